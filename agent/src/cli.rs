@@ -1,0 +1,63 @@
+//! Command-line interface: the clap definitions, with help that teaches.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "routewarden",
+    version,
+    about = "Tells who programs Kubernetes Service routing on this node: kube-proxy, Cilium, both, or nobody",
+    long_about = "routewarden reads iptables (legacy and nft backends), nftables, links, IPVS, eBPF programs and \
+maps, and processes, and decides who programs Service routing on this node. It never changes anything.\n\n\
+Run it as root (it needs CAP_NET_ADMIN and CAP_SYS_ADMIN to read rules and BPF objects).",
+    after_help = "Examples:\n  routewarden check\n  routewarden check --output json | jq .findings\n  \
+routewarden snapshot > node.json && routewarden check --snapshot node.json\n  routewarden config defaults"
+)]
+pub struct Cli {
+    /// Configuration file (TOML). Default: /etc/routewarden/config.toml when it exists, else built-in defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect this node (or a saved snapshot) and report who programs Service routing.
+    #[command(after_help = "Exit codes: 0 healthy, 1 warnings, 2 critical findings, 3 could not inspect (a source \
+failed), 64 usage or configuration error.\n\nExamples:\n  sudo routewarden check\n  sudo routewarden check --output json\n  \
+routewarden check --snapshot node.json   # analyse a snapshot taken on another node")]
+    Check {
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        /// Analyse this snapshot file (from `routewarden snapshot`) instead of the live node.
+        #[arg(long, value_name = "FILE")]
+        snapshot: Option<PathBuf>,
+    },
+    /// Print the raw inputs of one collection as JSON, for support tickets and `check --snapshot`.
+    #[command(after_help = "Example:\n  sudo routewarden snapshot > $(hostname)-routewarden.json")]
+    Snapshot,
+    /// Show or validate the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print the default configuration with comments.
+    Defaults,
+    /// Check the configuration file and exit 0 if it is valid, 64 with the reason if not.
+    #[command(after_help = "Example:\n  routewarden --config /etc/routewarden/config.toml config validate")]
+    Validate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}

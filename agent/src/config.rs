@@ -1,0 +1,169 @@
+//! Settings: where routewarden looks on the node. TOML, unknown keys refused, every field defaulted.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The default configuration file, read when it exists and no `--config` is given.
+pub const DEFAULT_PATH: &str = "/etc/routewarden/config.toml";
+
+/// All settings. Paths marked "under host_root" are joined below `host_root`, so the same file works on a
+/// node (`host_root = "/"`) and in a container that mounts the host at `/host`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Prefix for every host path below. Default "/".
+    pub host_root: PathBuf,
+    /// procfs, under host_root. Default "/proc".
+    pub proc_dir: PathBuf,
+    /// IPVS virtual server table, under host_root. Default "/proc/net/ip_vs".
+    pub ipvs_file: PathBuf,
+    /// bpffs mount, under host_root. Cilium pins its maps in `<bpffs>/tc/globals`. Default "/sys/fs/bpf".
+    pub bpffs: PathBuf,
+    /// cgroup v2 roots searched for socket-LB programs, under host_root; missing ones are skipped.
+    /// Default ["/run/cilium/cgroupv2", "/sys/fs/cgroup", "/sys/fs/cgroup/unified"].
+    pub cgroup_roots: Vec<PathBuf>,
+    /// Seconds a single external command may run before it is killed. Default 10.
+    pub command_timeout_secs: u64,
+    /// Sources not to read at all (reported as disabled): iptables-legacy, nftables, links, ipvs, bpf, processes.
+    pub disabled_sources: Vec<String>,
+    pub binaries: Binaries,
+}
+
+/// External programs, by absolute path.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Binaries {
+    /// Default "/usr/sbin/iptables-legacy-save".
+    pub iptables_legacy_save: PathBuf,
+    /// Default "/usr/sbin/ip6tables-legacy-save".
+    pub ip6tables_legacy_save: PathBuf,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            host_root: "/".into(),
+            proc_dir: "/proc".into(),
+            ipvs_file: "/proc/net/ip_vs".into(),
+            bpffs: "/sys/fs/bpf".into(),
+            cgroup_roots: vec!["/run/cilium/cgroupv2".into(), "/sys/fs/cgroup".into(), "/sys/fs/cgroup/unified".into()],
+            command_timeout_secs: 10,
+            disabled_sources: Vec::new(),
+            binaries: Binaries::default(),
+        }
+    }
+}
+
+impl Default for Binaries {
+    fn default() -> Self {
+        Binaries {
+            iptables_legacy_save: "/usr/sbin/iptables-legacy-save".into(),
+            ip6tables_legacy_save: "/usr/sbin/ip6tables-legacy-save".into(),
+        }
+    }
+}
+
+/// Names accepted in `disabled_sources`.
+pub const SOURCES: &[&str] = &["iptables-legacy", "nftables", "links", "ipvs", "bpf", "processes"];
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("{path}: disabled_sources names unknown source {name:?} (known: {known})")]
+    UnknownSource { path: PathBuf, name: String, known: String },
+    #[error("{path}: command_timeout_secs must be at least 1")]
+    ZeroTimeout { path: PathBuf },
+}
+
+impl Settings {
+    /// Loads `path`, or the defaults when `path` is `None` and the default file does not exist.
+    pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
+            None => return Ok(Settings::default()),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+        Settings::parse(&text, &path)
+    }
+
+    /// Parses TOML text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
+        let settings: Settings =
+            toml::from_str(text).map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })?;
+        for name in &settings.disabled_sources {
+            if !SOURCES.contains(&name.as_str()) {
+                return Err(ConfigError::UnknownSource {
+                    path: path.into(),
+                    name: name.clone(),
+                    known: SOURCES.join(", "),
+                });
+            }
+        }
+        if settings.command_timeout_secs == 0 {
+            return Err(ConfigError::ZeroTimeout { path: path.into() });
+        }
+        Ok(settings)
+    }
+
+    /// `p` below the host root.
+    pub fn host_path(&self, p: &Path) -> PathBuf {
+        let rel = p.strip_prefix("/").unwrap_or(p);
+        self.host_root.join(rel)
+    }
+
+    pub fn command_timeout(&self) -> Duration {
+        Duration::from_secs(self.command_timeout_secs)
+    }
+
+    pub fn enabled(&self, source: &str) -> bool {
+        !self.disabled_sources.iter().any(|s| s == source)
+    }
+
+    /// The defaults as commented TOML, for `routewarden config defaults`.
+    pub fn defaults_toml() -> String {
+        let body = toml::to_string_pretty(&Settings::default()).unwrap_or_default();
+        format!(
+            "# routewarden configuration ({DEFAULT_PATH}). Every key is optional; these are the defaults.\n\
+             # Paths below host_root are joined under it (set host_root = \"/host\" in a container).\n\n{body}"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_through_their_own_toml() {
+        let parsed = Settings::parse(&Settings::defaults_toml(), Path::new("defaults.toml")).unwrap();
+        assert_eq!(parsed, Settings::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_file_line_and_key() {
+        let err = Settings::parse("host_root = \"/\"\nbpf_fs = \"/x\"\n", Path::new("/etc/rw.toml")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("/etc/rw.toml") && text.contains("line 2") && text.contains("bpf_fs"), "{text}");
+    }
+
+    #[test]
+    fn wrong_types_and_unknown_sources_are_refused() {
+        let err = Settings::parse("command_timeout_secs = \"ten\"", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("command_timeout_secs"), "{err}");
+        let err = Settings::parse("disabled_sources = [\"ebpf\"]", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("\"ebpf\"") && err.to_string().contains("bpf, processes"), "{err}");
+    }
+
+    #[test]
+    fn host_paths_join_below_the_root() {
+        let s = Settings { host_root: "/host".into(), ..Settings::default() };
+        assert_eq!(s.host_path(Path::new("/proc/net/ip_vs")), PathBuf::from("/host/proc/net/ip_vs"));
+    }
+}

@@ -1,0 +1,92 @@
+//! routewarden: entry point. Parses the command line, runs the pipeline sources -> snapshot -> rules -> outputs.
+
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use routewarden::cli::{Cli, Command, ConfigAction, Output};
+use routewarden::config::Settings;
+use routewarden::{outputs, rules, sources};
+
+/// Exit code for usage and configuration errors (sysexits EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
+        }
+    };
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("routewarden: configuration error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match run(cli.command, &settings) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("routewarden: {e:#}");
+            ExitCode::from(e.downcast_ref::<UsageError>().map_or(3, |_| EXIT_USAGE))
+        }
+    }
+}
+
+/// An error in what the user asked for (a bad snapshot file), as opposed to a failure to inspect.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn run(command: Command, settings: &Settings) -> anyhow::Result<u8> {
+    match command {
+        Command::Check { output, snapshot } => {
+            let snap = match snapshot {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| UsageError(format!("reading snapshot {}: {e}", path.display())))?;
+                    serde_json::from_str(&text)
+                        .map_err(|e| UsageError(format!("snapshot {} is not a routewarden snapshot: {e}", path.display())))?
+                }
+                None => sources::collect(settings),
+            };
+            let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+            let report = rules::analyse(&snap, now);
+            let text = match output {
+                Output::Text => outputs::text::render(&report),
+                Output::Json => outputs::json(&report) + "\n",
+            };
+            write_stdout(&text)?;
+            Ok(u8::try_from(report.exit_code()).unwrap_or(3))
+        }
+        Command::Snapshot => {
+            let snap = sources::collect(settings);
+            let text = serde_json::to_string(&snap).context("serialising the snapshot")?;
+            write_stdout(&(text + "\n"))?;
+            Ok(0)
+        }
+        Command::Config { action: ConfigAction::Defaults } => {
+            write_stdout(&Settings::defaults_toml())?;
+            Ok(0)
+        }
+        Command::Config { action: ConfigAction::Validate } => {
+            // Loading already validated it (main exits 64 on error).
+            write_stdout("configuration is valid\n")?;
+            Ok(0)
+        }
+    }
+}
+
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        // A closed pipe (`| head`) is not an error worth reporting.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to standard output"),
+    }
+}

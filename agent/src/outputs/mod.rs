@@ -1,0 +1,10 @@
+//! Outputs: how a report leaves the process. Text for people at a terminal, JSON for tools.
+
+pub mod text;
+
+use crate::report::Report;
+
+/// The report as pretty JSON (the contract of DESIGN.md section 3).
+pub fn json(report: &Report) -> String {
+    serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"serialising the report: {e}\"}}"))
+}

@@ -1,0 +1,92 @@
+//! The report as a few lines a tired operator can read at 3 a.m.
+
+use std::fmt::Write;
+
+use crate::report::{ProxyMode, Report, Severity, Verdict};
+use crate::snapshot::SourceStatus;
+
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let verdict = match r.verdict {
+        Verdict::Ok => "OK",
+        Verdict::Warning => "WARNING",
+        Verdict::Critical => "CRITICAL",
+    };
+    let _ = writeln!(s, "routewarden on {}: {verdict}", r.node);
+
+    let kp = &r.dataplane.kube_proxy;
+    let kp_line = match kp.mode {
+        ProxyMode::None => "none".to_string(),
+        ProxyMode::Unknown => "unknown (a source failed)".to_string(),
+        mode => {
+            let mut parts = vec![format!("{mode:?} mode").to_lowercase()];
+            if let Some(b) = &kp.backend {
+                parts.push(format!("{b} backend"));
+            }
+            parts.push(format!("{} services", kp.services));
+            parts.push(match kp.running {
+                Some(true) if kp.pids.is_empty() => "running (embedded)".into(),
+                Some(true) => format!("running, pid {}", kp.pids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")),
+                Some(false) => "NOT running".into(),
+                None => "process state unknown".into(),
+            });
+            parts.join(", ")
+        }
+    };
+    let _ = writeln!(s, "  kube-proxy: {kp_line}");
+
+    let c = &r.dataplane.cilium;
+    let cil_line = match c.present {
+        None => "unknown (a source failed)".to_string(),
+        Some(false) => "not present".to_string(),
+        Some(true) => {
+            let kpr = match c.kube_proxy_replacement {
+                Some(true) => {
+                    let mut how = Vec::new();
+                    if c.socket_lb == Some(true) {
+                        how.push("socket-LB");
+                    }
+                    if c.bpf_nodeport == Some(true) {
+                        how.push("BPF NodePort");
+                    }
+                    if c.xdp_nodeport == Some(true) {
+                        how.push("XDP NodePort");
+                    }
+                    format!("kube-proxy replacement ON ({})", how.join(", "))
+                }
+                Some(false) => "kube-proxy replacement off".into(),
+                None => "kube-proxy replacement unknown".into(),
+            };
+            let svcs = c.services.map(|n| format!(", {n} services in BPF maps")).unwrap_or_default();
+            let agent = match c.agent_running {
+                Some(true) => ", agent running",
+                Some(false) => ", agent NOT running",
+                None => "",
+            };
+            format!("{kpr}{svcs}{agent}")
+        }
+    };
+    let _ = writeln!(s, "  cilium:     {cil_line}");
+
+    let failed: Vec<_> = r.sources.iter().filter(|(_, v)| v.status == SourceStatus::Failed).map(|(k, _)| k.as_str()).collect();
+    if !failed.is_empty() {
+        let _ = writeln!(s, "  sources failed: {}", failed.join(", "));
+    }
+
+    if r.findings.is_empty() {
+        let _ = writeln!(s, "\nNo findings: one dataplane programs Service routing.");
+    }
+    for f in &r.findings {
+        let sev = match f.severity {
+            Severity::Info => "INFO",
+            Severity::Warning => "WARNING",
+            Severity::Critical => "CRITICAL",
+        };
+        let _ = writeln!(s, "\n{sev} {}: {}", f.id, f.summary);
+        for e in &f.evidence {
+            let _ = writeln!(s, "  evidence: {e}");
+        }
+        let _ = writeln!(s, "  remedy: {}", f.remedy);
+    }
+    s
+}

@@ -1,0 +1,127 @@
+//! The report: what routewarden concluded about one snapshot. Its JSON form is the contract of DESIGN.md section 3.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::snapshot::SourceStatus;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub node: String,
+    pub generated_at: String,
+    pub sources: BTreeMap<String, SourceReport>,
+    pub dataplane: Dataplane,
+    pub findings: Vec<Finding>,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SourceReport {
+    pub status: SourceStatus,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Dataplane {
+    pub kube_proxy: KubeProxy,
+    pub cilium: Cilium,
+}
+
+/// Which mode kube-proxy's Service rules are in. `Unknown` when nothing was found but a source that could have
+/// shown them failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyMode {
+    #[default]
+    None,
+    Iptables,
+    Nftables,
+    Ipvs,
+    Unknown,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KubeProxy {
+    pub mode: ProxyMode,
+    /// iptables backend(s) holding kube-proxy chains: `legacy`, `nft` or `legacy+nft`; null in nftables mode.
+    pub backend: Option<String>,
+    /// Service ports programmed (KUBE-SVC-* chains, nftables service chains, or IPVS virtual servers).
+    pub services: u32,
+    /// Whether a kube-proxy process runs; null when processes could not be read.
+    pub running: Option<bool>,
+    pub pids: Vec<u32>,
+    /// Rules present while kube-proxy does not run.
+    pub stale: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Cilium {
+    /// Whether Cilium is on this node (links, chains, agent process or pinned maps); null when unknown.
+    pub present: Option<bool>,
+    pub agent_running: Option<bool>,
+    /// Whether Cilium load-balances Services beyond pod ClusterIP traffic (socket-LB, BPF NodePort or XDP).
+    pub kube_proxy_replacement: Option<bool>,
+    pub socket_lb: Option<bool>,
+    pub bpf_nodeport: Option<bool>,
+    pub xdp_nodeport: Option<bool>,
+    /// Service frontends in Cilium's pinned service maps; null when no map was found.
+    pub services: Option<u32>,
+    /// Frontends for NodePort, ExternalIP, LoadBalancer and HostPort traffic.
+    pub external_services: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Ok,
+    Warning,
+    Critical,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub id: String,
+    pub severity: Severity,
+    pub summary: String,
+    pub evidence: Vec<String>,
+    pub remedy: String,
+}
+
+impl Report {
+    /// Exit code of `check`: 2 critical, 3 could not inspect, 1 warnings, 0 healthy.
+    pub fn exit_code(&self) -> i32 {
+        if self.verdict == Verdict::Critical {
+            2
+        } else if self.sources.values().any(|s| s.status == SourceStatus::Failed) {
+            3
+        } else if self.verdict == Verdict::Warning {
+            1
+        } else {
+            0
+        }
+    }
+
+    pub fn finding(&self, id: &str) -> Option<&Finding> {
+        self.findings.iter().find(|f| f.id == id)
+    }
+}
+
+/// The verdict for a set of findings: the worst severity, with info counting as ok.
+pub fn verdict(findings: &[Finding]) -> Verdict {
+    match findings.iter().map(|f| f.severity).max() {
+        Some(Severity::Critical) => Verdict::Critical,
+        Some(Severity::Warning) => Verdict::Warning,
+        _ => Verdict::Ok,
+    }
+}

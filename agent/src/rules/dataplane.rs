@@ -1,0 +1,261 @@
+//! Reads a snapshot into facts: which kube-proxy mode programs Services, on which backend, whether it runs,
+//! and what Cilium does. Unknown stays unknown: a failed source never turns into "absent".
+
+use crate::report::{Dataplane, ProxyMode};
+use crate::rules::chains::Signals;
+use crate::snapshot::Snapshot;
+use crate::sources::bpf::FrontendCounts;
+use crate::sources::iptables::Ruleset;
+use crate::sources::links::Link;
+
+/// Signals of one iptables backend and family.
+#[derive(Debug, Clone)]
+pub struct BackendSignals {
+    /// `legacy` or `nft`.
+    pub backend: &'static str,
+    /// `ipv4` or `ipv6`.
+    pub family: &'static str,
+    pub signals: Signals,
+    pub has_canary: bool,
+}
+
+/// Everything the findings need, with human-readable evidence collected along the way.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub dataplane: Dataplane,
+    pub backends: Vec<BackendSignals>,
+    /// kube-proxy iptables-mode chains found while the current mode is IPVS or nftables.
+    pub other_mode_leftovers: u32,
+    /// Evidence lines for kube-proxy and Cilium.
+    pub kube_proxy_evidence: Vec<String>,
+    pub cilium_evidence: Vec<String>,
+    /// Whether every source that can show Service routing was read.
+    pub complete: bool,
+}
+
+impl Facts {
+    pub fn of(snap: &Snapshot) -> Facts {
+        let mut f = Facts::default();
+        f.complete = snap.iptables_legacy.get().is_some()
+            && snap.nftables.get().is_some()
+            && snap.links.get().is_some()
+            && snap.ipvs.get().is_some()
+            && snap.bpf.get().is_some();
+
+        let mut rulesets: Vec<(&'static str, &'static str, Ruleset)> = Vec::new();
+        if let Some(ipt) = snap.iptables_legacy.get() {
+            rulesets.push(("legacy", "ipv4", ipt.ipv4.clone()));
+            rulesets.push(("legacy", "ipv6", ipt.ipv6.clone()));
+        }
+        if let Some(nft) = snap.nftables.get() {
+            rulesets.push(("nft", "ipv4", nft.iptables_nft("ip")));
+            rulesets.push(("nft", "ipv6", nft.iptables_nft("ip6")));
+        }
+        for (backend, family, rs) in &rulesets {
+            let signals = Signals::of(rs);
+            let has_canary = ["mangle", "nat", "filter"].iter().any(|t| rs.has_chain(t, "KUBE-PROXY-CANARY"));
+            f.backends.push(BackendSignals { backend, family, signals, has_canary });
+        }
+        f.kube_proxy(snap);
+        f.cilium(snap);
+        f
+    }
+
+    fn kube_proxy(&mut self, snap: &Snapshot) {
+        let kp = &mut self.dataplane.kube_proxy;
+        let ev = &mut self.kube_proxy_evidence;
+
+        // iptables mode: KUBE-SVC-* chains or the kube-proxy canary, in the backend with the most services.
+        let ipt_backends: Vec<&BackendSignals> =
+            self.backends.iter().filter(|b| b.signals.iptables_mode_chains > 0).collect();
+        let ipt_services: u32 = ipt_backends.iter().map(|b| b.signals.svc_chains).max().unwrap_or(0);
+        for b in &ipt_backends {
+            ev.push(format!(
+                "iptables-{} {}: {} KUBE-SVC-* chains in nat{}",
+                b.backend,
+                b.family,
+                b.signals.svc_chains,
+                if b.has_canary { ", KUBE-PROXY-CANARY present" } else { "" }
+            ));
+        }
+
+        // IPVS mode: its own chains or the kube-ipvs0 dummy link.
+        let ipvs_link = snap.links.get().and_then(|l| l.get("kube-ipvs0")).is_some();
+        let ipvs_backends: Vec<&BackendSignals> =
+            self.backends.iter().filter(|b| b.signals.ipvs_mode_chains > 0).collect();
+        let ipvs_servers = snap.ipvs.get().map(|i| i.virtual_servers).unwrap_or(0);
+        let ipvs = ipvs_link || !ipvs_backends.is_empty();
+        if ipvs {
+            ev.push(format!(
+                "IPVS: {}{} virtual servers{}",
+                if ipvs_link { "link kube-ipvs0, " } else { "" },
+                ipvs_servers,
+                if ipvs_backends.is_empty() { String::new() } else { ", KUBE-IPVS-*/KUBE-NODE-PORT chains".into() }
+            ));
+        }
+
+        // nftables mode: `table ip kube-proxy` / `table ip6 kube-proxy`; one `service-*` chain per Service port.
+        let nft_tables: Vec<_> = snap
+            .nftables
+            .get()
+            .map(|n| n.tables.iter().filter(|t| t.name == "kube-proxy" && (t.family == "ip" || t.family == "ip6")).collect())
+            .unwrap_or_default();
+        let nft_services = nft_tables
+            .iter()
+            .map(|t| t.chains.iter().filter(|c| c.starts_with("service-")).count())
+            .max()
+            .unwrap_or(0);
+        let nft_services = u32::try_from(nft_services).unwrap_or(u32::MAX);
+        for t in &nft_tables {
+            ev.push(format!("nftables table {} kube-proxy: {} chains", t.family, t.chains.len()));
+        }
+
+        let ipt_backend_names = |bs: &[&BackendSignals]| {
+            let legacy = bs.iter().any(|b| b.backend == "legacy");
+            let nft = bs.iter().any(|b| b.backend == "nft");
+            match (legacy, nft) {
+                (true, true) => Some("legacy+nft".to_string()),
+                (true, false) => Some("legacy".to_string()),
+                (false, true) => Some("nft".to_string()),
+                (false, false) => None,
+            }
+        };
+        if !nft_tables.is_empty() && (nft_services > 0 || (!ipvs && ipt_backends.is_empty())) {
+            kp.mode = ProxyMode::Nftables;
+            kp.services = nft_services;
+            self.other_mode_leftovers = ipt_backends.iter().map(|b| b.signals.iptables_mode_chains).sum();
+        } else if ipvs {
+            kp.mode = ProxyMode::Ipvs;
+            kp.services = ipvs_servers;
+            kp.backend = ipt_backend_names(&ipvs_backends);
+            self.other_mode_leftovers = ipt_backends.iter().map(|b| b.signals.iptables_mode_chains).sum();
+        } else if !ipt_backends.is_empty() {
+            kp.mode = ProxyMode::Iptables;
+            kp.services = ipt_services;
+            kp.backend = ipt_backend_names(&ipt_backends);
+        } else if !self.complete {
+            kp.mode = ProxyMode::Unknown;
+        }
+
+        if let Some(procs) = snap.processes.get() {
+            kp.pids = procs.pids("kube-proxy");
+            // k3s runs kube-proxy inside its own process.
+            let embedded = ["k3s-server", "k3s-agent", "k3s"].iter().any(|c| !procs.pids(c).is_empty());
+            kp.running = Some(!kp.pids.is_empty() || embedded);
+            if !kp.pids.is_empty() {
+                ev.push(format!("kube-proxy process: pid {}", join(&kp.pids)));
+            } else if embedded {
+                ev.push("k3s process runs (kube-proxy embedded)".into());
+            }
+        }
+        kp.stale = matches!(kp.mode, ProxyMode::Iptables | ProxyMode::Nftables | ProxyMode::Ipvs) && kp.running == Some(false);
+    }
+
+    fn cilium(&mut self, snap: &Snapshot) {
+        let c = &mut self.dataplane.cilium;
+        let ev = &mut self.cilium_evidence;
+        let links = snap.links.get();
+        let bpf = snap.bpf.get();
+
+        let cilium_links: Vec<&str> = links
+            .map(|l| l.links.iter().map(|l| l.name.as_str()).filter(|n| n.starts_with("cilium_")).collect())
+            .unwrap_or_default();
+        if !cilium_links.is_empty() {
+            ev.push(format!("links {}", cilium_links.join(", ")));
+        }
+        let cilium_chains: u32 = self.backends.iter().map(|b| b.signals.cilium_chains).sum();
+        if cilium_chains > 0 {
+            ev.push(format!("{cilium_chains} CILIUM_* iptables chains"));
+        }
+        if let Some(procs) = snap.processes.get() {
+            let pids = procs.pids("cilium-agent");
+            c.agent_running = Some(!pids.is_empty());
+            if !pids.is_empty() {
+                ev.push(format!("cilium-agent process: pid {}", join(&pids)));
+            }
+        }
+
+        if let Some(bpf) = bpf {
+            // Socket-LB: a cil_sock* program on a connect hook of a cgroup v2 root.
+            let mut sock = Vec::new();
+            for cg in &bpf.cgroups {
+                for (hook, ids) in &cg.hooks {
+                    for id in ids {
+                        let name = bpf.program(*id).map(|p| p.name.as_str()).unwrap_or("");
+                        if name.starts_with("cil_sock") && hook.starts_with("connect") {
+                            sock.push(format!("{name} (prog id {id}) on {hook} of {}", cg.path.display()));
+                        }
+                    }
+                }
+            }
+            c.socket_lb = Some(!sock.is_empty());
+            ev.extend(sock);
+
+            let mut fronts = FrontendCounts::default();
+            for m in &bpf.lb_maps {
+                fronts.add(&m.frontends);
+                ev.push(format!(
+                    "{}: {} service frontends ({} NodePort/ExternalIP/LoadBalancer/HostPort)",
+                    m.path.display(),
+                    m.frontends.total(),
+                    m.frontends.external()
+                ));
+            }
+            if !bpf.lb_maps.is_empty() {
+                c.services = Some(fronts.total());
+                c.external_services = Some(fronts.external());
+            }
+
+            if let Some(links) = links {
+                let prog_name = |id: u32, fallback: &str| {
+                    bpf.program(id).map(|p| p.name.clone()).unwrap_or_else(|| fallback.to_string())
+                };
+                let mut nodeport = false;
+                let mut xdp = false;
+                for l in links.links.iter().filter(|l| is_native(l)) {
+                    for p in l.programs.iter().filter(|p| p.direction == "ingress") {
+                        let name = prog_name(p.prog_id, &p.name);
+                        if name.starts_with("cil_from_netdev") && fronts.external() > 0 {
+                            nodeport = true;
+                            ev.push(format!("{name} ({} ingress, prog id {}) on {}", p.mechanism, p.prog_id, l.name));
+                        }
+                    }
+                    if let Some(id) = l.xdp_prog_id {
+                        let name = prog_name(id, "");
+                        if name.starts_with("cil_xdp") {
+                            xdp = true;
+                            ev.push(format!("{name} (XDP, prog id {id}) on {}", l.name));
+                        }
+                    }
+                }
+                c.bpf_nodeport = Some(nodeport);
+                c.xdp_nodeport = Some(xdp);
+            }
+        }
+
+        let any_true = [c.socket_lb, c.bpf_nodeport, c.xdp_nodeport].contains(&Some(true));
+        let all_known = c.socket_lb.is_some() && c.bpf_nodeport.is_some() && c.xdp_nodeport.is_some();
+        c.kube_proxy_replacement = if any_true {
+            Some(true)
+        } else if all_known {
+            Some(false)
+        } else {
+            None
+        };
+        let present = !cilium_links.is_empty()
+            || cilium_chains > 0
+            || c.agent_running == Some(true)
+            || c.services.is_some()
+            || any_true;
+        c.present = if present || (links.is_some() && bpf.is_some()) { Some(present) } else { None };
+    }
+}
+
+/// A link that carries node traffic (not one of Cilium's own devices, a pod veth, or loopback).
+fn is_native(l: &Link) -> bool {
+    !(l.name.starts_with("cilium_") || l.name.starts_with("lxc") || l.name == "lo")
+}
+
+fn join(pids: &[u32]) -> String {
+    pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,32 @@
+//! Rules: pure functions from a [`Snapshot`] to a [`Report`]. No I/O here.
+//!
+//! `dataplane` reads the snapshot into who programs Service routing; `findings` turns that into findings.
+
+pub mod chains;
+pub mod dataplane;
+pub mod findings;
+
+use crate::report::{verdict, Report, SourceReport};
+use crate::snapshot::Snapshot;
+
+/// Analyses one snapshot. `generated_at` is passed in so the function stays pure.
+pub fn analyse(snap: &Snapshot, generated_at: String) -> Report {
+    let facts = dataplane::Facts::of(snap);
+    let findings = findings::evaluate(snap, &facts);
+    let sources = snap
+        .statuses()
+        .into_iter()
+        .map(|(name, status, error, duration_ms)| {
+            (name.to_string(), SourceReport { status, error: error.map(str::to_string), duration_ms })
+        })
+        .collect();
+    Report {
+        schema_version: snap.schema_version,
+        node: snap.node.clone(),
+        generated_at,
+        sources,
+        verdict: verdict(&findings),
+        dataplane: facts.dataplane,
+        findings,
+    }
+}

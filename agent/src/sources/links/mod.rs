@@ -1,0 +1,156 @@
+//! Network links over rtnetlink, with the BPF programs attached to each: XDP, tc (clsact filters) and tcx.
+
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkXdp};
+use rtnetlink::packet_route::tc::{TcAttribute, TcFilterBpfOption, TcOption};
+use serde::{Deserialize, Serialize};
+
+use crate::sys::bpf;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LinksState {
+    pub links: Vec<Link>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    /// Link kind (`veth`, `dummy`, `vxlan`, ...); `None` for physical devices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Id of the XDP program attached, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xdp_prog_id: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub programs: Vec<TcProgram>,
+}
+
+/// A BPF program on a link's ingress or egress path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TcProgram {
+    /// `ingress` or `egress`.
+    pub direction: String,
+    /// `tc` (clsact filter) or `tcx` (bpf_link, kernel >= 6.6).
+    pub mechanism: String,
+    pub prog_id: u32,
+    /// tc: the filter name (Cilium names them `<prog>-<dev>`); tcx: the program name.
+    pub name: String,
+}
+
+impl LinksState {
+    pub fn get(&self, name: &str) -> Option<&Link> {
+        self.links.iter().find(|l| l.name == name)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinksError {
+    #[error("starting the netlink runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("opening an rtnetlink socket: {0}")]
+    Connect(std::io::Error),
+    #[error("dumping links: {0}")]
+    Links(rtnetlink::Error),
+    #[error("dumping tc filters of {link}: {source}")]
+    Filters { link: String, source: rtnetlink::Error },
+}
+
+pub fn fetch() -> Result<LinksState, LinksError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(LinksError::Runtime)?;
+    rt.block_on(fetch_async())
+}
+
+async fn fetch_async() -> Result<LinksState, LinksError> {
+    let (conn, handle, _) = rtnetlink::new_connection().map_err(LinksError::Connect)?;
+    let conn = tokio::spawn(conn);
+    let mut links = Vec::new();
+    let mut stream = handle.link().get().execute();
+    while let Some(msg) = stream.try_next().await.map_err(LinksError::Links)? {
+        let mut link = Link { index: msg.header.index, ..Link::default() };
+        for attr in msg.attributes {
+            match attr {
+                LinkAttribute::IfName(n) => link.name = n,
+                LinkAttribute::LinkInfo(infos) => {
+                    for info in infos {
+                        if let LinkInfo::Kind(kind) = info {
+                            link.kind = Some(kind_name(&kind));
+                        }
+                    }
+                }
+                LinkAttribute::Xdp(xdp) => {
+                    for x in xdp {
+                        if let LinkXdp::ProgId(id) = x {
+                            if id != 0 {
+                                link.xdp_prog_id = Some(id);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        links.push(link);
+    }
+    for link in &mut links {
+        let index = i32::try_from(link.index).unwrap_or(0);
+        for (direction, req) in [
+            ("ingress", handle.traffic_filter(index).get().ingress()),
+            ("egress", handle.traffic_filter(index).get().egress()),
+        ] {
+            let mut filters = req.execute();
+            loop {
+                let msg = match filters.try_next().await {
+                    Ok(Some(msg)) => msg,
+                    Ok(None) => break,
+                    // No clsact qdisc on this link: no tc programs. The kernel says EINVAL or ENOENT.
+                    Err(rtnetlink::Error::NetlinkError(e))
+                        if matches!(e.raw_code().abs(), libc::EINVAL | libc::ENOENT) =>
+                    {
+                        break
+                    }
+                    Err(source) => return Err(LinksError::Filters { link: link.name.clone(), source }),
+                };
+                if let Some(p) = bpf_filter(&msg.attributes, direction) {
+                    if !link.programs.contains(&p) {
+                        link.programs.push(p);
+                    }
+                }
+            }
+        }
+        let (ingress, egress) = bpf::tcx_programs(&link.name);
+        for (direction, progs) in [("ingress", ingress), ("egress", egress)] {
+            for (prog_id, name) in progs {
+                link.programs.push(TcProgram { direction: direction.into(), mechanism: "tcx".into(), prog_id, name });
+            }
+        }
+    }
+    conn.abort();
+    links.sort_by_key(|l| l.index);
+    Ok(LinksState { links })
+}
+
+/// The BPF program of a tc filter message, if it is a bpf filter with a program.
+fn bpf_filter(attrs: &[TcAttribute], direction: &str) -> Option<TcProgram> {
+    let mut name = String::new();
+    let mut id = None;
+    for attr in attrs {
+        if let TcAttribute::Options(opts) = attr {
+            for opt in opts {
+                match opt {
+                    TcOption::Bpf(TcFilterBpfOption::ProgName(n)) => name = n.clone(),
+                    TcOption::Bpf(TcFilterBpfOption::ProgId(i)) => id = Some(*i),
+                    _ => {}
+                }
+            }
+        }
+    }
+    id.map(|prog_id| TcProgram { direction: direction.into(), mechanism: "tc".into(), prog_id, name })
+}
+
+fn kind_name(kind: &InfoKind) -> String {
+    match kind {
+        InfoKind::Other(s) => s.clone(),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}

@@ -1,0 +1,47 @@
+//! Sources: one module per thing routewarden reads on the node, each a tiny `fetch` (I/O) plus a pure `parse`.
+//!
+//! `collect` runs them all and fills a [`Snapshot`]; a source that fails marks itself failed and the others go on.
+
+pub mod bpf;
+pub mod iptables;
+pub mod ipvs;
+pub mod links;
+pub mod nftables;
+pub mod procs;
+
+use crate::config::Settings;
+use crate::snapshot::{timed, Snapshot, Source, SCHEMA_VERSION};
+
+/// Reads every enabled source once.
+pub fn collect(settings: &Settings) -> Snapshot {
+    fn run<T, E: std::error::Error>(s: &Settings, name: &str, f: impl FnOnce() -> Result<T, E>) -> Source<T> {
+        if s.enabled(name) {
+            timed(f)
+        } else {
+            Source::disabled()
+        }
+    }
+    Snapshot {
+        schema_version: SCHEMA_VERSION,
+        node: node_name(),
+        collected_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        iptables_legacy: run(settings, "iptables-legacy", || iptables::fetch(settings)),
+        nftables: run(settings, "nftables", nftables::fetch),
+        links: run(settings, "links", links::fetch),
+        ipvs: run(settings, "ipvs", || ipvs::fetch(settings)),
+        bpf: run(settings, "bpf", || bpf::fetch(settings)),
+        processes: run(settings, "processes", || procs::fetch(settings)),
+    }
+}
+
+/// The node's host name (the Kubernetes node name on almost every distribution).
+pub fn node_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is writable for its whole length; gethostname NUL-terminates within it on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}

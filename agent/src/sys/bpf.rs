@@ -1,0 +1,149 @@
+//! BPF objects: loaded programs (aya), pinned map entries (aya), and programs attached to a cgroup (raw BPF_PROG_QUERY).
+//!
+//! aya 0.14 cannot list cgroup attachments, so `cgroup_attached` issues BPF_PROG_QUERY on the cgroup's fd itself.
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use aya::maps::{HashMap, Map, MapData};
+use aya::programs::tc::{SchedClassifier, TcAttachType};
+
+/// A BPF operation that failed, naming what it was applied to.
+#[derive(Debug, thiserror::Error)]
+pub enum BpfError {
+    #[error("listing loaded BPF programs (needs CAP_SYS_ADMIN): {0}")]
+    Programs(#[source] aya::programs::ProgramError),
+    #[error("opening pinned map {path}: {source}")]
+    OpenPin { path: PathBuf, source: aya::maps::MapError },
+    #[error("reading pinned map {path}: {source}")]
+    ReadMap { path: PathBuf, source: aya::maps::MapError },
+    #[error("pinned map {path} has key size {key} and value size {value}; expected {want_key} and {want_value}")]
+    Layout { path: PathBuf, key: u32, value: u32, want_key: u32, want_value: u32 },
+    #[error("opening cgroup {path}: {source}")]
+    OpenCgroup { path: PathBuf, source: std::io::Error },
+    #[error("BPF_PROG_QUERY on cgroup {path}: {source}")]
+    Query { path: PathBuf, source: std::io::Error },
+}
+
+/// A loaded program as the kernel lists it (names cut to 15 characters).
+#[derive(Debug, Clone)]
+pub struct Prog {
+    pub id: u32,
+    pub kind: String,
+    pub name: String,
+    pub tag: String,
+}
+
+/// Lists every loaded BPF program.
+pub fn loaded_programs() -> Result<Vec<Prog>, BpfError> {
+    let mut out = Vec::new();
+    for info in aya::programs::loaded_programs() {
+        // A program can be unloaded between GET_NEXT_ID and GET_FD_BY_ID; skip those.
+        let info = match info {
+            Ok(info) => info,
+            Err(aya::programs::ProgramError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {
+                continue
+            }
+            Err(e) => return Err(BpfError::Programs(e)),
+        };
+        out.push(Prog {
+            id: info.id(),
+            kind: prog_type_name(info.program_type() as u32),
+            name: info.name_as_str().unwrap_or("").to_string(),
+            tag: format!("{:016x}", info.tag()),
+        });
+    }
+    Ok(out)
+}
+
+fn prog_type_name(t: u32) -> String {
+    match t {
+        1 => "socket_filter".into(),
+        2 => "kprobe".into(),
+        3 => "sched_cls".into(),
+        4 => "sched_act".into(),
+        6 => "xdp".into(),
+        8 => "cgroup_skb".into(),
+        9 => "cgroup_sock".into(),
+        18 => "cgroup_sock_addr".into(),
+        other => format!("type_{other}"),
+    }
+}
+
+/// Names of programs attached by tcx to `interface` (ingress, egress), for kernels >= 6.6.
+/// An interface or kernel without tcx yields empty lists.
+pub fn tcx_programs(interface: &str) -> (Vec<(u32, String)>, Vec<(u32, String)>) {
+    let query = |t| match SchedClassifier::query_tcx(interface, t) {
+        Ok((_, progs)) => progs.iter().map(|p| (p.id(), p.name_as_str().unwrap_or("").to_string())).collect(),
+        Err(_) => Vec::new(),
+    };
+    (query(TcAttachType::Ingress), query(TcAttachType::Egress))
+}
+
+/// Reads every entry of a pinned hash map with fixed key and value sizes.
+pub fn pinned_entries<const K: usize, const V: usize>(path: &Path) -> Result<Vec<([u8; K], [u8; V])>, BpfError> {
+    let data = MapData::from_pin(path).map_err(|source| BpfError::OpenPin { path: path.into(), source })?;
+    let info = data.info().map_err(|source| BpfError::ReadMap { path: path.into(), source })?;
+    let (key, value) = (info.key_size(), info.value_size());
+    let want = (u32::try_from(K).unwrap_or(0), u32::try_from(V).unwrap_or(0));
+    if (key, value) != want {
+        return Err(BpfError::Layout { path: path.into(), key, value, want_key: want.0, want_value: want.1 });
+    }
+    let map = HashMap::<_, [u8; K], [u8; V]>::try_from(Map::HashMap(data))
+        .map_err(|source| BpfError::ReadMap { path: path.into(), source })?;
+    let mut out = Vec::new();
+    for item in map.iter() {
+        match item {
+            Ok(kv) => out.push(kv),
+            // An entry deleted while iterating is not an error.
+            Err(aya::maps::MapError::KeyNotFound) => continue,
+            Err(source) => return Err(BpfError::ReadMap { path: path.into(), source }),
+        }
+    }
+    Ok(out)
+}
+
+/// The cgroup attach types socket load-balancing uses, with their kernel numbers.
+pub const SOCK_ATTACH_TYPES: &[(u32, &str)] = &[
+    (10, "connect4"),
+    (11, "connect6"),
+    (14, "sendmsg4"),
+    (15, "sendmsg6"),
+    (19, "recvmsg4"),
+    (20, "recvmsg6"),
+    (29, "getpeername4"),
+    (30, "getpeername6"),
+    (12, "post_bind4"),
+    (13, "post_bind6"),
+    (8, "bind4"),
+    (9, "bind6"),
+];
+
+const BPF_PROG_QUERY: libc::c_long = 16;
+
+/// Ids of the programs attached directly to the cgroup at `path` for kernel attach type `attach_type`.
+pub fn cgroup_attached(path: &Path, attach_type: u32) -> Result<Vec<u32>, BpfError> {
+    let dir = std::fs::File::open(path).map_err(|source| BpfError::OpenCgroup { path: path.into(), source })?;
+    let mut ids = vec![0u32; 64];
+    // union bpf_attr, query member: target_fd, attach_type, query_flags, attach_flags, prog_ids, prog_cnt, ...
+    let mut attr = [0u8; 128];
+    let fd = u32::try_from(dir.as_raw_fd()).unwrap_or(0);
+    attr[0..4].copy_from_slice(&fd.to_ne_bytes());
+    attr[4..8].copy_from_slice(&attach_type.to_ne_bytes());
+    attr[16..24].copy_from_slice(&(ids.as_mut_ptr() as u64).to_ne_bytes());
+    attr[24..28].copy_from_slice(&u32::try_from(ids.len()).unwrap_or(0).to_ne_bytes());
+    // SAFETY: attr is a zero-padded bpf_attr for BPF_PROG_QUERY whose prog_ids points at `ids`,
+    // which holds prog_cnt u32 slots and outlives the call.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_QUERY, attr.as_mut_ptr(), attr.len() as u32) };
+    if rc < 0 {
+        let err = std::io::Error::last_os_error();
+        // EINVAL: the kernel does not know this attach type; nothing can be attached with it.
+        if err.raw_os_error() == Some(libc::EINVAL) {
+            return Ok(Vec::new());
+        }
+        return Err(BpfError::Query { path: path.into(), source: err });
+    }
+    let count = u32::from_ne_bytes([attr[24], attr[25], attr[26], attr[27]]) as usize;
+    ids.truncate(count.min(64));
+    Ok(ids)
+}
