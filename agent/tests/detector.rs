@@ -1,0 +1,327 @@
+//! System tests of `routewarden check`: one real world per decision of the detector (network namespace with real
+//! rules and links, real BPF programs and pinned maps, real named processes), asserting the report.
+//! They need root; without it they skip with a reason, and under CI=true a skip fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{finding, ids, World};
+
+const OVERALL: &str = "kube-proxy-iptables-TestOverallIPTablesRules.txt";
+
+const KUBELET_CHAINS: &str = "*mangle
+:KUBE-IPTABLES-HINT - [0:0]
+:KUBE-KUBELET-CANARY - [0:0]
+COMMIT
+*nat
+:POSTROUTING ACCEPT [0:0]
+:KUBE-KUBELET-CANARY - [0:0]
+:KUBE-MARK-DROP - [0:0]
+:KUBE-MARK-MASQ - [0:0]
+:KUBE-POSTROUTING - [0:0]
+-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING
+-A KUBE-MARK-DROP -j MARK --set-xmark 0x8000/0x8000
+-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:KUBE-FIREWALL - [0:0]
+:KUBE-KUBELET-CANARY - [0:0]
+-A INPUT -j KUBE-FIREWALL
+-A OUTPUT -j KUBE-FIREWALL
+-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment \"block incoming localnet connections\" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP
+COMMIT
+";
+
+/// kube-proxy IPVS mode's iptables chains (DATAPLANE-FACTS.md 2.2), with stale iptables-mode chains from an
+/// earlier run in iptables mode.
+const IPVS_CHAINS_WITH_LEFTOVERS: &str = "*nat
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-POSTROUTING - [0:0]
+:KUBE-NODE-PORT - [0:0]
+:KUBE-LOAD-BALANCER - [0:0]
+:KUBE-MARK-MASQ - [0:0]
+:KUBE-SVC-NPX46M4PTMTKRN6Y - [0:0]
+:KUBE-SEP-STALE000000000001 - [0:0]
+-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES
+-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES
+-A KUBE-SERVICES -m comment --comment \"Kubernetes service cluster ip + port for masquerade purpose\" -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT
+-A KUBE-SVC-NPX46M4PTMTKRN6Y -j KUBE-SEP-STALE000000000001
+-A KUBE-SEP-STALE000000000001 -p tcp -j DNAT --to-destination 192.168.0.2:6443
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:KUBE-FORWARD - [0:0]
+:KUBE-NODE-PORT - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
+:KUBE-SOURCE-RANGES-FIREWALL - [0:0]
+:KUBE-IPVS-FILTER - [0:0]
+:KUBE-IPVS-OUT-FILTER - [0:0]
+-A INPUT -m comment --comment \"kubernetes health check rules\" -j KUBE-NODE-PORT
+-A INPUT -m comment --comment \"kubernetes ipvs access filter\" -j KUBE-IPVS-FILTER
+-A OUTPUT -m comment --comment \"kubernetes ipvs access filter\" -j KUBE-IPVS-OUT-FILTER
+-A FORWARD -m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD
+-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark 0x4000/0x4000 -j ACCEPT
+COMMIT
+";
+
+const IP_VS: &str = "IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port Forward Weight ActiveConn InActConn
+TCP  0A600001:01BB rr
+  -> C0A80002:192B      Masq    1      0          0
+UDP  0A60000A:0035 rr
+  -> 0AF40001:0035      Masq    1      0          0
+TCP  0A60000A:0035 rr
+  -> 0AF40001:0035      Masq    1      0          0
+";
+
+const CLUSTER_IP: u8 = 0;
+const NODEPORT: u8 = 1 << 1;
+const EXTERNAL_IP: u8 = 1 << 0;
+
+#[test]
+fn conflict_when_kube_proxy_runs_next_to_cilium_socket_lb() {
+    let Some(mut w) = World::new("conflict") else { return };
+    w.iptables_fixture("nft", OVERALL);
+    w.veth("cilium_host", "cilium_net");
+    w.socket_lb();
+    w.lb4_map(&[([10, 96, 0, 1], 443, CLUSTER_IP), ([10, 96, 0, 10], 53, CLUSTER_IP)]);
+    w.process("kube-proxy");
+    w.process("cilium-agent");
+
+    let before = w.state();
+    let (code, r) = w.check();
+    let (text_code, text, _) = w.run("check");
+    assert_eq!(w.state(), before, "routewarden changed the node's state");
+
+    assert_eq!(code, 2, "{r:#}");
+    assert_eq!(text_code, 2);
+    assert_eq!(r["verdict"], "critical");
+    assert_eq!(r["dataplane"]["kube_proxy"]["mode"], "iptables");
+    assert_eq!(r["dataplane"]["kube_proxy"]["backend"], "nft");
+    assert_eq!(r["dataplane"]["kube_proxy"]["services"], 5, "svc1..svc5 (svc6 has no endpoints, so no chain): {r:#}");
+    assert_eq!(r["dataplane"]["kube_proxy"]["running"], true);
+    assert_eq!(r["dataplane"]["cilium"]["socket_lb"], true);
+    assert_eq!(r["dataplane"]["cilium"]["kube_proxy_replacement"], true);
+    assert_eq!(r["dataplane"]["cilium"]["services"], 2);
+    let f = finding(&r, "service-routing.conflict");
+    assert_eq!(f["severity"], "critical");
+    let evidence = f["evidence"].to_string();
+    assert!(evidence.contains("cil_sock4_conne") && evidence.contains("kube-proxy process: pid"), "{evidence}");
+    assert!(f["remedy"].as_str().unwrap().contains("kube-proxy --cleanup"));
+    assert!(text.contains("CRITICAL service-routing.conflict"), "{text}");
+}
+
+#[test]
+fn cilium_without_kpr_next_to_kube_proxy_is_the_supported_overlap() {
+    let Some(mut w) = World::new("overlap") else { return };
+    w.iptables_fixture("legacy", OVERALL);
+    w.iptables_restore("nft", false, KUBELET_CHAINS);
+    w.veth("cilium_host", "cilium_net");
+    w.veth("eth0", "eth0peer");
+    // KPR off: ClusterIP-only frontends, no socket-LB, no BPF on the native device.
+    w.lb4_map(&[([10, 96, 0, 1], 443, CLUSTER_IP)]);
+    w.process("kube-proxy");
+    w.process("cilium-agent");
+
+    let (code, r) = w.check();
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(r["verdict"], "ok");
+    assert_eq!(ids(&r), vec!["service-routing.overlap"]);
+    assert_eq!(finding(&r, "service-routing.overlap")["severity"], "info");
+    assert_eq!(r["dataplane"]["kube_proxy"]["backend"], "legacy", "kubelet chains in nft must not count: {r:#}");
+    assert_eq!(r["dataplane"]["cilium"]["present"], true);
+    assert_eq!(r["dataplane"]["cilium"]["kube_proxy_replacement"], false);
+}
+
+#[test]
+fn cilium_kpr_alone_with_only_kubelet_chains_is_healthy() {
+    let Some(mut w) = World::new("kpr-alone") else { return };
+    w.iptables_restore("nft", false, KUBELET_CHAINS);
+    w.iptables_restore("nft", true, "*mangle\n:KUBE-IPTABLES-HINT - [0:0]\n:KUBE-KUBELET-CANARY - [0:0]\nCOMMIT\n");
+    w.veth("cilium_host", "cilium_net");
+    w.veth("eth0", "eth0peer");
+    w.socket_lb();
+    w.tc_ingress("eth0");
+    w.xdp("eth0");
+    w.lb4_map(&[([10, 96, 0, 1], 443, CLUSTER_IP), ([0, 0, 0, 0], 30080, NODEPORT | EXTERNAL_IP)]);
+    w.process("cilium-agent");
+
+    let (code, r) = w.check();
+    assert_eq!(code, 0, "{r:#}");
+    assert!(ids(&r).is_empty(), "kubelet's KUBE-* chains are not kube-proxy: {r:#}");
+    assert_eq!(r["dataplane"]["kube_proxy"]["mode"], "none");
+    let c = &r["dataplane"]["cilium"];
+    assert_eq!((c["socket_lb"].clone(), c["bpf_nodeport"].clone(), c["xdp_nodeport"].clone()), (true.into(), true.into(), true.into()), "{r:#}");
+    assert_eq!(c["external_services"], 1);
+}
+
+#[test]
+fn kube_proxy_rules_without_a_process_are_stale() {
+    let Some(w) = World::new("stale") else { return };
+    w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
+
+    let (code, r) = w.check();
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(ids(&r), vec!["kube-proxy.stale-rules"]);
+    assert_eq!(r["dataplane"]["kube_proxy"]["stale"], true);
+    assert_eq!(r["dataplane"]["kube_proxy"]["running"], false);
+    assert!(finding(&r, "kube-proxy.stale-rules")["remedy"].as_str().unwrap().contains("kube-proxy --cleanup"));
+}
+
+#[test]
+fn kube_proxy_alone_is_healthy_with_mode_backend_and_services() {
+    let Some(mut w) = World::new("kp-only") else { return };
+    w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
+    w.iptables_restore("nft", false, KUBELET_CHAINS);
+    w.veth("eth0", "eth0peer");
+    w.process("kube-proxy");
+
+    let (code, r) = w.check();
+    assert_eq!(code, 0, "{r:#}");
+    assert!(ids(&r).is_empty(), "{r:#}");
+    let kp = &r["dataplane"]["kube_proxy"];
+    assert_eq!((kp["mode"].as_str(), kp["backend"].as_str(), kp["services"].as_u64()), (Some("iptables"), Some("nft"), Some(2)));
+    assert_eq!(r["dataplane"]["cilium"]["present"], false);
+}
+
+#[test]
+fn kube_proxy_nftables_mode_is_recognised() {
+    let Some(mut w) = World::new("nft-mode") else { return };
+    w.nft_fixture("kube-proxy-nftables-TestOverallNFTablesRules.nft");
+    w.iptables_restore("nft", false, KUBELET_CHAINS);
+    w.process("kube-proxy");
+
+    let (code, r) = w.check();
+    assert_eq!(code, 0, "{r:#}");
+    let kp = &r["dataplane"]["kube_proxy"];
+    assert_eq!(kp["mode"], "nftables");
+    assert_eq!(kp["backend"], serde_json::Value::Null);
+    assert_eq!(kp["services"], 6, "{r:#}");
+}
+
+#[test]
+fn kube_proxy_ipvs_mode_with_iptables_mode_leftovers() {
+    let Some(mut w) = World::new("ipvs") else { return };
+    w.ns("ipset create KUBE-CLUSTER-IP hash:ip,port");
+    w.iptables_restore("legacy", false, IPVS_CHAINS_WITH_LEFTOVERS);
+    // No dummy module here: a veth carries kube-ipvs0's name; IPVS state comes from the configured ip_vs file.
+    w.veth("kube-ipvs0", "ipvspeer");
+    std::fs::write(w.dir.path().join("ip_vs"), IP_VS).unwrap();
+    w.process("kube-proxy");
+
+    let (code, r) = w.check();
+    assert_eq!(code, 1, "{r:#}");
+    let kp = &r["dataplane"]["kube_proxy"];
+    assert_eq!((kp["mode"].as_str(), kp["backend"].as_str(), kp["services"].as_u64()), (Some("ipvs"), Some("legacy"), Some(3)));
+    let f = finding(&r, "kube-proxy.stale-rules");
+    assert!(f["summary"].as_str().unwrap().contains("earlier mode"), "{f:#}");
+}
+
+#[test]
+fn kube_rules_in_both_backends_are_mixed_backends() {
+    let Some(mut w) = World::new("mixed") else { return };
+    w.iptables_fixture("legacy", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
+    w.iptables_fixture("nft", OVERALL);
+    w.process("kube-proxy");
+
+    let (code, r) = w.check();
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(ids(&r), vec!["iptables.mixed-backends"]);
+    assert_eq!(r["dataplane"]["kube_proxy"]["backend"], "legacy+nft");
+    let ev = finding(&r, "iptables.mixed-backends")["evidence"].to_string();
+    assert!(ev.contains("iptables-legacy ipv4") && ev.contains("iptables-nft ipv4"), "{ev}");
+}
+
+#[test]
+fn nobody_programming_services_is_critical() {
+    let Some(w) = World::new("missing") else { return };
+    w.iptables_restore("nft", false, KUBELET_CHAINS);
+
+    let (code, r) = w.check();
+    assert_eq!(code, 2, "{r:#}");
+    assert_eq!(ids(&r), vec!["service-routing.missing"]);
+}
+
+#[test]
+fn a_failing_source_is_reported_while_the_others_still_report() {
+    let Some(mut w) = World::new("src-failed") else { return };
+    w.iptables_restore("legacy", false, KUBELET_CHAINS);
+    w.iptables_fixture("nft", OVERALL);
+    w.process("kube-proxy");
+    let garbage = w.dir.path().join("garbage-save");
+    std::fs::write(&garbage, "#!/bin/sh\necho '*nat'\necho 'this is not iptables'\n").unwrap();
+    common::sh(&format!("chmod +x {}", garbage.display()));
+    w.config_extra = format!("[binaries]\niptables_legacy_save = \"{}\"\n", garbage.display());
+
+    let (code, r) = w.check();
+    assert_eq!(code, 3, "{r:#}");
+    assert_eq!(r["sources"]["iptables-legacy"]["status"], "failed");
+    let err = r["sources"]["iptables-legacy"]["error"].as_str().unwrap();
+    assert!(err.contains("garbage-save") && err.contains("line 2"), "{err}");
+    assert_eq!(ids(&r), vec!["source.failed"]);
+    assert_eq!(r["sources"]["nftables"]["status"], "ok");
+    assert_eq!(r["dataplane"]["kube_proxy"]["mode"], "iptables");
+    assert_eq!(r["dataplane"]["kube_proxy"]["backend"], "nft");
+}
+
+#[test]
+fn unknown_is_never_concluded_absent() {
+    let Some(w) = World::new("unknown") else { return };
+    w.iptables_fixture("legacy", OVERALL);
+    let mut w = w;
+    w.config_extra = "[binaries]\niptables_legacy_save = \"/nonexistent/iptables-legacy-save\"\n".into();
+
+    let (code, r) = w.check();
+    assert_eq!(code, 3, "{r:#}");
+    assert_eq!(r["dataplane"]["kube_proxy"]["mode"], "unknown");
+    assert_eq!(ids(&r), vec!["source.failed"], "no service-routing.missing from a failed source: {r:#}");
+    assert!(finding(&r, "source.failed")["evidence"].to_string().contains("/nonexistent/iptables-legacy-save"));
+}
+
+#[test]
+fn a_snapshot_taken_on_the_node_gives_the_same_report_elsewhere() {
+    let Some(mut w) = World::new("snapshot") else { return };
+    w.iptables_fixture("nft", OVERALL);
+    w.socket_lb();
+    w.process("kube-proxy");
+
+    let (code, snap, err) = w.run("snapshot");
+    assert_eq!(code, 0, "{err}");
+    let (live_code, live) = w.check();
+    let file = w.dir.path().join("node.json");
+    std::fs::write(&file, &snap).unwrap();
+    // Analysed outside the world, with no access to its namespace, BPF objects or processes.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_routewarden"))
+        .args(["check", "--output", "json", "--snapshot"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let offline: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(live_code));
+    assert_eq!(offline["dataplane"], live["dataplane"]);
+    assert_eq!(offline["findings"], live["findings"]);
+    assert_eq!(ids(&offline), vec!["service-routing.conflict"]);
+}
+
+#[test]
+fn bad_snapshot_files_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.json");
+    std::fs::write(&file, "{\"schema_version\": 1}").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_routewarden"))
+        .args(["check", "--snapshot"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.json") && err.contains("missing field"), "{err}");
+}
