@@ -95,8 +95,8 @@ impl Settings {
 
     /// Parses TOML text; `path` only names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
-        let settings: Settings =
-            toml::from_str(text).map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })?;
+        let settings: Settings = toml::from_str(text)
+            .map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })?;
         for name in &settings.disabled_sources {
             if !SOURCES.contains(&name.as_str()) {
                 return Err(ConfigError::UnknownSource {

@@ -1,6 +1,5 @@
 //! routewarden: entry point. Parses the command line, runs the pipeline sources -> snapshot -> rules -> outputs.
 
-
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -50,8 +49,9 @@ fn run(command: Command, settings: &Settings) -> anyhow::Result<u8> {
                 Some(path) => {
                     let text = std::fs::read_to_string(&path)
                         .map_err(|e| UsageError(format!("reading snapshot {}: {e}", path.display())))?;
-                    serde_json::from_str(&text)
-                        .map_err(|e| UsageError(format!("snapshot {} is not a routewarden snapshot: {e}", path.display())))?
+                    serde_json::from_str(&text).map_err(|e| {
+                        UsageError(format!("snapshot {} is not a routewarden snapshot: {e}", path.display()))
+                    })?
                 }
                 None => sources::collect(settings),
             };

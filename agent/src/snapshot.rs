@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::sources::{bpf::BpfState, ipvs::IpvsState, iptables::IptablesState, links::LinksState};
+use crate::sources::{bpf::BpfState, iptables::IptablesState, ipvs::IpvsState, links::LinksState};
 use crate::sources::{nftables::NftablesState, procs::ProcessState};
 
 /// Version of the snapshot and report JSON layout; bumped on any incompatible change.

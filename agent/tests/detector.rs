@@ -159,7 +159,11 @@ fn cilium_kpr_alone_with_only_kubelet_chains_is_healthy() {
     assert!(ids(&r).is_empty(), "kubelet's KUBE-* chains are not kube-proxy: {r:#}");
     assert_eq!(r["dataplane"]["kube_proxy"]["mode"], "none");
     let c = &r["dataplane"]["cilium"];
-    assert_eq!((c["socket_lb"].clone(), c["bpf_nodeport"].clone(), c["xdp_nodeport"].clone()), (true.into(), true.into(), true.into()), "{r:#}");
+    assert_eq!(
+        (c["socket_lb"].clone(), c["bpf_nodeport"].clone(), c["xdp_nodeport"].clone()),
+        (true.into(), true.into(), true.into()),
+        "{r:#}"
+    );
     assert_eq!(c["external_services"], 1);
 }
 
@@ -188,7 +192,10 @@ fn kube_proxy_alone_is_healthy_with_mode_backend_and_services() {
     assert_eq!(code, 0, "{r:#}");
     assert!(ids(&r).is_empty(), "{r:#}");
     let kp = &r["dataplane"]["kube_proxy"];
-    assert_eq!((kp["mode"].as_str(), kp["backend"].as_str(), kp["services"].as_u64()), (Some("iptables"), Some("nft"), Some(2)));
+    assert_eq!(
+        (kp["mode"].as_str(), kp["backend"].as_str(), kp["services"].as_u64()),
+        (Some("iptables"), Some("nft"), Some(2))
+    );
     assert_eq!(r["dataplane"]["cilium"]["present"], false);
 }
 
@@ -220,7 +227,10 @@ fn kube_proxy_ipvs_mode_with_iptables_mode_leftovers() {
     let (code, r) = w.check();
     assert_eq!(code, 1, "{r:#}");
     let kp = &r["dataplane"]["kube_proxy"];
-    assert_eq!((kp["mode"].as_str(), kp["backend"].as_str(), kp["services"].as_u64()), (Some("ipvs"), Some("legacy"), Some(3)));
+    assert_eq!(
+        (kp["mode"].as_str(), kp["backend"].as_str(), kp["services"].as_u64()),
+        (Some("ipvs"), Some("legacy"), Some(3))
+    );
     let f = finding(&r, "kube-proxy.stale-rules");
     assert!(f["summary"].as_str().unwrap().contains("earlier mode"), "{f:#}");
 }

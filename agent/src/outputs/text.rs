@@ -26,7 +26,9 @@ pub fn render(r: &Report) -> String {
             parts.push(format!("{} services", kp.services));
             parts.push(match kp.running {
                 Some(true) if kp.pids.is_empty() => "running (embedded)".into(),
-                Some(true) => format!("running, pid {}", kp.pids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")),
+                Some(true) => {
+                    format!("running, pid {}", kp.pids.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
+                }
                 Some(false) => "NOT running".into(),
                 None => "process state unknown".into(),
             });
@@ -68,7 +70,8 @@ pub fn render(r: &Report) -> String {
     };
     let _ = writeln!(s, "  cilium:     {cil_line}");
 
-    let failed: Vec<_> = r.sources.iter().filter(|(_, v)| v.status == SourceStatus::Failed).map(|(k, _)| k.as_str()).collect();
+    let failed: Vec<_> =
+        r.sources.iter().filter(|(_, v)| v.status == SourceStatus::Failed).map(|(k, _)| k.as_str()).collect();
     if !failed.is_empty() {
         let _ = writeln!(s, "  sources failed: {}", failed.join(", "));
     }

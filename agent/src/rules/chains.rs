@@ -33,9 +33,16 @@ pub fn owner(table: &str, chain: &str) -> Owner {
     }
     match (table, chain) {
         (_, "KUBE-PROXY-CANARY" | "KUBE-NODEPORTS" | "KUBE-EXTERNAL-SERVICES") => Owner::KubeProxyIptables,
+        // Userspace proxy mode (removed in 1.26): only ever leftovers on a current node.
+        (_, "KUBE-PORTALS-CONTAINER" | "KUBE-PORTALS-HOST" | "KUBE-NODEPORT-CONTAINER" | "KUBE-NODEPORT-HOST") => {
+            Owner::KubeProxyIptables
+        }
         (
             _,
-            "KUBE-NODE-PORT" | "KUBE-LOAD-BALANCER" | "KUBE-IPVS-FILTER" | "KUBE-IPVS-OUT-FILTER"
+            "KUBE-NODE-PORT"
+            | "KUBE-LOAD-BALANCER"
+            | "KUBE-IPVS-FILTER"
+            | "KUBE-IPVS-OUT-FILTER"
             | "KUBE-SOURCE-RANGES-FIREWALL",
         ) => Owner::KubeProxyIpvs,
         (_, "KUBE-SERVICES" | "KUBE-FORWARD" | "KUBE-PROXY-FIREWALL") => Owner::KubeProxy,
@@ -98,7 +105,8 @@ mod tests {
 
     #[test]
     fn kubelet_chains_are_never_kube_proxy() {
-        for (t, c) in [("filter", "KUBE-FIREWALL"), ("mangle", "KUBE-KUBELET-CANARY"), ("mangle", "KUBE-IPTABLES-HINT")] {
+        for (t, c) in [("filter", "KUBE-FIREWALL"), ("mangle", "KUBE-KUBELET-CANARY"), ("mangle", "KUBE-IPTABLES-HINT")]
+        {
             assert_eq!(owner(t, c), Owner::Kubelet, "{t}/{c}");
         }
         assert_eq!(owner("nat", "KUBE-MARK-MASQ"), Owner::Ambiguous);

@@ -35,12 +35,14 @@ pub struct Facts {
 
 impl Facts {
     pub fn of(snap: &Snapshot) -> Facts {
-        let mut f = Facts::default();
-        f.complete = snap.iptables_legacy.get().is_some()
-            && snap.nftables.get().is_some()
-            && snap.links.get().is_some()
-            && snap.ipvs.get().is_some()
-            && snap.bpf.get().is_some();
+        let mut f = Facts {
+            complete: snap.iptables_legacy.get().is_some()
+                && snap.nftables.get().is_some()
+                && snap.links.get().is_some()
+                && snap.ipvs.get().is_some()
+                && snap.bpf.get().is_some(),
+            ..Facts::default()
+        };
 
         let mut rulesets: Vec<(&'static str, &'static str, Ruleset)> = Vec::new();
         if let Some(ipt) = snap.iptables_legacy.get() {
@@ -98,13 +100,12 @@ impl Facts {
         let nft_tables: Vec<_> = snap
             .nftables
             .get()
-            .map(|n| n.tables.iter().filter(|t| t.name == "kube-proxy" && (t.family == "ip" || t.family == "ip6")).collect())
+            .map(|n| {
+                n.tables.iter().filter(|t| t.name == "kube-proxy" && (t.family == "ip" || t.family == "ip6")).collect()
+            })
             .unwrap_or_default();
-        let nft_services = nft_tables
-            .iter()
-            .map(|t| t.chains.iter().filter(|c| c.starts_with("service-")).count())
-            .max()
-            .unwrap_or(0);
+        let nft_services =
+            nft_tables.iter().map(|t| t.chains.iter().filter(|c| c.starts_with("service-")).count()).max().unwrap_or(0);
         let nft_services = u32::try_from(nft_services).unwrap_or(u32::MAX);
         for t in &nft_tables {
             ev.push(format!("nftables table {} kube-proxy: {} chains", t.family, t.chains.len()));
@@ -148,7 +149,8 @@ impl Facts {
                 ev.push("k3s process runs (kube-proxy embedded)".into());
             }
         }
-        kp.stale = matches!(kp.mode, ProxyMode::Iptables | ProxyMode::Nftables | ProxyMode::Ipvs) && kp.running == Some(false);
+        kp.stale =
+            matches!(kp.mode, ProxyMode::Iptables | ProxyMode::Nftables | ProxyMode::Ipvs) && kp.running == Some(false);
     }
 
     fn cilium(&mut self, snap: &Snapshot) {

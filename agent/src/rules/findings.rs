@@ -3,7 +3,7 @@
 
 use crate::report::{Finding, ProxyMode, Severity};
 use crate::rules::dataplane::Facts;
-use crate::snapshot::{SourceStatus, Snapshot};
+use crate::snapshot::{Snapshot, SourceStatus};
 
 pub fn evaluate(snap: &Snapshot, f: &Facts) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -58,7 +58,9 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> Vec<Finding> {
         out.push(Finding {
             id: "kube-proxy.stale-rules".into(),
             severity: Severity::Warning,
-            summary: format!("{kp_desc} rules are present but no kube-proxy process runs; they will not follow Service changes"),
+            summary: format!(
+                "{kp_desc} rules are present but no kube-proxy process runs; they will not follow Service changes"
+            ),
             evidence: f.kube_proxy_evidence.clone(),
             remedy: cleanup_remedy(kp.mode),
         });
@@ -123,9 +125,10 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> Vec<Finding> {
             out.push(Finding {
                 id: "service-routing.partial".into(),
                 severity: Severity::Warning,
-                summary: "no kube-proxy, and Cilium runs without kube-proxy replacement: only ClusterIP traffic from pods \
+                summary:
+                    "no kube-proxy, and Cilium runs without kube-proxy replacement: only ClusterIP traffic from pods \
                           is load-balanced; NodePort, LoadBalancer and host traffic to Services go nowhere"
-                    .into(),
+                        .into(),
                 evidence: f.cilium_evidence.clone(),
                 remedy: "enable kubeProxyReplacement in Cilium, or deploy kube-proxy".into(),
             });
@@ -133,17 +136,19 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> Vec<Finding> {
             out.push(Finding {
                 id: "service-routing.missing".into(),
                 severity: Severity::Critical,
-                summary: "nobody programs Service routing on this node: no kube-proxy rules (iptables, nftables or IPVS) \
+                summary:
+                    "nobody programs Service routing on this node: no kube-proxy rules (iptables, nftables or IPVS) \
                           and no Cilium service load-balancing"
-                    .into(),
+                        .into(),
                 evidence: vec![
                     "no KUBE-SVC-*/KUBE-SERVICES chains in iptables-legacy or iptables-nft".into(),
                     "no nftables table ip/ip6 kube-proxy, no kube-ipvs0 link".into(),
                     "no Cilium socket-LB program on the cgroup roots and no populated cilium_lb*_services map".into(),
                 ],
-                remedy: "check that kube-proxy (DaemonSet or static pod) or Cilium with kubeProxyReplacement runs on this \
+                remedy:
+                    "check that kube-proxy (DaemonSet or static pod) or Cilium with kubeProxyReplacement runs on this \
                          node: kubectl -n kube-system get pods -o wide --field-selector spec.nodeName=$(hostname)"
-                    .into(),
+                        .into(),
             });
         }
     }

@@ -70,9 +70,12 @@ fn prog_type_name(t: u32) -> String {
     }
 }
 
+/// (program id, program name) pairs.
+pub type ProgList = Vec<(u32, String)>;
+
 /// Names of programs attached by tcx to `interface` (ingress, egress), for kernels >= 6.6.
 /// An interface or kernel without tcx yields empty lists.
-pub fn tcx_programs(interface: &str) -> (Vec<(u32, String)>, Vec<(u32, String)>) {
+pub fn tcx_programs(interface: &str) -> (ProgList, ProgList) {
     let query = |t| match SchedClassifier::query_tcx(interface, t) {
         Ok((_, progs)) => progs.iter().map(|p| (p.id(), p.name_as_str().unwrap_or("").to_string())).collect(),
         Err(_) => Vec::new(),
@@ -80,8 +83,11 @@ pub fn tcx_programs(interface: &str) -> (Vec<(u32, String)>, Vec<(u32, String)>)
     (query(TcAttachType::Ingress), query(TcAttachType::Egress))
 }
 
+/// Raw (key, value) pairs of a map.
+pub type Entries<const K: usize, const V: usize> = Vec<([u8; K], [u8; V])>;
+
 /// Reads every entry of a pinned hash map with fixed key and value sizes.
-pub fn pinned_entries<const K: usize, const V: usize>(path: &Path) -> Result<Vec<([u8; K], [u8; V])>, BpfError> {
+pub fn pinned_entries<const K: usize, const V: usize>(path: &Path) -> Result<Entries<K, V>, BpfError> {
     let data = MapData::from_pin(path).map_err(|source| BpfError::OpenPin { path: path.into(), source })?;
     let info = data.info().map_err(|source| BpfError::ReadMap { path: path.into(), source })?;
     let (key, value) = (info.key_size(), info.value_size());

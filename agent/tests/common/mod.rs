@@ -21,10 +21,11 @@ pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fi
 pub fn privileged(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    let mut missing: Vec<&str> = ["ip", "nsenter", "unshare", "iptables-nft-restore", "iptables-legacy-restore", "nft", "tc", "clang"]
-        .into_iter()
-        .filter(|t| !in_path(t))
-        .collect();
+    let mut missing: Vec<&str> =
+        ["ip", "nsenter", "unshare", "iptables-nft-restore", "iptables-legacy-restore", "nft", "tc", "clang"]
+            .into_iter()
+            .filter(|t| !in_path(t))
+            .collect();
     if !root {
         missing.insert(0, "root");
     }
@@ -127,7 +128,10 @@ impl World {
         // nfacct objects do not exist in a fresh namespace; kube-proxy's counters are irrelevant here.
         let text: String = text
             .lines()
-            .map(|l| l.replace(" -m nfacct --nfacct-name ct_state_invalid_dropped_pkts", "").replace(" -m nfacct --nfacct-name localhost_nps_accepted_pkts", ""))
+            .map(|l| {
+                l.replace(" -m nfacct --nfacct-name ct_state_invalid_dropped_pkts", "")
+                    .replace(" -m nfacct --nfacct-name localhost_nps_accepted_pkts", "")
+            })
             .collect::<Vec<_>>()
             .join("\n");
         let file = self.dir.path().join("rules.txt");
@@ -158,13 +162,21 @@ impl World {
     /// Attaches the test `cil_from_netdev` program to `dev`'s tc ingress with the real `tc`.
     pub fn tc_ingress(&self, dev: &str) {
         let obj = bpf_object("cilium_tc");
-        self.ns(&format!("tc qdisc add dev {dev} clsact && tc filter add dev {dev} ingress bpf da obj {} sec tc", obj.display()));
+        self.ns(&format!(
+            "export TC_BPF_MNT={b}; tc qdisc add dev {dev} clsact && tc filter add dev {dev} ingress bpf da obj {o} sec tc",
+            b = self.bpffs.display(),
+            o = obj.display()
+        ));
     }
 
     /// Attaches the test `cil_xdp_entry` program to `dev` in generic XDP mode with the real `ip`.
     pub fn xdp(&self, dev: &str) {
         let obj = bpf_object("cilium_xdp");
-        self.ns(&format!("ip link set dev {dev} xdpgeneric obj {} sec xdp", obj.display()));
+        self.ns(&format!(
+            "export TC_BPF_MNT={b}; ip link set dev {dev} xdpgeneric obj {o} sec xdp",
+            b = self.bpffs.display(),
+            o = obj.display()
+        ));
     }
 
     /// Loads `cil_sock4_connect` with aya and attaches it to the world's cgroup (socket-LB).

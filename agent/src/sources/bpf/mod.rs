@@ -88,8 +88,14 @@ pub fn fetch(settings: &Settings) -> Result<BpfState, BpfError> {
             continue;
         }
         let counts = match family {
-            LbFamily::V4 => parse::count_frontends(family, bpf::pinned_entries::<12, 12>(&path)?.iter().map(|(k, v)| (&k[..], &v[..]))),
-            LbFamily::V6 => parse::count_frontends(family, bpf::pinned_entries::<24, 12>(&path)?.iter().map(|(k, v)| (&k[..], &v[..]))),
+            LbFamily::V4 => parse::count_frontends(
+                family,
+                bpf::pinned_entries::<12, 12>(&path)?.iter().map(|(k, v)| (&k[..], &v[..])),
+            ),
+            LbFamily::V6 => parse::count_frontends(
+                family,
+                bpf::pinned_entries::<24, 12>(&path)?.iter().map(|(k, v)| (&k[..], &v[..])),
+            ),
         };
         lb_maps.push(LbMap { path, entries: counts.0, frontends: counts.1 });
     }

@@ -47,7 +47,10 @@ impl FrontendCounts {
 
 /// Counts (all entries, frontends by type) over raw (key, value) pairs. Entries too short to decode are counted
 /// but not classified.
-pub fn count_frontends<'a>(family: LbFamily, entries: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> (u32, FrontendCounts) {
+pub fn count_frontends<'a>(
+    family: LbFamily,
+    entries: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> (u32, FrontendCounts) {
     let slot_at = match family {
         LbFamily::V4 => 6,
         LbFamily::V6 => 18,

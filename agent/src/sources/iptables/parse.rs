@@ -51,11 +51,8 @@ pub fn parse_save(text: &str, default_table: &str) -> Result<Ruleset, ParseError
     let mut rs = Ruleset::default();
     let mut table = default_table.to_string();
     let mut current = rs.tables.entry(table.clone()).or_default();
-    let err = |line: usize, what: &'static str, text: &str| ParseError {
-        line,
-        what,
-        text: text.chars().take(200).collect(),
-    };
+    let err =
+        |line: usize, what: &'static str, text: &str| ParseError { line, what, text: text.chars().take(200).collect() };
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim_end();
         let n = i + 1;
@@ -70,7 +67,10 @@ pub fn parse_save(text: &str, default_table: &str) -> Result<Ruleset, ParseError
                 current = rs.tables.entry(table.clone()).or_default();
             }
             b':' => {
-                let name = line[1..].split_ascii_whitespace().next().ok_or_else(|| err(n, "chain line without a name", line))?;
+                let name = line[1..]
+                    .split_ascii_whitespace()
+                    .next()
+                    .ok_or_else(|| err(n, "chain line without a name", line))?;
                 current.entry(name.to_string()).or_default();
             }
             b'-' => {
@@ -125,13 +125,16 @@ COMMIT\n# Completed on Sat Nov 21 00:00:00 2026\n";
 
     #[test]
     fn dash_s_format_lands_in_the_default_table() {
-        let rs = parse_save("-P PREROUTING ACCEPT\n-N CILIUM_PRE_mangle\n-A PREROUTING -j CILIUM_PRE_mangle\n", "mangle").unwrap();
+        let rs =
+            parse_save("-P PREROUTING ACCEPT\n-N CILIUM_PRE_mangle\n-A PREROUTING -j CILIUM_PRE_mangle\n", "mangle")
+                .unwrap();
         assert_eq!(rs.chains("mangle").collect::<Vec<_>>(), vec!["CILIUM_PRE_mangle", "PREROUTING"]);
     }
 
     #[test]
     fn restore_input_deletes_chains() {
-        let rs = parse_save("*nat\n:KUBE-SEP-A - [0:0]\n:KUBE-SEP-B - [0:0]\n-X KUBE-SEP-A\nCOMMIT\n", "filter").unwrap();
+        let rs =
+            parse_save("*nat\n:KUBE-SEP-A - [0:0]\n:KUBE-SEP-B - [0:0]\n-X KUBE-SEP-A\nCOMMIT\n", "filter").unwrap();
         assert_eq!(rs.chains("nat").collect::<Vec<_>>(), vec!["KUBE-SEP-B"]);
     }
 

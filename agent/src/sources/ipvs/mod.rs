@@ -31,10 +31,8 @@ pub fn fetch(settings: &Settings) -> Result<IpvsState, IpvsError> {
 
 /// Counts virtual server lines (`TCP  0A600001:01BB rr`); real servers are indented `->` lines.
 pub fn parse(text: &str) -> IpvsState {
-    let virtual_servers = text
-        .lines()
-        .filter(|l| ["TCP ", "UDP ", "SCTP ", "FWM "].iter().any(|p| l.starts_with(p)))
-        .count();
+    let virtual_servers =
+        text.lines().filter(|l| ["TCP ", "UDP ", "SCTP ", "FWM "].iter().any(|p| l.starts_with(p))).count();
     IpvsState { loaded: true, virtual_servers: u32::try_from(virtual_servers).unwrap_or(u32::MAX) }
 }
 

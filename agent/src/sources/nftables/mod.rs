@@ -103,6 +103,6 @@ mod tests {
         assert!(state.iptables_nft("ip").has_chain("nat", "KUBE-SERVICES"));
         assert!(state.iptables_nft("ip6").has_chain("nat", "KUBE-SERVICES"));
         // `inet filter` is a native table (Debian's default nftables.conf), not iptables-nft.
-        assert!(state.iptables_nft("ip").tables.get("filter").is_none());
+        assert!(!state.iptables_nft("ip").tables.contains_key("filter"));
     }
 }
