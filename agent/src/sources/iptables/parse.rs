@@ -1,6 +1,6 @@
 //! Pure parser for `iptables-save` / `iptables -S` / `iptables-restore` text into a chain inventory, by tokens.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -47,31 +47,41 @@ pub struct ParseError {
 }
 
 /// Parses save/-S/restore text. Lines before any `*table` header belong to `default_table` (the `-S` format).
+///
+/// Chains are indexed by borrowed name in a hash map while parsing (a 24 MB dump has 230,000 rule lines and
+/// 60,000 chains) and only copied into the ordered result at the end.
 pub fn parse_save(text: &str, default_table: &str) -> Result<Ruleset, ParseError> {
-    let mut rs = Ruleset::default();
-    let mut table = default_table.to_string();
-    let mut current = rs.tables.entry(table.clone()).or_default();
-    let err =
-        |line: usize, what: &'static str, text: &str| ParseError { line, what, text: text.chars().take(200).collect() };
+    let mut tables: Vec<(&str, HashMap<&str, Option<u32>>)> = vec![(default_table, HashMap::new())];
+    let mut current = 0;
+    let err = |line: usize, what: &'static str, text: &str| ParseError {
+        line,
+        what,
+        text: text.chars().take(200).collect(),
+    };
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim_end();
         let n = i + 1;
         let Some(first) = line.as_bytes().first() else { continue };
+        let chains = &mut tables[current].1;
         match first {
             b'#' => {}
             b'*' => {
-                table = line[1..].trim().to_string();
-                if table.is_empty() {
+                let name = line[1..].trim();
+                if name.is_empty() {
                     return Err(err(n, "table header without a name", line));
                 }
-                current = rs.tables.entry(table.clone()).or_default();
+                current = match tables.iter().position(|(t, _)| *t == name) {
+                    Some(i) => i,
+                    None => {
+                        tables.push((name, HashMap::new()));
+                        tables.len() - 1
+                    }
+                };
             }
             b':' => {
-                let name = line[1..]
-                    .split_ascii_whitespace()
-                    .next()
-                    .ok_or_else(|| err(n, "chain line without a name", line))?;
-                current.entry(name.to_string()).or_default();
+                let name =
+                    line[1..].split_ascii_whitespace().next().ok_or_else(|| err(n, "chain line without a name", line))?;
+                chains.entry(name).or_insert(None);
             }
             b'-' => {
                 let mut tokens = line.split_ascii_whitespace();
@@ -79,18 +89,18 @@ pub fn parse_save(text: &str, default_table: &str) -> Result<Ruleset, ParseError
                 let chain = tokens.next().ok_or_else(|| err(n, "rule line without a chain", line))?;
                 match op {
                     "-A" | "--append" | "-I" | "--insert" => {
-                        let c = current.entry(chain.to_string()).or_default();
-                        c.rules = Some(c.rules.unwrap_or(0) + 1);
+                        let rules = chains.entry(chain).or_insert(None);
+                        *rules = Some(rules.unwrap_or(0) + 1);
                     }
                     "-N" | "--new-chain" | "-P" | "--policy" => {
-                        current.entry(chain.to_string()).or_default();
+                        chains.entry(chain).or_insert(None);
                     }
                     "-X" | "--delete-chain" => {
-                        current.remove(chain);
+                        chains.remove(chain);
                     }
                     "-F" | "--flush" => {
-                        if let Some(c) = current.get_mut(chain) {
-                            c.rules = Some(0);
+                        if let Some(rules) = chains.get_mut(chain) {
+                            *rules = Some(0);
                         }
                     }
                     _ => return Err(err(n, "unknown command", line)),
@@ -101,7 +111,14 @@ pub fn parse_save(text: &str, default_table: &str) -> Result<Ruleset, ParseError
             _ => return Err(err(n, "unexpected line", line)),
         }
     }
-    rs.tables.retain(|_, chains| !chains.is_empty());
+    let mut rs = Ruleset::default();
+    for (table, chains) in tables {
+        if chains.is_empty() {
+            continue;
+        }
+        let entry = rs.tables.entry(table.to_string()).or_default();
+        entry.extend(chains.into_iter().map(|(name, rules)| (name.to_string(), Chain { rules })));
+    }
     Ok(rs)
 }
 
