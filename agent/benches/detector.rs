@@ -31,12 +31,18 @@ fn suffix(kind: u8, i: usize) -> String {
 pub fn ruleset(n: usize) -> String {
     let mut s = String::with_capacity(n * 1200);
     s.push_str("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n");
-    s.push_str(":KUBE-SERVICES - [0:0]\n:KUBE-EXTERNAL-SERVICES - [0:0]\n:KUBE-FORWARD - [0:0]\n:KUBE-NODEPORTS - [0:0]\n");
+    s.push_str(
+        ":KUBE-SERVICES - [0:0]\n:KUBE-EXTERNAL-SERVICES - [0:0]\n:KUBE-FORWARD - [0:0]\n:KUBE-NODEPORTS - [0:0]\n",
+    );
     s.push_str(":KUBE-PROXY-FIREWALL - [0:0]\n:KUBE-PROXY-CANARY - [0:0]\n:KUBE-FIREWALL - [0:0]\n");
     s.push_str("-A FORWARD -m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD\n");
-    s.push_str("-A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n");
+    s.push_str(
+        "-A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n",
+    );
     s.push_str("-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\nCOMMIT\n");
-    s.push_str("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n");
+    s.push_str(
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n",
+    );
     s.push_str(":KUBE-SERVICES - [0:0]\n:KUBE-NODEPORTS - [0:0]\n:KUBE-POSTROUTING - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n");
     s.push_str(":KUBE-PROXY-CANARY - [0:0]\n");
     for i in 0..n {
@@ -69,11 +75,17 @@ pub fn ruleset(n: usize) -> String {
             if left > 1 {
                 let _ = writeln!(s, "-A KUBE-SVC-{svc} -m comment --comment \"ns{i}/svc{i}:http -> ep{e}\" -m statistic --mode random --probability {:.11} -j KUBE-SEP-{sep}", 1.0 / left as f64);
             } else {
-                let _ = writeln!(s, "-A KUBE-SVC-{svc} -m comment --comment \"ns{i}/svc{i}:http -> ep{e}\" -j KUBE-SEP-{sep}");
+                let _ = writeln!(
+                    s,
+                    "-A KUBE-SVC-{svc} -m comment --comment \"ns{i}/svc{i}:http -> ep{e}\" -j KUBE-SEP-{sep}"
+                );
             }
             let j = i * ENDPOINTS + e;
             let ep = format!("172.{}.{}.{}", 16 + j / 65536 % 16, j / 256 % 256, j % 256);
-            let _ = writeln!(s, "-A KUBE-SEP-{sep} -s {ep}/32 -m comment --comment \"ns{i}/svc{i}:http\" -j KUBE-MARK-MASQ");
+            let _ = writeln!(
+                s,
+                "-A KUBE-SEP-{sep} -s {ep}/32 -m comment --comment \"ns{i}/svc{i}:http\" -j KUBE-MARK-MASQ"
+            );
             let _ = writeln!(s, "-A KUBE-SEP-{sep} -p tcp -m comment --comment \"ns{i}/svc{i}:http\" -m tcp -j DNAT --to-destination {ep}:8080");
         }
     }
@@ -87,25 +99,18 @@ fn sh(script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Runs `script` (in the namespace) and returns (wall time, peak RSS in KiB, stdout).
-fn timed(ns: &str, script: &str) -> (Duration, i64, Vec<u8>) {
+/// Runs `script` in the namespace and returns (wall time, stdout, stderr).
+fn timed(ns: &str, script: &str) -> (Duration, Vec<u8>, Vec<u8>) {
     let start = Instant::now();
-    let child = Command::new("nsenter")
+    let out = Command::new("nsenter")
         .arg(format!("--net=/run/netns/{ns}"))
         .args(["sh", "-c", &format!("exec {script}")])
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
+        .stderr(Stdio::piped())
+        .output()
         .unwrap();
-    let pid = child.id() as i32;
-    let mut stdout = child.stdout.unwrap();
-    let mut out = Vec::new();
-    std::io::Read::read_to_end(&mut stdout, &mut out).unwrap();
-    let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 reaps our own child, which std never waits for here.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    (start.elapsed(), ru.ru_maxrss, out)
+    assert!(out.status.success() || script.contains("check"), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    (start.elapsed(), out.stdout, out.stderr)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -149,7 +154,7 @@ fn main() {
             let mut save = Vec::new();
             let mut dump = Vec::new();
             for _ in 0..runs {
-                let (t, _, out) = timed(&ns, &format!("iptables-{backend}-save"));
+                let (t, out, _) = timed(&ns, &format!("iptables-{backend}-save"));
                 save.push(t);
                 dump = out;
             }
@@ -161,15 +166,19 @@ fn main() {
             let mut rss = 0;
             let mut services = String::new();
             for _ in 0..runs {
-                let (t, _, out) = timed(&ns, &format!("{bin} --config {} check --output json", cfg.display()));
+                let (t, out, _) = timed(&ns, &format!("{bin} --config {} check --output json", cfg.display()));
                 check.push(t);
                 // Peak RSS through GNU time: a child spawned from this (large) process would inherit its
                 // high-water mark across exec. Includes check's own children (iptables-legacy-save).
-                let (_, _, err) = timed(
+                let (_, time_out, _) = timed(
                     &ns,
-                    &format!("/usr/bin/time -f %M {bin} --config {} check --output json 2>&1 >/dev/null", cfg.display()),
+                    &format!(
+                        "/usr/bin/time -f %M {bin} --config {} check --output json 2>&1 >/dev/null",
+                        cfg.display()
+                    ),
                 );
-                let kib: i64 = String::from_utf8_lossy(&err).trim().lines().last().unwrap_or("0").parse().unwrap_or(0);
+                let kib: i64 =
+                    String::from_utf8_lossy(&time_out).trim().lines().last().unwrap_or("0").parse().unwrap_or(0);
                 rss = rss.max(kib);
                 let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
                 services = v["dataplane"]["kube_proxy"]["services"].to_string();

@@ -40,6 +40,16 @@ routewarden check --snapshot node.json   # analyse a snapshot taken on another n
     /// Print the raw inputs of one collection as JSON, for support tickets and `check --snapshot`.
     #[command(after_help = "Example:\n  sudo routewarden snapshot > $(hostname)-routewarden.json")]
     Snapshot,
+    /// Run as a daemon: keep the report fresh and serve it over local HTTP (JSON and Prometheus metrics).
+    #[command(after_help = "Endpoints: /status (?pretty), /findings, /healthz, /readyz, /metrics.\n\
+Signals: SIGHUP reloads the configuration (a broken one is refused and the running one kept), SIGTERM stops.\n\
+Under systemd (Type=notify) it sends READY=1 after the first collection, STATUS= and WATCHDOG=1.\n\n\
+Examples:\n  routewarden serve\n  routewarden serve --listen 127.0.0.1:9977\n  curl -s localhost:9977/status?pretty")]
+    Serve {
+        /// Address to listen on, overriding daemon.listen in the configuration.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
     /// Show or validate the configuration.
     Config {
         #[command(subcommand)]

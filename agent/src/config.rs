@@ -29,6 +29,41 @@ pub struct Settings {
     /// Sources not to read at all (reported as disabled): iptables-legacy, nftables, links, ipvs, bpf, processes.
     pub disabled_sources: Vec<String>,
     pub binaries: Binaries,
+    pub daemon: Daemon,
+}
+
+/// `routewarden serve`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Daemon {
+    /// HTTP address. Loopback by default: no node component (kubelet 10248/10250, kube-proxy 10249/10256,
+    /// Cilium 9962-9964/9879/9890/4240, node_exporter 9100, node-problem-detector 20256) uses 9977.
+    /// Default "127.0.0.1:9977".
+    pub listen: String,
+    /// Also serve on this unix socket (mode 0660) when set. Default: none.
+    pub unix_socket: Option<PathBuf>,
+    /// Seconds between full re-collections, for what has no change events (iptables-legacy, BPF, processes).
+    /// Default 30.
+    pub resync_secs: u64,
+    /// Milliseconds to wait after a change event for the burst to end before collecting. Default 300.
+    pub debounce_ms: u64,
+    /// At most this many HTTP connections at once; more wait in the accept queue. Default 64.
+    pub max_connections: usize,
+    /// Seconds a client may take to send its request headers (and a response may take). Default 5.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for Daemon {
+    fn default() -> Self {
+        Daemon {
+            listen: "127.0.0.1:9977".into(),
+            unix_socket: None,
+            resync_secs: 30,
+            debounce_ms: 300,
+            max_connections: 64,
+            request_timeout_secs: 5,
+        }
+    }
 }
 
 /// External programs, by absolute path.
@@ -52,6 +87,7 @@ impl Default for Settings {
             command_timeout_secs: 10,
             disabled_sources: Vec::new(),
             binaries: Binaries::default(),
+            daemon: Daemon::default(),
         }
     }
 }
@@ -77,8 +113,10 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: Box<toml::de::Error> },
     #[error("{path}: disabled_sources names unknown source {name:?} (known: {known})")]
     UnknownSource { path: PathBuf, name: String, known: String },
-    #[error("{path}: command_timeout_secs must be at least 1")]
-    ZeroTimeout { path: PathBuf },
+    #[error("{path}: {key} must be at least 1")]
+    Zero { path: PathBuf, key: &'static str },
+    #[error("{path}: daemon.listen {value:?} is not an address such as 127.0.0.1:9977")]
+    Listen { path: PathBuf, value: String },
 }
 
 impl Settings {
@@ -106,8 +144,19 @@ impl Settings {
                 });
             }
         }
-        if settings.command_timeout_secs == 0 {
-            return Err(ConfigError::ZeroTimeout { path: path.into() });
+        let d = &settings.daemon;
+        for (key, value) in [
+            ("command_timeout_secs", settings.command_timeout_secs),
+            ("daemon.resync_secs", d.resync_secs),
+            ("daemon.request_timeout_secs", d.request_timeout_secs),
+            ("daemon.max_connections", d.max_connections as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero { path: path.into(), key });
+            }
+        }
+        if d.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Listen { path: path.into(), value: d.listen.clone() });
         }
         Ok(settings)
     }

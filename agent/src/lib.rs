@@ -4,6 +4,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod logging;
 pub mod outputs;
 pub mod report;
 pub mod rules;

@@ -8,7 +8,7 @@ use clap::Parser;
 
 use routewarden::cli::{Cli, Command, ConfigAction, Output};
 use routewarden::config::Settings;
-use routewarden::{outputs, rules, sources};
+use routewarden::{daemon, outputs, rules, sources};
 
 /// Exit code for usage and configuration errors (sysexits EX_USAGE).
 const EXIT_USAGE: u8 = 64;
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    match run(cli.command, &settings) {
+    match run(cli.command, &settings, &cli.config) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("routewarden: {e:#}");
@@ -42,7 +42,7 @@ fn main() -> ExitCode {
 #[error("{0}")]
 struct UsageError(String);
 
-fn run(command: Command, settings: &Settings) -> anyhow::Result<u8> {
+fn run(command: Command, settings: &Settings, config_path: &Option<std::path::PathBuf>) -> anyhow::Result<u8> {
     match command {
         Command::Check { output, snapshot } => {
             let snap = match snapshot {
@@ -63,6 +63,16 @@ fn run(command: Command, settings: &Settings) -> anyhow::Result<u8> {
             };
             write_stdout(&text)?;
             Ok(u8::try_from(report.exit_code()).unwrap_or(3))
+        }
+        Command::Serve { listen } => {
+            let level = match std::env::var("ROUTEWARDEN_LOG").as_deref() {
+                Ok("debug") => log::LevelFilter::Debug,
+                Ok("warn") => log::LevelFilter::Warn,
+                _ => log::LevelFilter::Info,
+            };
+            routewarden::logging::init(level);
+            daemon::run(daemon::Options { config_path: config_path.clone(), listen }, settings.clone())?;
+            Ok(0)
         }
         Command::Snapshot => {
             let snap = sources::collect(settings);

@@ -18,10 +18,23 @@ const PACKAGES: &[&str] = &[
     "libbpf-dev",
     "linux-libc-dev",
     "util-linux",
+    "systemd",
+    "prometheus",
 ];
 
 /// A tool each package provides, to tell whether it is installed.
-const TOOLS: &[&str] = &["iptables-nft-restore", "nft", "ip", "ipset", "bpftool", "clang", "llc", "nsenter"];
+const TOOLS: &[&str] = &[
+    "iptables-nft-restore",
+    "nft",
+    "ip",
+    "ipset",
+    "bpftool",
+    "clang",
+    "llc",
+    "nsenter",
+    "systemd-analyze",
+    "promtool",
+];
 
 const HELP: &str = "cargo xtask <command>
 
@@ -102,6 +115,38 @@ fn test() -> Result<()> {
     run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))?;
     run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run(Command::new("cargo").args(["test", "--workspace", "--all-targets"]))?;
+    verify_units()
+}
+
+/// `systemd-analyze verify` on every unit (with ExecStart pointed at the built binary), failing on any output:
+/// it exits 0 on unknown keys. Prints the offline security exposure.
+fn verify_units() -> Result<()> {
+    let bin = root().join("target/debug/routewarden");
+    let tmp = std::env::temp_dir().join(format!("routewarden-units-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    for entry in std::fs::read_dir(root().join("systemd"))? {
+        let path = entry?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if !(name.ends_with(".service") || name.ends_with(".conf")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)?.replace("/usr/bin/routewarden", &bin.to_string_lossy());
+        std::fs::write(tmp.join(&name), text)?;
+        if !name.ends_with(".service") || name.contains('@') {
+            continue;
+        }
+        let out = Command::new("systemd-analyze").arg("verify").arg(tmp.join(&name)).output()?;
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        if !out.status.success() || !said.trim().is_empty() {
+            bail!("systemd-analyze verify {name}: {said}");
+        }
+        let sec = Command::new("systemd-analyze").args(["security", "--offline=yes"]).arg(tmp.join(&name)).output()?;
+        let text = String::from_utf8_lossy(&sec.stdout);
+        if let Some(line) = text.lines().find(|l| l.contains("Overall exposure level")) {
+            eprintln!("{name}: {}", line.trim_start_matches(|c: char| !c.is_alphanumeric()));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
 }
 

@@ -1,5 +1,7 @@
 //! Outputs: how a report leaves the process. Text for people at a terminal, JSON for tools.
 
+pub mod http;
+pub mod metrics;
 pub mod text;
 
 use crate::report::Report;

@@ -3,6 +3,7 @@
 //! `dataplane` reads the snapshot into who programs Service routing; `findings` turns that into findings.
 
 pub mod chains;
+pub mod churn;
 pub mod dataplane;
 pub mod findings;
 

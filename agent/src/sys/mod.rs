@@ -3,5 +3,6 @@
 //! Nothing here interprets what it reads; sources call these and hand bytes or plain records to pure parsers.
 
 pub mod bpf;
+pub mod events;
 pub mod exec;
 pub mod nfnetlink;

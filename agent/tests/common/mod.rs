@@ -40,6 +40,19 @@ pub fn privileged(test: &str) -> bool {
     false
 }
 
+/// Whether `tool` is installed; prints a skip reason when not, and fails under CI=true.
+pub fn tool(tool: &str) -> bool {
+    if in_path(tool) {
+        return true;
+    }
+    let msg = format!("skipping: {tool} is not installed");
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{msg} (CI=true turns this skip into a failure)");
+    }
+    eprintln!("{msg}");
+    false
+}
+
 fn in_path(tool: &str) -> bool {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).chain(["/usr/sbin".into(), "/sbin".into()]).any(|d| d.join(tool).exists()))
@@ -299,4 +312,115 @@ pub fn finding<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::V
         .iter()
         .find(|f| f["id"] == id)
         .unwrap_or_else(|| panic!("no finding {id} in {report:#}"))
+}
+
+/// Runs `f` on a thread that has joined the world's network namespace (the rest of the process stays put).
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let fd = std::fs::File::open(&path).unwrap();
+        // SAFETY: setns on this thread only, with a valid namespace fd.
+        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// A minimal HTTP/1.1 client: sends `request` raw and returns (status, headers, body) or the raw reply.
+pub fn http_raw(addr: &str, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// GET `path` with extra header lines; returns (status code, body).
+pub fn get(addr: &str, path: &str, headers: &str) -> (u16, String) {
+    let reply =
+        http_raw(addr, format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n").as_bytes());
+    let code = reply.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = reply.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (code, body)
+}
+
+/// A `routewarden serve` running in a world, with a test-owned NOTIFY_SOCKET.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub notify: std::os::unix::net::UnixDatagram,
+    pub addr: String,
+    pub ns: String,
+}
+
+impl World {
+    /// Starts the daemon in the world's network namespace (processes source disabled: the host's pid namespace
+    /// holds other tests' fake processes).
+    pub fn serve(&mut self, extra: &str) -> Daemon {
+        let sock = self.dir.path().join("notify.sock");
+        let notify = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
+        notify.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        self.config_extra = format!("disabled_sources = [\"processes\"]\n{}{extra}", self.config_extra);
+        let addr = "127.0.0.1:9977".to_string();
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.name))
+            .arg(env!("CARGO_BIN_EXE_routewarden"))
+            .arg("--config")
+            .arg(self.config())
+            .args(["serve", "--listen", &addr])
+            .env("NOTIFY_SOCKET", &sock)
+            .env("WATCHDOG_USEC", "1000000")
+            .env_remove("JOURNAL_STREAM")
+            .env("ROUTEWARDEN_LOG", "debug")
+            .stderr(std::fs::File::create(self.dir.path().join("serve.log")).unwrap())
+            .spawn()
+            .unwrap();
+        Daemon { child, notify, addr, ns: self.name.clone() }
+    }
+}
+
+impl Daemon {
+    /// Waits for a notify datagram containing `want`; returns all messages seen until then.
+    pub fn wait_notify(&self, want: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.notify.recv(&mut buf) {
+                Ok(n) => {
+                    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    let done = msg.contains(want);
+                    seen.push(msg);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(e) => panic!("no notify message {want:?} ({e}); seen {seen:?}"),
+            }
+        }
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self, w: &World) -> String {
+        std::fs::read_to_string(w.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let (addr, path) = (self.addr.clone(), path.to_string());
+        in_netns(&self.ns, move || get(&addr, &path, ""))
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

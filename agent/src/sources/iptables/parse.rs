@@ -53,11 +53,8 @@ pub struct ParseError {
 pub fn parse_save(text: &str, default_table: &str) -> Result<Ruleset, ParseError> {
     let mut tables: Vec<(&str, HashMap<&str, Option<u32>>)> = vec![(default_table, HashMap::new())];
     let mut current = 0;
-    let err = |line: usize, what: &'static str, text: &str| ParseError {
-        line,
-        what,
-        text: text.chars().take(200).collect(),
-    };
+    let err =
+        |line: usize, what: &'static str, text: &str| ParseError { line, what, text: text.chars().take(200).collect() };
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim_end();
         let n = i + 1;
@@ -79,8 +76,10 @@ pub fn parse_save(text: &str, default_table: &str) -> Result<Ruleset, ParseError
                 };
             }
             b':' => {
-                let name =
-                    line[1..].split_ascii_whitespace().next().ok_or_else(|| err(n, "chain line without a name", line))?;
+                let name = line[1..]
+                    .split_ascii_whitespace()
+                    .next()
+                    .ok_or_else(|| err(n, "chain line without a name", line))?;
                 chains.entry(name).or_insert(None);
             }
             b'-' => {

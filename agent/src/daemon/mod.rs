@@ -1,0 +1,260 @@
+//! `routewarden serve`: keeps the report fresh and serves it. Collects on start, on kernel change events
+//! (debounced) and on a periodic resync; publishes pre-rendered outputs; speaks sd_notify (READY, STATUS,
+//! WATCHDOG, RELOADING, STOPPING); reloads its configuration on SIGHUP and exits cleanly on SIGTERM.
+
+pub mod state;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sd_notify::NotifyState;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Settings;
+use crate::outputs::http::{self, Limits};
+use crate::outputs::metrics::Metrics;
+use crate::report::{verdict, Finding, Report, Severity};
+use crate::rules::churn::{kube_proxy_chains, Churn};
+use crate::snapshot::SourceStatus;
+use crate::sys::events::EventSocket;
+use crate::{outputs, rules, sources};
+use state::{now_unix, Published, Shared};
+
+/// What `serve` was started with.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The configuration file to re-read on SIGHUP (`None`: the default path, if it exists).
+    pub config_path: Option<PathBuf>,
+    /// Overrides `daemon.listen`.
+    pub listen: Option<String>,
+}
+
+pub fn run(opts: Options, settings: Settings) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(run_async(opts, settings))
+}
+
+fn notify(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        log::debug!("sd_notify: {e}");
+    }
+}
+
+fn stall_after(s: &Settings) -> u64 {
+    s.daemon.resync_secs * 2 + s.command_timeout_secs * 8 + 10
+}
+
+async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> {
+    let listen = opts.listen.clone().unwrap_or_else(|| settings.daemon.listen.clone());
+    let listener =
+        tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding the HTTP listener {listen}"))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    let shared = Shared::new(stall_after(&settings));
+    let router = http::router(Arc::clone(&shared));
+    let limits = Limits {
+        max_connections: settings.daemon.max_connections,
+        request_timeout: Duration::from_secs(settings.daemon.request_timeout_secs),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut servers = vec![tokio::spawn(http::serve(listener, router.clone(), limits, stop_rx.clone()))];
+    log::info!("serving http://{local}/status and /metrics");
+    if let Some(path) = settings.daemon.unix_socket.clone() {
+        let _ = std::fs::remove_file(&path);
+        let unix =
+            tokio::net::UnixListener::bind(&path).with_context(|| format!("binding unix socket {}", path.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))
+            .with_context(|| format!("setting mode 0660 on {}", path.display()))?;
+        servers.push(tokio::spawn(http::serve(unix, router, limits, stop_rx.clone())));
+        log::info!("serving on unix socket {}", path.display());
+    }
+
+    let (ev_tx, mut ev_rx) = mpsc::channel::<&'static str>(1);
+    for sock in [EventSocket::links(), EventSocket::nftables()] {
+        match sock {
+            Ok(sock) => {
+                let tx = ev_tx.clone();
+                std::thread::spawn(move || loop {
+                    if let Err(e) = sock.wait() {
+                        log::warn!("{} events stopped: {e}; relying on the periodic resync", sock.what);
+                        return;
+                    }
+                    let _ = tx.try_send(sock.what);
+                });
+            }
+            Err(e) => log::warn!("{e}; relying on the periodic resync"),
+        }
+    }
+
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let watchdog = sd_notify::watchdog_enabled();
+    let metrics = Metrics::new();
+    let mut churn = Churn::default();
+    let mut last_sources: BTreeMap<String, SourceStatus> = BTreeMap::new();
+    let mut reload_error: Option<String> = None;
+
+    loop {
+        let s = settings.clone();
+        let snap = match tokio::task::spawn_blocking(move || sources::collect(&s)).await {
+            Ok(snap) => snap,
+            Err(e) => {
+                log::error!("collection task failed: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let mut report =
+            rules::analyse(&snap, humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+        let changes = churn.observe(kube_proxy_chains(&snap));
+        add_churn(&mut report, &churn.recent_flips());
+        metrics.update(&report, changes, now_unix());
+        log_changes(&report, &mut last_sources);
+        let summary = summary(&report, reload_error.as_deref());
+        shared.publish(render(report, &metrics));
+        shared.progress();
+        if !shared.is_ready() {
+            shared.set_ready();
+            notify(&[NotifyState::Ready, NotifyState::Status(&summary)]);
+            log::info!("first collection done: {summary}");
+        } else {
+            notify(&[NotifyState::Status(&summary)]);
+        }
+        if watchdog.is_some() {
+            notify(&[NotifyState::Watchdog]);
+        }
+
+        let resync = tokio::time::sleep(Duration::from_secs(settings.daemon.resync_secs));
+        tokio::pin!(resync);
+        let tick = watchdog.map(|d| d / 2).unwrap_or(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = &mut resync => break,
+                Some(what) = ev_rx.recv() => {
+                    log::debug!("{what} changed; collecting after {} ms", settings.daemon.debounce_ms);
+                    tokio::time::sleep(Duration::from_millis(settings.daemon.debounce_ms)).await;
+                    while ev_rx.try_recv().is_ok() {}
+                    break;
+                }
+                _ = tokio::time::sleep(tick), if watchdog.is_some() => {
+                    shared.progress();
+                    notify(&[NotifyState::Watchdog]);
+                }
+                _ = sighup.recv() => {
+                    notify(&[NotifyState::Reloading]);
+                    match Settings::load(opts.config_path.as_deref()) {
+                        Ok(new) => {
+                            log::info!("configuration reloaded");
+                            settings = new;
+                            reload_error = None;
+                        }
+                        Err(e) => {
+                            log::error!("configuration reload failed, keeping the running configuration: {e}");
+                            reload_error = Some(e.to_string());
+                        }
+                    }
+                    notify(&[NotifyState::Ready]);
+                    break;
+                }
+                _ = sigterm.recv() => return stop(stop_tx, servers).await,
+                _ = sigint.recv() => return stop(stop_tx, servers).await,
+            }
+        }
+    }
+}
+
+async fn stop(stop_tx: watch::Sender<bool>, servers: Vec<tokio::task::JoinHandle<()>>) -> anyhow::Result<()> {
+    notify(&[NotifyState::Stopping]);
+    log::info!("stopping");
+    let _ = stop_tx.send(true);
+    for s in servers {
+        let _ = tokio::time::timeout(Duration::from_secs(3), s).await;
+    }
+    Ok(())
+}
+
+/// Adds rule-churn evidence: chains deleted and re-created between scans mean two owners fight.
+fn add_churn(report: &mut Report, flips: &[&str]) {
+    if flips.is_empty() {
+        return;
+    }
+    let evidence = format!(
+        "{} kube-proxy chains were deleted and re-created between scans (e.g. {})",
+        flips.len(),
+        flips.iter().take(3).copied().collect::<Vec<_>>().join(", ")
+    );
+    if let Some(f) = report.findings.iter_mut().find(|f| f.id == "service-routing.conflict") {
+        f.evidence.push(evidence);
+    } else {
+        report.findings.push(Finding {
+            id: "service-routing.churn".into(),
+            severity: Severity::Warning,
+            summary: "kube-proxy's chains keep disappearing and coming back: something else flushes or rewrites them"
+                .into(),
+            evidence: vec![evidence],
+            remedy: "look for a second writer of iptables on this node (another proxy, a CNI cleanup job, \
+                     `iptables-save | grep -v KUBE | iptables-restore` in a script)"
+                .into(),
+        });
+    }
+    report.verdict = verdict(&report.findings);
+}
+
+/// Logs sources that changed state and the findings, each once per change.
+fn log_changes(report: &Report, last: &mut BTreeMap<String, SourceStatus>) {
+    for (name, s) in &report.sources {
+        if last.get(name) != Some(&s.status) {
+            match s.status {
+                SourceStatus::Failed => {
+                    log::warn!(source = name.as_str(); "source {name} failed: {}", s.error.as_deref().unwrap_or(""))
+                }
+                _ if last.contains_key(name) => {
+                    log::info!(source = name.as_str(); "source {name} is {:?} again", s.status)
+                }
+                _ => {}
+            }
+            last.insert(name.clone(), s.status);
+        }
+    }
+}
+
+fn summary(r: &Report, reload_error: Option<&str>) -> String {
+    let kp = &r.dataplane.kube_proxy;
+    let mut s = format!(
+        "{:?}: kube-proxy {:?}, cilium kpr {}, {} findings",
+        r.verdict,
+        kp.mode,
+        match r.dataplane.cilium.kube_proxy_replacement {
+            Some(true) => "on",
+            Some(false) => "off",
+            None => "unknown",
+        },
+        r.findings.len()
+    )
+    .to_lowercase();
+    if let Some(e) = reload_error {
+        s.push_str(&format!("; config reload failed: {e}"));
+    }
+    s
+}
+
+fn render(report: Report, metrics: &Metrics) -> Published {
+    let (openmetrics, prometheus_text) = metrics.render();
+    Published {
+        status: serde_json::to_string(&report).unwrap_or_default() + "\n",
+        status_pretty: outputs::json(&report) + "\n",
+        findings: serde_json::to_string_pretty(&report.findings).unwrap_or_default() + "\n",
+        openmetrics,
+        prometheus_text,
+        report: Some(report),
+    }
+}

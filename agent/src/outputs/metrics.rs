@@ -1,0 +1,253 @@
+//! Prometheus metrics: one explicit registry for the daemon's life, updated from each report, rendered once per
+//! collection (never per request) as OpenMetrics and as Prometheus text 0.0.4.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+use crate::report::{ProxyMode, Report};
+use crate::snapshot::SourceStatus;
+
+type Labels = Vec<(String, String)>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The daemon's metrics. Field docs are the HELP texts.
+pub struct Metrics {
+    registry: Registry,
+    /// 1 when the source was read in the last collection, 0 when it failed or is disabled.
+    source_up: Family<Labels, Gauge>,
+    /// Time the last collection spent reading each source.
+    source_duration: Family<Labels, FloatGauge>,
+    /// Unix time of each source's last successful read.
+    source_last_success: Family<Labels, FloatGauge>,
+    /// kube-proxy's mode and iptables backend as found in the rules (value always 1).
+    kube_proxy_info: Family<Labels, Gauge>,
+    /// Service ports kube-proxy has programmed.
+    kube_proxy_services: Gauge,
+    /// 1 when a kube-proxy process runs.
+    kube_proxy_running: Gauge,
+    /// Cilium's kube-proxy replacement and socket-LB state (value always 1; labels true, false or unknown).
+    cilium_info: Family<Labels, Gauge>,
+    /// Service frontends in Cilium's pinned service maps.
+    cilium_lb_services: Gauge,
+    /// 1 when kube-proxy and Cilium both program Service routing.
+    conflict: Gauge,
+    /// Findings of the last report by id and severity.
+    findings: Family<Labels, Gauge>,
+    /// kube-proxy chains added or removed between collections.
+    rule_changes: Counter,
+    /// Completed collections.
+    collections: Counter,
+    /// Unix time the last collection finished.
+    last_collection: FloatGauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("routewarden");
+        registry.register(
+            "build",
+            "routewarden version (value always 1)",
+            Info::new(vec![("version".to_string(), env!("CARGO_PKG_VERSION").to_string())]),
+        );
+        let m = Metrics {
+            registry,
+            source_up: Family::default(),
+            source_duration: Family::default(),
+            source_last_success: Family::default(),
+            kube_proxy_info: Family::default(),
+            kube_proxy_services: Gauge::default(),
+            kube_proxy_running: Gauge::default(),
+            cilium_info: Family::default(),
+            cilium_lb_services: Gauge::default(),
+            conflict: Gauge::default(),
+            findings: Family::default(),
+            rule_changes: Counter::default(),
+            collections: Counter::default(),
+            last_collection: FloatGauge::default(),
+        };
+        let mut m = m;
+        let r = &mut m.registry;
+        r.register(
+            "source_up",
+            "1 when the source was read in the last collection, 0 when it failed or is disabled",
+            m.source_up.clone(),
+        );
+        r.register(
+            "source_collect_duration_seconds",
+            "Time the last collection spent reading each source",
+            m.source_duration.clone(),
+        );
+        r.register(
+            "source_last_success_timestamp_seconds",
+            "Unix time of each source's last successful read",
+            m.source_last_success.clone(),
+        );
+        r.register(
+            "kube_proxy_info",
+            "kube-proxy mode and iptables backend found in the rules (value always 1)",
+            m.kube_proxy_info.clone(),
+        );
+        r.register("kube_proxy_services", "Service ports kube-proxy has programmed", m.kube_proxy_services.clone());
+        r.register("kube_proxy_running", "1 when a kube-proxy process runs", m.kube_proxy_running.clone());
+        r.register(
+            "cilium_info",
+            "Cilium kube-proxy replacement and socket-LB state (value always 1)",
+            m.cilium_info.clone(),
+        );
+        r.register(
+            "cilium_lb_services",
+            "Service frontends in Cilium's pinned service maps",
+            m.cilium_lb_services.clone(),
+        );
+        r.register(
+            "service_routing_conflict",
+            "1 when kube-proxy and Cilium both program Service routing",
+            m.conflict.clone(),
+        );
+        r.register("findings", "Findings of the last report by id and severity", m.findings.clone());
+        r.register("rule_changes", "kube-proxy chains added or removed between collections", m.rule_changes.clone());
+        r.register("collections", "Completed collections", m.collections.clone());
+        r.register(
+            "last_collection_timestamp_seconds",
+            "Unix time the last collection finished",
+            m.last_collection.clone(),
+        );
+        m
+    }
+
+    /// Sets every metric from a report; `changes` is the number of kube-proxy chains added or removed since the
+    /// previous collection.
+    pub fn update(&self, r: &Report, changes: u64, now_unix: f64) {
+        for (name, s) in &r.sources {
+            let l = vec![("source".to_string(), name.clone())];
+            let up = s.status == SourceStatus::Ok;
+            self.source_up.get_or_create(&l).set(i64::from(up));
+            self.source_duration.get_or_create(&l).set(s.duration_ms as f64 / 1000.0);
+            if up {
+                self.source_last_success.get_or_create(&l).set(now_unix);
+            }
+        }
+        let kp = &r.dataplane.kube_proxy;
+        self.kube_proxy_info.clear();
+        let mode = match kp.mode {
+            ProxyMode::None => "none",
+            ProxyMode::Iptables => "iptables",
+            ProxyMode::Nftables => "nftables",
+            ProxyMode::Ipvs => "ipvs",
+            ProxyMode::Unknown => "unknown",
+        };
+        self.kube_proxy_info
+            .get_or_create(&vec![
+                ("mode".to_string(), mode.to_string()),
+                ("backend".to_string(), kp.backend.clone().unwrap_or_default()),
+            ])
+            .set(1);
+        self.kube_proxy_services.set(i64::from(kp.services));
+        self.kube_proxy_running.set(i64::from(kp.running == Some(true)));
+        let c = &r.dataplane.cilium;
+        let tri = |b: Option<bool>| match b {
+            Some(true) => "true",
+            Some(false) => "false",
+            None => "unknown",
+        };
+        self.cilium_info.clear();
+        self.cilium_info
+            .get_or_create(&vec![
+                ("present".to_string(), tri(c.present).to_string()),
+                ("kube_proxy_replacement".to_string(), tri(c.kube_proxy_replacement).to_string()),
+                ("socket_lb".to_string(), tri(c.socket_lb).to_string()),
+            ])
+            .set(1);
+        self.cilium_lb_services.set(i64::from(c.services.unwrap_or(0)));
+        self.conflict.set(i64::from(r.finding("service-routing.conflict").is_some()));
+        self.findings.clear();
+        for f in &r.findings {
+            let sev = format!("{:?}", f.severity).to_lowercase();
+            self.findings.get_or_create(&vec![("id".to_string(), f.id.clone()), ("severity".to_string(), sev)]).inc();
+        }
+        self.rule_changes.inc_by(changes);
+        self.collections.inc();
+        self.last_collection.set(now_unix);
+    }
+
+    /// (OpenMetrics text, Prometheus text format 0.0.4).
+    pub fn render(&self) -> (String, String) {
+        let mut om = String::new();
+        if let Err(e) = encode(&mut om, &self.registry) {
+            om = format!("# encoding metrics failed: {e}\n# EOF\n");
+        }
+        if !om.ends_with('\n') {
+            om.push('\n');
+        }
+        let text = to_prometheus_text(&om);
+        (om, text)
+    }
+}
+
+/// Converts OpenMetrics text to the Prometheus text format 0.0.4: no `# EOF` or `# UNIT`, counters and info
+/// metrics described under their sample names (`x_total` counter, `x_info` gauge).
+pub fn to_prometheus_text(om: &str) -> String {
+    let mut kinds: Vec<(String, &str)> = Vec::new();
+    for line in om.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut it = rest.split(' ');
+            if let (Some(name), Some(kind)) = (it.next(), it.next()) {
+                kinds.push((name.to_string(), kind));
+            }
+        }
+    }
+    let rename = |name: &str| -> (String, Option<&'static str>) {
+        match kinds.iter().find(|(n, _)| n == name).map(|(_, k)| *k) {
+            Some("counter") => (format!("{name}_total"), None),
+            Some("info") => (format!("{name}_info"), Some("gauge")),
+            _ => (name.to_string(), None),
+        }
+    };
+    let mut out = String::with_capacity(om.len());
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, ""));
+            let (new, kind_override) = rename(name);
+            out.push_str(&format!("# TYPE {new} {}\n", kind_override.unwrap_or(kind)));
+        } else if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            out.push_str(&format!("# HELP {} {help}\n", rename(name).0));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_names_counters_and_info_by_their_samples() {
+        let om = "# HELP rw_build routewarden version.\n# TYPE rw_build info\nrw_build_info{version=\"0.1.0\"} 1\n\
+# HELP rw_rule_changes changes.\n# TYPE rw_rule_changes counter\nrw_rule_changes_total 3\n# EOF\n";
+        let text = to_prometheus_text(om);
+        assert_eq!(
+            text,
+            "# HELP rw_build_info routewarden version.\n# TYPE rw_build_info gauge\nrw_build_info{version=\"0.1.0\"} 1\n\
+# HELP rw_rule_changes_total changes.\n# TYPE rw_rule_changes_total counter\nrw_rule_changes_total 3\n"
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! Rule churn between collections: kube-proxy chains that are deleted and re-created between scans are a sign
+//! that two owners fight (something flushes kube-proxy's rules, kube-proxy puts them back). Pure.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::snapshot::Snapshot;
+use crate::sources::iptables::Ruleset;
+
+/// kube-proxy-owned chains of a snapshot as `backend family table chain` keys; `None` when a rules source failed.
+pub fn kube_proxy_chains(snap: &Snapshot) -> Option<BTreeSet<String>> {
+    let legacy = snap.iptables_legacy.get()?;
+    let nft = snap.nftables.get()?;
+    let mut out = BTreeSet::new();
+    let mut add = |backend: &str, family: &str, rs: &Ruleset| {
+        for (table, chain) in rs.all_chains() {
+            if matches!(
+                super::chains::owner(table, chain),
+                super::chains::Owner::KubeProxy
+                    | super::chains::Owner::KubeProxyIptables
+                    | super::chains::Owner::KubeProxyIpvs
+            ) {
+                out.insert(format!("{backend} {family} {table} {chain}"));
+            }
+        }
+    };
+    add("legacy", "ipv4", &legacy.ipv4);
+    add("legacy", "ipv6", &legacy.ipv6);
+    add("nft", "ipv4", &nft.iptables_nft("ip"));
+    add("nft", "ipv6", &nft.iptables_nft("ip6"));
+    for t in nft.tables.iter().filter(|t| t.name == "kube-proxy") {
+        for c in &t.chains {
+            out.insert(format!("nftables {} kube-proxy {c}", t.family));
+        }
+    }
+    Some(out)
+}
+
+/// Remembers which chains disappeared, and counts those that came back ("flips").
+#[derive(Debug, Default)]
+pub struct Churn {
+    previous: Option<BTreeSet<String>>,
+    /// Chains that disappeared, with the collection number at which they did.
+    gone: HashMap<String, u64>,
+    collection: u64,
+    /// Recent flips: (collection number, chain).
+    flips: Vec<(u64, String)>,
+}
+
+/// How many collections a flip stays in view.
+const WINDOW: u64 = 20;
+
+impl Churn {
+    /// Feeds one collection's chain set; returns how many chains were added or removed since the previous one.
+    pub fn observe(&mut self, current: Option<BTreeSet<String>>) -> u64 {
+        self.collection += 1;
+        let n = self.collection;
+        self.flips.retain(|(at, _)| n - at <= WINDOW);
+        self.gone.retain(|_, at| n - *at <= WINDOW);
+        let Some(current) = current else { return 0 };
+        let mut changes = 0;
+        if let Some(prev) = &self.previous {
+            for removed in prev.difference(&current) {
+                self.gone.insert(removed.clone(), n);
+                changes += 1;
+            }
+            for added in current.difference(prev) {
+                if self.gone.remove(added).is_some() {
+                    self.flips.push((n, added.clone()));
+                }
+                changes += 1;
+            }
+        }
+        self.previous = Some(current);
+        changes
+    }
+
+    /// Chains deleted and re-created within the last collections.
+    pub fn recent_flips(&self) -> Vec<&str> {
+        self.flips.iter().map(|(_, c)| c.as_str()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(names: &[&str]) -> Option<BTreeSet<String>> {
+        Some(names.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn chains_that_vanish_and_return_are_flips() {
+        let mut c = Churn::default();
+        assert_eq!(c.observe(set(&["nft ipv4 nat KUBE-SERVICES", "nft ipv4 nat KUBE-SVC-A"])), 0);
+        assert_eq!(c.observe(set(&["nft ipv4 nat KUBE-SVC-A"])), 1);
+        assert!(c.recent_flips().is_empty());
+        assert_eq!(c.observe(set(&["nft ipv4 nat KUBE-SERVICES", "nft ipv4 nat KUBE-SVC-A"])), 1);
+        assert_eq!(c.recent_flips(), vec!["nft ipv4 nat KUBE-SERVICES"]);
+        // A failed source is not a deletion.
+        assert_eq!(c.observe(None), 0);
+        assert_eq!(c.observe(set(&["nft ipv4 nat KUBE-SERVICES", "nft ipv4 nat KUBE-SVC-A"])), 0);
+    }
+
+    #[test]
+    fn new_chains_are_changes_but_not_flips() {
+        let mut c = Churn::default();
+        c.observe(set(&["a"]));
+        assert_eq!(c.observe(set(&["a", "b"])), 1);
+        assert!(c.recent_flips().is_empty());
+    }
+}

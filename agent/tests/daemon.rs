@@ -1,0 +1,181 @@
+//! System tests of `routewarden serve`: the real binary in a network namespace, a test-owned NOTIFY_SOCKET, real
+//! HTTP requests, real rule changes, signals, a real Prometheus scrape and `promtool check metrics`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{get, http_raw, in_netns, World};
+
+const STEP1: &str = "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt";
+const OVERALL: &str = "kube-proxy-iptables-TestOverallIPTablesRules.txt";
+
+fn status(d: &common::Daemon) -> serde_json::Value {
+    let (code, body) = d.get("/status");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn serve_notifies_serves_follows_changes_reloads_and_stops() {
+    let Some(mut w) = World::new("serve") else { return };
+    w.iptables_fixture("nft", STEP1);
+    let mut d = w.serve("[daemon]\ndebounce_ms = 100\nresync_secs = 3600\n");
+
+    let seen = d.wait_notify("READY=1");
+    assert!(seen.iter().any(|m| m.contains("STATUS=")), "{seen:?}");
+    let (code, _) = d.get("/readyz");
+    assert_eq!(code, 200);
+    assert_eq!(d.get("/healthz").0, 200);
+    let r = status(&d);
+    assert_eq!(r["dataplane"]["kube_proxy"]["services"], 2);
+    assert_eq!(r["sources"]["processes"]["status"], "disabled");
+    let (code, pretty) = d.get("/status?pretty");
+    assert!(code == 200 && pretty.contains("\n  \"schema_version\": 1"), "{pretty}");
+    let (code, findings) = d.get("/findings");
+    assert!(code == 200 && findings.starts_with('['), "{findings}");
+    d.wait_notify("WATCHDOG=1");
+
+    // A rule change reaches /status through nftables change events (resync is an hour away). Loaded on top of
+    // step 1 without flushing, the overall dump leaves 6 distinct KUBE-SVC-* chains.
+    let start = Instant::now();
+    w.iptables_fixture("nft", OVERALL);
+    loop {
+        if status(&d)["dataplane"]["kube_proxy"]["services"] == 6 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "/status did not follow the rule change: {}", d.log(&w));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, metrics) = d.get("/metrics");
+    assert!(metrics.contains("routewarden_kube_proxy_services 6"), "{metrics}");
+    assert!(metrics.contains("routewarden_rule_changes_total"), "{metrics}");
+
+    // A broken configuration on SIGHUP is refused; the daemon keeps serving with the old one and says why.
+    let cfg = w.config();
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{good}\nbogus_key = 1\n")).unwrap();
+    d.signal(libc::SIGHUP);
+    let seen = d.wait_notify("config reload failed");
+    assert!(seen.iter().any(|m| m.contains("RELOADING=1")), "{seen:?}");
+    assert!(seen.last().unwrap().contains("bogus_key"), "{seen:?}");
+    assert_eq!(d.get("/status").0, 200);
+    std::fs::write(&cfg, good).unwrap();
+    d.signal(libc::SIGHUP);
+    d.wait_notify("READY=1");
+
+    d.signal(libc::SIGTERM);
+    d.wait_notify("STOPPING=1");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = d.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "serve did not exit within 5 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn http_refuses_what_it_does_not_serve_and_sheds_slow_clients() {
+    let Some(mut w) = World::new("serve-bad") else { return };
+    let d = w.serve("[daemon]\nrequest_timeout_secs = 1\nmax_connections = 4\n");
+    d.wait_notify("READY=1");
+    let addr = d.addr.clone();
+    in_netns(&d.ns, move || {
+        assert_eq!(get(&addr, "/nope", "").0, 404);
+        let reply =
+            http_raw(&addr, b"POST /status HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+        assert!(reply.starts_with("HTTP/1.1 413") || reply.starts_with("HTTP/1.1 405"), "{reply}");
+        let reply = http_raw(&addr, b"DELETE /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert!(reply.starts_with("HTTP/1.1 405"), "{reply}");
+        let reply = http_raw(&addr, b"\x00\x01garbage\r\n\r\n");
+        assert!(reply.is_empty() || reply.starts_with("HTTP/1.1 400"), "{reply:?}");
+        let huge = format!("GET /status HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(1 << 20));
+        let reply = http_raw(&addr, huge.as_bytes());
+        assert!(
+            reply.is_empty() || reply.starts_with("HTTP/1.1 431") || reply.starts_with("HTTP/1.1 400"),
+            "{}",
+            &reply[..reply.len().min(80)]
+        );
+
+        // More silent connections than the cap: each is dropped after the header timeout, so a real client is
+        // served within a few seconds.
+        let start = Instant::now();
+        let slow: Vec<_> = (0..8).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+        let (code, _) = get(&addr, "/healthz", "");
+        assert_eq!(code, 200);
+        assert!(start.elapsed() < Duration::from_secs(8), "slow clients held the server for {:?}", start.elapsed());
+        drop(slow);
+    });
+}
+
+#[test]
+fn prometheus_scrapes_the_daemon_and_promtool_accepts_the_metrics() {
+    let Some(mut w) = World::new("serve-prom") else { return };
+    if !common::tool("prometheus") || !common::tool("promtool") {
+        return;
+    }
+    w.iptables_fixture("nft", STEP1);
+    let d = w.serve("");
+    d.wait_notify("READY=1");
+
+    // promtool reads the Prometheus text format; the OpenMetrics form is what the real Prometheus below scrapes.
+    {
+        let addr = d.addr.clone();
+        let (_, body) = in_netns(&d.ns, move || get(&addr, "/metrics", ""));
+        let file = w.dir.path().join("metrics.txt");
+        std::fs::write(&file, &body).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("promtool check metrics < {}", file.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+            "promtool: {}{}\n{body}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let cfg = w.dir.path().join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: routewarden\n    static_configs:\n      - targets: ['{}']\n", d.addr),
+    )
+    .unwrap();
+    let data = w.dir.path().join("prom-data");
+    let mut prom = std::process::Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", d.ns))
+        .args(["prometheus", "--web.listen-address=127.0.0.1:9090"])
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.tsdb.path={}", data.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ns = d.ns.clone();
+    let found = in_netns(&ns, || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (code, body) = std::panic::catch_unwind(|| {
+                get("127.0.0.1:9090", "/api/v1/query?query=routewarden_kube_proxy_services", "")
+            })
+            .unwrap_or((0, String::new()));
+            if code == 200 && body.contains("\"routewarden_kube_proxy_services\"") {
+                return body;
+            }
+            if Instant::now() > deadline {
+                return format!("timed out; last reply {code}: {body}");
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    });
+    let _ = prom.kill();
+    let _ = prom.wait();
+    assert!(found.contains("\"2\""), "Prometheus did not store the series with value 2: {found}");
+}
