@@ -93,7 +93,7 @@ pub fn ruleset(n: usize) -> String {
     s
 }
 
-fn sh(script: &str) -> String {
+pub fn sh(script: &str) -> String {
     let out = Command::new("sh").args(["-c", script]).output().unwrap();
     assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()

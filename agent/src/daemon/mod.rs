@@ -121,6 +121,8 @@ async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> 
         log_changes(&report, &mut last_sources);
         let summary = summary(&report, reload_error.as_deref());
         shared.publish(render(report, &metrics));
+        drop(snap);
+        release_memory();
         shared.progress();
         if !shared.is_ready() {
             shared.set_ready();
@@ -169,6 +171,16 @@ async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> 
                 _ = sigint.recv() => return stop(stop_tx, servers).await,
             }
         }
+    }
+}
+
+/// Hands freed collection memory back to the kernel: glibc keeps it in per-thread arenas otherwise, and the
+/// daemon's RSS would sit at the peak of the largest collection.
+fn release_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

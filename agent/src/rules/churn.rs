@@ -1,7 +1,9 @@
 //! Rule churn between collections: kube-proxy chains that are deleted and re-created between scans are a sign
 //! that two owners fight (something flushes kube-proxy's rules, kube-proxy puts them back). Pure.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 
 use crate::snapshot::Snapshot;
 use crate::sources::iptables::Ruleset;
@@ -35,12 +37,19 @@ pub fn kube_proxy_chains(snap: &Snapshot) -> Option<BTreeSet<String>> {
     Some(out)
 }
 
-/// Remembers which chains disappeared, and counts those that came back ("flips").
+fn key(name: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    name.hash(&mut h);
+    h.finish()
+}
+
+/// Remembers which chains disappeared, and counts those that came back ("flips"). Chains are kept as 64-bit
+/// hashes: at 10k Services the names alone would hold megabytes for the daemon's whole life.
 #[derive(Debug, Default)]
 pub struct Churn {
-    previous: Option<BTreeSet<String>>,
+    previous: Option<HashSet<u64>>,
     /// Chains that disappeared, with the collection number at which they did.
-    gone: HashMap<String, u64>,
+    gone: HashMap<u64, u64>,
     collection: u64,
     /// Recent flips: (collection number, chain).
     flips: Vec<(u64, String)>,
@@ -57,20 +66,21 @@ impl Churn {
         self.flips.retain(|(at, _)| n - at <= WINDOW);
         self.gone.retain(|_, at| n - *at <= WINDOW);
         let Some(current) = current else { return 0 };
+        let keys: HashSet<u64> = current.iter().map(|c| key(c)).collect();
         let mut changes = 0;
         if let Some(prev) = &self.previous {
-            for removed in prev.difference(&current) {
-                self.gone.insert(removed.clone(), n);
+            for removed in prev.difference(&keys) {
+                self.gone.insert(*removed, n);
                 changes += 1;
             }
-            for added in current.difference(prev) {
-                if self.gone.remove(added).is_some() {
+            for added in current.iter().filter(|c| !prev.contains(&key(c))) {
+                if self.gone.remove(&key(added)).is_some() {
                     self.flips.push((n, added.clone()));
                 }
                 changes += 1;
             }
         }
-        self.previous = Some(current);
+        self.previous = Some(keys);
         changes
     }
 
