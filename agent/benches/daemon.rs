@@ -68,7 +68,10 @@ fn main() {
         .unwrap();
     let pid = child.id();
     let start = Instant::now();
-    while sh(&format!("nsenter --net=/run/netns/{ns} curl -s -o /dev/null -w '%{{http_code}}' localhost:9977/readyz || true")) != "200" {
+    while sh(&format!(
+        "nsenter --net=/run/netns/{ns} curl -s -o /dev/null -w '%{{http_code}}' localhost:9977/readyz || true"
+    )) != "200"
+    {
         assert!(start.elapsed() < Duration::from_secs(60), "daemon not ready");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -95,11 +98,14 @@ fn main() {
     println!("| endpoint | requests/s | p50 ms | p99 ms | body bytes |");
     println!("|---|---|---|---|---|");
     for path in ["/status", "/metrics", "/healthz"] {
-        let out = sh(&format!(
-            "nsenter --net=/run/netns/{ns} wrk -t2 -c32 -d10s --latency http://127.0.0.1:9977{path}"
-        ));
+        let out =
+            sh(&format!("nsenter --net=/run/netns/{ns} wrk -t2 -c32 -d10s --latency http://127.0.0.1:9977{path}"));
         let field = |key: &str| {
-            out.lines().find(|l| l.trim_start().starts_with(key)).and_then(|l| l.split_whitespace().nth(1)).unwrap_or("?").to_string()
+            out.lines()
+                .find(|l| l.trim_start().starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap_or("?")
+                .to_string()
         };
         let size = sh(&format!("nsenter --net=/run/netns/{ns} curl -s localhost:9977{path} | wc -c"));
         println!("| {path} | {} | {} | {} | {} |", field("Requests/sec:"), field("50%"), field("99%"), size.trim());

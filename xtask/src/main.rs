@@ -41,7 +41,8 @@ const HELP: &str = "cargo xtask <command>
 Commands:
   test    install missing system packages (as root), then cargo fmt --check, clippy -D warnings and every test
   demo    build routewarden, create a namespace where kube-proxy and Cilium socket-LB conflict, run `check` in it
-  bench   generate kube-proxy rulesets of 1k/10k/50k Services in namespaces and time check against iptables-save
+  bench   [detector|daemon] [ARGS]: time check against iptables-save on generated 1k/10k/50k-Service rulesets,
+          and the daemon's memory, idle CPU and HTTP throughput (numbers go to BENCHMARKS.md)
   deps    install the Debian packages the tests need (apt-get; needs root)";
 
 fn main() -> Result<()> {
@@ -191,6 +192,24 @@ echo "(exit code $?)"
     sh(&script)
 }
 
-fn bench(_args: &[String]) -> Result<()> {
-    bail!("not yet")
+/// `cargo xtask bench [detector|daemon] [ARGS...]`: runs the benchmark binaries (both by default), after
+/// installing what they need (wrk, GNU time, curl).
+fn bench(args: &[String]) -> Result<()> {
+    if !is_root() {
+        bail!("the benchmarks create network namespaces: run them as root");
+    }
+    deps(false)?;
+    if !have("wrk") || !Path::new("/usr/bin/time").exists() || !have("curl") {
+        sh("apt-get install -y -qq --no-install-recommends wrk time curl >/dev/null")?;
+    }
+    let (which, rest): (Vec<&str>, &[String]) = match args.first().map(String::as_str) {
+        Some(b @ ("detector" | "daemon")) => (vec![b], &args[1..]),
+        _ => (vec!["detector", "daemon"], args),
+    };
+    for b in which {
+        let mut cmd = Command::new("cargo");
+        cmd.args(["bench", "--bench", b, "--"]).args(rest);
+        run(&mut cmd)?;
+    }
+    Ok(())
 }
