@@ -168,6 +168,25 @@ fn cilium_kpr_alone_with_only_kubelet_chains_is_healthy() {
 }
 
 #[test]
+fn conflict_when_cilium_balances_nodeports_in_bpf_on_the_nic_over_tcx() {
+    let Some(mut w) = World::new("conflict-tcx") else { return };
+    w.iptables_fixture("legacy", OVERALL);
+    w.veth("eth1", "eth1peer");
+    w.tcx_ingress("eth1");
+    w.lb4_map(&[([10, 96, 0, 1], 443, CLUSTER_IP), ([0, 0, 0, 0], 30001, NODEPORT)]);
+    w.process("kube-proxy");
+    w.process("cilium-agent");
+
+    let (code, r) = w.check();
+    assert_eq!(code, 2, "{r:#}");
+    let c = &r["dataplane"]["cilium"];
+    assert_eq!((c["socket_lb"].as_bool(), c["bpf_nodeport"].as_bool()), (Some(false), Some(true)), "{r:#}");
+    let ev = finding(&r, "service-routing.conflict")["evidence"].to_string();
+    assert!(ev.contains("cil_from_netdev (tcx ingress") && ev.contains("on eth1"), "{ev}");
+    assert_eq!(r["dataplane"]["kube_proxy"]["backend"], "legacy");
+}
+
+#[test]
 fn kube_proxy_rules_without_a_process_are_stale() {
     let Some(w) = World::new("stale") else { return };
     w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");

@@ -101,6 +101,7 @@ async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> 
     let metrics = Metrics::new();
     let mut churn = Churn::default();
     let mut last_sources: BTreeMap<String, SourceStatus> = BTreeMap::new();
+    let mut last_findings: BTreeMap<String, Severity> = BTreeMap::new();
     let mut reload_error: Option<String> = None;
 
     loop {
@@ -118,7 +119,7 @@ async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> 
         let changes = churn.observe(kube_proxy_chains(&snap));
         add_churn(&mut report, &churn.recent_flips());
         metrics.update(&report, changes, now_unix());
-        log_changes(&report, &mut last_sources);
+        log_changes(&report, &mut last_sources, &mut last_findings);
         let summary = summary(&report, reload_error.as_deref());
         shared.publish(render(report, &metrics));
         drop(snap);
@@ -221,8 +222,24 @@ fn add_churn(report: &mut Report, flips: &[&str]) {
     report.verdict = verdict(&report.findings);
 }
 
-/// Logs sources that changed state and the findings, each once per change.
-fn log_changes(report: &Report, last: &mut BTreeMap<String, SourceStatus>) {
+/// Logs sources that changed state, and findings that appeared or cleared, each once per change (with
+/// `SOURCE=`/`FINDING_ID=` journal fields).
+fn log_changes(report: &Report, last: &mut BTreeMap<String, SourceStatus>, findings: &mut BTreeMap<String, Severity>) {
+    let now: BTreeMap<String, Severity> = report.findings.iter().map(|f| (f.id.clone(), f.severity)).collect();
+    for f in &report.findings {
+        if findings.get(&f.id) != Some(&f.severity) {
+            let level = match f.severity {
+                Severity::Critical => log::Level::Error,
+                Severity::Warning => log::Level::Warn,
+                Severity::Info => log::Level::Info,
+            };
+            log::log!(level, finding_id = f.id.as_str(); "{}: {}", f.id, f.summary);
+        }
+    }
+    for id in findings.keys().filter(|id| !now.contains_key(*id)) {
+        log::info!(finding_id = id.as_str(); "{id} cleared");
+    }
+    *findings = now;
     for (name, s) in &report.sources {
         if last.get(name) != Some(&s.status) {
             match s.status {

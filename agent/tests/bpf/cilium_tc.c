@@ -2,7 +2,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-SEC("tc")
+SEC("classifier")
 int cil_from_netdev(struct __sk_buff *skb)
 {
 	return 0; /* TC_ACT_OK */

@@ -176,10 +176,26 @@ impl World {
     pub fn tc_ingress(&self, dev: &str) {
         let obj = bpf_object("cilium_tc");
         self.ns(&format!(
-            "export TC_BPF_MNT={b}; tc qdisc add dev {dev} clsact && tc filter add dev {dev} ingress bpf da obj {o} sec tc",
+            "export TC_BPF_MNT={b}; tc qdisc add dev {dev} clsact && tc filter add dev {dev} ingress bpf da obj {o} sec classifier",
             b = self.bpffs.display(),
             o = obj.display()
         ));
+    }
+
+    /// Attaches the test `cil_from_netdev` program to `dev`'s ingress as a tcx link (kernel >= 6.6) with aya,
+    /// from a thread that joins the world's namespace.
+    pub fn tcx_ingress(&mut self, dev: &str) {
+        let (ns, dev, obj) = (self.name.clone(), dev.to_string(), bpf_object("cilium_tc"));
+        let ebpf = in_netns(&ns, move || {
+            use aya::programs::tc::{SchedClassifier, TcAttachOptions, TcAttachType};
+            let mut ebpf = Ebpf::load_file(obj).unwrap();
+            let prog: &mut SchedClassifier = ebpf.program_mut("cil_from_netdev").unwrap().try_into().unwrap();
+            prog.load().unwrap();
+            prog.attach_with_options(&dev, TcAttachType::Ingress, TcAttachOptions::TcxOrder(Default::default()))
+                .unwrap();
+            ebpf
+        });
+        self.bpf.push(ebpf);
     }
 
     /// Attaches the test `cil_xdp_entry` program to `dev` in generic XDP mode with the real `ip`.
