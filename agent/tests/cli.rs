@@ -1,6 +1,8 @@
 //! The command line as a user meets it: help that teaches, configuration errors with file, line and key (exit 64),
 //! usage errors (exit 64). Needs no privileges.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 fn rw(args: &[&str]) -> (i32, String, String) {
