@@ -30,6 +30,24 @@ pub struct Settings {
     pub disabled_sources: Vec<String>,
     pub binaries: Binaries,
     pub daemon: Daemon,
+    pub gate: Gate,
+}
+
+/// The daemon's readiness gate: READY=1 and `/readyz` 200 only once these hold.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Gate {
+    /// Requirements, as for `routewarden wait --for` (e.g. "chain:filter/KUBE-FORWARD", "no-conflict").
+    /// Default: none (ready after the first collection).
+    pub requirements: Vec<String>,
+    /// Seconds between re-checks while the gate is closed, for what has no change events. Default 1.
+    pub poll_secs: u64,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate { requirements: Vec::new(), poll_secs: 1 }
+    }
 }
 
 /// `routewarden serve`.
@@ -88,6 +106,7 @@ impl Default for Settings {
             disabled_sources: Vec::new(),
             binaries: Binaries::default(),
             daemon: Daemon::default(),
+            gate: Gate::default(),
         }
     }
 }
@@ -115,6 +134,8 @@ pub enum ConfigError {
     UnknownSource { path: PathBuf, name: String, known: String },
     #[error("{path}: {key} must be at least 1")]
     Zero { path: PathBuf, key: &'static str },
+    #[error("{path}: gate.requirements: {source}")]
+    Requirement { path: PathBuf, source: crate::gate::RequirementError },
     #[error("{path}: daemon.listen {value:?} is not an address such as 127.0.0.1:9977")]
     Listen { path: PathBuf, value: String },
 }
@@ -150,15 +171,22 @@ impl Settings {
             ("daemon.resync_secs", d.resync_secs),
             ("daemon.request_timeout_secs", d.request_timeout_secs),
             ("daemon.max_connections", d.max_connections as u64),
+            ("gate.poll_secs", settings.gate.poll_secs),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero { path: path.into(), key });
             }
         }
+        settings.gate_requirements().map_err(|source| ConfigError::Requirement { path: path.into(), source })?;
         if d.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::Listen { path: path.into(), value: d.listen.clone() });
         }
         Ok(settings)
+    }
+
+    /// The gate's requirements, parsed.
+    pub fn gate_requirements(&self) -> Result<Vec<crate::gate::Requirement>, crate::gate::RequirementError> {
+        self.gate.requirements.iter().map(|r| r.parse()).collect()
     }
 
     /// `p` below the host root.

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod gate;
 pub mod logging;
 pub mod outputs;
 pub mod report;
@@ -12,3 +13,4 @@ pub mod rules;
 pub mod snapshot;
 pub mod sources;
 pub mod sys;
+pub mod wait;

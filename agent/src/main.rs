@@ -8,7 +8,7 @@ use clap::Parser;
 
 use routewarden::cli::{Cli, Command, ConfigAction, Output};
 use routewarden::config::Settings;
-use routewarden::{daemon, outputs, rules, sources};
+use routewarden::{daemon, outputs, rules, sources, wait};
 
 /// Exit code for usage and configuration errors (sysexits EX_USAGE).
 const EXIT_USAGE: u8 = 64;
@@ -73,6 +73,17 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             routewarden::logging::init(level);
             daemon::run(daemon::Options { config_path: config_path.clone(), listen }, settings.clone())?;
             Ok(0)
+        }
+        Command::Wait { requirements, timeout, poll_interval, report_interval, output } => {
+            routewarden::logging::init(log::LevelFilter::Info);
+            let opts = wait::WaitOptions { requirements, timeout, poll: poll_interval, report_every: report_interval };
+            let result = wait::wait(settings, &opts);
+            let text = match output {
+                Output::Text => result.text(),
+                Output::Json => serde_json::to_string_pretty(&result).context("serialising the result")? + "\n",
+            };
+            write_stdout(&text)?;
+            Ok(result.exit_code())
         }
         Command::Snapshot => {
             let snap = sources::collect(settings);

@@ -61,3 +61,14 @@ fn defaults_validate_and_usage_errors_exit_64() {
     assert_eq!(rw(&["frobnicate"]).0, 64);
     assert_eq!(rw(&["check", "--output", "yaml"]).0, 64);
 }
+
+#[test]
+fn unknown_wait_requirements_list_the_valid_ones() {
+    let (code, _, err) = rw(&["wait", "--for", "kubeproxy"]);
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("\"kubeproxy\"") && err.contains("chain:TABLE/CHAIN") && err.contains("no-conflict"), "{err}");
+    let (code, _, err) = rw(&["wait"]);
+    assert_eq!(code, 64, "{err}");
+    let (code, _, err) = rw(&["wait", "--for", "no-conflict", "--timeout", "soon"]);
+    assert_eq!(code, 64, "{err}");
+}

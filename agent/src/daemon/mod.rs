@@ -120,15 +120,23 @@ async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> 
         add_churn(&mut report, &churn.recent_flips());
         metrics.update(&report, changes, now_unix());
         log_changes(&report, &mut last_sources, &mut last_findings);
-        let summary = summary(&report, reload_error.as_deref());
+        let mut summary = summary(&report, reload_error.as_deref());
+        let gate_open = shared.is_ready() || {
+            let missing = gate_missing(&settings, &snap, &report);
+            if !missing.is_empty() {
+                summary = format!("waiting for {}", missing.join("; "));
+                shared.set_not_ready(&summary);
+            }
+            missing.is_empty()
+        };
         shared.publish(render(report, &metrics));
         drop(snap);
         release_memory();
         shared.progress();
-        if !shared.is_ready() {
+        if !shared.is_ready() && gate_open {
             shared.set_ready();
             notify(&[NotifyState::Ready, NotifyState::Status(&summary)]);
-            log::info!("first collection done: {summary}");
+            log::info!("ready: {summary}");
         } else {
             notify(&[NotifyState::Status(&summary)]);
         }
@@ -136,7 +144,8 @@ async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> 
             notify(&[NotifyState::Watchdog]);
         }
 
-        let resync = tokio::time::sleep(Duration::from_secs(settings.daemon.resync_secs));
+        let next = if shared.is_ready() { settings.daemon.resync_secs } else { settings.gate.poll_secs };
+        let resync = tokio::time::sleep(Duration::from_secs(next));
         tokio::pin!(resync);
         let tick = watchdog.map(|d| d / 2).unwrap_or(Duration::from_secs(3600));
         loop {
@@ -173,6 +182,20 @@ async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> 
             }
         }
     }
+}
+
+/// The gate's requirements that do not hold yet, each with what was seen instead.
+fn gate_missing(settings: &Settings, snap: &crate::snapshot::Snapshot, report: &Report) -> Vec<String> {
+    let reqs = match settings.gate_requirements() {
+        Ok(r) => r,
+        Err(e) => return vec![e.to_string()],
+    };
+    reqs.iter()
+        .filter_map(|r| match crate::gate::check(r, snap, report) {
+            crate::gate::Check::Met(_) => None,
+            crate::gate::Check::Missing(d) | crate::gate::Check::Unknown(d) => Some(format!("{r}: {d}")),
+        })
+        .collect()
 }
 
 /// Hands freed collection memory back to the kernel: glibc keeps it in per-thread arenas otherwise, and the

@@ -282,6 +282,18 @@ impl World {
         )
     }
 
+    /// Starts the real binary inside the world with `args` (like `run`) without waiting for it.
+    pub fn spawn(&self, args: &str) -> std::process::Child {
+        let bin = env!("CARGO_BIN_EXE_routewarden");
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.name))
+            .args(["sh", "-c", &format!("exec {bin} --config {} {args}", self.config().display())])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     /// Runs `check --output json` and parses the report.
     pub fn check(&self) -> (i32, serde_json::Value) {
         let (code, out, err) = self.run("check --output json");
@@ -399,6 +411,21 @@ impl World {
 }
 
 impl Daemon {
+    /// Notify datagrams received within `d`.
+    pub fn notifications_for(&self, d: std::time::Duration) -> Vec<String> {
+        let deadline = std::time::Instant::now() + d;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            self.notify.set_read_timeout(Some(left.max(std::time::Duration::from_millis(1)))).unwrap();
+            if let Ok(n) = self.notify.recv(&mut buf) {
+                seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        self.notify.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        seen
+    }
+
     /// Waits for a notify datagram containing `want`; returns all messages seen until then.
     pub fn wait_notify(&self, want: &str) -> Vec<String> {
         let mut seen = Vec::new();

@@ -1,0 +1,202 @@
+//! The startup gate: requirements such as `chain:filter/KUBE-FORWARD` or `no-conflict`, parsed from text and
+//! checked against a snapshot and its report. Pure; `wait` and the daemon's `[gate]` drive it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::report::{ProxyMode, Report};
+use crate::snapshot::Snapshot;
+
+/// One thing that must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    /// An iptables chain in either backend and either family: `chain:TABLE/CHAIN`.
+    Chain { table: String, chain: String },
+    /// An nftables table: `nft-table:FAMILY/NAME`.
+    NftTable { family: String, name: String },
+    /// kube-proxy's Service rules are programmed (any mode, at least one Service).
+    KubeProxy,
+    /// Cilium load-balances Services (socket-LB attached or a populated service map).
+    CiliumLb,
+    /// No `service-routing.conflict` finding.
+    NoConflict,
+    /// A network link: `link:NAME`.
+    Link(String),
+    /// A loaded BPF program (kernel names are cut to 15 characters; either form matches): `bpf-prog:NAME`.
+    BpfProg(String),
+}
+
+pub const FORMS: &str = "chain:TABLE/CHAIN, nft-table:FAMILY/NAME, kube-proxy, cilium-lb, no-conflict, link:NAME, bpf-prog:NAME";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown requirement {given:?}: {why} (valid: {FORMS})")]
+pub struct RequirementError {
+    pub given: String,
+    pub why: &'static str,
+}
+
+impl FromStr for Requirement {
+    type Err = RequirementError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |why| RequirementError { given: s.to_string(), why };
+        let pair = |rest: &str| -> Result<(String, String), RequirementError> {
+            match rest.split_once('/') {
+                Some((a, b)) if !a.is_empty() && !b.is_empty() && !b.contains('/') => Ok((a.into(), b.into())),
+                _ => Err(err("expected two names separated by one '/'")),
+            }
+        };
+        match s.split_once(':') {
+            Some(("chain", rest)) => pair(rest).map(|(table, chain)| Requirement::Chain { table, chain }),
+            Some(("nft-table", rest)) => pair(rest).map(|(family, name)| Requirement::NftTable { family, name }),
+            Some(("link", name)) if !name.is_empty() => Ok(Requirement::Link(name.into())),
+            Some(("bpf-prog", name)) if !name.is_empty() => Ok(Requirement::BpfProg(name.into())),
+            Some(("link" | "bpf-prog", _)) => Err(err("the name is empty")),
+            Some(_) => Err(err("no such kind")),
+            None => match s {
+                "kube-proxy" => Ok(Requirement::KubeProxy),
+                "cilium-lb" => Ok(Requirement::CiliumLb),
+                "no-conflict" => Ok(Requirement::NoConflict),
+                _ => Err(err("no such requirement")),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Requirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Requirement::Chain { table, chain } => write!(f, "chain {table}/{chain}"),
+            Requirement::NftTable { family, name } => write!(f, "nft-table {family}/{name}"),
+            Requirement::KubeProxy => write!(f, "kube-proxy"),
+            Requirement::CiliumLb => write!(f, "cilium-lb"),
+            Requirement::NoConflict => write!(f, "no-conflict"),
+            Requirement::Link(n) => write!(f, "link {n}"),
+            Requirement::BpfProg(n) => write!(f, "bpf-prog {n}"),
+        }
+    }
+}
+
+impl Requirement {
+    /// Sources this requirement reads (others can stay disabled while waiting).
+    pub fn sources(&self) -> &'static [&'static str] {
+        match self {
+            Requirement::Chain { .. } => &["iptables-legacy", "nftables", "processes"],
+            Requirement::NftTable { .. } => &["nftables"],
+            Requirement::KubeProxy => &["iptables-legacy", "nftables", "links", "ipvs", "processes"],
+            Requirement::CiliumLb => &["bpf", "links", "processes"],
+            Requirement::NoConflict => crate::config::SOURCES,
+            Requirement::Link(_) => &["links"],
+            Requirement::BpfProg(_) => &["bpf"],
+        }
+    }
+
+    /// Whether a source without change events (iptables-legacy, BPF) decides it: then waiting has to poll.
+    pub fn needs_polling(&self) -> bool {
+        self.sources().iter().any(|s| matches!(*s, "iptables-legacy" | "bpf" | "processes" | "ipvs"))
+    }
+}
+
+/// The state of one requirement in one collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    Met(String),
+    /// Not (yet) there: what was seen instead.
+    Missing(String),
+    /// A source it needs failed.
+    Unknown(String),
+}
+
+pub fn check(req: &Requirement, snap: &Snapshot, report: &Report) -> Check {
+    for name in req.sources() {
+        if let Some(src) = report.sources.get(*name) {
+            if src.status == crate::snapshot::SourceStatus::Failed && *name != "processes" {
+                return Check::Unknown(format!("source {name} failed: {}", src.error.as_deref().unwrap_or("")));
+            }
+        }
+    }
+    let kp_running = match report.dataplane.kube_proxy.running {
+        Some(true) => " (kube-proxy running)",
+        Some(false) => " (kube-proxy not running)",
+        None => "",
+    };
+    match req {
+        Requirement::Chain { table, chain } => {
+            let mut found = Vec::new();
+            if let Some(l) = snap.iptables_legacy.get() {
+                if l.ipv4.has_chain(table, chain) || l.ipv6.has_chain(table, chain) {
+                    found.push("iptables-legacy");
+                }
+            }
+            if let Some(n) = snap.nftables.get() {
+                if n.iptables_nft("ip").has_chain(table, chain) || n.iptables_nft("ip6").has_chain(table, chain) {
+                    found.push("iptables-nft");
+                }
+            }
+            if found.is_empty() {
+                Check::Missing(format!("not in iptables-nft or iptables-legacy{kp_running}"))
+            } else {
+                Check::Met(format!("in {}", found.join(" and ")))
+            }
+        }
+        Requirement::NftTable { family, name } => match snap.nftables.get().and_then(|n| n.table(family, name)) {
+            Some(t) => Check::Met(format!("{} chains", t.chains.len())),
+            None => Check::Missing("no such nftables table".into()),
+        },
+        Requirement::KubeProxy => {
+            let kp = &report.dataplane.kube_proxy;
+            match kp.mode {
+                ProxyMode::Iptables | ProxyMode::Nftables | ProxyMode::Ipvs if kp.services > 0 => {
+                    Check::Met(format!("{:?} mode, {} services", kp.mode, kp.services).to_lowercase())
+                }
+                ProxyMode::Unknown => Check::Unknown("a rules source failed".into()),
+                mode => Check::Missing(format!("kube-proxy mode {mode:?}, {} services{kp_running}", kp.services).to_lowercase()),
+            }
+        }
+        Requirement::CiliumLb => {
+            let c = &report.dataplane.cilium;
+            if c.socket_lb == Some(true) || c.services.unwrap_or(0) > 0 {
+                Check::Met(format!("socket-LB {:?}, {} services", c.socket_lb, c.services.unwrap_or(0)))
+            } else {
+                Check::Missing("no Cilium socket-LB program attached and no populated service map".into())
+            }
+        }
+        Requirement::NoConflict => match report.finding("service-routing.conflict") {
+            Some(f) => Check::Missing(f.summary.clone()),
+            None => Check::Met("no conflict".into()),
+        },
+        Requirement::Link(name) => match snap.links.get().and_then(|l| l.get(name)) {
+            Some(l) => Check::Met(format!("index {}", l.index)),
+            None => Check::Missing("no such link".into()),
+        },
+        Requirement::BpfProg(name) => {
+            let short: String = name.chars().take(15).collect();
+            match snap.bpf.get().and_then(|b| b.programs.iter().find(|p| p.name == *name || p.name == short)) {
+                Some(p) => Check::Met(format!("prog id {}", p.id)),
+                None => Check::Missing("no loaded program with that name".into()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form_and_explains_mistakes() {
+        assert_eq!(
+            "chain:filter/KUBE-FORWARD".parse(),
+            Ok(Requirement::Chain { table: "filter".into(), chain: "KUBE-FORWARD".into() })
+        );
+        assert_eq!("nft-table:ip/kube-proxy".parse(), Ok(Requirement::NftTable { family: "ip".into(), name: "kube-proxy".into() }));
+        assert_eq!("no-conflict".parse(), Ok(Requirement::NoConflict));
+        assert_eq!("bpf-prog:cil_sock4_connect".parse(), Ok(Requirement::BpfProg("cil_sock4_connect".into())));
+        let e = "chain:KUBE-FORWARD".parse::<Requirement>().unwrap_err().to_string();
+        assert!(e.contains("two names") && e.contains("nft-table:FAMILY/NAME"), "{e}");
+        let e = "kubeproxy".parse::<Requirement>().unwrap_err().to_string();
+        assert!(e.contains("\"kubeproxy\"") && e.contains("kube-proxy, cilium-lb"), "{e}");
+        assert!("link:".parse::<Requirement>().is_err());
+        assert!("route:x".parse::<Requirement>().is_err());
+    }
+}
