@@ -51,13 +51,15 @@ Examples:\n  routewarden serve\n  routewarden serve --listen 127.0.0.1:9977\n  c
         listen: Option<String>,
     },
     /// Block until required Service routing state exists (for init containers, ExecStartPre= and ordering).
-    #[command(after_help = "Requirements (all must hold):\n  chain:TABLE/CHAIN      an iptables chain, in either backend (e.g. chain:filter/KUBE-FORWARD)\n  \
+    #[command(
+        after_help = "Requirements (all must hold):\n  chain:TABLE/CHAIN      an iptables chain, in either backend (e.g. chain:filter/KUBE-FORWARD)\n  \
 nft-table:FAMILY/NAME  an nftables table (e.g. nft-table:ip/kube-proxy)\n  kube-proxy             kube-proxy's Service rules are programmed\n  \
 cilium-lb              Cilium load-balances Services (socket-LB or a populated service map)\n  \
 no-conflict            kube-proxy and Cilium do not both program Services\n  link:NAME              a network link (e.g. link:cilium_host)\n  \
 bpf-prog:NAME          a loaded BPF program (e.g. bpf-prog:cil_sock4_connect)\n\n\
 Exit codes: 0 satisfied, 1 timed out (printing what was missing), 3 cannot inspect, 64 usage error.\n\n\
-Examples:\n  routewarden wait --for chain:filter/KUBE-FORWARD --timeout 5m\n  routewarden wait --for kube-proxy --for no-conflict")]
+Examples:\n  routewarden wait --for chain:filter/KUBE-FORWARD --timeout 5m\n  routewarden wait --for kube-proxy --for no-conflict"
+    )]
     Wait {
         /// A requirement; repeat for several.
         #[arg(long = "for", value_name = "REQUIREMENT", required = true, value_parser = parse_requirement)]

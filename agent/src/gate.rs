@@ -26,7 +26,8 @@ pub enum Requirement {
     BpfProg(String),
 }
 
-pub const FORMS: &str = "chain:TABLE/CHAIN, nft-table:FAMILY/NAME, kube-proxy, cilium-lb, no-conflict, link:NAME, bpf-prog:NAME";
+pub const FORMS: &str =
+    "chain:TABLE/CHAIN, nft-table:FAMILY/NAME, kube-proxy, cilium-lb, no-conflict, link:NAME, bpf-prog:NAME";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown requirement {given:?}: {why} (valid: {FORMS})")]
@@ -150,7 +151,9 @@ pub fn check(req: &Requirement, snap: &Snapshot, report: &Report) -> Check {
                     Check::Met(format!("{:?} mode, {} services", kp.mode, kp.services).to_lowercase())
                 }
                 ProxyMode::Unknown => Check::Unknown("a rules source failed".into()),
-                mode => Check::Missing(format!("kube-proxy mode {mode:?}, {} services{kp_running}", kp.services).to_lowercase()),
+                mode => Check::Missing(
+                    format!("kube-proxy mode {mode:?}, {} services{kp_running}", kp.services).to_lowercase(),
+                ),
             }
         }
         Requirement::CiliumLb => {
@@ -189,7 +192,10 @@ mod tests {
             "chain:filter/KUBE-FORWARD".parse(),
             Ok(Requirement::Chain { table: "filter".into(), chain: "KUBE-FORWARD".into() })
         );
-        assert_eq!("nft-table:ip/kube-proxy".parse(), Ok(Requirement::NftTable { family: "ip".into(), name: "kube-proxy".into() }));
+        assert_eq!(
+            "nft-table:ip/kube-proxy".parse(),
+            Ok(Requirement::NftTable { family: "ip".into(), name: "kube-proxy".into() })
+        );
         assert_eq!("no-conflict".parse(), Ok(Requirement::NoConflict));
         assert_eq!("bpf-prog:cil_sock4_connect".parse(), Ok(Requirement::BpfProg("cil_sock4_connect".into())));
         let e = "chain:KUBE-FORWARD".parse::<Requirement>().unwrap_err().to_string();

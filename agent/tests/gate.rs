@@ -72,11 +72,17 @@ fn a_timeout_exits_1_naming_what_is_missing() {
     let Some(w) = World::new("gate-timeout") else { return };
     w.veth("cilium_host", "cilium_net");
     let start = Instant::now();
-    let (code, out, err) = w.run("wait --for chain:filter/KUBE-FORWARD --for link:cilium_host --timeout 1s --report-interval 200ms");
+    let (code, out, err) =
+        w.run("wait --for chain:filter/KUBE-FORWARD --for link:cilium_host --timeout 1s --report-interval 200ms");
     assert_eq!(code, 1, "{out}{err}");
     assert!(start.elapsed() >= Duration::from_secs(1));
     assert!(out.contains("timed out after"), "{out}");
-    assert!(out.contains("MISSING chain filter/KUBE-FORWARD: not in iptables-nft or iptables-legacy (kube-proxy not running)"), "{out}");
+    assert!(
+        out.contains(
+            "MISSING chain filter/KUBE-FORWARD: not in iptables-nft or iptables-legacy (kube-proxy not running)"
+        ),
+        "{out}"
+    );
     assert!(out.contains("ok      link cilium_host"), "{out}");
     assert!(err.contains("waiting for chain filter/KUBE-FORWARD"), "progress is reported while waiting: {err}");
 }

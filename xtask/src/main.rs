@@ -133,10 +133,15 @@ fn verify_units() -> Result<()> {
         }
         let text = std::fs::read_to_string(&path)?.replace("/usr/bin/routewarden", &bin.to_string_lossy());
         std::fs::write(tmp.join(&name), text)?;
-        if !name.ends_with(".service") || name.contains('@') {
+        if !name.ends_with(".service") {
             continue;
         }
-        let out = Command::new("systemd-analyze").arg("verify").arg(tmp.join(&name)).output()?;
+        // A template is verified through an instance, looked up in the working directory.
+        let target = match name.split_once("@.") {
+            Some((base, ext)) => format!("{base}@kube\\x2dproxy.{ext}"),
+            None => tmp.join(&name).to_string_lossy().into_owned(),
+        };
+        let out = Command::new("systemd-analyze").arg("verify").arg(&target).current_dir(&tmp).output()?;
         let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         if !out.status.success() || !said.trim().is_empty() {
             bail!("systemd-analyze verify {name}: {said}");
