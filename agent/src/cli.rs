@@ -77,6 +77,27 @@ Examples:\n  routewarden wait --for chain:filter/KUBE-FORWARD --timeout 5m\n  ro
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Run the journal rules over a saved journal (or `journalctl -o json` on stdin) and print matches and findings.
+    #[command(
+        after_help = "Examples:\n  routewarden scan-journal --directory /var/log/journal   # a journal copied off a broken node\n  \
+routewarden scan-journal --file system.journal --output json\n  journalctl -u kubelet -o json | routewarden scan-journal -\n\n\
+Without --file, --directory or -, the system journal is read. Exit codes: 0 no findings, 1 warnings, 2 critical,\n\
+3 the journal could not be read, 64 usage error."
+    )]
+    ScanJournal {
+        /// A journal file.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["directory", "stdin"])]
+        file: Option<PathBuf>,
+        /// A journal directory.
+        #[arg(long, value_name = "DIR", conflicts_with = "stdin")]
+        directory: Option<PathBuf>,
+        /// Read `journalctl -o json` lines from standard input (write `-`).
+        #[arg(value_name = "-", value_parser = clap::builder::PossibleValuesParser::new(["-"]))]
+        stdin: Option<String>,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// Show or validate the configuration.
     Config {
         #[command(subcommand)]

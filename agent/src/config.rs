@@ -31,6 +31,41 @@ pub struct Settings {
     pub binaries: Binaries,
     pub daemon: Daemon,
     pub gate: Gate,
+    pub journal: Journal,
+}
+
+/// The journal watcher (`serve`) and `scan-journal`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Journal {
+    /// Follow the journal in `serve`. Default true.
+    pub enabled: bool,
+    /// Default "/usr/bin/journalctl".
+    pub journalctl: PathBuf,
+    /// Read this journal directory instead of the system journal. Default: none.
+    pub directory: Option<PathBuf>,
+    /// Units to follow (kernel messages always come along). Default: every unit a rule names.
+    pub units: Vec<String>,
+    /// On the first start (no saved cursor), read this many seconds back. Default 600.
+    pub lookback_secs: u64,
+    /// Extra rule files (`*.toml` with `[[rules]]`), read in name order. Default "/etc/routewarden/rules.d".
+    pub rules_dir: PathBuf,
+    /// Rules added to the defaults (a rule with a default's id replaces it). Default: none.
+    pub rules: Vec<crate::journal::Rule>,
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        Journal {
+            enabled: true,
+            journalctl: "/usr/bin/journalctl".into(),
+            directory: None,
+            units: Vec::new(),
+            lookback_secs: 600,
+            rules_dir: "/etc/routewarden/rules.d".into(),
+            rules: Vec::new(),
+        }
+    }
 }
 
 /// The daemon's readiness gate: READY=1 and `/readyz` 200 only once these hold.
@@ -65,6 +100,9 @@ pub struct Daemon {
     pub resync_secs: u64,
     /// Milliseconds to wait after a change event for the burst to end before collecting. Default 300.
     pub debounce_ms: u64,
+    /// Where state survives restarts (the journal cursor). `$STATE_DIRECTORY` (set by systemd's
+    /// StateDirectory=) wins. Default "/var/lib/routewarden".
+    pub state_dir: PathBuf,
     /// At most this many HTTP connections at once; more wait in the accept queue. Default 64.
     pub max_connections: usize,
     /// Seconds a client may take to send its request headers (and a response may take). Default 5.
@@ -78,6 +116,7 @@ impl Default for Daemon {
             unix_socket: None,
             resync_secs: 30,
             debounce_ms: 300,
+            state_dir: "/var/lib/routewarden".into(),
             max_connections: 64,
             request_timeout_secs: 5,
         }
@@ -107,6 +146,7 @@ impl Default for Settings {
             binaries: Binaries::default(),
             daemon: Daemon::default(),
             gate: Gate::default(),
+            journal: Journal::default(),
         }
     }
 }
@@ -134,6 +174,8 @@ pub enum ConfigError {
     UnknownSource { path: PathBuf, name: String, known: String },
     #[error("{path}: {key} must be at least 1")]
     Zero { path: PathBuf, key: &'static str },
+    #[error("{path}: journal rules: {source}")]
+    Rules { path: PathBuf, source: crate::journal::RulesError },
     #[error("{path}: gate.requirements: {source}")]
     Requirement { path: PathBuf, source: crate::gate::RequirementError },
     #[error("{path}: daemon.listen {value:?} is not an address such as 127.0.0.1:9977")]
@@ -178,10 +220,40 @@ impl Settings {
             }
         }
         settings.gate_requirements().map_err(|source| ConfigError::Requirement { path: path.into(), source })?;
+        crate::journal::RuleSet::with_defaults(settings.journal.rules.clone())
+            .map_err(|source| ConfigError::Rules { path: path.into(), source })?;
         if d.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::Listen { path: path.into(), value: d.listen.clone() });
         }
         Ok(settings)
+    }
+
+    /// The journal rules in force: the defaults, then `journal.rules_dir/*.toml` in name order, then inline rules.
+    pub fn journal_rules(&self) -> Result<crate::journal::RuleSet, crate::journal::RulesError> {
+        let mut user = Vec::new();
+        let dir = self.host_path(&self.journal.rules_dir);
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            let mut files: Vec<PathBuf> =
+                entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+            files.sort();
+            for f in files {
+                let text = std::fs::read_to_string(&f).map_err(|e| crate::journal::RulesError::Invalid {
+                    id: f.display().to_string(),
+                    why: format!("reading the file: {e}"),
+                })?;
+                user.extend(crate::journal::rules::parse(&text, &f.display().to_string())?);
+            }
+        }
+        user.extend(self.journal.rules.iter().cloned());
+        crate::journal::RuleSet::with_defaults(user)
+    }
+
+    /// The directory for state: `$STATE_DIRECTORY` when systemd set it, else `daemon.state_dir`.
+    pub fn state_dir(&self) -> PathBuf {
+        match std::env::var_os("STATE_DIRECTORY") {
+            Some(d) if !d.is_empty() => PathBuf::from(d),
+            _ => self.daemon.state_dir.clone(),
+        }
     }
 
     /// The gate's requirements, parsed.

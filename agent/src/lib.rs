@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod gate;
+pub mod journal;
 pub mod logging;
 pub mod outputs;
 pub mod report;

@@ -8,7 +8,7 @@ use clap::Parser;
 
 use routewarden::cli::{Cli, Command, ConfigAction, Output};
 use routewarden::config::Settings;
-use routewarden::{daemon, outputs, rules, sources, wait};
+use routewarden::{daemon, journal, outputs, report, rules, sources, wait};
 
 /// Exit code for usage and configuration errors (sysexits EX_USAGE).
 const EXIT_USAGE: u8 = 64;
@@ -95,8 +95,31 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             write_stdout(&Settings::defaults_toml())?;
             Ok(0)
         }
+        Command::ScanJournal { file, directory, stdin, output } => {
+            let input = match (file, directory, stdin) {
+                (Some(f), _, _) => journal::reader::Input::File(f),
+                (_, Some(d), _) => journal::reader::Input::Directory(d),
+                (_, _, Some(_)) => journal::reader::Input::Stdin,
+                _ => journal::reader::Input::System,
+            };
+            let rules = settings.journal_rules().map_err(|e| UsageError(format!("journal rules: {e}")))?;
+            let units = if settings.journal.units.is_empty() { rules.units() } else { settings.journal.units.clone() };
+            let scan = journal::reader::scan(&settings.journal.journalctl, &input, &units, journal::Engine::new(rules))
+                .context("scanning the journal")?;
+            let text = match output {
+                Output::Json => serde_json::to_string_pretty(&scan).context("serialising the scan")? + "\n",
+                Output::Text => outputs::text::scan(&scan),
+            };
+            write_stdout(&text)?;
+            Ok(match report::verdict(&scan.findings) {
+                report::Verdict::Critical => 2,
+                report::Verdict::Warning => 1,
+                report::Verdict::Ok => 0,
+            })
+        }
         Command::Config { action: ConfigAction::Validate } => {
-            // Loading already validated it (main exits 64 on error).
+            // Loading already validated the file itself (main exits 64 on error); rule files are separate.
+            settings.journal_rules().map_err(|e| UsageError(format!("journal rules: {e}")))?;
             write_stdout("configuration is valid\n")?;
             Ok(0)
         }

@@ -19,6 +19,7 @@ const PACKAGES: &[&str] = &[
     "linux-libc-dev",
     "util-linux",
     "systemd",
+    "systemd-journal-remote",
     "prometheus",
 ];
 

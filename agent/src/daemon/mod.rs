@@ -94,6 +94,9 @@ async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> 
         }
     }
 
+    let mut journal = start_journal(&settings, ev_tx.clone());
+    let mut cursor_tick = tokio::time::interval(Duration::from_secs(1));
+
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
@@ -118,6 +121,7 @@ async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> 
             rules::analyse(&snap, humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
         let changes = churn.observe(kube_proxy_chains(&snap));
         add_churn(&mut report, &churn.recent_flips());
+        add_journal(&mut report, &journal, &metrics);
         metrics.update(&report, changes, now_unix());
         log_changes(&report, &mut last_sources, &mut last_findings);
         let mut summary = summary(&report, reload_error.as_deref());
@@ -177,8 +181,15 @@ async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> 
                     notify(&[NotifyState::Ready]);
                     break;
                 }
-                _ = sigterm.recv() => return stop(stop_tx, servers).await,
-                _ = sigint.recv() => return stop(stop_tx, servers).await,
+                _ = cursor_tick.tick() => journal.save_cursor(),
+                _ = sigterm.recv() => {
+                    journal.save_cursor();
+                    return stop(stop_tx, servers).await;
+                }
+                _ = sigint.recv() => {
+                    journal.save_cursor();
+                    return stop(stop_tx, servers).await;
+                }
             }
         }
     }
@@ -216,6 +227,109 @@ async fn stop(stop_tx: watch::Sender<bool>, servers: Vec<tokio::task::JoinHandle
         let _ = tokio::time::timeout(Duration::from_secs(3), s).await;
     }
     Ok(())
+}
+
+/// The journal follower's state, or why there is none.
+enum JournalWatch {
+    Disabled,
+    Failed(String),
+    Running { shared: Arc<std::sync::Mutex<crate::journal::reader::Followed>>, cursor_file: PathBuf, saved: String },
+}
+
+impl JournalWatch {
+    /// Persists the newest cursor when it moved, so a restart neither loses nor double-counts entries.
+    fn save_cursor(&mut self) {
+        if let JournalWatch::Running { shared, cursor_file, saved } = self {
+            let cursor = shared.lock().map(|s| s.cursor.clone()).unwrap_or_default();
+            if !cursor.is_empty() && cursor != *saved {
+                match crate::journal::reader::save_cursor(cursor_file, &cursor) {
+                    Ok(()) => *saved = cursor,
+                    Err(e) => log::warn!("saving the journal cursor to {}: {e}", cursor_file.display()),
+                }
+            }
+        }
+    }
+}
+
+/// Starts following the journal when enabled; a failure to start is reported as the journal source failing.
+fn start_journal(settings: &Settings, ev_tx: mpsc::Sender<&'static str>) -> JournalWatch {
+    use crate::journal::reader::{follow, FollowOptions, Followed, Input};
+    if !settings.journal.enabled {
+        return JournalWatch::Disabled;
+    }
+    let rules = match settings.journal_rules() {
+        Ok(r) => r,
+        Err(e) => return JournalWatch::Failed(format!("journal rules: {e}")),
+    };
+    let state = settings.state_dir();
+    if let Err(e) = std::fs::create_dir_all(&state).and_then(|_| {
+        let probe = state.join(".write-test");
+        std::fs::write(&probe, b"").and_then(|_| std::fs::remove_file(&probe))
+    }) {
+        let msg = format!("state directory {} is not writable (the journal cursor lives there): {e}", state.display());
+        log::error!("{msg}");
+        return JournalWatch::Failed(msg);
+    }
+    let units = if settings.journal.units.is_empty() { rules.units() } else { settings.journal.units.clone() };
+    let input = match &settings.journal.directory {
+        Some(d) => Input::Directory(d.clone()),
+        None => Input::System,
+    };
+    let cursor_file = state.join("journal.cursor");
+    let opts = FollowOptions {
+        journalctl: settings.journal.journalctl.clone(),
+        input,
+        units,
+        cursor_file: cursor_file.clone(),
+        lookback_secs: settings.journal.lookback_secs,
+    };
+    let shared = Arc::new(std::sync::Mutex::new(Followed {
+        engine: crate::journal::Engine::new(rules),
+        error: None,
+        lag_seconds: 0.0,
+        cursor: String::new(),
+        changes: 0,
+    }));
+    follow(opts, Arc::clone(&shared), move || {
+        let _ = ev_tx.try_send("journal");
+    });
+    JournalWatch::Running { shared, cursor_file, saved: String::new() }
+}
+
+/// Adds the journal source, its findings (as of now) and its counters to the report and metrics.
+fn add_journal(report: &mut Report, journal: &JournalWatch, metrics: &Metrics) {
+    use crate::report::SourceReport;
+    let (status, error) = match journal {
+        JournalWatch::Disabled => (SourceStatus::Disabled, None),
+        JournalWatch::Failed(e) => (SourceStatus::Failed, Some(e.clone())),
+        JournalWatch::Running { shared, .. } => match shared.lock() {
+            Ok(mut j) => {
+                j.engine.advance((now_unix() * 1e6) as u64);
+                report.findings.extend(j.engine.findings());
+                metrics.update_journal(&crate::outputs::metrics::JournalStats {
+                    matches: &j.engine.counts,
+                    lines: &j.engine.lines,
+                    lag_seconds: j.lag_seconds,
+                });
+                match &j.error {
+                    None => (SourceStatus::Ok, None),
+                    Some(e) => (SourceStatus::Failed, Some(e.clone())),
+                }
+            }
+            Err(_) => (SourceStatus::Failed, Some("journal state poisoned".into())),
+        },
+    };
+    if status == SourceStatus::Failed {
+        report.findings.push(Finding {
+            id: "source.failed".into(),
+            severity: Severity::Warning,
+            summary: "could not read source journal; journal findings are unknown".into(),
+            evidence: vec![error.clone().unwrap_or_default()],
+            remedy: "check that journalctl runs and the state directory is writable".into(),
+        });
+    }
+    report.sources.insert("journal".into(), SourceReport { status, error, duration_ms: 0 });
+    report.verdict = verdict(&report.findings);
 }
 
 /// Adds rule-churn evidence: chains deleted and re-created between scans mean two owners fight.

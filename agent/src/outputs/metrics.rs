@@ -45,6 +45,16 @@ pub struct Metrics {
     collections: Counter,
     /// Unix time the last collection finished.
     last_collection: FloatGauge,
+    journal_matches: Family<Labels, Counter>,
+    journal_lines: Family<Labels, Counter>,
+    journal_lag: FloatGauge,
+}
+
+/// Journal counters at one moment (totals since the daemon started).
+pub struct JournalStats<'a> {
+    pub matches: &'a std::collections::BTreeMap<String, u64>,
+    pub lines: &'a std::collections::BTreeMap<String, u64>,
+    pub lag_seconds: f64,
 }
 
 impl Default for Metrics {
@@ -76,6 +86,9 @@ impl Metrics {
             rule_changes: Counter::default(),
             collections: Counter::default(),
             last_collection: FloatGauge::default(),
+            journal_matches: Family::default(),
+            journal_lines: Family::default(),
+            journal_lag: FloatGauge::default(),
         };
         let mut m = m;
         let r = &mut m.registry;
@@ -123,6 +136,13 @@ impl Metrics {
             "last_collection_timestamp_seconds",
             "Unix time the last collection finished",
             m.last_collection.clone(),
+        );
+        r.register("journal_matches", "Journal entries matched, by rule", m.journal_matches.clone());
+        r.register("journal_lines", "Journal entries read, by unit", m.journal_lines.clone());
+        r.register(
+            "journal_lag_seconds",
+            "How far behind the journal the newest entry was when it was read",
+            m.journal_lag.clone(),
         );
         m
     }
@@ -180,6 +200,19 @@ impl Metrics {
         self.rule_changes.inc_by(changes);
         self.collections.inc();
         self.last_collection.set(now_unix);
+    }
+
+    /// Brings the journal counters up to the engine's totals.
+    pub fn update_journal(&self, j: &JournalStats) {
+        for (rule, total) in j.matches {
+            let c = self.journal_matches.get_or_create(&vec![("rule".to_string(), rule.clone())]);
+            c.inc_by(total.saturating_sub(c.get()));
+        }
+        for (unit, total) in j.lines {
+            let c = self.journal_lines.get_or_create(&vec![("unit".to_string(), unit.clone())]);
+            c.inc_by(total.saturating_sub(c.get()));
+        }
+        self.journal_lag.set(j.lag_seconds);
     }
 
     /// (OpenMetrics text, Prometheus text format 0.0.4).

@@ -93,3 +93,34 @@ pub fn render(r: &Report) -> String {
     }
     s
 }
+
+/// A journal scan: matches per rule, then the findings.
+pub fn scan(sc: &crate::journal::reader::Scan) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} journal entries read{}",
+        sc.entries,
+        if sc.bad_lines > 0 { format!(", {} lines were not journal entries", sc.bad_lines) } else { String::new() }
+    );
+    let _ = writeln!(s, "matches per rule:");
+    for (rule, n) in &sc.counts {
+        let _ = writeln!(s, "  {n:>8}  {rule}");
+    }
+    if sc.findings.is_empty() {
+        let _ = writeln!(s, "\nNo findings.");
+    }
+    for f in &sc.findings {
+        let sev = match f.severity {
+            Severity::Info => "INFO",
+            Severity::Warning => "WARNING",
+            Severity::Critical => "CRITICAL",
+        };
+        let _ = writeln!(s, "\n{sev} {}: {}", f.id, f.summary);
+        for e in &f.evidence {
+            let _ = writeln!(s, "  evidence: {e}");
+        }
+        let _ = writeln!(s, "  remedy: {}", f.remedy);
+    }
+    s
+}

@@ -389,9 +389,13 @@ impl World {
     /// holds other tests' fake processes).
     pub fn serve(&mut self, extra: &str) -> Daemon {
         let sock = self.dir.path().join("notify.sock");
+        let _ = std::fs::remove_file(&sock);
         let notify = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
         notify.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
         self.config_extra = format!("disabled_sources = [\"processes\"]\n{}{extra}", self.config_extra);
+        if !extra.contains("[journal]") {
+            self.config_extra.push_str("\n[journal]\nenabled = false\n");
+        }
         let addr = "127.0.0.1:9977".to_string();
         let child = Command::new("nsenter")
             .arg(format!("--net=/run/netns/{}", self.name))
@@ -401,6 +405,7 @@ impl World {
             .args(["serve", "--listen", &addr])
             .env("NOTIFY_SOCKET", &sock)
             .env("WATCHDOG_USEC", "1000000")
+            .env("STATE_DIRECTORY", self.dir.path().join("state"))
             .env_remove("JOURNAL_STREAM")
             .env("ROUTEWARDEN_LOG", "debug")
             .stderr(std::fs::File::create(self.dir.path().join("serve.log")).unwrap())
@@ -466,4 +471,38 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One journal entry to write: (unix µs, unit or "kernel", MESSAGE bytes).
+pub type JournalLine<'a> = (u64, &'a str, &'a [u8]);
+
+/// Writes a real journal file at `path` (must end in `.journal`) with systemd-journal-remote.
+pub fn journal_file(path: &Path, entries: &[JournalLine]) {
+    let mut export = Vec::new();
+    for (i, (usec, unit, message)) in entries.iter().enumerate() {
+        export.extend(format!("__REALTIME_TIMESTAMP={usec}\n__MONOTONIC_TIMESTAMP={}\n", 1000 + i).as_bytes());
+        export.extend(b"_BOOT_ID=0123456789abcdef0123456789abcdef\nPRIORITY=6\n");
+        if *unit == "kernel" {
+            export.extend(b"_TRANSPORT=kernel\nSYSLOG_IDENTIFIER=kernel\n");
+        } else {
+            export.extend(format!("_SYSTEMD_UNIT={unit}\n_TRANSPORT=stdout\n").as_bytes());
+        }
+        // The binary field form carries any bytes, newlines included.
+        export.extend(b"MESSAGE\n");
+        export.extend((message.len() as u64).to_le_bytes());
+        export.extend(*message);
+        export.extend(b"\n\n");
+    }
+    let mut child = Command::new("/lib/systemd/systemd-journal-remote")
+        .args(["--split-mode=none", "-o"])
+        .arg(path)
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &export).unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "systemd-journal-remote: {}", String::from_utf8_lossy(&out.stderr));
 }

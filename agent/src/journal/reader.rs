@@ -1,0 +1,310 @@
+//! Reading the journal through `journalctl --output=json`: a one-shot scan (scan-journal) and a follower for the
+//! daemon that persists its cursor, restarts journalctl with backoff, and reports itself failed meanwhile.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::engine::{Engine, Match};
+use super::entry::parse_entry;
+use crate::report::Finding;
+
+/// Where entries come from.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// The system journal.
+    System,
+    File(PathBuf),
+    Directory(PathBuf),
+    /// `journalctl -o json` lines on standard input.
+    Stdin,
+}
+
+/// journalctl's arguments (pure): JSON output with only the fields used, the units' entries and kernel messages.
+pub fn journalctl_args(input: &Input, units: &[String], follow: bool, start: Start) -> Vec<String> {
+    let mut a = vec![
+        "--output=json".to_string(),
+        "--all".to_string(),
+        "--no-pager".to_string(),
+        "--output-fields=MESSAGE,_SYSTEMD_UNIT,_TRANSPORT,SYSLOG_IDENTIFIER".to_string(),
+    ];
+    match input {
+        Input::File(f) => a.push(format!("--file={}", f.display())),
+        Input::Directory(d) => a.push(format!("--directory={}", d.display())),
+        Input::System | Input::Stdin => {}
+    }
+    if follow {
+        a.push("--follow".into());
+    }
+    match start {
+        Start::Beginning => {}
+        Start::AfterCursor(c) => a.push(format!("--after-cursor={c}")),
+        Start::Since(unix) => a.push(format!("--since=@{unix}")),
+    }
+    if !units.is_empty() {
+        for u in units {
+            a.push(format!("_SYSTEMD_UNIT={u}"));
+        }
+        a.push("+".into());
+        a.push("_TRANSPORT=kernel".into());
+    }
+    a
+}
+
+/// Where reading starts.
+#[derive(Debug, Clone)]
+pub enum Start {
+    Beginning,
+    AfterCursor(String),
+    /// Unix seconds.
+    Since(u64),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("starting {program}: {source}")]
+    Spawn { program: PathBuf, source: std::io::Error },
+    #[error("reading the journal: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{program} exited with {status}: {stderr}")]
+    Exited { program: PathBuf, status: std::process::ExitStatus, stderr: String },
+}
+
+/// Result of `scan-journal`.
+#[derive(Debug, Serialize)]
+pub struct Scan {
+    pub entries: u64,
+    /// Lines that were not journal entries (reported, not fatal).
+    pub bad_lines: u64,
+    pub matches: Vec<Match>,
+    pub counts: std::collections::BTreeMap<String, u64>,
+    pub findings: Vec<Finding>,
+}
+
+/// Runs every rule over a saved journal (or stdin). Findings are those active at the newest entry's time.
+pub fn scan(journalctl: &Path, input: &Input, units: &[String], mut engine: Engine) -> Result<Scan, ReadError> {
+    let mut scan =
+        Scan { entries: 0, bad_lines: 0, matches: Vec::new(), counts: Default::default(), findings: Vec::new() };
+    let mut feed = |line: &[u8], engine: &mut Engine| {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        match parse_entry(line) {
+            Ok(e) => {
+                scan.entries += 1;
+                let mut hit = Vec::new();
+                engine.feed_with(&e, |i| hit.push(i));
+                for i in hit {
+                    let rule = engine.rules().rules[i].rule.id.clone();
+                    scan.matches.push(Match { realtime_usec: e.realtime_usec, unit: e.unit.clone(), rule });
+                }
+            }
+            Err(_) => scan.bad_lines += 1,
+        }
+    };
+    match input {
+        Input::Stdin => for_each_line(std::io::stdin().lock(), |l| feed(l, &mut engine))?,
+        _ => {
+            let mut child = spawn(journalctl, &journalctl_args(input, units, false, Start::Beginning))?;
+            let stdout = child.stdout.take();
+            let stderr = drain_stderr(&mut child);
+            if let Some(out) = stdout {
+                for_each_line(out, |l| feed(l, &mut engine))?;
+            }
+            let status = child.wait()?;
+            if !status.success() {
+                return Err(ReadError::Exited { program: journalctl.into(), status, stderr: stderr.join_text() });
+            }
+        }
+    }
+    engine.advance(engine.last_usec);
+    scan.counts = engine.counts.clone();
+    scan.findings = engine.findings();
+    Ok(scan)
+}
+
+fn spawn(journalctl: &Path, args: &[String]) -> Result<Child, ReadError> {
+    Command::new(journalctl)
+        .args(args)
+        .env("LC_ALL", "C")
+        .env("SYSTEMD_COLORS", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| ReadError::Spawn { program: journalctl.into(), source })
+}
+
+/// Reads newline-separated records of any length, including invalid UTF-8, without loss.
+fn for_each_line(r: impl Read, mut f: impl FnMut(&[u8])) -> std::io::Result<()> {
+    let mut r = BufReader::with_capacity(1 << 16, r);
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        buf.clear();
+        if r.read_until(b'\n', &mut buf)? == 0 {
+            return Ok(());
+        }
+        f(&buf);
+    }
+}
+
+/// The last lines journalctl wrote to stderr, collected on a thread.
+struct StderrTail(Arc<Mutex<Vec<String>>>);
+
+impl StderrTail {
+    fn join_text(&self) -> String {
+        self.0.lock().map(|v| v.join("; ")).unwrap_or_default()
+    }
+}
+
+fn drain_stderr(child: &mut Child) -> StderrTail {
+    let tail = Arc::new(Mutex::new(Vec::new()));
+    if let Some(err) = child.stderr.take() {
+        let t = Arc::clone(&tail);
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if let Ok(mut v) = t.lock() {
+                    v.push(line);
+                    if v.len() > 5 {
+                        v.remove(0);
+                    }
+                }
+            }
+        });
+    }
+    StderrTail(tail)
+}
+
+/// What the follower shares with the daemon.
+pub struct Followed {
+    pub engine: Engine,
+    /// `None` while healthy; the reason while journalctl is down.
+    pub error: Option<String>,
+    /// How far behind the newest entry was when it was read, in seconds.
+    pub lag_seconds: f64,
+    /// Cursor of the newest entry read; the owner persists it (see [`save_cursor`]).
+    pub cursor: String,
+    pub changes: u64,
+}
+
+/// Options of the follower.
+#[derive(Debug, Clone)]
+pub struct FollowOptions {
+    pub journalctl: PathBuf,
+    pub input: Input,
+    pub units: Vec<String>,
+    pub cursor_file: PathBuf,
+    pub lookback_secs: u64,
+}
+
+/// Follows the journal on a thread until the process exits. `on_change` is called when the set of active findings
+/// may have changed (a match, or journalctl failing or recovering).
+pub fn follow(opts: FollowOptions, shared: Arc<Mutex<Followed>>, on_change: impl Fn() + Send + 'static) {
+    std::thread::spawn(move || {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let started = Instant::now();
+            let result = follow_once(&opts, &shared, &on_change);
+            let why = match result {
+                Ok(()) => "journalctl ended".to_string(),
+                Err(e) => crate::snapshot::error_chain(&e),
+            };
+            if let Ok(mut s) = shared.lock() {
+                s.error = Some(format!("{why}; restarting in {} s", backoff.as_secs()));
+            }
+            on_change();
+            log::warn!(source = "journal"; "journal reader stopped: {why}; restarting in {} s", backoff.as_secs());
+            std::thread::sleep(backoff);
+            backoff = if started.elapsed() > Duration::from_secs(60) {
+                Duration::from_secs(1)
+            } else {
+                (backoff * 2).min(Duration::from_secs(30))
+            };
+        }
+    });
+}
+
+fn follow_once(opts: &FollowOptions, shared: &Arc<Mutex<Followed>>, on_change: &impl Fn()) -> Result<(), ReadError> {
+    let start = match std::fs::read_to_string(&opts.cursor_file) {
+        Ok(c) if !c.trim().is_empty() => Start::AfterCursor(c.trim().to_string()),
+        _ => {
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            Start::Since(now.saturating_sub(opts.lookback_secs))
+        }
+    };
+    let mut child = spawn(&opts.journalctl, &journalctl_args(&opts.input, &opts.units, true, start))?;
+    let stderr = drain_stderr(&mut child);
+    let stdout = child.stdout.take();
+    let mut first = true;
+    let result = stdout.map(|out| {
+        for_each_line(out, |line| {
+            let Ok(e) = parse_entry(line) else { return };
+            let mut matched = false;
+            if let Ok(mut s) = shared.lock() {
+                if first || s.error.is_some() {
+                    s.error = None;
+                    matched = true;
+                    first = false;
+                }
+                s.engine.feed_with(&e, |_| matched = true);
+                s.lag_seconds = (crate::daemon::state::now_unix() - e.realtime_usec as f64 / 1e6).max(0.0);
+                s.cursor.clone_from(&e.cursor);
+                if matched {
+                    s.changes += 1;
+                }
+            }
+            if matched {
+                on_change();
+            }
+        })
+    });
+    let _ = child.kill();
+    let status = child.wait()?;
+    result.transpose()?;
+    if !status.success() {
+        return Err(ReadError::Exited { program: opts.journalctl.clone(), status, stderr: stderr.join_text() });
+    }
+    Ok(())
+}
+
+/// Writes the cursor atomically (temporary file, then rename), so a crash never leaves half a cursor.
+pub fn save_cursor(path: &Path, cursor: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, cursor).and_then(|_| std::fs::rename(&tmp, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_select_units_plus_kernel_and_the_start() {
+        let a = journalctl_args(
+            &Input::Directory("/j".into()),
+            &["kubelet.service".into()],
+            true,
+            Start::AfterCursor("s=1".into()),
+        );
+        assert!(a.contains(&"--directory=/j".to_string()) && a.contains(&"--follow".to_string()));
+        assert!(a.contains(&"--after-cursor=s=1".to_string()));
+        let tail: Vec<&str> = a.iter().rev().take(3).map(String::as_str).collect();
+        assert_eq!(tail, vec!["_TRANSPORT=kernel", "+", "_SYSTEMD_UNIT=kubelet.service"]);
+        let a = journalctl_args(&Input::System, &[], false, Start::Since(100));
+        assert!(a.contains(&"--since=@100".to_string()) && !a.iter().any(|x| x == "+"));
+    }
+
+    #[test]
+    fn lines_of_any_length_and_bytes_are_read_whole() {
+        let mut data = b"short\n".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 100_000));
+        data.extend(b"\xff\xfe\n\nlast-without-newline");
+        let mut lines = Vec::new();
+        for_each_line(&data[..], |l| lines.push(l.len())).unwrap();
+        assert_eq!(lines, vec![6, 100_003, 1, 20]);
+    }
+}

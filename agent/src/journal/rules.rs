@@ -1,0 +1,322 @@
+//! Journal rules: their TOML form, the shipped defaults, and the compiled set (one `RegexSet` over every pattern,
+//! so each line is scanned once).
+
+use std::collections::BTreeMap;
+
+use regex::{Regex, RegexSet};
+use serde::{Deserialize, Serialize};
+
+use crate::report::Severity;
+
+/// The default rules, as shipped.
+pub const DEFAULT_RULES: &str = include_str!("default_rules.toml");
+
+/// A rules file: `[[rules]]` entries.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesFile {
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+/// One rule (see the header of `default_rules.toml`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub id: String,
+    #[serde(default)]
+    pub units: Vec<String>,
+    #[serde(default)]
+    pub pattern: Option<String>,
+    #[serde(default)]
+    pub levels: Vec<String>,
+    pub severity: Severity,
+    #[serde(default = "default_window")]
+    pub window_secs: u64,
+    #[serde(default = "one")]
+    pub threshold: u32,
+    #[serde(default)]
+    pub clear_after_secs: Option<u64>,
+    #[serde(default)]
+    pub clear_pattern: Option<String>,
+    #[serde(default)]
+    pub all_of: Vec<String>,
+    #[serde(default)]
+    pub for_secs: u64,
+    pub summary: String,
+    #[serde(default)]
+    pub remedy: String,
+}
+
+fn default_window() -> u64 {
+    300
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A rule set that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("{origin}: {source}")]
+    Parse { origin: String, source: Box<toml::de::Error> },
+    #[error("rule {id}: invalid {what}: {source}")]
+    Regex { id: String, what: &'static str, source: Box<regex::Error> },
+    #[error("rule {id}: {why}")]
+    Invalid { id: String, why: String },
+}
+
+/// Parses a rules file; `origin` names it in errors.
+pub fn parse(text: &str, origin: &str) -> Result<Vec<Rule>, RulesError> {
+    let f: RulesFile =
+        toml::from_str(text).map_err(|source| RulesError::Parse { origin: origin.into(), source: Box::new(source) })?;
+    Ok(f.rules)
+}
+
+/// Defaults merged with user rules: a user rule with a default's id replaces it.
+pub fn merge(defaults: Vec<Rule>, user: Vec<Rule>) -> Vec<Rule> {
+    let mut by_id: BTreeMap<String, Rule> = BTreeMap::new();
+    let mut order = Vec::new();
+    for r in defaults.into_iter().chain(user) {
+        if !by_id.contains_key(&r.id) {
+            order.push(r.id.clone());
+        }
+        by_id.insert(r.id.clone(), r);
+    }
+    order.into_iter().filter_map(|id| by_id.remove(&id)).collect()
+}
+
+/// Log level as the component wrote it (klog letter or logfmt `level=`), not journald's PRIORITY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warning,
+    Error,
+    Fatal,
+    Unknown,
+}
+
+impl Level {
+    fn name(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Warning => "warning",
+            Level::Error => "error",
+            Level::Fatal => "fatal",
+            Level::Unknown => "unknown",
+        }
+    }
+}
+
+/// Reads the level from a klog header (`E1121 12:00:00.000000 ...`) or a logfmt `level=...` field.
+pub fn level(message: &str) -> Level {
+    let b = message.as_bytes();
+    if b.len() > 5 && b[1..5].iter().all(u8::is_ascii_digit) && b.get(5) == Some(&b' ') {
+        return match b[0] {
+            b'I' => Level::Info,
+            b'W' => Level::Warning,
+            b'E' => Level::Error,
+            b'F' => Level::Fatal,
+            _ => Level::Unknown,
+        };
+    }
+    if let Some(i) = message.find("level=") {
+        let v = message[i + 6..].trim_start_matches('"');
+        return match v.as_bytes().first() {
+            Some(b'i' | b'd' | b't') => Level::Info,
+            Some(b'w') => Level::Warning,
+            Some(b'e') => Level::Error,
+            Some(b'f' | b'p') => Level::Fatal,
+            _ => Level::Unknown,
+        };
+    }
+    Level::Unknown
+}
+
+/// A rule ready to match.
+#[derive(Debug)]
+pub struct Compiled {
+    pub rule: Rule,
+    /// The pattern again, for `subject` captures on matching lines only.
+    pub capture: Option<Regex>,
+    pub clear: Option<Regex>,
+    /// Indices of the rules in `all_of`.
+    pub parts: Vec<usize>,
+}
+
+#[derive(Debug)]
+pub struct RuleSet {
+    pub rules: Vec<Compiled>,
+    set: RegexSet,
+    /// For each pattern of `set`, the rule it belongs to.
+    set_rule: Vec<usize>,
+    clears: RegexSet,
+    clear_rule: Vec<usize>,
+}
+
+impl RuleSet {
+    pub fn compile(rules: Vec<Rule>) -> Result<RuleSet, RulesError> {
+        let mut patterns = Vec::new();
+        let mut set_rule = Vec::new();
+        let mut clear_patterns = Vec::new();
+        let mut clear_rule = Vec::new();
+        let ids: Vec<String> = rules.iter().map(|r| r.id.clone()).collect();
+        let mut compiled = Vec::new();
+        for (i, rule) in rules.into_iter().enumerate() {
+            let bad = |why: String| RulesError::Invalid { id: rule.id.clone(), why };
+            if rule.pattern.is_some() != rule.all_of.is_empty() {
+                return Err(bad("needs exactly one of `pattern` and `all_of`".into()));
+            }
+            if rule.threshold == 0 || rule.window_secs == 0 {
+                return Err(bad("threshold and window_secs must be at least 1".into()));
+            }
+            for l in &rule.levels {
+                if !["info", "warning", "error", "fatal", "unknown"].contains(&l.as_str()) {
+                    return Err(bad(format!("unknown level {l:?} (info, warning, error, fatal, unknown)")));
+                }
+            }
+            let mut parts = Vec::new();
+            for part in &rule.all_of {
+                match ids.iter().position(|id| id == part) {
+                    Some(p) if p != i => parts.push(p),
+                    _ => return Err(bad(format!("all_of names unknown rule {part:?}"))),
+                }
+            }
+            let regex = |what, p: &str| {
+                Regex::new(p).map_err(|source| RulesError::Regex {
+                    id: rule.id.clone(),
+                    what,
+                    source: Box::new(source),
+                })
+            };
+            let capture = match &rule.pattern {
+                Some(p) => {
+                    let re = regex("pattern", p)?;
+                    patterns.push(p.clone());
+                    set_rule.push(i);
+                    re.capture_names().flatten().any(|n| n == "subject").then_some(re)
+                }
+                None => None,
+            };
+            let clear = match &rule.clear_pattern {
+                Some(p) => {
+                    let re = regex("clear_pattern", p)?;
+                    clear_patterns.push(p.clone());
+                    clear_rule.push(i);
+                    Some(re)
+                }
+                None => None,
+            };
+            compiled.push(Compiled { rule, capture, clear, parts });
+        }
+        let set = RegexSet::new(&patterns).map_err(|source| RulesError::Regex {
+            id: "(all)".into(),
+            what: "pattern set",
+            source: Box::new(source),
+        })?;
+        let clears = RegexSet::new(&clear_patterns).map_err(|source| RulesError::Regex {
+            id: "(all)".into(),
+            what: "clear set",
+            source: Box::new(source),
+        })?;
+        Ok(RuleSet { rules: compiled, set, set_rule, clears, clear_rule })
+    }
+
+    /// The default rules plus `user`.
+    pub fn with_defaults(user: Vec<Rule>) -> Result<RuleSet, RulesError> {
+        RuleSet::compile(merge(parse(DEFAULT_RULES, "default rules")?, user))
+    }
+
+    /// Rules whose pattern matches a line of `unit`, with the line's level checked (pure, allocation-free when
+    /// nothing matches).
+    pub fn matches(&self, unit: &str, message: &str, out: &mut Vec<usize>) {
+        out.clear();
+        let hits = self.set.matches(message);
+        if !hits.matched_any() {
+            return;
+        }
+        let lvl = level(message);
+        for p in hits.iter() {
+            let i = self.set_rule[p];
+            let r = &self.rules[i].rule;
+            if (r.units.is_empty() || r.units.iter().any(|u| u == unit))
+                && (r.levels.is_empty() || r.levels.iter().any(|l| l == lvl.name()))
+            {
+                out.push(i);
+            }
+        }
+    }
+
+    /// Rules whose clear pattern matches a line of `unit`.
+    pub fn clears(&self, unit: &str, message: &str) -> Vec<usize> {
+        self.clears
+            .matches(message)
+            .iter()
+            .map(|p| self.clear_rule[p])
+            .filter(|&i| {
+                let r = &self.rules[i].rule;
+                r.units.is_empty() || r.units.iter().any(|u| u == unit)
+            })
+            .collect()
+    }
+
+    /// Every unit some rule watches (empty when a rule watches all units).
+    pub fn units(&self) -> Vec<String> {
+        let mut units: Vec<String> = Vec::new();
+        for c in &self.rules {
+            if c.rule.pattern.is_some() && c.rule.units.is_empty() {
+                return Vec::new();
+            }
+            for u in &c.rule.units {
+                if !units.contains(u) {
+                    units.push(u.clone());
+                }
+            }
+        }
+        units
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_compile() {
+        let rs = RuleSet::with_defaults(Vec::new()).unwrap();
+        assert!(rs.rules.len() >= 8);
+    }
+
+    #[test]
+    fn levels_come_from_klog_letters_and_logfmt() {
+        assert_eq!(level("E1121 12:00:00.000000    1234 kubelet.go:2855] x"), Level::Error);
+        assert_eq!(level("W0102 00:00:00.1 1 a.go:1] x"), Level::Warning);
+        assert_eq!(level("time=\"2026\" level=error msg=\"x\""), Level::Error);
+        assert_eq!(level("nfs: server 10.0.0.1 not responding"), Level::Unknown);
+    }
+
+    #[test]
+    fn bad_rules_are_refused_with_their_id() {
+        let r = |extra: &str| {
+            parse(&format!("[[rules]]\nid = \"x\"\nseverity = \"warning\"\nsummary = \"s\"\n{extra}"), "t").unwrap()
+        };
+        let e = RuleSet::compile(r("pattern = \"(\"")).unwrap_err().to_string();
+        assert!(e.contains("rule x") && e.contains("pattern"), "{e}");
+        let e = RuleSet::compile(r("")).unwrap_err().to_string();
+        assert!(e.contains("exactly one"), "{e}");
+        let e = RuleSet::compile(r("all_of = [\"nope\"]")).unwrap_err().to_string();
+        assert!(e.contains("\"nope\""), "{e}");
+        let e = parse("[[rules]]\nid = 1\n", "rules.d/a.toml").unwrap_err().to_string();
+        assert!(e.contains("rules.d/a.toml"), "{e}");
+    }
+
+    #[test]
+    fn user_rules_replace_defaults_by_id() {
+        let user = parse("[[rules]]\nid = \"iptables.lock-contention\"\npattern = \"xtables\"\nseverity = \"critical\"\nsummary = \"s\"\n", "u").unwrap();
+        let rs = RuleSet::with_defaults(user).unwrap();
+        let r = rs.rules.iter().find(|c| c.rule.id == "iptables.lock-contention").unwrap();
+        assert_eq!(r.rule.severity, Severity::Critical);
+        assert_eq!(rs.rules.iter().filter(|c| c.rule.id == "iptables.lock-contention").count(), 1);
+    }
+}
