@@ -35,6 +35,7 @@ const TOOLS: &[&str] = &[
     "nsenter",
     "systemd-analyze",
     "promtool",
+    "/lib/systemd/systemd-journal-remote",
 ];
 
 const HELP: &str = "cargo xtask <command>
