@@ -84,6 +84,9 @@ fn sh(script: &str) -> Result<()> {
 }
 
 fn have(tool: &str) -> bool {
+    if tool.starts_with('/') {
+        return Path::new(tool).exists();
+    }
     Command::new("sh")
         .args(["-c", &format!("command -v {tool} || test -x /usr/sbin/{tool}")])
         .output()
