@@ -3,6 +3,8 @@
 //!
 //! cargo bench --bench journal_rules
 
+#![allow(clippy::expect_used)]
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use routewarden::journal::{Engine, Entry, RuleSet};
 

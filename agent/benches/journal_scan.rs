@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 fn export(entries: &[routewarden::journal::Entry], start_usec: u64, out: &mut Vec<u8>) {
     for (i, e) in entries.iter().enumerate() {
-        out.extend(format!("__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n", start_usec + i as u64, 1000 + i).as_bytes());
+        out.extend(
+            format!("__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n", start_usec + i as u64, 1000 + i).as_bytes(),
+        );
         out.extend(b"_BOOT_ID=0123456789abcdef0123456789abcdef\nPRIORITY=6\n");
         out.extend(format!("_SYSTEMD_UNIT={}\n", e.unit).as_bytes());
         out.extend(b"MESSAGE=");
@@ -136,14 +138,19 @@ fn main() {
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
-        .filter(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| s.contains(&format!(") S {pid} ")) || s.contains(&format!(") R {pid} "))))
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .is_ok_and(|s| s.contains(&format!(") S {pid} ")) || s.contains(&format!(") R {pid} ")))
+        })
         .map(cpu_ticks)
         .sum();
     let secs = start.elapsed().as_secs_f64();
-    println!("| 1,000 entries/s | {secs:.0} | {sent} | {:.2} (serve alone {:.2}; journalctl total since start {:.1} s) |",
+    println!(
+        "| 1,000 entries/s | {secs:.0} | {sent} | {:.2} (serve alone {:.2}; journalctl total since start {:.1} s) |",
         ((t1 - t0) as f64 / hz + journalctl_ticks as f64 / hz) / secs * 100.0,
         (t1 - t0) as f64 / hz / secs * 100.0,
-        journalctl_ticks as f64 / hz);
+        journalctl_ticks as f64 / hz
+    );
     drop(stdin);
     let _ = daemon.kill();
     let _ = daemon.wait();

@@ -32,6 +32,66 @@ pub struct Settings {
     pub daemon: Daemon,
     pub gate: Gate,
     pub journal: Journal,
+    pub certificates: Certificates,
+    /// The host's mount table, under host_root (PID 1's view). Default "/proc/1/mountinfo".
+    pub mountinfo: PathBuf,
+    /// Service CIDRs (e.g. ["10.96.0.0/12"]) whose addresses count as ClusterIPs, besides those in Cilium's
+    /// service maps. Default: none.
+    pub service_cidrs: Vec<String>,
+    /// CNI configuration directory, under host_root. Default "/etc/cni/net.d".
+    pub cni_dir: PathBuf,
+    pub kube_proxy: KubeProxyApi,
+}
+
+/// Certificates to watch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Certificates {
+    /// Files or globs (`*`, `**`) under host_root: PEM certificates or bundles, and kubeconfigs with embedded
+    /// certificates. Default: kubelet PKI, kubeconfigs in /etc/kubernetes, the control-plane PKI.
+    pub paths: Vec<String>,
+    /// Warn this many days before expiry. Default 28.
+    pub warning_days: u64,
+    /// Critical this many days before expiry. Default 7.
+    pub critical_days: u64,
+}
+
+impl Default for Certificates {
+    fn default() -> Self {
+        Certificates {
+            paths: vec![
+                "/var/lib/kubelet/pki/*.pem".into(),
+                "/var/lib/kubelet/pki/*.crt".into(),
+                "/var/lib/kubelet/kubeconfig".into(),
+                "/etc/kubernetes/*.conf".into(),
+                "/etc/kubernetes/pki/**/*.crt".into(),
+            ],
+            warning_days: 28,
+            critical_days: 7,
+        }
+    }
+}
+
+/// Where kube-proxy answers about itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubeProxyApi {
+    /// `/proxyMode` lives here. Default "127.0.0.1:10249".
+    pub metrics_address: String,
+    /// `/healthz` lives here. Default "127.0.0.1:10256".
+    pub healthz_address: String,
+    /// Milliseconds to wait for each. Default 300.
+    pub timeout_ms: u64,
+}
+
+impl Default for KubeProxyApi {
+    fn default() -> Self {
+        KubeProxyApi {
+            metrics_address: "127.0.0.1:10249".into(),
+            healthz_address: "127.0.0.1:10256".into(),
+            timeout_ms: 300,
+        }
+    }
 }
 
 /// The journal watcher (`serve`) and `scan-journal`.
@@ -147,6 +207,11 @@ impl Default for Settings {
             daemon: Daemon::default(),
             gate: Gate::default(),
             journal: Journal::default(),
+            certificates: Certificates::default(),
+            mountinfo: "/proc/1/mountinfo".into(),
+            service_cidrs: Vec::new(),
+            cni_dir: "/etc/cni/net.d".into(),
+            kube_proxy: KubeProxyApi::default(),
         }
     }
 }
@@ -161,7 +226,18 @@ impl Default for Binaries {
 }
 
 /// Names accepted in `disabled_sources`.
-pub const SOURCES: &[&str] = &["iptables-legacy", "nftables", "links", "ipvs", "bpf", "processes"];
+pub const SOURCES: &[&str] = &[
+    "iptables-legacy",
+    "nftables",
+    "links",
+    "ipvs",
+    "bpf",
+    "processes",
+    "certificates",
+    "mounts",
+    "cni",
+    "kube-proxy-api",
+];
 
 /// A configuration that could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +250,8 @@ pub enum ConfigError {
     UnknownSource { path: PathBuf, name: String, known: String },
     #[error("{path}: {key} must be at least 1")]
     Zero { path: PathBuf, key: &'static str },
+    #[error("{path}: service_cidrs entry {value:?} is not a CIDR such as 10.96.0.0/12")]
+    Cidr { path: PathBuf, value: String },
     #[error("{path}: journal rules: {source}")]
     Rules { path: PathBuf, source: crate::journal::RulesError },
     #[error("{path}: gate.requirements: {source}")]
@@ -222,6 +300,11 @@ impl Settings {
         settings.gate_requirements().map_err(|source| ConfigError::Requirement { path: path.into(), source })?;
         crate::journal::RuleSet::with_defaults(settings.journal.rules.clone())
             .map_err(|source| ConfigError::Rules { path: path.into(), source })?;
+        for cidr in &settings.service_cidrs {
+            if crate::rules::neighbours::parse_cidr(cidr).is_none() {
+                return Err(ConfigError::Cidr { path: path.into(), value: cidr.clone() });
+            }
+        }
         if d.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::Listen { path: path.into(), value: d.listen.clone() });
         }

@@ -84,9 +84,11 @@ impl Requirement {
         match self {
             Requirement::Chain { .. } => &["iptables-legacy", "nftables", "processes"],
             Requirement::NftTable { .. } => &["nftables"],
-            Requirement::KubeProxy => &["iptables-legacy", "nftables", "links", "ipvs", "processes"],
+            Requirement::KubeProxy => &["iptables-legacy", "nftables", "links", "ipvs", "processes", "kube-proxy-api"],
             Requirement::CiliumLb => &["bpf", "links", "processes"],
-            Requirement::NoConflict => crate::config::SOURCES,
+            Requirement::NoConflict => {
+                &["iptables-legacy", "nftables", "links", "ipvs", "bpf", "processes", "kube-proxy-api"]
+            }
             Requirement::Link(_) => &["links"],
             Requirement::BpfProg(_) => &["bpf"],
         }

@@ -15,6 +15,19 @@ pub struct Report {
     pub dataplane: Dataplane,
     pub findings: Vec<Finding>,
     pub verdict: Verdict,
+    /// Certificates found, soonest expiry first.
+    #[serde(default)]
+    pub certificates: Vec<Certificate>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Certificate {
+    pub path: String,
+    pub location: String,
+    pub subject: String,
+    pub issuer: String,
+    /// Unix seconds.
+    pub not_after: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,6 +41,15 @@ pub struct SourceReport {
 pub struct Dataplane {
     pub kube_proxy: KubeProxy,
     pub cilium: Cilium,
+    /// The CNI configuration the runtime uses; null when none was found or it could not be read.
+    pub cni: Option<Cni>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Cni {
+    /// `cilium`, `calico`, `flannel`, ... (from the plugin types).
+    pub owner: String,
+    pub file: String,
 }
 
 /// Which mode kube-proxy's Service rules are in. `Unknown` when nothing was found but a source that could have
@@ -55,6 +77,10 @@ pub struct KubeProxy {
     pub pids: Vec<u32>,
     /// Rules present while kube-proxy does not run.
     pub stale: bool,
+    /// What kube-proxy's `/proxyMode` answered, when it answered.
+    pub reported_mode: Option<String>,
+    /// HTTP status of kube-proxy's `/healthz`, when it answered.
+    pub healthz_status: Option<u16>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

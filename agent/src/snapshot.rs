@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::sources::{bpf::BpfState, iptables::IptablesState, ipvs::IpvsState, links::LinksState};
+use crate::sources::{certs::CertState, cni::CniState, kube_proxy_api::KubeProxyApi, mounts::MountState};
 use crate::sources::{nftables::NftablesState, procs::ProcessState};
 
 /// Version of the snapshot and report JSON layout; bumped on any incompatible change.
@@ -24,6 +25,14 @@ pub struct Snapshot {
     pub ipvs: Source<IpvsState>,
     pub bpf: Source<BpfState>,
     pub processes: Source<ProcessState>,
+    #[serde(default)]
+    pub certificates: Source<CertState>,
+    #[serde(default)]
+    pub mounts: Source<MountState>,
+    #[serde(default)]
+    pub cni: Source<CniState>,
+    #[serde(default)]
+    pub kube_proxy_api: Source<KubeProxyApi>,
 }
 
 impl Snapshot {
@@ -39,6 +48,10 @@ impl Snapshot {
             row("ipvs", &self.ipvs),
             row("bpf", &self.bpf),
             row("processes", &self.processes),
+            row("certificates", &self.certificates),
+            row("mounts", &self.mounts),
+            row("cni", &self.cni),
+            row("kube-proxy-api", &self.kube_proxy_api),
         ]
     }
 }
@@ -62,6 +75,13 @@ pub struct Source<T> {
     pub duration_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<T>,
+}
+
+/// A slot missing from an older snapshot file reads as disabled.
+impl<T> Default for Source<T> {
+    fn default() -> Self {
+        Source::disabled()
+    }
 }
 
 impl<T> Source<T> {

@@ -48,6 +48,7 @@ pub struct Metrics {
     journal_matches: Family<Labels, Counter>,
     journal_lines: Family<Labels, Counter>,
     journal_lag: FloatGauge,
+    certificate_not_after: Family<Labels, FloatGauge>,
 }
 
 /// Journal counters at one moment (totals since the daemon started).
@@ -89,6 +90,7 @@ impl Metrics {
             journal_matches: Family::default(),
             journal_lines: Family::default(),
             journal_lag: FloatGauge::default(),
+            certificate_not_after: Family::default(),
         };
         let mut m = m;
         let r = &mut m.registry;
@@ -136,6 +138,11 @@ impl Metrics {
             "last_collection_timestamp_seconds",
             "Unix time the last collection finished",
             m.last_collection.clone(),
+        );
+        r.register(
+            "certificate_not_after_timestamp_seconds",
+            "Unix time each watched certificate expires",
+            m.certificate_not_after.clone(),
         );
         r.register("journal_matches", "Journal entries matched, by rule", m.journal_matches.clone());
         r.register("journal_lines", "Journal entries read, by unit", m.journal_lines.clone());
@@ -196,6 +203,11 @@ impl Metrics {
         for f in &r.findings {
             let sev = format!("{:?}", f.severity).to_lowercase();
             self.findings.get_or_create(&vec![("id".to_string(), f.id.clone()), ("severity".to_string(), sev)]).inc();
+        }
+        self.certificate_not_after.clear();
+        for c in &r.certificates {
+            let l = vec![("path".to_string(), c.path.clone()), ("subject".to_string(), c.subject.clone())];
+            self.certificate_not_after.get_or_create(&l).set(c.not_after as f64);
         }
         self.rule_changes.inc_by(changes);
         self.collections.inc();

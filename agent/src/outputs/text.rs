@@ -32,6 +32,9 @@ pub fn render(r: &Report) -> String {
                 Some(false) => "NOT running".into(),
                 None => "process state unknown".into(),
             });
+            if let Some(m) = &kp.reported_mode {
+                parts.push(format!("/proxyMode says {m}"));
+            }
             parts.join(", ")
         }
     };
@@ -69,6 +72,9 @@ pub fn render(r: &Report) -> String {
         }
     };
     let _ = writeln!(s, "  cilium:     {cil_line}");
+    if let Some(cni) = &r.dataplane.cni {
+        let _ = writeln!(s, "  cni:        {} ({})", cni.owner, cni.file);
+    }
 
     let failed: Vec<_> =
         r.sources.iter().filter(|(_, v)| v.status == SourceStatus::Failed).map(|(k, _)| k.as_str()).collect();

@@ -60,6 +60,11 @@ impl Facts {
         }
         f.kube_proxy(snap);
         f.cilium(snap);
+        f.dataplane.cni = snap
+            .cni
+            .get()
+            .and_then(|c| c.active.as_ref())
+            .map(|a| crate::report::Cni { owner: a.owner.clone(), file: a.file.clone() });
         f
     }
 
@@ -147,6 +152,15 @@ impl Facts {
                 ev.push(format!("kube-proxy process: pid {}", join(&kp.pids)));
             } else if embedded {
                 ev.push("k3s process runs (kube-proxy embedded)".into());
+            }
+        }
+        if let Some(api) = snap.kube_proxy_api.get() {
+            kp.reported_mode = api.proxy_mode.clone();
+            kp.healthz_status = api.healthz_status;
+            if let Some(mode) = &api.proxy_mode {
+                ev.push(format!("kube-proxy answers /proxyMode: {mode}"));
+                // It answered, so it runs, whatever the process table says (k3s and RKE2 embed it).
+                kp.running = Some(true);
             }
         }
         kp.stale =

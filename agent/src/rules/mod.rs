@@ -6,6 +6,7 @@ pub mod chains;
 pub mod churn;
 pub mod dataplane;
 pub mod findings;
+pub mod neighbours;
 
 use crate::report::{verdict, Report, SourceReport};
 use crate::snapshot::Snapshot;
@@ -13,7 +14,14 @@ use crate::snapshot::Snapshot;
 /// Analyses one snapshot. `generated_at` is passed in so the function stays pure.
 pub fn analyse(snap: &Snapshot, generated_at: String) -> Report {
     let facts = dataplane::Facts::of(snap);
-    let findings = findings::evaluate(snap, &facts);
+    let mut findings = findings::evaluate(snap, &facts);
+    // Time-dependent rules judge the snapshot at the time it was taken, wherever it is analysed.
+    let now = humantime::parse_rfc3339(&snap.collected_at)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    findings.extend(neighbours::evaluate(snap, &facts.dataplane, now));
     let sources = snap
         .statuses()
         .into_iter()
@@ -29,5 +37,6 @@ pub fn analyse(snap: &Snapshot, generated_at: String) -> Report {
         verdict: verdict(&findings),
         dataplane: facts.dataplane,
         findings,
+        certificates: neighbours::certificates(snap),
     }
 }

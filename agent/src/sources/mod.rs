@@ -3,9 +3,13 @@
 //! `collect` runs them all and fills a [`Snapshot`]; a source that fails marks itself failed and the others go on.
 
 pub mod bpf;
+pub mod certs;
+pub mod cni;
 pub mod iptables;
 pub mod ipvs;
+pub mod kube_proxy_api;
 pub mod links;
+pub mod mounts;
 pub mod nftables;
 pub mod procs;
 
@@ -31,6 +35,10 @@ pub fn collect(settings: &Settings) -> Snapshot {
         ipvs: run(settings, "ipvs", || ipvs::fetch(settings)),
         bpf: run(settings, "bpf", || bpf::fetch(settings)),
         processes: run(settings, "processes", || procs::fetch(settings)),
+        certificates: run(settings, "certificates", || certs::fetch(settings)),
+        mounts: run(settings, "mounts", || mounts::fetch(settings)),
+        cni: run(settings, "cni", || cni::fetch(settings)),
+        kube_proxy_api: run(settings, "kube-proxy-api", || kube_proxy_api::fetch(settings)),
     }
 }
 

@@ -41,6 +41,9 @@ pub struct LbMap {
     pub path: PathBuf,
     pub entries: u32,
     pub frontends: FrontendCounts,
+    /// Addresses of the ClusterIP frontends (at most `parse::MAX_ADDRESSES`).
+    #[serde(default)]
+    pub cluster_ips: Vec<String>,
 }
 
 impl BpfState {
@@ -97,7 +100,7 @@ pub fn fetch(settings: &Settings) -> Result<BpfState, BpfError> {
                 bpf::pinned_entries::<24, 12>(&path)?.iter().map(|(k, v)| (&k[..], &v[..])),
             ),
         };
-        lb_maps.push(LbMap { path, entries: counts.0, frontends: counts.1 });
+        lb_maps.push(LbMap { path, entries: counts.0, frontends: counts.1, cluster_ips: counts.2 });
     }
     Ok(BpfState { programs, cgroups, lb_maps })
 }

@@ -45,18 +45,22 @@ impl FrontendCounts {
     }
 }
 
-/// Counts (all entries, frontends by type) over raw (key, value) pairs. Entries too short to decode are counted
-/// but not classified.
+/// At most this many ClusterIP addresses are kept per map.
+pub const MAX_ADDRESSES: usize = 65_536;
+
+/// Counts (all entries, frontends by type, ClusterIP frontend addresses) over raw (key, value) pairs. Entries too
+/// short to decode are counted but not classified.
 pub fn count_frontends<'a>(
     family: LbFamily,
     entries: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-) -> (u32, FrontendCounts) {
+) -> (u32, FrontendCounts, Vec<String>) {
     let slot_at = match family {
         LbFamily::V4 => 6,
         LbFamily::V6 => 18,
     };
     let mut total = 0u32;
     let mut c = FrontendCounts::default();
+    let mut addrs = std::collections::BTreeSet::new();
     for (key, value) in entries {
         total += 1;
         let (Some(slot), Some(&flags)) = (key.get(slot_at..slot_at + 2), value.get(8)) else { continue };
@@ -73,9 +77,22 @@ pub fn count_frontends<'a>(
             c.host_port += 1;
         } else {
             c.cluster_ip += 1;
+            if addrs.len() < MAX_ADDRESSES {
+                let addr = match family {
+                    LbFamily::V4 => key
+                        .get(..4)
+                        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                        .map(|a| std::net::Ipv4Addr::from(a).to_string()),
+                    LbFamily::V6 => key
+                        .get(..16)
+                        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                        .map(|a| std::net::Ipv6Addr::from(a).to_string()),
+                };
+                addrs.extend(addr);
+            }
         }
     }
-    (total, c)
+    (total, c, addrs.into_iter().collect())
 }
 
 #[cfg(test)]
@@ -106,7 +123,8 @@ mod tests {
             (key4([192, 0, 2, 7], 80, 0), val(SVC_FLAG_LOADBALANCER | SVC_FLAG_EXTERNAL_IP)),
             (key4([192, 0, 2, 8], 80, 0), val(SVC_FLAG_EXTERNAL_IP)),
         ];
-        let (total, c) = count_frontends(LbFamily::V4, entries.iter().map(|(k, v)| (&k[..], &v[..])));
+        let (total, c, ips) = count_frontends(LbFamily::V4, entries.iter().map(|(k, v)| (&k[..], &v[..])));
+        assert_eq!(ips, vec!["10.96.0.1".to_string()]);
         assert_eq!(total, 5);
         assert_eq!(c, FrontendCounts { cluster_ip: 1, node_port: 1, external_ip: 1, load_balancer: 1, host_port: 0 });
         assert_eq!((c.total(), c.external()), (4, 3));

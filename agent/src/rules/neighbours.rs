@@ -1,0 +1,227 @@
+//! Failures next to Service routing: certificates expiring or expired, NFS mounts to a ClusterIP under Cilium
+//! socket-LB, a missing CNI configuration, and kube-proxy's own view disagreeing with its rules. Pure.
+
+use std::net::IpAddr;
+
+use crate::report::{Certificate, Dataplane, Finding, ProxyMode, Severity};
+use crate::snapshot::Snapshot;
+
+const DAY: i64 = 86_400;
+
+/// Parses `10.96.0.0/12` (or a bare address, as /32 or /128).
+pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a.parse::<IpAddr>().ok()?, l.parse::<u8>().ok()?),
+        None => {
+            let a = s.parse::<IpAddr>().ok()?;
+            (a, if a.is_ipv4() { 32 } else { 128 })
+        }
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    (len <= max).then_some((addr, len))
+}
+
+fn in_cidr(ip: IpAddr, (net, len): (IpAddr, u8)) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Certificates of the snapshot for the report, soonest expiry first.
+pub fn certificates(snap: &Snapshot) -> Vec<Certificate> {
+    let mut out: Vec<Certificate> = snap
+        .certificates
+        .get()
+        .map(|c| {
+            c.certificates
+                .iter()
+                .map(|c| Certificate {
+                    path: c.path.display().to_string(),
+                    location: c.location.clone(),
+                    subject: c.subject.clone(),
+                    issuer: c.issuer.clone(),
+                    not_after: c.not_after,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by_key(|c| c.not_after);
+    out
+}
+
+fn date(unix: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(unix).unwrap_or(0));
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: i64) -> Vec<Finding> {
+    let mut out = Vec::new();
+
+    if let Some(certs) = snap.certificates.get() {
+        let mut expired = Vec::new();
+        let mut critical = Vec::new();
+        let mut warning = Vec::new();
+        for c in &certs.certificates {
+            let what = format!("{} ({}): {}, issued by {}", c.path.display(), c.location, c.subject, c.issuer);
+            let left = c.not_after - now;
+            if left < 0 {
+                expired.push(format!("{what}: expired {}", date(c.not_after)));
+            } else if c.not_before > now {
+                expired.push(format!("{what}: not valid before {}", date(c.not_before)));
+            } else if left < certs.critical_days as i64 * DAY {
+                critical.push(format!("{what}: expires {} ({} days)", date(c.not_after), left / DAY));
+            } else if left < certs.warning_days as i64 * DAY {
+                warning.push(format!("{what}: expires {} ({} days)", date(c.not_after), left / DAY));
+            }
+        }
+        let remedy =
+            "renew: kubeadm certs renew all (control plane), or let the kubelet rotate its client certificate \
+                      (rotateCertificates: true) and check it can reach the API server; restart the components after";
+        if !expired.is_empty() {
+            out.push(Finding {
+                id: "certificate.expired".into(),
+                severity: Severity::Critical,
+                summary: format!("{} certificates are expired or not yet valid", expired.len()),
+                evidence: expired,
+                remedy: remedy.into(),
+            });
+        }
+        for (sev, list) in [(Severity::Critical, critical), (Severity::Warning, warning)] {
+            if !list.is_empty() {
+                out.push(Finding {
+                    id: "certificate.expiring".into(),
+                    severity: sev,
+                    summary: format!("{} certificates expire soon", list.len()),
+                    evidence: list,
+                    remedy: remedy.into(),
+                });
+            }
+        }
+        if !certs.errors.is_empty() {
+            out.push(Finding {
+                id: "certificate.unreadable".into(),
+                severity: Severity::Warning,
+                summary: format!("{} certificate files could not be read", certs.errors.len()),
+                evidence: certs.errors.iter().map(|(p, e)| format!("{}: {e}", p.display())).collect(),
+                remedy:
+                    "check the files (openssl x509 -noout -text -in FILE) or remove the path from certificates.paths"
+                        .into(),
+            });
+        }
+    }
+
+    if let (Some(mounts), Some(true)) = (snap.mounts.get(), dp.cilium.socket_lb) {
+        let mut cluster_ips: Vec<IpAddr> = snap
+            .bpf
+            .get()
+            .map(|b| b.lb_maps.iter().flat_map(|m| m.cluster_ips.iter().filter_map(|s| s.parse().ok())).collect())
+            .unwrap_or_default();
+        cluster_ips.sort();
+        let cidrs: Vec<(IpAddr, u8)> = mounts.service_cidrs.iter().filter_map(|c| parse_cidr(c)).collect();
+        let hits: Vec<String> = mounts
+            .nfs
+            .iter()
+            .filter(|m| {
+                m.server
+                    .parse::<IpAddr>()
+                    .is_ok_and(|ip| cluster_ips.binary_search(&ip).is_ok() || cidrs.iter().any(|c| in_cidr(ip, *c)))
+            })
+            .map(|m| format!("{} ({}) mounted from ClusterIP {}", m.mount_point, m.fstype, m.server))
+            .collect();
+        if !hits.is_empty() {
+            out.push(Finding {
+                id: "nfs.clusterip-socket-lb".into(),
+                severity: Severity::Warning,
+                summary: "NFS is mounted from a Service ClusterIP while Cilium socket-LB is active; the kernel NFS client's \
+                          connections can be translated once and then hang when the backend moves"
+                    .into(),
+                evidence: hits,
+                remedy: "mount the NFS server by an address that is not a ClusterIP (its pod or external IP, or a \
+                         headless Service), or exclude the host namespace from socket-LB (socketLB.hostNamespaceOnly=true)"
+                    .into(),
+            });
+        }
+    }
+
+    if let Some(cni) = snap.cni.get() {
+        let kubelet = snap.processes.get().is_some_and(|p| !p.pids("kubelet").is_empty());
+        if cni.active.is_none() && kubelet {
+            let mut evidence = vec![if cni.present {
+                format!("{}: {} config files, none usable", cni.dir.display(), cni.files.len())
+            } else {
+                format!("{} does not exist", cni.dir.display())
+            }];
+            evidence.extend(cni.errors.iter().map(|(f, e)| format!("{f}: {e}")));
+            out.push(Finding {
+                id: "cni.config-missing".into(),
+                severity: Severity::Critical,
+                summary:
+                    "the kubelet runs but there is no usable CNI configuration: pods cannot get a network and the \
+                          node stays NotReady"
+                        .into(),
+                evidence,
+                remedy: "check the CNI DaemonSet's pod on this node (it writes the config when it starts) and its logs"
+                    .into(),
+            });
+        }
+    }
+
+    let kp = &dp.kube_proxy;
+    if let Some(reported) = &kp.reported_mode {
+        let found = match kp.mode {
+            ProxyMode::Iptables => Some("iptables"),
+            ProxyMode::Nftables => Some("nftables"),
+            ProxyMode::Ipvs => Some("ipvs"),
+            ProxyMode::None | ProxyMode::Unknown => None,
+        };
+        if found.is_some_and(|f| f != reported) || (found.is_none() && kp.mode == ProxyMode::None) {
+            out.push(Finding {
+                id: "kube-proxy.mode-mismatch".into(),
+                severity: Severity::Warning,
+                summary: format!(
+                    "kube-proxy says it runs in {reported} mode, but its rules show {}",
+                    found.unwrap_or("no Service rules")
+                ),
+                evidence: vec![format!("/proxyMode answered {reported}")],
+                remedy: "the rules of the other mode are leftovers (run kube-proxy --cleanup for them), or kube-proxy \
+                         has not synced yet: check its logs"
+                    .into(),
+            });
+        }
+    }
+    if kp.healthz_status.is_some_and(|c| c != 200) && !kp.pids.is_empty() {
+        out.push(Finding {
+            id: "kube-proxy.unhealthy".into(),
+            severity: Severity::Warning,
+            summary: "kube-proxy's /healthz does not answer 200: its rules are not in sync".into(),
+            evidence: vec![format!("/healthz answered {}", kp.healthz_status.unwrap_or(0))],
+            remedy: "read kube-proxy's logs (kubectl -n kube-system logs -l k8s-app=kube-proxy)".into(),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_contain_their_addresses() {
+        let c = parse_cidr("10.96.0.0/12").unwrap();
+        assert!(in_cidr("10.96.0.20".parse().unwrap(), c));
+        assert!(in_cidr("10.111.255.1".parse().unwrap(), c));
+        assert!(!in_cidr("10.112.0.1".parse().unwrap(), c));
+        assert!(!in_cidr("fd00::1".parse().unwrap(), c));
+        assert!(in_cidr("fd00::20".parse().unwrap(), parse_cidr("fd00::/108").unwrap()));
+        assert!(parse_cidr("10.96.0.0/33").is_none() && parse_cidr("nope").is_none());
+        assert_eq!(parse_cidr("10.0.0.1"), Some(("10.0.0.1".parse().unwrap(), 32)));
+    }
+}

@@ -1,0 +1,123 @@
+//! CNI configuration (`/etc/cni/net.d` under the host root): which files exist, and who owns the one the runtime
+//! uses (the first in name order, as containerd and CRI-O pick it).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Settings;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CniState {
+    pub dir: PathBuf,
+    /// Whether the directory exists at all.
+    pub present: bool,
+    /// Config files in name order.
+    pub files: Vec<String>,
+    /// The first file that parses, with its plugin types and owner.
+    pub active: Option<CniConfig>,
+    /// Files that did not parse: (file, error).
+    pub errors: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CniConfig {
+    pub file: String,
+    pub name: String,
+    pub types: Vec<String>,
+    pub owner: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("reading {path}: {source}")]
+pub struct CniError {
+    path: PathBuf,
+    source: std::io::Error,
+}
+
+pub fn fetch(settings: &Settings) -> Result<CniState, CniError> {
+    let dir = settings.host_path(&settings.cni_dir);
+    let mut state = CniState { dir: dir.clone(), ..CniState::default() };
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(state),
+        Err(source) => return Err(CniError { path: dir, source }),
+    };
+    state.present = true;
+    let mut files: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| [".conf", ".conflist", ".json"].iter().any(|x| n.ends_with(x)))
+        .collect();
+    files.sort();
+    for f in &files {
+        let parsed = std::fs::read(dir.join(f)).map_err(|e| e.to_string()).and_then(|b| parse(f, &b));
+        match parsed {
+            Ok(c) if state.active.is_none() => state.active = Some(c),
+            Ok(_) => {}
+            Err(e) => state.errors.push((f.clone(), e)),
+        }
+    }
+    state.files = files;
+    Ok(state)
+}
+
+/// Parses one config (`.conf` with a `type`, or `.conflist` with `plugins`) and names its owner.
+pub fn parse(file: &str, bytes: &[u8]) -> Result<CniConfig, String> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let name = v["name"].as_str().unwrap_or("").to_string();
+    let types: Vec<String> = match v["plugins"].as_array() {
+        Some(plugins) => plugins.iter().filter_map(|p| p["type"].as_str().map(str::to_string)).collect(),
+        None => v["type"].as_str().map(|t| vec![t.to_string()]).unwrap_or_default(),
+    };
+    if types.is_empty() {
+        return Err("no plugin type (neither `plugins[].type` nor `type`)".into());
+    }
+    Ok(CniConfig { file: file.to_string(), owner: owner(&name, &types), name, types })
+}
+
+fn owner(name: &str, types: &[String]) -> String {
+    let has = |t: &str| types.iter().any(|x| x == t);
+    let known = [
+        ("cilium-cni", "cilium"),
+        ("calico", "calico"),
+        ("flannel", "flannel"),
+        ("weave-net", "weave"),
+        ("aws-cni", "aws-vpc-cni"),
+        ("antrea", "antrea"),
+        ("azure-vnet", "azure-cni"),
+        ("ovn-k8s-cni-overlay", "ovn-kubernetes"),
+    ];
+    if has("calico") && has("flannel") {
+        return "canal".into();
+    }
+    for (t, o) in known {
+        if has(t) {
+            return o.into();
+        }
+    }
+    match name {
+        "kindnet" => "kindnet".into(),
+        "kubernetes" if has("bridge") => "kube-router".into(),
+        "" => types.first().cloned().unwrap_or_default(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_owner_of_common_configs() {
+        let cilium = br#"{"cniVersion":"0.3.1","name":"cilium","plugins":[{"type":"cilium-cni","enable-debug":false},{"type":"portmap","capabilities":{"portMappings":true}}]}"#;
+        assert_eq!(parse("05-cilium.conflist", cilium).unwrap().owner, "cilium");
+        let canal =
+            br#"{"name":"k8s-pod-network","cniVersion":"0.3.1","plugins":[{"type":"calico"},{"type":"flannel"}]}"#;
+        assert_eq!(parse("10-canal.conflist", canal).unwrap().owner, "canal");
+        let flannel = br#"{"name":"cbr0","cniVersion":"0.3.1","plugins":[{"type":"flannel","delegate":{"hairpinMode":true}},{"type":"portmap"}]}"#;
+        assert_eq!(parse("10-flannel.conflist", flannel).unwrap().owner, "flannel");
+        assert!(parse("x.conf", b"{\"name\":\"x\"}").unwrap_err().contains("no plugin type"));
+        assert!(parse("x.conf", b"{").unwrap_err().contains("not JSON"));
+    }
+}
