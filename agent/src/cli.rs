@@ -98,6 +98,12 @@ Without --file, --directory or -, the system journal is read. Exit codes: 0 no f
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Write the man page and shell completions into DIR (used to build packages).
+    #[command(hide = true)]
+    GenerateAssets {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Show or validate the configuration.
     Config {
         #[command(subcommand)]

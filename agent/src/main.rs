@@ -91,6 +91,10 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             write_stdout(&(text + "\n"))?;
             Ok(0)
         }
+        Command::GenerateAssets { dir } => {
+            generate_assets(&dir).with_context(|| format!("writing assets to {}", dir.display()))?;
+            Ok(0)
+        }
         Command::Config { action: ConfigAction::Defaults } => {
             write_stdout(&Settings::defaults_toml())?;
             Ok(0)
@@ -124,6 +128,20 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             Ok(0)
         }
     }
+}
+
+/// The man page (routewarden.8) and bash, zsh and fish completions, from the clap definition.
+fn generate_assets(dir: &std::path::Path) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir)?;
+    let cmd = Cli::command();
+    let mut man = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).section("8").render(&mut man)?;
+    std::fs::write(dir.join("routewarden.8"), man)?;
+    for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+        clap_complete::generate_to(shell, &mut cmd.clone(), "routewarden", dir)?;
+    }
+    Ok(())
 }
 
 fn write_stdout(text: &str) -> anyhow::Result<()> {

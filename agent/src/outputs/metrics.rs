@@ -96,7 +96,7 @@ impl Metrics {
         let r = &mut m.registry;
         r.register(
             "source_up",
-            "1 when the source was read in the last collection, 0 when it failed or is disabled",
+            "1 when the source was read in the last collection, 0 when it failed (disabled sources are absent)",
             m.source_up.clone(),
         );
         r.register(
@@ -157,7 +157,13 @@ impl Metrics {
     /// Sets every metric from a report; `changes` is the number of kube-proxy chains added or removed since the
     /// previous collection.
     pub fn update(&self, r: &Report, changes: u64, now_unix: f64) {
+        self.source_up.clear();
+        self.source_duration.clear();
         for (name, s) in &r.sources {
+            // Disabled sources are not exported: an alert on source_up == 0 means "failed".
+            if s.status == SourceStatus::Disabled {
+                continue;
+            }
             let l = vec![("source".to_string(), name.clone())];
             let up = s.status == SourceStatus::Ok;
             self.source_up.get_or_create(&l).set(i64::from(up));
