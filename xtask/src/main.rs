@@ -45,6 +45,9 @@ Commands:
   demo    build routewarden, create a namespace where kube-proxy and Cilium socket-LB conflict, run `check` in it
   bench   [detector|daemon] [ARGS]: time check against iptables-save on generated 1k/10k/50k-Service rulesets,
           and the daemon's memory, idle CPU and HTTP throughput (numbers go to BENCHMARKS.md)
+  dist    build the release binary, man page, completions, license list, .deb and .rpm into target/dist/
+  package-test  dist, then lintian and rpmlint, and install/upgrade/purge the .deb in a debootstrapped Debian
+          root and the .rpm into an rpm --root (needs root and the Debian mirror)
   deps    install the Debian packages the tests need (apt-get; needs root)";
 
 fn main() -> Result<()> {
@@ -54,6 +57,8 @@ fn main() -> Result<()> {
         Some("demo") => demo(),
         Some("bench") => bench(&args[1..]),
         Some("deps") => deps(true),
+        Some("dist") => dist().map(|_| ()),
+        Some("package-test") => package_test(),
         Some("-h" | "--help" | "help") | None => {
             println!("{HELP}");
             Ok(())
@@ -221,5 +226,160 @@ fn bench(args: &[String]) -> Result<()> {
         cmd.args(["bench", "--bench", b, "--"]).args(rest);
         run(&mut cmd)?;
     }
+    Ok(())
+}
+
+/// Installs a cargo subcommand from crates.io when it is missing.
+fn cargo_tool(sub: &str, krate: &str) -> Result<()> {
+    let ok = Command::new("cargo").args([sub, "--version"]).output().is_ok_and(|o| o.status.success());
+    if !ok {
+        run(Command::new("cargo").args(["install", "--locked", krate]))?;
+    }
+    Ok(())
+}
+
+/// One line per third-party crate in the dependency graph: name, version, license.
+fn third_party_licenses() -> Result<String> {
+    let out = Command::new("cargo")
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .current_dir(root())
+        .output()
+        .context("running cargo metadata")?;
+    if !out.status.success() {
+        bail!("cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
+    let members: Vec<&str> =
+        meta["workspace_members"].as_array().map(|m| m.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
+    let mut lines: Vec<String> = meta["packages"]
+        .as_array()
+        .map(|p| p.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| !members.contains(&p["id"].as_str().unwrap_or("")))
+        .map(|p| {
+            format!(
+                "{} {}: {}",
+                p["name"].as_str().unwrap_or("?"),
+                p["version"].as_str().unwrap_or("?"),
+                p["license"].as_str().unwrap_or("see the crate's license file")
+            )
+        })
+        .collect();
+    lines.sort();
+    lines.dedup();
+    Ok(format!(
+        "Third-party crates compiled into routewarden (or used to build it), with their licenses.\n\n{}\n",
+        lines.join("\n")
+    ))
+}
+
+/// `cargo xtask dist`: release binary, generated assets, .deb, .rpm and SHA256SUMS in target/dist/.
+fn dist() -> Result<PathBuf> {
+    let dist = root().join("target/dist");
+    let assets = dist.join("assets");
+    let _ = std::fs::remove_dir_all(&dist);
+    std::fs::create_dir_all(&assets)?;
+    cargo_tool("deb", "cargo-deb")?;
+    cargo_tool("generate-rpm", "cargo-generate-rpm")?;
+    run(Command::new("cargo").args(["build", "--release", "--locked", "-p", "routewarden"]))?;
+    run(Command::new(root().join("target/release/routewarden")).arg("generate-assets").arg(&assets))?;
+    // cargo-deb compresses man pages itself; the rpm gets a compressed copy.
+    sh(&format!("gzip -9nkf {}", assets.join("routewarden.8").display()))?;
+    std::fs::write(assets.join("THIRD-PARTY-LICENSES.txt"), third_party_licenses()?)?;
+    run(Command::new("cargo").args(["deb", "-p", "routewarden", "--no-build", "--output"]).arg(&dist))?;
+    // cargo-generate-rpm does not strip; the release profile already does.
+    run(Command::new("cargo").args(["generate-rpm", "-p", "agent", "--output"]).arg(&dist))?;
+    sh(&format!("cd {} && sha256sum *.deb *.rpm > SHA256SUMS && cat SHA256SUMS", dist.display()))?;
+    Ok(dist)
+}
+
+/// Lints both packages, then installs, upgrades and purges the .deb in a real Debian root, and installs the
+/// .rpm into an rpm --root.
+fn package_test() -> Result<()> {
+    if !is_root() {
+        bail!("the package test uses debootstrap and chroot: run it as root");
+    }
+    if !have("lintian") || !have("rpmlint") || !have("debootstrap") {
+        sh("apt-get install -y -qq --no-install-recommends lintian rpmlint rpm debootstrap >/dev/null")?;
+    }
+    let dist = dist()?;
+    sh(&format!(
+        r#"set -e
+cd {dist}
+echo '# lintian (errors fail; warnings are listed in README)'
+lintian --fail-on error --suppress-tags-from-file {root}/packaging/lintian-suppressions *.deb
+echo '# rpm metadata and contents'
+rpm -qpi *.rpm
+rpm -qpl *.rpm
+rpm -qp --scripts *.rpm | head -30
+echo '# rpmlint'
+rpmlint *.rpm || true
+"#,
+        dist = dist.display(),
+        root = root().display()
+    ))?;
+
+    // An older build for the upgrade test: the same binary with a lower revision.
+    let old = dist.join("old");
+    std::fs::create_dir_all(&old)?;
+    run(Command::new("cargo")
+        .args(["deb", "-p", "routewarden", "--no-build", "--deb-revision", "0", "--output"])
+        .arg(&old))?;
+
+    let chroot = root().join("target/debian-root");
+    let cache = root().join("target/debian-root.tar");
+    if !cache.exists() {
+        sh(&format!(
+            "rm -rf {c} && debootstrap --variant=minbase bookworm {c} http://deb.debian.org/debian >/dev/null && tar -C {c} -cf {t} .",
+            c = chroot.display(),
+            t = cache.display()
+        ))?;
+    }
+    sh(&format!(
+        r##"set -e
+C={c}
+rm -rf $C && mkdir -p $C && tar -C $C -xf {t}
+cp {dist}/*.deb $C/tmp/new.deb && cp {dist}/old/*.deb $C/tmp/old.deb
+trap 'umount $C/proc 2>/dev/null || true' EXIT
+mount -t proc proc $C/proc
+inroot() {{ chroot $C /bin/sh -c "$1"; }}
+echo '# install the older build'
+inroot 'dpkg -i /tmp/old.deb'
+inroot 'test -x /usr/bin/routewarden && test -f /lib/systemd/system/routewarden.service && test -f /usr/share/man/man8/routewarden.8.gz'
+inroot 'test "$(stat -c %a /usr/bin/routewarden)" = 755 && test "$(stat -c %U /usr/bin/routewarden)" = root'
+inroot 'routewarden --version'
+echo '# a local change to the conffile and some state'
+inroot 'echo "# local change" >> /etc/routewarden/config.toml && mkdir -p /var/lib/routewarden && echo cursor > /var/lib/routewarden/journal.cursor'
+echo '# upgrade'
+inroot 'dpkg -i --force-confold /tmp/new.deb'
+inroot 'grep -q "# local change" /etc/routewarden/config.toml' || {{ echo 'the upgrade lost the local conffile change'; exit 1; }}
+inroot 'test "$(cat /var/lib/routewarden/journal.cursor)" = cursor' || {{ echo 'the upgrade lost the journal cursor'; exit 1; }}
+inroot 'routewarden --version && routewarden config validate'
+inroot 'routewarden check --output json > /tmp/report.json; test $? -le 3 && grep -q schema_version /tmp/report.json'
+echo '# remove keeps the configuration, purge removes configuration and state'
+inroot 'dpkg -r routewarden && test -f /etc/routewarden/config.toml && test ! -e /usr/bin/routewarden'
+inroot 'dpkg --purge routewarden && test ! -e /etc/routewarden && test ! -e /var/lib/routewarden'
+echo 'deb install, upgrade and purge: ok'
+"##,
+        c = chroot.display(),
+        t = cache.display(),
+        dist = dist.display()
+    ))?;
+
+    sh(&format!(
+        r#"set -e
+R={dist}/rpmroot
+rm -rf $R && mkdir -p $R
+rpm --root $R --initdb
+rpm --root $R -i --nodeps --noscripts {dist}/*.rpm
+test -x $R/usr/bin/routewarden && test -f $R/etc/routewarden/config.toml
+rpm --root $R -q --configfiles routewarden | grep -q /etc/routewarden/config.toml
+rpm --root $R -V --nodeps routewarden
+echo 'rpm install into --root: ok'
+$R/usr/bin/routewarden --version
+"#,
+        dist = dist.display()
+    ))?;
     Ok(())
 }
