@@ -354,3 +354,46 @@ fn bad_snapshot_files_are_usage_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.json") && err.contains("missing field"), "{err}");
 }
+
+#[test]
+fn the_unit_capabilities_are_the_ones_the_sources_need() {
+    let Some(mut w) = World::new("caps") else { return };
+    if !common::tool("setpriv") {
+        return;
+    }
+    w.iptables_fixture("legacy", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
+    w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
+    w.socket_lb();
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../systemd/routewarden.service")).unwrap();
+    let caps: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .unwrap()
+        .split_whitespace()
+        .map(|c| c.trim_start_matches("CAP_").to_lowercase())
+        .collect();
+    let failed = |w: &mut World, caps: &[String]| -> Vec<String> {
+        w.wrapper = format!(
+            "setpriv --inh-caps -all --bounding-set -all,{} -- ",
+            caps.iter().map(|c| format!("+{c}")).collect::<Vec<_>>().join(",")
+        );
+        let (_, r) = w.check();
+        r["sources"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| v["status"] == "failed")
+            .map(|(k, _)| k.clone())
+            .collect()
+    };
+    assert!(failed(&mut w, &caps).is_empty(), "the unit's capabilities {caps:?} are not enough");
+    // iptables-legacy-save needs NET_ADMIN as well as NET_RAW (IPT_SO_GET_INFO on a raw socket).
+    for (cap, sources) in [
+        ("net_admin", vec!["iptables-legacy", "nftables"]),
+        ("net_raw", vec!["iptables-legacy"]),
+        ("sys_admin", vec!["bpf"]),
+    ] {
+        let fewer: Vec<String> = caps.iter().filter(|c| *c != cap).cloned().collect();
+        assert_eq!(failed(&mut w, &fewer), sources, "without {cap}");
+    }
+}

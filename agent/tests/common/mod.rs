@@ -99,6 +99,8 @@ pub struct World {
     pub cgroup: PathBuf,
     /// Extra config lines appended to the generated config.
     pub config_extra: String,
+    /// A command prefix for the binary in `run` (e.g. `setpriv ... -- `).
+    pub wrapper: String,
     procs: Vec<String>,
     bpf: Vec<Ebpf>,
 }
@@ -123,6 +125,7 @@ impl World {
             bpffs,
             cgroup,
             config_extra: String::new(),
+            wrapper: String::new(),
             procs: Vec::new(),
             bpf: Vec::new(),
         };
@@ -269,7 +272,7 @@ impl World {
                 "cp /bin/sleep {dir}/{c}; {dir}/{c} 600 & p=$!; until grep -qx {c} /proc/$p/comm 2>/dev/null; do sleep 0.01; done; "
             ));
         }
-        script.push_str(&format!("{bin} --config {} {args}", self.config().display()));
+        script.push_str(&format!("{}{bin} --config {} {args}", self.wrapper, self.config().display()));
         let out = Command::new("nsenter")
             .arg(format!("--net=/run/netns/{}", self.name))
             .args(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", &script])
