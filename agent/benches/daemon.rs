@@ -24,26 +24,15 @@ fn rss_kib(pid: u32) -> u64 {
     s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).unwrap().parse().unwrap()
 }
 
-/// utime + stime in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &s[s.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if !args.iter().any(|a| a == "--bench") {
+    if !detector::support::benchmarking(&args) {
         return;
     }
-    let opt = |name: &str, default: &str| {
-        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.into())
-    };
+    let opt = |name: &str, default: &str| detector::support::opt(&args, name, default);
     let n: usize = opt("--services", "10000").parse().unwrap();
     let idle: u64 = opt("--idle-secs", "60").parse().unwrap();
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !detector::support::root() {
         eprintln!("the daemon benchmark needs root; skipping");
         return;
     }
@@ -77,13 +66,11 @@ fn main() {
     }
     let ready = start.elapsed();
     let rss_ready = rss_kib(pid);
-    let ticks0 = cpu_ticks(pid);
+    let cpu0 = detector::support::cpu_seconds(pid);
     std::thread::sleep(Duration::from_secs(idle));
-    let ticks1 = cpu_ticks(pid);
+    let cpu1 = detector::support::cpu_seconds(pid);
     let rss_idle = rss_kib(pid);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let cpu_pct = (ticks1 - ticks0) as f64 / hz / idle as f64 * 100.0;
+    let cpu_pct = (cpu1 - cpu0) / idle as f64 * 100.0;
 
     println!("| Services | ready after s | RSS ready MiB | RSS after {idle} s idle MiB | CPU over {idle} s idle % |");
     println!("|---|---|---|---|---|");

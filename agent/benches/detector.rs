@@ -7,6 +7,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support.rs"]
+pub mod support;
+
 use std::fmt::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -120,17 +123,14 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if !args.iter().any(|a| a == "--bench") {
+    if !support::benchmarking(&args) {
         // `cargo test --all-targets` runs bench binaries without --bench: nothing to check here.
         return;
     }
-    let opt = |name: &str, default: &str| {
-        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.into())
-    };
+    let opt = |name: &str, default: &str| support::opt(&args, name, default);
     let sizes: Vec<usize> = opt("--sizes", "1000,10000,50000").split(',').map(|s| s.parse().unwrap()).collect();
     let backends: Vec<String> = opt("--backends", "nft,legacy").split(',').map(str::to_string).collect();
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !support::root() {
         eprintln!("the detector benchmark needs root (network namespaces); skipping");
         return;
     }

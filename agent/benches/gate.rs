@@ -6,6 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support.rs"]
+mod support;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -49,24 +52,15 @@ fn median_ms(mut v: Vec<Duration>) -> f64 {
     v[v.len() / 2].as_secs_f64() * 1e3
 }
 
-fn cpu_ticks(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<&str> = s[s.rfind(')').unwrap() + 2..].split_whitespace().collect();
-    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if !args.iter().any(|a| a == "--bench") {
+    if !support::benchmarking(&args) {
         return;
     }
-    let opt = |name: &str, default: &str| {
-        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.into())
-    };
+    let opt = |name: &str, default: &str| support::opt(&args, name, default);
     let trials: usize = opt("--trials", "10").parse().unwrap();
     let idle: u64 = opt("--idle-secs", "60").parse().unwrap();
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !support::root() {
         eprintln!("the gate benchmark needs root; skipping");
         return;
     }
@@ -115,19 +109,17 @@ fn main() {
     println!();
     println!("| waiting for | CPU over {idle} s % |");
     println!("|---|---|");
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     for (name, req) in
         [("link (events only)", "link:never"), ("chain (events + 1 s poll of iptables-legacy)", "chain:filter/NEVER")]
     {
         let mut child = spawn(&format!("{rw} wait --for {req} --timeout {}s", idle + 30));
         std::thread::sleep(Duration::from_secs(1));
-        let t0 = cpu_ticks(child.id());
+        let t0 = support::cpu_seconds(child.id());
         std::thread::sleep(Duration::from_secs(idle));
-        let t1 = cpu_ticks(child.id());
+        let t1 = support::cpu_seconds(child.id());
         let _ = child.kill();
         let _ = child.wait();
-        println!("| {name} | {:.2} |", (t1 - t0) as f64 / hz / idle as f64 * 100.0);
+        println!("| {name} | {:.2} |", (t1 - t0) / idle as f64 * 100.0);
     }
     sh(&format!("ip netns del {NS}"));
 }

@@ -6,6 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support.rs"]
+mod support;
+
 #[path = "journal_rules.rs"]
 #[allow(dead_code, unused_imports)]
 mod journal_rules;
@@ -34,20 +37,12 @@ fn timed(cmd: &mut Command) -> Duration {
     t.elapsed()
 }
 
-fn cpu_ticks(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<&str> = s[s.rfind(')').unwrap() + 2..].split_whitespace().collect();
-    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if !args.iter().any(|a| a == "--bench") {
+    if !support::benchmarking(&args) {
         return;
     }
-    let opt = |name: &str, default: &str| {
-        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.into())
-    };
+    let opt = |name: &str, default: &str| support::opt(&args, name, default);
     let n: usize = opt("--entries", "1000000").parse().unwrap();
     let follow_secs: u64 = opt("--follow-secs", "30").parse().unwrap();
     let bin = env!("CARGO_BIN_EXE_routewarden");
@@ -82,8 +77,7 @@ fn main() {
     println!("|---|---|---|---|");
     println!("| {n} | {j:.2} | {s:.2} | {:.2} |", s / j);
 
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !support::root() {
         eprintln!("the follow part needs root; skipping it");
         return;
     }
@@ -115,7 +109,7 @@ fn main() {
     std::thread::sleep(Duration::from_secs(2));
     let mut stdin = writer.stdin.take().unwrap();
     let pid = daemon.id();
-    let t0 = cpu_ticks(pid);
+    let t0 = support::cpu_seconds(pid);
     let start = Instant::now();
     let mut sent = 0usize;
     let now_usec = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
@@ -128,13 +122,11 @@ fn main() {
         sent += 100;
         std::thread::sleep(Duration::from_millis(100));
     }
-    let t1 = cpu_ticks(pid);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let t1 = support::cpu_seconds(pid);
     println!();
     println!("| following | seconds | entries written | serve CPU % (incl. its journalctl) |");
     println!("|---|---|---|---|");
-    let journalctl_ticks: u64 = std::fs::read_dir("/proc")
+    let journalctl_cpu: f64 = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
@@ -142,14 +134,14 @@ fn main() {
             std::fs::read_to_string(format!("/proc/{p}/stat"))
                 .is_ok_and(|s| s.contains(&format!(") S {pid} ")) || s.contains(&format!(") R {pid} ")))
         })
-        .map(cpu_ticks)
+        .map(support::cpu_seconds)
         .sum();
     let secs = start.elapsed().as_secs_f64();
     println!(
         "| 1,000 entries/s | {secs:.0} | {sent} | {:.2} (serve alone {:.2}; journalctl total since start {:.1} s) |",
-        ((t1 - t0) as f64 / hz + journalctl_ticks as f64 / hz) / secs * 100.0,
-        (t1 - t0) as f64 / hz / secs * 100.0,
-        journalctl_ticks as f64 / hz
+        ((t1 - t0) + journalctl_cpu) / secs * 100.0,
+        (t1 - t0) / secs * 100.0,
+        journalctl_cpu
     );
     drop(stdin);
     let _ = daemon.kill();

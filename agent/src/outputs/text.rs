@@ -85,18 +85,7 @@ pub fn render(r: &Report) -> String {
     if r.findings.is_empty() {
         let _ = writeln!(s, "\nNo findings: one dataplane programs Service routing.");
     }
-    for f in &r.findings {
-        let sev = match f.severity {
-            Severity::Info => "INFO",
-            Severity::Warning => "WARNING",
-            Severity::Critical => "CRITICAL",
-        };
-        let _ = writeln!(s, "\n{sev} {}: {}", f.id, f.summary);
-        for e in &f.evidence {
-            let _ = writeln!(s, "  evidence: {e}");
-        }
-        let _ = writeln!(s, "  remedy: {}", f.remedy);
-    }
+    findings(&mut s, &r.findings);
     s
 }
 
@@ -116,7 +105,13 @@ pub fn scan(sc: &crate::journal::reader::Scan) -> String {
     if sc.findings.is_empty() {
         let _ = writeln!(s, "\nNo findings.");
     }
-    for f in &sc.findings {
+    findings(&mut s, &sc.findings);
+    s
+}
+
+/// Each finding: severity, id and summary, then its evidence and remedy.
+fn findings(s: &mut String, list: &[crate::report::Finding]) {
+    for f in list {
         let sev = match f.severity {
             Severity::Info => "INFO",
             Severity::Warning => "WARNING",
@@ -128,5 +123,4 @@ pub fn scan(sc: &crate::journal::reader::Scan) -> String {
         }
         let _ = writeln!(s, "  remedy: {}", f.remedy);
     }
-    s
 }
