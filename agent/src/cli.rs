@@ -38,8 +38,14 @@ routewarden check --snapshot node.json   # analyse a snapshot taken on another n
         snapshot: Option<PathBuf>,
     },
     /// Print the raw inputs of one collection as JSON, for support tickets and `check --snapshot`.
-    #[command(after_help = "Example:\n  sudo routewarden snapshot > $(hostname)-routewarden.json")]
-    Snapshot,
+    #[command(after_help = "Examples:\n  sudo routewarden snapshot > $(hostname)-routewarden.json\n  \
+sudo routewarden snapshot --full | gzip > $(hostname)-routewarden.json.gz   # with the rule dumps")]
+    Snapshot {
+        /// Also include the full iptables-save dumps of every backend and kube-proxy's nftables tables (large on
+        /// big nodes: 24 MB at 10,000 Services).
+        #[arg(long)]
+        full: bool,
+    },
     /// Run as a daemon: keep the report fresh and serve it over local HTTP (JSON and Prometheus metrics).
     #[command(after_help = "Endpoints: /status (?pretty), /findings, /healthz, /readyz, /metrics.\n\
 Signals: SIGHUP reloads the configuration (a broken one is refused and the running one kept), SIGTERM stops.\n\

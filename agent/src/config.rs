@@ -191,6 +191,12 @@ pub struct Binaries {
     pub iptables_legacy_save: PathBuf,
     /// Default "/usr/sbin/ip6tables-legacy-save".
     pub ip6tables_legacy_save: PathBuf,
+    /// Used only by `snapshot --full`. Default "/usr/sbin/iptables-nft-save".
+    pub iptables_nft_save: PathBuf,
+    /// Used only by `snapshot --full`. Default "/usr/sbin/ip6tables-nft-save".
+    pub ip6tables_nft_save: PathBuf,
+    /// Used only by `snapshot --full`, for the kube-proxy tables by name. Default "/usr/sbin/nft".
+    pub nft: PathBuf,
 }
 
 impl Default for Settings {
@@ -221,6 +227,9 @@ impl Default for Binaries {
         Binaries {
             iptables_legacy_save: "/usr/sbin/iptables-legacy-save".into(),
             ip6tables_legacy_save: "/usr/sbin/ip6tables-legacy-save".into(),
+            iptables_nft_save: "/usr/sbin/iptables-nft-save".into(),
+            ip6tables_nft_save: "/usr/sbin/ip6tables-nft-save".into(),
+            nft: "/usr/sbin/nft".into(),
         }
     }
 }

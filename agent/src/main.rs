@@ -85,8 +85,11 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             write_stdout(&text)?;
             Ok(result.exit_code())
         }
-        Command::Snapshot => {
-            let snap = sources::collect(settings);
+        Command::Snapshot { full } => {
+            let mut snap = sources::collect(settings);
+            if full {
+                snap.raw = sources::raw_dumps(settings, &snap);
+            }
             let text = serde_json::to_string(&snap).context("serialising the snapshot")?;
             write_stdout(&(text + "\n"))?;
             Ok(0)

@@ -33,6 +33,9 @@ pub struct Snapshot {
     pub cni: Source<CniState>,
     #[serde(default)]
     pub kube_proxy_api: Source<KubeProxyApi>,
+    /// `snapshot --full` only: the raw rule dumps (command -> output or error), for people, not for the rules.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub raw: std::collections::BTreeMap<String, String>,
 }
 
 impl Snapshot {

@@ -338,6 +338,14 @@ fn a_snapshot_taken_on_the_node_gives_the_same_report_elsewhere() {
     assert_eq!(offline["dataplane"], live["dataplane"]);
     assert_eq!(offline["findings"], live["findings"]);
     assert_eq!(ids(&offline), vec!["service-routing.conflict"]);
+
+    // --full adds the raw dumps for people to read; the analysis ignores them.
+    let (code, full, err) = w.run("snapshot --full");
+    assert_eq!(code, 0, "{err}");
+    let full: serde_json::Value = serde_json::from_str(&full).unwrap();
+    let dump = full["raw"]["iptables-nft-save"].as_str().unwrap();
+    assert!(dump.contains(":KUBE-SVC-") && dump.contains("*nat"), "{dump}");
+    assert!(serde_json::from_str::<serde_json::Value>(&snap).unwrap().get("raw").is_none());
 }
 
 #[test]
@@ -396,4 +404,21 @@ fn the_unit_capabilities_are_the_ones_the_sources_need() {
         let fewer: Vec<String> = caps.iter().filter(|c| *c != cap).cloned().collect();
         assert_eq!(failed(&mut w, &fewer), sources, "without {cap}");
     }
+}
+
+#[test]
+fn a_hanging_tool_is_killed_at_the_timeout_and_reported() {
+    let Some(mut w) = World::new("src-timeout") else { return };
+    w.iptables_restore("legacy", false, KUBELET_CHAINS);
+    let hang = w.dir.path().join("hanging-save");
+    std::fs::write(&hang, "#!/bin/sh\nexec sleep 30\n").unwrap();
+    common::sh(&format!("chmod +x {}", hang.display()));
+    w.config_extra = format!("command_timeout_secs = 1\n[binaries]\niptables_legacy_save = \"{}\"\n", hang.display());
+    let start = std::time::Instant::now();
+    let (code, r) = w.check();
+    assert!(start.elapsed() < std::time::Duration::from_secs(10), "check waited for the hanging tool");
+    assert_eq!(code, 3, "{r:#}");
+    let err = r["sources"]["iptables-legacy"]["error"].as_str().unwrap();
+    assert!(err.contains("hanging-save") && err.contains("did not finish within 1s"), "{err}");
+    assert_eq!(r["sources"]["nftables"]["status"], "ok");
 }

@@ -39,7 +39,49 @@ pub fn collect(settings: &Settings) -> Snapshot {
         mounts: run(settings, "mounts", || mounts::fetch(settings)),
         cni: run(settings, "cni", || cni::fetch(settings)),
         kube_proxy_api: run(settings, "kube-proxy-api", || kube_proxy_api::fetch(settings)),
+        raw: Default::default(),
     }
+}
+
+/// The raw dumps `snapshot --full` adds: every iptables backend and family that has tables, and kube-proxy's
+/// nftables tables by name (never the whole ruleset, which takes minutes on a large node).
+pub fn raw_dumps(settings: &Settings, snap: &Snapshot) -> std::collections::BTreeMap<String, String> {
+    use crate::sys::exec;
+    let mut out = std::collections::BTreeMap::new();
+    let b = &settings.binaries;
+    let mut run = |name: String, program: &std::path::Path, args: &[&str]| {
+        let text = match exec::run(program, args, settings.command_timeout()) {
+            Ok(o) => String::from_utf8_lossy(&o).into_owned(),
+            Err(e) => format!("error: {}", crate::snapshot::error_chain(&e)),
+        };
+        out.insert(name, text);
+    };
+    if let Some(l) = snap.iptables_legacy.get() {
+        if !l.ipv4.tables.is_empty() {
+            run("iptables-legacy-save".into(), &b.iptables_legacy_save, &[]);
+        }
+        if !l.ipv6.tables.is_empty() {
+            run("ip6tables-legacy-save".into(), &b.ip6tables_legacy_save, &[]);
+        }
+    }
+    if let Some(n) = snap.nftables.get() {
+        if !n.iptables_nft("ip").tables.is_empty() {
+            run("iptables-nft-save".into(), &b.iptables_nft_save, &[]);
+        }
+        if !n.iptables_nft("ip6").tables.is_empty() {
+            run("ip6tables-nft-save".into(), &b.ip6tables_nft_save, &[]);
+        }
+        for family in ["ip", "ip6"] {
+            if n.table(family, "kube-proxy").is_some() {
+                run(
+                    format!("nft -j list table {family} kube-proxy"),
+                    &b.nft,
+                    &["-j", "list", "table", family, "kube-proxy"],
+                );
+            }
+        }
+    }
+    out
 }
 
 /// The node's host name (the Kubernetes node name on almost every distribution).
