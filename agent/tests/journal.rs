@@ -253,11 +253,13 @@ fn a_dying_journalctl_marks_the_journal_failed_and_is_restarted() {
     );
     let marker = w.dir.path().join("second-run");
     let fake = w.dir.path().join("journalctl");
-    // First run: one entry, then dies. Later runs: one entry, then stays up like a following journalctl.
+    // First run: one entry, then dies. Later runs: quiet for 3 s (so the failure stays visible whatever the load),
+    // then one entry, then stays up like a following journalctl.
     std::fs::write(
         &fake,
         format!(
-            "#!/bin/sh\necho '{line}'\nif [ ! -e {m} ]; then touch {m}; echo 'journalctl: simulated crash' >&2; exit 1; fi\nexec sleep 600\n",
+            "#!/bin/sh\nif [ ! -e {m} ]; then touch {m}; echo '{line}'; echo 'journalctl: simulated crash' >&2; exit 1; fi\n\
+             sleep 3\necho '{line}'\nexec sleep 600\n",
             m = marker.display()
         ),
     )

@@ -153,19 +153,24 @@ fn for_each_line(r: impl Read, mut f: impl FnMut(&[u8])) -> std::io::Result<()> 
 }
 
 /// The last lines journalctl wrote to stderr, collected on a thread.
-struct StderrTail(Arc<Mutex<Vec<String>>>);
+struct StderrTail(Arc<Mutex<Vec<String>>>, Option<std::thread::JoinHandle<()>>);
 
 impl StderrTail {
-    fn join_text(&self) -> String {
+    /// The lines, once the child has exited and its stderr is fully read.
+    fn join_text(mut self) -> String {
+        if let Some(h) = self.1.take() {
+            let _ = h.join();
+        }
         self.0.lock().map(|v| v.join("; ")).unwrap_or_default()
     }
 }
 
 fn drain_stderr(child: &mut Child) -> StderrTail {
     let tail = Arc::new(Mutex::new(Vec::new()));
+    let mut handle = None;
     if let Some(err) = child.stderr.take() {
         let t = Arc::clone(&tail);
-        std::thread::spawn(move || {
+        handle = Some(std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
                 if let Ok(mut v) = t.lock() {
                     v.push(line);
@@ -174,9 +179,9 @@ fn drain_stderr(child: &mut Child) -> StderrTail {
                     }
                 }
             }
-        });
+        }));
     }
-    StderrTail(tail)
+    StderrTail(tail, handle)
 }
 
 /// What the follower shares with the daemon.
