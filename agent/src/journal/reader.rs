@@ -128,8 +128,17 @@ pub fn scan(journalctl: &Path, input: &Input, units: &[String], mut engine: Engi
 }
 
 fn spawn(journalctl: &Path, args: &[String]) -> Result<Child, ReadError> {
-    Command::new(journalctl)
-        .args(args)
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(journalctl);
+    // SAFETY: prctl is async-signal-safe; it only asks the kernel to end journalctl when routewarden dies, so
+    // a killed daemon never leaves a following journalctl behind.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    cmd.args(args)
         .env("LC_ALL", "C")
         .env("SYSTEMD_COLORS", "0")
         .stdin(Stdio::null())
