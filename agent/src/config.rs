@@ -26,7 +26,8 @@ pub struct Settings {
     pub cgroup_roots: Vec<PathBuf>,
     /// Seconds a single external command may run before it is killed. Default 10.
     pub command_timeout_secs: u64,
-    /// Sources not to read at all (reported as disabled): iptables-legacy, nftables, links, ipvs, bpf, processes.
+    /// Sources not to read at all (reported as disabled): iptables-legacy, nftables, links, ipvs, bpf, processes,
+    /// certificates, mounts, cni, kube-proxy-api.
     pub disabled_sources: Vec<String>,
     pub binaries: Binaries,
     pub daemon: Daemon,
@@ -165,7 +166,8 @@ pub struct Daemon {
     pub state_dir: PathBuf,
     /// At most this many HTTP connections at once; more wait in the accept queue. Default 64.
     pub max_connections: usize,
-    /// Seconds a client may take to send its request headers (and a response may take). Default 5.
+    /// Seconds a client may take to send its request headers; a connection lives at most six times this.
+    /// Default 5.
     pub request_timeout_secs: u64,
 }
 
@@ -257,6 +259,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: Box<toml::de::Error> },
     #[error("{path}: disabled_sources names unknown source {name:?} (known: {known})")]
     UnknownSource { path: PathBuf, name: String, known: String },
+    #[error("{path}: {key} = {value} is too large (at most 86400)")]
+    TooLarge { path: PathBuf, key: &'static str, value: u64 },
     #[error("{path}: {key} must be at least 1")]
     Zero { path: PathBuf, key: &'static str },
     #[error("{path}: service_cidrs entry {value:?} is not a CIDR such as 10.96.0.0/12")]
@@ -304,6 +308,9 @@ impl Settings {
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero { path: path.into(), key });
+            }
+            if value > 86_400 {
+                return Err(ConfigError::TooLarge { path: path.into(), key, value });
             }
         }
         settings.gate_requirements().map_err(|source| ConfigError::Requirement { path: path.into(), source })?;

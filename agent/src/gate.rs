@@ -152,7 +152,8 @@ pub fn check(req: &Requirement, snap: &Snapshot, report: &Report) -> Check {
                 ProxyMode::Iptables | ProxyMode::Nftables | ProxyMode::Ipvs if kp.services > 0 => {
                     Check::Met(format!("{:?} mode, {} services", kp.mode, kp.services).to_lowercase())
                 }
-                ProxyMode::Unknown => Check::Unknown("a rules source failed".into()),
+                // The sources this requirement reads did not fail (checked above); others are not read while
+                // waiting, so "unknown" here means "not there yet".
                 mode => Check::Missing(
                     format!("kube-proxy mode {mode:?}, {} services{kp_running}", kp.services).to_lowercase(),
                 ),

@@ -67,6 +67,7 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
         Command::Serve { listen } => {
             let level = match std::env::var("ROUTEWARDEN_LOG").as_deref() {
                 Ok("debug") => log::LevelFilter::Debug,
+                Ok("trace") => log::LevelFilter::Trace,
                 Ok("warn") => log::LevelFilter::Warn,
                 _ => log::LevelFilter::Info,
             };

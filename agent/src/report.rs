@@ -53,7 +53,7 @@ pub struct Cni {
 }
 
 /// Which mode kube-proxy's Service rules are in. `Unknown` when nothing was found but a source that could have
-/// shown them failed.
+/// shown them failed or is disabled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProxyMode {

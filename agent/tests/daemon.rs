@@ -179,3 +179,19 @@ fn prometheus_scrapes_the_daemon_and_promtool_accepts_the_metrics() {
     let _ = prom.wait();
     assert!(found.contains("\"2\""), "Prometheus did not store the series with value 2: {found}");
 }
+
+#[test]
+fn a_notify_socket_nobody_reads_never_blocks_the_daemon() {
+    let Some(mut w) = World::new("serve-stuck") else { return };
+    w.iptables_fixture("nft", STEP1);
+    let d = w.serve_with("[daemon]\ndebounce_ms = 100\nresync_secs = 3600\n", false);
+    // With WATCHDOG_USEC=1s the daemon sends twice a second; an unread datagram socket holds about ten.
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(status(&d)["dataplane"]["kube_proxy"]["services"], 2);
+    w.iptables_fixture("nft", OVERALL);
+    let start = Instant::now();
+    while status(&d)["dataplane"]["kube_proxy"]["services"] != 6 {
+        assert!(start.elapsed() < Duration::from_secs(5), "the collection loop is stuck: {}", d.log(&w));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -118,3 +118,16 @@ fn the_daemon_is_ready_only_once_the_gate_holds() {
     d.wait_notify("READY=1");
     assert_eq!(d.get("/readyz").0, 200);
 }
+
+#[test]
+fn wait_for_kube_proxy_waits_for_its_rules_instead_of_giving_up() {
+    let Some(w) = World::new("gate-kp") else { return };
+    let child = w.spawn("wait --for kube-proxy --timeout 20s");
+    std::thread::sleep(Duration::from_millis(500));
+    let created = Instant::now();
+    w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
+    let (code, out, err, took) = finish(child, created);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ok      kube-proxy: iptables mode, 2 services"), "{out}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}

@@ -276,7 +276,15 @@ fn a_dying_journalctl_marks_the_journal_failed_and_is_restarted() {
         let s: serde_json::Value = serde_json::from_str(&d.get("/status").1).unwrap();
         s["sources"]["journal"]["status"] == "ok"
     });
-    assert_eq!(metric(&d, "routewarden_journal_matches_total{rule=\"iptables.lock-contention\"}"), Some(2.0));
+    // The restarted journalctl resumes after the last entry read (its arguments carry that cursor); here it prints
+    // one more entry after 3 s.
+    let mut last = None;
+    let waited = Instant::now();
+    while waited.elapsed() < Duration::from_secs(15) && last != Some(2.0) {
+        last = metric(&d, "routewarden_journal_matches_total{rule=\"iptables.lock-contention\"}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(last, Some(2.0), "the second entry was not counted; daemon log:\n{}", d.log(&w));
 }
 
 #[test]

@@ -42,9 +42,44 @@ pub fn run(opts: Options, settings: Settings) -> anyhow::Result<()> {
     rt.block_on(run_async(opts, settings))
 }
 
-fn notify(states: &[NotifyState]) {
-    if let Err(e) = sd_notify::notify(states) {
-        log::debug!("sd_notify: {e}");
+/// Messages to systemd, sent from their own thread: a notify socket nobody reads (a full datagram queue) must
+/// never block the collection loop. When even the hand-off queue is full, a message is dropped.
+struct Notifier {
+    tx: std::sync::mpsc::SyncSender<String>,
+    pending: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Notifier {
+    fn start() -> Notifier {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(16);
+        let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let left = Arc::clone(&pending);
+        std::thread::spawn(move || {
+            for msg in rx {
+                if let Err(e) = sd_notify::notify(&[NotifyState::Custom(&msg)]) {
+                    log::debug!("sd_notify: {e}");
+                }
+                left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        Notifier { tx, pending }
+    }
+
+    fn send(&self, states: &[NotifyState]) {
+        let msg = states.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+        self.pending.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.tx.try_send(msg).is_err() {
+            self.pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            log::debug!("sd_notify: the notify socket is not being read; message dropped");
+        }
+    }
+
+    /// Waits (at most `limit`) until every queued message went out: used before exiting.
+    async fn flush(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.pending.load(std::sync::atomic::Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
 
@@ -101,75 +136,99 @@ async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> 
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let watchdog = sd_notify::watchdog_enabled();
+    let notifier = Notifier::start();
     let metrics = Metrics::new();
     let mut churn = Churn::default();
     let mut last_sources: BTreeMap<String, SourceStatus> = BTreeMap::new();
     let mut last_findings: BTreeMap<String, Severity> = BTreeMap::new();
     let mut reload_error: Option<String> = None;
 
+    // One persistent timer each: a timer re-created on every pass of the select would never fire while other
+    // branches (the cursor tick) keep ending passes.
+    let mut watchdog_tick = tokio::time::interval(watchdog.map(|d| d / 2).unwrap_or(Duration::from_secs(3600)));
+    watchdog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The last collection's report (without journal findings) and the gate requirements it left unmet.
+    let mut base: Option<(Report, Vec<String>)> = None;
+    let mut collect = true;
+    let mut next_resync = tokio::time::Instant::now();
+
     loop {
-        let s = settings.clone();
-        let snap = match tokio::task::spawn_blocking(move || sources::collect(&s)).await {
-            Ok(snap) => snap,
-            Err(e) => {
-                log::error!("collection task failed: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let mut report =
-            rules::analyse(&snap, humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
-        let changes = churn.observe(kube_proxy_chains(&snap));
-        add_churn(&mut report, &churn.recent_flips());
+        let mut changes = 0;
+        let collected = collect || base.is_none();
+        if collected {
+            let s = settings.clone();
+            let snap = match tokio::task::spawn_blocking(move || sources::collect(&s)).await {
+                Ok(snap) => snap,
+                Err(e) => {
+                    log::error!("collection task failed: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let mut report =
+                rules::analyse(&snap, humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+            changes = churn.observe(kube_proxy_chains(&snap));
+            add_churn(&mut report, &churn.recent_flips());
+            let missing = if shared.is_ready() { Vec::new() } else { gate_missing(&settings, &snap, &report) };
+            base = Some((report, missing));
+            drop(snap);
+            release_memory();
+            let next = if shared.is_ready() { settings.daemon.resync_secs } else { settings.gate.poll_secs };
+            next_resync = tokio::time::Instant::now() + Duration::from_secs(next);
+        }
+        let Some((base_report, missing)) = base.as_ref() else { continue };
+        // Journal findings are merged into the last collection's report; a journal match alone re-renders, it
+        // does not collect again.
+        let mut report = base_report.clone();
         add_journal(&mut report, &journal, &metrics);
-        metrics.update(&report, changes, now_unix());
+        metrics.update(&report, changes, collected, now_unix());
         log_changes(&report, &mut last_sources, &mut last_findings);
         let mut summary = summary(&report, reload_error.as_deref());
-        let gate_open = shared.is_ready() || {
-            let missing = gate_missing(&settings, &snap, &report);
-            if !missing.is_empty() {
-                summary = format!("waiting for {}", missing.join("; "));
-                shared.set_not_ready(&summary);
-            }
-            missing.is_empty()
-        };
+        let gate_open = shared.is_ready() || missing.is_empty();
+        if !gate_open {
+            summary = format!("waiting for {}", missing.join("; "));
+            shared.set_not_ready(&summary);
+        }
         shared.publish(render(report, &metrics));
-        drop(snap);
-        release_memory();
         shared.progress();
         if !shared.is_ready() && gate_open {
             shared.set_ready();
-            notify(&[NotifyState::Ready, NotifyState::Status(&summary)]);
+            notifier.send(&[NotifyState::Ready, NotifyState::Status(&summary)]);
             log::info!("ready: {summary}");
         } else {
-            notify(&[NotifyState::Status(&summary)]);
+            notifier.send(&[NotifyState::Status(&summary)]);
         }
         if watchdog.is_some() {
-            notify(&[NotifyState::Watchdog]);
+            notifier.send(&[NotifyState::Watchdog]);
         }
 
-        let next = if shared.is_ready() { settings.daemon.resync_secs } else { settings.gate.poll_secs };
-        let resync = tokio::time::sleep(Duration::from_secs(next));
-        tokio::pin!(resync);
-        let tick = watchdog.map(|d| d / 2).unwrap_or(Duration::from_secs(3600));
         loop {
             tokio::select! {
-                _ = &mut resync => break,
-                Some(what) = ev_rx.recv() => {
-                    log::debug!("{what} changed; collecting after {} ms", settings.daemon.debounce_ms);
-                    tokio::time::sleep(Duration::from_millis(settings.daemon.debounce_ms)).await;
-                    while ev_rx.try_recv().is_ok() {}
+                _ = tokio::time::sleep_until(next_resync) => {
+                    collect = true;
                     break;
                 }
-                _ = tokio::time::sleep(tick), if watchdog.is_some() => {
+                Some(what) = ev_rx.recv() => {
+                    log::debug!("{what} changed; publishing after {} ms", settings.daemon.debounce_ms);
+                    tokio::time::sleep(Duration::from_millis(settings.daemon.debounce_ms)).await;
+                    collect = what != "journal";
+                    while let Ok(more) = ev_rx.try_recv() {
+                        collect |= more != "journal";
+                    }
+                    break;
+                }
+                _ = watchdog_tick.tick(), if watchdog.is_some() => {
                     shared.progress();
-                    notify(&[NotifyState::Watchdog]);
+                    notifier.send(&[NotifyState::Watchdog]);
                 }
                 _ = sighup.recv() => {
-                    notify(&[NotifyState::Reloading]);
+                    notifier.send(&[NotifyState::Reloading]);
                     match Settings::load(opts.config_path.as_deref()) {
                         Ok(new) => {
-                            log::info!("configuration reloaded");
+                            log::info!(
+                                "configuration reloaded (listen address, HTTP limits and journal settings apply on restart)"
+                            );
+                            shared.stall_after_secs.store(stall_after(&new), std::sync::atomic::Ordering::Relaxed);
                             settings = new;
                             reload_error = None;
                         }
@@ -178,17 +237,18 @@ async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> 
                             reload_error = Some(e.to_string());
                         }
                     }
-                    notify(&[NotifyState::Ready]);
+                    notifier.send(&[NotifyState::Ready]);
+                    collect = true;
                     break;
                 }
                 _ = cursor_tick.tick() => journal.save_cursor(),
                 _ = sigterm.recv() => {
                     journal.save_cursor();
-                    return stop(stop_tx, servers).await;
+                    return stop(stop_tx, servers, &notifier).await;
                 }
                 _ = sigint.recv() => {
                     journal.save_cursor();
-                    return stop(stop_tx, servers).await;
+                    return stop(stop_tx, servers, &notifier).await;
                 }
             }
         }
@@ -219,8 +279,13 @@ fn release_memory() {
     }
 }
 
-async fn stop(stop_tx: watch::Sender<bool>, servers: Vec<tokio::task::JoinHandle<()>>) -> anyhow::Result<()> {
-    notify(&[NotifyState::Stopping]);
+async fn stop(
+    stop_tx: watch::Sender<bool>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+    notifier: &Notifier,
+) -> anyhow::Result<()> {
+    notifier.send(&[NotifyState::Stopping]);
+    notifier.flush(Duration::from_secs(1)).await;
     log::info!("stopping");
     let _ = stop_tx.send(true);
     for s in servers {
@@ -273,6 +338,8 @@ fn start_journal(settings: &Settings, ev_tx: mpsc::Sender<&'static str>) -> Jour
     let units = if settings.journal.units.is_empty() { rules.units() } else { settings.journal.units.clone() };
     let input = match &settings.journal.directory {
         Some(d) => Input::Directory(d.clone()),
+        // In a container with the host mounted at host_root, read the host's journal, not the container's.
+        None if settings.host_root != std::path::Path::new("/") => Input::Root(settings.host_root.clone()),
         None => Input::System,
     };
     let cursor_file = state.join("journal.cursor");
@@ -291,6 +358,7 @@ fn start_journal(settings: &Settings, ev_tx: mpsc::Sender<&'static str>) -> Jour
         changes: 0,
     }));
     follow(opts, Arc::clone(&shared), move || {
+        // A full queue already holds a pending change, which will pick this one up.
         let _ = ev_tx.try_send("journal");
     });
     JournalWatch::Running { shared, cursor_file, saved: String::new() }

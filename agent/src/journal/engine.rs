@@ -95,16 +95,10 @@ impl Engine {
             }
         }
         self.scratch = hits;
-        if !self.rules_clear_empty() {
-            for i in self.rules.clears(&e.unit, &e.message) {
-                self.state[i] = RuleState::default();
-            }
+        for i in self.rules.clears(&e.unit, &e.message) {
+            self.state[i] = RuleState::default();
         }
         self.advance(ts);
-    }
-
-    fn rules_clear_empty(&self) -> bool {
-        self.rules.rules.iter().all(|c| c.clear.is_none())
     }
 
     /// Moves time forward to `now` (µs): clears rules quiet for long enough, evaluates correlations.

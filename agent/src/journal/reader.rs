@@ -18,6 +18,8 @@ use crate::report::Finding;
 pub enum Input {
     /// The system journal.
     System,
+    /// The system journal of the host mounted at this root (`journalctl --root`).
+    Root(PathBuf),
     File(PathBuf),
     Directory(PathBuf),
     /// `journalctl -o json` lines on standard input.
@@ -35,6 +37,7 @@ pub fn journalctl_args(input: &Input, units: &[String], follow: bool, start: Sta
     match input {
         Input::File(f) => a.push(format!("--file={}", f.display())),
         Input::Directory(d) => a.push(format!("--directory={}", d.display())),
+        Input::Root(r) => a.push(format!("--root={}", r.display())),
         Input::System | Input::Stdin => {}
     }
     if follow {
@@ -217,7 +220,7 @@ pub struct FollowOptions {
 
 /// Follows the journal on a thread until the process exits. `on_change` is called when the set of active findings
 /// may have changed (a match, or journalctl failing or recovering).
-pub fn follow(opts: FollowOptions, shared: Arc<Mutex<Followed>>, on_change: impl Fn() + Send + 'static) {
+pub fn follow(opts: FollowOptions, shared: Arc<Mutex<Followed>>, on_change: impl Fn() + Send + Sync + Clone + 'static) {
     std::thread::spawn(move || {
         let mut backoff = Duration::from_secs(1);
         loop {
@@ -242,9 +245,21 @@ pub fn follow(opts: FollowOptions, shared: Arc<Mutex<Followed>>, on_change: impl
     });
 }
 
-fn follow_once(opts: &FollowOptions, shared: &Arc<Mutex<Followed>>, on_change: &impl Fn()) -> Result<(), ReadError> {
-    let start = match std::fs::read_to_string(&opts.cursor_file) {
-        Ok(c) if !c.trim().is_empty() => Start::AfterCursor(c.trim().to_string()),
+/// How long a restarted journalctl must keep running, without entries, before the source counts as healthy again.
+const HEALTHY_AFTER: Duration = Duration::from_secs(2);
+
+fn follow_once(
+    opts: &FollowOptions,
+    shared: &Arc<Mutex<Followed>>,
+    on_change: &(impl Fn() + Send + Sync + 'static + Clone),
+) -> Result<(), ReadError> {
+    // Resume after the newest entry this process read (the cursor file lags it by up to a second), else after
+    // the saved cursor, else the look-back window.
+    let in_memory = shared.lock().map(|s| s.cursor.clone()).unwrap_or_default();
+    let saved = std::fs::read_to_string(&opts.cursor_file).unwrap_or_default();
+    let start = match (in_memory.as_str(), saved.trim()) {
+        (c, _) if !c.is_empty() => Start::AfterCursor(c.to_string()),
+        (_, c) if !c.is_empty() => Start::AfterCursor(c.to_string()),
         _ => {
             let now =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -253,11 +268,31 @@ fn follow_once(opts: &FollowOptions, shared: &Arc<Mutex<Followed>>, on_change: &
     };
     let mut child = spawn(&opts.journalctl, &journalctl_args(&opts.input, &opts.units, true, start))?;
     let stderr = drain_stderr(&mut child);
+    // A quiet journal may send nothing for hours: once journalctl has stayed up a moment, it counts as healthy.
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    {
+        let (running, shared, on_change) = (Arc::clone(&running), Arc::clone(shared), on_change.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(HEALTHY_AFTER);
+            if running.load(std::sync::atomic::Ordering::SeqCst) {
+                let cleared = shared.lock().map(|mut s| s.error.take().is_some()).unwrap_or(false);
+                if cleared {
+                    on_change();
+                }
+            }
+        });
+    }
     let stdout = child.stdout.take();
     let mut first = true;
     let result = stdout.map(|out| {
         for_each_line(out, |line| {
-            let Ok(e) = parse_entry(line) else { return };
+            let e = match parse_entry(line) {
+                Ok(e) => e,
+                Err(err) => {
+                    log::debug!("skipping a journalctl line that is not an entry: {err}");
+                    return;
+                }
+            };
             let mut matched = false;
             if let Ok(mut s) = shared.lock() {
                 if first || s.error.is_some() {
@@ -277,6 +312,7 @@ fn follow_once(opts: &FollowOptions, shared: &Arc<Mutex<Followed>>, on_change: &
             }
         })
     });
+    running.store(false, std::sync::atomic::Ordering::SeqCst);
     let _ = child.kill();
     let status = child.wait()?;
     result.transpose()?;

@@ -171,6 +171,12 @@ impl RuleSet {
             if rule.threshold == 0 || rule.window_secs == 0 {
                 return Err(bad("threshold and window_secs must be at least 1".into()));
             }
+            const MONTH: u64 = 31 * 86_400;
+            if [rule.window_secs, rule.for_secs, rule.clear_after_secs.unwrap_or(0)].iter().any(|&s| s > MONTH) {
+                return Err(bad(format!(
+                    "window_secs, for_secs and clear_after_secs must be at most {MONTH} (31 days)"
+                )));
+            }
             for l in &rule.levels {
                 if !["info", "warning", "error", "fatal", "unknown"].contains(&l.as_str()) {
                     return Err(bad(format!("unknown level {l:?} (info, warning, error, fatal, unknown)")));
@@ -232,10 +238,11 @@ impl RuleSet {
     /// nothing matches).
     pub fn matches(&self, unit: &str, message: &str, out: &mut Vec<usize>) {
         out.clear();
-        let hits = self.set.matches(message);
-        if !hits.matched_any() {
+        // `is_match` stops at the first match and allocates nothing; most lines match no rule.
+        if !self.set.is_match(message) {
             return;
         }
+        let hits = self.set.matches(message);
         let lvl = level(message);
         for p in hits.iter() {
             let i = self.set_rule[p];
@@ -250,6 +257,9 @@ impl RuleSet {
 
     /// Rules whose clear pattern matches a line of `unit`.
     pub fn clears(&self, unit: &str, message: &str) -> Vec<usize> {
+        if self.clear_rule.is_empty() || !self.clears.is_match(message) {
+            return Vec::new();
+        }
         self.clears
             .matches(message)
             .iter()

@@ -109,7 +109,7 @@ async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_connections: usize,
-    /// Time a client may take to send its request headers, and that a connection may live.
+    /// Time a client may take to send its request headers; a connection lives at most six times this.
     pub request_timeout: Duration,
 }
 
@@ -159,7 +159,7 @@ pub async fn serve<L: Accept>(listener: L, router: Router, limits: Limits, mut s
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.request_timeout)
                 .serve_connection(TokioIo::new(io), svc);
-            let _ = tokio::time::timeout(limits.request_timeout * 6, conn).await;
+            let _ = tokio::time::timeout(limits.request_timeout.saturating_mul(6), conn).await;
             drop(permit);
         });
     }

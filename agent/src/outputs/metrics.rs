@@ -16,10 +16,11 @@ use crate::snapshot::SourceStatus;
 type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
 
-/// The daemon's metrics. Field docs are the HELP texts.
+/// The daemon's metrics; the HELP texts are registered in `new`. `cilium_lb_services` is 0 when no service map
+/// was found (the `source_up{source="bpf"}` series tells unknown from absent).
 pub struct Metrics {
     registry: Registry,
-    /// 1 when the source was read in the last collection, 0 when it failed or is disabled.
+    /// 1 when the source was read in the last collection, 0 when it failed; disabled sources are absent.
     source_up: Family<Labels, Gauge>,
     /// Time the last collection spent reading each source.
     source_duration: Family<Labels, FloatGauge>,
@@ -156,7 +157,8 @@ impl Metrics {
 
     /// Sets every metric from a report; `changes` is the number of kube-proxy chains added or removed since the
     /// previous collection.
-    pub fn update(&self, r: &Report, changes: u64, now_unix: f64) {
+    /// `collected` says whether this report comes from a new collection (or only re-merges journal findings).
+    pub fn update(&self, r: &Report, changes: u64, collected: bool, now_unix: f64) {
         self.source_up.clear();
         self.source_duration.clear();
         for (name, s) in &r.sources {
@@ -216,8 +218,10 @@ impl Metrics {
             self.certificate_not_after.get_or_create(&l).set(c.not_after as f64);
         }
         self.rule_changes.inc_by(changes);
-        self.collections.inc();
-        self.last_collection.set(now_unix);
+        if collected {
+            self.collections.inc();
+            self.last_collection.set(now_unix);
+        }
     }
 
     /// Brings the journal counters up to the engine's totals.

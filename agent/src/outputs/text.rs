@@ -17,7 +17,7 @@ pub fn render(r: &Report) -> String {
     let kp = &r.dataplane.kube_proxy;
     let kp_line = match kp.mode {
         ProxyMode::None => "none".to_string(),
-        ProxyMode::Unknown => "unknown (a source failed)".to_string(),
+        ProxyMode::Unknown => "unknown (a source failed or is disabled)".to_string(),
         mode => {
             let mut parts = vec![format!("{mode:?} mode").to_lowercase()];
             if let Some(b) = &kp.backend {
@@ -42,7 +42,7 @@ pub fn render(r: &Report) -> String {
 
     let c = &r.dataplane.cilium;
     let cil_line = match c.present {
-        None => "unknown (a source failed)".to_string(),
+        None => "unknown (a source failed or is disabled)".to_string(),
         Some(false) => "not present".to_string(),
         Some(true) => {
             let kpr = match c.kube_proxy_replacement {

@@ -217,6 +217,9 @@ impl Facts {
                     m.frontends.external()
                 ));
             }
+            for (path, err) in &bpf.map_errors {
+                ev.push(format!("could not read {}: {err}", path.display()));
+            }
             if !bpf.lb_maps.is_empty() {
                 c.services = Some(fronts.total());
                 c.external_services = Some(fronts.external());

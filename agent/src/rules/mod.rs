@@ -19,8 +19,7 @@ pub fn analyse(snap: &Snapshot, generated_at: String) -> Report {
     let now = humantime::parse_rfc3339(&snap.collected_at)
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+        .map(|d| d.as_secs() as i64);
     findings.extend(neighbours::evaluate(snap, &facts.dataplane, now));
     let sources = snap
         .statuses()

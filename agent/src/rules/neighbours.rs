@@ -62,10 +62,11 @@ fn date(unix: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: i64) -> Vec<Finding> {
+/// `now` is the snapshot's collection time; without it (an unreadable `collected_at`) expiry is not judged.
+pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: Option<i64>) -> Vec<Finding> {
     let mut out = Vec::new();
 
-    if let Some(certs) = snap.certificates.get() {
+    if let (Some(certs), Some(now)) = (snap.certificates.get(), now) {
         let mut expired = Vec::new();
         let mut critical = Vec::new();
         let mut warning = Vec::new();
@@ -76,9 +77,9 @@ pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: i64) -> Vec<Finding> {
                 expired.push(format!("{what}: expired {}", date(c.not_after)));
             } else if c.not_before > now {
                 expired.push(format!("{what}: not valid before {}", date(c.not_before)));
-            } else if left < certs.critical_days as i64 * DAY {
+            } else if left < (certs.critical_days as i64).saturating_mul(DAY) {
                 critical.push(format!("{what}: expires {} ({} days)", date(c.not_after), left / DAY));
-            } else if left < certs.warning_days as i64 * DAY {
+            } else if left < (certs.warning_days as i64).saturating_mul(DAY) {
                 warning.push(format!("{what}: expires {} ({} days)", date(c.not_after), left / DAY));
             }
         }
@@ -105,6 +106,8 @@ pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: i64) -> Vec<Finding> {
                 });
             }
         }
+    }
+    if let Some(certs) = snap.certificates.get() {
         if !certs.errors.is_empty() {
             out.push(Finding {
                 id: "certificate.unreadable".into(),

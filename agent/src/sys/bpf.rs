@@ -130,7 +130,25 @@ const BPF_PROG_QUERY: libc::c_long = 16;
 /// Ids of the programs attached directly to the cgroup at `path` for kernel attach type `attach_type`.
 pub fn cgroup_attached(path: &Path, attach_type: u32) -> Result<Vec<u32>, BpfError> {
     let dir = std::fs::File::open(path).map_err(|source| BpfError::OpenCgroup { path: path.into(), source })?;
-    let mut ids = vec![0u32; 64];
+    let mut capacity = 64usize;
+    // The kernel answers ENOSPC with the count it needs; ask again once with that much room.
+    for _ in 0..2 {
+        match query_once(&dir, path, attach_type, capacity)? {
+            Ok(ids) => return Ok(ids),
+            Err(needed) => capacity = needed.max(capacity * 2),
+        }
+    }
+    Err(BpfError::Query { path: path.into(), source: std::io::Error::from_raw_os_error(libc::ENOSPC) })
+}
+
+/// One BPF_PROG_QUERY with room for `capacity` ids: the ids, or (ENOSPC) the number the kernel has.
+fn query_once(
+    dir: &std::fs::File,
+    path: &Path,
+    attach_type: u32,
+    capacity: usize,
+) -> Result<Result<Vec<u32>, usize>, BpfError> {
+    let mut ids = vec![0u32; capacity];
     // union bpf_attr, query member: target_fd, attach_type, query_flags, attach_flags, prog_ids, prog_cnt, ...
     let mut attr = [0u8; 128];
     let fd = u32::try_from(dir.as_raw_fd()).unwrap_or(0);
@@ -143,13 +161,15 @@ pub fn cgroup_attached(path: &Path, attach_type: u32) -> Result<Vec<u32>, BpfErr
     let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_QUERY, attr.as_mut_ptr(), attr.len() as u32) };
     if rc < 0 {
         let err = std::io::Error::last_os_error();
-        // EINVAL: the kernel does not know this attach type; nothing can be attached with it.
-        if err.raw_os_error() == Some(libc::EINVAL) {
-            return Ok(Vec::new());
-        }
-        return Err(BpfError::Query { path: path.into(), source: err });
+        let count = u32::from_ne_bytes([attr[24], attr[25], attr[26], attr[27]]) as usize;
+        return match err.raw_os_error() {
+            // EINVAL: the kernel does not know this attach type; nothing can be attached with it.
+            Some(libc::EINVAL) => Ok(Ok(Vec::new())),
+            Some(libc::ENOSPC) => Ok(Err(count)),
+            _ => Err(BpfError::Query { path: path.into(), source: err }),
+        };
     }
     let count = u32::from_ne_bytes([attr[24], attr[25], attr[26], attr[27]]) as usize;
-    ids.truncate(count.min(64));
-    Ok(ids)
+    ids.truncate(count.min(capacity));
+    Ok(Ok(ids))
 }

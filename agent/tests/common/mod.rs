@@ -379,10 +379,13 @@ pub fn get(addr: &str, path: &str, headers: &str) -> (u16, String) {
     (code, body)
 }
 
-/// A `routewarden serve` running in a world, with a test-owned NOTIFY_SOCKET.
+/// A `routewarden serve` running in a world, with a test-owned NOTIFY_SOCKET read by a background thread (a
+/// socket nobody reads fills up, and the daemon then drops its messages).
 pub struct Daemon {
     pub child: std::process::Child,
-    pub notify: std::os::unix::net::UnixDatagram,
+    notes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Index of the first notification not yet looked at.
+    read: std::sync::Mutex<usize>,
     pub addr: String,
     pub ns: String,
 }
@@ -391,10 +394,31 @@ impl World {
     /// Starts the daemon in the world's network namespace (processes source disabled: the host's pid namespace
     /// holds other tests' fake processes).
     pub fn serve(&mut self, extra: &str) -> Daemon {
+        self.serve_with(extra, true)
+    }
+
+    /// Like `serve`; with `read_notify` false nobody reads the notify socket (it fills up, as a stuck manager's
+    /// would).
+    pub fn serve_with(&mut self, extra: &str, read_notify: bool) -> Daemon {
         let sock = self.dir.path().join("notify.sock");
         let _ = std::fs::remove_file(&sock);
         let notify = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
-        notify.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let notes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&notes);
+        std::thread::spawn(move || {
+            if !read_notify {
+                // Keep the socket open and unread for the daemon's whole life.
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+            let mut buf = [0u8; 4096];
+            loop {
+                match notify.recv(&mut buf) {
+                    Ok(n) => sink.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => return,
+                }
+            }
+        });
         self.config_extra = format!("disabled_sources = [\"processes\"]\n{}{extra}", self.config_extra);
         if !extra.contains("[journal]") {
             self.config_extra.push_str("\n[journal]\nenabled = false\n");
@@ -414,42 +438,36 @@ impl World {
             .stderr(std::fs::File::create(self.dir.path().join("serve.log")).unwrap())
             .spawn()
             .unwrap();
-        Daemon { child, notify, addr, ns: self.name.clone() }
+        Daemon { child, notes, read: std::sync::Mutex::new(0), addr, ns: self.name.clone() }
     }
 }
 
 impl Daemon {
-    /// Notify datagrams received within `d`.
+    /// Notifications that arrive within `d` (after those already looked at).
     pub fn notifications_for(&self, d: std::time::Duration) -> Vec<String> {
-        let deadline = std::time::Instant::now() + d;
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-            self.notify.set_read_timeout(Some(left.max(std::time::Duration::from_millis(1)))).unwrap();
-            if let Ok(n) = self.notify.recv(&mut buf) {
-                seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-            }
-        }
-        self.notify.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-        seen
+        std::thread::sleep(d);
+        let notes = self.notes.lock().unwrap();
+        let mut read = self.read.lock().unwrap();
+        let out = notes[*read..].to_vec();
+        *read = notes.len();
+        out
     }
 
-    /// Waits for a notify datagram containing `want`; returns all messages seen until then.
+    /// Waits (up to 15 s) for a notification containing `want`; returns those seen until then.
     pub fn wait_notify(&self, want: &str) -> Vec<String> {
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 4096];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
         loop {
-            match self.notify.recv(&mut buf) {
-                Ok(n) => {
-                    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-                    let done = msg.contains(want);
-                    seen.push(msg);
-                    if done {
-                        return seen;
-                    }
+            {
+                let notes = self.notes.lock().unwrap();
+                let mut read = self.read.lock().unwrap();
+                if let Some(i) = notes[*read..].iter().position(|m| m.contains(want)) {
+                    let out = notes[*read..*read + i + 1].to_vec();
+                    *read += i + 1;
+                    return out;
                 }
-                Err(e) => panic!("no notify message {want:?} ({e}); seen {seen:?}"),
+                assert!(std::time::Instant::now() < deadline, "no notify message {want:?}; seen {:?}", &notes[*read..]);
             }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
 

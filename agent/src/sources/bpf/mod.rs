@@ -16,6 +16,10 @@ pub struct BpfState {
     pub programs: Vec<Program>,
     pub cgroups: Vec<CgroupHooks>,
     pub lb_maps: Vec<LbMap>,
+    /// Pinned maps that exist but could not be read (other layout, permissions): (path, error). The rest of the
+    /// source still reports.
+    #[serde(default)]
+    pub map_errors: Vec<(PathBuf, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,13 +56,10 @@ impl BpfState {
     }
 }
 
-/// Pinned service maps Cilium has used, newest first, with their key layout.
-const LB_MAPS: &[(&str, LbFamily)] = &[
-    ("cilium_lb4_services_v2", LbFamily::V4),
-    ("cilium_lb6_services_v2", LbFamily::V6),
-    ("cilium_lb4_services", LbFamily::V4),
-    ("cilium_lb6_services", LbFamily::V6),
-];
+/// Pinned service maps with the `lb4_key`/`lb6_key` -> `lb4_service` layout decoded here (the `_v2` maps; the
+/// pre-v2 maps of very old Cilium releases have another layout and are not read).
+const LB_MAPS: &[(&str, LbFamily)] =
+    &[("cilium_lb4_services_v2", LbFamily::V4), ("cilium_lb6_services_v2", LbFamily::V6)];
 
 pub fn fetch(settings: &Settings) -> Result<BpfState, BpfError> {
     let programs = bpf::loaded_programs()?
@@ -85,22 +86,22 @@ pub fn fetch(settings: &Settings) -> Result<BpfState, BpfError> {
 
     let globals = settings.host_path(&settings.bpffs).join("tc/globals");
     let mut lb_maps = Vec::new();
+    let mut map_errors = Vec::new();
     for &(name, family) in LB_MAPS {
         let path = globals.join(name);
         if !path.exists() {
             continue;
         }
-        let counts = match family {
-            LbFamily::V4 => parse::count_frontends(
-                family,
-                bpf::pinned_entries::<12, 12>(&path)?.iter().map(|(k, v)| (&k[..], &v[..])),
-            ),
-            LbFamily::V6 => parse::count_frontends(
-                family,
-                bpf::pinned_entries::<24, 12>(&path)?.iter().map(|(k, v)| (&k[..], &v[..])),
-            ),
+        let read = match family {
+            LbFamily::V4 => bpf::pinned_entries::<12, 12>(&path)
+                .map(|e| parse::count_frontends(family, e.iter().map(|(k, v)| (&k[..], &v[..])))),
+            LbFamily::V6 => bpf::pinned_entries::<24, 12>(&path)
+                .map(|e| parse::count_frontends(family, e.iter().map(|(k, v)| (&k[..], &v[..])))),
         };
-        lb_maps.push(LbMap { path, entries: counts.0, frontends: counts.1, cluster_ips: counts.2 });
+        match read {
+            Ok((entries, frontends, cluster_ips)) => lb_maps.push(LbMap { path, entries, frontends, cluster_ips }),
+            Err(e) => map_errors.push((path, crate::snapshot::error_chain(&e))),
+        }
     }
-    Ok(BpfState { programs, cgroups, lb_maps })
+    Ok(BpfState { programs, cgroups, lb_maps, map_errors })
 }
