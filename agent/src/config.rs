@@ -27,7 +27,7 @@ pub struct Settings {
     /// Seconds a single external command may run before it is killed. Default 10.
     pub command_timeout_secs: u64,
     /// Sources not to read at all (reported as disabled): iptables-legacy, nftables, links, ipvs, bpf, processes,
-    /// certificates, mounts, cni, kube-proxy-api.
+    /// certificates, mounts, cni, kube-proxy-api, cilium-agent.
     pub disabled_sources: Vec<String>,
     pub binaries: Binaries,
     pub daemon: Daemon,
@@ -42,6 +42,8 @@ pub struct Settings {
     /// CNI configuration directory, under host_root. Default "/etc/cni/net.d".
     pub cni_dir: PathBuf,
     pub kube_proxy: KubeProxyApi,
+    /// The Cilium agent's API socket, under host_root. Default "/var/run/cilium/cilium.sock".
+    pub cilium_socket: PathBuf,
 }
 
 /// Certificates to watch.
@@ -220,6 +222,7 @@ impl Default for Settings {
             service_cidrs: Vec::new(),
             cni_dir: "/etc/cni/net.d".into(),
             kube_proxy: KubeProxyApi::default(),
+            cilium_socket: "/var/run/cilium/cilium.sock".into(),
         }
     }
 }
@@ -248,6 +251,7 @@ pub const SOURCES: &[&str] = &[
     "mounts",
     "cni",
     "kube-proxy-api",
+    "cilium-agent",
 ];
 
 /// A configuration that could not be loaded.

@@ -85,9 +85,9 @@ impl Requirement {
             Requirement::Chain { .. } => &["iptables-legacy", "nftables", "processes"],
             Requirement::NftTable { .. } => &["nftables"],
             Requirement::KubeProxy => &["iptables-legacy", "nftables", "links", "ipvs", "processes", "kube-proxy-api"],
-            Requirement::CiliumLb => &["bpf", "links", "processes"],
+            Requirement::CiliumLb => &["bpf", "links", "processes", "cilium-agent"],
             Requirement::NoConflict => {
-                &["iptables-legacy", "nftables", "links", "ipvs", "bpf", "processes", "kube-proxy-api"]
+                &["iptables-legacy", "nftables", "links", "ipvs", "bpf", "processes", "kube-proxy-api", "cilium-agent"]
             }
             Requirement::Link(_) => &["links"],
             Requirement::BpfProg(_) => &["bpf"],

@@ -91,6 +91,8 @@ pub struct Cilium {
     /// Whether Cilium load-balances Services beyond pod ClusterIP traffic (socket-LB, BPF NodePort or XDP).
     pub kube_proxy_replacement: Option<bool>,
     pub socket_lb: Option<bool>,
+    /// kube-proxy replacement mode as the Cilium agent reports its configuration; null when it did not answer.
+    pub configured_kpr: Option<String>,
     pub bpf_nodeport: Option<bool>,
     pub xdp_nodeport: Option<bool>,
     /// Service frontends in Cilium's pinned service maps; null when no map was found.

@@ -33,6 +33,8 @@ pub struct Snapshot {
     pub cni: Source<CniState>,
     #[serde(default)]
     pub kube_proxy_api: Source<KubeProxyApi>,
+    #[serde(default)]
+    pub cilium_agent: Source<crate::sources::cilium_agent::CiliumAgent>,
     /// `snapshot --full` only: the raw rule dumps (command -> output or error), for people, not for the rules.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub raw: std::collections::BTreeMap<String, String>,
@@ -55,6 +57,7 @@ impl Snapshot {
             row("mounts", &self.mounts),
             row("cni", &self.cni),
             row("kube-proxy-api", &self.kube_proxy_api),
+            row("cilium-agent", &self.cilium_agent),
         ]
     }
 }

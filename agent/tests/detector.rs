@@ -422,3 +422,52 @@ fn a_hanging_tool_is_killed_at_the_timeout_and_reported() {
     assert!(err.contains("hanging-save") && err.contains("did not finish within 1s"), "{err}");
     assert_eq!(r["sources"]["nftables"]["status"], "ok");
 }
+
+/// Answers `count` requests on a unix socket with `body` as JSON, like the Cilium agent's API.
+fn cilium_agent(path: &std::path::Path, body: &'static str, count: usize) -> std::thread::JoinHandle<()> {
+    use std::io::{Read, Write};
+    let _ = std::fs::remove_file(path);
+    let l = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(count) {
+            let mut s = s.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = write!(s, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{body}");
+        }
+    })
+}
+
+#[test]
+fn the_cilium_agents_configured_kube_proxy_replacement_counts() {
+    let Some(mut w) = World::new("agent-kpr") else { return };
+    w.iptables_fixture("nft", OVERALL);
+    w.veth("cilium_host", "cilium_net");
+    w.process("kube-proxy");
+    let sock = w.dir.path().join("cilium.sock");
+    w.config_extra = format!("cilium_socket = \"{}\"\n", sock.display());
+
+    let on = r#"{"cilium":{"state":"Ok"},"kube-proxy-replacement":{"mode":"True","devices":["eth0"],
+        "features":{"nodePort":{"enabled":true,"mode":"SNAT"},"socketLB":{"enabled":true}}}}"#;
+    let agent = cilium_agent(&sock, on, 1);
+    let (code, r) = w.check();
+    agent.join().unwrap();
+    assert_eq!(code, 2, "{r:#}");
+    assert_eq!(r["dataplane"]["cilium"]["configured_kpr"], "True");
+    assert_eq!(r["dataplane"]["cilium"]["socket_lb"], false, "no socket-LB attached in this world");
+    let f = finding(&r, "service-routing.conflict");
+    assert!(f["evidence"].to_string().contains("cilium-agent API: kube-proxy replacement True"), "{f:#}");
+
+    let off = r#"{"kube-proxy-replacement":{"mode":"False","features":{"nodePort":{"enabled":false},"socketLB":{"enabled":false}}}}"#;
+    let agent = cilium_agent(&sock, off, 1);
+    let (code, r) = w.check();
+    agent.join().unwrap();
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(ids(&r), vec!["service-routing.overlap"]);
+
+    // An agent that does not answer is not a failure.
+    std::fs::remove_file(&sock).unwrap();
+    let (_, r) = w.check();
+    assert_eq!(r["sources"]["cilium-agent"]["status"], "ok");
+    assert_eq!(r["dataplane"]["cilium"]["configured_kpr"], serde_json::Value::Null);
+}

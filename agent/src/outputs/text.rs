@@ -57,6 +57,13 @@ pub fn render(r: &Report) -> String {
                     if c.xdp_nodeport == Some(true) {
                         how.push("XDP NodePort");
                     }
+                    if let Some(m) = &c.configured_kpr {
+                        how.push(if m == "True" || m == "Strict" {
+                            "configured in the agent"
+                        } else {
+                            "per agent features"
+                        });
+                    }
                     format!("kube-proxy replacement ON ({})", how.join(", "))
                 }
                 Some(false) => "kube-proxy replacement off".into(),

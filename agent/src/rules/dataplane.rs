@@ -252,7 +252,20 @@ impl Facts {
             }
         }
 
-        let any_true = [c.socket_lb, c.bpf_nodeport, c.xdp_nodeport].contains(&Some(true));
+        let agent = snap.cilium_agent.get().filter(|a| a.reachable);
+        if let Some(a) = agent {
+            c.configured_kpr = a.kpr_mode.clone();
+            c.agent_running = Some(true);
+            ev.push(format!(
+                "cilium-agent API: kube-proxy replacement {} (NodePort {}, socket-LB {})",
+                a.kpr_mode.as_deref().unwrap_or("not reported"),
+                a.node_port.map_or("?", |b| if b { "on" } else { "off" }),
+                a.socket_lb.map_or("?", |b| if b { "on" } else { "off" })
+            ));
+        }
+        let configured = agent.and_then(|a| a.configured_kpr());
+        // The datapath proves what routes now; the agent's configuration counts too (it may be re-attaching).
+        let any_true = [c.socket_lb, c.bpf_nodeport, c.xdp_nodeport, configured].contains(&Some(true));
         let all_known = c.socket_lb.is_some() && c.bpf_nodeport.is_some() && c.xdp_nodeport.is_some();
         c.kube_proxy_replacement = if any_true {
             Some(true)
@@ -261,7 +274,8 @@ impl Facts {
         } else {
             None
         };
-        let present = !cilium_links.is_empty()
+        let present = agent.is_some()
+            || !cilium_links.is_empty()
             || cilium_chains > 0
             || c.agent_running == Some(true)
             || c.services.is_some()

@@ -189,6 +189,9 @@ pub fn describe_kpr(f: &Facts) -> String {
     if c.xdp_nodeport == Some(true) {
         parts.push("XDP NodePort".to_string());
     }
+    if let Some(mode) = &c.configured_kpr {
+        parts.push(format!("configured kubeProxyReplacement {mode}"));
+    }
     if let Some(n) = c.services {
         parts.push(format!("{n} services in its service maps"));
     }

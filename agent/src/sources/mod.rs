@@ -4,6 +4,7 @@
 
 pub mod bpf;
 pub mod certs;
+pub mod cilium_agent;
 pub mod cni;
 pub mod iptables;
 pub mod ipvs;
@@ -39,6 +40,7 @@ pub fn collect(settings: &Settings) -> Snapshot {
         mounts: run(settings, "mounts", || mounts::fetch(settings)),
         cni: run(settings, "cni", || cni::fetch(settings)),
         kube_proxy_api: run(settings, "kube-proxy-api", || kube_proxy_api::fetch(settings)),
+        cilium_agent: run(settings, "cilium-agent", || cilium_agent::fetch(settings)),
         raw: Default::default(),
     }
 }

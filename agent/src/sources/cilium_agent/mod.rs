@@ -1,0 +1,100 @@
+//! The Cilium agent's own view: `GET /v1/healthz` on its unix socket (`/var/run/cilium/cilium.sock` under the host
+//! root) reports the configured kube-proxy replacement. An agent that does not answer is data, not a failure.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Settings;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CiliumAgent {
+    /// Whether the agent answered on its socket.
+    pub reachable: bool,
+    /// `kube-proxy-replacement.mode` as the agent reports it (`True`, `False`, or the older `Strict`, `Partial`,
+    /// `Probe`, `Disabled`).
+    pub kpr_mode: Option<String>,
+    /// `features.nodePort.enabled`.
+    pub node_port: Option<bool>,
+    /// `features.socketLB.enabled` (older agents: `features.hostReachableServices.enabled`).
+    pub socket_lb: Option<bool>,
+}
+
+impl CiliumAgent {
+    /// Whether the configuration says Cilium load-balances Services beyond pod ClusterIP traffic.
+    pub fn configured_kpr(&self) -> Option<bool> {
+        let mode = self.kpr_mode.as_deref()?;
+        Some(match mode {
+            "True" | "Strict" => true,
+            "False" | "Disabled" => self.node_port == Some(true) || self.socket_lb == Some(true),
+            // Partial and Probe enable what the features say.
+            _ => self.node_port == Some(true) || self.socket_lb == Some(true),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("the Cilium agent at {path} answered, but not with a status: {why}")]
+    BadAnswer { path: std::path::PathBuf, why: String },
+}
+
+pub fn fetch(settings: &Settings) -> Result<CiliumAgent, AgentError> {
+    let path = settings.host_path(&settings.cilium_socket);
+    let timeout = Duration::from_millis(settings.kube_proxy.timeout_ms.max(500));
+    let Some(body) = get(&path, timeout) else { return Ok(CiliumAgent::default()) };
+    parse(&body).map_err(|why| AgentError::BadAnswer { path, why })
+}
+
+/// `GET /v1/healthz` over the unix socket; `None` when nothing answers.
+fn get(path: &std::path::Path, timeout: Duration) -> Option<String> {
+    let mut s = UnixStream::connect(path).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    s.set_write_timeout(Some(timeout)).ok()?;
+    s.write_all(b"GET /v1/healthz HTTP/1.0\r\nHost: localhost\r\nAccept: application/json\r\n\r\n").ok()?;
+    let mut buf = Vec::new();
+    let _ = s.take(4 << 20).read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    Some(text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or(text))
+}
+
+/// Reads the kube-proxy replacement part of a StatusResponse (pure).
+pub fn parse(body: &str) -> Result<CiliumAgent, String> {
+    let v: serde_json::Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
+    if !v.is_object() {
+        return Err("not a JSON object".into());
+    }
+    let kpr = &v["kube-proxy-replacement"];
+    let enabled = |f: &str| kpr["features"][f]["enabled"].as_bool();
+    Ok(CiliumAgent {
+        reachable: true,
+        kpr_mode: kpr["mode"].as_str().map(str::to_string),
+        node_port: enabled("nodePort"),
+        socket_lb: enabled("socketLB").or_else(|| enabled("hostReachableServices")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_mode_and_features_of_new_and_old_agents() {
+        let new = r#"{"cilium":{"state":"Ok"},"kube-proxy-replacement":{"mode":"True","devices":["eth0"],
+            "features":{"nodePort":{"enabled":true,"mode":"SNAT"},"socketLB":{"enabled":true}}}}"#;
+        let a = parse(new).unwrap();
+        assert_eq!(
+            (a.kpr_mode.as_deref(), a.node_port, a.socket_lb, a.configured_kpr()),
+            (Some("True"), Some(true), Some(true), Some(true))
+        );
+        let old = r#"{"kube-proxy-replacement":{"mode":"Partial","features":{"nodePort":{"enabled":false},
+            "hostReachableServices":{"enabled":true,"protocols":["TCP"]}}}}"#;
+        assert_eq!(parse(old).unwrap().configured_kpr(), Some(true));
+        let off = r#"{"kube-proxy-replacement":{"mode":"False","features":{"nodePort":{"enabled":false}}}}"#;
+        assert_eq!(parse(off).unwrap().configured_kpr(), Some(false));
+        assert_eq!(parse(r#"{"cilium":{}}"#).unwrap().configured_kpr(), None);
+        assert!(parse("<html>").unwrap_err().contains("not JSON"));
+    }
+}
