@@ -111,6 +111,9 @@ pub struct Journal {
     pub units: Vec<String>,
     /// On the first start (no saved cursor), read this many seconds back. Default 600.
     pub lookback_secs: u64,
+    /// Seconds between checks that the following journalctl still delivers (a one-shot journalctl is asked for
+    /// the newest entry; a stuck follower is restarted). Default 60.
+    pub hang_check_secs: u64,
     /// Extra rule files (`*.toml` with `[[rules]]`), read in name order. Default "/etc/routewarden/rules.d".
     pub rules_dir: PathBuf,
     /// Rules added to the defaults (a rule with a default's id replaces it). Default: none.
@@ -125,6 +128,7 @@ impl Default for Journal {
             directory: None,
             units: Vec::new(),
             lookback_secs: 600,
+            hang_check_secs: 60,
             rules_dir: "/etc/routewarden/rules.d".into(),
             rules: Vec::new(),
         }
@@ -309,6 +313,7 @@ impl Settings {
             ("daemon.request_timeout_secs", d.request_timeout_secs),
             ("daemon.max_connections", d.max_connections as u64),
             ("gate.poll_secs", settings.gate.poll_secs),
+            ("journal.hang_check_secs", settings.journal.hang_check_secs),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero { path: path.into(), key });

@@ -195,3 +195,19 @@ fn a_notify_socket_nobody_reads_never_blocks_the_daemon() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn the_optional_unix_socket_serves_the_same_endpoints_with_mode_0660() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let Some(mut w) = World::new("serve-unix") else { return };
+    let path = w.dir.path().join("routewarden.sock");
+    let d = w.serve(&format!("[daemon]\nunix_socket = \"{}\"\n", path.display()));
+    d.wait_notify("READY=1");
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o660);
+    let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200") && reply.ends_with("ready\n"), "{reply}");
+}

@@ -302,3 +302,33 @@ fn an_unwritable_state_directory_fails_the_journal_source_only() {
     assert!(s["sources"]["journal"]["error"].as_str().unwrap().contains("not writable"), "{s:#}");
     assert_eq!(s["sources"]["nftables"]["status"], "ok");
 }
+
+#[test]
+fn a_journalctl_that_hangs_is_noticed_and_restarted() {
+    if !ready() {
+        return;
+    }
+    let Some(mut w) = World::new("journal-hangs") else { return };
+    let entry = |usec: u64| {
+        format!("{{\"__CURSOR\":\"s={usec}\",\"__REALTIME_TIMESTAMP\":\"{usec}\",\"_SYSTEMD_UNIT\":\"kubelet.service\",\"MESSAGE\":\"x\"}}")
+    };
+    let now = now_usec();
+    let fake = w.dir.path().join("journalctl");
+    // Following, it delivers one old entry and then nothing; asked once, it shows the journal has moved on.
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *--follow*) echo '{}'; exec sleep 600;; *) echo '{}';; esac\n",
+            entry(now - 100_000_000),
+            entry(now)
+        ),
+    )
+    .unwrap();
+    common::sh(&format!("chmod +x {}", fake.display()));
+    let d = w.serve(&format!("[journal]\njournalctl = \"{}\"\nhang_check_secs = 1\n", fake.display()));
+    d.wait_notify("READY=1");
+    wait_until("the hang to be noticed", || {
+        let s: serde_json::Value = serde_json::from_str(&d.get("/status").1).unwrap();
+        s["sources"]["journal"]["error"].as_str().unwrap_or("").contains("stopped delivering entries")
+    });
+}

@@ -349,6 +349,7 @@ fn start_journal(settings: &Settings, ev_tx: mpsc::Sender<&'static str>) -> Jour
         units,
         cursor_file: cursor_file.clone(),
         lookback_secs: settings.journal.lookback_secs,
+        hang_check: Duration::from_secs(settings.journal.hang_check_secs),
     };
     let shared = Arc::new(std::sync::Mutex::new(Followed {
         engine: crate::journal::Engine::new(rules),

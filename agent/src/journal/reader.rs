@@ -75,6 +75,8 @@ pub enum ReadError {
     Io(#[from] std::io::Error),
     #[error("{program} exited with {status}: {stderr}")]
     Exited { program: PathBuf, status: std::process::ExitStatus, stderr: String },
+    #[error("{program} stopped delivering entries: the journal has entries {behind} s newer than the last one read")]
+    Hung { program: PathBuf, behind: u64 },
 }
 
 /// Result of `scan-journal`.
@@ -216,6 +218,8 @@ pub struct FollowOptions {
     pub units: Vec<String>,
     pub cursor_file: PathBuf,
     pub lookback_secs: u64,
+    /// How often to ask journalctl (one-shot) for the newest entry, to catch a following journalctl that hangs.
+    pub hang_check: Duration,
 }
 
 /// Follows the journal on a thread until the process exits. `on_change` is called when the set of active findings
@@ -283,6 +287,11 @@ fn follow_once(
         });
     }
     let stdout = child.stdout.take();
+    // Shared with the hang watcher: killing and reaping both happen under this lock, so a signal never reaches a
+    // reaped pid.
+    let child = Arc::new(Mutex::new(child));
+    let hung = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    watch_for_hang(opts, shared, Arc::clone(&child), Arc::clone(&running), Arc::clone(&hung));
     let mut first = true;
     let result = stdout.map(|out| {
         for_each_line(out, |line| {
@@ -313,13 +322,66 @@ fn follow_once(
         })
     });
     running.store(false, std::sync::atomic::Ordering::SeqCst);
-    let _ = child.kill();
-    let status = child.wait()?;
+    let status = {
+        let mut child = child.lock().map_err(|_| std::io::Error::other("journalctl handle poisoned"))?;
+        let _ = child.kill();
+        child.wait()?
+    };
+    let behind = hung.load(std::sync::atomic::Ordering::SeqCst);
+    if behind > 0 {
+        return Err(ReadError::Hung { program: opts.journalctl.clone(), behind });
+    }
     result.transpose()?;
     if !status.success() {
         return Err(ReadError::Exited { program: opts.journalctl.clone(), status, stderr: stderr.join_text() });
     }
     Ok(())
+}
+
+/// Every `hang_check`, asks journalctl (one-shot, same filters) for the newest entry. When the journal holds an
+/// entry more than `hang_check` newer than the last one the follower read, and the follower read nothing since the
+/// previous check, the following journalctl is stuck: it is killed (by pid, our own child), and restarted.
+fn watch_for_hang(
+    opts: &FollowOptions,
+    shared: &Arc<Mutex<Followed>>,
+    child: Arc<Mutex<Child>>,
+    running: Arc<std::sync::atomic::AtomicBool>,
+    hung: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let (opts, shared) = (opts.clone(), Arc::clone(shared));
+    std::thread::spawn(move || {
+        let mut args = journalctl_args(&opts.input, &opts.units, false, Start::Beginning);
+        args.insert(0, "--lines=1".into());
+        let mut last_seen = shared.lock().map(|s| s.engine.last_usec).unwrap_or(0);
+        loop {
+            std::thread::sleep(opts.hang_check);
+            if !running.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            let read = shared.lock().map(|s| s.engine.last_usec).unwrap_or(0);
+            let newest = Command::new(&opts.journalctl)
+                .args(&args)
+                .env("LC_ALL", "C")
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+                .ok()
+                .and_then(|o| o.stdout.split(|&b| b == b'\n').filter_map(|l| parse_entry(l).ok()).next_back())
+                .map(|e| e.realtime_usec)
+                .unwrap_or(0);
+            let behind = newest.saturating_sub(read) / 1_000_000;
+            if read == last_seen && behind > opts.hang_check.as_secs().max(1) {
+                if let Ok(mut c) = child.lock() {
+                    if running.load(std::sync::atomic::Ordering::SeqCst) {
+                        hung.store(behind, std::sync::atomic::Ordering::SeqCst);
+                        let _ = c.kill();
+                    }
+                }
+                return;
+            }
+            last_seen = read;
+        }
+    });
 }
 
 /// Writes the cursor atomically (temporary file, then rename), so a crash never leaves half a cursor.
