@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::report::{ProxyMode, Report};
+use crate::report::Report;
 use crate::snapshot::Snapshot;
 
 /// One thing that must hold.
@@ -149,14 +149,14 @@ pub fn check(req: &Requirement, snap: &Snapshot, report: &Report) -> Check {
         Requirement::KubeProxy => {
             let kp = &report.dataplane.kube_proxy;
             match kp.mode {
-                ProxyMode::Iptables | ProxyMode::Nftables | ProxyMode::Ipvs if kp.services > 0 => {
-                    Check::Met(format!("{:?} mode, {} services", kp.mode, kp.services).to_lowercase())
+                mode if mode.is_present() && kp.services > 0 => {
+                    Check::Met(format!("{} mode, {} services", mode.as_str(), kp.services))
                 }
                 // The sources this requirement reads did not fail (checked above); others are not read while
                 // waiting, so "unknown" here means "not there yet".
-                mode => Check::Missing(
-                    format!("kube-proxy mode {mode:?}, {} services{kp_running}", kp.services).to_lowercase(),
-                ),
+                mode => {
+                    Check::Missing(format!("kube-proxy mode {}, {} services{kp_running}", mode.as_str(), kp.services))
+                }
             }
         }
         Requirement::CiliumLb => {

@@ -65,6 +65,24 @@ pub enum ProxyMode {
     Unknown,
 }
 
+impl ProxyMode {
+    /// The name used in JSON, metrics labels and text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyMode::None => "none",
+            ProxyMode::Iptables => "iptables",
+            ProxyMode::Nftables => "nftables",
+            ProxyMode::Ipvs => "ipvs",
+            ProxyMode::Unknown => "unknown",
+        }
+    }
+
+    /// Whether kube-proxy rules of some mode were found.
+    pub fn is_present(self) -> bool {
+        matches!(self, ProxyMode::Iptables | ProxyMode::Nftables | ProxyMode::Ipvs)
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct KubeProxy {
     pub mode: ProxyMode,
@@ -142,6 +160,28 @@ impl Report {
 
     pub fn finding(&self, id: &str) -> Option<&Finding> {
         self.findings.iter().find(|f| f.id == id)
+    }
+}
+
+impl Severity {
+    /// The name used in JSON and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// The `source.failed` finding for a source that could not be read; `remedy` says what usually helps.
+pub fn source_failed(name: &str, error: &str, remedy: &str) -> Finding {
+    Finding {
+        id: "source.failed".into(),
+        severity: Severity::Warning,
+        summary: format!("could not read source {name}; conclusions that depend on it are unknown"),
+        evidence: vec![if error.is_empty() { "no error text".to_string() } else { error.to_string() }],
+        remedy: remedy.to_string(),
     }
 }
 

@@ -389,13 +389,11 @@ fn add_journal(report: &mut Report, journal: &JournalWatch, metrics: &Metrics) {
         },
     };
     if status == SourceStatus::Failed {
-        report.findings.push(Finding {
-            id: "source.failed".into(),
-            severity: Severity::Warning,
-            summary: "could not read source journal; journal findings are unknown".into(),
-            evidence: vec![error.clone().unwrap_or_default()],
-            remedy: "check that journalctl runs and the state directory is writable".into(),
-        });
+        report.findings.push(crate::report::source_failed(
+            "journal",
+            error.as_deref().unwrap_or(""),
+            "check that journalctl runs and that the state directory is writable",
+        ));
     }
     report.sources.insert("journal".into(), SourceReport { status, error, duration_ms: 0 });
     report.verdict = verdict(&report.findings);

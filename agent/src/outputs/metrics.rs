@@ -10,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use crate::report::{ProxyMode, Report};
+use crate::report::Report;
 use crate::snapshot::SourceStatus;
 
 type Labels = Vec<(String, String)>;
@@ -176,13 +176,7 @@ impl Metrics {
         }
         let kp = &r.dataplane.kube_proxy;
         self.kube_proxy_info.clear();
-        let mode = match kp.mode {
-            ProxyMode::None => "none",
-            ProxyMode::Iptables => "iptables",
-            ProxyMode::Nftables => "nftables",
-            ProxyMode::Ipvs => "ipvs",
-            ProxyMode::Unknown => "unknown",
-        };
+        let mode = kp.mode.as_str();
         self.kube_proxy_info
             .get_or_create(&vec![
                 ("mode".to_string(), mode.to_string()),
@@ -209,7 +203,7 @@ impl Metrics {
         self.conflict.set(i64::from(r.finding("service-routing.conflict").is_some()));
         self.findings.clear();
         for f in &r.findings {
-            let sev = format!("{:?}", f.severity).to_lowercase();
+            let sev = f.severity.as_str().to_string();
             self.findings.get_or_create(&vec![("id".to_string(), f.id.clone()), ("severity".to_string(), sev)]).inc();
         }
         self.certificate_not_after.clear();

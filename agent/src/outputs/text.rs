@@ -19,7 +19,7 @@ pub fn render(r: &Report) -> String {
         ProxyMode::None => "none".to_string(),
         ProxyMode::Unknown => "unknown (a source failed or is disabled)".to_string(),
         mode => {
-            let mut parts = vec![format!("{mode:?} mode").to_lowercase()];
+            let mut parts = vec![format!("{} mode", mode.as_str())];
             if let Some(b) = &kp.backend {
                 parts.push(format!("{b} backend"));
             }

@@ -163,8 +163,7 @@ impl Facts {
                 kp.running = Some(true);
             }
         }
-        kp.stale =
-            matches!(kp.mode, ProxyMode::Iptables | ProxyMode::Nftables | ProxyMode::Ipvs) && kp.running == Some(false);
+        kp.stale = kp.mode.is_present() && kp.running == Some(false);
     }
 
     fn cilium(&mut self, snap: &Snapshot) {

@@ -9,21 +9,18 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> Vec<Finding> {
     let mut out = Vec::new();
     let kp = &f.dataplane.kube_proxy;
     let cil = &f.dataplane.cilium;
-    let kp_present = matches!(kp.mode, ProxyMode::Iptables | ProxyMode::Nftables | ProxyMode::Ipvs);
+    let kp_present = kp.mode.is_present();
     let kp_desc = describe_kube_proxy(f);
     let both_evidence = || [f.kube_proxy_evidence.clone(), f.cilium_evidence.clone()].concat();
 
     for (name, status, error, _) in snap.statuses() {
         if status == SourceStatus::Failed {
-            out.push(Finding {
-                id: "source.failed".into(),
-                severity: Severity::Warning,
-                summary: format!("could not read source {name}; conclusions that depend on it are unknown"),
-                evidence: vec![error.unwrap_or("no error text").to_string()],
-                remedy: "run routewarden as root (it needs CAP_NET_ADMIN and CAP_SYS_ADMIN to read rules and BPF), \
-                         install the missing tool, or fix the path in the configuration"
-                    .into(),
-            });
+            out.push(crate::report::source_failed(
+                name,
+                error.unwrap_or(""),
+                "run routewarden as root (it needs CAP_NET_ADMIN, CAP_NET_RAW and CAP_SYS_ADMIN to read rules and \
+                 BPF), install the missing tool, or fix the path in the configuration",
+            ));
         }
     }
 

@@ -179,12 +179,7 @@ pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: Option<i64>) -> Vec<Findin
 
     let kp = &dp.kube_proxy;
     if let Some(reported) = &kp.reported_mode {
-        let found = match kp.mode {
-            ProxyMode::Iptables => Some("iptables"),
-            ProxyMode::Nftables => Some("nftables"),
-            ProxyMode::Ipvs => Some("ipvs"),
-            ProxyMode::None | ProxyMode::Unknown => None,
-        };
+        let found = kp.mode.is_present().then(|| kp.mode.as_str());
         if found.is_some_and(|f| f != reported) || (found.is_none() && kp.mode == ProxyMode::None) {
             out.push(Finding {
                 id: "kube-proxy.mode-mismatch".into(),
