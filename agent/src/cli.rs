@@ -69,7 +69,7 @@ Examples:\n  routewarden wait --for chain:filter/KUBE-FORWARD --timeout 5m\n  ro
     Wait {
         /// A requirement; repeat for several.
         #[arg(long = "for", value_name = "REQUIREMENT", required = true, value_parser = parse_requirement)]
-        requirements: Vec<crate::gate::Requirement>,
+        requirements: Vec<crate::rules::gate::Requirement>,
         /// Give up after this long (e.g. 30s, 5m). Default: wait forever.
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         timeout: Option<std::time::Duration>,
@@ -132,6 +132,6 @@ pub enum Output {
     Json,
 }
 
-fn parse_requirement(s: &str) -> Result<crate::gate::Requirement, String> {
-    s.parse().map_err(|e: crate::gate::RequirementError| e.to_string())
+fn parse_requirement(s: &str) -> Result<crate::rules::gate::Requirement, String> {
+    s.parse().map_err(|e: crate::rules::gate::RequirementError| e.to_string())
 }

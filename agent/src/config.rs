@@ -1,4 +1,5 @@
-//! Settings: where routewarden looks on the node. TOML, unknown keys refused, every field defaulted.
+//! The configuration file's data: where routewarden looks on the node. Plain serde data (TOML, unknown keys
+//! refused, every field defaulted); `settings` loads and validates it, each subsystem checking its own part.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,7 +13,7 @@ pub const DEFAULT_PATH: &str = "/etc/routewarden/config.toml";
 /// node (`host_root = "/"`) and in a container that mounts the host at `/host`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct Settings {
+pub struct Config {
     /// Prefix for every host path below. Default "/".
     pub host_root: PathBuf,
     /// procfs, under host_root. Default "/proc".
@@ -116,8 +117,9 @@ pub struct Journal {
     pub hang_check_secs: u64,
     /// Extra rule files (`*.toml` with `[[rules]]`), read in name order. Default "/etc/routewarden/rules.d".
     pub rules_dir: PathBuf,
-    /// Rules added to the defaults (a rule with a default's id replaces it). Default: none.
-    pub rules: Vec<crate::journal::Rule>,
+    /// Rules added to the defaults (a rule with a default's id replaces it), in the form of a rules file's
+    /// `[[rules]]` entries (validated by `settings`). Default: none.
+    pub rules: Vec<toml::Table>,
 }
 
 impl Default for Journal {
@@ -207,9 +209,9 @@ pub struct Binaries {
     pub nft: PathBuf,
 }
 
-impl Default for Settings {
+impl Default for Config {
     fn default() -> Self {
-        Settings {
+        Config {
             host_root: "/".into(),
             proc_dir: "/proc".into(),
             ipvs_file: "/proc/net/ip_vs".into(),
@@ -243,132 +245,7 @@ impl Default for Binaries {
     }
 }
 
-/// Names accepted in `disabled_sources`.
-pub const SOURCES: &[&str] = &[
-    "iptables-legacy",
-    "nftables",
-    "links",
-    "ipvs",
-    "bpf",
-    "processes",
-    "certificates",
-    "mounts",
-    "cni",
-    "kube-proxy-api",
-    "cilium-agent",
-];
-
-/// A configuration that could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {source}")]
-    Parse { path: PathBuf, source: Box<toml::de::Error> },
-    #[error("{path}: disabled_sources names unknown source {name:?} (known: {known})")]
-    UnknownSource { path: PathBuf, name: String, known: String },
-    #[error("{path}: {key} = {value} is too large (at most 86400)")]
-    TooLarge { path: PathBuf, key: &'static str, value: u64 },
-    #[error("{path}: {key} must be at least 1")]
-    Zero { path: PathBuf, key: &'static str },
-    #[error("{path}: service_cidrs entry {value:?} is not a CIDR such as 10.96.0.0/12")]
-    Cidr { path: PathBuf, value: String },
-    #[error("{path}: journal rules: {source}")]
-    Rules { path: PathBuf, source: crate::journal::RulesError },
-    #[error("{path}: gate.requirements: {source}")]
-    Requirement { path: PathBuf, source: crate::gate::RequirementError },
-    #[error("{path}: daemon.listen {value:?} is not an address such as 127.0.0.1:9977")]
-    Listen { path: PathBuf, value: String },
-}
-
-impl Settings {
-    /// Loads `path`, or the defaults when `path` is `None` and the default file does not exist.
-    pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
-        let path = match path {
-            Some(p) => p.to_path_buf(),
-            None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
-            None => return Ok(Settings::default()),
-        };
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
-        Settings::parse(&text, &path)
-    }
-
-    /// Parses TOML text; `path` only names the file in errors.
-    pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
-        let settings: Settings = toml::from_str(text)
-            .map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })?;
-        for name in &settings.disabled_sources {
-            if !SOURCES.contains(&name.as_str()) {
-                return Err(ConfigError::UnknownSource {
-                    path: path.into(),
-                    name: name.clone(),
-                    known: SOURCES.join(", "),
-                });
-            }
-        }
-        let d = &settings.daemon;
-        for (key, value) in [
-            ("command_timeout_secs", settings.command_timeout_secs),
-            ("daemon.resync_secs", d.resync_secs),
-            ("daemon.request_timeout_secs", d.request_timeout_secs),
-            ("daemon.max_connections", d.max_connections as u64),
-            ("gate.poll_secs", settings.gate.poll_secs),
-            ("journal.hang_check_secs", settings.journal.hang_check_secs),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::Zero { path: path.into(), key });
-            }
-            if value > 86_400 {
-                return Err(ConfigError::TooLarge { path: path.into(), key, value });
-            }
-        }
-        settings.gate_requirements().map_err(|source| ConfigError::Requirement { path: path.into(), source })?;
-        crate::journal::RuleSet::with_defaults(settings.journal.rules.clone())
-            .map_err(|source| ConfigError::Rules { path: path.into(), source })?;
-        for cidr in &settings.service_cidrs {
-            if crate::rules::neighbours::parse_cidr(cidr).is_none() {
-                return Err(ConfigError::Cidr { path: path.into(), value: cidr.clone() });
-            }
-        }
-        if d.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError::Listen { path: path.into(), value: d.listen.clone() });
-        }
-        Ok(settings)
-    }
-
-    /// The journal rules in force: the defaults, then `journal.rules_dir/*.toml` in name order, then inline rules.
-    pub fn journal_rules(&self) -> Result<crate::journal::RuleSet, crate::journal::RulesError> {
-        let mut user = Vec::new();
-        let dir = self.host_path(&self.journal.rules_dir);
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            let mut files: Vec<PathBuf> =
-                entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
-            files.sort();
-            for f in files {
-                let text = std::fs::read_to_string(&f).map_err(|e| crate::journal::RulesError::Invalid {
-                    id: f.display().to_string(),
-                    why: format!("reading the file: {e}"),
-                })?;
-                user.extend(crate::journal::rules::parse(&text, &f.display().to_string())?);
-            }
-        }
-        user.extend(self.journal.rules.iter().cloned());
-        crate::journal::RuleSet::with_defaults(user)
-    }
-
-    /// The directory for state: `$STATE_DIRECTORY` when systemd set it, else `daemon.state_dir`.
-    pub fn state_dir(&self) -> PathBuf {
-        match std::env::var_os("STATE_DIRECTORY") {
-            Some(d) if !d.is_empty() => PathBuf::from(d),
-            _ => self.daemon.state_dir.clone(),
-        }
-    }
-
-    /// The gate's requirements, parsed.
-    pub fn gate_requirements(&self) -> Result<Vec<crate::gate::Requirement>, crate::gate::RequirementError> {
-        self.gate.requirements.iter().map(|r| r.parse()).collect()
-    }
-
+impl Config {
     /// `p` below the host root.
     pub fn host_path(&self, p: &Path) -> PathBuf {
         let rel = p.strip_prefix("/").unwrap_or(p);
@@ -379,13 +256,14 @@ impl Settings {
         Duration::from_secs(self.command_timeout_secs)
     }
 
+    /// Whether the source named `source` is to be read (not in `disabled_sources`).
     pub fn enabled(&self, source: &str) -> bool {
         !self.disabled_sources.iter().any(|s| s == source)
     }
 
     /// The defaults as commented TOML, for `routewarden config defaults`.
     pub fn defaults_toml() -> String {
-        let body = toml::to_string_pretty(&Settings::default()).unwrap_or_default();
+        let body = toml::to_string_pretty(&Config::default()).unwrap_or_default();
         format!(
             "# routewarden configuration ({DEFAULT_PATH}). Every key is optional; these are the defaults.\n\
              # Paths below host_root are joined under it (set host_root = \"/host\" in a container).\n\n{body}"
@@ -399,28 +277,13 @@ mod tests {
 
     #[test]
     fn defaults_round_trip_through_their_own_toml() {
-        let parsed = Settings::parse(&Settings::defaults_toml(), Path::new("defaults.toml")).unwrap();
-        assert_eq!(parsed, Settings::default());
-    }
-
-    #[test]
-    fn unknown_keys_are_refused_with_file_line_and_key() {
-        let err = Settings::parse("host_root = \"/\"\nbpf_fs = \"/x\"\n", Path::new("/etc/rw.toml")).unwrap_err();
-        let text = err.to_string();
-        assert!(text.contains("/etc/rw.toml") && text.contains("line 2") && text.contains("bpf_fs"), "{text}");
-    }
-
-    #[test]
-    fn wrong_types_and_unknown_sources_are_refused() {
-        let err = Settings::parse("command_timeout_secs = \"ten\"", Path::new("c.toml")).unwrap_err();
-        assert!(err.to_string().contains("command_timeout_secs"), "{err}");
-        let err = Settings::parse("disabled_sources = [\"ebpf\"]", Path::new("c.toml")).unwrap_err();
-        assert!(err.to_string().contains("\"ebpf\"") && err.to_string().contains("bpf, processes"), "{err}");
+        let parsed: Config = toml::from_str(&Config::defaults_toml()).unwrap();
+        assert_eq!(parsed, Config::default());
     }
 
     #[test]
     fn host_paths_join_below_the_root() {
-        let s = Settings { host_root: "/host".into(), ..Settings::default() };
+        let s = Config { host_root: "/host".into(), ..Config::default() };
         assert_eq!(s.host_path(Path::new("/proc/net/ip_vs")), PathBuf::from("/host/proc/net/ip_vs"));
     }
 }

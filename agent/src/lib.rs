@@ -1,17 +1,24 @@
 //! routewarden as a library: the pipeline sources -> snapshot -> rules -> report -> outputs.
 //!
+//! Layers, each importing only the ones below it (checked by the tidy test in `tests/integration/tidy.rs`):
+//! 1. `config` (plain serde data), `model` (the snapshot and its state types), `sys` (the OS);
+//! 2. `report` (the JSON contract);
+//! 3. `sources` (I/O into the model), `journal` (the kubelet journal), `rules` (pure analysis and the gate check);
+//! 4. `outputs` (text, JSON, metrics, HTTP);
+//! 5. `settings` (validated configuration), `daemon`, `wait`, `cli`, `logging`.
+//!
 //! The binary (`main.rs`) is a thin CLI over these modules; benches and tests use them directly.
 
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod gate;
 pub mod journal;
 pub mod logging;
+pub mod model;
 pub mod outputs;
 pub mod report;
 pub mod rules;
-pub mod snapshot;
+pub mod settings;
 pub mod sources;
 pub mod sys;
 pub mod wait;

@@ -7,7 +7,8 @@ use anyhow::Context;
 use clap::Parser;
 
 use routewarden::cli::{Cli, Command, ConfigAction, Output};
-use routewarden::config::Settings;
+use routewarden::config::Config;
+use routewarden::settings::Settings;
 use routewarden::{daemon, journal, outputs, report, rules, sources, wait};
 
 /// Exit code for usage and configuration errors (sysexits EX_USAGE).
@@ -53,10 +54,9 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
                         UsageError(format!("snapshot {} is not a routewarden snapshot: {e}", path.display()))
                     })?
                 }
-                None => sources::collect(settings),
+                None => sources::collect(&settings.config),
             };
-            let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-            let report = rules::analyse(&snap, now);
+            let report = rules::analyse(&snap, routewarden::sys::now_rfc3339());
             let text = match output {
                 Output::Text => outputs::text::render(&report),
                 Output::Json => outputs::json(&report) + "\n",
@@ -78,7 +78,7 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
         Command::Wait { requirements, timeout, poll_interval, report_interval, output } => {
             routewarden::logging::init(log::LevelFilter::Info);
             let opts = wait::WaitOptions { requirements, timeout, poll: poll_interval, report_every: report_interval };
-            let result = wait::wait(settings, &opts);
+            let result = wait::wait(&settings.config, &opts);
             let text = match output {
                 Output::Text => result.text(),
                 Output::Json => serde_json::to_string_pretty(&result).context("serialising the result")? + "\n",
@@ -87,9 +87,9 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             Ok(result.exit_code())
         }
         Command::Snapshot { full } => {
-            let mut snap = sources::collect(settings);
+            let mut snap = sources::collect(&settings.config);
             if full {
-                snap.raw = sources::raw_dumps(settings, &snap);
+                snap.raw = sources::raw_dumps(&settings.config, &snap);
             }
             let text = serde_json::to_string(&snap).context("serialising the snapshot")?;
             write_stdout(&(text + "\n"))?;
@@ -100,7 +100,7 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             Ok(0)
         }
         Command::Config { action: ConfigAction::Defaults } => {
-            write_stdout(&Settings::defaults_toml())?;
+            write_stdout(&Config::defaults_toml())?;
             Ok(0)
         }
         Command::ScanJournal { file, directory, stdin, output } => {
@@ -110,9 +110,9 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
                 (_, _, Some(_)) => journal::reader::Input::Stdin,
                 _ => journal::reader::Input::System,
             };
-            let rules = settings.journal_rules().map_err(|e| UsageError(format!("journal rules: {e}")))?;
-            let units = if settings.journal.units.is_empty() { rules.units() } else { settings.journal.units.clone() };
-            let scan = journal::reader::scan(&settings.journal.journalctl, &input, &units, journal::Engine::new(rules))
+            let units = settings.journal_units();
+            let engine = journal::Engine::new(settings.journal_rules.clone());
+            let scan = journal::reader::scan(&settings.config.journal.journalctl, &input, &units, engine)
                 .context("scanning the journal")?;
             let text = match output {
                 Output::Json => serde_json::to_string_pretty(&scan).context("serialising the scan")? + "\n",
@@ -126,8 +126,7 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             })
         }
         Command::Config { action: ConfigAction::Validate } => {
-            // Loading already validated the file itself (main exits 64 on error); rule files are separate.
-            settings.journal_rules().map_err(|e| UsageError(format!("journal rules: {e}")))?;
+            // Loading validated the file, the rule files and every part (main exits 64 on error).
             write_stdout("configuration is valid\n")?;
             Ok(0)
         }

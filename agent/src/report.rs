@@ -1,17 +1,19 @@
-//! The report: what routewarden concluded about one snapshot. Its JSON form is the contract of DESIGN.md section 3.
+//! The report: what routewarden concluded about one snapshot. Its JSON form is the contract described in
+//! ARCHITECTURE.md ("Report contract").
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::snapshot::SourceStatus;
+pub use crate::model::Severity;
+use crate::model::{SourceId, SourceStatus};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub schema_version: u32,
     pub node: String,
     pub generated_at: String,
-    pub sources: BTreeMap<String, SourceReport>,
+    pub sources: BTreeMap<SourceId, SourceReport>,
     pub dataplane: Dataplane,
     pub findings: Vec<Finding>,
     pub verdict: Verdict,
@@ -119,14 +121,6 @@ pub struct Cilium {
     pub external_services: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
@@ -137,7 +131,7 @@ pub enum Verdict {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
-    pub id: String,
+    pub id: FindingId,
     pub severity: Severity,
     pub summary: String,
     pub evidence: Vec<String>,
@@ -158,26 +152,16 @@ impl Report {
         }
     }
 
-    pub fn finding(&self, id: &str) -> Option<&Finding> {
-        self.findings.iter().find(|f| f.id == id)
-    }
-}
-
-impl Severity {
-    /// The name used in JSON and metrics labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
+    pub fn finding(&self, id: &FindingId) -> Option<&Finding> {
+        self.findings.iter().find(|f| f.id == *id)
     }
 }
 
 /// The `source.failed` finding for a source that could not be read; `remedy` says what usually helps.
-pub fn source_failed(name: &str, error: &str, remedy: &str) -> Finding {
+pub fn source_failed(source: SourceId, error: &str, remedy: &str) -> Finding {
+    let name = source.as_str();
     Finding {
-        id: "source.failed".into(),
+        id: FindingId::SourceFailed,
         severity: Severity::Warning,
         summary: format!("could not read source {name}; conclusions that depend on it are unknown"),
         evidence: vec![if error.is_empty() { "no error text".to_string() } else { error.to_string() }],
@@ -191,5 +175,109 @@ pub fn verdict(findings: &[Finding]) -> Verdict {
         Some(Severity::Critical) => Verdict::Critical,
         Some(Severity::Warning) => Verdict::Warning,
         _ => Verdict::Ok,
+    }
+}
+
+/// What a finding is about. Serialised as its dotted name (`service-routing.conflict`); journal rules bring
+/// their own ids, kept as `Journal`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FindingId {
+    SourceFailed,
+    ServiceRoutingConflict,
+    ServiceRoutingOverlap,
+    ServiceRoutingPartial,
+    ServiceRoutingMissing,
+    ServiceRoutingChurn,
+    KubeProxyStaleRules,
+    KubeProxyModeMismatch,
+    KubeProxyUnhealthy,
+    IptablesMixedBackends,
+    CertificateExpired,
+    CertificateExpiring,
+    CertificateUnreadable,
+    NfsClusteripSocketLb,
+    CniConfigMissing,
+    /// A journal rule's configured id (`cni.not-ready`, `cni-apiserver.deadlock`, a user's own rule).
+    Journal(String),
+}
+
+impl FindingId {
+    /// Every id the rules themselves raise.
+    pub const BUILT_IN: [FindingId; 15] = [
+        FindingId::SourceFailed,
+        FindingId::ServiceRoutingConflict,
+        FindingId::ServiceRoutingOverlap,
+        FindingId::ServiceRoutingPartial,
+        FindingId::ServiceRoutingMissing,
+        FindingId::ServiceRoutingChurn,
+        FindingId::KubeProxyStaleRules,
+        FindingId::KubeProxyModeMismatch,
+        FindingId::KubeProxyUnhealthy,
+        FindingId::IptablesMixedBackends,
+        FindingId::CertificateExpired,
+        FindingId::CertificateExpiring,
+        FindingId::CertificateUnreadable,
+        FindingId::NfsClusteripSocketLb,
+        FindingId::CniConfigMissing,
+    ];
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            FindingId::SourceFailed => "source.failed",
+            FindingId::ServiceRoutingConflict => "service-routing.conflict",
+            FindingId::ServiceRoutingOverlap => "service-routing.overlap",
+            FindingId::ServiceRoutingPartial => "service-routing.partial",
+            FindingId::ServiceRoutingMissing => "service-routing.missing",
+            FindingId::ServiceRoutingChurn => "service-routing.churn",
+            FindingId::KubeProxyStaleRules => "kube-proxy.stale-rules",
+            FindingId::KubeProxyModeMismatch => "kube-proxy.mode-mismatch",
+            FindingId::KubeProxyUnhealthy => "kube-proxy.unhealthy",
+            FindingId::IptablesMixedBackends => "iptables.mixed-backends",
+            FindingId::CertificateExpired => "certificate.expired",
+            FindingId::CertificateExpiring => "certificate.expiring",
+            FindingId::CertificateUnreadable => "certificate.unreadable",
+            FindingId::NfsClusteripSocketLb => "nfs.clusterip-socket-lb",
+            FindingId::CniConfigMissing => "cni.config-missing",
+            FindingId::Journal(id) => id,
+        }
+    }
+
+    /// The id named `name`: a built-in one, else a journal rule's.
+    pub fn from_name(name: &str) -> FindingId {
+        Self::BUILT_IN.into_iter().find(|f| f.as_str() == name).unwrap_or_else(|| FindingId::Journal(name.into()))
+    }
+}
+
+impl std::fmt::Display for FindingId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for FindingId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for FindingId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Ok(FindingId::from_name(&name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finding_ids_round_trip_through_their_names() {
+        for id in FindingId::BUILT_IN {
+            let json = serde_json::to_string(&id).unwrap();
+            assert_eq!(json, format!("\"{}\"", id.as_str()));
+            assert_eq!(serde_json::from_str::<FindingId>(&json).unwrap(), id);
+        }
+        assert_eq!(FindingId::from_name("cni.not-ready"), FindingId::Journal("cni.not-ready".into()));
     }
 }

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::config::{Settings, SOURCES};
-use crate::gate::{check, Check, Requirement};
+use crate::config::Config;
+use crate::model::SourceId;
+use crate::rules::gate::{check, Check, Requirement};
 use crate::sys::events::EventSocket;
 use crate::{rules, sources};
 
@@ -66,25 +67,25 @@ impl WaitResult {
     }
 }
 
-/// Settings that read only what the requirements need.
-pub fn narrowed(settings: &Settings, reqs: &[Requirement]) -> Settings {
-    let mut s = settings.clone();
-    for name in SOURCES {
-        if !reqs.iter().any(|r| r.sources().contains(name)) && !s.disabled_sources.iter().any(|d| d == name) {
-            s.disabled_sources.push(name.to_string());
+/// A configuration that reads only what the requirements need.
+pub fn narrowed(config: &Config, reqs: &[Requirement]) -> Config {
+    let mut c = config.clone();
+    for id in SourceId::COLLECTED {
+        if !reqs.iter().any(|r| r.sources().contains(&id)) && c.enabled(id.as_str()) {
+            c.disabled_sources.push(id.as_str().to_string());
         }
     }
-    s
+    c
 }
 
 /// Evaluates every requirement against one fresh collection.
-pub fn evaluate(settings: &Settings, reqs: &[Requirement]) -> Vec<(String, Check)> {
-    let snap = sources::collect(settings);
+pub fn evaluate(config: &Config, reqs: &[Requirement]) -> Vec<(String, Check)> {
+    let snap = sources::collect(config);
     let report = rules::analyse(&snap, String::new());
     reqs.iter().map(|r| (r.to_string(), check(r, &snap, &report))).collect()
 }
 
-pub fn wait(settings: &Settings, opts: &WaitOptions) -> WaitResult {
+pub fn wait(config: &Config, opts: &WaitOptions) -> WaitResult {
     let start = Instant::now();
     // Subscribe before the first look, so a change between looking and listening is not lost.
     let (tx, rx) = mpsc::channel::<()>();
@@ -98,11 +99,11 @@ pub fn wait(settings: &Settings, opts: &WaitOptions) -> WaitResult {
             }
         });
     }
-    let settings = narrowed(settings, &opts.requirements);
+    let config = narrowed(config, &opts.requirements);
     let polling = opts.requirements.iter().any(Requirement::needs_polling);
     let mut next_report = start;
     loop {
-        let checks = evaluate(&settings, &opts.requirements);
+        let checks = evaluate(&config, &opts.requirements);
         let elapsed = start.elapsed();
         let all_met = checks.iter().all(|(_, c)| matches!(c, Check::Met(_)));
         let unknown = checks.iter().any(|(_, c)| matches!(c, Check::Unknown(_)));

@@ -35,7 +35,7 @@ COMMIT
 COMMIT
 ";
 
-/// kube-proxy IPVS mode's iptables chains (DATAPLANE-FACTS.md 2.2), with stale iptables-mode chains from an
+/// kube-proxy IPVS mode's iptables chains (docs/DATAPLANE-FACTS.md 2.2), with stale iptables-mode chains from an
 /// earlier run in iptables mode.
 const IPVS_CHAINS_WITH_LEFTOVERS: &str = "*nat
 :PREROUTING ACCEPT [0:0]

@@ -11,8 +11,9 @@ use std::fmt::Write;
 use std::path::Path;
 
 use expect_test::expect;
+use routewarden::model::iptables::Ruleset;
 use routewarden::rules::chains::{owner, Owner};
-use routewarden::sources::iptables::{parse_save, Ruleset};
+use routewarden::sources::iptables::parse_save;
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(Path::new(common::FIXTURES).join(name)).unwrap()

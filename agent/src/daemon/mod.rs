@@ -2,8 +2,6 @@
 //! (debounced) and on a periodic resync; publishes pre-rendered outputs; speaks sd_notify (READY, STATUS,
 //! WATCHDOG, RELOADING, STOPPING); reloads its configuration on SIGHUP and exits cleanly on SIGTERM.
 
-pub mod state;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,15 +12,17 @@ use sd_notify::NotifyState;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
-use crate::config::Settings;
+use crate::model::{SourceId, SourceStatus};
 use crate::outputs::http::{self, Limits};
 use crate::outputs::metrics::Metrics;
+use crate::outputs::state::{Published, Shared};
+use crate::report::FindingId;
 use crate::report::{verdict, Finding, Report, Severity};
 use crate::rules::churn::{kube_proxy_chains, Churn};
-use crate::snapshot::SourceStatus;
+use crate::settings::Settings;
 use crate::sys::events::EventSocket;
+use crate::sys::now_unix;
 use crate::{outputs, rules, sources};
-use state::{now_unix, Published, Shared};
 
 /// What `serve` was started with.
 #[derive(Debug, Clone)]
@@ -84,24 +84,24 @@ impl Notifier {
 }
 
 fn stall_after(s: &Settings) -> u64 {
-    s.daemon.resync_secs * 2 + s.command_timeout_secs * 8 + 10
+    s.config.daemon.resync_secs * 2 + s.config.command_timeout_secs * 8 + 10
 }
 
 async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> {
-    let listen = opts.listen.clone().unwrap_or_else(|| settings.daemon.listen.clone());
+    let listen = opts.listen.clone().unwrap_or_else(|| settings.config.daemon.listen.clone());
     let listener =
         tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding the HTTP listener {listen}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
     let shared = Shared::new(stall_after(&settings));
     let router = http::router(Arc::clone(&shared));
     let limits = Limits {
-        max_connections: settings.daemon.max_connections,
-        request_timeout: Duration::from_secs(settings.daemon.request_timeout_secs),
+        max_connections: settings.config.daemon.max_connections,
+        request_timeout: Duration::from_secs(settings.config.daemon.request_timeout_secs),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = vec![tokio::spawn(http::serve(listener, router.clone(), limits, stop_rx.clone()))];
     log::info!("serving http://{local}/status and /metrics");
-    if let Some(path) = settings.daemon.unix_socket.clone() {
+    if let Some(path) = settings.config.daemon.unix_socket.clone() {
         let _ = std::fs::remove_file(&path);
         let unix =
             tokio::net::UnixListener::bind(&path).with_context(|| format!("binding unix socket {}", path.display()))?;
@@ -139,8 +139,8 @@ async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> 
     let notifier = Notifier::start();
     let metrics = Metrics::new();
     let mut churn = Churn::default();
-    let mut last_sources: BTreeMap<String, SourceStatus> = BTreeMap::new();
-    let mut last_findings: BTreeMap<String, Severity> = BTreeMap::new();
+    let mut last_sources: BTreeMap<SourceId, SourceStatus> = BTreeMap::new();
+    let mut last_findings: BTreeMap<FindingId, Severity> = BTreeMap::new();
     let mut reload_error: Option<String> = None;
 
     // One persistent timer each: a timer re-created on every pass of the select would never fire while other
@@ -156,7 +156,7 @@ async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> 
         let mut changes = 0;
         let collected = collect || base.is_none();
         if collected {
-            let s = settings.clone();
+            let s = settings.config.clone();
             let snap = match tokio::task::spawn_blocking(move || sources::collect(&s)).await {
                 Ok(snap) => snap,
                 Err(e) => {
@@ -173,7 +173,8 @@ async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> 
             base = Some((report, missing));
             drop(snap);
             release_memory();
-            let next = if shared.is_ready() { settings.daemon.resync_secs } else { settings.gate.poll_secs };
+            let next =
+                if shared.is_ready() { settings.config.daemon.resync_secs } else { settings.config.gate.poll_secs };
             next_resync = tokio::time::Instant::now() + Duration::from_secs(next);
         }
         let Some((base_report, missing)) = base.as_ref() else { continue };
@@ -209,8 +210,8 @@ async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> 
                     break;
                 }
                 Some(what) = ev_rx.recv() => {
-                    log::debug!("{what} changed; publishing after {} ms", settings.daemon.debounce_ms);
-                    tokio::time::sleep(Duration::from_millis(settings.daemon.debounce_ms)).await;
+                    log::debug!("{what} changed; publishing after {} ms", settings.config.daemon.debounce_ms);
+                    tokio::time::sleep(Duration::from_millis(settings.config.daemon.debounce_ms)).await;
                     collect = what != "journal";
                     while let Ok(more) = ev_rx.try_recv() {
                         collect |= more != "journal";
@@ -256,15 +257,13 @@ async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> 
 }
 
 /// The gate's requirements that do not hold yet, each with what was seen instead.
-fn gate_missing(settings: &Settings, snap: &crate::snapshot::Snapshot, report: &Report) -> Vec<String> {
-    let reqs = match settings.gate_requirements() {
-        Ok(r) => r,
-        Err(e) => return vec![e.to_string()],
-    };
-    reqs.iter()
-        .filter_map(|r| match crate::gate::check(r, snap, report) {
-            crate::gate::Check::Met(_) => None,
-            crate::gate::Check::Missing(d) | crate::gate::Check::Unknown(d) => Some(format!("{r}: {d}")),
+fn gate_missing(settings: &Settings, snap: &crate::model::Snapshot, report: &Report) -> Vec<String> {
+    settings
+        .gate
+        .iter()
+        .filter_map(|r| match crate::rules::gate::check(r, snap, report) {
+            crate::rules::gate::Check::Met(_) => None,
+            crate::rules::gate::Check::Missing(d) | crate::rules::gate::Check::Unknown(d) => Some(format!("{r}: {d}")),
         })
         .collect()
 }
@@ -319,13 +318,10 @@ impl JournalWatch {
 /// Starts following the journal when enabled; a failure to start is reported as the journal source failing.
 fn start_journal(settings: &Settings, ev_tx: mpsc::Sender<&'static str>) -> JournalWatch {
     use crate::journal::reader::{follow, FollowOptions, Followed, Input};
-    if !settings.journal.enabled {
+    if !settings.config.journal.enabled {
         return JournalWatch::Disabled;
     }
-    let rules = match settings.journal_rules() {
-        Ok(r) => r,
-        Err(e) => return JournalWatch::Failed(format!("journal rules: {e}")),
-    };
+    let rules = settings.journal_rules.clone();
     let state = settings.state_dir();
     if let Err(e) = std::fs::create_dir_all(&state).and_then(|_| {
         let probe = state.join(".write-test");
@@ -335,21 +331,23 @@ fn start_journal(settings: &Settings, ev_tx: mpsc::Sender<&'static str>) -> Jour
         log::error!("{msg}");
         return JournalWatch::Failed(msg);
     }
-    let units = if settings.journal.units.is_empty() { rules.units() } else { settings.journal.units.clone() };
-    let input = match &settings.journal.directory {
+    let units = settings.journal_units();
+    let input = match &settings.config.journal.directory {
         Some(d) => Input::Directory(d.clone()),
         // In a container with the host mounted at host_root, read the host's journal, not the container's.
-        None if settings.host_root != std::path::Path::new("/") => Input::Root(settings.host_root.clone()),
+        None if settings.config.host_root != std::path::Path::new("/") => {
+            Input::Root(settings.config.host_root.clone())
+        }
         None => Input::System,
     };
     let cursor_file = state.join("journal.cursor");
     let opts = FollowOptions {
-        journalctl: settings.journal.journalctl.clone(),
+        journalctl: settings.config.journal.journalctl.clone(),
         input,
         units,
         cursor_file: cursor_file.clone(),
-        lookback_secs: settings.journal.lookback_secs,
-        hang_check: Duration::from_secs(settings.journal.hang_check_secs),
+        lookback_secs: settings.config.journal.lookback_secs,
+        hang_check: Duration::from_secs(settings.config.journal.hang_check_secs),
     };
     let shared = Arc::new(std::sync::Mutex::new(Followed {
         engine: crate::journal::Engine::new(rules),
@@ -390,12 +388,12 @@ fn add_journal(report: &mut Report, journal: &JournalWatch, metrics: &Metrics) {
     };
     if status == SourceStatus::Failed {
         report.findings.push(crate::report::source_failed(
-            "journal",
+            SourceId::Journal,
             error.as_deref().unwrap_or(""),
             "check that journalctl runs and that the state directory is writable",
         ));
     }
-    report.sources.insert("journal".into(), SourceReport { status, error, duration_ms: 0 });
+    report.sources.insert(SourceId::Journal, SourceReport { status, error, duration_ms: 0 });
     report.verdict = verdict(&report.findings);
 }
 
@@ -409,11 +407,11 @@ fn add_churn(report: &mut Report, flips: &[&str]) {
         flips.len(),
         flips.iter().take(3).copied().collect::<Vec<_>>().join(", ")
     );
-    if let Some(f) = report.findings.iter_mut().find(|f| f.id == "service-routing.conflict") {
+    if let Some(f) = report.findings.iter_mut().find(|f| f.id == FindingId::ServiceRoutingConflict) {
         f.evidence.push(evidence);
     } else {
         report.findings.push(Finding {
-            id: "service-routing.churn".into(),
+            id: FindingId::ServiceRoutingChurn,
             severity: Severity::Warning,
             summary: "kube-proxy's chains keep disappearing and coming back: something else flushes or rewrites them"
                 .into(),
@@ -428,8 +426,12 @@ fn add_churn(report: &mut Report, flips: &[&str]) {
 
 /// Logs sources that changed state, and findings that appeared or cleared, each once per change (with
 /// `SOURCE=`/`FINDING_ID=` journal fields).
-fn log_changes(report: &Report, last: &mut BTreeMap<String, SourceStatus>, findings: &mut BTreeMap<String, Severity>) {
-    let now: BTreeMap<String, Severity> = report.findings.iter().map(|f| (f.id.clone(), f.severity)).collect();
+fn log_changes(
+    report: &Report,
+    last: &mut BTreeMap<SourceId, SourceStatus>,
+    findings: &mut BTreeMap<FindingId, Severity>,
+) {
+    let now: BTreeMap<FindingId, Severity> = report.findings.iter().map(|f| (f.id.clone(), f.severity)).collect();
     for f in &report.findings {
         if findings.get(&f.id) != Some(&f.severity) {
             let level = match f.severity {
@@ -455,7 +457,7 @@ fn log_changes(report: &Report, last: &mut BTreeMap<String, SourceStatus>, findi
                 }
                 _ => {}
             }
-            last.insert(name.clone(), s.status);
+            last.insert(*name, s.status);
         }
     }
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::entry::Entry;
 use super::rules::RuleSet;
-use crate::report::Finding;
+use crate::report::{Finding, FindingId};
 
 #[derive(Debug, Default, Clone)]
 struct RuleState {
@@ -152,7 +152,7 @@ impl Engine {
                 evidence.push(format!("{} all active together since {}", r.all_of.join(" and "), rfc3339(since)));
             }
             out.push(Finding {
-                id: r.id.clone(),
+                id: FindingId::from_name(&r.id),
                 severity: r.severity,
                 summary: r.summary.clone(),
                 evidence,
@@ -209,7 +209,7 @@ mod tests {
         assert!(e.feed(&entry(0, "sshd.service", CNI)).is_empty());
         e.feed(&entry(0, "kernel", "nfs: server 10.96.0.20 not responding, still trying"));
         let f = e.findings();
-        assert_eq!(f[0].id, "volume.mount-hang");
+        assert_eq!(f[0].id.as_str(), "volume.mount-hang");
         assert!(f[0].evidence.iter().any(|l| l == "about: 10.96.0.20"), "{f:?}");
         e.feed(&entry(5, "kernel", "nfs: server 10.96.0.20 OK"));
         assert!(e.findings().is_empty());
@@ -221,7 +221,7 @@ mod tests {
         for t in (0..=180).step_by(10) {
             e.feed(&entry(t, "kubelet.service", CNI));
             e.feed(&entry(t + 1, "kubelet.service", API));
-            let ids: Vec<String> = e.findings().into_iter().map(|f| f.id).collect();
+            let ids: Vec<String> = e.findings().into_iter().map(|f| f.id.to_string()).collect();
             let deadlock = ids.iter().any(|i| i == "cni-apiserver.deadlock");
             // CNI is active from t=20, the API rule from t=21 (third matches); the deadlock needs 120 s of both,
             // reached by the API line fed at t=141.

@@ -8,4 +8,4 @@ pub mod rules;
 
 pub use engine::{Engine, Match};
 pub use entry::{parse_entry, Entry};
-pub use rules::{Rule, RuleSet, RulesError};
+pub use rules::{RuleSet, RulesError};

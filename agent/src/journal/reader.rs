@@ -232,7 +232,7 @@ pub fn follow(opts: FollowOptions, shared: Arc<Mutex<Followed>>, on_change: impl
             let result = follow_once(&opts, &shared, &on_change);
             let why = match result {
                 Ok(()) => "journalctl ended".to_string(),
-                Err(e) => crate::snapshot::error_chain(&e),
+                Err(e) => crate::model::error_chain(&e),
             };
             if let Ok(mut s) = shared.lock() {
                 s.error = Some(format!("{why}; restarting in {} s", backoff.as_secs()));
@@ -310,7 +310,7 @@ fn follow_once(
                     first = false;
                 }
                 s.engine.feed_with(&e, |_| matched = true);
-                s.lag_seconds = (crate::daemon::state::now_unix() - e.realtime_usec as f64 / 1e6).max(0.0);
+                s.lag_seconds = (crate::sys::now_unix() - e.realtime_usec as f64 / 1e6).max(0.0);
                 s.cursor.clone_from(&e.cursor);
                 if matched {
                     s.changes += 1;

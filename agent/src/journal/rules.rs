@@ -4,57 +4,11 @@
 use std::collections::BTreeMap;
 
 use regex::{Regex, RegexSet};
-use serde::{Deserialize, Serialize};
 
-use crate::report::Severity;
+use crate::model::journal::{Rule, RulesFile};
 
 /// The default rules, as shipped.
 pub const DEFAULT_RULES: &str = include_str!("default_rules.toml");
-
-/// A rules file: `[[rules]]` entries.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RulesFile {
-    #[serde(default)]
-    pub rules: Vec<Rule>,
-}
-
-/// One rule (see the header of `default_rules.toml`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Rule {
-    pub id: String,
-    #[serde(default)]
-    pub units: Vec<String>,
-    #[serde(default)]
-    pub pattern: Option<String>,
-    #[serde(default)]
-    pub levels: Vec<String>,
-    pub severity: Severity,
-    #[serde(default = "default_window")]
-    pub window_secs: u64,
-    #[serde(default = "one")]
-    pub threshold: u32,
-    #[serde(default)]
-    pub clear_after_secs: Option<u64>,
-    #[serde(default)]
-    pub clear_pattern: Option<String>,
-    #[serde(default)]
-    pub all_of: Vec<String>,
-    #[serde(default)]
-    pub for_secs: u64,
-    pub summary: String,
-    #[serde(default)]
-    pub remedy: String,
-}
-
-fn default_window() -> u64 {
-    300
-}
-
-fn one() -> u32 {
-    1
-}
 
 /// A rule set that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +89,7 @@ pub fn level(message: &str) -> Level {
 }
 
 /// A rule ready to match.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Compiled {
     pub rule: Rule,
     /// The pattern again, for `subject` captures on matching lines only.
@@ -145,7 +99,7 @@ pub struct Compiled {
     pub parts: Vec<usize>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RuleSet {
     pub rules: Vec<Compiled>,
     set: RegexSet,
@@ -326,7 +280,7 @@ mod tests {
         let user = parse("[[rules]]\nid = \"iptables.lock-contention\"\npattern = \"xtables\"\nseverity = \"critical\"\nsummary = \"s\"\n", "u").unwrap();
         let rs = RuleSet::with_defaults(user).unwrap();
         let r = rs.rules.iter().find(|c| c.rule.id == "iptables.lock-contention").unwrap();
-        assert_eq!(r.rule.severity, Severity::Critical);
+        assert_eq!(r.rule.severity, crate::model::Severity::Critical);
         assert_eq!(rs.rules.iter().filter(|c| c.rule.id == "iptables.lock-contention").count(), 1);
     }
 }

@@ -15,7 +15,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Semaphore};
 
-use crate::daemon::state::Shared;
+use crate::outputs::state::Shared;
 
 const JSON: &str = "application/json";
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -168,7 +168,7 @@ pub async fn serve<L: Accept>(listener: L, router: Router, limits: Limits, mut s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::state::Published;
+    use crate::outputs::state::Published;
     use axum::body::Body;
     use tower::ServiceExt;
 
@@ -193,7 +193,7 @@ mod tests {
         assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
         assert!(body.contains("first collection"), "{body}");
 
-        let snap: crate::snapshot::Snapshot = serde_json::from_str(
+        let snap: crate::model::Snapshot = serde_json::from_str(
             r#"{"schema_version":1,"node":"n","collected_at":"t","iptables_legacy":{"status":"disabled"},
             "nftables":{"status":"disabled"},"links":{"status":"disabled"},"ipvs":{"status":"disabled"},
             "bpf":{"status":"disabled"},"processes":{"status":"disabled"}}"#,

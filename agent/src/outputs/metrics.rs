@@ -10,8 +10,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use crate::report::Report;
-use crate::snapshot::SourceStatus;
+use crate::model::SourceStatus;
+use crate::report::{FindingId, Report};
 
 type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -166,7 +166,7 @@ impl Metrics {
             if s.status == SourceStatus::Disabled {
                 continue;
             }
-            let l = vec![("source".to_string(), name.clone())];
+            let l = vec![("source".to_string(), name.to_string())];
             let up = s.status == SourceStatus::Ok;
             self.source_up.get_or_create(&l).set(i64::from(up));
             self.source_duration.get_or_create(&l).set(s.duration_ms as f64 / 1000.0);
@@ -200,11 +200,13 @@ impl Metrics {
             ])
             .set(1);
         self.cilium_lb_services.set(i64::from(c.services.unwrap_or(0)));
-        self.conflict.set(i64::from(r.finding("service-routing.conflict").is_some()));
+        self.conflict.set(i64::from(r.finding(&FindingId::ServiceRoutingConflict).is_some()));
         self.findings.clear();
         for f in &r.findings {
             let sev = f.severity.as_str().to_string();
-            self.findings.get_or_create(&vec![("id".to_string(), f.id.clone()), ("severity".to_string(), sev)]).inc();
+            self.findings
+                .get_or_create(&vec![("id".to_string(), f.id.to_string()), ("severity".to_string(), sev)])
+                .inc();
         }
         self.certificate_not_after.clear();
         for c in &r.certificates {

@@ -2,11 +2,12 @@
 
 pub mod http;
 pub mod metrics;
+pub mod state;
 pub mod text;
 
 use crate::report::Report;
 
-/// The report as pretty JSON (the contract of DESIGN.md section 3).
+/// The report as pretty JSON (the contract in ARCHITECTURE.md, "Report contract").
 pub fn json(report: &Report) -> String {
     serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"serialising the report: {e}\"}}"))
 }

@@ -2,8 +2,8 @@
 
 use std::fmt::Write;
 
+use crate::model::SourceStatus;
 use crate::report::{ProxyMode, Report, Severity, Verdict};
-use crate::snapshot::SourceStatus;
 
 pub fn render(r: &Report) -> String {
     let mut s = String::new();

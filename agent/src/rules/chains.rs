@@ -1,9 +1,9 @@
 //! Who owns an iptables chain: kube-proxy (iptables or IPVS mode), kubelet, Cilium, or nobody we know.
 //!
 //! The classic false positive is "any KUBE-* chain means kube-proxy": kubelet creates KUBE-FIREWALL,
-//! KUBE-KUBELET-CANARY and KUBE-IPTABLES-HINT on every node. See DATAPLANE-FACTS.md sections 1.1 to 1.4 and 2.2.
+//! KUBE-KUBELET-CANARY and KUBE-IPTABLES-HINT on every node. See docs/DATAPLANE-FACTS.md sections 1.1 to 1.4 and 2.2.
 
-use crate::sources::iptables::Ruleset;
+use crate::model::iptables::Ruleset;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owner {

@@ -5,8 +5,8 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
-use crate::snapshot::Snapshot;
-use crate::sources::iptables::Ruleset;
+use crate::model::iptables::Ruleset;
+use crate::model::Snapshot;
 
 /// kube-proxy-owned chains of a snapshot as `backend family table chain` keys; `None` when a rules source failed.
 pub fn kube_proxy_chains(snap: &Snapshot) -> Option<BTreeSet<String>> {

@@ -1,12 +1,12 @@
 //! Reads a snapshot into facts: which kube-proxy mode programs Services, on which backend, whether it runs,
 //! and what Cilium does. Unknown stays unknown: a failed source never turns into "absent".
 
+use crate::model::bpf::FrontendCounts;
+use crate::model::iptables::Ruleset;
+use crate::model::links::Link;
+use crate::model::Snapshot;
 use crate::report::{Dataplane, ProxyMode};
 use crate::rules::chains::Signals;
-use crate::snapshot::Snapshot;
-use crate::sources::bpf::FrontendCounts;
-use crate::sources::iptables::Ruleset;
-use crate::sources::links::Link;
 
 /// Signals of one iptables backend and family.
 #[derive(Debug, Clone)]

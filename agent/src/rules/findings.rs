@@ -1,9 +1,9 @@
-//! The decision table (DATAPLANE-FACTS.md section 7) as findings: conflict, overlap, stale rules, mixed backends,
+//! The decision table (docs/DATAPLANE-FACTS.md section 7) as findings: conflict, overlap, stale rules, mixed backends,
 //! missing routing, failed sources.
 
-use crate::report::{Finding, ProxyMode, Severity};
+use crate::model::{Snapshot, SourceStatus};
+use crate::report::{Finding, FindingId, ProxyMode, Severity};
 use crate::rules::dataplane::Facts;
-use crate::snapshot::{Snapshot, SourceStatus};
 
 pub fn evaluate(snap: &Snapshot, f: &Facts) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -28,7 +28,7 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> Vec<Finding> {
         let how = describe_kpr(f);
         match kp.running {
             Some(false) => out.push(Finding {
-                id: "kube-proxy.stale-rules".into(),
+                id: FindingId::KubeProxyStaleRules,
                 severity: Severity::Warning,
                 summary: format!(
                     "{kp_desc} rules are left behind while kube-proxy does not run; Cilium ({how}) handles Services, \
@@ -38,7 +38,7 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> Vec<Finding> {
                 remedy: cleanup_remedy(kp.mode),
             }),
             running => out.push(Finding {
-                id: "service-routing.conflict".into(),
+                id: FindingId::ServiceRoutingConflict,
                 severity: if running == Some(true) { Severity::Critical } else { Severity::Warning },
                 summary: format!(
                     "{kp_desc} and Cilium kube-proxy replacement ({how}) both program Services{}",
@@ -53,7 +53,7 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> Vec<Finding> {
         }
     } else if kp_present && kp.running == Some(false) {
         out.push(Finding {
-            id: "kube-proxy.stale-rules".into(),
+            id: FindingId::KubeProxyStaleRules,
             severity: Severity::Warning,
             summary: format!(
                 "{kp_desc} rules are present but no kube-proxy process runs; they will not follow Service changes"
@@ -63,7 +63,7 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> Vec<Finding> {
         });
     } else if kp_present && cil.present == Some(true) && cil.kube_proxy_replacement == Some(false) {
         out.push(Finding {
-            id: "service-routing.overlap".into(),
+            id: FindingId::ServiceRoutingOverlap,
             severity: Severity::Info,
             summary: format!(
                 "{kp_desc} programs Services; Cilium runs without kube-proxy replacement (it only balances ClusterIP \
@@ -76,7 +76,7 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> Vec<Finding> {
 
     if f.other_mode_leftovers > 0 && kp.running != Some(false) {
         out.push(Finding {
-            id: "kube-proxy.stale-rules".into(),
+            id: FindingId::KubeProxyStaleRules,
             severity: Severity::Warning,
             summary: format!(
                 "{} iptables-mode kube-proxy chains are left over from an earlier mode; kube-proxy now runs in {} mode",
@@ -104,7 +104,7 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> Vec<Finding> {
             })
             .collect();
         out.push(Finding {
-            id: "iptables.mixed-backends".into(),
+            id: FindingId::IptablesMixedBackends,
             severity: Severity::Warning,
             summary: "kube-proxy chains exist in both iptables-legacy and iptables-nft; one set is stale or two writers disagree".into(),
             evidence,
@@ -120,7 +120,7 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> Vec<Finding> {
     if !kp_present && !cilium_lb {
         if cilium_pod_lb {
             out.push(Finding {
-                id: "service-routing.partial".into(),
+                id: FindingId::ServiceRoutingPartial,
                 severity: Severity::Warning,
                 summary:
                     "no kube-proxy, and Cilium runs without kube-proxy replacement: only ClusterIP traffic from pods \
@@ -131,7 +131,7 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> Vec<Finding> {
             });
         } else if f.complete {
             out.push(Finding {
-                id: "service-routing.missing".into(),
+                id: FindingId::ServiceRoutingMissing,
                 severity: Severity::Critical,
                 summary:
                     "nobody programs Service routing on this node: no kube-proxy rules (iptables, nftables or IPVS) \

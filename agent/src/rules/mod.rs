@@ -6,10 +6,11 @@ pub mod chains;
 pub mod churn;
 pub mod dataplane;
 pub mod findings;
+pub mod gate;
 pub mod neighbours;
 
+use crate::model::Snapshot;
 use crate::report::{verdict, Report, SourceReport};
-use crate::snapshot::Snapshot;
 
 /// Analyses one snapshot. `generated_at` is passed in so the function stays pure.
 pub fn analyse(snap: &Snapshot, generated_at: String) -> Report {
@@ -25,7 +26,7 @@ pub fn analyse(snap: &Snapshot, generated_at: String) -> Report {
         .statuses()
         .into_iter()
         .map(|(name, status, error, duration_ms)| {
-            (name.to_string(), SourceReport { status, error: error.map(str::to_string), duration_ms })
+            (name, SourceReport { status, error: error.map(str::to_string), duration_ms })
         })
         .collect();
     Report {

@@ -3,36 +3,16 @@
 
 use std::net::IpAddr;
 
-use crate::report::{Certificate, Dataplane, Finding, ProxyMode, Severity};
-use crate::snapshot::Snapshot;
+use ipnet::IpNet;
+
+use crate::model::Snapshot;
+use crate::report::{Certificate, Dataplane, Finding, FindingId, ProxyMode, Severity};
 
 const DAY: i64 = 86_400;
 
 /// Parses `10.96.0.0/12` (or a bare address, as /32 or /128).
-pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
-    let (addr, len) = match s.split_once('/') {
-        Some((a, l)) => (a.parse::<IpAddr>().ok()?, l.parse::<u8>().ok()?),
-        None => {
-            let a = s.parse::<IpAddr>().ok()?;
-            (a, if a.is_ipv4() { 32 } else { 128 })
-        }
-    };
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    (len <= max).then_some((addr, len))
-}
-
-fn in_cidr(ip: IpAddr, (net, len): (IpAddr, u8)) -> bool {
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
+pub fn parse_cidr(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>().ok().or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 /// Certificates of the snapshot for the report, soonest expiry first.
@@ -88,7 +68,7 @@ pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: Option<i64>) -> Vec<Findin
                       (rotateCertificates: true) and check it can reach the API server; restart the components after";
         if !expired.is_empty() {
             out.push(Finding {
-                id: "certificate.expired".into(),
+                id: FindingId::CertificateExpired,
                 severity: Severity::Critical,
                 summary: format!("{} certificates are expired or not yet valid", expired.len()),
                 evidence: expired,
@@ -98,7 +78,7 @@ pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: Option<i64>) -> Vec<Findin
         for (sev, list) in [(Severity::Critical, critical), (Severity::Warning, warning)] {
             if !list.is_empty() {
                 out.push(Finding {
-                    id: "certificate.expiring".into(),
+                    id: FindingId::CertificateExpiring,
                     severity: sev,
                     summary: format!("{} certificates expire soon", list.len()),
                     evidence: list,
@@ -110,7 +90,7 @@ pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: Option<i64>) -> Vec<Findin
     if let Some(certs) = snap.certificates.get() {
         if !certs.errors.is_empty() {
             out.push(Finding {
-                id: "certificate.unreadable".into(),
+                id: FindingId::CertificateUnreadable,
                 severity: Severity::Warning,
                 summary: format!("{} certificate files could not be read", certs.errors.len()),
                 evidence: certs.errors.iter().map(|(p, e)| format!("{}: {e}", p.display())).collect(),
@@ -128,20 +108,20 @@ pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: Option<i64>) -> Vec<Findin
             .map(|b| b.lb_maps.iter().flat_map(|m| m.cluster_ips.iter().filter_map(|s| s.parse().ok())).collect())
             .unwrap_or_default();
         cluster_ips.sort();
-        let cidrs: Vec<(IpAddr, u8)> = mounts.service_cidrs.iter().filter_map(|c| parse_cidr(c)).collect();
+        let cidrs: Vec<IpNet> = mounts.service_cidrs.iter().filter_map(|c| parse_cidr(c)).collect();
         let hits: Vec<String> = mounts
             .nfs
             .iter()
             .filter(|m| {
                 m.server
                     .parse::<IpAddr>()
-                    .is_ok_and(|ip| cluster_ips.binary_search(&ip).is_ok() || cidrs.iter().any(|c| in_cidr(ip, *c)))
+                    .is_ok_and(|ip| cluster_ips.binary_search(&ip).is_ok() || cidrs.iter().any(|c| c.contains(&ip)))
             })
             .map(|m| format!("{} ({}) mounted from ClusterIP {}", m.mount_point, m.fstype, m.server))
             .collect();
         if !hits.is_empty() {
             out.push(Finding {
-                id: "nfs.clusterip-socket-lb".into(),
+                id: FindingId::NfsClusteripSocketLb,
                 severity: Severity::Warning,
                 summary: "NFS is mounted from a Service ClusterIP while Cilium socket-LB is active; the kernel NFS client's \
                           connections can be translated once and then hang when the backend moves"
@@ -164,7 +144,7 @@ pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: Option<i64>) -> Vec<Findin
             }];
             evidence.extend(cni.errors.iter().map(|(f, e)| format!("{f}: {e}")));
             out.push(Finding {
-                id: "cni.config-missing".into(),
+                id: FindingId::CniConfigMissing,
                 severity: Severity::Critical,
                 summary:
                     "the kubelet runs but there is no usable CNI configuration: pods cannot get a network and the \
@@ -182,7 +162,7 @@ pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: Option<i64>) -> Vec<Findin
         let found = kp.mode.is_present().then(|| kp.mode.as_str());
         if found.is_some_and(|f| f != reported) || (found.is_none() && kp.mode == ProxyMode::None) {
             out.push(Finding {
-                id: "kube-proxy.mode-mismatch".into(),
+                id: FindingId::KubeProxyModeMismatch,
                 severity: Severity::Warning,
                 summary: format!(
                     "kube-proxy says it runs in {reported} mode, but its rules show {}",
@@ -197,7 +177,7 @@ pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: Option<i64>) -> Vec<Findin
     }
     if kp.healthz_status.is_some_and(|c| c != 200) && !kp.pids.is_empty() {
         out.push(Finding {
-            id: "kube-proxy.unhealthy".into(),
+            id: FindingId::KubeProxyUnhealthy,
             severity: Severity::Warning,
             summary: "kube-proxy's /healthz does not answer 200: its rules are not in sync".into(),
             evidence: vec![format!("/healthz answered {}", kp.healthz_status.unwrap_or(0))],
@@ -214,12 +194,11 @@ mod tests {
     #[test]
     fn cidrs_contain_their_addresses() {
         let c = parse_cidr("10.96.0.0/12").unwrap();
-        assert!(in_cidr("10.96.0.20".parse().unwrap(), c));
-        assert!(in_cidr("10.111.255.1".parse().unwrap(), c));
-        assert!(!in_cidr("10.112.0.1".parse().unwrap(), c));
-        assert!(!in_cidr("fd00::1".parse().unwrap(), c));
-        assert!(in_cidr("fd00::20".parse().unwrap(), parse_cidr("fd00::/108").unwrap()));
+        let has = |n: &IpNet, a: &str| n.contains(&a.parse::<IpAddr>().unwrap());
+        assert!(has(&c, "10.96.0.20") && has(&c, "10.111.255.1"));
+        assert!(!has(&c, "10.112.0.1") && !has(&c, "fd00::1"));
+        assert!(has(&parse_cidr("fd00::/108").unwrap(), "fd00::20"));
         assert!(parse_cidr("10.96.0.0/33").is_none() && parse_cidr("nope").is_none());
-        assert_eq!(parse_cidr("10.0.0.1"), Some(("10.0.0.1".parse().unwrap(), 32)));
+        assert_eq!(parse_cidr("10.0.0.1"), Some("10.0.0.1/32".parse().unwrap()));
     }
 }

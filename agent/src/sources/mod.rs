@@ -14,13 +14,13 @@ pub mod mounts;
 pub mod nftables;
 pub mod procs;
 
-use crate::config::Settings;
-use crate::snapshot::{timed, Snapshot, Source, SCHEMA_VERSION};
+use crate::config::Config;
+use crate::model::{error_chain, Snapshot, Source, SourceId, SCHEMA_VERSION};
 
 /// Reads every enabled source once.
-pub fn collect(settings: &Settings) -> Snapshot {
-    fn run<T, E: std::error::Error>(s: &Settings, name: &str, f: impl FnOnce() -> Result<T, E>) -> Source<T> {
-        if s.enabled(name) {
+pub fn collect(config: &Config) -> Snapshot {
+    fn run<T, E: std::error::Error>(s: &Config, id: SourceId, f: impl FnOnce() -> Result<T, E>) -> Source<T> {
+        if s.enabled(id.as_str()) {
             timed(f)
         } else {
             Source::disabled()
@@ -28,33 +28,33 @@ pub fn collect(settings: &Settings) -> Snapshot {
     }
     Snapshot {
         schema_version: SCHEMA_VERSION,
-        node: node_name(),
-        collected_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        iptables_legacy: run(settings, "iptables-legacy", || iptables::fetch(settings)),
-        nftables: run(settings, "nftables", nftables::fetch),
-        links: run(settings, "links", links::fetch),
-        ipvs: run(settings, "ipvs", || ipvs::fetch(settings)),
-        bpf: run(settings, "bpf", || bpf::fetch(settings)),
-        processes: run(settings, "processes", || procs::fetch(settings)),
-        certificates: run(settings, "certificates", || certs::fetch(settings)),
-        mounts: run(settings, "mounts", || mounts::fetch(settings)),
-        cni: run(settings, "cni", || cni::fetch(settings)),
-        kube_proxy_api: run(settings, "kube-proxy-api", || kube_proxy_api::fetch(settings)),
-        cilium_agent: run(settings, "cilium-agent", || cilium_agent::fetch(settings)),
+        node: crate::sys::host::hostname(),
+        collected_at: crate::sys::now_rfc3339(),
+        iptables_legacy: run(config, SourceId::IptablesLegacy, || iptables::fetch(config)),
+        nftables: run(config, SourceId::Nftables, nftables::fetch),
+        links: run(config, SourceId::Links, links::fetch),
+        ipvs: run(config, SourceId::Ipvs, || ipvs::fetch(config)),
+        bpf: run(config, SourceId::Bpf, || bpf::fetch(config)),
+        processes: run(config, SourceId::Processes, || procs::fetch(config)),
+        certificates: run(config, SourceId::Certificates, || certs::fetch(config)),
+        mounts: run(config, SourceId::Mounts, || mounts::fetch(config)),
+        cni: run(config, SourceId::Cni, || cni::fetch(config)),
+        kube_proxy_api: run(config, SourceId::KubeProxyApi, || kube_proxy_api::fetch(config)),
+        cilium_agent: run(config, SourceId::CiliumAgent, || cilium_agent::fetch(config)),
         raw: Default::default(),
     }
 }
 
 /// The raw dumps `snapshot --full` adds: every iptables backend and family that has tables, and kube-proxy's
 /// nftables tables by name (never the whole ruleset, which takes minutes on a large node).
-pub fn raw_dumps(settings: &Settings, snap: &Snapshot) -> std::collections::BTreeMap<String, String> {
+pub fn raw_dumps(config: &Config, snap: &Snapshot) -> std::collections::BTreeMap<String, String> {
     use crate::sys::exec;
     let mut out = std::collections::BTreeMap::new();
-    let b = &settings.binaries;
+    let b = &config.binaries;
     let mut run = |name: String, program: &std::path::Path, args: &[&str]| {
-        let text = match exec::run(program, args, settings.command_timeout()) {
+        let text = match exec::run(program, args, config.command_timeout()) {
             Ok(o) => String::from_utf8_lossy(&o).into_owned(),
-            Err(e) => format!("error: {}", crate::snapshot::error_chain(&e)),
+            Err(e) => format!("error: {}", error_chain(&e)),
         };
         out.insert(name, text);
     };
@@ -86,14 +86,13 @@ pub fn raw_dumps(settings: &Settings, snap: &Snapshot) -> std::collections::BTre
     out
 }
 
-/// The node's host name (the Kubernetes node name on almost every distribution).
-pub fn node_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: buf is writable for its whole length; gethostname NUL-terminates within it on success.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "unknown".into();
+/// Runs one fetch, timing it and turning its error (with its whole chain) into a failed slot.
+pub fn timed<T, E: std::error::Error>(f: impl FnOnce() -> Result<T, E>) -> Source<T> {
+    let start = std::time::Instant::now();
+    let result = f();
+    let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+    match result {
+        Ok(data) => Source::ok(data, ms),
+        Err(e) => Source::failed(error_chain(&e), ms),
     }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }

@@ -5,4 +5,15 @@
 pub mod bpf;
 pub mod events;
 pub mod exec;
+pub mod host;
 pub mod nfnetlink;
+
+/// Wall-clock time as Unix seconds (0.0 if the clock is before 1970).
+pub fn now_unix() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// Wall-clock time as RFC 3339 with seconds, for report and snapshot times.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}

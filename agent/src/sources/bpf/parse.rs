@@ -3,7 +3,7 @@
 //! Key: address, dport (2), backend_slot (2), proto, scope, pad. Slot 0 is the service frontend; other slots
 //! are backends. Value: backend_id/count (4), count (2), rev_nat_index (2), flags (1), flags2 (1), qcount (2).
 
-use serde::{Deserialize, Serialize};
+use crate::model::bpf::FrontendCounts;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LbFamily {
@@ -15,35 +15,6 @@ pub const SVC_FLAG_EXTERNAL_IP: u8 = 1 << 0;
 pub const SVC_FLAG_NODEPORT: u8 = 1 << 1;
 pub const SVC_FLAG_HOSTPORT: u8 = 1 << 3;
 pub const SVC_FLAG_LOADBALANCER: u8 = 1 << 5;
-
-/// Service frontends in a map, by the Service type their flags say.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FrontendCounts {
-    pub cluster_ip: u32,
-    pub node_port: u32,
-    pub external_ip: u32,
-    pub load_balancer: u32,
-    pub host_port: u32,
-}
-
-impl FrontendCounts {
-    pub fn total(&self) -> u32 {
-        self.cluster_ip + self.node_port + self.external_ip + self.load_balancer + self.host_port
-    }
-
-    /// Frontends for traffic arriving from outside (what kube-proxy replacement handles in BPF).
-    pub fn external(&self) -> u32 {
-        self.node_port + self.external_ip + self.load_balancer + self.host_port
-    }
-
-    pub fn add(&mut self, o: &FrontendCounts) {
-        self.cluster_ip += o.cluster_ip;
-        self.node_port += o.node_port;
-        self.external_ip += o.external_ip;
-        self.load_balancer += o.load_balancer;
-        self.host_port += o.host_port;
-    }
-}
 
 /// At most this many ClusterIP addresses are kept per map.
 pub const MAX_ADDRESSES: usize = 65_536;

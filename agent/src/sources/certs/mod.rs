@@ -4,22 +4,8 @@
 
 pub mod parse;
 
-use std::path::PathBuf;
-
-use serde::{Deserialize, Serialize};
-
-use crate::config::Settings;
-pub use parse::CertInfo;
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct CertState {
-    /// The thresholds in force when this was collected (days before expiry).
-    pub warning_days: u64,
-    pub critical_days: u64,
-    pub certificates: Vec<CertInfo>,
-    /// Files that could not be read or parsed: (path, error).
-    pub errors: Vec<(PathBuf, String)>,
-}
+use crate::config::Config;
+use crate::model::certs::CertState;
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid certificate path pattern {pattern:?}: {source}")]
@@ -28,15 +14,15 @@ pub struct CertsError {
     source: glob::PatternError,
 }
 
-pub fn fetch(settings: &Settings) -> Result<CertState, CertsError> {
+pub fn fetch(config: &Config) -> Result<CertState, CertsError> {
     let mut state = CertState {
-        warning_days: settings.certificates.warning_days,
-        critical_days: settings.certificates.critical_days,
+        warning_days: config.certificates.warning_days,
+        critical_days: config.certificates.critical_days,
         ..CertState::default()
     };
     let mut seen = std::collections::BTreeSet::new();
-    for pattern in &settings.certificates.paths {
-        let full = settings.host_path(std::path::Path::new(pattern));
+    for pattern in &config.certificates.paths {
+        let full = config.host_path(std::path::Path::new(pattern));
         let full = full.to_string_lossy();
         let paths = glob::glob(&full).map_err(|source| CertsError { pattern: pattern.clone(), source })?;
         for entry in paths {

@@ -1,22 +1,12 @@
 //! Pure certificate extraction from PEM files and kubeconfigs (`client-certificate-data`,
 //! `certificate-authority-data`, base64). Only certificates are decoded; keys are skipped unread.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
 use x509_parser::pem::Pem;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CertInfo {
-    pub path: PathBuf,
-    /// Where in the file: `pem` (with its index in a bundle) or the kubeconfig field.
-    pub location: String,
-    pub subject: String,
-    pub issuer: String,
-    pub not_before: i64,
-    pub not_after: i64,
-}
+use crate::model::certs::CertInfo;
 
 /// Every certificate in `data` (PEM bundle or kubeconfig), plus one error text per part that failed.
 pub fn certificates(data: &[u8], path: &Path) -> (Vec<CertInfo>, Vec<String>) {

@@ -5,35 +5,8 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::Settings;
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CiliumAgent {
-    /// Whether the agent answered on its socket.
-    pub reachable: bool,
-    /// `kube-proxy-replacement.mode` as the agent reports it (`True`, `False`, or the older `Strict`, `Partial`,
-    /// `Probe`, `Disabled`).
-    pub kpr_mode: Option<String>,
-    /// `features.nodePort.enabled`.
-    pub node_port: Option<bool>,
-    /// `features.socketLB.enabled` (older agents: `features.hostReachableServices.enabled`).
-    pub socket_lb: Option<bool>,
-}
-
-impl CiliumAgent {
-    /// Whether the configuration says Cilium load-balances Services beyond pod ClusterIP traffic.
-    pub fn configured_kpr(&self) -> Option<bool> {
-        let mode = self.kpr_mode.as_deref()?;
-        Some(match mode {
-            "True" | "Strict" => true,
-            "False" | "Disabled" => self.node_port == Some(true) || self.socket_lb == Some(true),
-            // Partial and Probe enable what the features say.
-            _ => self.node_port == Some(true) || self.socket_lb == Some(true),
-        })
-    }
-}
+use crate::config::Config;
+use crate::model::cilium_agent::CiliumAgent;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -41,9 +14,9 @@ pub enum AgentError {
     BadAnswer { path: std::path::PathBuf, why: String },
 }
 
-pub fn fetch(settings: &Settings) -> Result<CiliumAgent, AgentError> {
-    let path = settings.host_path(&settings.cilium_socket);
-    let timeout = Duration::from_millis(settings.kube_proxy.timeout_ms.max(500));
+pub fn fetch(config: &Config) -> Result<CiliumAgent, AgentError> {
+    let path = config.host_path(&config.cilium_socket);
+    let timeout = Duration::from_millis(config.kube_proxy.timeout_ms.max(500));
     let Some(body) = get(&path, timeout) else { return Ok(CiliumAgent::default()) };
     parse(&body).map_err(|why| AgentError::BadAnswer { path, why })
 }

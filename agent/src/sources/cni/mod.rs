@@ -3,30 +3,8 @@
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::Settings;
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct CniState {
-    pub dir: PathBuf,
-    /// Whether the directory exists at all.
-    pub present: bool,
-    /// Config files in name order.
-    pub files: Vec<String>,
-    /// The first file that parses, with its plugin types and owner.
-    pub active: Option<CniConfig>,
-    /// Files that did not parse: (file, error).
-    pub errors: Vec<(String, String)>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CniConfig {
-    pub file: String,
-    pub name: String,
-    pub types: Vec<String>,
-    pub owner: String,
-}
+use crate::config::Config;
+use crate::model::cni::{CniConfig, CniState};
 
 #[derive(Debug, thiserror::Error)]
 #[error("reading {path}: {source}")]
@@ -35,8 +13,8 @@ pub struct CniError {
     source: std::io::Error,
 }
 
-pub fn fetch(settings: &Settings) -> Result<CniState, CniError> {
-    let dir = settings.host_path(&settings.cni_dir);
+pub fn fetch(config: &Config) -> Result<CniState, CniError> {
+    let dir = config.host_path(&config.cni_dir);
     let mut state = CniState { dir: dir.clone(), ..CniState::default() };
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,

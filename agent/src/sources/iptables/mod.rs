@@ -6,18 +6,10 @@
 
 pub mod parse;
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::Settings;
+use crate::config::Config;
+use crate::model::iptables::{IptablesState, Ruleset};
 use crate::sys::exec::{self, ExecError};
-pub use parse::{parse_save, ParseError, Ruleset};
-
-/// Legacy iptables rules per family.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct IptablesState {
-    pub ipv4: Ruleset,
-    pub ipv6: Ruleset,
-}
+pub use parse::{parse_save, ParseError};
 
 /// Why the legacy backend could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -30,8 +22,8 @@ pub enum IptablesError {
     Parse { program: std::path::PathBuf, source: ParseError },
 }
 
-pub fn fetch(settings: &Settings) -> Result<IptablesState, IptablesError> {
-    let net = settings.host_path(&settings.proc_dir).join("net");
+pub fn fetch(config: &Config) -> Result<IptablesState, IptablesError> {
+    let net = config.host_path(&config.proc_dir).join("net");
     let one = |names: &str, program: &std::path::Path| -> Result<Ruleset, IptablesError> {
         let path = net.join(names);
         let tables = match std::fs::read_to_string(&path) {
@@ -43,12 +35,12 @@ pub fn fetch(settings: &Settings) -> Result<IptablesState, IptablesError> {
         if tables.trim().is_empty() {
             return Ok(Ruleset::default());
         }
-        let out = exec::run(program, &[], settings.command_timeout())?;
+        let out = exec::run(program, &[], config.command_timeout())?;
         parse_save(&String::from_utf8_lossy(&out), "filter")
             .map_err(|source| IptablesError::Parse { program: program.into(), source })
     };
     Ok(IptablesState {
-        ipv4: one("ip_tables_names", &settings.binaries.iptables_legacy_save)?,
-        ipv6: one("ip6_tables_names", &settings.binaries.ip6tables_legacy_save)?,
+        ipv4: one("ip_tables_names", &config.binaries.iptables_legacy_save)?,
+        ipv6: one("ip6_tables_names", &config.binaries.ip6tables_legacy_save)?,
     })
 }

@@ -1,16 +1,7 @@
 //! IPVS virtual servers from `/proc/net/ip_vs` (under the host root; configurable for tests and containers).
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::Settings;
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct IpvsState {
-    /// Whether the IPVS table exists at all (the ip_vs module is loaded).
-    pub loaded: bool,
-    /// Number of virtual servers.
-    pub virtual_servers: u32,
-}
+use crate::config::Config;
+use crate::model::ipvs::IpvsState;
 
 #[derive(Debug, thiserror::Error)]
 #[error("reading {path}: {source}")]
@@ -19,8 +10,8 @@ pub struct IpvsError {
     source: std::io::Error,
 }
 
-pub fn fetch(settings: &Settings) -> Result<IpvsState, IpvsError> {
-    let path = settings.host_path(&settings.ipvs_file);
+pub fn fetch(config: &Config) -> Result<IpvsState, IpvsError> {
+    let path = config.host_path(&config.ipvs_file);
     match std::fs::read_to_string(&path) {
         Ok(text) => Ok(parse(&text)),
         // No file: IPVS is not loaded, so there are no virtual servers.

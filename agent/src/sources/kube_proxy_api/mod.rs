@@ -5,27 +5,18 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::Settings;
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct KubeProxyApi {
-    /// What `/proxyMode` answered (`iptables`, `ipvs`, `nftables`), when it answered.
-    pub proxy_mode: Option<String>,
-    /// HTTP status of `/healthz`, when it answered.
-    pub healthz_status: Option<u16>,
-}
+use crate::config::Config;
+use crate::model::kube_proxy_api::KubeProxyApi;
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid address {0:?} in the configuration")]
 pub struct ApiError(String);
 
-pub fn fetch(settings: &Settings) -> Result<KubeProxyApi, ApiError> {
+pub fn fetch(config: &Config) -> Result<KubeProxyApi, ApiError> {
     let parse = |s: &str| s.parse::<SocketAddr>().map_err(|_| ApiError(s.to_string()));
-    let metrics = parse(&settings.kube_proxy.metrics_address)?;
-    let health = parse(&settings.kube_proxy.healthz_address)?;
-    let timeout = Duration::from_millis(settings.kube_proxy.timeout_ms);
+    let metrics = parse(&config.kube_proxy.metrics_address)?;
+    let health = parse(&config.kube_proxy.healthz_address)?;
+    let timeout = Duration::from_millis(config.kube_proxy.timeout_ms);
     let mode = get(metrics, "/proxyMode", timeout).and_then(|(code, body)| {
         let mode = body.trim().to_string();
         (code == 200 && !mode.is_empty() && mode.len() < 32).then_some(mode)

@@ -1,48 +1,10 @@
 //! Network links over rtnetlink, with the BPF programs attached to each: XDP, tc (clsact filters) and tcx.
 
+use crate::model::links::{Link, LinksState, TcProgram};
+use crate::sys::bpf;
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkXdp};
 use rtnetlink::packet_route::tc::{TcAttribute, TcFilterBpfOption, TcOption};
-use serde::{Deserialize, Serialize};
-
-use crate::sys::bpf;
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct LinksState {
-    pub links: Vec<Link>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Link {
-    pub index: u32,
-    pub name: String,
-    /// Link kind (`veth`, `dummy`, `vxlan`, ...); `None` for physical devices.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    /// Id of the XDP program attached, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub xdp_prog_id: Option<u32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub programs: Vec<TcProgram>,
-}
-
-/// A BPF program on a link's ingress or egress path.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TcProgram {
-    /// `ingress` or `egress`.
-    pub direction: String,
-    /// `tc` (clsact filter) or `tcx` (bpf_link, kernel >= 6.6).
-    pub mechanism: String,
-    pub prog_id: u32,
-    /// tc: the filter name (Cilium names them `<prog>-<dev>`); tcx: the program name.
-    pub name: String,
-}
-
-impl LinksState {
-    pub fn get(&self, name: &str) -> Option<&Link> {
-        self.links.iter().find(|l| l.name == name)
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinksError {

@@ -1,24 +1,7 @@
 //! NFS mounts from the host's mountinfo (`<proc>/1/mountinfo` under the host root): mount point and server.
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::Settings;
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct MountState {
-    pub nfs: Vec<NfsMount>,
-    /// The configured Service CIDRs when this was collected.
-    #[serde(default)]
-    pub service_cidrs: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NfsMount {
-    pub mount_point: String,
-    pub fstype: String,
-    /// Server address (from `addr=` or the source `server:/path`).
-    pub server: String,
-}
+use crate::config::Config;
+use crate::model::mounts::{MountState, NfsMount};
 
 #[derive(Debug, thiserror::Error)]
 #[error("reading {path}: {source}")]
@@ -27,10 +10,10 @@ pub struct MountsError {
     source: std::io::Error,
 }
 
-pub fn fetch(settings: &Settings) -> Result<MountState, MountsError> {
-    let path = settings.host_path(&settings.mountinfo);
+pub fn fetch(config: &Config) -> Result<MountState, MountsError> {
+    let path = config.host_path(&config.mountinfo);
     let text = std::fs::read_to_string(&path).map_err(|source| MountsError { path, source })?;
-    Ok(MountState { service_cidrs: settings.service_cidrs.clone(), ..parse(&text) })
+    Ok(MountState { service_cidrs: config.service_cidrs.clone(), ..parse(&text) })
 }
 
 /// Parses mountinfo lines: `id parent maj:min root mountpoint opts [optional...] - fstype source superopts`.

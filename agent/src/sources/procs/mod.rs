@@ -2,30 +2,11 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::Settings;
+use crate::config::Config;
+use crate::model::procs::{Process, ProcessState};
 
 /// Process names (`/proc/PID/comm`, at most 15 characters) routewarden looks for.
 pub const WATCHED: &[&str] = &["kube-proxy", "cilium-agent", "kubelet", "k3s-server", "k3s-agent", "k3s"];
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ProcessState {
-    pub processes: Vec<Process>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Process {
-    pub pid: u32,
-    pub comm: String,
-}
-
-impl ProcessState {
-    /// Pids of processes named `comm`.
-    pub fn pids(&self, comm: &str) -> Vec<u32> {
-        self.processes.iter().filter(|p| p.comm == comm).map(|p| p.pid).collect()
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 #[error("listing processes in {path}: {source}")]
@@ -34,8 +15,8 @@ pub struct ProcsError {
     source: std::io::Error,
 }
 
-pub fn fetch(settings: &Settings) -> Result<ProcessState, ProcsError> {
-    let proc = settings.host_path(&settings.proc_dir);
+pub fn fetch(config: &Config) -> Result<ProcessState, ProcsError> {
+    let proc = config.host_path(&config.proc_dir);
     scan(&proc).map_err(|source| ProcsError { path: proc, source })
 }
 

@@ -4,8 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::report::Report;
-use crate::snapshot::Snapshot;
+use crate::model::{Snapshot, SourceId, SourceStatus};
+use crate::report::{FindingId, Report};
 
 /// One thing that must hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,23 +80,26 @@ impl fmt::Display for Requirement {
 
 impl Requirement {
     /// Sources this requirement reads (others can stay disabled while waiting).
-    pub fn sources(&self) -> &'static [&'static str] {
+    pub fn sources(&self) -> &'static [SourceId] {
+        use SourceId::*;
         match self {
-            Requirement::Chain { .. } => &["iptables-legacy", "nftables", "processes"],
-            Requirement::NftTable { .. } => &["nftables"],
-            Requirement::KubeProxy => &["iptables-legacy", "nftables", "links", "ipvs", "processes", "kube-proxy-api"],
-            Requirement::CiliumLb => &["bpf", "links", "processes", "cilium-agent"],
+            Requirement::Chain { .. } => &[IptablesLegacy, Nftables, Processes],
+            Requirement::NftTable { .. } => &[Nftables],
+            Requirement::KubeProxy => &[IptablesLegacy, Nftables, Links, Ipvs, Processes, KubeProxyApi],
+            Requirement::CiliumLb => &[Bpf, Links, Processes, CiliumAgent],
             Requirement::NoConflict => {
-                &["iptables-legacy", "nftables", "links", "ipvs", "bpf", "processes", "kube-proxy-api", "cilium-agent"]
+                &[IptablesLegacy, Nftables, Links, Ipvs, Bpf, Processes, KubeProxyApi, CiliumAgent]
             }
-            Requirement::Link(_) => &["links"],
-            Requirement::BpfProg(_) => &["bpf"],
+            Requirement::Link(_) => &[Links],
+            Requirement::BpfProg(_) => &[Bpf],
         }
     }
 
     /// Whether a source without change events (iptables-legacy, BPF) decides it: then waiting has to poll.
     pub fn needs_polling(&self) -> bool {
-        self.sources().iter().any(|s| matches!(*s, "iptables-legacy" | "bpf" | "processes" | "ipvs"))
+        self.sources()
+            .iter()
+            .any(|s| matches!(s, SourceId::IptablesLegacy | SourceId::Bpf | SourceId::Processes | SourceId::Ipvs))
     }
 }
 
@@ -112,8 +115,8 @@ pub enum Check {
 
 pub fn check(req: &Requirement, snap: &Snapshot, report: &Report) -> Check {
     for name in req.sources() {
-        if let Some(src) = report.sources.get(*name) {
-            if src.status == crate::snapshot::SourceStatus::Failed && *name != "processes" {
+        if let Some(src) = report.sources.get(name) {
+            if src.status == SourceStatus::Failed && *name != SourceId::Processes {
                 return Check::Unknown(format!("source {name} failed: {}", src.error.as_deref().unwrap_or("")));
             }
         }
@@ -167,7 +170,7 @@ pub fn check(req: &Requirement, snap: &Snapshot, report: &Report) -> Check {
                 Check::Missing("no Cilium socket-LB program attached and no populated service map".into())
             }
         }
-        Requirement::NoConflict => match report.finding("service-routing.conflict") {
+        Requirement::NoConflict => match report.finding(&FindingId::ServiceRoutingConflict) {
             Some(f) => Check::Missing(f.summary.clone()),
             None => Check::Met("no conflict".into()),
         },

@@ -1,0 +1,246 @@
+//! The model: plain data that one collection holds (the snapshot, one slot per source, and every source's
+//! state types), plus the small closed vocabularies every layer shares (source ids, severities).
+//!
+//! Sources fill it, rules read it, and `routewarden snapshot` writes it as JSON so that
+//! `routewarden check --snapshot FILE` can analyse it anywhere. Nothing here does I/O or imports another module
+//! of the crate.
+
+pub mod bpf;
+pub mod certs;
+pub mod cilium_agent;
+pub mod cni;
+pub mod iptables;
+pub mod ipvs;
+pub mod journal;
+pub mod kube_proxy_api;
+pub mod links;
+pub mod mounts;
+pub mod nftables;
+pub mod procs;
+
+use serde::{Deserialize, Serialize};
+
+use bpf::BpfState;
+use certs::CertState;
+use cilium_agent::CiliumAgent;
+use cni::CniState;
+use iptables::IptablesState;
+use ipvs::IpvsState;
+use kube_proxy_api::KubeProxyApi;
+use links::LinksState;
+use mounts::MountState;
+use nftables::NftablesState;
+use procs::ProcessState;
+
+/// Version of the snapshot and report JSON layout; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything one collection saw on the node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub schema_version: u32,
+    pub node: String,
+    /// RFC 3339 time at which collection started.
+    pub collected_at: String,
+    pub iptables_legacy: Source<IptablesState>,
+    pub nftables: Source<NftablesState>,
+    pub links: Source<LinksState>,
+    pub ipvs: Source<IpvsState>,
+    pub bpf: Source<BpfState>,
+    pub processes: Source<ProcessState>,
+    #[serde(default)]
+    pub certificates: Source<CertState>,
+    #[serde(default)]
+    pub mounts: Source<MountState>,
+    #[serde(default)]
+    pub cni: Source<CniState>,
+    #[serde(default)]
+    pub kube_proxy_api: Source<KubeProxyApi>,
+    #[serde(default)]
+    pub cilium_agent: Source<CiliumAgent>,
+    /// `snapshot --full` only: the raw rule dumps (command -> output or error), for people, not for the rules.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub raw: std::collections::BTreeMap<String, String>,
+}
+
+impl Snapshot {
+    /// Each collected source with its outcome, in a fixed order.
+    pub fn statuses(&self) -> Vec<(SourceId, SourceStatus, Option<&str>, u64)> {
+        fn row<T>(id: SourceId, s: &Source<T>) -> (SourceId, SourceStatus, Option<&str>, u64) {
+            (id, s.status, s.error.as_deref(), s.duration_ms)
+        }
+        vec![
+            row(SourceId::IptablesLegacy, &self.iptables_legacy),
+            row(SourceId::Nftables, &self.nftables),
+            row(SourceId::Links, &self.links),
+            row(SourceId::Ipvs, &self.ipvs),
+            row(SourceId::Bpf, &self.bpf),
+            row(SourceId::Processes, &self.processes),
+            row(SourceId::Certificates, &self.certificates),
+            row(SourceId::Mounts, &self.mounts),
+            row(SourceId::Cni, &self.cni),
+            row(SourceId::KubeProxyApi, &self.kube_proxy_api),
+            row(SourceId::CiliumAgent, &self.cilium_agent),
+        ]
+    }
+}
+
+/// Every source routewarden reads, by the name used in JSON, metrics labels, `disabled_sources` and text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceId {
+    IptablesLegacy,
+    Nftables,
+    Links,
+    Ipvs,
+    Bpf,
+    Processes,
+    Certificates,
+    Mounts,
+    Cni,
+    KubeProxyApi,
+    CiliumAgent,
+    /// The daemon's journal follower (not part of a snapshot).
+    Journal,
+}
+
+impl SourceId {
+    /// The sources one collection reads (every id but the daemon's journal).
+    pub const COLLECTED: [SourceId; 11] = [
+        SourceId::IptablesLegacy,
+        SourceId::Nftables,
+        SourceId::Links,
+        SourceId::Ipvs,
+        SourceId::Bpf,
+        SourceId::Processes,
+        SourceId::Certificates,
+        SourceId::Mounts,
+        SourceId::Cni,
+        SourceId::KubeProxyApi,
+        SourceId::CiliumAgent,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceId::IptablesLegacy => "iptables-legacy",
+            SourceId::Nftables => "nftables",
+            SourceId::Links => "links",
+            SourceId::Ipvs => "ipvs",
+            SourceId::Bpf => "bpf",
+            SourceId::Processes => "processes",
+            SourceId::Certificates => "certificates",
+            SourceId::Mounts => "mounts",
+            SourceId::Cni => "cni",
+            SourceId::KubeProxyApi => "kube-proxy-api",
+            SourceId::CiliumAgent => "cilium-agent",
+            SourceId::Journal => "journal",
+        }
+    }
+
+    /// The id named `name`, if any.
+    pub fn from_name(name: &str) -> Option<SourceId> {
+        Self::COLLECTED.into_iter().chain([SourceId::Journal]).find(|s| s.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for SourceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    /// The name used in JSON and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Outcome of one source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceStatus {
+    Ok,
+    Failed,
+    Disabled,
+}
+
+/// One source's slot: its status, its error when it failed, and its data when it succeeded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Source<T> {
+    pub status: SourceStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<T>,
+}
+
+/// A slot missing from an older snapshot file reads as disabled.
+impl<T> Default for Source<T> {
+    fn default() -> Self {
+        Source::disabled()
+    }
+}
+
+impl<T> Source<T> {
+    pub fn ok(data: T, duration_ms: u64) -> Self {
+        Source { status: SourceStatus::Ok, error: None, duration_ms, data: Some(data) }
+    }
+
+    pub fn failed(error: String, duration_ms: u64) -> Self {
+        Source { status: SourceStatus::Failed, error: Some(error), duration_ms, data: None }
+    }
+
+    pub fn disabled() -> Self {
+        Source { status: SourceStatus::Disabled, error: None, duration_ms: 0, data: None }
+    }
+
+    /// The data, when the source succeeded. `None` means "unknown", never "absent".
+    pub fn get(&self) -> Option<&T> {
+        self.data.as_ref()
+    }
+}
+
+/// Formats an error and its sources as `outer: inner: innermost`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_ids_serialise_as_their_names() {
+        for id in SourceId::COLLECTED.into_iter().chain([SourceId::Journal]) {
+            assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{}\"", id.as_str()));
+            assert_eq!(SourceId::from_name(id.as_str()), Some(id));
+        }
+        assert_eq!(SourceId::from_name("ebpf"), None);
+    }
+}

@@ -1,0 +1,200 @@
+//! Validated settings: the configuration file (`config::Config`, plain data) read, then each subsystem checking
+//! its own part (zincati-style: fragments -> validated settings). What `Settings` holds is ready to use: the gate's
+//! requirements parsed, the journal rules compiled (defaults, `rules.d`, inline), the Service CIDRs parsed.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, DEFAULT_PATH};
+use crate::journal::{RuleSet, RulesError};
+use crate::model::journal::Rule;
+use crate::model::SourceId;
+use crate::rules::gate::{Requirement, RequirementError};
+
+/// The configuration in force, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config: Config,
+    /// `gate.requirements`, parsed.
+    pub gate: Vec<Requirement>,
+    /// The journal rules: the defaults, then `journal.rules_dir/*.toml` in name order, then inline rules.
+    pub journal_rules: RuleSet,
+    /// Where the file came from (`None`: built-in defaults).
+    pub path: Option<PathBuf>,
+}
+
+/// A configuration that could not be loaded, naming the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("{path}: disabled_sources names unknown source {name:?} (known: {known})")]
+    UnknownSource { path: PathBuf, name: String, known: String },
+    #[error("{path}: {key} = {value} is too large (at most 86400)")]
+    TooLarge { path: PathBuf, key: &'static str, value: u64 },
+    #[error("{path}: {key} must be at least 1")]
+    Zero { path: PathBuf, key: &'static str },
+    #[error("{path}: service_cidrs entry {value:?} is not a CIDR such as 10.96.0.0/12")]
+    Cidr { path: PathBuf, value: String },
+    #[error("{path}: journal rules: {source}")]
+    Rules { path: PathBuf, source: RulesError },
+    #[error("{path}: journal.rules[{index}]: {source}")]
+    InlineRule { path: PathBuf, index: usize, source: Box<toml::de::Error> },
+    #[error("{path}: gate.requirements: {source}")]
+    Requirement { path: PathBuf, source: RequirementError },
+    #[error("{path}: daemon.listen {value:?} is not an address such as 127.0.0.1:9977")]
+    Listen { path: PathBuf, value: String },
+}
+
+impl Settings {
+    /// Loads `path`, or the defaults when `path` is `None` and the default file does not exist.
+    pub fn load(path: Option<&Path>) -> Result<Settings, SettingsError> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
+            None => return Settings::validate(Config::default(), Path::new("(defaults)"), None),
+        };
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| SettingsError::Read { path: path.clone(), source })?;
+        Settings::parse(&text, &path)
+    }
+
+    /// Parses and validates TOML text; `path` names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Settings, SettingsError> {
+        let config: Config = toml::from_str(text)
+            .map_err(|source| SettingsError::Parse { path: path.into(), source: Box::new(source) })?;
+        Settings::validate(config, path, Some(path.to_path_buf()))
+    }
+
+    fn validate(config: Config, path: &Path, origin: Option<PathBuf>) -> Result<Settings, SettingsError> {
+        let p = || path.to_path_buf();
+        for name in &config.disabled_sources {
+            if SourceId::from_name(name).is_none_or(|id| id == SourceId::Journal) {
+                let known = SourceId::COLLECTED.map(SourceId::as_str).join(", ");
+                return Err(SettingsError::UnknownSource { path: p(), name: name.clone(), known });
+            }
+        }
+        let d = &config.daemon;
+        for (key, value) in [
+            ("command_timeout_secs", config.command_timeout_secs),
+            ("daemon.resync_secs", d.resync_secs),
+            ("daemon.request_timeout_secs", d.request_timeout_secs),
+            ("daemon.max_connections", d.max_connections as u64),
+            ("gate.poll_secs", config.gate.poll_secs),
+            ("journal.hang_check_secs", config.journal.hang_check_secs),
+        ] {
+            if value == 0 {
+                return Err(SettingsError::Zero { path: p(), key });
+            }
+            if value > 86_400 {
+                return Err(SettingsError::TooLarge { path: p(), key, value });
+            }
+        }
+        let gate = config
+            .gate
+            .requirements
+            .iter()
+            .map(|r| r.parse())
+            .collect::<Result<Vec<Requirement>, _>>()
+            .map_err(|source| SettingsError::Requirement { path: p(), source })?;
+        for cidr in &config.service_cidrs {
+            if crate::rules::neighbours::parse_cidr(cidr).is_none() {
+                return Err(SettingsError::Cidr { path: p(), value: cidr.clone() });
+            }
+        }
+        if d.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(SettingsError::Listen { path: p(), value: d.listen.clone() });
+        }
+        let journal_rules = journal_rules(&config, path)?;
+        Ok(Settings { config, gate, journal_rules, path: origin })
+    }
+
+    /// The directory for state: `$STATE_DIRECTORY` when systemd set it, else `daemon.state_dir`.
+    pub fn state_dir(&self) -> PathBuf {
+        match std::env::var_os("STATE_DIRECTORY") {
+            Some(d) if !d.is_empty() => PathBuf::from(d),
+            _ => self.config.daemon.state_dir.clone(),
+        }
+    }
+
+    /// The units the journal follower reads: `journal.units`, else every unit a rule names.
+    pub fn journal_units(&self) -> Vec<String> {
+        if self.config.journal.units.is_empty() {
+            self.journal_rules.units()
+        } else {
+            self.config.journal.units.clone()
+        }
+    }
+}
+
+/// The journal rules in force: the defaults, then `journal.rules_dir/*.toml` in name order, then inline rules.
+fn journal_rules(config: &Config, path: &Path) -> Result<RuleSet, SettingsError> {
+    let rules_err = |source| SettingsError::Rules { path: path.into(), source };
+    let mut user = Vec::new();
+    let dir = config.host_path(&config.journal.rules_dir);
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        let mut files: Vec<PathBuf> =
+            entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f).map_err(|e| {
+                rules_err(RulesError::Invalid { id: f.display().to_string(), why: format!("reading the file: {e}") })
+            })?;
+            user.extend(crate::journal::rules::parse(&text, &f.display().to_string()).map_err(rules_err)?);
+        }
+    }
+    for (index, table) in config.journal.rules.iter().enumerate() {
+        let rule: Rule = toml::Value::Table(table.clone()).try_into().map_err(|source| SettingsError::InlineRule {
+            path: path.into(),
+            index,
+            source: Box::new(source),
+        })?;
+        user.push(rule);
+    }
+    RuleSet::with_defaults(user).map_err(rules_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_validate() {
+        let s = Settings::parse(&Config::defaults_toml(), Path::new("defaults.toml")).unwrap();
+        assert_eq!(s.config, Config::default());
+        assert!(s.gate.is_empty());
+        assert!(!s.journal_rules.rules.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_file_line_and_key() {
+        let err = Settings::parse("host_root = \"/\"\nbpf_fs = \"/x\"\n", Path::new("/etc/rw.toml")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("/etc/rw.toml") && text.contains("line 2") && text.contains("bpf_fs"), "{text}");
+    }
+
+    #[test]
+    fn wrong_types_and_unknown_sources_are_refused() {
+        let err = Settings::parse("command_timeout_secs = \"ten\"", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("command_timeout_secs"), "{err}");
+        let err = Settings::parse("disabled_sources = [\"ebpf\"]", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("\"ebpf\"") && err.to_string().contains("bpf, processes"), "{err}");
+        let err = Settings::parse("disabled_sources = [\"journal\"]", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("\"journal\""), "{err}");
+    }
+
+    #[test]
+    fn each_part_is_validated_by_its_owner() {
+        let err = Settings::parse("service_cidrs = [\"10.96.0.0/33\"]", Path::new("c.toml")).unwrap_err();
+        assert!(matches!(err, SettingsError::Cidr { .. }), "{err}");
+        assert!(Settings::parse("service_cidrs = [\"10.96.0.0/12\", \"fd00::/108\"]", Path::new("c.toml")).is_ok());
+        let err = Settings::parse("[gate]\nrequirements = [\"chain:nat\"]", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("gate.requirements"), "{err}");
+        let err = Settings::parse("[[journal.rules]]\nid = \"x\"\nseverity = \"warning\"\n", Path::new("c.toml"))
+            .unwrap_err();
+        assert!(err.to_string().contains("journal.rules[0]") && err.to_string().contains("summary"), "{err}");
+        let err = Settings::parse("[daemon]\nlisten = \"nonsense\"", Path::new("c.toml")).unwrap_err();
+        assert!(matches!(err, SettingsError::Listen { .. }), "{err}");
+    }
+}
