@@ -1,11 +1,12 @@
 //! routewarden as a library: the pipeline sources -> snapshot -> rules -> report -> outputs.
 //!
-//! Layers, each importing only the ones below it (checked by the tidy test in `tests/integration/tidy.rs`):
+//! Layers, each importing only the ones below it (checked by the tidy test in `xtask/src/tidy.rs`):
 //! 1. `config` (plain serde data), `model` (the snapshot and its state types), `sys` (the OS);
 //! 2. `report` (the JSON contract);
 //! 3. `sources` (I/O into the model), `journal` (the kubelet journal), `rules` (pure analysis and the gate check);
 //! 4. `outputs` (text, JSON, metrics, HTTP);
-//! 5. `settings` (validated configuration), `daemon`, `wait`, `cli`, `logging`.
+//! 5. `settings` (validated configuration: each subsystem checks its own part);
+//! 6. `daemon`, `wait`, `cli`, `logging` (what the binary runs).
 //!
 //! The binary (`main.rs`) is a thin CLI over these modules; benches and tests use them directly.
 

@@ -211,3 +211,33 @@ fn the_optional_unix_socket_serves_the_same_endpoints_with_mode_0660() {
     s.read_to_string(&mut reply).unwrap();
     assert!(reply.starts_with("HTTP/1.1 200") && reply.ends_with("ready\n"), "{reply}");
 }
+
+#[test]
+fn signals_are_answered_while_a_collection_hangs() {
+    let Some(mut w) = World::new("serve-hang") else { return };
+    w.iptables_restore("legacy", false, "*filter\n:KUBE-FIREWALL - [0:0]\nCOMMIT\n");
+    let hang = w.dir.path().join("hanging-save");
+    std::fs::write(&hang, "#!/bin/sh\nexec sleep 60\n").unwrap();
+    common::sh(&format!("chmod +x {}", hang.display()));
+    w.config_extra = format!("command_timeout_secs = 50\n[binaries]\niptables_legacy_save = \"{}\"\n", hang.display());
+    let mut d = w.serve("");
+    // The first collection hangs in the tool; the loop still answers the watchdog, SIGHUP and SIGTERM.
+    d.wait_notify("WATCHDOG=1");
+    assert_eq!(d.get("/healthz").0, 200);
+    assert_eq!(d.get("/readyz").0, 503, "ready before the first collection finished");
+    let start = Instant::now();
+    d.signal(libc::SIGHUP);
+    d.wait_notify("RELOADING=1");
+    assert!(start.elapsed() < Duration::from_secs(3), "SIGHUP waited for the collection");
+    let start = Instant::now();
+    d.signal(libc::SIGTERM);
+    d.wait_notify("STOPPING=1");
+    loop {
+        if let Some(s) = d.child.try_wait().unwrap() {
+            assert!(s.success(), "{s}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(3), "SIGTERM waited for the collection: {}", d.log(&w));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

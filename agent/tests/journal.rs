@@ -332,3 +332,37 @@ fn a_journalctl_that_hangs_is_noticed_and_restarted() {
         s["sources"]["journal"]["error"].as_str().unwrap_or("").contains("stopped delivering entries")
     });
 }
+
+#[test]
+fn a_hanging_hang_probe_is_killed_and_asked_again() {
+    if !ready() {
+        return;
+    }
+    let Some(mut w) = World::new("journal-probe-hangs") else { return };
+    let entry = |usec: u64| {
+        format!("{{\"__CURSOR\":\"s={usec}\",\"__REALTIME_TIMESTAMP\":\"{usec}\",\"_SYSTEMD_UNIT\":\"kubelet.service\",\"MESSAGE\":\"x\"}}")
+    };
+    let now = now_usec();
+    let fake = w.dir.path().join("journalctl");
+    let probed = w.dir.path().join("probed");
+    // The first one-shot probe hangs (it must be killed at its deadline); the next one answers.
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *--follow*) echo '{}'; exec sleep 600;; esac\n\
+             if [ ! -e {p} ]; then touch {p}; exec sleep 600; fi\necho '{}'\n",
+            entry(now - 100_000_000),
+            entry(now),
+            p = probed.display()
+        ),
+    )
+    .unwrap();
+    common::sh(&format!("chmod +x {}", fake.display()));
+    let d = w.serve(&format!("[journal]\njournalctl = \"{}\"\nhang_check_secs = 1\n", fake.display()));
+    d.wait_notify("READY=1");
+    wait_until("the hang to be noticed after a hanging probe", || {
+        let s: serde_json::Value = serde_json::from_str(&d.get("/status").1).unwrap();
+        s["sources"]["journal"]["error"].as_str().unwrap_or("").contains("stopped delivering entries")
+    });
+    assert!(probed.exists());
+}

@@ -6,6 +6,9 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+#[cfg(test)]
+mod tidy;
+
 /// Debian packages the privileged tests, the demo and the benchmarks need.
 const PACKAGES: &[&str] = &[
     "iptables",

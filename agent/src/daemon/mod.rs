@@ -1,6 +1,10 @@
-//! `routewarden serve`: keeps the report fresh and serves it. Collects on start, on kernel change events
-//! (debounced) and on a periodic resync; publishes pre-rendered outputs; speaks sd_notify (READY, STATUS,
-//! WATCHDOG, RELOADING, STOPPING); reloads its configuration on SIGHUP and exits cleanly on SIGTERM.
+//! `routewarden serve`: keeps the report fresh and serves it. The main loop (as rust-analyzer's) is a state
+//! struct, [`Daemon`], and a closed set of [`Event`]s: it waits for the next event, handles it, and publishes.
+//! Collection runs as a spawned task whose result comes back as an event, so SIGTERM, SIGHUP and the watchdog
+//! never wait for a slow source. Collects on start, on kernel change events (debounced) and on a periodic resync;
+//! publishes pre-rendered outputs; speaks sd_notify (READY, STATUS, WATCHDOG, RELOADING, STOPPING).
+
+mod notify;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,20 +13,23 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sd_notify::NotifyState;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
-use crate::model::{SourceId, SourceStatus};
+use crate::journal::reader::{FollowOptions, Follower, Input};
+use crate::model::{Snapshot, SourceId, SourceStatus};
 use crate::outputs::http::{self, Limits};
-use crate::outputs::metrics::Metrics;
+use crate::outputs::metrics::{JournalStats, Metrics};
 use crate::outputs::state::{Published, Shared};
-use crate::report::FindingId;
-use crate::report::{verdict, Finding, Report, Severity};
-use crate::rules::churn::{kube_proxy_chains, Churn};
+use crate::report::{verdict, FindingId, Report, Severity, SourceReport};
+use crate::rules::churn::Churn;
+use crate::rules::gate::{self, Check};
 use crate::settings::Settings;
 use crate::sys::events::EventSocket;
 use crate::sys::now_unix;
-use crate::{outputs, rules, sources};
+use crate::{rules, sources};
+use notify::Notifier;
 
 /// What `serve` was started with.
 #[derive(Debug, Clone)]
@@ -33,61 +40,97 @@ pub struct Options {
     pub listen: Option<String>,
 }
 
+/// A kernel object class that announces its changes over netlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    Links,
+    Nftables,
+}
+
+/// Everything the main loop reacts to.
+#[derive(Debug)]
+pub enum Event {
+    /// Time to collect: the periodic resync (or the gate's poll) or the end of a change burst.
+    Resync,
+    /// A link or nftables change: collect once the burst is over.
+    Kernel(Kernel),
+    /// The journal follower's findings or health may have changed: re-render once the burst is over.
+    Journal,
+    /// The end of a journal burst: re-render with the follower's findings, without collecting.
+    Render,
+    /// Tell systemd the loop is alive.
+    Watchdog,
+    /// Persist the journal cursor.
+    SaveCursor,
+    /// SIGHUP.
+    Reload,
+    /// SIGTERM or SIGINT.
+    Stop,
+    /// A collection finished.
+    Collected(Box<Snapshot>),
+}
+
 pub fn run(opts: Options, settings: Settings) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(run_async(opts, settings))
+    let result = rt.block_on(run_async(opts, settings));
+    // A collection still running (a hanging tool) must not hold up the exit: its own timeouts end it.
+    rt.shutdown_timeout(Duration::from_millis(500));
+    result
 }
 
-/// Messages to systemd, sent from their own thread: a notify socket nobody reads (a full datagram queue) must
-/// never block the collection loop. When even the hand-off queue is full, a message is dropped.
-struct Notifier {
-    tx: std::sync::mpsc::SyncSender<String>,
-    pending: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl Notifier {
-    fn start() -> Notifier {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(16);
-        let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let left = Arc::clone(&pending);
-        std::thread::spawn(move || {
-            for msg in rx {
-                if let Err(e) = sd_notify::notify(&[NotifyState::Custom(&msg)]) {
-                    log::debug!("sd_notify: {e}");
-                }
-                left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-            }
-        });
-        Notifier { tx, pending }
-    }
-
-    fn send(&self, states: &[NotifyState]) {
-        let msg = states.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
-        self.pending.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if self.tx.try_send(msg).is_err() {
-            self.pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-            log::debug!("sd_notify: the notify socket is not being read; message dropped");
-        }
-    }
-
-    /// Waits (at most `limit`) until every queued message went out: used before exiting.
-    async fn flush(&self, limit: Duration) {
-        let deadline = tokio::time::Instant::now() + limit;
-        while self.pending.load(std::sync::atomic::Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-}
-
+/// Seconds the loop may go without progress (or a collection may run) before it counts as stalled.
 fn stall_after(s: &Settings) -> u64 {
     s.config.daemon.resync_secs * 2 + s.config.command_timeout_secs * 8 + 10
 }
 
-async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> {
+/// The last collection's report (without journal findings), the gate requirements it left unmet, and how many
+/// kube-proxy chains changed since the collection before.
+struct Base {
+    report: Report,
+    missing: Vec<String>,
+    changes: u64,
+}
+
+/// The daemon's state: everything the loop owns.
+struct Daemon {
+    opts: Options,
+    settings: Settings,
+    shared: Arc<Shared>,
+    metrics: Metrics,
+    notifier: Notifier,
+    churn: Churn,
+    journal: JournalWatch,
+    watchdog: Option<Duration>,
+    last_sources: BTreeMap<SourceId, SourceStatus>,
+    last_findings: BTreeMap<FindingId, Severity>,
+    reload_error: Option<String>,
+    base: Option<Base>,
+    /// When the running collection started; `None` when none runs.
+    collecting: Option<Instant>,
+    /// A change arrived while collecting: collect again once it is done.
+    pending: bool,
+    collect_at: Instant,
+    render_at: Option<Instant>,
+    collected_tx: mpsc::Sender<Box<Snapshot>>,
+}
+
+/// Where events come from.
+struct Inbox {
+    kernel: mpsc::Receiver<Kernel>,
+    journal: mpsc::Receiver<()>,
+    collected: mpsc::Receiver<Box<Snapshot>>,
+    watchdog: tokio::time::Interval,
+    cursor: tokio::time::Interval,
+    sigterm: Signal,
+    sigint: Signal,
+    sighup: Signal,
+}
+
+async fn run_async(opts: Options, settings: Settings) -> anyhow::Result<()> {
     let listen = opts.listen.clone().unwrap_or_else(|| settings.config.daemon.listen.clone());
     let listener =
         tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding the HTTP listener {listen}"))?;
@@ -112,158 +155,234 @@ async fn run_async(opts: Options, mut settings: Settings) -> anyhow::Result<()> 
         log::info!("serving on unix socket {}", path.display());
     }
 
-    let (ev_tx, mut ev_rx) = mpsc::channel::<&'static str>(1);
-    for sock in [EventSocket::links(), EventSocket::nftables()] {
+    let (kernel_tx, kernel) = mpsc::channel::<Kernel>(4);
+    for (sock, what) in [(EventSocket::links(), Kernel::Links), (EventSocket::nftables(), Kernel::Nftables)] {
         match sock {
             Ok(sock) => {
-                let tx = ev_tx.clone();
+                let tx = kernel_tx.clone();
                 std::thread::spawn(move || loop {
                     if let Err(e) = sock.wait() {
                         log::warn!("{} events stopped: {e}; relying on the periodic resync", sock.what);
                         return;
                     }
-                    let _ = tx.try_send(sock.what);
+                    // A full queue already holds a pending change, which will pick this one up.
+                    let _ = tx.try_send(what);
                 });
             }
             Err(e) => log::warn!("{e}; relying on the periodic resync"),
         }
     }
-
-    let mut journal = start_journal(&settings, ev_tx.clone());
-    let mut cursor_tick = tokio::time::interval(Duration::from_secs(1));
-
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let (journal_tx, journal) = mpsc::channel::<()>(1);
+    let (collected_tx, collected) = mpsc::channel::<Box<Snapshot>>(1);
     let watchdog = sd_notify::watchdog_enabled();
-    let notifier = Notifier::start();
-    let metrics = Metrics::new();
-    let mut churn = Churn::default();
-    let mut last_sources: BTreeMap<SourceId, SourceStatus> = BTreeMap::new();
-    let mut last_findings: BTreeMap<FindingId, Severity> = BTreeMap::new();
-    let mut reload_error: Option<String> = None;
-
-    // One persistent timer each: a timer re-created on every pass of the select would never fire while other
-    // branches (the cursor tick) keep ending passes.
+    // One persistent timer each: a timer re-created on every pass would never fire while other events keep coming.
     let mut watchdog_tick = tokio::time::interval(watchdog.map(|d| d / 2).unwrap_or(Duration::from_secs(3600)));
     watchdog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The last collection's report (without journal findings) and the gate requirements it left unmet.
-    let mut base: Option<(Report, Vec<String>)> = None;
-    let mut collect = true;
-    let mut next_resync = tokio::time::Instant::now();
+    let mut inbox = Inbox {
+        kernel,
+        journal,
+        collected,
+        watchdog: watchdog_tick,
+        cursor: tokio::time::interval(Duration::from_secs(1)),
+        sigterm: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        sigint: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        sighup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+    };
 
+    let journal = JournalWatch::start(&settings, journal_tx);
+    let mut daemon = Daemon {
+        opts,
+        settings,
+        shared,
+        metrics: Metrics::new(),
+        notifier: Notifier::start(),
+        churn: Churn::default(),
+        journal,
+        watchdog,
+        last_sources: BTreeMap::new(),
+        last_findings: BTreeMap::new(),
+        reload_error: None,
+        base: None,
+        collecting: None,
+        pending: false,
+        collect_at: Instant::now(),
+        render_at: None,
+        collected_tx,
+    };
     loop {
-        let mut changes = 0;
-        let collected = collect || base.is_none();
-        if collected {
-            let s = settings.config.clone();
-            let snap = match tokio::task::spawn_blocking(move || sources::collect(&s)).await {
-                Ok(snap) => snap,
-                Err(e) => {
-                    log::error!("collection task failed: {e}");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            let mut report =
-                rules::analyse(&snap, humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
-            changes = churn.observe(kube_proxy_chains(&snap));
-            add_churn(&mut report, &churn.recent_flips());
-            let missing = if shared.is_ready() { Vec::new() } else { gate_missing(&settings, &snap, &report) };
-            base = Some((report, missing));
-            drop(snap);
-            release_memory();
-            let next =
-                if shared.is_ready() { settings.config.daemon.resync_secs } else { settings.config.gate.poll_secs };
-            next_resync = tokio::time::Instant::now() + Duration::from_secs(next);
+        let event = daemon.next_event(&mut inbox).await;
+        log::trace!("event {event:?}");
+        if let Event::Stop = event {
+            daemon.journal.save_cursor();
+            daemon.notifier.send(&[NotifyState::Stopping]);
+            daemon.notifier.flush(Duration::from_secs(1)).await;
+            log::info!("stopping");
+            let _ = stop_tx.send(true);
+            for s in servers.drain(..) {
+                let _ = tokio::time::timeout(Duration::from_secs(3), s).await;
+            }
+            return Ok(());
         }
-        let Some((base_report, missing)) = base.as_ref() else { continue };
-        // Journal findings are merged into the last collection's report; a journal match alone re-renders, it
-        // does not collect again.
-        let mut report = base_report.clone();
-        add_journal(&mut report, &journal, &metrics);
-        metrics.update(&report, changes, collected, now_unix());
-        log_changes(&report, &mut last_sources, &mut last_findings);
-        let mut summary = summary(&report, reload_error.as_deref());
-        let gate_open = shared.is_ready() || missing.is_empty();
-        if !gate_open {
-            summary = format!("waiting for {}", missing.join("; "));
-            shared.set_not_ready(&summary);
-        }
-        shared.publish(render(report, &metrics));
-        shared.progress();
-        if !shared.is_ready() && gate_open {
-            shared.set_ready();
-            notifier.send(&[NotifyState::Ready, NotifyState::Status(&summary)]);
-            log::info!("ready: {summary}");
-        } else {
-            notifier.send(&[NotifyState::Status(&summary)]);
-        }
-        if watchdog.is_some() {
-            notifier.send(&[NotifyState::Watchdog]);
-        }
+        daemon.handle(event);
+    }
+}
 
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(next_resync) => {
-                    collect = true;
-                    break;
-                }
-                Some(what) = ev_rx.recv() => {
-                    log::debug!("{what} changed; publishing after {} ms", settings.config.daemon.debounce_ms);
-                    tokio::time::sleep(Duration::from_millis(settings.config.daemon.debounce_ms)).await;
-                    collect = what != "journal";
-                    while let Ok(more) = ev_rx.try_recv() {
-                        collect |= more != "journal";
-                    }
-                    break;
-                }
-                _ = watchdog_tick.tick(), if watchdog.is_some() => {
-                    shared.progress();
-                    notifier.send(&[NotifyState::Watchdog]);
-                }
-                _ = sighup.recv() => {
-                    notifier.send(&[NotifyState::Reloading]);
-                    match Settings::load(opts.config_path.as_deref()) {
-                        Ok(new) => {
-                            log::info!(
-                                "configuration reloaded (listen address, HTTP limits and journal settings apply on restart)"
-                            );
-                            shared.stall_after_secs.store(stall_after(&new), std::sync::atomic::Ordering::Relaxed);
-                            settings = new;
-                            reload_error = None;
-                        }
-                        Err(e) => {
-                            log::error!("configuration reload failed, keeping the running configuration: {e}");
-                            reload_error = Some(e.to_string());
-                        }
-                    }
-                    notifier.send(&[NotifyState::Ready]);
-                    collect = true;
-                    break;
-                }
-                _ = cursor_tick.tick() => journal.save_cursor(),
-                _ = sigterm.recv() => {
-                    journal.save_cursor();
-                    return stop(stop_tx, servers, &notifier).await;
-                }
-                _ = sigint.recv() => {
-                    journal.save_cursor();
-                    return stop(stop_tx, servers, &notifier).await;
+impl Daemon {
+    async fn next_event(&self, inbox: &mut Inbox) -> Event {
+        let render_at = self.render_at.unwrap_or_else(Instant::now);
+        tokio::select! {
+            _ = inbox.sigterm.recv() => Event::Stop,
+            _ = inbox.sigint.recv() => Event::Stop,
+            _ = inbox.sighup.recv() => Event::Reload,
+            Some(snap) = inbox.collected.recv() => Event::Collected(snap),
+            _ = tokio::time::sleep_until(self.collect_at), if self.collecting.is_none() => Event::Resync,
+            _ = tokio::time::sleep_until(render_at), if self.render_at.is_some() => Event::Render,
+            Some(k) = inbox.kernel.recv() => Event::Kernel(k),
+            Some(()) = inbox.journal.recv() => Event::Journal,
+            _ = inbox.watchdog.tick(), if self.watchdog.is_some() => Event::Watchdog,
+            _ = inbox.cursor.tick() => Event::SaveCursor,
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        let debounce = Duration::from_millis(self.settings.config.daemon.debounce_ms);
+        match event {
+            Event::Resync => self.start_collection(),
+            Event::Kernel(k) => {
+                log::debug!("{k:?} changed; collecting after {} ms", debounce.as_millis());
+                if self.collecting.is_some() {
+                    self.pending = true;
+                } else {
+                    self.collect_at = self.collect_at.min(Instant::now() + debounce);
                 }
             }
+            Event::Journal => {
+                let at = Instant::now() + debounce;
+                self.render_at = Some(self.render_at.map_or(at, |r| r.min(at)));
+            }
+            Event::Render => {
+                self.render_at = None;
+                self.publish(false);
+            }
+            Event::Watchdog => {
+                if self.stalled() {
+                    log::warn!("a collection has run for more than {} s; not telling the watchdog", self.stall_after());
+                } else {
+                    self.shared.progress();
+                    self.notifier.send(&[NotifyState::Watchdog]);
+                }
+            }
+            Event::SaveCursor => self.journal.save_cursor(),
+            Event::Reload => self.reload(),
+            Event::Collected(snap) => self.collected(*snap),
+            // Handled by the loop, which owns the servers.
+            Event::Stop => {}
+        }
+    }
+
+    fn stall_after(&self) -> u64 {
+        stall_after(&self.settings)
+    }
+
+    /// Whether the running collection has overrun the stall limit.
+    fn stalled(&self) -> bool {
+        self.collecting.is_some_and(|since| since.elapsed().as_secs() > self.stall_after())
+    }
+
+    fn start_collection(&mut self) {
+        self.collecting = Some(Instant::now());
+        self.pending = false;
+        let config = self.settings.config.clone();
+        let tx = self.collected_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let snap = sources::collect(&config);
+            let _ = tx.blocking_send(Box::new(snap));
+        });
+    }
+
+    fn collected(&mut self, snap: Snapshot) {
+        self.collecting = None;
+        let mut report = rules::analyse(&snap, crate::sys::now_rfc3339());
+        let changes = self.churn.observe(rules::churn::kube_proxy_chains(&snap));
+        rules::churn::apply(&mut report, &self.churn.recent_flips());
+        let missing = if self.shared.is_ready() { Vec::new() } else { gate_missing(&self.settings, &snap, &report) };
+        self.base = Some(Base { report, missing, changes });
+        drop(snap);
+        release_memory();
+        let d = &self.settings.config;
+        let next = if self.pending {
+            Duration::from_millis(d.daemon.debounce_ms)
+        } else if self.shared.is_ready() {
+            Duration::from_secs(d.daemon.resync_secs)
+        } else {
+            Duration::from_secs(d.gate.poll_secs)
+        };
+        self.collect_at = Instant::now() + next;
+        self.publish(true);
+    }
+
+    /// Merges the journal's findings into the last collection's report, renders every output and tells systemd.
+    fn publish(&mut self, collected: bool) {
+        let Some(base) = self.base.as_mut() else { return };
+        let changes = if collected { std::mem::take(&mut base.changes) } else { 0 };
+        let mut report = base.report.clone();
+        let gate_open = self.shared.is_ready() || base.missing.is_empty();
+        let missing = base.missing.join("; ");
+        self.journal.add_to(&mut report, &self.metrics);
+        self.metrics.update(&report, changes, collected, now_unix());
+        log_changes(&report, &mut self.last_sources, &mut self.last_findings);
+        let mut summary = summary(&report, self.reload_error.as_deref());
+        if !gate_open {
+            summary = format!("waiting for {missing}");
+            self.shared.set_not_ready(&summary);
+        }
+        self.shared.publish(Published::render(report, &self.metrics));
+        self.shared.progress();
+        if !self.shared.is_ready() && gate_open {
+            self.shared.set_ready();
+            self.notifier.send(&[NotifyState::Ready, NotifyState::Status(&summary)]);
+            log::info!("ready: {summary}");
+        } else {
+            self.notifier.send(&[NotifyState::Status(&summary)]);
+        }
+        if self.watchdog.is_some() {
+            self.notifier.send(&[NotifyState::Watchdog]);
+        }
+    }
+
+    fn reload(&mut self) {
+        self.notifier.send(&[NotifyState::Reloading]);
+        match Settings::load(self.opts.config_path.as_deref()) {
+            Ok(new) => {
+                log::info!(
+                    "configuration reloaded (listen address, HTTP limits and journal settings apply on restart)"
+                );
+                self.shared.stall_after_secs.store(stall_after(&new), std::sync::atomic::Ordering::Relaxed);
+                self.settings = new;
+                self.reload_error = None;
+            }
+            Err(e) => {
+                log::error!("configuration reload failed, keeping the running configuration: {e}");
+                self.reload_error = Some(e.to_string());
+            }
+        }
+        self.notifier.send(&[NotifyState::Ready]);
+        if self.collecting.is_some() {
+            self.pending = true;
+        } else {
+            self.collect_at = Instant::now();
         }
     }
 }
 
 /// The gate's requirements that do not hold yet, each with what was seen instead.
-fn gate_missing(settings: &Settings, snap: &crate::model::Snapshot, report: &Report) -> Vec<String> {
+fn gate_missing(settings: &Settings, snap: &Snapshot, report: &Report) -> Vec<String> {
     settings
         .gate
         .iter()
-        .filter_map(|r| match crate::rules::gate::check(r, snap, report) {
-            crate::rules::gate::Check::Met(_) => None,
-            crate::rules::gate::Check::Missing(d) | crate::rules::gate::Check::Unknown(d) => Some(format!("{r}: {d}")),
+        .filter_map(|r| match gate::check(r, snap, report) {
+            Check::Met(_) => None,
+            Check::Missing(d) | Check::Unknown(d) => Some(format!("{r}: {d}")),
         })
         .collect()
 }
@@ -278,150 +397,87 @@ fn release_memory() {
     }
 }
 
-async fn stop(
-    stop_tx: watch::Sender<bool>,
-    servers: Vec<tokio::task::JoinHandle<()>>,
-    notifier: &Notifier,
-) -> anyhow::Result<()> {
-    notifier.send(&[NotifyState::Stopping]);
-    notifier.flush(Duration::from_secs(1)).await;
-    log::info!("stopping");
-    let _ = stop_tx.send(true);
-    for s in servers {
-        let _ = tokio::time::timeout(Duration::from_secs(3), s).await;
-    }
-    Ok(())
-}
-
-/// The journal follower's state, or why there is none.
+/// The journal follower, or why there is none.
 enum JournalWatch {
     Disabled,
     Failed(String),
-    Running { shared: Arc<std::sync::Mutex<crate::journal::reader::Followed>>, cursor_file: PathBuf, saved: String },
+    Running(Follower),
 }
 
 impl JournalWatch {
-    /// Persists the newest cursor when it moved, so a restart neither loses nor double-counts entries.
+    /// Starts following the journal when enabled; a failure to start is reported as the journal source failing.
+    fn start(settings: &Settings, tx: mpsc::Sender<()>) -> JournalWatch {
+        let config = &settings.config;
+        if !config.journal.enabled {
+            return JournalWatch::Disabled;
+        }
+        let state = settings.state_dir();
+        if let Err(e) = std::fs::create_dir_all(&state).and_then(|_| {
+            let probe = state.join(".write-test");
+            std::fs::write(&probe, b"").and_then(|_| std::fs::remove_file(&probe))
+        }) {
+            let msg =
+                format!("state directory {} is not writable (the journal cursor lives there): {e}", state.display());
+            log::error!("{msg}");
+            return JournalWatch::Failed(msg);
+        }
+        let input = match &config.journal.directory {
+            Some(d) => Input::Directory(d.clone()),
+            // In a container with the host mounted at host_root, read the host's journal, not the container's.
+            None if config.host_root != std::path::Path::new("/") => Input::Root(config.host_root.clone()),
+            None => Input::System,
+        };
+        let opts = FollowOptions {
+            journalctl: config.journal.journalctl.clone(),
+            input,
+            units: settings.journal_units(),
+            cursor_file: state.join("journal.cursor"),
+            lookback_secs: config.journal.lookback_secs,
+            hang_check: Duration::from_secs(config.journal.hang_check_secs),
+        };
+        JournalWatch::Running(Follower::start(opts, settings.journal_rules.clone(), move || {
+            // A full queue already holds a pending change, which will pick this one up.
+            let _ = tx.try_send(());
+        }))
+    }
+
     fn save_cursor(&mut self) {
-        if let JournalWatch::Running { shared, cursor_file, saved } = self {
-            let cursor = shared.lock().map(|s| s.cursor.clone()).unwrap_or_default();
-            if !cursor.is_empty() && cursor != *saved {
-                match crate::journal::reader::save_cursor(cursor_file, &cursor) {
-                    Ok(()) => *saved = cursor,
-                    Err(e) => log::warn!("saving the journal cursor to {}: {e}", cursor_file.display()),
-                }
+        if let JournalWatch::Running(f) = self {
+            if let Err(e) = f.save_cursor() {
+                log::warn!("saving the journal cursor to {}: {e}", f.cursor_file().display());
             }
         }
     }
-}
 
-/// Starts following the journal when enabled; a failure to start is reported as the journal source failing.
-fn start_journal(settings: &Settings, ev_tx: mpsc::Sender<&'static str>) -> JournalWatch {
-    use crate::journal::reader::{follow, FollowOptions, Followed, Input};
-    if !settings.config.journal.enabled {
-        return JournalWatch::Disabled;
-    }
-    let rules = settings.journal_rules.clone();
-    let state = settings.state_dir();
-    if let Err(e) = std::fs::create_dir_all(&state).and_then(|_| {
-        let probe = state.join(".write-test");
-        std::fs::write(&probe, b"").and_then(|_| std::fs::remove_file(&probe))
-    }) {
-        let msg = format!("state directory {} is not writable (the journal cursor lives there): {e}", state.display());
-        log::error!("{msg}");
-        return JournalWatch::Failed(msg);
-    }
-    let units = settings.journal_units();
-    let input = match &settings.config.journal.directory {
-        Some(d) => Input::Directory(d.clone()),
-        // In a container with the host mounted at host_root, read the host's journal, not the container's.
-        None if settings.config.host_root != std::path::Path::new("/") => {
-            Input::Root(settings.config.host_root.clone())
-        }
-        None => Input::System,
-    };
-    let cursor_file = state.join("journal.cursor");
-    let opts = FollowOptions {
-        journalctl: settings.config.journal.journalctl.clone(),
-        input,
-        units,
-        cursor_file: cursor_file.clone(),
-        lookback_secs: settings.config.journal.lookback_secs,
-        hang_check: Duration::from_secs(settings.config.journal.hang_check_secs),
-    };
-    let shared = Arc::new(std::sync::Mutex::new(Followed {
-        engine: crate::journal::Engine::new(rules),
-        error: None,
-        lag_seconds: 0.0,
-        cursor: String::new(),
-        changes: 0,
-    }));
-    follow(opts, Arc::clone(&shared), move || {
-        // A full queue already holds a pending change, which will pick this one up.
-        let _ = ev_tx.try_send("journal");
-    });
-    JournalWatch::Running { shared, cursor_file, saved: String::new() }
-}
-
-/// Adds the journal source, its findings (as of now) and its counters to the report and metrics.
-fn add_journal(report: &mut Report, journal: &JournalWatch, metrics: &Metrics) {
-    use crate::report::SourceReport;
-    let (status, error) = match journal {
-        JournalWatch::Disabled => (SourceStatus::Disabled, None),
-        JournalWatch::Failed(e) => (SourceStatus::Failed, Some(e.clone())),
-        JournalWatch::Running { shared, .. } => match shared.lock() {
-            Ok(mut j) => {
-                j.engine.advance((now_unix() * 1e6) as u64);
-                report.findings.extend(j.engine.findings());
-                metrics.update_journal(&crate::outputs::metrics::JournalStats {
-                    matches: &j.engine.counts,
-                    lines: &j.engine.lines,
-                    lag_seconds: j.lag_seconds,
+    /// Adds the journal source, its findings (as of now) and its counters to the report and metrics.
+    fn add_to(&self, report: &mut Report, metrics: &Metrics) {
+        let (status, error) = match self {
+            JournalWatch::Disabled => (SourceStatus::Disabled, None),
+            JournalWatch::Failed(e) => (SourceStatus::Failed, Some(e.clone())),
+            JournalWatch::Running(f) => {
+                let view = f.view((now_unix() * 1e6) as u64);
+                report.findings.extend(view.findings);
+                metrics.update_journal(&JournalStats {
+                    matches: &view.matches,
+                    lines: &view.lines,
+                    lag_seconds: view.lag_seconds,
                 });
-                match &j.error {
+                match view.error {
                     None => (SourceStatus::Ok, None),
-                    Some(e) => (SourceStatus::Failed, Some(e.clone())),
+                    Some(e) => (SourceStatus::Failed, Some(e)),
                 }
             }
-            Err(_) => (SourceStatus::Failed, Some("journal state poisoned".into())),
-        },
-    };
-    if status == SourceStatus::Failed {
-        report.findings.push(crate::report::source_failed(
-            SourceId::Journal,
-            error.as_deref().unwrap_or(""),
-            "check that journalctl runs and that the state directory is writable",
-        ));
+        };
+        if status == SourceStatus::Failed {
+            report.findings.push(crate::report::source_failed(
+                SourceId::Journal,
+                error.as_deref().unwrap_or(""),
+                "check that journalctl runs and that the state directory is writable",
+            ));
+        }
+        report.sources.insert(SourceId::Journal, SourceReport { status, error, duration_ms: 0 });
+        report.verdict = verdict(&report.findings);
     }
-    report.sources.insert(SourceId::Journal, SourceReport { status, error, duration_ms: 0 });
-    report.verdict = verdict(&report.findings);
-}
-
-/// Adds rule-churn evidence: chains deleted and re-created between scans mean two owners fight.
-fn add_churn(report: &mut Report, flips: &[&str]) {
-    if flips.is_empty() {
-        return;
-    }
-    let evidence = format!(
-        "{} kube-proxy chains were deleted and re-created between scans (e.g. {})",
-        flips.len(),
-        flips.iter().take(3).copied().collect::<Vec<_>>().join(", ")
-    );
-    if let Some(f) = report.findings.iter_mut().find(|f| f.id == FindingId::ServiceRoutingConflict) {
-        f.evidence.push(evidence);
-    } else {
-        report.findings.push(Finding {
-            id: FindingId::ServiceRoutingChurn,
-            severity: Severity::Warning,
-            summary: "kube-proxy's chains keep disappearing and coming back: something else flushes or rewrites them"
-                .into(),
-            evidence: vec![evidence],
-            remedy: "look for a second writer of iptables on this node (another proxy, a CNI cleanup job, \
-                     `iptables-save | grep -v KUBE | iptables-restore` in a script)"
-                .into(),
-        });
-    }
-    report.verdict = verdict(&report.findings);
 }
 
 /// Logs sources that changed state, and findings that appeared or cleared, each once per change (with
@@ -480,16 +536,4 @@ fn summary(r: &Report, reload_error: Option<&str>) -> String {
         s.push_str(&format!("; config reload failed: {e}"));
     }
     s
-}
-
-fn render(report: Report, metrics: &Metrics) -> Published {
-    let (openmetrics, prometheus_text) = metrics.render();
-    Published {
-        status: serde_json::to_string(&report).unwrap_or_default() + "\n",
-        status_pretty: outputs::json(&report) + "\n",
-        findings: serde_json::to_string_pretty(&report.findings).unwrap_or_default() + "\n",
-        openmetrics,
-        prometheus_text,
-        report: Some(report),
-    }
 }

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use super::engine::{Engine, Match};
 use super::entry::parse_entry;
+use super::rules::RuleSet;
 use crate::report::Finding;
+use crate::sys::exec::{self, ExecError};
 
 /// Where entries come from.
 #[derive(Debug, Clone)]
@@ -69,12 +71,10 @@ pub enum Start {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("starting {program}: {source}")]
-    Spawn { program: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Exec(#[from] ExecError),
     #[error("reading the journal: {0}")]
     Io(#[from] std::io::Error),
-    #[error("{program} exited with {status}: {stderr}")]
-    Exited { program: PathBuf, status: std::process::ExitStatus, stderr: String },
     #[error("{program} stopped delivering entries: the journal has entries {behind} s newer than the last one read")]
     Hung { program: PathBuf, behind: u64 },
 }
@@ -114,43 +114,20 @@ pub fn scan(journalctl: &Path, input: &Input, units: &[String], mut engine: Engi
     match input {
         Input::Stdin => for_each_line(std::io::stdin().lock(), |l| feed(l, &mut engine))?,
         _ => {
-            let mut child = spawn(journalctl, &journalctl_args(input, units, false, Start::Beginning))?;
-            let stdout = child.stdout.take();
-            let stderr = drain_stderr(&mut child);
-            if let Some(out) = stdout {
-                for_each_line(out, |l| feed(l, &mut engine))?;
+            let mut child = exec::spawn_streaming(journalctl, &journalctl_args(input, units, false, Start::Beginning))?;
+            if let Some(out) = child.take_stdout() {
+                if let Err(e) = for_each_line(out, |l| feed(l, &mut engine)) {
+                    let _ = child.stop();
+                    return Err(e.into());
+                }
             }
-            let status = child.wait()?;
-            if !status.success() {
-                return Err(ReadError::Exited { program: journalctl.into(), status, stderr: stderr.join_text() });
-            }
+            child.wait()?;
         }
     }
     engine.advance(engine.last_usec);
     scan.counts = engine.counts.clone();
     scan.findings = engine.findings();
     Ok(scan)
-}
-
-fn spawn(journalctl: &Path, args: &[String]) -> Result<Child, ReadError> {
-    use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new(journalctl);
-    // SAFETY: prctl is async-signal-safe; it only asks the kernel to end journalctl when routewarden dies, so
-    // a killed daemon never leaves a following journalctl behind.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
-    cmd.args(args)
-        .env("LC_ALL", "C")
-        .env("SYSTEMD_COLORS", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| ReadError::Spawn { program: journalctl.into(), source })
 }
 
 /// Reads newline-separated records of any length, including invalid UTF-8, without loss.
@@ -166,48 +143,15 @@ fn for_each_line(r: impl Read, mut f: impl FnMut(&[u8])) -> std::io::Result<()> 
     }
 }
 
-/// The last lines journalctl wrote to stderr, collected on a thread.
-struct StderrTail(Arc<Mutex<Vec<String>>>, Option<std::thread::JoinHandle<()>>);
-
-impl StderrTail {
-    /// The lines, once the child has exited and its stderr is fully read.
-    fn join_text(mut self) -> String {
-        if let Some(h) = self.1.take() {
-            let _ = h.join();
-        }
-        self.0.lock().map(|v| v.join("; ")).unwrap_or_default()
-    }
-}
-
-fn drain_stderr(child: &mut Child) -> StderrTail {
-    let tail = Arc::new(Mutex::new(Vec::new()));
-    let mut handle = None;
-    if let Some(err) = child.stderr.take() {
-        let t = Arc::clone(&tail);
-        handle = Some(std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if let Ok(mut v) = t.lock() {
-                    v.push(line);
-                    if v.len() > 5 {
-                        v.remove(0);
-                    }
-                }
-            }
-        }));
-    }
-    StderrTail(tail, handle)
-}
-
-/// What the follower shares with the daemon.
-pub struct Followed {
-    pub engine: Engine,
+/// What the follower thread shares with its [`Follower`] handle.
+struct Followed {
+    engine: Engine,
     /// `None` while healthy; the reason while journalctl is down.
-    pub error: Option<String>,
+    error: Option<String>,
     /// How far behind the newest entry was when it was read, in seconds.
-    pub lag_seconds: f64,
-    /// Cursor of the newest entry read; the owner persists it (see [`save_cursor`]).
-    pub cursor: String,
-    pub changes: u64,
+    lag_seconds: f64,
+    /// Cursor of the newest entry read.
+    cursor: String,
 }
 
 /// Options of the follower.
@@ -216,37 +160,114 @@ pub struct FollowOptions {
     pub journalctl: PathBuf,
     pub input: Input,
     pub units: Vec<String>,
+    /// Where the cursor of the newest entry read is persisted.
     pub cursor_file: PathBuf,
     pub lookback_secs: u64,
     /// How often to ask journalctl (one-shot) for the newest entry, to catch a following journalctl that hangs.
     pub hang_check: Duration,
 }
 
-/// Follows the journal on a thread until the process exits. `on_change` is called when the set of active findings
-/// may have changed (a match, or journalctl failing or recovering).
-pub fn follow(opts: FollowOptions, shared: Arc<Mutex<Followed>>, on_change: impl Fn() + Send + Sync + Clone + 'static) {
-    std::thread::spawn(move || {
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            let started = Instant::now();
-            let result = follow_once(&opts, &shared, &on_change);
-            let why = match result {
-                Ok(()) => "journalctl ended".to_string(),
-                Err(e) => crate::model::error_chain(&e),
-            };
-            if let Ok(mut s) = shared.lock() {
-                s.error = Some(format!("{why}; restarting in {} s", backoff.as_secs()));
+/// The journal as the follower sees it at one moment: what the daemon puts into the report and metrics.
+#[derive(Debug, Clone)]
+pub struct JournalView {
+    pub findings: Vec<Finding>,
+    /// `None` while healthy; the reason while journalctl is down.
+    pub error: Option<String>,
+    pub matches: std::collections::BTreeMap<String, u64>,
+    pub lines: std::collections::BTreeMap<String, u64>,
+    pub lag_seconds: f64,
+}
+
+/// The daemon's handle on the follower thread.
+pub struct Follower {
+    shared: Arc<Mutex<Followed>>,
+    cursor_file: PathBuf,
+    saved: String,
+}
+
+impl Follower {
+    /// Starts following the journal on a thread that lives as long as the process. `on_change` is called when
+    /// the set of active findings may have changed (a match, or journalctl failing or recovering).
+    pub fn start(
+        opts: FollowOptions,
+        rules: RuleSet,
+        on_change: impl Fn() + Send + Sync + Clone + 'static,
+    ) -> Follower {
+        let shared = Arc::new(Mutex::new(Followed {
+            engine: Engine::new(rules),
+            error: None,
+            lag_seconds: 0.0,
+            cursor: String::new(),
+        }));
+        let cursor_file = opts.cursor_file.clone();
+        let thread_shared = Arc::clone(&shared);
+        std::thread::spawn(move || follow(&opts, &thread_shared, &on_change));
+        Follower { shared, cursor_file, saved: String::new() }
+    }
+
+    /// The findings active at `now_usec` and the follower's health and counters.
+    pub fn view(&self, now_usec: u64) -> JournalView {
+        match self.shared.lock() {
+            Ok(mut j) => {
+                j.engine.advance(now_usec);
+                JournalView {
+                    findings: j.engine.findings(),
+                    error: j.error.clone(),
+                    matches: j.engine.counts.clone(),
+                    lines: j.engine.lines.clone(),
+                    lag_seconds: j.lag_seconds,
+                }
             }
-            on_change();
-            log::warn!(source = "journal"; "journal reader stopped: {why}; restarting in {} s", backoff.as_secs());
-            std::thread::sleep(backoff);
-            backoff = if started.elapsed() > Duration::from_secs(60) {
-                Duration::from_secs(1)
-            } else {
-                (backoff * 2).min(Duration::from_secs(30))
-            };
+            Err(_) => JournalView {
+                findings: Vec::new(),
+                error: Some("journal state poisoned".into()),
+                matches: Default::default(),
+                lines: Default::default(),
+                lag_seconds: 0.0,
+            },
         }
-    });
+    }
+
+    /// Persists the newest cursor when it moved, so a restart neither loses nor double-counts entries.
+    pub fn save_cursor(&mut self) -> std::io::Result<()> {
+        let cursor = self.shared.lock().map(|s| s.cursor.clone()).unwrap_or_default();
+        if !cursor.is_empty() && cursor != self.saved {
+            save_cursor(&self.cursor_file, &cursor)?;
+            self.saved = cursor;
+        }
+        Ok(())
+    }
+
+    pub fn cursor_file(&self) -> &Path {
+        &self.cursor_file
+    }
+}
+
+/// Follows until the process exits, restarting journalctl with backoff.
+fn follow(
+    opts: &FollowOptions,
+    shared: &Arc<Mutex<Followed>>,
+    on_change: &(impl Fn() + Send + Sync + Clone + 'static),
+) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let started = Instant::now();
+        let why = match follow_once(opts, shared, on_change) {
+            Ok(()) => "journalctl ended".to_string(),
+            Err(e) => crate::model::error_chain(&e),
+        };
+        if let Ok(mut s) = shared.lock() {
+            s.error = Some(format!("{why}; restarting in {} s", backoff.as_secs()));
+        }
+        on_change();
+        log::warn!(source = "journal"; "journal reader stopped: {why}; restarting in {} s", backoff.as_secs());
+        std::thread::sleep(backoff);
+        backoff = if started.elapsed() > Duration::from_secs(60) {
+            Duration::from_secs(1)
+        } else {
+            (backoff * 2).min(Duration::from_secs(30))
+        };
+    }
 }
 
 /// How long a restarted journalctl must keep running, without entries, before the source counts as healthy again.
@@ -264,21 +285,16 @@ fn follow_once(
     let start = match (in_memory.as_str(), saved.trim()) {
         (c, _) if !c.is_empty() => Start::AfterCursor(c.to_string()),
         (_, c) if !c.is_empty() => Start::AfterCursor(c.to_string()),
-        _ => {
-            let now =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            Start::Since(now.saturating_sub(opts.lookback_secs))
-        }
+        _ => Start::Since((crate::sys::now_unix() as u64).saturating_sub(opts.lookback_secs)),
     };
-    let mut child = spawn(&opts.journalctl, &journalctl_args(&opts.input, &opts.units, true, start))?;
-    let stderr = drain_stderr(&mut child);
+    let mut child = exec::spawn_streaming(&opts.journalctl, &journalctl_args(&opts.input, &opts.units, true, start))?;
     // A quiet journal may send nothing for hours: once journalctl has stayed up a moment, it counts as healthy.
-    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let running = Arc::new(AtomicBool::new(true));
     {
         let (running, shared, on_change) = (Arc::clone(&running), Arc::clone(shared), on_change.clone());
         std::thread::spawn(move || {
             std::thread::sleep(HEALTHY_AFTER);
-            if running.load(std::sync::atomic::Ordering::SeqCst) {
+            if running.load(Ordering::SeqCst) {
                 let cleared = shared.lock().map(|mut s| s.error.take().is_some()).unwrap_or(false);
                 if cleared {
                     on_change();
@@ -286,12 +302,9 @@ fn follow_once(
             }
         });
     }
-    let stdout = child.stdout.take();
-    // Shared with the hang watcher: killing and reaping both happen under this lock, so a signal never reaches a
-    // reaped pid.
-    let child = Arc::new(Mutex::new(child));
-    let hung = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    watch_for_hang(opts, shared, Arc::clone(&child), Arc::clone(&running), Arc::clone(&hung));
+    let stdout = child.take_stdout();
+    let hung = Arc::new(AtomicU64::new(0));
+    watch_for_hang(opts, shared, child.killer(), Arc::clone(&running), Arc::clone(&hung));
     let mut first = true;
     let result = stdout.map(|out| {
         for_each_line(out, |line| {
@@ -312,77 +325,70 @@ fn follow_once(
                 s.engine.feed_with(&e, |_| matched = true);
                 s.lag_seconds = (crate::sys::now_unix() - e.realtime_usec as f64 / 1e6).max(0.0);
                 s.cursor.clone_from(&e.cursor);
-                if matched {
-                    s.changes += 1;
-                }
             }
             if matched {
                 on_change();
             }
         })
     });
-    running.store(false, std::sync::atomic::Ordering::SeqCst);
-    let status = {
-        let mut child = child.lock().map_err(|_| std::io::Error::other("journalctl handle poisoned"))?;
-        let _ = child.kill();
-        child.wait()?
-    };
-    let behind = hung.load(std::sync::atomic::Ordering::SeqCst);
+    running.store(false, Ordering::SeqCst);
+    let behind = hung.load(Ordering::SeqCst);
     if behind > 0 {
+        let _ = child.stop();
         return Err(ReadError::Hung { program: opts.journalctl.clone(), behind });
     }
-    result.transpose()?;
-    if !status.success() {
-        return Err(ReadError::Exited { program: opts.journalctl.clone(), status, stderr: stderr.join_text() });
+    if let Some(Err(e)) = result {
+        let _ = child.stop();
+        return Err(e.into());
     }
+    child.wait()?;
     Ok(())
 }
 
-/// Every `hang_check`, asks journalctl (one-shot, same filters) for the newest entry. When the journal holds an
-/// entry more than `hang_check` newer than the last one the follower read, and the follower read nothing since the
-/// previous check, the following journalctl is stuck: it is killed (by pid, our own child), and restarted.
+/// Every `hang_check`, asks journalctl (one-shot, same filters, with a deadline) for the newest entry. When the
+/// journal holds an entry more than `hang_check` newer than the last one the follower read, and the follower read
+/// nothing since the previous check, the following journalctl is stuck: it is killed and restarted. A probe that
+/// fails or overruns its deadline tells nothing; the next check asks again.
 fn watch_for_hang(
     opts: &FollowOptions,
     shared: &Arc<Mutex<Followed>>,
-    child: Arc<Mutex<Child>>,
-    running: Arc<std::sync::atomic::AtomicBool>,
-    hung: Arc<std::sync::atomic::AtomicU64>,
+    killer: exec::Killer,
+    running: Arc<AtomicBool>,
+    hung: Arc<AtomicU64>,
 ) {
     let (opts, shared) = (opts.clone(), Arc::clone(shared));
     std::thread::spawn(move || {
         let mut args = journalctl_args(&opts.input, &opts.units, false, Start::Beginning);
         args.insert(0, "--lines=1".into());
+        let deadline = opts.hang_check.min(PROBE_TIMEOUT);
         let mut last_seen = shared.lock().map(|s| s.engine.last_usec).unwrap_or(0);
         loop {
             std::thread::sleep(opts.hang_check);
-            if !running.load(std::sync::atomic::Ordering::SeqCst) {
+            if !running.load(Ordering::SeqCst) {
                 return;
             }
             let read = shared.lock().map(|s| s.engine.last_usec).unwrap_or(0);
-            let newest = Command::new(&opts.journalctl)
-                .args(&args)
-                .env("LC_ALL", "C")
-                .stdin(Stdio::null())
-                .stderr(Stdio::null())
-                .output()
-                .ok()
-                .and_then(|o| o.stdout.split(|&b| b == b'\n').filter_map(|l| parse_entry(l).ok()).next_back())
-                .map(|e| e.realtime_usec)
-                .unwrap_or(0);
-            let behind = newest.saturating_sub(read) / 1_000_000;
-            if read == last_seen && behind > opts.hang_check.as_secs().max(1) {
-                if let Ok(mut c) = child.lock() {
-                    if running.load(std::sync::atomic::Ordering::SeqCst) {
-                        hung.store(behind, std::sync::atomic::Ordering::SeqCst);
-                        let _ = c.kill();
-                    }
+            let newest = match exec::run(&opts.journalctl, &args, deadline) {
+                Ok(out) => out.split(|&b| b == b'\n').filter_map(|l| parse_entry(l).ok()).next_back(),
+                Err(e) => {
+                    log::debug!("journal hang probe: {}", crate::model::error_chain(&e));
+                    None
                 }
+            };
+            let Some(newest) = newest.map(|e| e.realtime_usec) else { continue };
+            let behind = newest.saturating_sub(read) / 1_000_000;
+            if read == last_seen && behind > opts.hang_check.as_secs().max(1) && running.load(Ordering::SeqCst) {
+                hung.store(behind, Ordering::SeqCst);
+                killer.kill();
                 return;
             }
             last_seen = read;
         }
     });
 }
+
+/// The hang probe's deadline (at most; shorter when `hang_check` is shorter).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Writes the cursor atomically (temporary file, then rename), so a crash never leaves half a cursor.
 pub fn save_cursor(path: &Path, cursor: &str) -> std::io::Result<()> {

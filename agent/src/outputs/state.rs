@@ -3,8 +3,8 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::outputs::metrics::Metrics;
 use crate::report::Report;
 
 /// One collection's outputs, ready to send.
@@ -16,6 +16,21 @@ pub struct Published {
     pub findings: String,
     pub openmetrics: String,
     pub prometheus_text: String,
+}
+
+impl Published {
+    /// Renders `report` and the metrics in every form the endpoints serve.
+    pub fn render(report: Report, metrics: &Metrics) -> Published {
+        let (openmetrics, prometheus_text) = metrics.render();
+        Published {
+            status: serde_json::to_string(&report).unwrap_or_default() + "\n",
+            status_pretty: super::json(&report) + "\n",
+            findings: serde_json::to_string_pretty(&report.findings).unwrap_or_default() + "\n",
+            openmetrics,
+            prometheus_text,
+            report: Some(report),
+        }
+    }
 }
 
 /// Shared between the collection loop (writer) and the HTTP handlers (readers).
@@ -30,10 +45,6 @@ pub struct Shared {
     last_progress: AtomicU64,
     /// Longest silence of the loop that still counts as healthy, in seconds.
     pub stall_after_secs: AtomicU64,
-}
-
-pub fn now_unix() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 impl Shared {
@@ -74,12 +85,12 @@ impl Shared {
     }
 
     pub fn progress(&self) {
-        self.last_progress.store(now_unix() as u64, Ordering::SeqCst);
+        self.last_progress.store(crate::sys::now_unix() as u64, Ordering::SeqCst);
     }
 
     /// Seconds since the collection loop last made progress.
     pub fn stalled_for(&self) -> u64 {
-        (now_unix() as u64).saturating_sub(self.last_progress.load(Ordering::SeqCst))
+        (crate::sys::now_unix() as u64).saturating_sub(self.last_progress.load(Ordering::SeqCst))
     }
 
     pub fn healthy(&self) -> bool {

@@ -7,6 +7,7 @@ use std::hash::{Hash, Hasher};
 
 use crate::model::iptables::Ruleset;
 use crate::model::Snapshot;
+use crate::report::{verdict, Finding, FindingId, Report, Severity};
 
 /// kube-proxy-owned chains of a snapshot as `backend family table chain` keys; `None` when a rules source failed.
 pub fn kube_proxy_chains(snap: &Snapshot) -> Option<BTreeSet<String>> {
@@ -90,6 +91,34 @@ impl Churn {
     }
 }
 
+/// Adds rule-churn evidence to a report: chains deleted and re-created between scans mean two owners fight. To a
+/// conflict it is more evidence; alone it is the `service-routing.churn` warning.
+pub fn apply(report: &mut Report, flips: &[&str]) {
+    if flips.is_empty() {
+        return;
+    }
+    let evidence = format!(
+        "{} kube-proxy chains were deleted and re-created between scans (e.g. {})",
+        flips.len(),
+        flips.iter().take(3).copied().collect::<Vec<_>>().join(", ")
+    );
+    if let Some(f) = report.findings.iter_mut().find(|f| f.id == FindingId::ServiceRoutingConflict) {
+        f.evidence.push(evidence);
+    } else {
+        report.findings.push(Finding {
+            id: FindingId::ServiceRoutingChurn,
+            severity: Severity::Warning,
+            summary: "kube-proxy's chains keep disappearing and coming back: something else flushes or rewrites them"
+                .into(),
+            evidence: vec![evidence],
+            remedy: "look for a second writer of iptables on this node (another proxy, a CNI cleanup job, \
+                     `iptables-save | grep -v KUBE | iptables-restore` in a script)"
+                .into(),
+        });
+    }
+    report.verdict = verdict(&report.findings);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +138,34 @@ mod tests {
         // A failed source is not a deletion.
         assert_eq!(c.observe(None), 0);
         assert_eq!(c.observe(set(&["nft ipv4 nat KUBE-SERVICES", "nft ipv4 nat KUBE-SVC-A"])), 0);
+    }
+
+    #[test]
+    fn churn_alone_warns_and_next_to_a_conflict_is_evidence() {
+        let snap: Snapshot = serde_json::from_str(
+            r#"{"schema_version":1,"node":"n","collected_at":"2026-01-01T00:00:00Z","iptables_legacy":{"status":"disabled"},
+            "nftables":{"status":"disabled"},"links":{"status":"disabled"},"ipvs":{"status":"disabled"},
+            "bpf":{"status":"disabled"},"processes":{"status":"disabled"}}"#,
+        )
+        .unwrap();
+        let mut report = crate::rules::analyse(&snap, "t".into());
+        apply(&mut report, &[]);
+        assert!(report.finding(&FindingId::ServiceRoutingChurn).is_none());
+        apply(&mut report, &["nft ipv4 nat KUBE-SERVICES"]);
+        let f = report.finding(&FindingId::ServiceRoutingChurn).unwrap();
+        assert!(f.evidence[0].contains("KUBE-SERVICES"), "{f:?}");
+        assert_eq!(report.verdict, crate::report::Verdict::Warning);
+
+        report.findings = vec![Finding {
+            id: FindingId::ServiceRoutingConflict,
+            severity: Severity::Critical,
+            summary: String::new(),
+            evidence: Vec::new(),
+            remedy: String::new(),
+        }];
+        apply(&mut report, &["nft ipv4 nat KUBE-SERVICES"]);
+        assert_eq!(report.findings.len(), 1);
+        assert_eq!(report.findings[0].evidence.len(), 1);
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub fn fetch(config: &Config) -> Result<IptablesState, IptablesError> {
         if tables.trim().is_empty() {
             return Ok(Ruleset::default());
         }
-        let out = exec::run(program, &[], config.command_timeout())?;
+        let out = exec::run(program, &[] as &[&str], config.command_timeout())?;
         parse_save(&String::from_utf8_lossy(&out), "filter")
             .map_err(|source| IptablesError::Parse { program: program.into(), source })
     };
