@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use sd_notify::NotifyState;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, watch};
@@ -70,12 +69,25 @@ pub enum Event {
     Collected(Box<Snapshot>),
 }
 
-pub fn run(opts: Options, settings: Settings) -> anyhow::Result<()> {
+/// Why `serve` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("starting the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("binding the HTTP listener {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("binding unix socket {path}: {source}")]
+    Unix { path: PathBuf, source: std::io::Error },
+    #[error("installing the {signal} handler: {source}")]
+    Signal { signal: &'static str, source: std::io::Error },
+}
+
+pub fn run(opts: Options, settings: Settings) -> Result<(), ServeError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
+        .map_err(ServeError::Runtime)?;
     let result = rt.block_on(run_async(opts, settings));
     // A collection still running (a hanging tool) must not hold up the exit: its own timeouts end it.
     rt.shutdown_timeout(Duration::from_millis(500));
@@ -130,11 +142,11 @@ struct Inbox {
     sighup: Signal,
 }
 
-async fn run_async(opts: Options, settings: Settings) -> anyhow::Result<()> {
+async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> {
     let listen = opts.listen.clone().unwrap_or_else(|| settings.config.daemon.listen.clone());
-    let listener =
-        tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding the HTTP listener {listen}"))?;
-    let local = listener.local_addr().context("reading the bound address")?;
+    let bind_err = |source| ServeError::Listen { addr: listen.clone(), source };
+    let listener = tokio::net::TcpListener::bind(&listen).await.map_err(bind_err)?;
+    let local = listener.local_addr().map_err(bind_err)?;
     let shared = Shared::new(stall_after(&settings));
     let router = http::router(Arc::clone(&shared));
     let limits = Limits {
@@ -146,11 +158,10 @@ async fn run_async(opts: Options, settings: Settings) -> anyhow::Result<()> {
     log::info!("serving http://{local}/status and /metrics");
     if let Some(path) = settings.config.daemon.unix_socket.clone() {
         let _ = std::fs::remove_file(&path);
-        let unix =
-            tokio::net::UnixListener::bind(&path).with_context(|| format!("binding unix socket {}", path.display()))?;
+        let unix_err = |source| ServeError::Unix { path: path.clone(), source };
+        let unix = tokio::net::UnixListener::bind(&path).map_err(unix_err)?;
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))
-            .with_context(|| format!("setting mode 0660 on {}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660)).map_err(unix_err)?;
         servers.push(tokio::spawn(http::serve(unix, router, limits, stop_rx.clone())));
         log::info!("serving on unix socket {}", path.display());
     }
@@ -184,9 +195,9 @@ async fn run_async(opts: Options, settings: Settings) -> anyhow::Result<()> {
         collected,
         watchdog: watchdog_tick,
         cursor: tokio::time::interval(Duration::from_secs(1)),
-        sigterm: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
-        sigint: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
-        sighup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+        sigterm: handler(SignalKind::terminate(), "SIGTERM")?,
+        sigint: handler(SignalKind::interrupt(), "SIGINT")?,
+        sighup: handler(SignalKind::hangup(), "SIGHUP")?,
     };
 
     let journal = JournalWatch::start(&settings, journal_tx);
@@ -225,6 +236,10 @@ async fn run_async(opts: Options, settings: Settings) -> anyhow::Result<()> {
         }
         daemon.handle(event);
     }
+}
+
+fn handler(kind: SignalKind, name: &'static str) -> Result<Signal, ServeError> {
+    signal(kind).map_err(|source| ServeError::Signal { signal: name, source })
 }
 
 impl Daemon {
