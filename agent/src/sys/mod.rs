@@ -5,4 +5,5 @@
 pub mod bpf;
 pub mod events;
 pub mod exec;
+pub mod host;
 pub mod nfnetlink;
