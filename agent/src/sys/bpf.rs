@@ -1,12 +1,17 @@
 //! BPF objects: loaded programs (aya), pinned map entries (aya), and programs attached to a cgroup (raw BPF_PROG_QUERY).
 //!
-//! aya 0.14 cannot list cgroup attachments, so `cgroup_attached` issues BPF_PROG_QUERY on the cgroup's fd itself.
+//! aya 0.14 cannot list cgroup attachments (its generic query is private), so `cgroup_attached` issues
+//! BPF_PROG_QUERY on the cgroup's fd itself, with the `bpf_attr` bindings aya-obj generates from the kernel headers.
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use aya::maps::{HashMap, Map, MapData};
 use aya::programs::tc::{SchedClassifier, TcAttachType};
+use aya_obj::generated::{
+    bpf_attach_type, bpf_attr, bpf_attr__bindgen_ty_10, bpf_attr__bindgen_ty_10__bindgen_ty_1,
+    bpf_attr__bindgen_ty_10__bindgen_ty_2, bpf_cmd,
+};
 
 /// A BPF operation that failed, naming what it was applied to.
 #[derive(Debug, thiserror::Error)]
@@ -111,21 +116,23 @@ pub fn pinned_entries<const K: usize, const V: usize>(path: &Path) -> Result<Ent
 
 /// The cgroup attach types socket load-balancing uses, with their kernel numbers.
 pub const SOCK_ATTACH_TYPES: &[(u32, &str)] = &[
-    (10, "connect4"),
-    (11, "connect6"),
-    (14, "sendmsg4"),
-    (15, "sendmsg6"),
-    (19, "recvmsg4"),
-    (20, "recvmsg6"),
-    (29, "getpeername4"),
-    (30, "getpeername6"),
-    (12, "post_bind4"),
-    (13, "post_bind6"),
-    (8, "bind4"),
-    (9, "bind6"),
+    (bpf_attach_type::BPF_CGROUP_INET4_CONNECT as u32, "connect4"),
+    (bpf_attach_type::BPF_CGROUP_INET6_CONNECT as u32, "connect6"),
+    (bpf_attach_type::BPF_CGROUP_UDP4_SENDMSG as u32, "sendmsg4"),
+    (bpf_attach_type::BPF_CGROUP_UDP6_SENDMSG as u32, "sendmsg6"),
+    (bpf_attach_type::BPF_CGROUP_UDP4_RECVMSG as u32, "recvmsg4"),
+    (bpf_attach_type::BPF_CGROUP_UDP6_RECVMSG as u32, "recvmsg6"),
+    (bpf_attach_type::BPF_CGROUP_INET4_GETPEERNAME as u32, "getpeername4"),
+    (bpf_attach_type::BPF_CGROUP_INET6_GETPEERNAME as u32, "getpeername6"),
+    (bpf_attach_type::BPF_CGROUP_INET4_POST_BIND as u32, "post_bind4"),
+    (bpf_attach_type::BPF_CGROUP_INET6_POST_BIND as u32, "post_bind6"),
+    (bpf_attach_type::BPF_CGROUP_INET4_BIND as u32, "bind4"),
+    (bpf_attach_type::BPF_CGROUP_INET6_BIND as u32, "bind6"),
 ];
 
-const BPF_PROG_QUERY: libc::c_long = 16;
+// The query member is its fields back to back (no padding bytes left uninitialised): 4 x u32, a u64, 2 x u32,
+// then 4 x u64.
+const _: () = assert!(std::mem::size_of::<bpf_attr__bindgen_ty_10>() == 4 * 4 + 8 + 2 * 4 + 4 * 8);
 
 /// Ids of the programs attached directly to the cgroup at `path` for kernel attach type `attach_type`.
 pub fn cgroup_attached(path: &Path, attach_type: u32) -> Result<Vec<u32>, BpfError> {
@@ -149,19 +156,36 @@ fn query_once(
     capacity: usize,
 ) -> Result<Result<Vec<u32>, usize>, BpfError> {
     let mut ids = vec![0u32; capacity];
-    // union bpf_attr, query member: target_fd, attach_type, query_flags, attach_flags, prog_ids, prog_cnt, ...
-    let mut attr = [0u8; 128];
-    let fd = u32::try_from(dir.as_raw_fd()).unwrap_or(0);
-    attr[0..4].copy_from_slice(&fd.to_ne_bytes());
-    attr[4..8].copy_from_slice(&attach_type.to_ne_bytes());
-    attr[16..24].copy_from_slice(&(ids.as_mut_ptr() as u64).to_ne_bytes());
-    attr[24..28].copy_from_slice(&u32::try_from(ids.len()).unwrap_or(0).to_ne_bytes());
-    // SAFETY: attr is a zero-padded bpf_attr for BPF_PROG_QUERY whose prog_ids points at `ids`,
-    // which holds prog_cnt u32 slots and outlives the call.
-    let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_QUERY, attr.as_mut_ptr(), attr.len() as u32) };
+    let query = bpf_attr__bindgen_ty_10 {
+        __bindgen_anon_1: bpf_attr__bindgen_ty_10__bindgen_ty_1 {
+            target_fd: u32::try_from(dir.as_raw_fd()).unwrap_or(u32::MAX),
+        },
+        attach_type,
+        query_flags: 0,
+        attach_flags: 0,
+        prog_ids: ids.as_mut_ptr() as u64,
+        __bindgen_anon_2: bpf_attr__bindgen_ty_10__bindgen_ty_2 { prog_cnt: u32::try_from(ids.len()).unwrap_or(0) },
+        _bitfield_align_1: [],
+        _bitfield_1: bpf_attr__bindgen_ty_10::new_bitfield_1(),
+        prog_attach_flags: 0,
+        link_ids: 0,
+        link_attach_flags: 0,
+        revision: 0,
+    };
+    let mut attr = bpf_attr { query };
+    // Only the query member is initialised (and it has no padding), so the kernel is given its size: it reads that
+    // prefix of union bpf_attr and treats the rest as zero, as it does for any caller built against older headers.
+    let size = std::mem::size_of::<bpf_attr__bindgen_ty_10>() as u32;
+    // SAFETY: `attr` holds a fully initialised query member of `size` bytes, the prefix of union bpf_attr the
+    // kernel reads for BPF_PROG_QUERY and the only part it writes back (attach_flags, prog_cnt, revision). Its
+    // prog_ids points at `ids`, which has prog_cnt u32 slots and outlives the call. Reading prog_cnt afterwards is
+    // reading an initialised u32 (both members of that union are u32s), before any other call can touch errno.
+    let (rc, count, err) = unsafe {
+        let rc =
+            libc::syscall(libc::SYS_bpf, bpf_cmd::BPF_PROG_QUERY as libc::c_long, &mut attr as *mut bpf_attr, size);
+        (rc, attr.query.__bindgen_anon_2.prog_cnt as usize, std::io::Error::last_os_error())
+    };
     if rc < 0 {
-        let err = std::io::Error::last_os_error();
-        let count = u32::from_ne_bytes([attr[24], attr[25], attr[26], attr[27]]) as usize;
         return match err.raw_os_error() {
             // EINVAL: the kernel does not know this attach type; nothing can be attached with it.
             Some(libc::EINVAL) => Ok(Ok(Vec::new())),
@@ -169,7 +193,6 @@ fn query_once(
             _ => Err(BpfError::Query { path: path.into(), source: err }),
         };
     }
-    let count = u32::from_ne_bytes([attr[24], attr[25], attr[26], attr[27]]) as usize;
     ids.truncate(count.min(capacity));
     Ok(Ok(ids))
 }

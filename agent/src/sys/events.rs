@@ -1,17 +1,21 @@
 //! Kernel change events: netlink multicast for link changes (rtnetlink) and nftables ruleset changes
 //! (nfnetlink, which also covers the iptables-nft backend). iptables-legacy and BPF have no events.
+//!
+//! The sockets are netlink-sys's, bound to a kernel-assigned port and joined to one multicast group each.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use netlink_sys::protocols::{NETLINK_NETFILTER, NETLINK_ROUTE};
+use netlink_sys::{Socket, SocketAddr};
 
-const NETLINK_NETFILTER: i32 = 12;
-const RTMGRP_LINK: u32 = 1;
-const NFNLGRP_NFTABLES: u32 = 7;
-const SOL_NETLINK: i32 = 270;
-const NETLINK_ADD_MEMBERSHIP: i32 = 1;
+/// rtnetlink's link group (RTNLGRP_LINK): links added, removed or changed.
+const RTNLGRP_LINK: u32 = libc::RTNLGRP_LINK;
+/// nfnetlink's nftables group (NFNLGRP_NFTABLES): tables, chains, rules, sets and elements.
+const NFNLGRP_NFTABLES: u32 = libc::NFNLGRP_NFTABLES as u32;
+/// Room for one notification; a longer one is cut, which does not matter: only its arrival counts.
+const EVENT_BUFFER: usize = 64 * 1024;
 
 /// A netlink socket subscribed to change notifications.
 pub struct EventSocket {
-    fd: OwnedFd,
+    sock: Socket,
     pub what: &'static str,
 }
 
@@ -25,69 +29,34 @@ pub struct EventError {
 impl EventSocket {
     /// Link add/remove/change events.
     pub fn links() -> Result<EventSocket, EventError> {
-        open(libc::NETLINK_ROUTE, RTMGRP_LINK, None, "link")
+        open(NETLINK_ROUTE, RTNLGRP_LINK, "link")
     }
 
     /// nftables table/chain/rule/set changes, including every iptables-nft change.
     pub fn nftables() -> Result<EventSocket, EventError> {
-        open(NETLINK_NETFILTER, 0, Some(NFNLGRP_NFTABLES), "nftables")
+        open(NETLINK_NETFILTER, NFNLGRP_NFTABLES, "nftables")
     }
 
     /// Blocks until at least one event arrives, then drains what is queued. An overrun (ENOBUFS) also counts as
     /// "something changed".
     pub fn wait(&self) -> std::io::Result<()> {
-        let mut buf = vec![0u8; 64 * 1024];
-        // SAFETY: buf is writable for its length.
-        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
+        let mut buf = vec![0u8; EVENT_BUFFER];
+        if let Err(e) = self.sock.recv(&mut &mut buf[..], 0) {
             if e.raw_os_error() != Some(libc::ENOBUFS) && e.kind() != std::io::ErrorKind::Interrupted {
                 return Err(e);
             }
         }
-        // SAFETY: as above, non-blocking drain.
-        while unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) } > 0 {}
+        // Non-blocking drain: one wake-up for a burst of changes.
+        while matches!(self.sock.recv(&mut &mut buf[..], libc::MSG_DONTWAIT), Ok(n) if n > 0) {}
         Ok(())
     }
 }
 
-fn open(proto: i32, groups: u32, add_group: Option<u32>, what: &'static str) -> Result<EventSocket, EventError> {
+fn open(protocol: isize, group: u32, what: &'static str) -> Result<EventSocket, EventError> {
     let err = |source| EventError { what, source };
-    // SAFETY: plain socket(2).
-    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) };
-    if fd < 0 {
-        return Err(err(std::io::Error::last_os_error()));
-    }
-    // SAFETY: fd is fresh and owned from here on.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: a zeroed sockaddr_nl with family and groups set is valid for bind.
-    let rc = unsafe {
-        let mut addr: libc::sockaddr_nl = std::mem::zeroed();
-        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        addr.nl_groups = groups;
-        libc::bind(
-            fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_nl).cast(),
-            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(err(std::io::Error::last_os_error()));
-    }
-    if let Some(group) = add_group {
-        // SAFETY: group is a valid u32 option value for NETLINK_ADD_MEMBERSHIP.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                SOL_NETLINK,
-                NETLINK_ADD_MEMBERSHIP,
-                (&group as *const u32).cast(),
-                std::mem::size_of::<u32>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(err(std::io::Error::last_os_error()));
-        }
-    }
-    Ok(EventSocket { fd, what })
+    let mut sock = Socket::new(protocol).map_err(err)?;
+    // Port 0: the kernel assigns one; no groups in the legacy bitmask, the membership below joins the one wanted.
+    sock.bind(&SocketAddr::new(0, 0)).map_err(err)?;
+    sock.add_membership(group).map_err(err)?;
+    Ok(EventSocket { sock, what })
 }

@@ -31,12 +31,9 @@ fn command<S: AsRef<std::ffi::OsStr>>(program: &Path, args: &[S]) -> Command {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: the hook only calls prctl(2), which is async-signal-safe, between fork and exec.
+    // SAFETY: the hook runs between fork and exec and only makes the prctl(2) call, which is async-signal-safe.
     unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
+        cmd.pre_exec(super::host::set_parent_death_signal);
     }
     cmd
 }

@@ -1,4 +1,5 @@
-//! The thin layer between routewarden and the operating system: subprocesses, raw netlink and BPF syscalls.
+//! The thin layer between routewarden and the operating system: subprocesses, netlink sockets (through
+//! netlink-sys), BPF queries (aya and one raw BPF_PROG_QUERY), the host name and the clock.
 //!
 //! Nothing here interprets what it reads; sources call these and hand bytes or plain records to pure parsers.
 

@@ -2,24 +2,43 @@
 //!
 //! Listing names this way costs milliseconds where `nft list tables` builds its whole cache (100 s at 10k Services).
 //! The socket half is tiny; `parse_dump` is pure and tested on bytes.
+//!
+//! The socket is netlink-sys's and the request is netlink-packet-netfilter's `NfTablesMessage::GetTable` /
+//! `GetChain` inside a netlink-packet-core `NetlinkMessage`. Replies are read by `parse_dump` through
+//! netlink-packet-core's bounds-checked `NetlinkBuffer`, `ErrorBuffer` and `NlasIterator`, not decoded into
+//! netlink-packet-netfilter's typed `TableMessage` / `ChainMessage`: that decoder turns every attribute of every
+//! chain (hook, policy, counters, user data, ...) into owned values and fails a whole datagram on one attribute it
+//! cannot read (a hook whose nested attributes it does not know, a name that is not UTF-8), where routewarden
+//! needs two names and whether a hook is present, at 60k chains per dump.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
-const NETLINK_NETFILTER: i32 = 12;
-const NFNL_SUBSYS_NFTABLES: u16 = 10;
-const NFT_MSG_GETTABLE: u16 = 1;
-const NFT_MSG_GETCHAIN: u16 = 4;
+use netlink_packet_core::{
+    ErrorBuffer, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, NLMSG_DONE, NLMSG_ERROR,
+    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+};
+use netlink_packet_netfilter::nftables::{ChainMessage, NfTablesMessage, NfTablesMessageType, TableMessage};
+use netlink_packet_netfilter::{NetfilterHeader, NetfilterMessage, NetfilterProtoFamily, NetfilterSubsystem};
+use netlink_sys::protocols::NETLINK_NETFILTER;
+use netlink_sys::{Socket, SocketAddr};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_CHAIN_TABLE: u16 = 1;
 const NFTA_CHAIN_NAME: u16 = 3;
 const NFTA_CHAIN_HOOK: u16 = 4;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 1;
-const NLM_F_DUMP: u16 = 0x300;
-const NLM_F_DUMP_INTR: u16 = 0x10;
+/// struct nlmsghdr; netlink-packet-core keeps its own constant private.
 const NLMSG_HDRLEN: usize = 16;
+/// struct nfgenmsg.
 const NFGEN_HDRLEN: usize = 4;
+/// NFNETLINK_V0.
+const NFNETLINK_V0: u8 = 0;
+/// Room for one datagram: the kernel fills dump datagrams up to 32 KiB.
+const RECV_BUFFER: usize = 1 << 20;
+/// How long one dump may take, from the request to NLMSG_DONE, before it is given up.
+const DUMP_DEADLINE: Duration = Duration::from_secs(10);
 
 /// One nftables object name as the kernel reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,15 +72,16 @@ pub enum NetlinkError {
 
 /// Dumps every nftables table (as objects with an empty `name`) and every chain, in all families.
 pub fn dump_tables_and_chains() -> Result<Vec<NftObject>, NetlinkError> {
-    let mut out = dump(NFT_MSG_GETTABLE)?;
-    out.extend(dump(NFT_MSG_GETCHAIN)?);
+    let mut out = dump(&NfTablesMessage::GetTable(TableMessage { attributes: Vec::new() }))?;
+    out.extend(dump(&NfTablesMessage::GetChain(ChainMessage { attributes: Vec::new() }))?);
     Ok(out)
 }
 
-fn dump(msg: u16) -> Result<Vec<NftObject>, NetlinkError> {
+fn dump(what: &NfTablesMessage) -> Result<Vec<NftObject>, NetlinkError> {
     const TRIES: u32 = 5;
+    let req = request(what);
     for _ in 0..TRIES {
-        match dump_once(msg)? {
+        match dump_once(&req)? {
             Some(objects) => return Ok(objects),
             None => continue,
         }
@@ -69,53 +89,32 @@ fn dump(msg: u16) -> Result<Vec<NftObject>, NetlinkError> {
     Err(NetlinkError::Interrupted(TRIES))
 }
 
+/// The bytes of a dump request for `what` in every family (nfgenmsg AF_UNSPEC, NFNETLINK_V0, res_id 0).
+fn request(what: &NfTablesMessage) -> Vec<u8> {
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    header.sequence_number = 1;
+    // Port id 0: the kernel assigns ours when the request is sent.
+    let nfgen = NetfilterHeader::new(NetfilterProtoFamily::Unspec, NFNETLINK_V0, 0);
+    let inner = NetfilterMessage::new(nfgen, what.clone());
+    let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(inner));
+    msg.finalize();
+    let mut buf = vec![0u8; msg.buffer_len()];
+    msg.serialize(&mut buf);
+    buf
+}
+
 /// One dump; `None` when the kernel flagged it as interrupted by a concurrent change.
-fn dump_once(msg: u16) -> Result<Option<Vec<NftObject>>, NetlinkError> {
-    // SAFETY: plain socket(2) call; the returned descriptor is owned below.
-    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, NETLINK_NETFILTER) };
-    if fd < 0 {
-        return Err(NetlinkError::Socket(std::io::Error::last_os_error()));
-    }
-    // SAFETY: fd is a fresh, valid descriptor we own.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    set_recv_timeout(&sock).map_err(NetlinkError::Socket)?;
-
-    let mut req = Vec::with_capacity(NLMSG_HDRLEN + NFGEN_HDRLEN);
-    let len = u32::try_from(NLMSG_HDRLEN + NFGEN_HDRLEN).unwrap_or(20);
-    req.extend_from_slice(&len.to_ne_bytes());
-    req.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | msg).to_ne_bytes());
-    req.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    req.extend_from_slice(&1u32.to_ne_bytes()); // sequence
-    req.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel assigns it
-    req.extend_from_slice(&[0u8, 0u8, 0u8, 0u8]); // nfgenmsg: AF_UNSPEC, NFNETLINK_V0, res_id 0
-
-    // SAFETY: the zeroed sockaddr_nl is valid with nl_family set; req outlives the call.
-    let sent = unsafe {
-        let mut addr: libc::sockaddr_nl = std::mem::zeroed();
-        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        libc::sendto(
-            sock.as_raw_fd(),
-            req.as_ptr().cast(),
-            req.len(),
-            0,
-            (&addr as *const libc::sockaddr_nl).cast(),
-            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-        )
-    };
-    if sent < 0 {
-        return Err(NetlinkError::Send(std::io::Error::last_os_error()));
-    }
+fn dump_once(req: &[u8]) -> Result<Option<Vec<NftObject>>, NetlinkError> {
+    let deadline = Instant::now() + DUMP_DEADLINE;
+    let sock = Socket::new(NETLINK_NETFILTER).map_err(NetlinkError::Socket)?;
+    sock.send_to(req, &SocketAddr::new(0, 0), 0).map_err(NetlinkError::Send)?;
 
     let mut objects = Vec::new();
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; RECV_BUFFER];
     let mut interrupted = false;
     loop {
-        // SAFETY: buf is a valid writable buffer of buf.len() bytes.
-        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            return Err(NetlinkError::Recv(std::io::Error::last_os_error()));
-        }
-        let n = usize::try_from(n).unwrap_or(0);
+        let n = recv_before(&sock, &mut buf, deadline)?;
         let chunk = parse_dump(&buf[..n], &mut objects)?;
         interrupted |= chunk.interrupted;
         if chunk.done {
@@ -125,22 +124,39 @@ fn dump_once(msg: u16) -> Result<Option<Vec<NftObject>>, NetlinkError> {
     Ok(if interrupted { None } else { Some(objects) })
 }
 
-fn set_recv_timeout(sock: &OwnedFd) -> std::io::Result<()> {
-    let tv = libc::timeval { tv_sec: 10, tv_usec: 0 };
-    // SAFETY: tv is a valid timeval for SO_RCVTIMEO.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
+/// Receives one datagram into `buf`, waiting no later than `deadline`; its length.
+///
+/// The kernel queues the next part of a dump as the previous one is read, so the non-blocking receive usually
+/// succeeds at once and `poll` only runs when the kernel is slow.
+fn recv_before(sock: &Socket, buf: &mut [u8], deadline: Instant) -> Result<usize, NetlinkError> {
+    loop {
+        // MSG_TRUNC: the datagram's real length, so one that did not fit is noticed rather than parsed cut.
+        match sock.recv(&mut &mut buf[..], libc::MSG_DONTWAIT | libc::MSG_TRUNC) {
+            Ok(n) if n > buf.len() => {
+                return Err(NetlinkError::Malformed {
+                    offset: buf.len(),
+                    what: "datagram larger than the receive buffer",
+                })
+            }
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(NetlinkError::Recv(e)),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(NetlinkError::Recv(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no complete answer from the kernel within {} s", DUMP_DEADLINE.as_secs()),
+            )));
+        }
+        // Rounded up to the next millisecond, so the last wait does not turn into a busy loop.
+        let timeout = PollTimeout::try_from(left.as_millis() + 1).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(NetlinkError::Recv(e.into())),
+        }
     }
-    Ok(())
 }
 
 /// What one received datagram said about the dump as a whole.
@@ -155,14 +171,13 @@ pub fn parse_dump(buf: &[u8], out: &mut Vec<NftObject>) -> Result<Chunk, Netlink
     let mut chunk = Chunk::default();
     let mut off = 0;
     while off + NLMSG_HDRLEN <= buf.len() {
-        let len = u32_at(buf, off) as usize;
-        let kind = u16_at(buf, off + 4);
-        let flags = u16_at(buf, off + 6);
-        if len < NLMSG_HDRLEN || off + len > buf.len() {
-            return Err(NetlinkError::Malformed { offset: off, what: "message length out of bounds" });
-        }
-        let body = &buf[off + NLMSG_HDRLEN..off + len];
-        if flags & NLM_F_DUMP_INTR != 0 {
+        // Checks that the length field covers a header and stays inside the datagram.
+        let msg = NetlinkBuffer::new_checked(&buf[off..])
+            .map_err(|_| NetlinkError::Malformed { offset: off, what: "message length out of bounds" })?;
+        let len = msg.length() as usize;
+        let kind = msg.message_type();
+        let body = msg.payload();
+        if msg.flags() & NLM_F_DUMP_INTR != 0 {
             chunk.interrupted = true;
         }
         match kind {
@@ -171,32 +186,38 @@ pub fn parse_dump(buf: &[u8], out: &mut Vec<NftObject>) -> Result<Chunk, Netlink
                 return Ok(chunk);
             }
             NLMSG_ERROR => {
-                if body.len() < 4 {
-                    return Err(NetlinkError::Malformed { offset: off, what: "short error message" });
-                }
-                let errno = i32::from_ne_bytes([body[0], body[1], body[2], body[3]]);
-                if errno != 0 {
-                    return Err(NetlinkError::Kernel(std::io::Error::from_raw_os_error(-errno)));
+                let err = ErrorBuffer::new_checked(body)
+                    .map_err(|_| NetlinkError::Malformed { offset: off, what: "short error message" })?;
+                // None is an acknowledgement, not an error.
+                if let Some(code) = err.code() {
+                    return Err(NetlinkError::Kernel(std::io::Error::from_raw_os_error(-code.get())));
                 }
             }
-            _ if kind >> 8 == NFNL_SUBSYS_NFTABLES => {
-                if body.len() < NFGEN_HDRLEN {
-                    return Err(NetlinkError::Malformed { offset: off, what: "short nfgenmsg" });
-                }
-                let family = body[0];
-                let msg = kind & 0xff;
+            _ if NetfilterSubsystem::from((kind >> 8) as u8) == NetfilterSubsystem::NfTables => {
+                let nfgen = NetfilterHeader::parse(body)
+                    .map_err(|_| NetlinkError::Malformed { offset: off, what: "short nfgenmsg" })?;
+                let family = u8::from(nfgen.family);
+                // Replies to GETTABLE are NEWTABLE; replies to GETCHAIN are NEWCHAIN.
+                let msg = NfTablesMessageType::from(kind as u8);
+                let (is_table, is_chain) = (msg == NfTablesMessageType::NewTable, msg == NfTablesMessageType::NewChain);
                 let mut obj = NftObject { family, table: String::new(), name: String::new(), base: false };
-                for (attr, value) in attrs(&body[NFGEN_HDRLEN..], off)? {
-                    match (msg, attr) {
-                        (0, NFTA_TABLE_NAME) => obj.table = c_string(value),
-                        (3, NFTA_CHAIN_TABLE) => obj.table = c_string(value),
-                        (3, NFTA_CHAIN_NAME) => obj.name = c_string(value),
-                        (3, NFTA_CHAIN_HOOK) => obj.base = true,
+                let attrs_at = off + NLMSG_HDRLEN + NFGEN_HDRLEN;
+                let mut at = 0;
+                for attr in NlasIterator::new(&body[NFGEN_HDRLEN..]) {
+                    let attr = attr.map_err(|_| NetlinkError::Malformed {
+                        offset: attrs_at + at,
+                        what: "attribute length out of bounds",
+                    })?;
+                    at += align4(usize::from(attr.length()));
+                    match attr.kind() {
+                        NFTA_TABLE_NAME if is_table => obj.table = c_string(attr.value()),
+                        NFTA_CHAIN_TABLE if is_chain => obj.table = c_string(attr.value()),
+                        NFTA_CHAIN_NAME if is_chain => obj.name = c_string(attr.value()),
+                        NFTA_CHAIN_HOOK if is_chain => obj.base = true,
                         _ => {}
                     }
                 }
-                // Replies to GETTABLE are NEWTABLE (0); replies to GETCHAIN are NEWCHAIN (3).
-                if msg == 0 || msg == 3 {
+                if is_table || is_chain {
                     out.push(obj);
                 }
             }
@@ -207,32 +228,8 @@ pub fn parse_dump(buf: &[u8], out: &mut Vec<NftObject>) -> Result<Chunk, Netlink
     Ok(chunk)
 }
 
-/// Iterates the netlink attributes (type without flag bits, value) in `buf`.
-fn attrs(buf: &[u8], base: usize) -> Result<Vec<(u16, &[u8])>, NetlinkError> {
-    let mut out = Vec::new();
-    let mut off = 0;
-    while off + 4 <= buf.len() {
-        let len = usize::from(u16_at(buf, off));
-        let kind = u16_at(buf, off + 2) & 0x3fff;
-        if len < 4 || off + len > buf.len() {
-            return Err(NetlinkError::Malformed { offset: base + off, what: "attribute length out of bounds" });
-        }
-        out.push((kind, &buf[off + 4..off + len]));
-        off += align4(len);
-    }
-    Ok(out)
-}
-
 fn align4(n: usize) -> usize {
     (n + 3) & !3
-}
-
-fn u16_at(b: &[u8], off: usize) -> u16 {
-    u16::from_ne_bytes([b[off], b[off + 1]])
-}
-
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_ne_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
 }
 
 fn c_string(v: &[u8]) -> String {
@@ -299,6 +296,33 @@ mod tests {
         bad[0] = 200;
         let err = parse_dump(&bad, &mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("byte 0"), "{err}");
+    }
+
+    #[test]
+    fn requests_a_dump_in_every_family() {
+        let req = request(&NfTablesMessage::GetChain(ChainMessage { attributes: Vec::new() }));
+        // The bytes the hand-built request had: nlmsghdr (length, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETCHAIN,
+        // NLM_F_REQUEST | NLM_F_DUMP, sequence 1, port 0), then nfgenmsg (AF_UNSPEC, NFNETLINK_V0, res_id 0).
+        let mut want = Vec::new();
+        want.extend_from_slice(&20u32.to_ne_bytes());
+        want.extend_from_slice(&((10u16 << 8) | 4).to_ne_bytes());
+        want.extend_from_slice(&0x301u16.to_ne_bytes());
+        want.extend_from_slice(&1u32.to_ne_bytes());
+        want.extend_from_slice(&0u32.to_ne_bytes());
+        want.extend_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(req, want);
+        let tables = request(&NfTablesMessage::GetTable(TableMessage { attributes: Vec::new() }));
+        assert_eq!(u16::from_ne_bytes([tables[4], tables[5]]), (10 << 8) | 1);
+    }
+
+    #[test]
+    fn gives_up_waiting_at_the_deadline() {
+        // A socket nobody sends to (NETLINK_ROUTE: needs no module and no privilege).
+        let sock = Socket::new(netlink_sys::protocols::NETLINK_ROUTE).unwrap();
+        let start = Instant::now();
+        let err = recv_before(&sock, &mut [0u8; 64], start + Duration::from_millis(50)).unwrap_err();
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        assert!(matches!(&err, NetlinkError::Recv(e) if e.kind() == std::io::ErrorKind::TimedOut), "{err}");
     }
 
     #[test]
