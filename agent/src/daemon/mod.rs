@@ -323,7 +323,7 @@ impl Daemon {
         let missing = if self.shared.is_ready() { Vec::new() } else { gate_missing(&self.settings, &snap, &report) };
         self.base = Some(Base { report, missing, changes });
         drop(snap);
-        release_memory();
+        crate::sys::release_memory();
         let d = &self.settings.config;
         let next = if self.pending {
             Duration::from_millis(d.daemon.debounce_ms)
@@ -400,16 +400,6 @@ fn gate_missing(settings: &Settings, snap: &Snapshot, report: &Report) -> Vec<St
             Check::Missing(d) | Check::Unknown(d) => Some(format!("{r}: {d}")),
         })
         .collect()
-}
-
-/// Hands freed collection memory back to the kernel: glibc keeps it in per-thread arenas otherwise, and the
-/// daemon's RSS would sit at the peak of the largest collection.
-fn release_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only releases free heap memory.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// The journal follower, or why there is none.
