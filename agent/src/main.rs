@@ -111,7 +111,8 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
                 _ => journal::reader::Input::System,
             };
             let units = settings.journal_units();
-            let engine = journal::Engine::new(settings.journal_rules.clone());
+            let rules = settings.journal_rules.clone().map_err(|e| UsageError(format!("journal rules: {e}")))?;
+            let engine = journal::Engine::new(rules);
             let scan = journal::reader::scan(&settings.config.journal.journalctl, &input, &units, engine)
                 .context("scanning the journal")?;
             let text = match output {
@@ -126,7 +127,8 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             })
         }
         Command::Config { action: ConfigAction::Validate } => {
-            // Loading validated the file, the rule files and every part (main exits 64 on error).
+            // Loading validated the file and every part (main exits 64 on error); the rule files are checked here.
+            settings.journal_rules.as_ref().map_err(|e| UsageError(format!("journal rules: {e}")))?;
             write_stdout("configuration is valid\n")?;
             Ok(0)
         }

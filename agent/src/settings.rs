@@ -16,8 +16,10 @@ pub struct Settings {
     pub config: Config,
     /// `gate.requirements`, parsed.
     pub gate: Vec<Requirement>,
-    /// The journal rules: the defaults, then `journal.rules_dir/*.toml` in name order, then inline rules.
-    pub journal_rules: RuleSet,
+    /// The journal rules: the defaults, then `journal.rules_dir/*.toml` in name order, then inline rules. A broken
+    /// file in `rules_dir` is an error here, not a failed load: only the journal depends on it (the daemon reports
+    /// the journal source failed; `config validate` and `scan-journal` refuse).
+    pub journal_rules: Result<RuleSet, String>,
     /// Where the file came from (`None`: built-in defaults).
     pub path: Option<PathBuf>,
 }
@@ -106,7 +108,7 @@ impl Settings {
         if d.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(SettingsError::Listen { path: p(), value: d.listen.clone() });
         }
-        let journal_rules = journal_rules(&config, path)?;
+        let journal_rules = journal_rules(&config, path)?.map_err(|e| crate::model::error_chain(&e));
         Ok(Settings { config, gate, journal_rules, path: origin })
     }
 
@@ -121,7 +123,7 @@ impl Settings {
     /// The units the journal follower reads: `journal.units`, else every unit a rule names.
     pub fn journal_units(&self) -> Vec<String> {
         if self.config.journal.units.is_empty() {
-            self.journal_rules.units()
+            self.journal_rules.as_ref().map(RuleSet::units).unwrap_or_default()
         } else {
             self.config.journal.units.clone()
         }
@@ -129,8 +131,27 @@ impl Settings {
 }
 
 /// The journal rules in force: the defaults, then `journal.rules_dir/*.toml` in name order, then inline rules.
-fn journal_rules(config: &Config, path: &Path) -> Result<RuleSet, SettingsError> {
-    let rules_err = |source| SettingsError::Rules { path: path.into(), source };
+/// Inline rules belong to the configuration file, so an invalid one fails the load (outer error); a broken rules
+/// file is the inner error.
+fn journal_rules(config: &Config, path: &Path) -> Result<Result<RuleSet, RulesError>, SettingsError> {
+    let mut inline = Vec::new();
+    for (index, table) in config.journal.rules.iter().enumerate() {
+        let rule: Rule = toml::Value::Table(table.clone()).try_into().map_err(|source| SettingsError::InlineRule {
+            path: path.into(),
+            index,
+            source: Box::new(source),
+        })?;
+        inline.push(rule);
+    }
+    RuleSet::with_defaults(inline.clone()).map_err(|source| SettingsError::Rules { path: path.into(), source })?;
+    Ok(rules_dir(config).and_then(|mut user| {
+        user.extend(inline);
+        RuleSet::with_defaults(user)
+    }))
+}
+
+/// The rules of `journal.rules_dir/*.toml`, in name order; a missing directory has none.
+fn rules_dir(config: &Config) -> Result<Vec<Rule>, RulesError> {
     let mut user = Vec::new();
     let dir = config.host_path(&config.journal.rules_dir);
     if let Ok(entries) = std::fs::read_dir(&dir) {
@@ -138,21 +159,14 @@ fn journal_rules(config: &Config, path: &Path) -> Result<RuleSet, SettingsError>
             entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
         files.sort();
         for f in files {
-            let text = std::fs::read_to_string(&f).map_err(|e| {
-                rules_err(RulesError::Invalid { id: f.display().to_string(), why: format!("reading the file: {e}") })
+            let text = std::fs::read_to_string(&f).map_err(|e| RulesError::Invalid {
+                id: f.display().to_string(),
+                why: format!("reading the file: {e}"),
             })?;
-            user.extend(crate::journal::rules::parse(&text, &f.display().to_string()).map_err(rules_err)?);
+            user.extend(crate::journal::rules::parse(&text, &f.display().to_string())?);
         }
     }
-    for (index, table) in config.journal.rules.iter().enumerate() {
-        let rule: Rule = toml::Value::Table(table.clone()).try_into().map_err(|source| SettingsError::InlineRule {
-            path: path.into(),
-            index,
-            source: Box::new(source),
-        })?;
-        user.push(rule);
-    }
-    RuleSet::with_defaults(user).map_err(rules_err)
+    Ok(user)
 }
 
 #[cfg(test)]
@@ -160,11 +174,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_broken_rules_file_fails_only_the_journal_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("10-bad.toml"), "[[rules]]\nid = \"b\"\n").unwrap();
+        let text = format!("[journal]\nrules_dir = \"{}\"\n", dir.path().display());
+        let s = Settings::parse(&text, Path::new("c.toml")).unwrap();
+        let err = s.journal_rules.unwrap_err();
+        assert!(err.contains("10-bad.toml") && err.contains("severity"), "{err}");
+    }
+
+    #[test]
     fn the_defaults_validate() {
         let s = Settings::parse(&Config::defaults_toml(), Path::new("defaults.toml")).unwrap();
         assert_eq!(s.config, Config::default());
         assert!(s.gate.is_empty());
-        assert!(!s.journal_rules.rules.is_empty());
+        assert!(!s.journal_rules.unwrap().rules.is_empty());
     }
 
     #[test]
@@ -194,6 +218,12 @@ mod tests {
         let err = Settings::parse("[[journal.rules]]\nid = \"x\"\nseverity = \"warning\"\n", Path::new("c.toml"))
             .unwrap_err();
         assert!(err.to_string().contains("journal.rules[0]") && err.to_string().contains("summary"), "{err}");
+        let err = Settings::parse(
+            "[[journal.rules]]\nid = \"x\"\nseverity = \"warning\"\nsummary = \"s\"\npattern = \"(\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(matches!(err, SettingsError::Rules { .. }), "{err}");
         let err = Settings::parse("[daemon]\nlisten = \"nonsense\"", Path::new("c.toml")).unwrap_err();
         assert!(matches!(err, SettingsError::Listen { .. }), "{err}");
     }

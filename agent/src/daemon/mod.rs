@@ -65,8 +65,8 @@ pub enum Event {
     Reload,
     /// SIGTERM or SIGINT.
     Stop,
-    /// A collection finished.
-    Collected(Box<Snapshot>),
+    /// A collection finished (or its task panicked: the message says why).
+    Collected(Result<Box<Snapshot>, String>),
 }
 
 /// Why `serve` could not start.
@@ -127,14 +127,14 @@ struct Daemon {
     pending: bool,
     collect_at: Instant,
     render_at: Option<Instant>,
-    collected_tx: mpsc::Sender<Box<Snapshot>>,
+    collected_tx: mpsc::Sender<Result<Box<Snapshot>, String>>,
 }
 
 /// Where events come from.
 struct Inbox {
     kernel: mpsc::Receiver<Kernel>,
     journal: mpsc::Receiver<()>,
-    collected: mpsc::Receiver<Box<Snapshot>>,
+    collected: mpsc::Receiver<Result<Box<Snapshot>, String>>,
     watchdog: tokio::time::Interval,
     cursor: tokio::time::Interval,
     sigterm: Signal,
@@ -184,7 +184,7 @@ async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> 
         }
     }
     let (journal_tx, journal) = mpsc::channel::<()>(1);
-    let (collected_tx, collected) = mpsc::channel::<Box<Snapshot>>(1);
+    let (collected_tx, collected) = mpsc::channel::<Result<Box<Snapshot>, String>>(1);
     let watchdog = sd_notify::watchdog_enabled();
     // One persistent timer each: a timer re-created on every pass would never fire while other events keep coming.
     let mut watchdog_tick = tokio::time::interval(watchdog.map(|d| d / 2).unwrap_or(Duration::from_secs(3600)));
@@ -222,7 +222,7 @@ async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> 
     };
     loop {
         let event = daemon.next_event(&mut inbox).await;
-        log::trace!("event {event:?}");
+        log::trace!("event {}", event.name());
         if let Event::Stop = event {
             daemon.journal.save_cursor();
             daemon.notifier.send(&[NotifyState::Stopping]);
@@ -235,6 +235,25 @@ async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> 
             return Ok(());
         }
         daemon.handle(event);
+    }
+}
+
+impl Event {
+    /// The variant's name, for logs (a collected snapshot is too large to print).
+    fn name(&self) -> &'static str {
+        match self {
+            Event::Resync => "resync",
+            Event::Kernel(Kernel::Links) => "kernel links",
+            Event::Kernel(Kernel::Nftables) => "kernel nftables",
+            Event::Journal => "journal",
+            Event::Render => "render",
+            Event::Watchdog => "watchdog",
+            Event::SaveCursor => "save-cursor",
+            Event::Reload => "reload",
+            Event::Stop => "stop",
+            Event::Collected(Ok(_)) => "collected",
+            Event::Collected(Err(_)) => "collection failed",
+        }
     }
 }
 
@@ -289,7 +308,12 @@ impl Daemon {
             }
             Event::SaveCursor => self.journal.save_cursor(),
             Event::Reload => self.reload(),
-            Event::Collected(snap) => self.collected(*snap),
+            Event::Collected(Ok(snap)) => self.collected(*snap),
+            Event::Collected(Err(why)) => {
+                log::error!("collection failed: {why}; retrying in 1 s");
+                self.collecting = None;
+                self.collect_at = Instant::now() + Duration::from_secs(1);
+            }
             // Handled by the loop, which owns the servers.
             Event::Stop => {}
         }
@@ -310,13 +334,22 @@ impl Daemon {
         let config = self.settings.config.clone();
         let tx = self.collected_tx.clone();
         tokio::task::spawn_blocking(move || {
-            let snap = sources::collect(&config);
-            let _ = tx.blocking_send(Box::new(snap));
+            // A panic in a source must not leave the loop waiting for a result that never comes.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sources::collect(&config)))
+                .map(Box::new)
+                .map_err(|e| {
+                    e.downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| e.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a collection task panicked".into())
+                });
+            let _ = tx.blocking_send(result);
         });
     }
 
     fn collected(&mut self, snap: Snapshot) {
         self.collecting = None;
+        self.render_at = None;
         let mut report = rules::analyse(&snap, crate::sys::now_rfc3339());
         let changes = self.churn.observe(rules::churn::kube_proxy_chains(&snap));
         rules::churn::apply(&mut report, &self.churn.recent_flips());
@@ -352,7 +385,11 @@ impl Daemon {
             self.shared.set_not_ready(&summary);
         }
         self.shared.publish(Published::render(report, &self.metrics));
-        self.shared.progress();
+        // A journal re-render while a collection hangs is no sign of a healthy loop.
+        let alive = !self.stalled();
+        if alive {
+            self.shared.progress();
+        }
         if !self.shared.is_ready() && gate_open {
             self.shared.set_ready();
             self.notifier.send(&[NotifyState::Ready, NotifyState::Status(&summary)]);
@@ -360,13 +397,18 @@ impl Daemon {
         } else {
             self.notifier.send(&[NotifyState::Status(&summary)]);
         }
-        if self.watchdog.is_some() {
+        if self.watchdog.is_some() && alive {
             self.notifier.send(&[NotifyState::Watchdog]);
         }
     }
 
     fn reload(&mut self) {
-        self.notifier.send(&[NotifyState::Reloading]);
+        // Before the unit is ready, RELOADING/READY would tell systemd it started: units ordered after it (the
+        // gate) must keep waiting.
+        let ready = self.shared.is_ready();
+        if ready {
+            self.notifier.send(&[NotifyState::Reloading]);
+        }
         match Settings::load(self.opts.config_path.as_deref()) {
             Ok(new) => {
                 log::info!(
@@ -381,7 +423,9 @@ impl Daemon {
                 self.reload_error = Some(e.to_string());
             }
         }
-        self.notifier.send(&[NotifyState::Ready]);
+        if ready {
+            self.notifier.send(&[NotifyState::Ready]);
+        }
         if self.collecting.is_some() {
             self.pending = true;
         } else {
@@ -416,6 +460,10 @@ impl JournalWatch {
         if !config.journal.enabled {
             return JournalWatch::Disabled;
         }
+        let rules = match &settings.journal_rules {
+            Ok(r) => r.clone(),
+            Err(e) => return JournalWatch::Failed(format!("journal rules: {e}")),
+        };
         let state = settings.state_dir();
         if let Err(e) = std::fs::create_dir_all(&state).and_then(|_| {
             let probe = state.join(".write-test");
@@ -440,7 +488,7 @@ impl JournalWatch {
             lookback_secs: config.journal.lookback_secs,
             hang_check: Duration::from_secs(config.journal.hang_check_secs),
         };
-        JournalWatch::Running(Follower::start(opts, settings.journal_rules.clone(), move || {
+        JournalWatch::Running(Follower::start(opts, rules, move || {
             // A full queue already holds a pending change, which will pick this one up.
             let _ = tx.try_send(());
         }))

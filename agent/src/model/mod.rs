@@ -86,22 +86,23 @@ impl Snapshot {
 }
 
 /// Every source routewarden reads, by the name used in JSON, metrics labels, `disabled_sources` and text.
+/// Declared in the alphabetical order of the names, so maps keyed by it list sources as they always did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceId {
-    IptablesLegacy,
-    Nftables,
-    Links,
-    Ipvs,
     Bpf,
-    Processes,
     Certificates,
-    Mounts,
-    Cni,
-    KubeProxyApi,
     CiliumAgent,
+    Cni,
+    IptablesLegacy,
+    Ipvs,
     /// The daemon's journal follower (not part of a snapshot).
     Journal,
+    KubeProxyApi,
+    Links,
+    Mounts,
+    Nftables,
+    Processes,
 }
 
 impl SourceId {
@@ -242,5 +243,11 @@ mod tests {
             assert_eq!(SourceId::from_name(id.as_str()), Some(id));
         }
         assert_eq!(SourceId::from_name("ebpf"), None);
+        let mut names: Vec<&str> =
+            SourceId::COLLECTED.into_iter().chain([SourceId::Journal]).map(SourceId::as_str).collect();
+        let mut sorted_ids: Vec<SourceId> = SourceId::COLLECTED.into_iter().chain([SourceId::Journal]).collect();
+        sorted_ids.sort();
+        names.sort();
+        assert_eq!(sorted_ids.into_iter().map(SourceId::as_str).collect::<Vec<_>>(), names, "declaration order");
     }
 }

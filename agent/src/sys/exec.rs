@@ -125,6 +125,18 @@ pub fn spawn_streaming<S: AsRef<std::ffi::OsStr>>(program: &Path, args: &[S]) ->
     Ok(Streaming { program: program.to_path_buf(), child: Arc::new(Mutex::new(Some(child))), stdout, stderr })
 }
 
+/// A handle dropped without `wait` or `stop` (a panicking reader) still kills and reaps its child.
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        if let Ok(mut guard) = self.child.lock() {
+            if let Some(mut c) = guard.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
 /// Kills a streaming child from another thread; does nothing once it has been reaped.
 #[derive(Debug, Clone)]
 pub struct Killer(Arc<Mutex<Option<Child>>>);
