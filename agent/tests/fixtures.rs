@@ -1,4 +1,4 @@
-//! Parser tests on the real rule dumps in `shared/fixtures/`: every dump parses, the chain inventory is
+//! Parser tests on the real rule dumps in `tests/data/fixtures/`: every dump parses, the chain inventory is
 //! pinned as a snapshot, and (as root) the same dumps loaded into a namespace and read back with the real
 //! `iptables-save` of both backends parse to the same inventory.
 

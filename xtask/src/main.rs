@@ -174,7 +174,7 @@ fn demo() -> Result<()> {
     run(Command::new("cargo").args(["build", "--quiet", "--bin", "routewarden"]))?;
     let bin = root().join("target/debug/routewarden");
     let src = root().join("agent/tests/bpf/cilium_sock.c");
-    let fixture = root().join("../shared/fixtures/kube-proxy-iptables-TestOverallIPTablesRules.txt");
+    let fixture = root().join("agent/tests/data/fixtures/kube-proxy-iptables-TestOverallIPTablesRules.txt");
     let tmp = std::env::temp_dir().join("routewarden-demo");
     let script = format!(
         r#"set -e

@@ -15,7 +15,8 @@ use aya::maps::{HashMap, MapData};
 use aya::programs::{CgroupAttachMode, CgroupSockAddr};
 use aya::Ebpf;
 
-pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures");
+/// The real rule dumps (see `INDEX.md` there for where each comes from).
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/fixtures");
 
 /// Whether privileged tests can run; prints why not, and fails under CI=true.
 pub fn privileged(test: &str) -> bool {
