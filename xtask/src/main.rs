@@ -41,7 +41,8 @@ const TOOLS: &[&str] = &[
 const HELP: &str = "cargo xtask <command>
 
 Commands:
-  test    install missing system packages (as root), then cargo fmt --check, clippy -D warnings and every test
+  test    install missing system packages (as root), then cargo fmt --check, clippy -D warnings, build routewarden,
+          the unit and unprivileged integration tests, and the system tests (tests/) with ROUTEWARDEN_BIN set
   demo    build routewarden, create a namespace where kube-proxy and Cilium socket-LB conflict, run `check` in it
   bench   [detector|daemon] [ARGS]: time check against iptables-save on generated 1k/10k/50k-Service rulesets,
           and the daemon's memory, idle CPU and HTTP throughput (numbers go to BENCHMARKS.md)
@@ -124,10 +125,19 @@ fn test() -> Result<()> {
         eprintln!("not root: privileged system tests will skip (CI=true makes them fail)");
     }
     run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))?;
+    // --workspace includes the system tests crate, which is not a default member.
     run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    run(Command::new("cargo").args(["test", "--workspace", "--all-targets"]))?;
+    run(Command::new("cargo").args(["build", "-p", "routewarden", "--bin", "routewarden"]))?;
+    let bin = debug_binary()?;
+    // Unit tests, the agent crate's unprivileged integration tests, benches in test mode, xtask.
+    run(Command::new("cargo").args(["test", "--workspace", "--all-targets", "--exclude", SYSTEM_TESTS]))?;
+    // The privileged system tests, against the binary just built.
+    run(Command::new("cargo").args(["test", "-p", SYSTEM_TESTS, "--all-targets"]).env("ROUTEWARDEN_BIN", &bin))?;
     verify_units()
 }
+
+/// The package of the privileged system tests (`tests/`); it reads the binary under test from ROUTEWARDEN_BIN.
+const SYSTEM_TESTS: &str = "routewarden-system-tests";
 
 /// `systemd-analyze verify` on every unit (with ExecStart pointed at the built binary), failing on any output:
 /// it exits 0 on unknown keys. Prints the offline security exposure.
@@ -187,7 +197,7 @@ fn demo() -> Result<()> {
     if !is_root() {
         bail!("the demo creates a network namespace, BPF programs and a cgroup: run it as root");
     }
-    let src = root().join("agent/tests/bpf/cilium_sock.c");
+    let src = root().join("tests/bpf/cilium_sock.c");
     let fixture = root().join("agent/tests/data/fixtures/kube-proxy-iptables-TestOverallIPTablesRules.txt");
     for input in [&fixture, &src] {
         if !input.is_file() {

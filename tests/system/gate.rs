@@ -1,14 +1,10 @@
 //! System tests of the startup gate: `routewarden wait` in a namespace while the test creates the required state
 //! with the real tools a moment later, and the daemon's `[gate]` holding back READY=1.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::World;
+use routewarden_system_tests::World;
 
 /// Waits for the child; returns (exit code, stdout, stderr, time from `since` to exit).
 fn finish(mut child: Child, since: Instant) -> (i32, String, String, Duration) {

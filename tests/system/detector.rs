@@ -2,11 +2,7 @@
 //! rules and links, real BPF programs and pinned maps, real named processes), asserting the report.
 //! They need root; without it they skip with a reason, and under CI=true a skip fails.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
-use common::{finding, ids, World};
+use routewarden_system_tests::{self as harness, bin, finding, ids, World};
 
 const OVERALL: &str = "kube-proxy-iptables-TestOverallIPTablesRules.txt";
 
@@ -287,7 +283,7 @@ fn a_failing_source_is_reported_while_the_others_still_report() {
     w.process("kube-proxy");
     let garbage = w.dir.path().join("garbage-save");
     std::fs::write(&garbage, "#!/bin/sh\necho '*nat'\necho 'this is not iptables'\n").unwrap();
-    common::sh(&format!("chmod +x {}", garbage.display()));
+    harness::sh(&format!("chmod +x {}", garbage.display()));
     w.config_extra = format!("[binaries]\niptables_legacy_save = \"{}\"\n", garbage.display());
 
     let (code, r) = w.check();
@@ -328,7 +324,7 @@ fn a_snapshot_taken_on_the_node_gives_the_same_report_elsewhere() {
     let file = w.dir.path().join("node.json");
     std::fs::write(&file, &snap).unwrap();
     // Analysed outside the world, with no access to its namespace, BPF objects or processes.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_routewarden"))
+    let out = std::process::Command::new(bin())
         .args(["check", "--output", "json", "--snapshot"])
         .arg(&file)
         .output()
@@ -349,24 +345,9 @@ fn a_snapshot_taken_on_the_node_gives_the_same_report_elsewhere() {
 }
 
 #[test]
-fn bad_snapshot_files_are_usage_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bad.json");
-    std::fs::write(&file, "{\"schema_version\": 1}").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_routewarden"))
-        .args(["check", "--snapshot"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.json") && err.contains("missing field"), "{err}");
-}
-
-#[test]
 fn the_unit_capabilities_are_the_ones_the_sources_need() {
     let Some(mut w) = World::new("caps") else { return };
-    if !common::tool("setpriv") {
+    if !harness::tool("setpriv") {
         return;
     }
     w.iptables_fixture("legacy", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
@@ -412,7 +393,7 @@ fn a_hanging_tool_is_killed_at_the_timeout_and_reported() {
     w.iptables_restore("legacy", false, KUBELET_CHAINS);
     let hang = w.dir.path().join("hanging-save");
     std::fs::write(&hang, "#!/bin/sh\nexec sleep 30\n").unwrap();
-    common::sh(&format!("chmod +x {}", hang.display()));
+    harness::sh(&format!("chmod +x {}", hang.display()));
     w.config_extra = format!("command_timeout_secs = 1\n[binaries]\niptables_legacy_save = \"{}\"\n", hang.display());
     let start = std::time::Instant::now();
     let (code, r) = w.check();
