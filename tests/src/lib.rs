@@ -289,15 +289,36 @@ impl World {
         self.procs.push(comm.to_string());
     }
 
+    /// Writes the world's configuration: its bpffs, cgroup and IPVS file; the files routewarden would otherwise
+    /// read from the host (mountinfo, CNI directory, Cilium agent socket, certificates) in the world's directory
+    /// unless `config_extra` sets them; then `config_extra`.
     pub fn config(&self) -> PathBuf {
         let cfg = self.dir.path().join("config.toml");
-        let text = format!(
-            "bpffs = \"{}\"\ncgroup_roots = [\"{}\"]\nipvs_file = \"{}\"\n{}",
+        let mut text = format!(
+            "bpffs = \"{}\"\ncgroup_roots = [\"{}\"]\nipvs_file = \"{}\"\n",
             self.bpffs.display(),
             self.cgroup.display(),
             self.dir.path().join("ip_vs").display(),
-            self.config_extra
         );
+        let sets = |key: &str| {
+            self.config_extra
+                .lines()
+                .any(|l| l.trim_start().strip_prefix(key).is_some_and(|r| r.trim_start().starts_with('=')))
+        };
+        let empty_mountinfo = self.dir.path().join("empty-mountinfo");
+        if !sets("mountinfo") {
+            std::fs::write(&empty_mountinfo, "").unwrap();
+            text.push_str(&format!("mountinfo = \"{}\"\n", empty_mountinfo.display()));
+        }
+        for (key, file) in [("cni_dir", "net.d"), ("cilium_socket", "cilium.sock")] {
+            if !sets(key) {
+                text.push_str(&format!("{key} = \"{}\"\n", self.dir.path().join(file).display()));
+            }
+        }
+        text.push_str(&self.config_extra);
+        if !self.config_extra.contains("[certificates]") {
+            text.push_str("\n[certificates]\npaths = []\n");
+        }
         std::fs::write(&cfg, text).unwrap();
         cfg
     }
