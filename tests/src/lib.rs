@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod snapshots;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
@@ -358,6 +359,29 @@ impl World {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap()
+    }
+
+    /// Takes `routewarden snapshot` in the world (with its processes), normalises it ([`snapshots::normalise`])
+    /// and compares it with the recording `name` in `agent/tests/data/snapshots/`, failing with a diff when they
+    /// differ; with `UPDATE_SNAPSHOTS=1` it (re)writes the recording instead.
+    pub fn assert_recorded(&self, name: &str) {
+        let (code, out, err) = self.run("snapshot");
+        assert_eq!(code, 0, "routewarden snapshot failed: {err}");
+        let mut snap: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("snapshot is not JSON ({e}): {out}\nstderr: {err}"));
+        snapshots::normalise(&mut snap, &self.volatile_strings());
+        snapshots::check_recorded(name, &snap);
+    }
+
+    /// Strings that differ between two runs of the same world, with what replaces them in a recording: the world's
+    /// temporary directory, the directory of the compiled BPF objects and the world's name (both contain the pid).
+    pub fn volatile_strings(&self) -> Vec<(String, String)> {
+        let objects = bpf_object("cilium_sock").parent().map(Path::to_path_buf).unwrap_or_default();
+        vec![
+            (self.dir.path().display().to_string(), "/tmp/WORLD".into()),
+            (objects.display().to_string(), "/tmp/BPF-OBJECTS".into()),
+            (self.name.clone(), "WORLD".into()),
+        ]
     }
 
     /// Runs `check --output json` and parses the report.

@@ -90,7 +90,9 @@ fn no_conflict_flips_with_cilium_socket_lb() {
     w.process("kube-proxy");
     let (code, out, _) = w.run("wait --for no-conflict --for kube-proxy --timeout 5s");
     assert_eq!(code, 0, "{out}");
+    w.assert_recorded("no_conflict_flips_with_cilium_socket_lb-before");
     w.socket_lb();
+    w.assert_recorded("no_conflict_flips_with_cilium_socket_lb-after");
     let (code, out, _) = w.run("wait --for no-conflict --timeout 1s");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("MISSING no-conflict") && out.contains("socket-LB"), "{out}");

@@ -19,10 +19,12 @@ fn nfs_to_a_clusterip_under_socket_lb() {
     w.lb4_map(&[([10, 96, 0, 20], 2049, 0)]);
     w.config_extra = format!("mountinfo = \"{}\"\n", mi.display());
     let (_, r) = w.check();
+    w.assert_recorded("nfs_to_a_clusterip_under_socket_lb-without-socket-lb");
     assert!(!ids(&r).contains(&"nfs.clusterip-socket-lb".to_string()), "no socket-LB yet: {r:#}");
 
     w.socket_lb();
     let (_, r) = w.check();
+    w.assert_recorded("nfs_to_a_clusterip_under_socket_lb-with-socket-lb");
     let f = finding(&r, "nfs.clusterip-socket-lb");
     let ev = f["evidence"].to_string();
     assert!(ev.contains("kubernetes.io~nfs/data") && ev.contains("10.96.0.20"), "{ev}");
@@ -31,6 +33,7 @@ fn nfs_to_a_clusterip_under_socket_lb() {
     // A configured Service CIDR covers ClusterIPs that are not in Cilium's map.
     w.config_extra = format!("mountinfo = \"{}\"\nservice_cidrs = [\"10.96.0.0/12\"]\n", mi.display());
     let (_, r) = w.check();
+    w.assert_recorded("nfs_to_a_clusterip_under_socket_lb-service-cidr");
     assert!(finding(&r, "nfs.clusterip-socket-lb")["evidence"].to_string().contains("10.100.0.7"));
 }
 
@@ -42,6 +45,7 @@ fn cni_configuration_owner_and_missing_config() {
     w.config_extra = format!("cni_dir = \"{}\"\n", cni.display());
     w.process("kubelet");
     let (_, r) = w.check();
+    w.assert_recorded("cni_configuration_owner_and_missing_config-empty-dir");
     assert_eq!(finding(&r, "cni.config-missing")["severity"], "critical");
 
     std::fs::write(cni.join("00-broken.conf"), "{ not json").unwrap();
@@ -56,6 +60,7 @@ fn cni_configuration_owner_and_missing_config() {
     )
     .unwrap();
     let (_, r) = w.check();
+    w.assert_recorded("cni_configuration_owner_and_missing_config-configs");
     assert!(!ids(&r).contains(&"cni.config-missing".to_string()));
     assert_eq!(r["dataplane"]["cni"]["owner"], "cilium", "the first usable file in name order: {r:#}");
     assert_eq!(r["dataplane"]["cni"]["file"], "05-cilium.conflist");
@@ -96,9 +101,11 @@ fn kube_proxy_reporting_another_mode_or_unhealthy() {
     let Some(mut w) = World::new("kp-api") else { return };
     w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
     w.process("kube-proxy");
-    let a = serve_in(&w.name, "127.0.0.1:10249", vec![("/proxyMode", 200, "ipvs")], 1);
-    let b = serve_in(&w.name, "127.0.0.1:10256", vec![("/healthz", 503, "{\"lastUpdated\": \"\"}")], 1);
+    // A check and a snapshot each ask once.
+    let a = serve_in(&w.name, "127.0.0.1:10249", vec![("/proxyMode", 200, "ipvs")], 2);
+    let b = serve_in(&w.name, "127.0.0.1:10256", vec![("/healthz", 503, "{\"lastUpdated\": \"\"}")], 2);
     let (_, r) = w.check();
+    w.assert_recorded("kube_proxy_reporting_another_mode_or_unhealthy-answering");
     a.join().unwrap();
     b.join().unwrap();
     assert_eq!(r["dataplane"]["kube_proxy"]["reported_mode"], "ipvs");
@@ -111,6 +118,7 @@ fn kube_proxy_reporting_another_mode_or_unhealthy() {
 
     // Nothing listening is normal: no findings from it, and the rules still decide.
     let (code, r) = w.check();
+    w.assert_recorded("kube_proxy_reporting_another_mode_or_unhealthy-silent");
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(r["dataplane"]["kube_proxy"]["reported_mode"], serde_json::Value::Null);
 }
