@@ -6,6 +6,7 @@
 
 mod certificates;
 mod cli;
+mod decisions;
 mod fixtures;
 mod packaging;
 mod support;
