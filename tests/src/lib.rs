@@ -66,7 +66,7 @@ pub fn privileged(test: &str) -> bool {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("{msg} (CI=true turns this skip into a failure)");
     }
-    eprintln!("{msg}");
+    skip_note(&msg);
     false
 }
 
@@ -79,8 +79,15 @@ pub fn tool(tool: &str) -> bool {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("{msg} (CI=true turns this skip into a failure)");
     }
-    eprintln!("{msg}");
+    skip_note(&msg);
     false
+}
+
+/// Prints a skip reason to the real stderr: libtest captures `eprintln!` of passing tests, so a skip printed that
+/// way would never be seen.
+fn skip_note(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{msg}");
 }
 
 fn in_path(tool: &str) -> bool {
