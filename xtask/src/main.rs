@@ -44,7 +44,8 @@ const TOOLS: &[&str] = &[
 const HELP: &str = "cargo xtask <command>
 
 Commands:
-  test    install missing system packages (as root), then cargo fmt --check, clippy -D warnings and every test
+  test    install missing system packages (as root), then cargo fmt --check, clippy -D warnings, build routewarden,
+          the unit and unprivileged integration tests, and the system tests (tests/) with ROUTEWARDEN_BIN set
   demo    build routewarden, create a namespace where kube-proxy and Cilium socket-LB conflict, run `check` in it
   bench   [detector|daemon] [ARGS]: time check against iptables-save on generated 1k/10k/50k-Service rulesets,
           and the daemon's memory, idle CPU and HTTP throughput (numbers go to BENCHMARKS.md)
@@ -127,15 +128,24 @@ fn test() -> Result<()> {
         eprintln!("not root: privileged system tests will skip (CI=true makes them fail)");
     }
     run(Command::new("cargo").args(["fmt", "--all", "--", "--check"]))?;
+    // --workspace includes the system tests crate, which is not a default member.
     run(Command::new("cargo").args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    run(Command::new("cargo").args(["test", "--workspace", "--all-targets"]))?;
+    run(Command::new("cargo").args(["build", "-p", "routewarden", "--bin", "routewarden"]))?;
+    let bin = debug_binary()?;
+    // Unit tests, the agent crate's unprivileged integration tests, benches in test mode, xtask.
+    run(Command::new("cargo").args(["test", "--workspace", "--all-targets", "--exclude", SYSTEM_TESTS]))?;
+    // The privileged system tests, against the binary just built.
+    run(Command::new("cargo").args(["test", "-p", SYSTEM_TESTS, "--all-targets"]).env("ROUTEWARDEN_BIN", &bin))?;
     verify_units()
 }
+
+/// The package of the privileged system tests (`tests/`); it reads the binary under test from ROUTEWARDEN_BIN.
+const SYSTEM_TESTS: &str = "routewarden-system-tests";
 
 /// `systemd-analyze verify` on every unit (with ExecStart pointed at the built binary), failing on any output:
 /// it exits 0 on unknown keys. Prints the offline security exposure.
 fn verify_units() -> Result<()> {
-    let bin = root().join("target/debug/routewarden");
+    let bin = debug_binary()?;
     let tmp = std::env::temp_dir().join(format!("routewarden-units-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     for entry in std::fs::read_dir(root().join("systemd"))? {
@@ -169,15 +179,40 @@ fn verify_units() -> Result<()> {
     Ok(())
 }
 
+/// The compiled `routewarden` binary of the dev profile, wherever cargo puts its target directory.
+fn debug_binary() -> Result<PathBuf> {
+    let out = Command::new("cargo")
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(root())
+        .output()
+        .context("running cargo metadata")?;
+    if !out.status.success() {
+        bail!("cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
+    let target = meta["target_directory"].as_str().context("cargo metadata has no target_directory")?;
+    Ok(Path::new(target).join("debug/routewarden"))
+}
+
+/// Builds a namespace where kube-proxy's rules and Cilium socket-LB conflict and runs `check` in it; fails unless
+/// `check` reports the conflict (exit code 2, `service-routing.conflict`).
 fn demo() -> Result<()> {
     if !is_root() {
         bail!("the demo creates a network namespace, BPF programs and a cgroup: run it as root");
     }
+    let src = root().join("tests/bpf/cilium_sock.c");
+    let fixture = root().join("agent/tests/data/fixtures/kube-proxy-iptables-TestOverallIPTablesRules.txt");
+    for input in [&fixture, &src] {
+        if !input.is_file() {
+            bail!(
+                "demo input {} is missing: it is part of the repository, restore it (git checkout -- .)",
+                input.display()
+            );
+        }
+    }
     deps(false)?;
-    run(Command::new("cargo").args(["build", "--quiet", "--bin", "routewarden"]))?;
-    let bin = root().join("target/debug/routewarden");
-    let src = root().join("agent/tests/bpf/cilium_sock.c");
-    let fixture = root().join("../shared/fixtures/kube-proxy-iptables-TestOverallIPTablesRules.txt");
+    run(Command::new("cargo").args(["build", "--quiet", "-p", "routewarden", "--bin", "routewarden"]))?;
+    let bin = debug_binary()?;
     let tmp = std::env::temp_dir().join("routewarden-demo");
     let script = format!(
         r#"set -e
@@ -185,11 +220,13 @@ NS=rw-demo; BPF=/sys/fs/bpf/rw-demo; CG=/sys/fs/cgroup/unified/rw-demo; T={tmp}
 cleanup() {{ bpftool cgroup detach $CG connect4 pinned $BPF/sock 2>/dev/null || true; rm -rf $BPF; rmdir $CG 2>/dev/null || true; ip netns del $NS 2>/dev/null || true; }}
 cleanup; trap cleanup EXIT
 mkdir -p $T $CG
+rm -f $T/check.out $T/check.rc
 grep -qs ' /sys/fs/bpf bpf' /proc/mounts || mount -t bpf bpf /sys/fs/bpf
 mkdir -p $BPF
 echo '# 1. a network namespace with kube-proxy rules (iptables mode, nft backend) and Cilium links'
 ip netns add $NS
-sed 's/ -m nfacct --nfacct-name [a-z_]*//' {fixture} | nsenter --net=/run/netns/$NS iptables-nft-restore
+sed 's/ -m nfacct --nfacct-name [a-z_]*//' {fixture} > $T/rules.txt
+nsenter --net=/run/netns/$NS iptables-nft-restore < $T/rules.txt
 nsenter --net=/run/netns/$NS ip link add cilium_host type veth peer name cilium_net
 echo '# 2. a program named like Cilium socket-LB attached to a cgroup (stands in for the cgroup v2 root)'
 clang -O2 -g -target bpf -I/usr/include/$(uname -m)-linux-gnu -c {src} -o $T/sock.o
@@ -199,15 +236,32 @@ printf 'bpffs = "%s"\ncgroup_roots = ["%s"]\n' $BPF $CG > $T/config.toml
 echo '# 3. routewarden check, with a process named kube-proxy running'
 echo
 set +e
-nsenter --net=/run/netns/$NS unshare --pid --fork --mount-proc sh -c "cp /bin/sleep $T/kube-proxy; $T/kube-proxy 60 & sleep 0.2; {bin} --config $T/config.toml check"
-echo "(exit code $?)"
+nsenter --net=/run/netns/$NS unshare --pid --fork --mount-proc sh -c "cp /bin/sleep $T/kube-proxy; $T/kube-proxy 60 & sleep 0.2; {bin} --config $T/config.toml check" > $T/check.out 2>&1
+rc=$?
+echo $rc > $T/check.rc
+cat $T/check.out
+echo "(exit code $rc)"
 "#,
         tmp = tmp.display(),
         fixture = fixture.display(),
         src = src.display(),
         bin = bin.display()
     );
-    sh(&script)
+    let status = Command::new("sh").args(["-c", &script]).current_dir(root()).status().context("starting sh")?;
+    if !status.success() {
+        bail!("demo failed: setting up the namespace failed ({status}); the failing step is printed above");
+    }
+    let out = std::fs::read_to_string(tmp.join("check.out")).context("reading the output of check")?;
+    let rc = std::fs::read_to_string(tmp.join("check.rc")).context("reading the exit code of check")?;
+    let rc = rc.trim();
+    if rc != "2" || !out.contains("service-routing.conflict") {
+        bail!(
+            "demo failed: `routewarden check` should exit 2 with a CRITICAL service-routing.conflict finding; it exited {rc}{}",
+            if out.contains("service-routing.conflict") { "" } else { " without reporting service-routing.conflict" }
+        );
+    }
+    eprintln!("demo ok: check reported the conflict and exited 2");
+    Ok(())
 }
 
 /// `cargo xtask bench [detector|daemon] [ARGS...]`: runs the benchmark binaries (both by default), after

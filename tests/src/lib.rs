@@ -1,21 +1,51 @@
-//! Test worlds for system tests: a network namespace with real iptables/nftables rules and links, real BPF
-//! programs and pinned maps under a test-owned bpffs directory and cgroup, and fake-named processes in a private
-//! pid namespace; then the real `routewarden` binary runs inside it.
+//! The harness of routewarden's system tests: test worlds, each a network namespace with real iptables/nftables
+//! rules and links, real BPF programs and pinned maps under a test-owned bpffs directory and cgroup, and
+//! fake-named processes in a private pid namespace; then the real `routewarden` binary runs inside it.
 //!
-//! Everything a world creates is named after the test and removed on drop. Nothing touches the host's own
-//! network namespace.
+//! The binary under test comes from `ROUTEWARDEN_BIN` (see [`bin`]), which `cargo xtask test` sets to the binary it
+//! has just built. Everything a world creates is named after the test and removed on drop. Nothing touches the
+//! host's own network namespace.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod snapshots;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use aya::maps::{HashMap, MapData};
 use aya::programs::{CgroupAttachMode, CgroupSockAddr};
 use aya::Ebpf;
 
-pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures");
+/// The real rule dumps, shared with the agent crate's unprivileged tests (see `INDEX.md` there for where each
+/// comes from).
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../agent/tests/data/fixtures");
+
+/// The repository's root.
+pub const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+/// The environment variable that names the binary under test.
+pub const BIN_ENV: &str = "ROUTEWARDEN_BIN";
+
+/// The `routewarden` binary under test: the absolute path in `ROUTEWARDEN_BIN`. `cargo xtask test` builds the binary
+/// and sets it; these tests never build or look for a binary themselves, so they cannot test a stale one. Panics
+/// with what to do when the variable is unset, relative, or names no file.
+pub fn bin() -> PathBuf {
+    let how = "run the system tests with `cargo xtask test` (it builds routewarden and sets ROUTEWARDEN_BIN), or \
+               set ROUTEWARDEN_BIN to the absolute path of a freshly built binary, e.g. `cargo build -p routewarden && \
+               ROUTEWARDEN_BIN=$PWD/target/debug/routewarden cargo test -p routewarden-system-tests`";
+    let path = match std::env::var_os(BIN_ENV) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => panic!("{BIN_ENV} is not set: {how}"),
+    };
+    if !path.is_absolute() {
+        panic!("{BIN_ENV}={} is not an absolute path: {how}", path.display());
+    }
+    if !path.is_file() {
+        panic!("{BIN_ENV}={} does not exist: {how}", path.display());
+    }
+    path
+}
 
 /// Whether privileged tests can run; prints why not, and fails under CI=true.
 pub fn privileged(test: &str) -> bool {
@@ -36,7 +66,7 @@ pub fn privileged(test: &str) -> bool {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("{msg} (CI=true turns this skip into a failure)");
     }
-    eprintln!("{msg}");
+    skip_note(&msg);
     false
 }
 
@@ -49,8 +79,15 @@ pub fn tool(tool: &str) -> bool {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("{msg} (CI=true turns this skip into a failure)");
     }
-    eprintln!("{msg}");
+    skip_note(&msg);
     false
+}
+
+/// Prints a skip reason to the real stderr: libtest captures `eprintln!` of passing tests, so a skip printed that
+/// way would never be seen.
+fn skip_note(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{msg}");
 }
 
 fn in_path(tool: &str) -> bool {
@@ -72,7 +109,7 @@ pub fn bpf_object(name: &str) -> PathBuf {
     let dir = DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("routewarden-bpf-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bpf");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("bpf");
         for prog in ["cilium_sock", "cilium_tc", "cilium_xdp", "cilium_maps"] {
             sh(&format!(
                 "clang -O2 -g -target bpf -I/usr/include/$(uname -m)-linux-gnu -c {}/{prog}.c -o {}/{prog}.o",
@@ -92,6 +129,9 @@ fn ensure_bpffs() {
     }
 }
 
+/// Names of the worlds that exist now in this process.
+static LIVE_WORLDS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
 pub struct World {
     pub name: String,
     pub dir: tempfile::TempDir,
@@ -106,13 +146,21 @@ pub struct World {
 }
 
 impl World {
-    /// A fresh world for `test`, or `None` (after printing why) when the machine cannot host one.
+    /// A fresh world for `test`, or `None` (after printing why) when the machine cannot host one. Panics when the
+    /// binary under test is not given (see [`bin`]).
     pub fn new(test: &str) -> Option<World> {
         if !privileged(test) {
             return None;
         }
+        bin();
         ensure_bpffs();
         let name = format!("rw-{}-{}", test.replace('_', "-").chars().take(20).collect::<String>(), std::process::id());
+        // All system tests share one process: two live worlds with one name would delete each other's namespace.
+        {
+            let mut live = LIVE_WORLDS.lock().unwrap_or_else(|e| e.into_inner());
+            assert!(!live.contains(&name), "two live worlds are named {name}: give World::new a unique name");
+            live.push(name.clone());
+        }
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         sh(&format!("ip netns add {name}"));
         let bpffs = PathBuf::from(format!("/sys/fs/bpf/{name}"));
@@ -249,22 +297,44 @@ impl World {
         self.procs.push(comm.to_string());
     }
 
+    /// Writes the world's configuration: its bpffs, cgroup and IPVS file; the files routewarden would otherwise
+    /// read from the host (mountinfo, CNI directory, Cilium agent socket, certificates) in the world's directory
+    /// unless `config_extra` sets them; then `config_extra`.
     pub fn config(&self) -> PathBuf {
         let cfg = self.dir.path().join("config.toml");
-        let text = format!(
-            "bpffs = \"{}\"\ncgroup_roots = [\"{}\"]\nipvs_file = \"{}\"\n{}",
+        let mut text = format!(
+            "bpffs = \"{}\"\ncgroup_roots = [\"{}\"]\nipvs_file = \"{}\"\n",
             self.bpffs.display(),
             self.cgroup.display(),
             self.dir.path().join("ip_vs").display(),
-            self.config_extra
         );
+        let sets = |key: &str| {
+            self.config_extra
+                .lines()
+                .any(|l| l.trim_start().strip_prefix(key).is_some_and(|r| r.trim_start().starts_with('=')))
+        };
+        let empty_mountinfo = self.dir.path().join("empty-mountinfo");
+        if !sets("mountinfo") {
+            std::fs::write(&empty_mountinfo, "").unwrap();
+            text.push_str(&format!("mountinfo = \"{}\"\n", empty_mountinfo.display()));
+        }
+        for (key, file) in [("cni_dir", "net.d"), ("cilium_socket", "cilium.sock")] {
+            if !sets(key) {
+                text.push_str(&format!("{key} = \"{}\"\n", self.dir.path().join(file).display()));
+            }
+        }
+        text.push_str(&self.config_extra);
+        if !self.config_extra.contains("[certificates]") {
+            text.push_str("\n[certificates]\npaths = []\n");
+        }
         std::fs::write(&cfg, text).unwrap();
         cfg
     }
 
     /// Runs the real binary inside the world with `args` after `--config CFG`; returns (exit code, stdout, stderr).
     pub fn run(&self, args: &str) -> (i32, String, String) {
-        let bin = env!("CARGO_BIN_EXE_routewarden");
+        let bin = bin();
+        let bin = bin.display();
         let dir = self.dir.path().display();
         let mut script = String::new();
         for c in &self.procs {
@@ -287,7 +357,8 @@ impl World {
 
     /// Starts the real binary inside the world with `args` (like `run`) without waiting for it.
     pub fn spawn(&self, args: &str) -> std::process::Child {
-        let bin = env!("CARGO_BIN_EXE_routewarden");
+        let bin = bin();
+        let bin = bin.display();
         Command::new("nsenter")
             .arg(format!("--net=/run/netns/{}", self.name))
             .args(["sh", "-c", &format!("exec {bin} --config {} {args}", self.config().display())])
@@ -295,6 +366,29 @@ impl World {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap()
+    }
+
+    /// Takes `routewarden snapshot` in the world (with its processes), normalises it ([`snapshots::normalise`])
+    /// and compares it with the recording `name` in `agent/tests/data/snapshots/`, failing with a diff when they
+    /// differ; with `UPDATE_SNAPSHOTS=1` it (re)writes the recording instead.
+    pub fn assert_recorded(&self, name: &str) {
+        let (code, out, err) = self.run("snapshot");
+        assert_eq!(code, 0, "routewarden snapshot failed: {err}");
+        let mut snap: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("snapshot is not JSON ({e}): {out}\nstderr: {err}"));
+        snapshots::normalise(&mut snap, &self.volatile_strings());
+        snapshots::check_recorded(name, &snap);
+    }
+
+    /// Strings that differ between two runs of the same world, with what replaces them in a recording: the world's
+    /// temporary directory, the directory of the compiled BPF objects and the world's name (both contain the pid).
+    pub fn volatile_strings(&self) -> Vec<(String, String)> {
+        let objects = bpf_object("cilium_sock").parent().map(Path::to_path_buf).unwrap_or_default();
+        vec![
+            (self.dir.path().display().to_string(), "/tmp/WORLD".into()),
+            (objects.display().to_string(), "/tmp/BPF-OBJECTS".into()),
+            (self.name.clone(), "WORLD".into()),
+        ]
     }
 
     /// Runs `check --output json` and parses the report.
@@ -328,6 +422,7 @@ impl Drop for World {
         let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
         let _ = std::fs::remove_dir_all(&self.bpffs);
         let _ = std::fs::remove_dir(&self.cgroup);
+        LIVE_WORLDS.lock().unwrap_or_else(|e| e.into_inner()).retain(|n| *n != self.name);
     }
 }
 
@@ -426,7 +521,7 @@ impl World {
         let addr = "127.0.0.1:9977".to_string();
         let child = Command::new("nsenter")
             .arg(format!("--net=/run/netns/{}", self.name))
-            .arg(env!("CARGO_BIN_EXE_routewarden"))
+            .arg(bin())
             .arg("--config")
             .arg(self.config())
             .args(["serve", "--listen", &addr])
@@ -496,6 +591,12 @@ impl Drop for Daemon {
 
 /// One journal entry to write: (unix µs, unit or "kernel", MESSAGE bytes).
 pub type JournalLine<'a> = (u64, &'a str, &'a [u8]);
+
+/// Whether journalctl and systemd-journal-remote are installed; prints a skip reason when not, and fails under
+/// CI=true.
+pub fn journal_tools() -> bool {
+    tool("journalctl") && tool("/lib/systemd/systemd-journal-remote")
+}
 
 /// Writes a real journal file at `path` (must end in `.journal`) with systemd-journal-remote.
 pub fn journal_file(path: &Path, entries: &[JournalLine]) {

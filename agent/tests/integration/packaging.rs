@@ -1,10 +1,6 @@
 //! Packaging checks that need no package build: the shipped default configuration is the real default, the
 //! alerting rules pass `promtool test rules`, and every metric they use is one the daemon exports.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
@@ -26,7 +22,7 @@ fn the_packaged_config_is_the_default_configuration() {
 
 #[test]
 fn alerting_rules_pass_their_promtool_unit_tests() {
-    if !common::tool("promtool") {
+    if !crate::support::tool("promtool") {
         return;
     }
     let dir = Path::new(ROOT).join("packaging/prometheus");

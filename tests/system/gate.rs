@@ -1,14 +1,10 @@
 //! System tests of the startup gate: `routewarden wait` in a namespace while the test creates the required state
 //! with the real tools a moment later, and the daemon's `[gate]` holding back READY=1.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::World;
+use routewarden_system_tests::World;
 
 /// Waits for the child; returns (exit code, stdout, stderr, time from `since` to exit).
 fn finish(mut child: Child, since: Instant) -> (i32, String, String, Duration) {
@@ -94,7 +90,9 @@ fn no_conflict_flips_with_cilium_socket_lb() {
     w.process("kube-proxy");
     let (code, out, _) = w.run("wait --for no-conflict --for kube-proxy --timeout 5s");
     assert_eq!(code, 0, "{out}");
+    w.assert_recorded("no_conflict_flips_with_cilium_socket_lb-before");
     w.socket_lb();
+    w.assert_recorded("no_conflict_flips_with_cilium_socket_lb-after");
     let (code, out, _) = w.run("wait --for no-conflict --timeout 1s");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("MISSING no-conflict") && out.contains("socket-LB"), "{out}");

@@ -1,12 +1,9 @@
 //! System tests of `routewarden check`: one real world per decision of the detector (network namespace with real
-//! rules and links, real BPF programs and pinned maps, real named processes), asserting the report.
-//! They need root; without it they skip with a reason, and under CI=true a skip fails.
+//! rules and links, real BPF programs and pinned maps, real named processes), asserting the report. Each world's
+//! snapshot is also compared with its recording in `agent/tests/data/snapshots/`, whose decisions the agent crate
+//! checks without root. They need root; without it they skip with a reason, and under CI=true a skip fails.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
-use common::{finding, ids, World};
+use routewarden_system_tests::{self as harness, bin, finding, ids, World};
 
 const OVERALL: &str = "kube-proxy-iptables-TestOverallIPTablesRules.txt";
 
@@ -99,6 +96,7 @@ fn conflict_when_kube_proxy_runs_next_to_cilium_socket_lb() {
     let before = w.state();
     let (code, r) = w.check();
     let (text_code, text, _) = w.run("check");
+    w.assert_recorded("conflict_when_kube_proxy_runs_next_to_cilium_socket_lb");
     assert_eq!(w.state(), before, "routewarden changed the node's state");
 
     assert_eq!(code, 2, "{r:#}");
@@ -132,6 +130,7 @@ fn cilium_without_kpr_next_to_kube_proxy_is_the_supported_overlap() {
     w.process("cilium-agent");
 
     let (code, r) = w.check();
+    w.assert_recorded("cilium_without_kpr_next_to_kube_proxy_is_the_supported_overlap");
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(r["verdict"], "ok");
     assert_eq!(ids(&r), vec!["service-routing.overlap"]);
@@ -155,6 +154,7 @@ fn cilium_kpr_alone_with_only_kubelet_chains_is_healthy() {
     w.process("cilium-agent");
 
     let (code, r) = w.check();
+    w.assert_recorded("cilium_kpr_alone_with_only_kubelet_chains_is_healthy");
     assert_eq!(code, 0, "{r:#}");
     assert!(ids(&r).is_empty(), "kubelet's KUBE-* chains are not kube-proxy: {r:#}");
     assert_eq!(r["dataplane"]["kube_proxy"]["mode"], "none");
@@ -178,6 +178,7 @@ fn conflict_when_cilium_balances_nodeports_in_bpf_on_the_nic_over_tcx() {
     w.process("cilium-agent");
 
     let (code, r) = w.check();
+    w.assert_recorded("conflict_when_cilium_balances_nodeports_in_bpf_on_the_nic_over_tcx");
     assert_eq!(code, 2, "{r:#}");
     let c = &r["dataplane"]["cilium"];
     assert_eq!((c["socket_lb"].as_bool(), c["bpf_nodeport"].as_bool()), (Some(false), Some(true)), "{r:#}");
@@ -192,6 +193,7 @@ fn kube_proxy_rules_without_a_process_are_stale() {
     w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
 
     let (code, r) = w.check();
+    w.assert_recorded("kube_proxy_rules_without_a_process_are_stale");
     assert_eq!(code, 1, "{r:#}");
     assert_eq!(ids(&r), vec!["kube-proxy.stale-rules"]);
     assert_eq!(r["dataplane"]["kube_proxy"]["stale"], true);
@@ -208,6 +210,7 @@ fn kube_proxy_alone_is_healthy_with_mode_backend_and_services() {
     w.process("kube-proxy");
 
     let (code, r) = w.check();
+    w.assert_recorded("kube_proxy_alone_is_healthy_with_mode_backend_and_services");
     assert_eq!(code, 0, "{r:#}");
     assert!(ids(&r).is_empty(), "{r:#}");
     let kp = &r["dataplane"]["kube_proxy"];
@@ -226,6 +229,7 @@ fn kube_proxy_nftables_mode_is_recognised() {
     w.process("kube-proxy");
 
     let (code, r) = w.check();
+    w.assert_recorded("kube_proxy_nftables_mode_is_recognised");
     assert_eq!(code, 0, "{r:#}");
     let kp = &r["dataplane"]["kube_proxy"];
     assert_eq!(kp["mode"], "nftables");
@@ -244,6 +248,7 @@ fn kube_proxy_ipvs_mode_with_iptables_mode_leftovers() {
     w.process("kube-proxy");
 
     let (code, r) = w.check();
+    w.assert_recorded("kube_proxy_ipvs_mode_with_iptables_mode_leftovers");
     assert_eq!(code, 1, "{r:#}");
     let kp = &r["dataplane"]["kube_proxy"];
     assert_eq!(
@@ -262,6 +267,7 @@ fn kube_rules_in_both_backends_are_mixed_backends() {
     w.process("kube-proxy");
 
     let (code, r) = w.check();
+    w.assert_recorded("kube_rules_in_both_backends_are_mixed_backends");
     assert_eq!(code, 1, "{r:#}");
     assert_eq!(ids(&r), vec!["iptables.mixed-backends"]);
     assert_eq!(r["dataplane"]["kube_proxy"]["backend"], "legacy+nft");
@@ -275,6 +281,7 @@ fn nobody_programming_services_is_critical() {
     w.iptables_restore("nft", false, KUBELET_CHAINS);
 
     let (code, r) = w.check();
+    w.assert_recorded("nobody_programming_services_is_critical");
     assert_eq!(code, 2, "{r:#}");
     assert_eq!(ids(&r), vec!["service-routing.missing"]);
 }
@@ -287,10 +294,11 @@ fn a_failing_source_is_reported_while_the_others_still_report() {
     w.process("kube-proxy");
     let garbage = w.dir.path().join("garbage-save");
     std::fs::write(&garbage, "#!/bin/sh\necho '*nat'\necho 'this is not iptables'\n").unwrap();
-    common::sh(&format!("chmod +x {}", garbage.display()));
+    harness::sh(&format!("chmod +x {}", garbage.display()));
     w.config_extra = format!("[binaries]\niptables_legacy_save = \"{}\"\n", garbage.display());
 
     let (code, r) = w.check();
+    w.assert_recorded("a_failing_source_is_reported_while_the_others_still_report");
     assert_eq!(code, 3, "{r:#}");
     assert_eq!(r["sources"]["iptables-legacy"]["status"], "failed");
     let err = r["sources"]["iptables-legacy"]["error"].as_str().unwrap();
@@ -309,6 +317,7 @@ fn unknown_is_never_concluded_absent() {
     w.config_extra = "[binaries]\niptables_legacy_save = \"/nonexistent/iptables-legacy-save\"\n".into();
 
     let (code, r) = w.check();
+    w.assert_recorded("unknown_is_never_concluded_absent");
     assert_eq!(code, 3, "{r:#}");
     assert_eq!(r["dataplane"]["kube_proxy"]["mode"], "unknown");
     assert_eq!(ids(&r), vec!["source.failed"], "no service-routing.missing from a failed source: {r:#}");
@@ -325,10 +334,11 @@ fn a_snapshot_taken_on_the_node_gives_the_same_report_elsewhere() {
     let (code, snap, err) = w.run("snapshot");
     assert_eq!(code, 0, "{err}");
     let (live_code, live) = w.check();
+    w.assert_recorded("a_snapshot_taken_on_the_node_gives_the_same_report_elsewhere");
     let file = w.dir.path().join("node.json");
     std::fs::write(&file, &snap).unwrap();
     // Analysed outside the world, with no access to its namespace, BPF objects or processes.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_routewarden"))
+    let out = std::process::Command::new(bin())
         .args(["check", "--output", "json", "--snapshot"])
         .arg(&file)
         .output()
@@ -349,24 +359,9 @@ fn a_snapshot_taken_on_the_node_gives_the_same_report_elsewhere() {
 }
 
 #[test]
-fn bad_snapshot_files_are_usage_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bad.json");
-    std::fs::write(&file, "{\"schema_version\": 1}").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_routewarden"))
-        .args(["check", "--snapshot"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.json") && err.contains("missing field"), "{err}");
-}
-
-#[test]
 fn the_unit_capabilities_are_the_ones_the_sources_need() {
     let Some(mut w) = World::new("caps") else { return };
-    if !common::tool("setpriv") {
+    if !harness::tool("setpriv") {
         return;
     }
     w.iptables_fixture("legacy", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
@@ -412,18 +407,20 @@ fn a_hanging_tool_is_killed_at_the_timeout_and_reported() {
     w.iptables_restore("legacy", false, KUBELET_CHAINS);
     let hang = w.dir.path().join("hanging-save");
     std::fs::write(&hang, "#!/bin/sh\nexec sleep 30\n").unwrap();
-    common::sh(&format!("chmod +x {}", hang.display()));
+    harness::sh(&format!("chmod +x {}", hang.display()));
     w.config_extra = format!("command_timeout_secs = 1\n[binaries]\niptables_legacy_save = \"{}\"\n", hang.display());
     let start = std::time::Instant::now();
     let (code, r) = w.check();
     assert!(start.elapsed() < std::time::Duration::from_secs(10), "check waited for the hanging tool");
+    w.assert_recorded("a_hanging_tool_is_killed_at_the_timeout_and_reported");
     assert_eq!(code, 3, "{r:#}");
     let err = r["sources"]["iptables-legacy"]["error"].as_str().unwrap();
     assert!(err.contains("hanging-save") && err.contains("did not finish within 1s"), "{err}");
     assert_eq!(r["sources"]["nftables"]["status"], "ok");
 }
 
-/// Answers `count` requests on a unix socket with `body` as JSON, like the Cilium agent's API.
+/// Answers `count` requests on a unix socket with `body` as JSON, like the Cilium agent's API (a `check` and a
+/// `snapshot` each ask once).
 fn cilium_agent(path: &std::path::Path, body: &'static str, count: usize) -> std::thread::JoinHandle<()> {
     use std::io::{Read, Write};
     let _ = std::fs::remove_file(path);
@@ -449,8 +446,9 @@ fn the_cilium_agents_configured_kube_proxy_replacement_counts() {
 
     let on = r#"{"cilium":{"state":"Ok"},"kube-proxy-replacement":{"mode":"True","devices":["eth0"],
         "features":{"nodePort":{"enabled":true,"mode":"SNAT"},"socketLB":{"enabled":true}}}}"#;
-    let agent = cilium_agent(&sock, on, 1);
+    let agent = cilium_agent(&sock, on, 2);
     let (code, r) = w.check();
+    w.assert_recorded("the_cilium_agents_configured_kube_proxy_replacement_counts-kpr-true");
     agent.join().unwrap();
     assert_eq!(code, 2, "{r:#}");
     assert_eq!(r["dataplane"]["cilium"]["configured_kpr"], "True");
@@ -459,8 +457,9 @@ fn the_cilium_agents_configured_kube_proxy_replacement_counts() {
     assert!(f["evidence"].to_string().contains("cilium-agent API: kube-proxy replacement True"), "{f:#}");
 
     let off = r#"{"kube-proxy-replacement":{"mode":"False","features":{"nodePort":{"enabled":false},"socketLB":{"enabled":false}}}}"#;
-    let agent = cilium_agent(&sock, off, 1);
+    let agent = cilium_agent(&sock, off, 2);
     let (code, r) = w.check();
+    w.assert_recorded("the_cilium_agents_configured_kube_proxy_replacement_counts-kpr-false");
     agent.join().unwrap();
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(ids(&r), vec!["service-routing.overlap"]);
@@ -468,6 +467,7 @@ fn the_cilium_agents_configured_kube_proxy_replacement_counts() {
     // An agent that does not answer is not a failure.
     std::fs::remove_file(&sock).unwrap();
     let (_, r) = w.check();
+    w.assert_recorded("the_cilium_agents_configured_kube_proxy_replacement_counts-no-agent");
     assert_eq!(r["sources"]["cilium-agent"]["status"], "ok");
     assert_eq!(r["dataplane"]["cilium"]["configured_kpr"], serde_json::Value::Null);
 }

@@ -1,18 +1,14 @@
 //! System tests of `routewarden serve`: the real binary in a network namespace, a test-owned NOTIFY_SOCKET, real
 //! HTTP requests, real rule changes, signals, a real Prometheus scrape and `promtool check metrics`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{get, http_raw, in_netns, World};
+use routewarden_system_tests::{self as harness, get, http_raw, in_netns, World};
 
 const STEP1: &str = "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt";
 const OVERALL: &str = "kube-proxy-iptables-TestOverallIPTablesRules.txt";
 
-fn status(d: &common::Daemon) -> serde_json::Value {
+fn status(d: &harness::Daemon) -> serde_json::Value {
     let (code, body) = d.get("/status");
     assert_eq!(code, 200, "{body}");
     serde_json::from_str(&body).unwrap()
@@ -116,7 +112,7 @@ fn http_refuses_what_it_does_not_serve_and_sheds_slow_clients() {
 #[test]
 fn prometheus_scrapes_the_daemon_and_promtool_accepts_the_metrics() {
     let Some(mut w) = World::new("serve-prom") else { return };
-    if !common::tool("prometheus") || !common::tool("promtool") {
+    if !harness::tool("prometheus") || !harness::tool("promtool") {
         return;
     }
     w.iptables_fixture("nft", STEP1);
@@ -218,7 +214,7 @@ fn signals_are_answered_while_a_collection_hangs() {
     w.iptables_restore("legacy", false, "*filter\n:KUBE-FIREWALL - [0:0]\nCOMMIT\n");
     let hang = w.dir.path().join("hanging-save");
     std::fs::write(&hang, "#!/bin/sh\nexec sleep 60\n").unwrap();
-    common::sh(&format!("chmod +x {}", hang.display()));
+    harness::sh(&format!("chmod +x {}", hang.display()));
     w.config_extra = format!("command_timeout_secs = 50\n[binaries]\niptables_legacy_save = \"{}\"\n", hang.display());
     let mut d = w.serve("");
     // The first collection hangs in the tool; the loop still answers the watchdog, SIGHUP and SIGTERM.

@@ -1,16 +1,13 @@
 //! Journal tests with real journal files (written by systemd-journal-remote, read back by the real journalctl):
 //! every default rule on real-looking lines of several Kubernetes versions, benign lines that must not match, the
 //! CNI/API-server deadlock over time, odd entries, stdin, and the daemon following a journal directory with a
-//! persisted cursor and a journalctl that dies.
-
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
+//! persisted cursor and a journalctl that dies. The scans need only the journal tools; the daemon tests need a
+//! world (root).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{journal_file, World};
+use routewarden_system_tests::{self as harness, bin, journal_file, journal_tools, World};
 
 const K: &str = "kubelet.service";
 
@@ -58,7 +55,7 @@ const CORPUS: &[(&str, &str, &str)] = &[
 ];
 
 fn scan(args: &[&str]) -> (i32, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_routewarden"))
+    let out = Command::new(bin())
         .arg("--config")
         .arg("/dev/null")
         .arg("scan-journal")
@@ -71,27 +68,15 @@ fn scan(args: &[&str]) -> (i32, serde_json::Value) {
     (out.status.code().unwrap(), v)
 }
 
-fn ready() -> bool {
-    common::privileged("journal")
-        && common::tool("journalctl")
-        && std::path::Path::new("/lib/systemd/systemd-journal-remote").exists()
-        || {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("systemd-journal-remote is missing (CI=true)");
-            }
-            false
-        }
-}
-
 #[test]
 fn every_default_rule_matches_its_lines_and_benign_lines_match_nothing() {
-    if !ready() {
+    if !journal_tools() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("corpus.journal");
     let base = 1_790_000_000_000_000u64;
-    let entries: Vec<common::JournalLine> =
+    let entries: Vec<harness::JournalLine> =
         CORPUS.iter().enumerate().map(|(i, (u, m, _))| (base + i as u64 * 1_000_000, *u, m.as_bytes())).collect();
     journal_file(&file, &entries);
     let (_, v) = scan(&["--file", file.to_str().unwrap()]);
@@ -112,7 +97,7 @@ fn every_default_rule_matches_its_lines_and_benign_lines_match_nothing() {
 
 #[test]
 fn cni_and_apiserver_failing_together_for_minutes_is_a_deadlock() {
-    if !ready() {
+    if !journal_tools() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -145,7 +130,7 @@ fn cni_and_apiserver_failing_together_for_minutes_is_a_deadlock() {
 
 #[test]
 fn multi_line_huge_invalid_utf8_and_binary_messages_are_read_without_loss() {
-    if !ready() {
+    if !journal_tools() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -170,7 +155,7 @@ fn multi_line_huge_invalid_utf8_and_binary_messages_are_read_without_loss() {
     let json = Command::new("journalctl").args(["-o", "json", "--all", "--directory"]).arg(&d).output().unwrap().stdout;
     let mut input = json.clone();
     input.extend(b"this line is not json\n");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_routewarden"))
+    let mut child = Command::new(bin())
         .args(["--config", "/dev/null", "scan-journal", "-", "-o", "json"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -188,7 +173,7 @@ fn now_usec() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64
 }
 
-fn metric(d: &common::Daemon, name: &str) -> Option<f64> {
+fn metric(d: &harness::Daemon, name: &str) -> Option<f64> {
     let (_, body) = d.get("/metrics");
     body.lines().find(|l| l.starts_with(name)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
 }
@@ -203,7 +188,7 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn the_daemon_follows_a_journal_and_resumes_after_its_cursor() {
-    if !ready() {
+    if !journal_tools() {
         return;
     }
     let Some(mut w) = World::new("journal-follow") else { return };
@@ -243,9 +228,6 @@ fn the_daemon_follows_a_journal_and_resumes_after_its_cursor() {
 
 #[test]
 fn a_dying_journalctl_marks_the_journal_failed_and_is_restarted() {
-    if !ready() {
-        return;
-    }
     let Some(mut w) = World::new("journal-dies") else { return };
     let line = format!(
         "{{\"__CURSOR\":\"s=1\",\"__REALTIME_TIMESTAMP\":\"{}\",\"_SYSTEMD_UNIT\":\"kubelet.service\",\"MESSAGE\":\"Another app is currently holding the xtables lock\"}}",
@@ -264,7 +246,7 @@ fn a_dying_journalctl_marks_the_journal_failed_and_is_restarted() {
         ),
     )
     .unwrap();
-    common::sh(&format!("chmod +x {}", fake.display()));
+    harness::sh(&format!("chmod +x {}", fake.display()));
     let d = w.serve(&format!("[journal]\njournalctl = \"{}\"\n", fake.display()));
     d.wait_notify("READY=1");
     wait_until("the journal source to fail", || {
@@ -289,7 +271,7 @@ fn a_dying_journalctl_marks_the_journal_failed_and_is_restarted() {
 
 #[test]
 fn an_unwritable_state_directory_fails_the_journal_source_only() {
-    if !ready() {
+    if !journal_tools() {
         return;
     }
     let Some(mut w) = World::new("journal-state") else { return };
@@ -305,9 +287,6 @@ fn an_unwritable_state_directory_fails_the_journal_source_only() {
 
 #[test]
 fn a_journalctl_that_hangs_is_noticed_and_restarted() {
-    if !ready() {
-        return;
-    }
     let Some(mut w) = World::new("journal-hangs") else { return };
     let entry = |usec: u64| {
         format!("{{\"__CURSOR\":\"s={usec}\",\"__REALTIME_TIMESTAMP\":\"{usec}\",\"_SYSTEMD_UNIT\":\"kubelet.service\",\"MESSAGE\":\"x\"}}")
@@ -324,7 +303,7 @@ fn a_journalctl_that_hangs_is_noticed_and_restarted() {
         ),
     )
     .unwrap();
-    common::sh(&format!("chmod +x {}", fake.display()));
+    harness::sh(&format!("chmod +x {}", fake.display()));
     let d = w.serve(&format!("[journal]\njournalctl = \"{}\"\nhang_check_secs = 1\n", fake.display()));
     d.wait_notify("READY=1");
     wait_until("the hang to be noticed", || {
@@ -335,9 +314,6 @@ fn a_journalctl_that_hangs_is_noticed_and_restarted() {
 
 #[test]
 fn a_hanging_hang_probe_is_killed_and_asked_again() {
-    if !ready() {
-        return;
-    }
     let Some(mut w) = World::new("journal-probe-hangs") else { return };
     let entry = |usec: u64| {
         format!("{{\"__CURSOR\":\"s={usec}\",\"__REALTIME_TIMESTAMP\":\"{usec}\",\"_SYSTEMD_UNIT\":\"kubelet.service\",\"MESSAGE\":\"x\"}}")
@@ -357,7 +333,7 @@ fn a_hanging_hang_probe_is_killed_and_asked_again() {
         ),
     )
     .unwrap();
-    common::sh(&format!("chmod +x {}", fake.display()));
+    harness::sh(&format!("chmod +x {}", fake.display()));
     let d = w.serve(&format!("[journal]\njournalctl = \"{}\"\nhang_check_secs = 1\n", fake.display()));
     d.wait_notify("READY=1");
     wait_until("the hang to be noticed after a hanging probe", || {

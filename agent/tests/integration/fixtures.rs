@@ -1,10 +1,6 @@
-//! Parser tests on the real rule dumps in `shared/fixtures/`: every dump parses, the chain inventory is
-//! pinned as a snapshot, and (as root) the same dumps loaded into a namespace and read back with the real
-//! `iptables-save` of both backends parse to the same inventory.
-
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
+//! Parser tests on the real rule dumps in `tests/data/fixtures/`: every dump parses and the chain inventory is
+//! pinned as a snapshot. (The system tests load the same dumps into a namespace and check that the real
+//! `iptables-save` of both backends parses to the same inventory.)
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -16,7 +12,7 @@ use routewarden::rules::chains::{owner, Owner};
 use routewarden::sources::iptables::parse_save;
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(Path::new(common::FIXTURES).join(name)).unwrap()
+    std::fs::read_to_string(Path::new(crate::support::FIXTURES).join(name)).unwrap()
 }
 
 /// One line per table: chain count, rules, and chains by owner.
@@ -36,7 +32,7 @@ fn summary(rs: &Ruleset) -> String {
 #[test]
 fn every_iptables_fixture_parses() {
     let mut all = String::new();
-    let mut names: Vec<String> = std::fs::read_dir(common::FIXTURES)
+    let mut names: Vec<String> = std::fs::read_dir(crate::support::FIXTURES)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".txt"))
@@ -102,34 +98,4 @@ fn the_overall_dump_has_the_expected_service_chains() {
     assert_eq!(svc.len(), 5, "{svc:?}");
     assert!(rs.has_chain("filter", "KUBE-FIREWALL"), "kube-proxy's duplicate of kubelet's chain");
     assert_eq!(owner("filter", "KUBE-FIREWALL"), Owner::Kubelet);
-}
-
-/// Builtin chains with no rules differ between restore input and save output; compare everything else.
-fn normalised(rs: &Ruleset) -> BTreeMap<(String, String), u32> {
-    const BUILTIN: &[&str] = &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
-    rs.tables
-        .iter()
-        .flat_map(|(t, cs)| cs.iter().map(move |(c, chain)| ((t.clone(), c.clone()), chain.rules.unwrap_or(0))))
-        .filter(|((_, c), n)| !(BUILTIN.contains(&c.as_str()) && *n == 0))
-        .collect()
-}
-
-#[test]
-fn real_iptables_save_output_of_the_fixtures_parses_the_same() {
-    for backend in ["legacy", "nft"] {
-        for name in [
-            "kube-proxy-iptables-TestOverallIPTablesRules.txt",
-            "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt",
-            "kube-proxy-iptables-TestBadIPs.txt",
-            "kube-proxy-userspace-era-TestGetChainLinesMultipleTables-2015.txt",
-        ] {
-            let Some(w) = common::World::new(&format!("fx-{backend}")) else { return };
-            let text = fixture(name);
-            w.iptables_restore(backend, false, &text);
-            let saved = w.ns(&format!("iptables-{backend}-save"));
-            let real = parse_save(&saved, "filter").unwrap_or_else(|e| panic!("{backend} {name}: {e}\n{saved}"));
-            let expected = normalised(&parse_save(&text, "filter").unwrap());
-            assert_eq!(normalised(&real), expected, "{backend} {name}");
-        }
-    }
 }

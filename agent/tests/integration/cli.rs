@@ -1,7 +1,5 @@
 //! The command line as a user meets it: help that teaches, configuration errors with file, line and key (exit 64),
-//! usage errors (exit 64). Needs no privileges.
-
-#![allow(clippy::unwrap_used)]
+//! usage errors (exit 64), unreadable snapshot files. Needs no privileges.
 
 use std::process::Command;
 
@@ -71,4 +69,16 @@ fn unknown_wait_requirements_list_the_valid_ones() {
     assert_eq!(code, 64, "{err}");
     let (code, _, err) = rw(&["wait", "--for", "no-conflict", "--timeout", "soon"]);
     assert_eq!(code, 64, "{err}");
+}
+
+#[test]
+fn bad_snapshot_files_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.json");
+    std::fs::write(&file, "{\"schema_version\": 1}").unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_routewarden")).args(["check", "--snapshot"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.json") && err.contains("missing field"), "{err}");
 }
