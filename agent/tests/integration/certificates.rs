@@ -21,13 +21,12 @@ fn cert(cn: &str, days_from_now: i64) -> (String, String) {
 fn check_only(config: &str, sources: &[&str]) -> (i32, serde_json::Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.toml");
-    let disabled: Vec<String> =
-        routewarden::model::SourceId::COLLECTED
-            .iter()
-            .map(|s| s.as_str())
-            .filter(|s| !sources.contains(s))
-            .map(|s| format!("\"{s}\""))
-            .collect();
+    let disabled: Vec<String> = routewarden::model::SourceId::COLLECTED
+        .iter()
+        .map(|s| s.as_str())
+        .filter(|s| !sources.contains(s))
+        .map(|s| format!("\"{s}\""))
+        .collect();
     std::fs::write(&cfg, format!("disabled_sources = [{}]\n{config}", disabled.join(", "))).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_routewarden"))
         .arg("--config")

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use expect_test::expect_file;
+use routewarden::model::Snapshot;
 use routewarden::outputs::text;
 use routewarden::report::Report;
 use routewarden::rules::analyse;
-use routewarden::model::Snapshot;
 
 const SNAPSHOTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/snapshots");
 
