@@ -4,7 +4,7 @@
 //!
 //! cargo bench --bench daemon -- [--services 10000] [--idle-secs 60]
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
 
 #[path = "detector.rs"]
 #[allow(dead_code)]

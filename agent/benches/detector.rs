@@ -5,7 +5,7 @@
 //!
 //! cargo bench --bench detector -- [--sizes 1000,10000,50000] [--backends nft,legacy]
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
 
 #[path = "support.rs"]
 pub mod support;

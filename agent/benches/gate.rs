@@ -4,7 +4,7 @@
 //!
 //! cargo bench --bench gate -- [--trials 10] [--idle-secs 60]
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
 
 #[path = "support.rs"]
 mod support;

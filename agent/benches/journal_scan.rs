@@ -4,7 +4,7 @@
 //!
 //! cargo bench --bench journal_scan -- [--entries 1000000] [--follow-secs 30]
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
 
 #[path = "support.rs"]
 mod support;

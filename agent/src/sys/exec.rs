@@ -23,6 +23,7 @@ pub enum ExecError {
 
 /// `program args...` with the environment every child gets: `LC_ALL=C`, no colours, stdin from /dev/null,
 /// stdout and stderr piped, and SIGTERM when routewarden dies (so a killed daemon leaves no child behind).
+#[allow(clippy::disallowed_methods)] // The one place that may.
 fn command<S: AsRef<std::ffi::OsStr>>(program: &Path, args: &[S]) -> Command {
     let mut cmd = Command::new(program);
     cmd.args(args)

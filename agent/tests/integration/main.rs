@@ -2,7 +2,7 @@
 //! (`CARGO_BIN_EXE_routewarden`) and the library on any machine, without root. The privileged system tests
 //! (namespaces, BPF, the daemon) are the `routewarden-system-tests` crate in `tests/`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
 
 mod certificates;
 mod cli;
