@@ -178,8 +178,9 @@ pub fn verdict(findings: &[Finding]) -> Verdict {
     }
 }
 
-/// What a finding is about. Serialised as its dotted name (`service-routing.conflict`); journal rules bring
-/// their own ids, kept as `Journal`.
+/// What a finding is about. Serialised as its dotted name (`service-routing.conflict`). Build ids from names with
+/// [`FindingId::from_name`]: a name that is a built-in id (a journal rule may use `certificate.expired`) becomes
+/// that variant, any other name a `Journal` id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FindingId {
     SourceFailed,

@@ -143,11 +143,20 @@ fn journal_rules(config: &Config, path: &Path) -> Result<Result<RuleSet, RulesEr
         })?;
         inline.push(rule);
     }
-    RuleSet::with_defaults(inline.clone()).map_err(|source| SettingsError::Rules { path: path.into(), source })?;
-    Ok(rules_dir(config).and_then(|mut user| {
-        user.extend(inline);
-        RuleSet::with_defaults(user)
-    }))
+    let hard = |source| SettingsError::Rules { path: path.into(), source };
+    // The whole set is compiled once; only when it fails is it told apart whose fault that was.
+    let soft = match rules_dir(config) {
+        Ok(mut user) => {
+            user.extend(inline.clone());
+            match RuleSet::with_defaults(user) {
+                Ok(rules) => return Ok(Ok(rules)),
+                Err(e) => e,
+            }
+        }
+        Err(e) => e,
+    };
+    RuleSet::with_defaults(inline).map_err(hard)?;
+    Ok(Err(soft))
 }
 
 /// The rules of `journal.rules_dir/*.toml`, in name order; a missing directory has none.

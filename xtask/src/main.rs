@@ -179,17 +179,23 @@ fn verify_units() -> Result<()> {
     Ok(())
 }
 
-/// The compiled `routewarden` binary of the dev profile, wherever cargo puts its target directory.
-fn debug_binary() -> Result<PathBuf> {
+/// `cargo metadata --format-version 1 ARGS...` as JSON.
+fn cargo_metadata(args: &[&str]) -> Result<serde_json::Value> {
     let out = Command::new("cargo")
-        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .args(["metadata", "--format-version", "1"])
+        .args(args)
         .current_dir(root())
         .output()
         .context("running cargo metadata")?;
     if !out.status.success() {
         bail!("cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
+    serde_json::from_slice(&out.stdout).context("parsing cargo metadata")
+}
+
+/// The compiled `routewarden` binary of the dev profile, wherever cargo puts its target directory.
+fn debug_binary() -> Result<PathBuf> {
+    let meta = cargo_metadata(&["--no-deps"])?;
     let target = meta["target_directory"].as_str().context("cargo metadata has no target_directory")?;
     Ok(Path::new(target).join("debug/routewarden"))
 }
@@ -297,15 +303,7 @@ fn cargo_tool(sub: &str, krate: &str) -> Result<()> {
 
 /// One line per third-party crate in the dependency graph: name, version, license.
 fn third_party_licenses() -> Result<String> {
-    let out = Command::new("cargo")
-        .args(["metadata", "--format-version", "1", "--locked"])
-        .current_dir(root())
-        .output()
-        .context("running cargo metadata")?;
-    if !out.status.success() {
-        bail!("cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
+    let meta = cargo_metadata(&["--locked"])?;
     let members: Vec<&str> =
         meta["workspace_members"].as_array().map(|m| m.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
     let mut lines: Vec<String> = meta["packages"]
