@@ -7,7 +7,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "routewarden",
-    version,
+    version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (revision ",
+        env!("ROUTEWARDEN_REVISION"),
+        ", ",
+        env!("ROUTEWARDEN_COMMIT_DATE"),
+        ")"
+    ),
     about = "Tells who programs Kubernetes Service routing on this node: kube-proxy, Cilium, both, or nobody",
     long_about = "routewarden reads iptables (legacy and nft backends), nftables, links, IPVS, eBPF programs and \
 maps, and processes, and decides who programs Service routing on this node. It never changes anything.\n\n\
@@ -49,7 +56,9 @@ sudo routewarden snapshot --full | gzip > $(hostname)-routewarden.json.gz   # wi
     /// Run as a daemon: keep the report fresh and serve it over local HTTP (JSON and Prometheus metrics).
     #[command(after_help = "Endpoints: /status (?pretty), /findings, /healthz, /readyz, /metrics.\n\
 Signals: SIGHUP reloads the configuration (a broken one is refused and the running one kept), SIGTERM stops.\n\
-Under systemd (Type=notify) it sends READY=1 after the first collection, STATUS= and WATCHDOG=1.\n\n\
+Under systemd (Type=notify) it sends READY=1 after the first collection in which the [gate] requirements hold \
+(while they do not, it serves HTTP and sends EXTEND_TIMEOUT_USEC, so the start never times out), STATUS= and \
+WATCHDOG=1.\n\n\
 Examples:\n  routewarden serve\n  routewarden serve --listen 127.0.0.1:9977\n  curl -s localhost:9977/status?pretty")]
     Serve {
         /// Address to listen on, overriding daemon.listen in the configuration.
@@ -135,3 +144,73 @@ pub enum Output {
 fn parse_requirement(s: &str) -> Result<crate::rules::gate::Requirement, String> {
     s.parse().map_err(|e: crate::rules::gate::RequirementError| e.to_string())
 }
+
+/// The routewarden(8) sections clap does not generate, in roff: exit status, signals, files, environment and
+/// examples, so that the page stands alone.
+pub const MAN_SECTIONS: &str = r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+healthy (\fBcheck\fR), no findings (\fBscan\-journal\fR), satisfied (\fBwait\fR), or success
+.TP
+\fB1\fR
+warnings; for \fBwait\fR: timed out, printing what was missing
+.TP
+\fB2\fR
+critical findings (for example \fBservice\-routing.conflict\fR)
+.TP
+\fB3\fR
+could not inspect: a source failed, or the journal could not be read
+.TP
+\fB64\fR
+usage or configuration error (the message names the file, key or argument)
+.SH SIGNALS
+.TP
+\fBSIGHUP\fR
+\fBserve\fR reloads the configuration and the journal rules; a broken configuration is refused and the running
+one kept (\fBsystemctl reload routewarden\fR validates first and fails visibly).
+.TP
+\fBSIGTERM\fR, \fBSIGINT\fR
+\fBserve\fR saves the journal cursor, tells systemd STOPPING=1, removes its unix socket and exits 0.
+.SH FILES
+.TP
+\fI/etc/routewarden/config.toml\fR
+the configuration (\fBroutewarden config defaults\fR prints every key with its default)
+.TP
+\fI/etc/routewarden/rules.d/*.toml\fR
+additional or replacing journal rules
+.TP
+\fI/var/lib/routewarden/\fR
+state: the journal cursor (\fB$STATE_DIRECTORY\fR under systemd)
+.TP
+\fI/run/routewarden/\fR
+the runtime directory for \fBdaemon.unix_socket\fR
+.TP
+\fI/lib/systemd/system/routewarden.service\fR, \fIroutewarden\-wait@.service\fR
+the daemon (Type=notify, watchdog) and the one\-shot gate per requirement
+.TP
+\fI/usr/share/routewarden/prometheus/\fR
+alerting rules for Prometheus
+.SH ENVIRONMENT
+.TP
+\fBROUTEWARDEN_LOG\fR
+log level of \fBserve\fR: warn, info (default), debug or trace
+.TP
+\fBNOTIFY_SOCKET\fR, \fBWATCHDOG_USEC\fR
+set by systemd: READY=1 once the [gate] requirements hold (EXTEND_TIMEOUT_USEC while they do not, so the
+start never times out), STATUS=, WATCHDOG=1
+.TP
+\fBSTATE_DIRECTORY\fR
+set by systemd's StateDirectory=; overrides \fBdaemon.state_dir\fR
+.SH EXAMPLES
+.nf
+sudo routewarden check
+sudo routewarden check \-\-output json | jq .findings
+sudo routewarden snapshot > node.json; routewarden check \-\-snapshot node.json
+curl \-s localhost:9977/status?pretty
+routewarden wait \-\-for chain:filter/KUBE\-FORWARD \-\-timeout 5m
+routewarden scan\-journal \-\-directory /var/log/journal
+.fi
+.SH "SEE ALSO"
+\fBroutewarden\-check\fR(8), \fBroutewarden\-snapshot\fR(8), \fBroutewarden\-serve\fR(8), \fBroutewarden\-wait\fR(8),
+\fBroutewarden\-scan\-journal\fR(8), \fBroutewarden\-config\fR(8), \fBsystemd.service\fR(5), \fBjournalctl\fR(1)
+"#;

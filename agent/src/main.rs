@@ -135,16 +135,42 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
     }
 }
 
-/// The man page (routewarden.8) and bash, zsh and fish completions, from the clap definition.
+/// The man pages (routewarden.8 standing alone, and one page per visible subcommand, which it refers to) and bash,
+/// zsh and fish completions without hidden commands, from the clap definition.
 fn generate_assets(dir: &std::path::Path) -> anyhow::Result<()> {
     use clap::CommandFactory;
     std::fs::create_dir_all(dir)?;
-    let cmd = Cli::command();
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let page = |cmd: &clap::Command| clap_mangen::Man::new(cmd.clone()).section("8");
+    let main = page(&cmd);
     let mut man = Vec::new();
-    clap_mangen::Man::new(cmd.clone()).section("8").render(&mut man)?;
+    main.render_title(&mut man)?;
+    main.render_name_section(&mut man)?;
+    main.render_synopsis_section(&mut man)?;
+    main.render_description_section(&mut man)?;
+    main.render_options_section(&mut man)?;
+    main.render_subcommands_section(&mut man)?;
+    man.extend_from_slice(routewarden::cli::MAN_SECTIONS.as_bytes());
+    main.render_version_section(&mut man)?;
     std::fs::write(dir.join("routewarden.8"), man)?;
+    fn subpages(cmd: &clap::Command, dir: &std::path::Path) -> std::io::Result<()> {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            clap_mangen::Man::new(sub.clone()).section("8").generate_to(dir)?;
+            subpages(sub, dir)?;
+        }
+        Ok(())
+    }
+    subpages(&cmd, dir)?;
+    // Completions from a copy without the hidden subcommands (clap_complete would offer them).
+    let unbuilt = Cli::command();
+    let mut shown = clap::Command::new("routewarden")
+        .version(env!("CARGO_PKG_VERSION"))
+        .args(unbuilt.get_arguments().cloned().collect::<Vec<_>>())
+        .subcommands(unbuilt.get_subcommands().filter(|s| !s.is_hide_set()).cloned().collect::<Vec<_>>())
+        .disable_help_subcommand(true);
     for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
-        clap_complete::generate_to(shell, &mut cmd.clone(), "routewarden", dir)?;
+        clap_complete::generate_to(shell, &mut shown, "routewarden", dir)?;
     }
     Ok(())
 }

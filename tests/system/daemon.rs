@@ -206,6 +206,35 @@ fn the_optional_unix_socket_serves_the_same_endpoints_with_mode_0660() {
     let mut reply = String::new();
     s.read_to_string(&mut reply).unwrap();
     assert!(reply.starts_with("HTTP/1.1 200") && reply.ends_with("ready\n"), "{reply}");
+    drop(s);
+    // On stop the socket is removed; a socket left by a killed run is replaced on the next start.
+    d.signal(libc::SIGTERM);
+    d.wait_notify("STOPPING=1");
+    let start = Instant::now();
+    while path.exists() {
+        assert!(start.elapsed() < Duration::from_secs(5), "the unix socket was left behind on stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_unix_socket_path_naming_a_regular_file_is_refused_and_the_file_kept() {
+    let Some(mut w) = World::new("serve-unix-file") else { return };
+    let path = w.dir.path().join("precious.txt");
+    std::fs::write(&path, "keep me\n").unwrap();
+    let mut d = w.serve(&format!("[daemon]\nunix_socket = \"{}\"\n", path.display()));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = d.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "the daemon did not refuse: {}", d.log(&w));
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success(), "{status}");
+    let log = d.log(&w);
+    assert!(log.contains("is not a socket; refusing to replace it") && log.contains("precious.txt"), "{log}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me\n", "the file was touched");
 }
 
 #[test]

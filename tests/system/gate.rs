@@ -107,6 +107,8 @@ fn the_daemon_is_ready_only_once_the_gate_holds() {
     let early = d.notifications_for(Duration::from_millis(1500));
     assert!(!early.iter().any(|m| m.contains("READY=1")), "READY before the gate held: {early:?}");
     assert!(early.iter().any(|m| m.contains("STATUS=waiting for chain filter/KUBE-FORWARD")), "{early:?}");
+    // While it waits it keeps systemd's start timeout from firing (the units ordered after it keep waiting).
+    assert!(early.iter().any(|m| m.contains("EXTEND_TIMEOUT_USEC=")), "no EXTEND_TIMEOUT_USEC: {early:?}");
     let (code, body) = d.get("/readyz");
     assert_eq!(code, 503);
     assert!(body.contains("waiting for chain filter/KUBE-FORWARD"), "{body}");
@@ -115,6 +117,8 @@ fn the_daemon_is_ready_only_once_the_gate_holds() {
     w.ns("iptables-nft -w -t filter -N KUBE-FORWARD");
     d.wait_notify("READY=1");
     assert_eq!(d.get("/readyz").0, 200);
+    let after = d.notifications_for(Duration::from_millis(1500));
+    assert!(!after.iter().any(|m| m.contains("EXTEND_TIMEOUT_USEC=")), "extending after READY: {after:?}");
 }
 
 #[test]

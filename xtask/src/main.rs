@@ -329,34 +329,109 @@ fn third_party_licenses() -> Result<String> {
     ))
 }
 
-/// `cargo xtask dist`: release binary, generated assets, .deb, .rpm and SHA256SUMS in target/dist/.
+/// The target the release binary is built for: glibc 2.17 (cargo-zigbuild's suffix), so the packages install on
+/// RHEL 7/8, Amazon Linux 2, Ubuntu 18.04/20.04 and Debian 10/11 as well as on current releases.
+const GLIBC_FLOOR: &str = "2.17";
+const TRIPLE: &str = "x86_64-unknown-linux-gnu";
+/// The build tools, pinned (cargo-zigbuild and zig come from PyPI; zig provides the glibc 2.17 stubs).
+const PIP_TOOLS: &[&str] = &["ziglang==0.17.1", "cargo-zigbuild==0.24.1"];
+
+/// Installs cargo-zigbuild and zig from PyPI when missing.
+fn zigbuild() -> Result<()> {
+    let ok = Command::new("cargo").args(["zigbuild", "--version"]).output().is_ok_and(|o| o.status.success());
+    if !ok {
+        run(Command::new("python3").args(["-m", "pip", "install", "--quiet"]).args(PIP_TOOLS))?;
+    }
+    Ok(())
+}
+
+/// The GLIBC_x.y symbol versions a binary needs, highest last.
+fn glibc_versions(binary: &Path) -> Result<Vec<(u32, u32)>> {
+    let out = Command::new("objdump").arg("-T").arg(binary).output().context("running objdump -T")?;
+    if !out.status.success() {
+        bail!("objdump -T {} failed: {}", binary.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut versions: Vec<(u32, u32)> = text
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+        .filter_map(|w| w.strip_prefix("GLIBC_"))
+        .filter_map(|v| {
+            let mut parts = v.split('.');
+            Some((parts.next()?.parse().ok()?, parts.next().unwrap_or("0").parse().ok()?))
+        })
+        .collect();
+    versions.sort_unstable();
+    versions.dedup();
+    Ok(versions)
+}
+
+/// `cargo xtask dist`: release binary (glibc 2.17 floor, checked), generated assets, .deb, .rpm and SHA256SUMS in
+/// target/dist/.
 fn dist() -> Result<PathBuf> {
     let dist = root().join("target/dist");
     let assets = dist.join("assets");
     let _ = std::fs::remove_dir_all(&dist);
-    std::fs::create_dir_all(&assets)?;
-    cargo_tool("deb", "cargo-deb")?;
-    cargo_tool("generate-rpm", "cargo-generate-rpm")?;
-    run(Command::new("cargo").args(["build", "--release", "--locked", "-p", "routewarden"]))?;
-    run(Command::new(root().join("target/release/routewarden")).arg("generate-assets").arg(&assets))?;
-    // cargo-deb compresses man pages itself; the rpm gets a compressed copy.
-    sh(&format!("gzip -9nkf {}", assets.join("routewarden.8").display()))?;
+    std::fs::create_dir_all(assets.join("man"))?;
+    cargo_tool("deb", "cargo-deb@3.8.0")?;
+    cargo_tool("generate-rpm", "cargo-generate-rpm@0.21.1")?;
+    zigbuild()?;
+    run(Command::new("cargo")
+        .args(["zigbuild", "--release", "--locked", "-p", "routewarden", "--target"])
+        .arg(format!("{TRIPLE}.{GLIBC_FLOOR}")))?;
+    let binary = root().join(format!("target/{TRIPLE}/release/routewarden"));
+    let floor = GLIBC_FLOOR.split_once('.').and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+    let versions = glibc_versions(&binary)?;
+    match (versions.last(), floor) {
+        (Some(&(major, minor)), Some(floor)) if (major, minor) > floor => {
+            bail!("{} needs GLIBC_{major}.{minor}, above the floor {GLIBC_FLOOR}", binary.display())
+        }
+        (None, _) => bail!("{} has no GLIBC symbol versions: not a glibc binary?", binary.display()),
+        (Some(&(major, minor)), _) => eprintln!("release binary: highest symbol GLIBC_{major}.{minor}"),
+    }
+    run(Command::new(&binary).arg("generate-assets").arg(&assets))?;
+    // Man pages: cargo-deb compresses them itself; the rpm gets compressed copies.
+    sh(&format!(
+        "cd {a} && mv routewarden*.8 man/ && for f in man/*.8; do gzip -9nc $f > $f.gz; done",
+        a = assets.display()
+    ))?;
     std::fs::write(assets.join("THIRD-PARTY-LICENSES.txt"), third_party_licenses()?)?;
-    run(Command::new("cargo").args(["deb", "-p", "routewarden", "--no-build", "--output"]).arg(&dist))?;
-    // cargo-generate-rpm does not strip; the release profile already does.
-    run(Command::new("cargo").args(["generate-rpm", "-p", "agent", "--output"]).arg(&dist))?;
+    run(Command::new("cargo")
+        .args(["deb", "-p", "routewarden", "--no-build", "--target", TRIPLE, "--output"])
+        .arg(&dist))?;
+    // cargo-generate-rpm does not strip; the release profile already does. gzip, not zstd: rpm on RHEL 7 and
+    // Amazon Linux 2 cannot read a zstd payload.
+    run(Command::new("cargo")
+        .args(["generate-rpm", "-p", "agent", "--target", TRIPLE, "--payload-compress", "gzip", "--output"])
+        .arg(&dist))?;
     sh(&format!("cd {} && sha256sum *.deb *.rpm > SHA256SUMS && cat SHA256SUMS", dist.display()))?;
     Ok(dist)
 }
 
-/// Lints both packages, then installs, upgrades and purges the .deb in a real Debian root, and installs the
-/// .rpm into an rpm --root.
+/// A debootstrapped Debian root for SUITE, cached as a tar under target/ (CI starts without it: one download).
+fn debian_root(suite: &str, include: &str) -> Result<PathBuf> {
+    let tar = root().join(format!("target/debian-{suite}.tar"));
+    if !tar.exists() {
+        let dir = root().join(format!("target/debian-{suite}"));
+        let include = if include.is_empty() { String::new() } else { format!("--include={include}") };
+        sh(&format!(
+            "rm -rf {d} && debootstrap --variant=minbase {include} {suite} {d} http://deb.debian.org/debian >/dev/null \
+             && tar -C {d} -cf {t}.part . && mv {t}.part {t} && rm -rf {d}",
+            d = dir.display(),
+            t = tar.display()
+        ))?;
+    }
+    Ok(tar)
+}
+
+/// Lints both packages, installs, upgrades and purges the .deb in a Debian 12 root (chroot) and installs it in a
+/// Debian 11 root (the glibc floor), boots Debian 12 under systemd-nspawn to test the unit for real
+/// (`packaging/test/nspawn.sh`), and installs the .rpm into an rpm --root.
 fn package_test() -> Result<()> {
     if !is_root() {
-        bail!("the package test uses debootstrap and chroot: run it as root");
+        bail!("the package test uses debootstrap, chroot and systemd-nspawn: run it as root");
     }
-    if !have("lintian") || !have("rpmlint") || !have("debootstrap") {
-        sh("apt-get install -y -qq --no-install-recommends lintian rpmlint rpm debootstrap >/dev/null")?;
+    if !have("lintian") || !have("rpmlint") || !have("debootstrap") || !have("systemd-nspawn") {
+        sh("apt-get install -y -qq --no-install-recommends lintian rpmlint rpm debootstrap systemd-container >/dev/null")?;
     }
     let dist = dist()?;
     sh(&format!(
@@ -368,8 +443,10 @@ echo '# rpm metadata and contents'
 rpm -qpi *.rpm
 rpm -qpl *.rpm
 rpm -qp --scripts *.rpm | head -30
-echo '# rpmlint'
-rpmlint *.rpm || true
+rpm -qp --qf '%{{PAYLOADCOMPRESSOR}}\n' *.rpm | grep -qx gzip || {{ echo 'the rpm payload is not gzip'; exit 1; }}
+rpm -qpR *.rpm
+echo '# rpmlint (errors fail; accepted warnings are filtered in packaging/rpmlintrc with the reason)'
+rpmlint -r {root}/packaging/rpmlintrc *.rpm
 "#,
         dist = dist.display(),
         root = root().display()
@@ -379,18 +456,11 @@ rpmlint *.rpm || true
     let old = dist.join("old");
     std::fs::create_dir_all(&old)?;
     run(Command::new("cargo")
-        .args(["deb", "-p", "routewarden", "--no-build", "--deb-revision", "0", "--output"])
+        .args(["deb", "-p", "routewarden", "--no-build", "--target", TRIPLE, "--deb-revision", "0", "--output"])
         .arg(&old))?;
 
+    let bookworm = debian_root("bookworm", "systemd,systemd-sysv,dbus,iptables,nftables,curl,iproute2,procps")?;
     let chroot = root().join("target/debian-root");
-    let cache = root().join("target/debian-root.tar");
-    if !cache.exists() {
-        sh(&format!(
-            "rm -rf {c} && debootstrap --variant=minbase bookworm {c} http://deb.debian.org/debian >/dev/null && tar -C {c} -cf {t} .",
-            c = chroot.display(),
-            t = cache.display()
-        ))?;
-    }
     sh(&format!(
         r##"set -e
 C={c}
@@ -399,9 +469,10 @@ cp {dist}/*.deb $C/tmp/new.deb && cp {dist}/old/*.deb $C/tmp/old.deb
 trap 'umount $C/proc 2>/dev/null || true' EXIT
 mount -t proc proc $C/proc
 inroot() {{ chroot $C /bin/sh -c "$1"; }}
-echo '# install the older build'
+echo '# Debian 12 chroot: install the older build'
 inroot 'dpkg -i /tmp/old.deb'
 inroot 'test -x /usr/bin/routewarden && test -f /lib/systemd/system/routewarden.service && test -f /usr/share/man/man8/routewarden.8.gz'
+inroot 'for p in check snapshot serve wait scan-journal config; do test -f /usr/share/man/man8/routewarden-$p.8.gz || {{ echo "missing man page routewarden-$p(8)"; exit 1; }}; done'
 inroot 'test "$(stat -c %a /usr/bin/routewarden)" = 755 && test "$(stat -c %U /usr/bin/routewarden)" = root'
 inroot 'routewarden --version'
 echo '# a local change to the conffile and some state'
@@ -418,10 +489,44 @@ inroot 'dpkg --purge routewarden && test ! -e /etc/routewarden && test ! -e /var
 echo 'deb install, upgrade and purge: ok'
 "##,
         c = chroot.display(),
-        t = cache.display(),
+        t = bookworm.display(),
         dist = dist.display()
     ))?;
 
+    // Debian 11 has glibc 2.31: the package installs and the binary runs there (it would not with a 2.34 floor).
+    let bullseye = debian_root("bullseye", "")?;
+    sh(&format!(
+        r##"set -e
+C={c}
+rm -rf $C && mkdir -p $C && tar -C $C -xf {t}
+cp {dist}/*.deb $C/tmp/new.deb
+trap 'umount $C/proc 2>/dev/null || true' EXIT
+mount -t proc proc $C/proc
+inroot() {{ chroot $C /bin/sh -c "$1"; }}
+echo "# Debian 11 chroot (glibc $(inroot 'dpkg-query -W -f=\${{Version}} libc6'))"
+inroot 'dpkg -i /tmp/new.deb'
+inroot 'routewarden --version && routewarden config validate'
+inroot 'routewarden check --output json > /tmp/report.json; test $? -le 3 && grep -q schema_version /tmp/report.json'
+echo 'deb install on Debian 11: ok'
+"##,
+        c = root().join("target/debian-bullseye-root").display(),
+        t = bullseye.display(),
+        dist = dist.display()
+    ))?;
+
+    let work = root().join("target/nspawn");
+    std::fs::create_dir_all(&work)?;
+    let deb = |dir: &Path| -> Result<PathBuf> {
+        std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "deb"))
+            .with_context(|| format!("no .deb in {}", dir.display()))
+    };
+    run(Command::new(root().join("packaging/test/nspawn.sh"))
+        .arg(&bookworm)
+        .arg(deb(&dist)?)
+        .arg(deb(&old)?)
+        .arg(&work))?;
     sh(&format!(
         r#"set -e
 R={dist}/rpmroot

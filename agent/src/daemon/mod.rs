@@ -7,7 +7,7 @@
 mod notify;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,6 +78,8 @@ pub enum ServeError {
     Listen { addr: String, source: std::io::Error },
     #[error("binding unix socket {path}: {source}")]
     Unix { path: PathBuf, source: std::io::Error },
+    #[error("unix socket {path}: the path exists and is not a socket; refusing to replace it")]
+    NotASocket { path: PathBuf },
     #[error("installing the {signal} handler: {source}")]
     Signal { signal: &'static str, source: std::io::Error },
 }
@@ -92,6 +94,32 @@ pub fn run(opts: Options, settings: Settings) -> Result<(), ServeError> {
     // A collection still running (a hanging tool) must not hold up the exit: its own timeouts end it.
     rt.shutdown_timeout(Duration::from_millis(500));
     result
+}
+
+/// Binds the unix socket listener: a stale socket left by an earlier run is replaced, any other file is refused
+/// (a typo in `unix_socket` must not delete a file).
+fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, ServeError> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let unix_err = |source| ServeError::Unix { path: path.to_path_buf(), source };
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path).map_err(unix_err)?,
+        Ok(_) => return Err(ServeError::NotASocket { path: path.to_path_buf() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(unix_err(e)),
+    }
+    let unix = tokio::net::UnixListener::bind(path).map_err(unix_err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(unix_err)?;
+    Ok(unix)
+}
+
+/// Removes the unix socket on stop, if it is still a socket (never another file put there meanwhile).
+fn remove_socket(path: &Path) {
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        if let Err(e) = std::fs::remove_file(path) {
+            log::warn!("removing unix socket {}: {e}", path.display());
+        }
+    }
 }
 
 /// Seconds the loop may go without progress (or a collection may run) before it counts as stalled.
@@ -156,12 +184,9 @@ async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = vec![tokio::spawn(http::serve(listener, router.clone(), limits, stop_rx.clone()))];
     log::info!("serving http://{local}/status and /metrics");
-    if let Some(path) = settings.config.daemon.unix_socket.clone() {
-        let _ = std::fs::remove_file(&path);
-        let unix_err = |source| ServeError::Unix { path: path.clone(), source };
-        let unix = tokio::net::UnixListener::bind(&path).map_err(unix_err)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660)).map_err(unix_err)?;
+    let unix_socket = settings.config.daemon.unix_socket.clone();
+    if let Some(path) = &unix_socket {
+        let unix = bind_unix(path)?;
         servers.push(tokio::spawn(http::serve(unix, router, limits, stop_rx.clone())));
         log::info!("serving on unix socket {}", path.display());
     }
@@ -231,6 +256,9 @@ async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> 
             let _ = stop_tx.send(true);
             for s in servers.drain(..) {
                 let _ = tokio::time::timeout(Duration::from_secs(3), s).await;
+            }
+            if let Some(path) = &unix_socket {
+                remove_socket(path);
             }
             return Ok(());
         }
@@ -304,6 +332,9 @@ impl Daemon {
                 } else {
                     self.shared.progress();
                     self.notifier.send(&[NotifyState::Watchdog]);
+                    if !self.shared.is_ready() {
+                        self.notifier.send(&[NotifyState::ExtendTimeoutUsec(self.extend_usec())]);
+                    }
                 }
             }
             Event::SaveCursor => self.journal.save_cursor(),
@@ -321,6 +352,12 @@ impl Daemon {
 
     fn stall_after(&self) -> u64 {
         stall_after(&self.settings)
+    }
+
+    /// How far each EXTEND_TIMEOUT_USEC pushes systemd's start timeout while the gate is closed: as long as a
+    /// collection may take before the loop counts as stalled (`sd_notify` carries it as a u32 of microseconds).
+    fn extend_usec(&self) -> u32 {
+        u32::try_from(self.stall_after().saturating_mul(1_000_000)).unwrap_or(u32::MAX)
     }
 
     /// Whether the running collection has overrun the stall limit.
@@ -394,6 +431,10 @@ impl Daemon {
             self.shared.set_ready();
             self.notifier.send(&[NotifyState::Ready, NotifyState::Status(&summary)]);
             log::info!("ready: {summary}");
+        } else if !gate_open && alive {
+            // The gate holds the start job (and the units ordered after it) open as long as the loop lives:
+            // systemd's start timeout must never fire for an unmet gate, only for a daemon that stopped working.
+            self.notifier.send(&[NotifyState::ExtendTimeoutUsec(self.extend_usec()), NotifyState::Status(&summary)]);
         } else {
             self.notifier.send(&[NotifyState::Status(&summary)]);
         }

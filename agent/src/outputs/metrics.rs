@@ -71,7 +71,10 @@ impl Metrics {
         registry.register(
             "build",
             "routewarden version (value always 1)",
-            Info::new(vec![("version".to_string(), env!("CARGO_PKG_VERSION").to_string())]),
+            Info::new(vec![
+                ("version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+                ("revision".to_string(), env!("ROUTEWARDEN_REVISION").to_string()),
+            ]),
         );
         let m = Metrics {
             registry,

@@ -1,0 +1,162 @@
+#!/bin/bash
+# The packages under a real systemd: boots a Debian root with systemd-nspawn (systemd as PID 1, its own network
+# namespace) and checks the .deb the way a node operator meets it. Run by `cargo xtask package-test` as root:
+#   nspawn.sh ROOT_TAR NEW_DEB OLD_DEB WORKDIR
+# ROOT_TAR: a debootstrapped root with systemd, iptables, nftables and curl (xtask caches it under target/).
+# Everything runs inside the container's namespaces; the host's network, rules and units are never touched.
+set -euo pipefail
+
+ROOT_TAR=$1 NEW_DEB=$2 OLD_DEB=$3 WORK=$4
+C=$WORK/root
+LOG=$WORK/nspawn.log
+NSPAWN=
+
+step() { echo "# $*"; }
+fail() {
+    echo "FAILED: $*" >&2
+    if [ -n "$NSPAWN" ]; then
+        echo "--- journalctl -u routewarden (last 40) ---" >&2
+        inside journalctl --no-pager -n 40 -u routewarden >&2 || true
+    fi
+    exit 1
+}
+
+cleanup() {
+    if [ -n "$NSPAWN" ] && kill -0 "$NSPAWN" 2>/dev/null; then
+        # nspawn turns SIGTERM into an orderly poweroff of the container; kill it if that takes too long.
+        kill -TERM "$NSPAWN" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$NSPAWN" 2>/dev/null || true
+        wait "$NSPAWN" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+
+rm -rf "$C" && mkdir -p "$C" && tar -C "$C" -xf "$ROOT_TAR"
+cp "$NEW_DEB" "$C/tmp/new.deb" && cp "$OLD_DEB" "$C/tmp/old.deb"
+# A machine id and no getty: the container boots quickly and quietly.
+systemd-machine-id-setup --root="$C" >/dev/null 2>&1 || true
+rm -f "$C/etc/systemd/system/getty.target.wants/"* 2>/dev/null || true
+
+step "boot (systemd-nspawn --boot)"
+# --keep-unit: no machined on the host bus; --system-call-filter=bpf: nspawn's own seccomp filter refuses bpf().
+systemd-nspawn -D "$C" --boot --register=no --keep-unit --private-network --console=read-only \
+    --capability=all --system-call-filter=bpf --machine="rw-nspawn-$$" >"$LOG" 2>&1 &
+NSPAWN=$!
+LEADER=
+for _ in $(seq 1 100); do
+    LEADER=$(ps -o pid= --ppid "$NSPAWN" | tr -d ' ' | head -1)
+    [ -n "$LEADER" ] && [ "$(cat /proc/"$LEADER"/comm 2>/dev/null)" = systemd ] && break
+    LEADER=
+    sleep 0.1
+done
+[ -n "$LEADER" ] || { cat "$LOG" >&2; fail "the container's systemd did not start"; }
+inside() { nsenter -t "$LEADER" -m -u -i -n -p -C -- "$@"; }
+state=
+for _ in $(seq 1 150); do
+    state=$(inside systemctl is-system-running 2>/dev/null || true)
+    case $state in running|degraded) break ;; esac
+    sleep 0.2
+done
+case $state in running|degraded) ;; *) fail "the container did not finish booting (state: $state)" ;; esac
+inside ip link set lo up
+prop() { inside systemctl show -P "$2" "$1"; }
+active_within() { # unit seconds
+    for _ in $(seq 1 $(($2 * 5))); do [ "$(prop "$1" ActiveState)" = active ] && return 0; sleep 0.2; done
+    return 1
+}
+
+step "install: the unit is enabled, active and READY, /status answers"
+inside dpkg -i /tmp/new.deb >/dev/null
+inside systemctl is-enabled --quiet routewarden || fail "not enabled after install"
+active_within routewarden.service 30 || fail "not active after install: $(prop routewarden ActiveState)"
+status=$(prop routewarden StatusText)
+[ -n "$status" ] || fail "no STATUS= after READY"
+echo "  STATUS=$status"
+inside curl -sf --max-time 5 http://127.0.0.1:9977/status | grep -q '"schema_version"' || fail "/status did not answer"
+inside curl -sf --max-time 5 http://127.0.0.1:9977/metrics | grep -q '^routewarden_build_info' || fail "/metrics did not answer"
+
+step "a broken configuration: systemctl reload fails, the daemon keeps running"
+pid=$(prop routewarden MainPID)
+inside cp /etc/routewarden/config.toml /tmp/config.good
+inside sh -c 'echo "no_such_key = 1" >> /etc/routewarden/config.toml'
+if inside systemctl reload routewarden 2>/dev/null; then fail "systemctl reload exited 0 on a broken configuration"; fi
+[ "$(prop routewarden ActiveState)" = active ] || fail "the daemon stopped after a refused reload"
+[ "$(prop routewarden MainPID)" = "$pid" ] || fail "the daemon was restarted by a refused reload"
+inside cp /tmp/config.good /etc/routewarden/config.toml
+inside systemctl reload routewarden || fail "systemctl reload of a good configuration failed"
+
+step "the unix socket lives in RuntimeDirectory and is removed on stop"
+inside sh -c 'printf "[daemon]\nunix_socket = \"/run/routewarden/routewarden.sock\"\n" >> /etc/routewarden/config.toml'
+inside systemctl restart routewarden
+active_within routewarden.service 30 || fail "not active with a unix socket in /run/routewarden"
+inside curl -sf --max-time 5 --unix-socket /run/routewarden/routewarden.sock http://localhost/healthz >/dev/null ||
+    fail "no answer on /run/routewarden/routewarden.sock"
+inside systemctl stop routewarden
+inside test ! -e /run/routewarden/routewarden.sock || fail "the unix socket was left behind on stop"
+inside cp /tmp/config.good /etc/routewarden/config.toml
+inside systemctl start routewarden
+
+step "remove, then install again: active again (not masked)"
+inside dpkg -r routewarden >/dev/null
+inside dpkg -i /tmp/new.deb >/dev/null
+[ "$(inside systemctl is-enabled routewarden 2>&1 || true)" = enabled ] || fail "after remove + install: $(inside systemctl is-enabled routewarden 2>&1 || true)"
+active_within routewarden.service 30 || fail "not active after remove + install"
+
+step "an unmet gate holds dependents without a start timeout or a restart, and releases them"
+inside mkdir -p /etc/systemd/system/routewarden.service.d
+inside sh -c 'printf "[Service]\nTimeoutStartSec=10s\n" > /etc/systemd/system/routewarden.service.d/50-test.conf'
+inside sh -c 'printf "[gate]\nrequirements = [\"chain:filter/RW-GATE-TEST\"]\npoll_secs = 1\n" >> /etc/routewarden/config.toml'
+inside sh -c 'printf "[Unit]\nRequires=routewarden.service\nAfter=routewarden.service\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n" > /etc/systemd/system/rw-dependent.service'
+inside systemctl daemon-reload
+inside systemctl stop routewarden
+inside systemctl start --no-block rw-dependent.service
+held=40
+sleep "$held"
+[ "$(prop routewarden ActiveState)" = activating ] || fail "the gated daemon is $(prop routewarden ActiveState) after ${held} s (TimeoutStartSec=10s)"
+[ "$(prop routewarden NRestarts)" = 0 ] || fail "the gated daemon was restarted $(prop routewarden NRestarts) times"
+[ "$(prop rw-dependent ActiveState)" = inactive ] || fail "the dependent started before the gate opened"
+inside curl -sf --max-time 5 http://127.0.0.1:9977/readyz >/dev/null && fail "/readyz said ready while the gate is closed"
+inside curl -sf --max-time 5 http://127.0.0.1:9977/status >/dev/null || fail "/status does not answer while the gate holds"
+echo "  held ${held} s with TimeoutStartSec=10s: daemon activating, 0 restarts, dependent waiting, /status answering"
+t0=$(date +%s.%N)
+inside iptables -N RW-GATE-TEST
+active_within rw-dependent.service 20 || fail "the dependent did not start after the rule appeared"
+t1=$(date +%s.%N)
+echo "  released $(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }") s after the chain appeared"
+inside iptables -X RW-GATE-TEST
+inside cp /tmp/config.good /etc/routewarden/config.toml
+inside rm -f /etc/systemd/system/routewarden.service.d/50-test.conf /etc/systemd/system/rw-dependent.service
+inside systemctl daemon-reload
+inside systemctl restart routewarden
+active_within routewarden.service 30 || fail "not active after the gate test"
+
+step "findings in the journal carry PRIORITY and FINDING_ID"
+inside systemd-run --quiet --unit=kubelet.service /bin/sh -c 'while true; do echo "E1201 10:00:00.000000    1234 kubelet.go:2855] \"Container runtime network not ready\" networkReady=\"NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized\""; sleep 1; done'
+found=
+for _ in $(seq 1 60); do
+    if inside curl -sf --max-time 5 http://127.0.0.1:9977/findings | grep -q cni.not-ready; then found=1; break; fi
+    sleep 1
+done
+[ -n "$found" ] || fail "the daemon did not report cni.not-ready from kubelet.service's journal"
+inside journalctl -u routewarden -o json --no-pager | grep '"FINDING_ID":"cni.not-ready"' | grep -q '"PRIORITY"' ||
+    fail "no journal entry of routewarden with FINDING_ID=cni.not-ready and PRIORITY"
+
+step "upgrade (older build, then this one): the cursor is kept"
+inside systemctl stop kubelet.service
+inside dpkg -i /tmp/old.deb >/dev/null
+active_within routewarden.service 30 || fail "not active after installing the older build"
+inside systemctl stop routewarden
+cursor=$(inside cat /var/lib/routewarden/journal.cursor)
+[ -n "$cursor" ] || fail "no journal cursor saved on stop"
+inside systemctl start routewarden
+inside dpkg -i /tmp/new.deb >/dev/null
+active_within routewarden.service 30 || fail "not active after the upgrade"
+inside test -s /var/lib/routewarden/journal.cursor || fail "the upgrade lost the journal cursor"
+
+step "purge removes configuration and state"
+inside dpkg --purge routewarden >/dev/null
+inside test ! -e /var/lib/routewarden || fail "purge left /var/lib/routewarden"
+inside test ! -e /etc/routewarden || fail "purge left /etc/routewarden"
+inside test ! -e /lib/systemd/system/routewarden.service || fail "purge left the unit"
+echo "systemd-nspawn package test: ok"
