@@ -444,12 +444,16 @@ rpm -qpi *.rpm
 rpm -qpl *.rpm
 rpm -qp --scripts *.rpm | head -30
 rpm -qp --qf '%{{PAYLOADCOMPRESSOR}}\n' *.rpm | grep -qx gzip || {{ echo 'the rpm payload is not gzip'; exit 1; }}
+echo '# the packages declare the glibc floor the binary was checked against'
+test "$(dpkg-deb -f *.deb Depends)" = "libc6 (>= {floor})" || {{ echo "deb Depends: $(dpkg-deb -f *.deb Depends)"; exit 1; }}
 rpm -qpR *.rpm
+rpm -qpR *.rpm | sed -n 's/.*(GLIBC_\([0-9.]*\)).*/\1/p' | sort -V | tail -1 | grep -qx '{floor}' || {{ echo 'rpm requires a glibc above the floor'; exit 1; }}
 echo '# rpmlint (errors fail; accepted warnings are filtered in packaging/rpmlintrc with the reason)'
 rpmlint -r {root}/packaging/rpmlintrc *.rpm
 "#,
         dist = dist.display(),
-        root = root().display()
+        root = root().display(),
+        floor = GLIBC_FLOOR
     ))?;
 
     // An older build for the upgrade test: the same binary with a lower revision.
