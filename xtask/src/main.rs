@@ -449,7 +449,7 @@ test "$(dpkg-deb -f *.deb Depends)" = "libc6 (>= {floor})" || {{ echo "deb Depen
 rpm -qpR *.rpm
 rpm -qpR *.rpm | sed -n 's/.*(GLIBC_\([0-9.]*\)).*/\1/p' | sort -V | tail -1 | grep -qx '{floor}' || {{ echo 'rpm requires a glibc above the floor'; exit 1; }}
 echo '# rpmlint (errors fail; accepted warnings are filtered in packaging/rpmlintrc with the reason)'
-rpmlint -r {root}/packaging/rpmlintrc *.rpm
+rpmlint --strict -r {root}/packaging/rpmlintrc *.rpm
 "#,
         dist = dist.display(),
         root = root().display(),
