@@ -1,4 +1,5 @@
-//! Processes from procfs (under the host root): is kube-proxy running, is cilium-agent running.
+//! Processes from procfs (under the host root): which Service proxies' agents and whether a kubelet run, and
+//! which kubelet configuration files exist.
 
 use std::path::Path;
 
@@ -6,7 +7,19 @@ use crate::config::Config;
 use crate::model::procs::{Process, ProcessState};
 
 /// Process names (`/proc/PID/comm`, at most 15 characters) routewarden looks for.
-pub const WATCHED: &[&str] = &["kube-proxy", "cilium-agent", "kubelet", "k3s-server", "k3s-agent", "k3s"];
+pub const WATCHED: &[&str] = &[
+    "kube-proxy",
+    "cilium-agent",
+    "kubelet",
+    "k3s-server",
+    "k3s-agent",
+    "k3s",
+    // The other Service proxies' agents (docs/DATAPLANE-FACTS.md section 10).
+    "calico-node",
+    "kube-router",
+    "antrea-agent",
+    "ovnkube",
+];
 
 #[derive(Debug, thiserror::Error)]
 #[error("listing processes in {path}: {source}")]
@@ -17,7 +30,11 @@ pub struct ProcsError {
 
 pub fn fetch(config: &Config) -> Result<ProcessState, ProcsError> {
     let proc = config.host_path(&config.proc_dir);
-    scan(&proc).map_err(|source| ProcsError { path: proc, source })
+    let mut state = scan(&proc).map_err(|source| ProcsError { path: proc, source })?;
+    // A kubelet that is installed but not running (yet) still makes this a Kubernetes node.
+    state.kubelet_files =
+        config.kubelet_files.iter().filter(|p| config.host_path(p).exists()).map(|p| p.display().to_string()).collect();
+    Ok(state)
 }
 
 fn scan(proc: &Path) -> std::io::Result<ProcessState> {
@@ -33,5 +50,5 @@ fn scan(proc: &Path) -> std::io::Result<ProcessState> {
         }
     }
     processes.sort_by_key(|p| p.pid);
-    Ok(ProcessState { processes })
+    Ok(ProcessState { processes, kubelet_files: Vec::new() })
 }
