@@ -122,6 +122,18 @@ pub fn bpf_object(name: &str) -> PathBuf {
     dir.join(format!("{name}.o"))
 }
 
+/// Compiles `bin/listen.c` (a process that listens on a port) once per test binary.
+pub fn listen_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let out = std::env::temp_dir().join(format!("routewarden-listen-{}", std::process::id()));
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("bin/listen.c");
+        sh(&format!("clang -O2 -o {} {}", out.display(), src.display()));
+        out
+    })
+    .clone()
+}
+
 fn ensure_bpffs() {
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
     if !mounts.lines().any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf") && l.starts_with("bpf ")) {
@@ -145,6 +157,8 @@ pub struct World {
     /// Kubernetes node unless a test says otherwise.
     pub kubelet: bool,
     procs: Vec<String>,
+    /// Processes that listen on a port: (comm, port).
+    listeners: Vec<(String, u16)>,
     bpf: Vec<Ebpf>,
 }
 
@@ -179,6 +193,7 @@ impl World {
             wrapper: String::new(),
             kubelet: true,
             procs: Vec::new(),
+            listeners: Vec::new(),
             bpf: Vec::new(),
         };
         w.ns("ip link set lo up");
@@ -363,6 +378,13 @@ impl World {
         self.bpf.push(ebpf);
     }
 
+    /// A process named `comm` that listens on 127.0.0.1:`port` will run (like [`World::process`], which it
+    /// replaces for that name).
+    pub fn listener(&mut self, comm: &str, port: u16) {
+        self.procs.retain(|p| p != comm);
+        self.listeners.push((comm.to_string(), port));
+    }
+
     /// A process named `comm` will run (in routewarden's private pid namespace) while `check` runs.
     pub fn process(&mut self, comm: &str) {
         self.procs.push(comm.to_string());
@@ -423,6 +445,14 @@ impl World {
             script.push_str(&format!(
                 "cp /bin/sleep {dir}/{c} || exit 97; {dir}/{c} 600 & p=$!; n=0; \
                  until grep -qx {c} /proc/$p/comm 2>/dev/null; do n=$((n+1)); [ $n -lt 1000 ] || exit 97; sleep 0.01; done; "
+            ));
+        }
+        for (c, port) in &self.listeners {
+            let listen = listen_binary();
+            script.push_str(&format!(
+                "mkdir -p {dir}/listeners; cp {l} {dir}/listeners/{c} || exit 97; {dir}/listeners/{c} {port} & n=0; \
+                 until grep -qi ':{port:04X} [0-9A-F:]* 0A' /proc/net/tcp; do n=$((n+1)); [ $n -lt 1000 ] || exit 97; sleep 0.01; done; ",
+                l = listen.display()
             ));
         }
         script.push_str(&format!("{}{bin} --config {} {args}", self.wrapper, self.config().display()));

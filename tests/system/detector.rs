@@ -609,8 +609,10 @@ fn calico_ebpf_alone_is_healthy() {
 fn conflict_when_kube_proxy_runs_next_to_calico_ebpf() {
     let Some(mut w) = World::new("calico-ebpf-kp") else { return };
     calico_ebpf_world(&mut w);
-    // Felix has just deleted kube-proxy's chains (BPFKubeProxyIptablesCleanupEnabled): only the process shows.
+    // Felix has just deleted kube-proxy's chains (BPFKubeProxyIptablesCleanupEnabled): only the process shows;
+    // calico-node holds kube-proxy's health port (calico#10748).
     w.process("kube-proxy");
+    w.listener("calico-node", 10256);
 
     let before = w.state();
     let (code, r) = w.check();
@@ -628,6 +630,8 @@ fn conflict_when_kube_proxy_runs_next_to_calico_ebpf() {
         "{remedy}"
     );
     assert_eq!(r["dataplane"]["conflicts"], serde_json::json!([{"a": "kube-proxy", "b": "calico-ebpf"}]));
+    let ev = f["evidence"].to_string();
+    assert!(ev.contains(":10256 (kube-proxy's health port) is held by calico-node (pid"), "{ev}");
 }
 
 #[test]

@@ -9,6 +9,18 @@ pub struct ProcessState {
     /// installed but not running is still a Kubernetes node.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kubelet_files: Vec<String>,
+    /// Who listens on kube-proxy's health port (the port of `kube_proxy.healthz_address`, 10256): Calico and
+    /// Cilium bind it too. `None` when nobody listens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthz_port: Option<PortHolder>,
+}
+
+/// A TCP listener and the process that holds its socket (`pid`/`comm` unknown when no process's fds show it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortHolder {
+    pub port: u16,
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -342,4 +342,48 @@ mod tests {
 # HELP rw_rule_changes_total changes.\n# TYPE rw_rule_changes_total counter\nrw_rule_changes_total 3\n"
         );
     }
+
+    #[test]
+    fn every_proxy_its_services_and_each_conflicting_pair_are_series() {
+        use crate::report::{ProxyKind, ProxyPair, ServiceProxy, ServiceProxyMode, Traffic};
+        let snap: crate::model::Snapshot = serde_json::from_str(
+            r#"{"schema_version":2,"node":"n","collected_at":"2026-01-01T00:00:00Z","iptables_legacy":{"status":"disabled"},
+            "nftables":{"status":"disabled"},"links":{"status":"disabled"},"ipvs":{"status":"disabled"},
+            "bpf":{"status":"disabled"},"processes":{"status":"disabled"}}"#,
+        )
+        .unwrap();
+        let mut r = crate::rules::analyse(&snap, "t".into());
+        let proxy = |proxy, mode, services| ServiceProxy {
+            proxy,
+            mode,
+            balances: Traffic::ALL.to_vec(),
+            services,
+            agent_running: Some(true),
+            evidence: Vec::new(),
+        };
+        r.dataplane.proxies = vec![
+            proxy(ProxyKind::KubeProxy, ServiceProxyMode::Ipvs, Some(3)),
+            proxy(ProxyKind::KubeRouter, ServiceProxyMode::Ipvs, Some(2)),
+            proxy(ProxyKind::OvnKubernetes, ServiceProxyMode::Ovn, None),
+        ];
+        r.dataplane.conflicts = vec![ProxyPair { a: ProxyKind::KubeProxy, b: ProxyKind::KubeRouter }];
+        let m = Metrics::new();
+        m.update(&r, 0, true, 0.0);
+        let (_, text) = m.render();
+        for line in [
+            "routewarden_service_proxy_info{proxy=\"kube-proxy\",mode=\"ipvs\"} 1",
+            "routewarden_service_proxy_info{proxy=\"ovn-kubernetes\",mode=\"ovn\"} 1",
+            "routewarden_service_proxy_services{proxy=\"kube-router\"} 2",
+            "routewarden_service_proxy_conflict{proxy_a=\"kube-proxy\",proxy_b=\"kube-router\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+        }
+        assert!(!text.contains("routewarden_service_proxy_services{proxy=\"ovn-kubernetes\"}"), "no count, no series");
+
+        // The next report without them clears them.
+        r.dataplane.proxies.clear();
+        r.dataplane.conflicts.clear();
+        m.update(&r, 0, true, 0.0);
+        assert!(!m.render().1.contains("routewarden_service_proxy_conflict{"));
+    }
 }

@@ -136,6 +136,16 @@ pub fn apply(report: &mut Report, flips: &[&str]) {
     );
     let party = other_party(report, flips);
     let mut evidence = vec![evidence];
+    // Who holds kube-proxy's health port is evidence of the other party too.
+    evidence.extend(
+        report
+            .dataplane
+            .proxies
+            .iter()
+            .flat_map(|p| p.evidence.iter())
+            .filter(|e| e.contains("kube-proxy's health port"))
+            .cloned(),
+    );
     if let Some((who, _)) = party {
         evidence.push(format!("likely other party: {who}"));
     }

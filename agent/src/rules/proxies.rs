@@ -76,6 +76,15 @@ pub fn detect(
             ProxyMode::None | ProxyMode::Unknown => ServiceProxyMode::Unknown,
         };
         let mut evidence = kp_evidence.to_vec();
+        // Another process on kube-proxy's health port: Calico and Cilium bind it too (calico#10748). A socket whose
+        // process is not visible (another pid namespace) says nothing.
+        if let Some(h) = procs.and_then(|p| p.healthz_port.as_ref()) {
+            if let (Some(comm), Some(pid)) = (&h.comm, h.pid) {
+                if comm != "kube-proxy" {
+                    evidence.push(format!(":{} (kube-proxy's health port) is held by {comm} (pid {pid})", h.port));
+                }
+            }
+        }
         if !kp.mode.is_present() {
             evidence
                 .push("no kube-proxy Service rules right now (deleted by another writer, or not synced yet)".into());
