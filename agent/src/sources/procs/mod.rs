@@ -72,6 +72,22 @@ pub fn listening_inode(text: &str, port: u16) -> Option<u64> {
     })
 }
 
+fn scan(proc: &Path) -> std::io::Result<ProcessState> {
+    let mut processes = Vec::new();
+    for entry in std::fs::read_dir(proc)? {
+        let entry = entry?;
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        // A process may exit between readdir and read; that is not an error.
+        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else { continue };
+        let comm = comm.trim_end();
+        if WATCHED.contains(&comm) {
+            processes.push(Process { pid, comm: comm.to_string() });
+        }
+    }
+    processes.sort_by_key(|p| p.pid);
+    Ok(ProcessState { processes, kubelet_files: Vec::new(), healthz_port: None })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,20 +105,4 @@ mod tests {
         assert_eq!(listening_inode(text, 10250), None);
         assert_eq!(listening_inode("garbage\n 0: x\n", 10256), None);
     }
-}
-
-fn scan(proc: &Path) -> std::io::Result<ProcessState> {
-    let mut processes = Vec::new();
-    for entry in std::fs::read_dir(proc)? {
-        let entry = entry?;
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        // A process may exit between readdir and read; that is not an error.
-        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else { continue };
-        let comm = comm.trim_end();
-        if WATCHED.contains(&comm) {
-            processes.push(Process { pid, comm: comm.to_string() });
-        }
-    }
-    processes.sort_by_key(|p| p.pid);
-    Ok(ProcessState { processes, kubelet_files: Vec::new(), healthz_port: None })
 }
