@@ -131,7 +131,10 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
     });
     let antrea_split = f.proxies.proxies.iter().find(|p| p.mode == ServiceProxyMode::AntreaProxy);
     if !kp_present && !cilium_lb && !other_full {
-        if let (Some(antrea), false) = (antrea_split, cilium_pod_lb) {
+        // A kube-proxy that runs without rules right now (another writer deleted them) still serves the rest.
+        let kp_listed =
+            f.proxies.proxies.iter().any(|p| p.proxy == ProxyKind::KubeProxy && p.agent_running != Some(false));
+        if let (Some(antrea), false, false) = (antrea_split, cilium_pod_lb, kp_listed) {
             out.push(Finding {
                 id: FindingId::ServiceRoutingPartial,
                 severity: Severity::Warning,
@@ -153,7 +156,8 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
                 evidence: f.cilium_evidence.clone(),
                 remedy: "enable kubeProxyReplacement in Cilium, or deploy kube-proxy".into(),
             });
-        } else if f.complete {
+        } else if f.complete && f.proxies.proxies.iter().all(|p| p.proxy == ProxyKind::KubeProxy) {
+            // (A kube-proxy process without rules is listed, yet programs nothing: missing, as it always was.)
             let mut evidence: Vec<String> = vec![
                 "no KUBE-SVC-*/KUBE-SERVICES chains in iptables-legacy or iptables-nft".into(),
                 "no nftables table ip/ip6 kube-proxy, no kube-ipvs0 link".into(),
@@ -356,4 +360,99 @@ fn cleanup_remedy(mode: ProxyMode) -> String {
         "if kube-proxy was removed on purpose, run `kube-proxy --cleanup` on this node (with the same iptables backend), \
          or by hand {how}; if it should run, find out why its pod is not running"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap() -> Snapshot {
+        serde_json::from_str(
+            r#"{"schema_version":2,"node":"n","collected_at":"2026-01-01T00:00:00Z","iptables_legacy":{"status":"disabled"},
+            "nftables":{"status":"disabled"},"links":{"status":"disabled"},"ipvs":{"status":"disabled"},
+            "bpf":{"status":"disabled"},"processes":{"status":"disabled"}}"#,
+        )
+        .unwrap()
+    }
+
+    fn proxy(proxy: ProxyKind, mode: ServiceProxyMode, agent: Option<bool>) -> ServiceProxy {
+        let balances = match mode {
+            ServiceProxyMode::PodClusterIp | ServiceProxyMode::AntreaProxy => vec![Traffic::ClusterIpFromPods],
+            _ => Traffic::ALL.to_vec(),
+        };
+        ServiceProxy {
+            proxy,
+            mode,
+            balances,
+            services: None,
+            agent_running: agent,
+            evidence: vec![format!("{proxy:?}")],
+        }
+    }
+
+    /// (finding id, severity) and the conflicting pairs for a set of proxies.
+    fn decide(proxies: Vec<ServiceProxy>) -> (Vec<(String, Severity)>, Vec<ProxyPair>) {
+        // Every source read: `service-routing.missing` could fire if the rules let it.
+        let mut f = Facts { complete: true, ..Facts::default() };
+        f.proxies.proxies = proxies;
+        let (findings, pairs) = evaluate(&snap(), &f);
+        (findings.into_iter().map(|f| (f.id.to_string(), f.severity)).collect(), pairs)
+    }
+
+    use ProxyKind as K;
+    use ServiceProxyMode as M;
+
+    #[test]
+    fn the_pair_table_rates_documented_fights_critical_and_the_rest_warning() {
+        let conflict = |s| vec![("service-routing.conflict".to_string(), s)];
+        // Two BPF datapaths.
+        let (f, p) = decide(vec![
+            proxy(K::Cilium, M::KubeProxyReplacement, Some(true)),
+            proxy(K::CalicoEbpf, M::Ebpf, Some(true)),
+        ]);
+        assert_eq!((f, p), (conflict(Severity::Critical), vec![ProxyPair { a: K::Cilium, b: K::CalicoEbpf }]));
+        // kube-proxy next to OVN-Kubernetes: a conflict, not a documented fight.
+        let (f, _) =
+            decide(vec![proxy(K::KubeProxy, M::Iptables, Some(true)), proxy(K::OvnKubernetes, M::Ovn, Some(true))]);
+        assert_eq!(f, conflict(Severity::Warning));
+        // kube-router next to kube-proxy: critical only when kube-proxy is in IPVS mode too.
+        let (f, _) = decide(vec![proxy(K::KubeProxy, M::Ipvs, Some(true)), proxy(K::KubeRouter, M::Ipvs, Some(true))]);
+        assert_eq!(f, conflict(Severity::Critical));
+        let (f, _) =
+            decide(vec![proxy(K::KubeProxy, M::Iptables, Some(true)), proxy(K::KubeRouter, M::Ipvs, Some(true))]);
+        assert_eq!(f, conflict(Severity::Warning));
+        // An agent whose state is unknown cannot make it critical.
+        let (f, _) = decide(vec![proxy(K::KubeProxy, M::Iptables, None), proxy(K::CalicoEbpf, M::Ebpf, Some(true))]);
+        assert_eq!(f, conflict(Severity::Warning));
+    }
+
+    #[test]
+    fn splits_overlap_and_gone_agents_are_left_to_the_stale_rules() {
+        let (f, p) =
+            decide(vec![proxy(K::KubeProxy, M::Nftables, Some(true)), proxy(K::Antrea, M::AntreaProxy, Some(true))]);
+        assert_eq!((f, p), (vec![("service-routing.overlap".to_string(), Severity::Info)], vec![]));
+        // kube-router's agent is gone: its leftovers are no second writer.
+        let (f, p) = decide(vec![proxy(K::KubeProxy, M::Ipvs, Some(true)), proxy(K::KubeRouter, M::Ipvs, Some(false))]);
+        assert_eq!((f, p), (vec![], vec![]));
+        // kube-proxy and Cilium are judged by section 7 (dataplane.kube_proxy / cilium), not here.
+        let (f, _) = decide(vec![
+            proxy(K::KubeProxy, M::Iptables, Some(true)),
+            proxy(K::Cilium, M::KubeProxyReplacement, Some(true)),
+        ]);
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn no_kube_proxy_and_antrea_without_proxy_all_is_partial() {
+        let (f, _) = decide(vec![proxy(K::Antrea, M::AntreaProxy, Some(true))]);
+        assert_eq!(f, vec![("service-routing.partial".to_string(), Severity::Warning)]);
+        // A kube-proxy whose rules were just deleted still runs: overlap, neither partial nor missing.
+        let (f, _) =
+            decide(vec![proxy(K::KubeProxy, M::Unknown, Some(true)), proxy(K::Antrea, M::AntreaProxy, Some(true))]);
+        assert_eq!(f, vec![("service-routing.overlap".to_string(), Severity::Info)]);
+        // A full proxy next to it covers the rest.
+        let (f, _) =
+            decide(vec![proxy(K::Antrea, M::AntreaProxy, Some(true)), proxy(K::OvnKubernetes, M::Ovn, Some(true))]);
+        assert!(f.iter().all(|(id, _)| id != "service-routing.partial"), "{f:?}");
+    }
 }
