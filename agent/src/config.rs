@@ -23,12 +23,12 @@ pub struct Config {
     /// bpffs mount, under host_root. Cilium pins its maps in `<bpffs>/tc/globals`. Default "/sys/fs/bpf".
     pub bpffs: PathBuf,
     /// cgroup v2 roots searched for socket-LB programs, under host_root; missing ones are skipped.
-    /// Default ["/run/cilium/cgroupv2", "/sys/fs/cgroup", "/sys/fs/cgroup/unified"].
+    /// Default ["/run/cilium/cgroupv2", "/sys/fs/cgroup", "/sys/fs/cgroup/unified", "/run/calico/cgroup"].
     pub cgroup_roots: Vec<PathBuf>,
     /// Seconds a single external command may run before it is killed. Default 10.
     pub command_timeout_secs: u64,
     /// Sources not to read at all (reported as disabled): iptables-legacy, nftables, links, ipvs, bpf, processes,
-    /// certificates, mounts, cni, kube-proxy-api, cilium-agent.
+    /// certificates, mounts, cni, kube-proxy-api, cilium-agent, routes.
     pub disabled_sources: Vec<String>,
     pub binaries: Binaries,
     pub daemon: Daemon,
@@ -45,6 +45,9 @@ pub struct Config {
     pub kube_proxy: KubeProxyApi,
     /// The Cilium agent's API socket, under host_root. Default "/var/run/cilium/cilium.sock".
     pub cilium_socket: PathBuf,
+    /// Kubelet configuration files, under host_root: any that exists makes this a Kubernetes node even while no
+    /// kubelet runs. Default: kubeadm's, the kubelet's own and the systemd units'.
+    pub kubelet_files: Vec<PathBuf>,
 }
 
 /// Certificates to watch.
@@ -216,7 +219,12 @@ impl Default for Config {
             proc_dir: "/proc".into(),
             ipvs_file: "/proc/net/ip_vs".into(),
             bpffs: "/sys/fs/bpf".into(),
-            cgroup_roots: vec!["/run/cilium/cgroupv2".into(), "/sys/fs/cgroup".into(), "/sys/fs/cgroup/unified".into()],
+            cgroup_roots: vec![
+                "/run/cilium/cgroupv2".into(),
+                "/sys/fs/cgroup".into(),
+                "/sys/fs/cgroup/unified".into(),
+                "/run/calico/cgroup".into(),
+            ],
             command_timeout_secs: 10,
             disabled_sources: Vec::new(),
             binaries: Binaries::default(),
@@ -229,6 +237,16 @@ impl Default for Config {
             cni_dir: "/etc/cni/net.d".into(),
             kube_proxy: KubeProxyApi::default(),
             cilium_socket: "/var/run/cilium/cilium.sock".into(),
+            kubelet_files: vec![
+                "/var/lib/kubelet/config.yaml".into(),
+                "/var/lib/kubelet/kubeconfig".into(),
+                "/etc/kubernetes/kubelet.conf".into(),
+                "/etc/kubernetes/bootstrap-kubelet.conf".into(),
+                "/etc/systemd/system/kubelet.service".into(),
+                "/lib/systemd/system/kubelet.service".into(),
+                "/usr/lib/systemd/system/kubelet.service".into(),
+                "/etc/systemd/system/kubelet.service.d".into(),
+            ],
         }
     }
 }

@@ -45,6 +45,123 @@ pub struct Dataplane {
     pub cilium: Cilium,
     /// The CNI configuration the runtime uses; null when none was found or it could not be read.
     pub cni: Option<Cni>,
+    /// Every Service proxy found on the node (schema 2), in [`ProxyKind`] order.
+    #[serde(default)]
+    pub proxies: Vec<ServiceProxy>,
+    /// Pairs of proxies that balance the same traffic (each a `service-routing.conflict`), schema 2.
+    #[serde(default)]
+    pub conflicts: Vec<ProxyPair>,
+}
+
+/// A Service proxy routewarden knows, by the name used in JSON, metrics labels and text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProxyKind {
+    KubeProxy,
+    Cilium,
+    CalicoEbpf,
+    KubeRouter,
+    Antrea,
+    OvnKubernetes,
+}
+
+impl ProxyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyKind::KubeProxy => "kube-proxy",
+            ProxyKind::Cilium => "cilium",
+            ProxyKind::CalicoEbpf => "calico-ebpf",
+            ProxyKind::KubeRouter => "kube-router",
+            ProxyKind::Antrea => "antrea",
+            ProxyKind::OvnKubernetes => "ovn-kubernetes",
+        }
+    }
+}
+
+/// How a proxy balances Services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceProxyMode {
+    /// kube-proxy's modes.
+    Iptables,
+    Nftables,
+    Ipvs,
+    /// kube-proxy runs but its rules are not (or no longer) there.
+    Unknown,
+    /// Cilium with kube-proxy replacement (socket-LB, BPF NodePort or XDP).
+    KubeProxyReplacement,
+    /// Cilium without kube-proxy replacement: ClusterIP from pods only.
+    PodClusterIp,
+    /// Calico's eBPF dataplane.
+    Ebpf,
+    /// Antrea with `proxyAll`.
+    ProxyAll,
+    /// AntreaProxy without `proxyAll`: ClusterIP from pods only, in OVS.
+    AntreaProxy,
+    /// OVN-Kubernetes' load balancers in OVN.
+    Ovn,
+}
+
+impl ServiceProxyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceProxyMode::Iptables => "iptables",
+            ServiceProxyMode::Nftables => "nftables",
+            ServiceProxyMode::Ipvs => "ipvs",
+            ServiceProxyMode::Unknown => "unknown",
+            ServiceProxyMode::KubeProxyReplacement => "kube-proxy-replacement",
+            ServiceProxyMode::PodClusterIp => "pod-cluster-ip",
+            ServiceProxyMode::Ebpf => "ebpf",
+            ServiceProxyMode::ProxyAll => "proxy-all",
+            ServiceProxyMode::AntreaProxy => "antrea-proxy",
+            ServiceProxyMode::Ovn => "ovn",
+        }
+    }
+}
+
+/// Which Service traffic a proxy balances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Traffic {
+    /// ClusterIP traffic from pods.
+    ClusterIpFromPods,
+    /// ClusterIP traffic from the host's own processes (host-network pods included).
+    ClusterIpFromHost,
+    /// NodePort, ExternalIP and LoadBalancer traffic arriving at the node.
+    External,
+}
+
+impl Traffic {
+    pub const ALL: [Traffic; 3] = [Traffic::ClusterIpFromPods, Traffic::ClusterIpFromHost, Traffic::External];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Traffic::ClusterIpFromPods => "cluster-ip-from-pods",
+            Traffic::ClusterIpFromHost => "cluster-ip-from-host",
+            Traffic::External => "external",
+        }
+    }
+}
+
+/// One Service proxy found on the node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceProxy {
+    pub proxy: ProxyKind,
+    pub mode: ServiceProxyMode,
+    /// The traffic it balances, as far as the kernel shows.
+    pub balances: Vec<Traffic>,
+    /// Services (frontends or Service ports) it holds, where the kernel shows a count.
+    pub services: Option<u32>,
+    /// Whether its agent process runs; null when processes could not be read.
+    pub agent_running: Option<bool>,
+    pub evidence: Vec<String>,
+}
+
+/// Two proxies in conflict, in [`ProxyKind`] order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyPair {
+    pub a: ProxyKind,
+    pub b: ProxyKind,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -110,7 +110,7 @@ pub fn bpf_object(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("routewarden-bpf-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("bpf");
-        for prog in ["cilium_sock", "cilium_tc", "cilium_xdp", "cilium_maps"] {
+        for prog in ["cilium_sock", "cilium_tc", "cilium_xdp", "cilium_maps", "calico", "calico_maps"] {
             sh(&format!(
                 "clang -O2 -g -target bpf -I/usr/include/$(uname -m)-linux-gnu -c {}/{prog}.c -o {}/{prog}.o",
                 src.display(),
@@ -120,6 +120,18 @@ pub fn bpf_object(name: &str) -> PathBuf {
         dir
     });
     dir.join(format!("{name}.o"))
+}
+
+/// Compiles `bin/listen.c` (a process that listens on a port) once per test binary.
+pub fn listen_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let out = std::env::temp_dir().join(format!("routewarden-listen-{}", std::process::id()));
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("bin/listen.c");
+        sh(&format!("clang -O2 -o {} {}", out.display(), src.display()));
+        out
+    })
+    .clone()
 }
 
 fn ensure_bpffs() {
@@ -141,7 +153,12 @@ pub struct World {
     pub config_extra: String,
     /// A command prefix for the binary in `run` (e.g. `setpriv ... -- `).
     pub wrapper: String,
+    /// Whether the world has a kubelet configuration file (true unless [`World::no_kubelet`]): a world is a
+    /// Kubernetes node unless a test says otherwise.
+    pub kubelet: bool,
     procs: Vec<String>,
+    /// Processes that listen on a port: (comm, port).
+    listeners: Vec<(String, u16)>,
     bpf: Vec<Ebpf>,
 }
 
@@ -174,7 +191,9 @@ impl World {
             cgroup,
             config_extra: String::new(),
             wrapper: String::new(),
+            kubelet: true,
             procs: Vec::new(),
+            listeners: Vec::new(),
             bpf: Vec::new(),
         };
         w.ns("ip link set lo up");
@@ -269,6 +288,73 @@ impl World {
         self.bpf.push(ebpf);
     }
 
+    /// Attaches program `prog` of test object `obj` to `dev`'s ingress as a tcx link (kernel >= 6.6), from a thread
+    /// that joins the world's namespace.
+    pub fn tcx_prog(&mut self, obj: &str, prog: &str, dev: &str) {
+        let (ns, dev, obj, prog) = (self.name.clone(), dev.to_string(), bpf_object(obj), prog.to_string());
+        let ebpf = in_netns(&ns, move || {
+            use aya::programs::tc::{SchedClassifier, TcAttachOptions, TcAttachType};
+            let mut ebpf = Ebpf::load_file(obj).unwrap();
+            let p: &mut SchedClassifier = ebpf.program_mut(&prog).unwrap().try_into().unwrap();
+            p.load().unwrap();
+            p.attach_with_options(&dev, TcAttachType::Ingress, TcAttachOptions::TcxOrder(Default::default())).unwrap();
+            ebpf
+        });
+        self.bpf.push(ebpf);
+    }
+
+    /// Loads `calico_connect_v4` with aya and attaches it to the world's cgroup (Calico's connect-time LB).
+    pub fn calico_ctlb(&mut self) {
+        let mut ebpf = Ebpf::load_file(bpf_object("calico")).unwrap();
+        let prog: &mut CgroupSockAddr = ebpf.program_mut("calico_connect_v4").unwrap().try_into().unwrap();
+        prog.load().unwrap();
+        let cg = std::fs::File::open(&self.cgroup).unwrap();
+        prog.attach(cg, CgroupAttachMode::Single).unwrap();
+        self.bpf.push(ebpf);
+    }
+
+    /// Pins Calico's `cali_v4_nat_fe3` under the world's bpffs with one frontend per (address, port, protocol,
+    /// backend count), keyed as felix's `NewNATKey` writes them (prefix length 56, source 0.0.0.0/0).
+    pub fn calico_nat_map(&mut self, frontends: &[([u8; 4], u16, u8, u32)]) {
+        use aya::maps::lpm_trie::{Key, LpmTrie};
+        let mut ebpf = Ebpf::load_file(bpf_object("calico_maps")).unwrap();
+        let map = ebpf.take_map("cali_v4_nat_fe3").unwrap();
+        let mut trie: LpmTrie<MapData, [u8; 12], [u8; 20]> = LpmTrie::try_from(map).unwrap();
+        for (id, &(addr, port, proto, count)) in frontends.iter().enumerate() {
+            let mut k = [0u8; 12];
+            k[..4].copy_from_slice(&addr);
+            k[4..6].copy_from_slice(&port.to_le_bytes());
+            k[6] = proto;
+            let mut v = [0u8; 20];
+            v[..4].copy_from_slice(&(id as u32 + 1).to_le_bytes());
+            v[4..8].copy_from_slice(&count.to_le_bytes());
+            trie.insert(&Key::new(56, k), v, 0).unwrap();
+        }
+        trie.pin(self.bpffs.join("tc/globals/cali_v4_nat_fe3")).unwrap();
+        self.bpf.push(ebpf);
+    }
+
+    /// Loads Calico's `cali_tc_preamble` and `calico_connect_v4` without attaching them (programs that prove nothing).
+    pub fn calico_unattached(&mut self) {
+        let mut ebpf = Ebpf::load_file(bpf_object("calico")).unwrap();
+        let tc: &mut aya::programs::SchedClassifier = ebpf.program_mut("cali_tc_preamble").unwrap().try_into().unwrap();
+        tc.load().unwrap();
+        let sock: &mut CgroupSockAddr = ebpf.program_mut("calico_connect_v4").unwrap().try_into().unwrap();
+        sock.load().unwrap();
+        self.bpf.push(ebpf);
+    }
+
+    /// This world has no kubelet configuration file (and no kubelet process unless a test adds one).
+    pub fn no_kubelet(&mut self) {
+        self.kubelet = false;
+    }
+
+    /// Writes the world's `/proc/net/ip_vs` (IPVS is not available on every test machine; routewarden reads the
+    /// configured file).
+    pub fn ip_vs(&self, text: &str) {
+        std::fs::write(self.dir.path().join("ip_vs"), text).unwrap();
+    }
+
     /// Pins `cilium_lb4_services_v2` under the world's bpffs with one frontend per (address, port, flags) and
     /// one backend slot each.
     pub fn lb4_map(&mut self, frontends: &[([u8; 4], u16, u8)]) {
@@ -292,14 +378,21 @@ impl World {
         self.bpf.push(ebpf);
     }
 
+    /// A process named `comm` that listens on 127.0.0.1:`port` will run (like [`World::process`], which it
+    /// replaces for that name).
+    pub fn listener(&mut self, comm: &str, port: u16) {
+        self.procs.retain(|p| p != comm);
+        self.listeners.push((comm.to_string(), port));
+    }
+
     /// A process named `comm` will run (in routewarden's private pid namespace) while `check` runs.
     pub fn process(&mut self, comm: &str) {
         self.procs.push(comm.to_string());
     }
 
     /// Writes the world's configuration: its bpffs, cgroup and IPVS file; the files routewarden would otherwise
-    /// read from the host (mountinfo, CNI directory, Cilium agent socket, certificates) in the world's directory
-    /// unless `config_extra` sets them; then `config_extra`.
+    /// read from the host (mountinfo, CNI directory, Cilium agent socket, certificates, kubelet configuration) in
+    /// the world's directory unless `config_extra` sets them; then `config_extra`.
     pub fn config(&self) -> PathBuf {
         let cfg = self.dir.path().join("config.toml");
         let mut text = format!(
@@ -317,6 +410,17 @@ impl World {
         if !sets("mountinfo") {
             std::fs::write(&empty_mountinfo, "").unwrap();
             text.push_str(&format!("mountinfo = \"{}\"\n", empty_mountinfo.display()));
+        }
+        if !sets("kubelet_files") {
+            // Not a directory named like a process: `process("kubelet")` copies a binary to <dir>/kubelet.
+            let file = self.dir.path().join("kubelet-config.yaml");
+            if self.kubelet {
+                std::fs::write(&file, "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n")
+                    .unwrap();
+            } else {
+                let _ = std::fs::remove_file(&file);
+            }
+            text.push_str(&format!("kubelet_files = [\"{}\"]\n", file.display()));
         }
         for (key, file) in [("cni_dir", "net.d"), ("cilium_socket", "cilium.sock")] {
             if !sets(key) {
@@ -339,7 +443,16 @@ impl World {
         let mut script = String::new();
         for c in &self.procs {
             script.push_str(&format!(
-                "cp /bin/sleep {dir}/{c}; {dir}/{c} 600 & p=$!; until grep -qx {c} /proc/$p/comm 2>/dev/null; do sleep 0.01; done; "
+                "cp /bin/sleep {dir}/{c} || exit 97; {dir}/{c} 600 & p=$!; n=0; \
+                 until grep -qx {c} /proc/$p/comm 2>/dev/null; do n=$((n+1)); [ $n -lt 1000 ] || exit 97; sleep 0.01; done; "
+            ));
+        }
+        for (c, port) in &self.listeners {
+            let listen = listen_binary();
+            script.push_str(&format!(
+                "mkdir -p {dir}/listeners; cp {l} {dir}/listeners/{c} || exit 97; {dir}/listeners/{c} {port} & n=0; \
+                 until grep -qi ':{port:04X} [0-9A-F:]* 0A' /proc/net/tcp; do n=$((n+1)); [ $n -lt 1000 ] || exit 97; sleep 0.01; done; ",
+                l = listen.display()
             ));
         }
         script.push_str(&format!("{}{bin} --config {} {args}", self.wrapper, self.config().display()));
@@ -398,13 +511,16 @@ impl World {
         (code, json)
     }
 
-    /// Everything routewarden could change: rules of both backends, nftables, links, tc filters, XDP, pinned
-    /// maps and cgroup attachments. Compared before and after a run to prove it is read-only.
+    /// Everything routewarden could change: rules of both backends, nftables, links, addresses, routes, permanent
+    /// neighbours, ipsets, tc filters, XDP, pinned maps and cgroup attachments (packet counters zeroed: traffic is
+    /// not state). Compared before and after a run to prove it is read-only.
     pub fn state(&self) -> String {
         let mut s = self.ns(
-            "for t in iptables-legacy-save ip6tables-legacy-save iptables-nft-save ip6tables-nft-save; do \
-             $t 2>/dev/null | grep -v '^#'; done; nft list ruleset; ip -d link show; \
-             for d in $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1); do tc filter show dev $d ingress; done",
+            "{ for t in iptables-legacy-save ip6tables-legacy-save iptables-nft-save ip6tables-nft-save; do \
+             $t 2>/dev/null | grep -v '^#'; done; nft list ruleset; ip -d link show; ip -4 addr show; \
+             ip -4 route show table all; ip neigh show nud permanent; ipset list -terse; \
+             for d in $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1); do tc filter show dev $d ingress; done; } \
+             | sed -E 's/\\[[0-9]+:[0-9]+\\]/[0:0]/g; s/packets [0-9]+ bytes [0-9]+/packets 0 bytes 0/g'",
         );
         s.push_str(&sh(&format!(
             "find {b} | sort; for m in $(find {b} -type f); do bpftool map dump pinned $m; done; bpftool cgroup show {c}",

@@ -29,7 +29,7 @@ fn serve_notifies_serves_follows_changes_reloads_and_stops() {
     assert_eq!(r["dataplane"]["kube_proxy"]["services"], 2);
     assert_eq!(r["sources"]["processes"]["status"], "disabled");
     let (code, pretty) = d.get("/status?pretty");
-    assert!(code == 200 && pretty.contains("\n  \"schema_version\": 1"), "{pretty}");
+    assert!(code == 200 && pretty.contains("\n  \"schema_version\": 2"), "{pretty}");
     let (code, findings) = d.get("/findings");
     assert!(code == 200 && findings.starts_with('['), "{findings}");
     d.wait_notify("WATCHDOG=1");

@@ -471,3 +471,378 @@ fn the_cilium_agents_configured_kube_proxy_replacement_counts() {
     assert_eq!(r["sources"]["cilium-agent"]["status"], "ok");
     assert_eq!(r["dataplane"]["cilium"]["configured_kpr"], serde_json::Value::Null);
 }
+
+// ---- The other Service proxies (docs/DATAPLANE-FACTS.md section 10): one world per decision. ----
+
+/// Calico's own iptables chains, present in every Calico mode (iptables, nftables, eBPF): never a Service proxy.
+const CALICO_CHAINS: &str = "*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:cali-INPUT - [0:0]
+:cali-FORWARD - [0:0]
+:cali-OUTPUT - [0:0]
+:cali-wl-to-host - [0:0]
+-I INPUT 1 -m comment --comment \"cali:Cz_u1IQiXIMmKD4c\" -j cali-INPUT
+-I FORWARD 1 -m comment --comment \"cali:wUHhoiAYhphO9Mso\" -j cali-FORWARD
+-I OUTPUT 1 -m comment --comment \"cali:tVnHkvAo15HuiPy0\" -j cali-OUTPUT
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:cali-PREROUTING - [0:0]
+:cali-POSTROUTING - [0:0]
+:cali-nat-outgoing - [0:0]
+-I PREROUTING 1 -m comment --comment \"cali:6gwbT8clXdHdC1b1\" -j cali-PREROUTING
+-I POSTROUTING 1 -m comment --comment \"cali:O3lYWMrLQYEMJtB5\" -j cali-POSTROUTING
+COMMIT
+";
+
+/// kube-proxy IPVS mode's own chains (docs/DATAPLANE-FACTS.md 2.2), without leftovers.
+const IPVS_CHAINS: &str = "*nat
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-NODE-PORT - [0:0]
+:KUBE-LOAD-BALANCER - [0:0]
+-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES
+-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES
+-A KUBE-SERVICES -m comment --comment \"Kubernetes service cluster ip + port for masquerade purpose\" -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:KUBE-NODE-PORT - [0:0]
+:KUBE-IPVS-FILTER - [0:0]
+-A INPUT -m comment --comment \"kubernetes health check rules\" -j KUBE-NODE-PORT
+-A INPUT -m comment --comment \"kubernetes ipvs access filter\" -j KUBE-IPVS-FILTER
+COMMIT
+";
+
+/// kube-router's service proxy chains (pkg/controllers/proxy/network_services_controller.go) and its network
+/// policy chains (KUBE-ROUTER-INPUT/FORWARD/OUTPUT: policy, not the proxy).
+const KUBE_ROUTER_CHAINS: &str = "*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:KUBE-ROUTER-SERVICES - [0:0]
+:KUBE-ROUTER-INPUT - [0:0]
+:KUBE-ROUTER-FORWARD - [0:0]
+:KUBE-ROUTER-OUTPUT - [0:0]
+-I INPUT 1 -m comment --comment \"handle traffic to IPVS service IPs in custom chain\" -m set --match-set kube-router-svip dst -j KUBE-ROUTER-SERVICES
+-A INPUT -m comment --comment \"kube-router netpol\" -j KUBE-ROUTER-INPUT
+-A FORWARD -m comment --comment \"kube-router netpol\" -j KUBE-ROUTER-FORWARD
+-A OUTPUT -m comment --comment \"kube-router netpol\" -j KUBE-ROUTER-OUTPUT
+-A KUBE-ROUTER-SERVICES -m comment --comment \"allow input traffic to ipvs services\" -m set --match-set kube-router-svip-prt dst,dst -j ACCEPT
+COMMIT
+*nat
+:POSTROUTING ACCEPT [0:0]
+:KUBE-ROUTER-HAIRPIN - [0:0]
+-A POSTROUTING -m comment --comment \"kube-router hairpin chain\" -j KUBE-ROUTER-HAIRPIN
+COMMIT
+";
+
+/// Three IPVS virtual servers for 10.96.0.1:443/TCP and 10.96.0.10:53 (TCP and UDP).
+const IP_VS_CLUSTER_IPS: &str = "IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port Forward Weight ActiveConn InActConn
+TCP  0A600001:01BB rr
+  -> C0A80002:192B      Masq    1      0          0
+TCP  0A60000A:0035 rr
+  -> 0AF40001:0035      Masq    1      0          0
+UDP  0A60000A:0035 rr
+  -> 0AF40001:0035      Masq    1      0          0
+";
+
+/// Calico's eBPF dataplane as Felix leaves it: `cali_tc_preamble` on the NIC and on a workload device over tcx
+/// (the default attach mode of Calico 3.31-3.32), connect-time LB on the cgroup, NAT frontends pinned (a
+/// ClusterIP with 2 backends, DNS over UDP with 2, a NodePort with 1), its cali-* chains and kubelet's chains.
+fn calico_ebpf_world(w: &mut World) {
+    w.iptables_restore("nft", false, KUBELET_CHAINS);
+    w.iptables_restore("nft", false, CALICO_CHAINS);
+    w.veth("eth0", "eth0peer");
+    w.veth("cali1a2b3c4d5e6", "cali1a2bpeer");
+    w.tcx_prog("calico", "cali_tc_preamble", "eth0");
+    w.tcx_prog("calico", "cali_tc_preamble", "cali1a2b3c4d5e6");
+    w.calico_ctlb();
+    w.calico_nat_map(&[([10, 96, 0, 1], 443, 6, 2), ([10, 96, 0, 10], 53, 17, 2), ([255, 255, 255, 255], 30080, 6, 1)]);
+    w.process("calico-node");
+}
+
+fn proxies(r: &serde_json::Value) -> Vec<(String, String)> {
+    r["dataplane"]["proxies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["proxy"].as_str().unwrap().to_string(), p["mode"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn pair(a: &str, b: &str) -> (String, String) {
+    (a.to_string(), b.to_string())
+}
+
+#[test]
+fn calico_ebpf_alone_is_healthy() {
+    let Some(mut w) = World::new("calico-ebpf") else { return };
+    calico_ebpf_world(&mut w);
+
+    let (code, r) = w.check();
+    let (_, text, _) = w.run("check");
+    w.assert_recorded("calico_ebpf_alone_is_healthy");
+    assert_eq!(code, 0, "{r:#}");
+    assert!(ids(&r).is_empty(), "Calico's eBPF dataplane balances Services: {r:#}");
+    assert_eq!(proxies(&r), vec![pair("calico-ebpf", "ebpf")]);
+    let p = &r["dataplane"]["proxies"][0];
+    assert_eq!(p["services"], 3, "{p:#}");
+    assert_eq!(p["agent_running"], true);
+    assert_eq!(p["balances"], serde_json::json!(["cluster-ip-from-pods", "cluster-ip-from-host", "external"]));
+    let ev = p["evidence"].to_string();
+    assert!(
+        ev.contains("cali_tc_preambl (tcx ingress") && ev.contains("on eth0") && ev.contains("calico_connect_"),
+        "{ev}"
+    );
+    assert!(ev.contains("cali_v4_nat_fe3: 3 NAT frontends (1 NodePort, 3 with backends)"), "{ev}");
+    assert!(text.contains("proxy:      calico-ebpf (ebpf mode, 3 services"), "{text}");
+}
+
+#[test]
+fn conflict_when_kube_proxy_runs_next_to_calico_ebpf() {
+    let Some(mut w) = World::new("calico-ebpf-kp") else { return };
+    calico_ebpf_world(&mut w);
+    // Felix has just deleted kube-proxy's chains (BPFKubeProxyIptablesCleanupEnabled): only the process shows;
+    // calico-node holds kube-proxy's health port (calico#10748).
+    w.process("kube-proxy");
+    w.listener("calico-node", 10256);
+
+    let before = w.state();
+    let (code, r) = w.check();
+    w.assert_recorded("conflict_when_kube_proxy_runs_next_to_calico_ebpf");
+    assert_eq!(w.state(), before, "routewarden changed the node's state");
+    assert_eq!(code, 2, "{r:#}");
+    assert_eq!(ids(&r), vec!["service-routing.conflict"]);
+    let f = finding(&r, "service-routing.conflict");
+    assert_eq!(f["severity"], "critical");
+    let summary = f["summary"].as_str().unwrap();
+    assert!(summary.contains("kube-proxy (unknown mode)") && summary.contains("calico-ebpf (ebpf mode"), "{summary}");
+    let remedy = f["remedy"].as_str().unwrap();
+    assert!(
+        remedy.contains("BPFKubeProxyIptablesCleanupEnabled") && remedy.contains("delete ds kube-proxy"),
+        "{remedy}"
+    );
+    assert_eq!(r["dataplane"]["conflicts"], serde_json::json!([{"a": "kube-proxy", "b": "calico-ebpf"}]));
+    let ev = f["evidence"].to_string();
+    assert!(ev.contains(":10256 (kube-proxy's health port) is held by calico-node (pid"), "{ev}");
+}
+
+#[test]
+fn calico_iptables_mode_next_to_kube_proxy_is_healthy() {
+    let Some(mut w) = World::new("calico-iptables") else { return };
+    w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
+    w.iptables_restore("nft", false, KUBELET_CHAINS);
+    w.iptables_restore("nft", false, CALICO_CHAINS);
+    w.ns("nft add table ip calico && nft add chain ip calico filter-FORWARD");
+    w.veth("eth0", "eth0peer");
+    w.veth("cali1a2b3c4d5e6", "cali1a2bpeer");
+    w.process("kube-proxy");
+    w.process("calico-node");
+
+    let (code, r) = w.check();
+    w.assert_recorded("calico_iptables_mode_next_to_kube_proxy_is_healthy");
+    assert_eq!(code, 0, "{r:#}");
+    assert!(ids(&r).is_empty(), "cali-* chains and table ip calico program no Services: {r:#}");
+    assert_eq!(proxies(&r), vec![pair("kube-proxy", "iptables")]);
+}
+
+#[test]
+fn antrea_proxy_all_alone_is_healthy() {
+    let Some(mut w) = World::new("antrea-proxyall") else { return };
+    w.iptables_restore("nft", false, KUBELET_CHAINS);
+    w.veth("antrea-gw0", "antrea-gw0peer");
+    // pkg/agent/route/route_linux.go: the Service CIDR via the virtual Service IP, with a permanent neighbour, and
+    // the NodePort DNAT to 169.254.0.252.
+    w.ns("ip addr add 10.244.0.1/24 dev antrea-gw0 && \
+         ip neigh add 169.254.0.253 lladdr aa:bb:cc:dd:ee:ff dev antrea-gw0 nud permanent && \
+         ip route add 10.96.0.0/12 via 169.254.0.253 dev antrea-gw0 onlink && \
+         ipset create ANTREA-NODEPORT-IP hash:ip,port && ipset create ANTREA-EXTERNAL-IP hash:ip");
+    w.iptables_restore(
+        "nft",
+        false,
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:ANTREA-PREROUTING - [0:0]\n\
+         :ANTREA-OUTPUT - [0:0]\n:ANTREA-POSTROUTING - [0:0]\n\
+         -A PREROUTING -m comment --comment \"Antrea: jump to Antrea prerouting rules\" -j ANTREA-PREROUTING\n\
+         -A OUTPUT -m comment --comment \"Antrea: jump to Antrea output rules\" -j ANTREA-OUTPUT\n\
+         -A POSTROUTING -m comment --comment \"Antrea: jump to Antrea postrouting rules\" -j ANTREA-POSTROUTING\n\
+         -A ANTREA-PREROUTING -m comment --comment \"Antrea: DNAT external to NodePort packets\" -m set --match-set ANTREA-NODEPORT-IP dst,dst -j DNAT --to-destination 169.254.0.252\n\
+         -A ANTREA-OUTPUT -m comment --comment \"Antrea: DNAT local to NodePort packets\" -m set --match-set ANTREA-NODEPORT-IP dst,dst -j DNAT --to-destination 169.254.0.252\n\
+         COMMIT\n",
+    );
+    w.process("antrea-agent");
+
+    let (code, r) = w.check();
+    w.assert_recorded("antrea_proxy_all_alone_is_healthy");
+    assert_eq!(code, 0, "{r:#}");
+    assert!(ids(&r).is_empty(), "{r:#}");
+    assert_eq!(proxies(&r), vec![pair("antrea", "proxy-all")]);
+    let ev = r["dataplane"]["proxies"][0]["evidence"].to_string();
+    assert!(ev.contains("route 10.96.0.0/12 via 169.254.0.253 dev antrea-gw0"), "{ev}");
+    assert!(ev.contains("permanent neighbour 169.254.0.253 on antrea-gw0"), "{ev}");
+}
+
+#[test]
+fn antrea_proxy_without_proxy_all_next_to_kube_proxy_is_the_supported_overlap() {
+    let Some(mut w) = World::new("antrea-overlap") else { return };
+    w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
+    w.iptables_restore("nft", false, KUBELET_CHAINS);
+    w.iptables_restore(
+        "nft",
+        false,
+        "*nat\n:POSTROUTING ACCEPT [0:0]\n:ANTREA-POSTROUTING - [0:0]\n\
+         -A POSTROUTING -m comment --comment \"Antrea: jump to Antrea postrouting rules\" -j ANTREA-POSTROUTING\nCOMMIT\n",
+    );
+    w.veth("antrea-gw0", "antrea-gw0peer");
+    w.ns("ip addr add 10.244.0.1/24 dev antrea-gw0");
+    w.process("kube-proxy");
+    w.process("antrea-agent");
+
+    let (code, r) = w.check();
+    w.assert_recorded("antrea_proxy_without_proxy_all_next_to_kube_proxy_is_the_supported_overlap");
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(ids(&r), vec!["service-routing.overlap"]);
+    let f = finding(&r, "service-routing.overlap");
+    assert_eq!(f["severity"], "info");
+    assert!(f["summary"].as_str().unwrap().contains("antrea (antrea-proxy mode)"), "{f:#}");
+    assert_eq!(proxies(&r), vec![pair("kube-proxy", "iptables"), pair("antrea", "antrea-proxy")]);
+    assert_eq!(r["dataplane"]["conflicts"], serde_json::json!([]));
+}
+
+#[test]
+fn ovn_kubernetes_alone_is_healthy() {
+    let Some(mut w) = World::new("ovn-k") else { return };
+    w.iptables_restore("nft", false, KUBELET_CHAINS);
+    // go-controller/pkg/node/gateway_iptables.go: the Service chains, and an egress chain that is no proxy.
+    w.iptables_restore(
+        "nft",
+        false,
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n:OVN-KUBE-NODEPORT - [0:0]\n\
+         :OVN-KUBE-EXTERNALIP - [0:0]\n:OVN-KUBE-ETP - [0:0]\n:OVN-KUBE-ITP - [0:0]\n:OVN-KUBE-SNAT-MGMTPORT - [0:0]\n\
+         :OVN-KUBE-EGRESS-SVC - [0:0]\n\
+         -A PREROUTING -j OVN-KUBE-ETP\n-A PREROUTING -j OVN-KUBE-EXTERNALIP\n-A PREROUTING -j OVN-KUBE-NODEPORT\n\
+         -A OUTPUT -j OVN-KUBE-EXTERNALIP\n-A OUTPUT -j OVN-KUBE-NODEPORT\n-A OUTPUT -j OVN-KUBE-ITP\n\
+         -A POSTROUTING -o ovn-k8s-mp0 -j OVN-KUBE-SNAT-MGMTPORT\n-A POSTROUTING -j OVN-KUBE-EGRESS-SVC\n\
+         -A OVN-KUBE-NODEPORT -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 30080 -j DNAT --to-destination 10.96.0.20:80\n\
+         COMMIT\n",
+    );
+    w.veth("ovn-k8s-mp0", "ovnmp0peer");
+    w.veth("eth0", "eth0peer");
+    w.process("ovnkube");
+
+    let (code, r) = w.check();
+    w.assert_recorded("ovn_kubernetes_alone_is_healthy");
+    assert_eq!(code, 0, "{r:#}");
+    assert!(ids(&r).is_empty(), "{r:#}");
+    assert_eq!(proxies(&r), vec![pair("ovn-kubernetes", "ovn")]);
+    let ev = r["dataplane"]["proxies"][0]["evidence"].to_string();
+    assert!(ev.contains("OVN-KUBE-NODEPORT") && !ev.contains("OVN-KUBE-EGRESS-SVC"), "{ev}");
+}
+
+/// kube-router's service proxy: IPVS virtual servers whose VIPs sit on kube-dummy-if (a veth here: the dummy
+/// module is not available on every test machine), its ipsets and chains.
+fn kube_router_world(w: &mut World) {
+    w.iptables_restore("nft", false, KUBELET_CHAINS);
+    w.ns("ipset create kube-router-svip hash:ip && ipset create kube-router-svip-prt hash:ip,port && \
+         ipset create kube-router-local-ips hash:ip");
+    w.iptables_restore("nft", false, KUBE_ROUTER_CHAINS);
+    w.veth("kube-dummy-if", "kubedummypeer");
+    w.ns("ip addr add 10.96.0.1/32 dev kube-dummy-if && ip addr add 10.96.0.10/32 dev kube-dummy-if");
+    w.ip_vs(IP_VS_CLUSTER_IPS);
+    w.process("kube-router");
+}
+
+#[test]
+fn kube_router_alone_is_healthy() {
+    let Some(mut w) = World::new("kube-router") else { return };
+    kube_router_world(&mut w);
+
+    let (code, r) = w.check();
+    w.assert_recorded("kube_router_alone_is_healthy");
+    assert_eq!(code, 0, "{r:#}");
+    assert!(ids(&r).is_empty(), "{r:#}");
+    assert_eq!(proxies(&r), vec![pair("kube-router", "ipvs")]);
+    assert_eq!(r["dataplane"]["proxies"][0]["services"], 3);
+    assert_eq!(r["dataplane"]["kube_proxy"]["mode"], "none", "kube-router's IPVS is not kube-proxy's: {r:#}");
+    let ev = r["dataplane"]["proxies"][0]["evidence"].to_string();
+    assert!(ev.contains("KUBE-ROUTER-SERVICES") && !ev.contains("KUBE-ROUTER-INPUT"), "{ev}");
+}
+
+#[test]
+fn conflict_when_kube_router_runs_next_to_kube_proxy_ipvs() {
+    let Some(mut w) = World::new("kube-router-kp") else { return };
+    kube_router_world(&mut w);
+    w.ns("ipset create KUBE-CLUSTER-IP hash:ip,port");
+    w.iptables_restore("legacy", false, IPVS_CHAINS);
+    // The same ClusterIPs on kube-ipvs0 (a veth here, as for kube-dummy-if).
+    w.veth("kube-ipvs0", "ipvspeer");
+    w.ns("ip addr add 10.96.0.1/32 dev kube-ipvs0 && ip addr add 10.96.0.10/32 dev kube-ipvs0");
+    w.process("kube-proxy");
+
+    let before = w.state();
+    let (code, r) = w.check();
+    w.assert_recorded("conflict_when_kube_router_runs_next_to_kube_proxy_ipvs");
+    assert_eq!(w.state(), before, "routewarden changed the node's state");
+    assert_eq!(code, 2, "{r:#}");
+    assert_eq!(ids(&r), vec!["service-routing.conflict"]);
+    let f = finding(&r, "service-routing.conflict");
+    assert_eq!(f["severity"], "critical");
+    let summary = f["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("kube-proxy (ipvs mode, 3 services)")
+            && summary.contains("kube-router (ipvs mode, 3 services)"),
+        "{summary}"
+    );
+    assert!(f["remedy"].as_str().unwrap().contains("--run-service-proxy=false"));
+    assert_eq!(r["dataplane"]["conflicts"], serde_json::json!([{"a": "kube-proxy", "b": "kube-router"}]));
+}
+
+#[test]
+fn a_machine_without_a_kubelet_is_not_a_kubernetes_node_yet() {
+    let Some(mut w) = World::new("no-kubelet") else { return };
+    w.no_kubelet();
+    w.veth("eth0", "eth0peer");
+
+    let (code, r) = w.check();
+    let (_, text, _) = w.run("check");
+    w.assert_recorded("a_machine_without_a_kubelet_is_not_a_kubernetes_node_yet");
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(r["verdict"], "ok");
+    assert_eq!(ids(&r), vec!["service-routing.missing"]);
+    let f = finding(&r, "service-routing.missing");
+    assert_eq!(f["severity"], "info");
+    assert!(f["summary"].as_str().unwrap().starts_with("not a Kubernetes node (yet)"), "{f:#}");
+    assert!(text.contains("INFO service-routing.missing: not a Kubernetes node (yet)"), "{text}");
+
+    // The same machine with a kubelet process (and still no configuration file) is a node: it pages.
+    w.process("kubelet");
+    let (code, r) = w.check();
+    assert_eq!(code, 2, "{r:#}");
+    assert_eq!(finding(&r, "service-routing.missing")["severity"], "critical");
+}
+
+#[test]
+fn stale_calico_pins_with_nothing_attached_are_no_proxy() {
+    let Some(mut w) = World::new("calico-stale") else { return };
+    w.iptables_restore("nft", false, KUBELET_CHAINS);
+    w.iptables_restore("nft", false, CALICO_CHAINS);
+    w.veth("eth0", "eth0peer");
+    // BPF mode was switched off: the NAT map is still pinned, its programs are loaded nowhere or unattached.
+    w.calico_nat_map(&[([10, 96, 0, 1], 443, 6, 2)]);
+    w.calico_unattached();
+    w.process("calico-node");
+
+    let (code, r) = w.check();
+    w.assert_recorded("stale_calico_pins_with_nothing_attached_are_no_proxy");
+    assert_eq!(code, 2, "{r:#}");
+    assert_eq!(ids(&r), vec!["service-routing.missing"]);
+    assert_eq!(r["dataplane"]["proxies"], serde_json::json!([]));
+    let ev = finding(&r, "service-routing.missing")["evidence"].to_string();
+    assert!(ev.contains("cali_v4_nat_fe3: 1 NAT frontends") && ev.contains("stale pins, not a proxy"), "{ev}");
+}

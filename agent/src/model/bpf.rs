@@ -13,6 +13,22 @@ pub struct BpfState {
     /// source still reports.
     #[serde(default)]
     pub map_errors: Vec<(PathBuf, String)>,
+    /// Calico's pinned NAT frontend maps (`cali_v4_nat_fe3`, `cali_v6_nat_fe3`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calico_nat_maps: Vec<CalicoNatMap>,
+}
+
+/// One pinned Calico NAT frontend map (lpm_trie `calico_nat_v4_key` -> `calico_nat_v4_value`,
+/// docs/DATAPLANE-FACTS.md section 10).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalicoNatMap {
+    pub path: PathBuf,
+    /// Frontends: one entry per (address, port, protocol, source range).
+    pub frontends: u32,
+    /// Frontends on Calico's NodePort address 255.255.255.255.
+    pub node_ports: u32,
+    /// Frontends with at least one backend.
+    pub with_backends: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -19,7 +19,15 @@ pub struct Link {
     pub xdp_prog_id: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub programs: Vec<TcProgram>,
+    /// Addresses on the link (without prefix length), only for the links whose addresses tell who owns a VIP
+    /// (`kube-ipvs0`, `kube-dummy-if`; see [`VIP_LINKS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
 }
+
+/// Links whose addresses are recorded: the IPVS service VIPs of kube-proxy (`kube-ipvs0`) and kube-router
+/// (`kube-dummy-if`), docs/DATAPLANE-FACTS.md sections 2.2 and 10.
+pub const VIP_LINKS: &[&str] = &["kube-ipvs0", "kube-dummy-if"];
 
 /// A BPF program on a link's ingress or egress path.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

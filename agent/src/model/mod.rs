@@ -17,6 +17,7 @@ pub mod links;
 pub mod mounts;
 pub mod nftables;
 pub mod procs;
+pub mod routes;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,9 +32,10 @@ use links::LinksState;
 use mounts::MountState;
 use nftables::NftablesState;
 use procs::ProcessState;
+use routes::RoutesState;
 
 /// Version of the snapshot and report JSON layout; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Everything one collection saw on the node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +60,9 @@ pub struct Snapshot {
     pub kube_proxy_api: Source<KubeProxyApi>,
     #[serde(default)]
     pub cilium_agent: Source<CiliumAgent>,
+    /// Routes and permanent neighbours (schema 2).
+    #[serde(default)]
+    pub routes: Source<RoutesState>,
     /// `snapshot --full` only: the raw rule dumps (command -> output or error), for people, not for the rules.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub raw: std::collections::BTreeMap<String, String>,
@@ -81,6 +86,7 @@ impl Snapshot {
             row(SourceId::Cni, &self.cni),
             row(SourceId::KubeProxyApi, &self.kube_proxy_api),
             row(SourceId::CiliumAgent, &self.cilium_agent),
+            row(SourceId::Routes, &self.routes),
         ]
     }
 }
@@ -103,11 +109,12 @@ pub enum SourceId {
     Mounts,
     Nftables,
     Processes,
+    Routes,
 }
 
 impl SourceId {
     /// The sources one collection reads (every id but the daemon's journal).
-    pub const COLLECTED: [SourceId; 11] = [
+    pub const COLLECTED: [SourceId; 12] = [
         SourceId::IptablesLegacy,
         SourceId::Nftables,
         SourceId::Links,
@@ -119,6 +126,7 @@ impl SourceId {
         SourceId::Cni,
         SourceId::KubeProxyApi,
         SourceId::CiliumAgent,
+        SourceId::Routes,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -134,6 +142,7 @@ impl SourceId {
             SourceId::Cni => "cni",
             SourceId::KubeProxyApi => "kube-proxy-api",
             SourceId::CiliumAgent => "cilium-agent",
+            SourceId::Routes => "routes",
             SourceId::Journal => "journal",
         }
     }

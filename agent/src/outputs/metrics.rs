@@ -50,6 +50,12 @@ pub struct Metrics {
     journal_lines: Family<Labels, Counter>,
     journal_lag: FloatGauge,
     certificate_not_after: Family<Labels, FloatGauge>,
+    /// Every Service proxy found, by proxy and mode (value always 1).
+    service_proxy_info: Family<Labels, Gauge>,
+    /// Services each proxy holds, where the kernel shows a count.
+    service_proxy_services: Family<Labels, Gauge>,
+    /// 1 for each pair of proxies in conflict (`proxy_a`, `proxy_b`).
+    service_proxy_conflict: Family<Labels, Gauge>,
 }
 
 /// Journal counters at one moment (totals since the daemon started).
@@ -95,6 +101,9 @@ impl Metrics {
             journal_lines: Family::default(),
             journal_lag: FloatGauge::default(),
             certificate_not_after: Family::default(),
+            service_proxy_info: Family::default(),
+            service_proxy_services: Family::default(),
+            service_proxy_conflict: Family::default(),
         };
         let mut m = m;
         let r = &mut m.registry;
@@ -132,7 +141,7 @@ impl Metrics {
         );
         r.register(
             "service_routing_conflict",
-            "1 when kube-proxy and Cilium both program Service routing",
+            "1 when two Service proxies (kube-proxy and Cilium, or any other pair) both program Service routing",
             m.conflict.clone(),
         );
         r.register("findings", "Findings of the last report by id and severity", m.findings.clone());
@@ -147,6 +156,21 @@ impl Metrics {
             "certificate_not_after_timestamp_seconds",
             "Unix time each watched certificate expires",
             m.certificate_not_after.clone(),
+        );
+        r.register(
+            "service_proxy_info",
+            "Each Service proxy found on the node, by proxy and mode (value always 1)",
+            m.service_proxy_info.clone(),
+        );
+        r.register(
+            "service_proxy_services",
+            "Services each proxy holds, where the kernel shows a count",
+            m.service_proxy_services.clone(),
+        );
+        r.register(
+            "service_proxy_conflict",
+            "1 for each pair of Service proxies that balance the same traffic (proxy_a, proxy_b)",
+            m.service_proxy_conflict.clone(),
         );
         r.register("journal_matches", "Journal entries matched, by rule", m.journal_matches.clone());
         r.register("journal_lines", "Journal entries read, by unit", m.journal_lines.clone());
@@ -204,6 +228,23 @@ impl Metrics {
             .set(1);
         self.cilium_lb_services.set(i64::from(c.services.unwrap_or(0)));
         self.conflict.set(i64::from(r.finding(&FindingId::ServiceRoutingConflict).is_some()));
+        self.service_proxy_info.clear();
+        self.service_proxy_services.clear();
+        for p in &r.dataplane.proxies {
+            let proxy = ("proxy".to_string(), p.proxy.as_str().to_string());
+            self.service_proxy_info.get_or_create(&vec![proxy.clone(), ("mode".into(), p.mode.as_str().into())]).set(1);
+            if let Some(n) = p.services {
+                self.service_proxy_services.get_or_create(&vec![proxy]).set(i64::from(n));
+            }
+        }
+        self.service_proxy_conflict.clear();
+        for c in &r.dataplane.conflicts {
+            let l = vec![
+                ("proxy_a".to_string(), c.a.as_str().to_string()),
+                ("proxy_b".to_string(), c.b.as_str().to_string()),
+            ];
+            self.service_proxy_conflict.get_or_create(&l).set(1);
+        }
         self.findings.clear();
         for f in &r.findings {
             let sev = f.severity.as_str().to_string();
@@ -303,5 +344,49 @@ mod tests {
             "# HELP rw_build_info routewarden version.\n# TYPE rw_build_info gauge\nrw_build_info{version=\"0.1.0\"} 1\n\
 # HELP rw_rule_changes_total changes.\n# TYPE rw_rule_changes_total counter\nrw_rule_changes_total 3\n"
         );
+    }
+
+    #[test]
+    fn every_proxy_its_services_and_each_conflicting_pair_are_series() {
+        use crate::report::{ProxyKind, ProxyPair, ServiceProxy, ServiceProxyMode, Traffic};
+        let snap: crate::model::Snapshot = serde_json::from_str(
+            r#"{"schema_version":2,"node":"n","collected_at":"2026-01-01T00:00:00Z","iptables_legacy":{"status":"disabled"},
+            "nftables":{"status":"disabled"},"links":{"status":"disabled"},"ipvs":{"status":"disabled"},
+            "bpf":{"status":"disabled"},"processes":{"status":"disabled"}}"#,
+        )
+        .unwrap();
+        let mut r = crate::rules::analyse(&snap, "t".into());
+        let proxy = |proxy, mode, services| ServiceProxy {
+            proxy,
+            mode,
+            balances: Traffic::ALL.to_vec(),
+            services,
+            agent_running: Some(true),
+            evidence: Vec::new(),
+        };
+        r.dataplane.proxies = vec![
+            proxy(ProxyKind::KubeProxy, ServiceProxyMode::Ipvs, Some(3)),
+            proxy(ProxyKind::KubeRouter, ServiceProxyMode::Ipvs, Some(2)),
+            proxy(ProxyKind::OvnKubernetes, ServiceProxyMode::Ovn, None),
+        ];
+        r.dataplane.conflicts = vec![ProxyPair { a: ProxyKind::KubeProxy, b: ProxyKind::KubeRouter }];
+        let m = Metrics::new();
+        m.update(&r, 0, true, 0.0);
+        let (_, text) = m.render();
+        for line in [
+            "routewarden_service_proxy_info{proxy=\"kube-proxy\",mode=\"ipvs\"} 1",
+            "routewarden_service_proxy_info{proxy=\"ovn-kubernetes\",mode=\"ovn\"} 1",
+            "routewarden_service_proxy_services{proxy=\"kube-router\"} 2",
+            "routewarden_service_proxy_conflict{proxy_a=\"kube-proxy\",proxy_b=\"kube-router\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+        }
+        assert!(!text.contains("routewarden_service_proxy_services{proxy=\"ovn-kubernetes\"}"), "no count, no series");
+
+        // The next report without them clears them.
+        r.dataplane.proxies.clear();
+        r.dataplane.conflicts.clear();
+        m.update(&r, 0, true, 0.0);
+        assert!(!m.render().1.contains("routewarden_service_proxy_conflict{"));
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::model::SourceStatus;
-use crate::report::{ProxyMode, Report, Severity, Verdict};
+use crate::report::{ProxyKind, ProxyMode, Report, ServiceProxy, Severity, Verdict};
 
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
@@ -16,6 +16,10 @@ pub fn render(r: &Report) -> String {
 
     let kp = &r.dataplane.kube_proxy;
     let kp_line = match kp.mode {
+        ProxyMode::None if !kp.pids.is_empty() => format!(
+            "no Service rules, but a kube-proxy process runs (pid {})",
+            kp.pids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+        ),
         ProxyMode::None => "none".to_string(),
         ProxyMode::Unknown => "unknown (a source failed or is disabled)".to_string(),
         mode => {
@@ -79,6 +83,10 @@ pub fn render(r: &Report) -> String {
         }
     };
     let _ = writeln!(s, "  cilium:     {cil_line}");
+    // One line for each other Service proxy (kube-proxy and Cilium have theirs above).
+    for p in r.dataplane.proxies.iter().filter(|p| !matches!(p.proxy, ProxyKind::KubeProxy | ProxyKind::Cilium)) {
+        let _ = writeln!(s, "  proxy:      {}", proxy_line(p));
+    }
     if let Some(cni) = &r.dataplane.cni {
         let _ = writeln!(s, "  cni:        {} ({})", cni.owner, cni.file);
     }
@@ -94,6 +102,18 @@ pub fn render(r: &Report) -> String {
     }
     findings(&mut s, &r.findings);
     s
+}
+
+/// "calico-ebpf (ebpf mode, 3 services): balances cluster-ip-from-pods, external; agent running".
+fn proxy_line(p: &ServiceProxy) -> String {
+    let services = p.services.map(|n| format!(", {n} services")).unwrap_or_default();
+    let balances = p.balances.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ");
+    let agent = match p.agent_running {
+        Some(true) => "agent running",
+        Some(false) => "agent NOT running",
+        None => "agent state unknown",
+    };
+    format!("{} ({} mode{services}): balances {balances}; {agent}", p.proxy.as_str(), p.mode.as_str())
 }
 
 /// A journal scan: matches per rule, then the findings.

@@ -1,5 +1,6 @@
-//! Rule churn between collections: kube-proxy chains that are deleted and re-created between scans are a sign
-//! that two owners fight (something flushes kube-proxy's rules, kube-proxy puts them back). Pure.
+//! Rule churn between collections: kube-proxy chains (and IPVS services) that are deleted and re-created between
+//! scans are a sign that two owners fight (something flushes kube-proxy's rules, kube-proxy puts them back); the
+//! finding names the likely other party from the proxies found. Pure.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -7,7 +8,7 @@ use std::hash::{Hash, Hasher};
 
 use crate::model::iptables::Ruleset;
 use crate::model::Snapshot;
-use crate::report::{verdict, Finding, FindingId, Report, Severity};
+use crate::report::{verdict, Finding, FindingId, ProxyKind, Report, Severity};
 
 /// kube-proxy-owned chains of a snapshot as `backend family table chain` keys; `None` when a rules source failed.
 pub fn kube_proxy_chains(snap: &Snapshot) -> Option<BTreeSet<String>> {
@@ -35,7 +36,38 @@ pub fn kube_proxy_chains(snap: &Snapshot) -> Option<BTreeSet<String>> {
             out.insert(format!("nftables {} kube-proxy {c}", t.family));
         }
     }
+    // IPVS virtual servers (by VIP): kube-router and kube-proxy in IPVS mode delete each other's.
+    if let Some(ipvs) = snap.ipvs.get() {
+        for vip in &ipvs.vips {
+            out.insert(format!("{IPVS_PREFIX}{vip}"));
+        }
+    }
     Some(out)
+}
+
+/// How IPVS virtual servers are named in the churn set.
+const IPVS_PREFIX: &str = "ipvs service ";
+
+/// Who most likely deletes what came back, from the proxies in the report (docs/DATAPLANE-FACTS.md section 10):
+/// (who, what to do).
+fn other_party(report: &Report, flips: &[&str]) -> Option<(&'static str, &'static str)> {
+    let has = |k: ProxyKind| report.dataplane.proxies.iter().any(|p| p.proxy == k);
+    let ipvs = flips.iter().any(|f| f.starts_with(IPVS_PREFIX));
+    let rules = flips.iter().any(|f| !f.starts_with(IPVS_PREFIX));
+    if ipvs && has(ProxyKind::KubeRouter) {
+        return Some((
+            "kube-router's service proxy (it and kube-proxy in IPVS mode delete each other's IPVS services)",
+            "run kube-router with --run-service-proxy=false, or remove kube-proxy",
+        ));
+    }
+    if rules && has(ProxyKind::CalicoEbpf) {
+        return Some((
+            "Calico's eBPF dataplane (Felix's BPFKubeProxyIptablesCleanupEnabled deletes kube-proxy's KUBE-* chains and \
+             its nftables tables while kube-proxy re-creates them)",
+            "remove kube-proxy from this node, or set BPFKubeProxyIptablesCleanupEnabled=false if it must stay",
+        ));
+    }
+    None
 }
 
 fn key(name: &str) -> u64 {
@@ -98,22 +130,44 @@ pub fn apply(report: &mut Report, flips: &[&str]) {
         return;
     }
     let evidence = format!(
-        "{} kube-proxy chains were deleted and re-created between scans (e.g. {})",
+        "{} kube-proxy chains or IPVS services were deleted and re-created between scans (e.g. {})",
         flips.len(),
         flips.iter().take(3).copied().collect::<Vec<_>>().join(", ")
     );
+    let party = other_party(report, flips);
+    let mut evidence = vec![evidence];
+    // Who holds kube-proxy's health port is evidence of the other party too.
+    evidence.extend(
+        report
+            .dataplane
+            .proxies
+            .iter()
+            .flat_map(|p| p.evidence.iter())
+            .filter(|e| e.contains("kube-proxy's health port"))
+            .cloned(),
+    );
+    if let Some((who, _)) = party {
+        evidence.push(format!("likely other party: {who}"));
+    }
     if let Some(f) = report.findings.iter_mut().find(|f| f.id == FindingId::ServiceRoutingConflict) {
-        f.evidence.push(evidence);
+        f.evidence.extend(evidence);
     } else {
+        let summary = match party {
+            Some((who, _)) => format!("kube-proxy's rules keep disappearing and coming back: {who} fights it"),
+            None => {
+                "kube-proxy's chains keep disappearing and coming back: something else flushes or rewrites them".into()
+            }
+        };
         report.findings.push(Finding {
             id: FindingId::ServiceRoutingChurn,
             severity: Severity::Warning,
-            summary: "kube-proxy's chains keep disappearing and coming back: something else flushes or rewrites them"
-                .into(),
-            evidence: vec![evidence],
-            remedy: "look for a second writer of iptables on this node (another proxy, a CNI cleanup job, \
-                     `iptables-save | grep -v KUBE | iptables-restore` in a script)"
-                .into(),
+            summary,
+            evidence,
+            remedy: party.map(|(_, fix)| fix.to_string()).unwrap_or_else(|| {
+                "look for a second writer of iptables on this node (another proxy, a CNI cleanup job, \
+                 `iptables-save | grep -v KUBE | iptables-restore` in a script)"
+                    .into()
+            }),
         });
     }
     report.verdict = verdict(&report.findings);
@@ -166,6 +220,42 @@ mod tests {
         apply(&mut report, &["nft ipv4 nat KUBE-SERVICES"]);
         assert_eq!(report.findings.len(), 1);
         assert_eq!(report.findings[0].evidence.len(), 1);
+    }
+
+    #[test]
+    fn churn_names_the_likely_other_party() {
+        let snap: Snapshot = serde_json::from_str(
+            r#"{"schema_version":2,"node":"n","collected_at":"2026-01-01T00:00:00Z","iptables_legacy":{"status":"disabled"},
+            "nftables":{"status":"disabled"},"links":{"status":"disabled"},"ipvs":{"status":"disabled"},
+            "bpf":{"status":"disabled"},"processes":{"status":"disabled"}}"#,
+        )
+        .unwrap();
+        let proxy = |proxy, mode| crate::report::ServiceProxy {
+            proxy,
+            mode,
+            balances: Vec::new(),
+            services: None,
+            agent_running: Some(true),
+            evidence: Vec::new(),
+        };
+        use crate::report::ServiceProxyMode as M;
+        let mut report = crate::rules::analyse(&snap, "t".into());
+        report.dataplane.proxies = vec![proxy(ProxyKind::CalicoEbpf, M::Ebpf)];
+        apply(&mut report, &["nft ipv4 nat KUBE-SERVICES"]);
+        let f = report.finding(&FindingId::ServiceRoutingChurn).unwrap();
+        assert!(f.summary.contains("Calico's eBPF dataplane"), "{f:?}");
+        assert!(f.remedy.contains("BPFKubeProxyIptablesCleanupEnabled=false"), "{f:?}");
+
+        // IPVS services coming back next to kube-router; chains coming back there name nobody in particular.
+        let mut report = crate::rules::analyse(&snap, "t".into());
+        report.dataplane.proxies = vec![proxy(ProxyKind::KubeProxy, M::Ipvs), proxy(ProxyKind::KubeRouter, M::Ipvs)];
+        apply(&mut report, &["ipvs service 10.96.0.1"]);
+        let f = report.finding(&FindingId::ServiceRoutingChurn).unwrap();
+        assert!(f.evidence[1].contains("kube-router") && f.remedy.contains("--run-service-proxy=false"), "{f:?}");
+        let mut report = crate::rules::analyse(&snap, "t".into());
+        report.dataplane.proxies = vec![proxy(ProxyKind::KubeRouter, M::Ipvs)];
+        apply(&mut report, &["nft ipv4 nat KUBE-SERVICES"]);
+        assert!(report.finding(&FindingId::ServiceRoutingChurn).unwrap().summary.contains("something else"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Reads a snapshot into facts: which kube-proxy mode programs Services, on which backend, whether it runs,
-//! and what Cilium does. Unknown stays unknown: a failed source never turns into "absent".
+//! what Cilium does, and (through `rules::proxies`) every other Service proxy. Unknown stays unknown: a failed source never turns into "absent".
 
 use crate::model::bpf::FrontendCounts;
 use crate::model::iptables::Ruleset;
@@ -31,6 +31,8 @@ pub struct Facts {
     pub cilium_evidence: Vec<String>,
     /// Whether every source that can show Service routing was read.
     pub complete: bool,
+    /// Every Service proxy, the kubelet, and what looks like a proxy but is not (`rules::proxies`).
+    pub proxies: crate::rules::proxies::ProxyFacts,
 }
 
 impl Facts {
@@ -65,6 +67,15 @@ impl Facts {
             .get()
             .and_then(|c| c.active.as_ref())
             .map(|a| crate::report::Cni { owner: a.owner.clone(), file: a.file.clone() });
+        f.proxies = crate::rules::proxies::detect(
+            snap,
+            &f.dataplane.kube_proxy,
+            &f.kube_proxy_evidence,
+            &f.dataplane.cilium,
+            &f.cilium_evidence,
+        );
+        f.dataplane.proxies = f.proxies.proxies.clone();
+        f.complete &= !f.proxies.incomplete;
         f
     }
 

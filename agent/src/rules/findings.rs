@@ -1,12 +1,16 @@
-//! The decision table (docs/DATAPLANE-FACTS.md section 7) as findings: conflict, overlap, stale rules, mixed backends,
-//! missing routing, failed sources.
+//! The decision table (docs/DATAPLANE-FACTS.md sections 7 and 10) as findings: conflict (kube-proxy and Cilium, and
+//! every other pair of proxies), overlap, stale rules, mixed backends, partial or missing routing, failed sources.
 
 use crate::model::{Snapshot, SourceStatus};
-use crate::report::{Finding, FindingId, ProxyMode, Severity};
+use crate::report::{
+    Finding, FindingId, ProxyKind, ProxyMode, ProxyPair, ServiceProxy, ServiceProxyMode, Severity, Traffic,
+};
 use crate::rules::dataplane::Facts;
 
-pub fn evaluate(snap: &Snapshot, f: &Facts) -> Vec<Finding> {
+/// The findings, and the pairs of proxies in conflict (for `dataplane.conflicts`).
+pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
     let mut out = Vec::new();
+    let mut conflicts = Vec::new();
     let kp = &f.dataplane.kube_proxy;
     let cil = &f.dataplane.cilium;
     let kp_present = kp.mode.is_present();
@@ -37,7 +41,9 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> Vec<Finding> {
                 evidence: both_evidence(),
                 remedy: cleanup_remedy(kp.mode),
             }),
-            running => out.push(Finding {
+            running => out.push({
+                conflicts.push(ProxyPair { a: ProxyKind::KubeProxy, b: ProxyKind::Cilium });
+                Finding {
                 id: FindingId::ServiceRoutingConflict,
                 severity: if running == Some(true) { Severity::Critical } else { Severity::Warning },
                 summary: format!(
@@ -49,7 +55,7 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> Vec<Finding> {
                          kube-proxy), then run `kube-proxy --cleanup` on each node; or turn kubeProxyReplacement off in \
                          Cilium. For new clusters: kubeadm init --skip-phases=addon/kube-proxy"
                     .into(),
-            }),
+            }}),
         }
     } else if kp_present && kp.running == Some(false) {
         out.push(Finding {
@@ -115,10 +121,31 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> Vec<Finding> {
         });
     }
 
+    pairs(f, &mut out, &mut conflicts);
+
     let cilium_lb = cil.kube_proxy_replacement == Some(true);
     let cilium_pod_lb = cil.services.unwrap_or(0) > 0;
-    if !kp_present && !cilium_lb {
-        if cilium_pod_lb {
+    // Another proxy that balances more than pod ClusterIP traffic and whose agent is not known to be gone.
+    let other_full = f.proxies.proxies.iter().any(|p| {
+        !matches!(p.proxy, ProxyKind::KubeProxy | ProxyKind::Cilium) && !is_split(p) && p.agent_running != Some(false)
+    });
+    let antrea_split = f.proxies.proxies.iter().find(|p| p.mode == ServiceProxyMode::AntreaProxy);
+    if !kp_present && !cilium_lb && !other_full {
+        // A kube-proxy that runs without rules right now (another writer deleted them) still serves the rest.
+        let kp_listed =
+            f.proxies.proxies.iter().any(|p| p.proxy == ProxyKind::KubeProxy && p.agent_running != Some(false));
+        if let (Some(antrea), false, false) = (antrea_split, cilium_pod_lb, kp_listed) {
+            out.push(Finding {
+                id: FindingId::ServiceRoutingPartial,
+                severity: Severity::Warning,
+                summary:
+                    "no kube-proxy, and Antrea runs without proxyAll: AntreaProxy balances only ClusterIP traffic \
+                          from pods; NodePort, LoadBalancer and host traffic to Services go nowhere"
+                        .into(),
+                evidence: antrea.evidence.clone(),
+                remedy: "enable antreaProxy.proxyAll in the Antrea configuration, or deploy kube-proxy".into(),
+            });
+        } else if cilium_pod_lb {
             out.push(Finding {
                 id: FindingId::ServiceRoutingPartial,
                 severity: Severity::Warning,
@@ -129,27 +156,155 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> Vec<Finding> {
                 evidence: f.cilium_evidence.clone(),
                 remedy: "enable kubeProxyReplacement in Cilium, or deploy kube-proxy".into(),
             });
-        } else if f.complete {
+        } else if f.complete && f.proxies.proxies.iter().all(|p| p.proxy == ProxyKind::KubeProxy) {
+            // (A kube-proxy process without rules is listed, yet programs nothing: missing, as it always was.)
+            let mut evidence: Vec<String> = vec![
+                "no KUBE-SVC-*/KUBE-SERVICES chains in iptables-legacy or iptables-nft".into(),
+                "no nftables table ip/ip6 kube-proxy, no kube-ipvs0 link".into(),
+                "no Cilium socket-LB program on the cgroup roots and no populated cilium_lb*_services map".into(),
+            ];
+            evidence.extend(f.proxies.not_proxies.iter().cloned());
+            if f.proxies.kubelet == Some(false) {
+                evidence.push(
+                    "no Calico eBPF program attached, no kube-router kube-dummy-if or service chains, no Antrea, no \
+                     OVN-Kubernetes Service chains"
+                        .into(),
+                );
+                evidence.push("no kubelet process and no kubelet configuration file".into());
+                out.push(Finding {
+                    id: FindingId::ServiceRoutingMissing,
+                    severity: Severity::Info,
+                    summary: "not a Kubernetes node (yet): no kubelet runs or is configured here, and nobody programs \
+                              Service routing"
+                        .into(),
+                    evidence,
+                    remedy: "nothing to do until this machine joins a cluster; if it should be a node, install and \
+                             start the kubelet (kubeadm join, or your distribution's node setup)"
+                        .into(),
+                });
+            } else {
+                // (The kubelet's evidence is not listed: a node's missing routing reads as it always did.)
+                if f.proxies.kubelet.is_none() {
+                    evidence.push("processes could not be read: whether a kubelet runs is unknown".into());
+                }
+                out.push(Finding {
+                    id: FindingId::ServiceRoutingMissing,
+                    severity: Severity::Critical,
+                    summary:
+                        "nobody programs Service routing on this node: no kube-proxy rules (iptables, nftables or IPVS) \
+                              and no Cilium service load-balancing"
+                            .into(),
+                    evidence,
+                    remedy:
+                        "check that kube-proxy (DaemonSet or static pod) or Cilium with kubeProxyReplacement runs on this \
+                             node: kubectl -n kube-system get pods -o wide --field-selector spec.nodeName=$(hostname)"
+                            .into(),
+                });
+            }
+        }
+    }
+    (out, conflicts)
+}
+
+/// A proxy that balances only ClusterIP traffic from pods by design (a supported split with kube-proxy).
+fn is_split(p: &ServiceProxy) -> bool {
+    matches!(p.mode, ServiceProxyMode::PodClusterIp | ServiceProxyMode::AntreaProxy)
+}
+
+/// The decision table over pairs of proxies (docs/DATAPLANE-FACTS.md section 10), for every pair but kube-proxy
+/// and Cilium (section 7, above): a conflict when both balance the same traffic, an overlap for a supported split.
+/// A proxy whose agent is known not to run is left to the stale-rules findings.
+fn pairs(f: &Facts, out: &mut Vec<Finding>, conflicts: &mut Vec<ProxyPair>) {
+    let ps = &f.proxies.proxies;
+    for (i, a) in ps.iter().enumerate() {
+        for b in &ps[i + 1..] {
+            if (a.proxy, b.proxy) == (ProxyKind::KubeProxy, ProxyKind::Cilium) {
+                continue;
+            }
+            if a.agent_running == Some(false) || b.agent_running == Some(false) {
+                continue;
+            }
+            let shared: Vec<Traffic> = a.balances.iter().filter(|t| b.balances.contains(t)).copied().collect();
+            if shared.is_empty() {
+                continue;
+            }
+            let evidence = [a.evidence.clone(), b.evidence.clone()].concat();
+            let shared_text = shared.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ");
+            if is_split(a) || is_split(b) {
+                out.push(Finding {
+                    id: FindingId::ServiceRoutingOverlap,
+                    severity: Severity::Info,
+                    summary: format!(
+                        "{} and {} both balance {shared_text}; {} balances only ClusterIP traffic from pods by design. \
+                         This is a supported combination",
+                        describe(a),
+                        describe(b),
+                        if is_split(a) { a.proxy.as_str() } else { b.proxy.as_str() }
+                    ),
+                    evidence,
+                    remedy: "nothing to do".into(),
+                });
+                continue;
+            }
+            let documented = match (a.proxy, b.proxy) {
+                // Felix deletes kube-proxy's chains while kube-proxy re-creates them (calico#10538).
+                (ProxyKind::KubeProxy, ProxyKind::CalicoEbpf) => true,
+                // Each deletes the other's IPVS services (kube-router service_endpoints_sync.go).
+                (ProxyKind::KubeProxy, ProxyKind::KubeRouter) => a.mode == ServiceProxyMode::Ipvs,
+                // kube-proxy next to Antrea proxyAll or OVN-Kubernetes: shadowed rules, clashing health ports.
+                (ProxyKind::KubeProxy, _) => false,
+                // Two datapaths rewriting the same packets.
+                _ => true,
+            };
+            let both_running = a.agent_running == Some(true) && b.agent_running == Some(true);
+            conflicts.push(ProxyPair { a: a.proxy, b: b.proxy });
             out.push(Finding {
-                id: FindingId::ServiceRoutingMissing,
-                severity: Severity::Critical,
-                summary:
-                    "nobody programs Service routing on this node: no kube-proxy rules (iptables, nftables or IPVS) \
-                          and no Cilium service load-balancing"
-                        .into(),
-                evidence: vec![
-                    "no KUBE-SVC-*/KUBE-SERVICES chains in iptables-legacy or iptables-nft".into(),
-                    "no nftables table ip/ip6 kube-proxy, no kube-ipvs0 link".into(),
-                    "no Cilium socket-LB program on the cgroup roots and no populated cilium_lb*_services map".into(),
-                ],
-                remedy:
-                    "check that kube-proxy (DaemonSet or static pod) or Cilium with kubeProxyReplacement runs on this \
-                         node: kubectl -n kube-system get pods -o wide --field-selector spec.nodeName=$(hostname)"
-                        .into(),
+                id: FindingId::ServiceRoutingConflict,
+                severity: if documented && both_running { Severity::Critical } else { Severity::Warning },
+                summary: format!(
+                    "{} and {} both balance {shared_text} on this node{}",
+                    describe(a),
+                    describe(b),
+                    if both_running { "" } else { " (could not tell whether both agents run)" }
+                ),
+                evidence,
+                remedy: pair_remedy(a, b),
             });
         }
     }
-    out
+}
+
+/// "calico-ebpf (ebpf mode, 3 services)".
+fn describe(p: &ServiceProxy) -> String {
+    let services = p.services.map(|n| format!(", {n} services")).unwrap_or_default();
+    format!("{} ({} mode{services})", p.proxy.as_str(), p.mode.as_str())
+}
+
+fn pair_remedy(a: &ServiceProxy, b: &ServiceProxy) -> String {
+    match (a.proxy, b.proxy) {
+        (ProxyKind::KubeProxy, ProxyKind::CalicoEbpf) => "Calico's eBPF dataplane replaces kube-proxy: remove kube-proxy from \
+             this node (kubectl -n kube-system delete ds kube-proxy, or a nodeSelector that keeps it off eBPF nodes) and \
+             keep Felix's BPFKubeProxyIptablesCleanupEnabled=true so Felix removes its leftovers; if kube-proxy must \
+             stay, set BPFKubeProxyIptablesCleanupEnabled=false so the two stop deleting each other's state, and move \
+             one of them off the :10256 health port"
+            .into(),
+        (ProxyKind::KubeProxy, ProxyKind::KubeRouter) => "run kube-router with --run-service-proxy=false, or remove kube-proxy \
+             (kubectl -n kube-system delete ds kube-proxy); do not run `kube-proxy --cleanup` while kube-router serves \
+             Services: it flushes every IPVS service, kube-router's too"
+            .into(),
+        (ProxyKind::KubeProxy, ProxyKind::Antrea) => "Antrea proxyAll replaces kube-proxy: remove kube-proxy (kubectl -n \
+             kube-system delete ds kube-proxy, then clean its rules) or set antreaProxy.proxyAll=false"
+            .into(),
+        (ProxyKind::KubeProxy, ProxyKind::OvnKubernetes) => "OVN-Kubernetes balances Services itself: remove kube-proxy \
+             (kubectl -n kube-system delete ds kube-proxy) and clean its rules with `kube-proxy --cleanup`"
+            .into(),
+        (x, y) => format!(
+            "run one Service proxy on this node: turn Service handling off in {} or in {} (two datapaths rewriting the same \
+             Service traffic break connections unpredictably)",
+            x.as_str(),
+            y.as_str()
+        ),
+    }
 }
 
 fn mode_name(m: ProxyMode) -> &'static str {
@@ -205,4 +360,99 @@ fn cleanup_remedy(mode: ProxyMode) -> String {
         "if kube-proxy was removed on purpose, run `kube-proxy --cleanup` on this node (with the same iptables backend), \
          or by hand {how}; if it should run, find out why its pod is not running"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap() -> Snapshot {
+        serde_json::from_str(
+            r#"{"schema_version":2,"node":"n","collected_at":"2026-01-01T00:00:00Z","iptables_legacy":{"status":"disabled"},
+            "nftables":{"status":"disabled"},"links":{"status":"disabled"},"ipvs":{"status":"disabled"},
+            "bpf":{"status":"disabled"},"processes":{"status":"disabled"}}"#,
+        )
+        .unwrap()
+    }
+
+    fn proxy(proxy: ProxyKind, mode: ServiceProxyMode, agent: Option<bool>) -> ServiceProxy {
+        let balances = match mode {
+            ServiceProxyMode::PodClusterIp | ServiceProxyMode::AntreaProxy => vec![Traffic::ClusterIpFromPods],
+            _ => Traffic::ALL.to_vec(),
+        };
+        ServiceProxy {
+            proxy,
+            mode,
+            balances,
+            services: None,
+            agent_running: agent,
+            evidence: vec![format!("{proxy:?}")],
+        }
+    }
+
+    /// (finding id, severity) and the conflicting pairs for a set of proxies.
+    fn decide(proxies: Vec<ServiceProxy>) -> (Vec<(String, Severity)>, Vec<ProxyPair>) {
+        // Every source read: `service-routing.missing` could fire if the rules let it.
+        let mut f = Facts { complete: true, ..Facts::default() };
+        f.proxies.proxies = proxies;
+        let (findings, pairs) = evaluate(&snap(), &f);
+        (findings.into_iter().map(|f| (f.id.to_string(), f.severity)).collect(), pairs)
+    }
+
+    use ProxyKind as K;
+    use ServiceProxyMode as M;
+
+    #[test]
+    fn the_pair_table_rates_documented_fights_critical_and_the_rest_warning() {
+        let conflict = |s| vec![("service-routing.conflict".to_string(), s)];
+        // Two BPF datapaths.
+        let (f, p) = decide(vec![
+            proxy(K::Cilium, M::KubeProxyReplacement, Some(true)),
+            proxy(K::CalicoEbpf, M::Ebpf, Some(true)),
+        ]);
+        assert_eq!((f, p), (conflict(Severity::Critical), vec![ProxyPair { a: K::Cilium, b: K::CalicoEbpf }]));
+        // kube-proxy next to OVN-Kubernetes: a conflict, not a documented fight.
+        let (f, _) =
+            decide(vec![proxy(K::KubeProxy, M::Iptables, Some(true)), proxy(K::OvnKubernetes, M::Ovn, Some(true))]);
+        assert_eq!(f, conflict(Severity::Warning));
+        // kube-router next to kube-proxy: critical only when kube-proxy is in IPVS mode too.
+        let (f, _) = decide(vec![proxy(K::KubeProxy, M::Ipvs, Some(true)), proxy(K::KubeRouter, M::Ipvs, Some(true))]);
+        assert_eq!(f, conflict(Severity::Critical));
+        let (f, _) =
+            decide(vec![proxy(K::KubeProxy, M::Iptables, Some(true)), proxy(K::KubeRouter, M::Ipvs, Some(true))]);
+        assert_eq!(f, conflict(Severity::Warning));
+        // An agent whose state is unknown cannot make it critical.
+        let (f, _) = decide(vec![proxy(K::KubeProxy, M::Iptables, None), proxy(K::CalicoEbpf, M::Ebpf, Some(true))]);
+        assert_eq!(f, conflict(Severity::Warning));
+    }
+
+    #[test]
+    fn splits_overlap_and_gone_agents_are_left_to_the_stale_rules() {
+        let (f, p) =
+            decide(vec![proxy(K::KubeProxy, M::Nftables, Some(true)), proxy(K::Antrea, M::AntreaProxy, Some(true))]);
+        assert_eq!((f, p), (vec![("service-routing.overlap".to_string(), Severity::Info)], vec![]));
+        // kube-router's agent is gone: its leftovers are no second writer.
+        let (f, p) = decide(vec![proxy(K::KubeProxy, M::Ipvs, Some(true)), proxy(K::KubeRouter, M::Ipvs, Some(false))]);
+        assert_eq!((f, p), (vec![], vec![]));
+        // kube-proxy and Cilium are judged by section 7 (dataplane.kube_proxy / cilium), not here.
+        let (f, _) = decide(vec![
+            proxy(K::KubeProxy, M::Iptables, Some(true)),
+            proxy(K::Cilium, M::KubeProxyReplacement, Some(true)),
+        ]);
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn no_kube_proxy_and_antrea_without_proxy_all_is_partial() {
+        let (f, _) = decide(vec![proxy(K::Antrea, M::AntreaProxy, Some(true))]);
+        assert_eq!(f, vec![("service-routing.partial".to_string(), Severity::Warning)]);
+        // A kube-proxy whose rules were just deleted still runs: overlap, neither partial nor missing.
+        let (f, _) =
+            decide(vec![proxy(K::KubeProxy, M::Unknown, Some(true)), proxy(K::Antrea, M::AntreaProxy, Some(true))]);
+        assert_eq!(f, vec![("service-routing.overlap".to_string(), Severity::Info)]);
+        // A full proxy next to it covers the rest.
+        let (f, _) =
+            decide(vec![proxy(K::Antrea, M::AntreaProxy, Some(true)), proxy(K::OvnKubernetes, M::Ovn, Some(true))]);
+        assert!(f.iter().all(|(id, _)| id != "service-routing.partial"), "{f:?}");
+    }
 }

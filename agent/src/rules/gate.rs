@@ -88,7 +88,7 @@ impl Requirement {
             Requirement::KubeProxy => &[IptablesLegacy, Nftables, Links, Ipvs, Processes, KubeProxyApi],
             Requirement::CiliumLb => &[Bpf, Links, Processes, CiliumAgent],
             Requirement::NoConflict => {
-                &[IptablesLegacy, Nftables, Links, Ipvs, Bpf, Processes, KubeProxyApi, CiliumAgent]
+                &[IptablesLegacy, Nftables, Links, Ipvs, Bpf, Processes, KubeProxyApi, CiliumAgent, Routes]
             }
             Requirement::Link(_) => &[Links],
             Requirement::BpfProg(_) => &[Bpf],

@@ -8,14 +8,16 @@ pub mod dataplane;
 pub mod findings;
 pub mod gate;
 pub mod neighbours;
+pub mod proxies;
 
 use crate::model::Snapshot;
 use crate::report::{verdict, Report, SourceReport};
 
 /// Analyses one snapshot. `generated_at` is passed in so the function stays pure.
 pub fn analyse(snap: &Snapshot, generated_at: String) -> Report {
-    let facts = dataplane::Facts::of(snap);
-    let mut findings = findings::evaluate(snap, &facts);
+    let mut facts = dataplane::Facts::of(snap);
+    let (mut findings, conflicts) = findings::evaluate(snap, &facts);
+    facts.dataplane.conflicts = conflicts;
     // Time-dependent rules judge the snapshot at the time it was taken, wherever it is analysed.
     let now = humantime::parse_rfc3339(&snap.collected_at)
         .ok()
@@ -30,7 +32,8 @@ pub fn analyse(snap: &Snapshot, generated_at: String) -> Report {
         })
         .collect();
     Report {
-        schema_version: snap.schema_version,
+        // The report's layout is this build's, whichever snapshot version it was made from.
+        schema_version: crate::model::SCHEMA_VERSION,
         node: snap.node.clone(),
         generated_at,
         sources,

@@ -13,6 +13,7 @@ pub mod links;
 pub mod mounts;
 pub mod nftables;
 pub mod procs;
+pub mod routes;
 
 use crate::config::Config;
 use crate::model::{error_chain, Snapshot, Source, SourceId, SCHEMA_VERSION};
@@ -41,6 +42,7 @@ pub fn collect(config: &Config) -> Snapshot {
         cni: run(config, SourceId::Cni, || cni::fetch(config)),
         kube_proxy_api: run(config, SourceId::KubeProxyApi, || kube_proxy_api::fetch(config)),
         cilium_agent: run(config, SourceId::CiliumAgent, || cilium_agent::fetch(config)),
+        routes: run(config, SourceId::Routes, || routes::fetch(config)),
         raw: Default::default(),
     }
 }

@@ -1,4 +1,5 @@
-//! BPF objects: loaded programs (aya), pinned map entries (aya), and programs attached to a cgroup (raw BPF_PROG_QUERY).
+//! BPF objects: loaded programs (aya), pinned map entries (aya: hash maps and LPM tries), and programs attached to
+//! a cgroup (raw BPF_PROG_QUERY).
 //!
 //! aya 0.14 cannot list cgroup attachments (its generic query is private), so `cgroup_attached` issues
 //! BPF_PROG_QUERY on the cgroup's fd itself, with the `bpf_attr` bindings aya-obj generates from the kernel headers.
@@ -6,7 +7,7 @@
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use aya::maps::{HashMap, Map, MapData};
+use aya::maps::{HashMap, LpmTrie, Map, MapData};
 use aya::programs::tc::{SchedClassifier, TcAttachType};
 use aya_obj::generated::{
     bpf_attach_type, bpf_attr, bpf_attr__bindgen_ty_10, bpf_attr__bindgen_ty_10__bindgen_ty_1,
@@ -107,6 +108,31 @@ pub fn pinned_entries<const K: usize, const V: usize>(path: &Path) -> Result<Ent
         match item {
             Ok(kv) => out.push(kv),
             // An entry deleted while iterating is not an error.
+            Err(aya::maps::MapError::KeyNotFound) => continue,
+            Err(source) => return Err(BpfError::ReadMap { path: path.into(), source }),
+        }
+    }
+    Ok(out)
+}
+
+/// Raw (prefix length, key data, value) triples of an LPM trie.
+pub type LpmEntries<const K: usize, const V: usize> = Vec<(u32, [u8; K], [u8; V])>;
+
+/// Reads every entry of a pinned LPM trie whose key is a `u32` prefix length followed by `K` bytes of data.
+pub fn pinned_lpm_entries<const K: usize, const V: usize>(path: &Path) -> Result<LpmEntries<K, V>, BpfError> {
+    let data = MapData::from_pin(path).map_err(|source| BpfError::OpenPin { path: path.into(), source })?;
+    let info = data.info().map_err(|source| BpfError::ReadMap { path: path.into(), source })?;
+    let (key, value) = (info.key_size(), info.value_size());
+    let want = (u32::try_from(K + 4).unwrap_or(0), u32::try_from(V).unwrap_or(0));
+    if (key, value) != want {
+        return Err(BpfError::Layout { path: path.into(), key, value, want_key: want.0, want_value: want.1 });
+    }
+    let map = LpmTrie::<_, [u8; K], [u8; V]>::try_from(Map::LpmTrie(data))
+        .map_err(|source| BpfError::ReadMap { path: path.into(), source })?;
+    let mut out = Vec::new();
+    for item in map.iter() {
+        match item {
+            Ok((k, v)) => out.push((k.prefix_len(), k.data(), v)),
             Err(aya::maps::MapError::KeyNotFound) => continue,
             Err(source) => return Err(BpfError::ReadMap { path: path.into(), source }),
         }

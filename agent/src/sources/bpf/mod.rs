@@ -1,10 +1,10 @@
-//! eBPF state: loaded programs, programs attached to the cgroup v2 roots (socket-LB), and Cilium's pinned
-//! service maps with their frontends counted by Service type.
+//! eBPF state: loaded programs, programs attached to the cgroup v2 roots (socket-LB), Cilium's pinned
+//! service maps with their frontends counted by Service type, and Calico's NAT frontend maps.
 
 pub mod parse;
 
 use crate::config::Config;
-use crate::model::bpf::{BpfState, CgroupHooks, LbMap, Program};
+use crate::model::bpf::{BpfState, CalicoNatMap, CgroupHooks, LbMap, Program};
 use crate::model::error_chain;
 use crate::sys::bpf::{self, BpfError, Prog};
 use parse::LbFamily;
@@ -13,6 +13,10 @@ use parse::LbFamily;
 /// pre-v2 maps of very old Cilium releases have another layout and are not read).
 const LB_MAPS: &[(&str, LbFamily)] =
     &[("cilium_lb4_services_v2", LbFamily::V4), ("cilium_lb6_services_v2", LbFamily::V6)];
+
+/// Calico's NAT frontend maps (version 3 of `cali_v4_nat_fe`; Calico pins them whole, its map names are at most
+/// 15 characters), in the same `tc/globals` directory as Cilium's.
+const CALICO_NAT_MAPS: [(&str, LbFamily); 2] = [("cali_v4_nat_fe3", LbFamily::V4), ("cali_v6_nat_fe3", LbFamily::V6)];
 
 pub fn fetch(config: &Config) -> Result<BpfState, BpfError> {
     let programs = bpf::loaded_programs()?
@@ -56,5 +60,24 @@ pub fn fetch(config: &Config) -> Result<BpfState, BpfError> {
             Err(e) => map_errors.push((path, error_chain(&e))),
         }
     }
-    Ok(BpfState { programs, cgroups, lb_maps, map_errors })
+    let mut calico_nat_maps = Vec::new();
+    for (name, family) in CALICO_NAT_MAPS {
+        let path = globals.join(name);
+        if !path.exists() {
+            continue;
+        }
+        let read = match family {
+            LbFamily::V4 => bpf::pinned_lpm_entries::<{ parse::CALICO_V4_KEY_DATA }, { parse::CALICO_VALUE }>(&path)
+                .map(|e| parse::count_calico_frontends(family, e.iter().map(|(_, k, v)| (&k[..], &v[..])))),
+            LbFamily::V6 => bpf::pinned_lpm_entries::<{ parse::CALICO_V6_KEY_DATA }, { parse::CALICO_VALUE }>(&path)
+                .map(|e| parse::count_calico_frontends(family, e.iter().map(|(_, k, v)| (&k[..], &v[..])))),
+        };
+        match read {
+            Ok((frontends, node_ports, with_backends)) => {
+                calico_nat_maps.push(CalicoNatMap { path, frontends, node_ports, with_backends })
+            }
+            Err(e) => map_errors.push((path, error_chain(&e))),
+        }
+    }
+    Ok(BpfState { programs, cgroups, lb_maps, map_errors, calico_nat_maps })
 }

@@ -1,8 +1,11 @@
-//! Network links over rtnetlink, with the BPF programs attached to each: XDP, tc (clsact filters) and tcx.
+//! Network links over rtnetlink, with the BPF programs attached to each (XDP, tc clsact filters and tcx) and the
+//! addresses of the IPVS VIP links.
 
-use crate::model::links::{Link, LinksState, TcProgram};
+use crate::model::ipvs::MAX_VIPS;
+use crate::model::links::{Link, LinksState, TcProgram, VIP_LINKS};
 use crate::sys::bpf;
 use futures_util::TryStreamExt;
+use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkXdp};
 use rtnetlink::packet_route::tc::{TcAttribute, TcFilterBpfOption, TcOption};
 
@@ -14,6 +17,8 @@ pub enum LinksError {
     Connect(std::io::Error),
     #[error("dumping links: {0}")]
     Links(rtnetlink::Error),
+    #[error("dumping addresses: {0}")]
+    Addresses(rtnetlink::Error),
     #[error("dumping tc filters of {link}: {source}")]
     Filters { link: String, source: rtnetlink::Error },
 }
@@ -53,6 +58,25 @@ async fn fetch_async() -> Result<LinksState, LinksError> {
             }
         }
         links.push(link);
+    }
+    // Addresses only of the links whose VIPs tell kube-proxy's IPVS services from kube-router's.
+    if links.iter().any(|l| VIP_LINKS.contains(&l.name.as_str())) {
+        let mut addrs = handle.address().get().execute();
+        while let Some(msg) = addrs.try_next().await.map_err(LinksError::Addresses)? {
+            let Some(link) = links.iter_mut().find(|l| l.index == msg.header.index) else { continue };
+            if !VIP_LINKS.contains(&link.name.as_str()) {
+                continue;
+            }
+            for attr in msg.attributes {
+                if let AddressAttribute::Address(a) = attr {
+                    // IPv6 link-local addresses are the kernel's own, never a Service VIP.
+                    let link_local = matches!(a, std::net::IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
+                    if !link_local && link.addresses.len() < MAX_VIPS {
+                        link.addresses.push(a.to_string());
+                    }
+                }
+            }
+        }
     }
     for link in &mut links {
         let index = i32::try_from(link.index).unwrap_or(0);

@@ -1,0 +1,35 @@
+//! Routes and permanent neighbours from rtnetlink: Antrea's proxyAll shows as the Service CIDR routed via
+//! 169.254.0.253 on `antrea-gw0` with a permanent neighbour (docs/DATAPLANE-FACTS.md section 10).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoutesState {
+    /// Routes with a gateway, of every table (link-scope routes carry no proxy signal and are not kept).
+    pub routes: Vec<Route>,
+    /// Neighbour entries in state PERMANENT.
+    pub neighbours: Vec<Neighbour>,
+    /// More routes or neighbours than the source keeps (`MAX_ENTRIES` of each); the rest were dropped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+/// At most this many routes and this many neighbours are kept.
+pub const MAX_ENTRIES: usize = 100_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    /// `10.96.0.0/12`, `0.0.0.0/0`.
+    pub destination: String,
+    pub gateway: String,
+    /// The output device's name; `None` when it has none or it is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    pub table: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Neighbour {
+    pub address: String,
+    pub device: Option<String>,
+}

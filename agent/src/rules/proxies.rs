@@ -1,0 +1,405 @@
+//! Every Service proxy on the node, from what the kernel shows (docs/DATAPLANE-FACTS.md sections 7 and 10):
+//! kube-proxy and Cilium from the facts `dataplane` already read, Calico's eBPF dataplane, kube-router's service
+//! proxy, Antrea (proxyAll or AntreaProxy) and OVN-Kubernetes from attachments, maps, links, routes, chains,
+//! nftables tables and processes; and whether a kubelet runs or is installed. Pure.
+
+use crate::model::bpf::BpfState;
+use crate::model::links::LinksState;
+use crate::model::Snapshot;
+use crate::report::{Cilium, KubeProxy, ProxyKind, ProxyMode, ServiceProxy, ServiceProxyMode, Traffic};
+
+/// What the proxies need besides the report's view: whether a kubelet is there, and notes for people (stale
+/// pins) that prove no proxy.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyFacts {
+    pub proxies: Vec<ServiceProxy>,
+    /// Whether a kubelet runs or is configured here; `None` when processes could not be read.
+    pub kubelet: Option<bool>,
+    pub kubelet_evidence: Vec<String>,
+    /// Things that look like a proxy and are not (stale Calico pins with nothing attached).
+    pub not_proxies: Vec<String>,
+    /// A source needed to tell a proxy's mode failed (routes for Antrea): the proxies' view is incomplete.
+    pub incomplete: bool,
+}
+
+/// The chains the other proxies create, by prefix (KUBE-ROUTER-INPUT/FORWARD/OUTPUT are kube-router's policy
+/// controller, OVN-KUBE-EGRESS-* egress features: neither balances Services).
+const KUBE_ROUTER_PROXY_CHAINS: &[&str] = &["KUBE-ROUTER-SERVICES", "KUBE-ROUTER-HAIRPIN"];
+const OVN_SERVICE_CHAINS: &[&str] = &["OVN-KUBE-NODEPORT", "OVN-KUBE-EXTERNALIP", "OVN-KUBE-ETP", "OVN-KUBE-ITP"];
+
+/// Antrea's virtual Service gateway and NodePort DNAT address (`pkg/agent/config`).
+const ANTREA_VIRTUAL_SERVICE_IP: &str = "169.254.0.253";
+
+pub fn detect(
+    snap: &Snapshot,
+    kp: &KubeProxy,
+    kp_evidence: &[String],
+    cil: &Cilium,
+    cil_evidence: &[String],
+) -> ProxyFacts {
+    let mut out = ProxyFacts::default();
+    let links = snap.links.get();
+    let bpf = snap.bpf.get();
+    let procs = snap.processes.get();
+    let running = |comm: &str| procs.map(|p| !p.pids(comm).is_empty());
+    let pid_note = |comm: &str| -> Option<String> {
+        let pids = procs?.pids(comm);
+        (!pids.is_empty()).then(|| format!("{comm} process: pid {}", join(&pids)))
+    };
+    let chains = iptables_chains(snap);
+    let nft = snap.nftables.get();
+
+    // Kubelet: a process, or its configuration files (a node that has not joined yet still has them).
+    if let Some(p) = procs {
+        let pids = p.pids("kubelet");
+        let k3s: Vec<u32> = ["k3s-server", "k3s-agent", "k3s"].iter().flat_map(|c| p.pids(c)).collect();
+        if !pids.is_empty() {
+            out.kubelet_evidence.push(format!("kubelet process: pid {}", join(&pids)));
+        }
+        if !k3s.is_empty() {
+            out.kubelet_evidence.push(format!("k3s process (kubelet embedded): pid {}", join(&k3s)));
+        }
+        for f in &p.kubelet_files {
+            out.kubelet_evidence.push(format!("kubelet configuration {f}"));
+        }
+        out.kubelet = Some(!out.kubelet_evidence.is_empty());
+    }
+
+    // kube-proxy: its rules, its own process, or its API answering. A k3s process alone with no rules is not
+    // counted (k3s may run with --disable-kube-proxy).
+    let kp_listed = kp.mode.is_present() || !kp.pids.is_empty() || kp.reported_mode.is_some();
+    if kp_listed {
+        let mode = match kp.mode {
+            ProxyMode::Iptables => ServiceProxyMode::Iptables,
+            ProxyMode::Nftables => ServiceProxyMode::Nftables,
+            ProxyMode::Ipvs => ServiceProxyMode::Ipvs,
+            ProxyMode::None | ProxyMode::Unknown => ServiceProxyMode::Unknown,
+        };
+        let mut evidence = kp_evidence.to_vec();
+        // Another process on kube-proxy's health port: Calico and Cilium bind it too (calico#10748). A socket whose
+        // process is not visible (another pid namespace) says nothing.
+        if let Some(h) = procs.and_then(|p| p.healthz_port.as_ref()) {
+            if let (Some(comm), Some(pid)) = (&h.comm, h.pid) {
+                if comm != "kube-proxy" {
+                    evidence.push(format!(":{} (kube-proxy's health port) is held by {comm} (pid {pid})", h.port));
+                }
+            }
+        }
+        if !kp.mode.is_present() {
+            evidence
+                .push("no kube-proxy Service rules right now (deleted by another writer, or not synced yet)".into());
+        }
+        let services = match (kp.mode, vips_on(links, "kube-ipvs0")) {
+            (ProxyMode::Ipvs, Some(vips)) => Some(ipvs_vips_in(snap, &vips)),
+            (m, _) if m.is_present() => Some(kp.services),
+            _ => None,
+        };
+        out.proxies.push(ServiceProxy {
+            proxy: ProxyKind::KubeProxy,
+            mode,
+            balances: Traffic::ALL.to_vec(),
+            services,
+            agent_running: kp.running,
+            evidence,
+        });
+    }
+
+    // Cilium: kube-proxy replacement, or per-packet ClusterIP balancing for pods (KPR off).
+    if cil.kube_proxy_replacement == Some(true) || (cil.present == Some(true) && cil.services.unwrap_or(0) > 0) {
+        let kpr = cil.kube_proxy_replacement == Some(true);
+        let mut balances = Vec::new();
+        let datapath = [cil.socket_lb, cil.bpf_nodeport, cil.xdp_nodeport].contains(&Some(true));
+        if cil.services.unwrap_or(0) > 0 || cil.socket_lb == Some(true) || (kpr && !datapath) {
+            balances.push(Traffic::ClusterIpFromPods);
+        }
+        if cil.socket_lb == Some(true) || (kpr && !datapath) {
+            balances.push(Traffic::ClusterIpFromHost);
+        }
+        if cil.bpf_nodeport == Some(true) || cil.xdp_nodeport == Some(true) || (kpr && !datapath) {
+            balances.push(Traffic::External);
+        }
+        out.proxies.push(ServiceProxy {
+            proxy: ProxyKind::Cilium,
+            mode: if kpr { ServiceProxyMode::KubeProxyReplacement } else { ServiceProxyMode::PodClusterIp },
+            balances,
+            services: cil.services,
+            agent_running: cil.agent_running,
+            evidence: cil_evidence.to_vec(),
+        });
+    }
+
+    if let Some(p) = calico_ebpf(links, bpf, &mut out.not_proxies) {
+        let mut p = p;
+        p.agent_running = running("calico-node");
+        p.evidence.extend(pid_note("calico-node"));
+        out.proxies.push(p);
+    }
+
+    // kube-router's service proxy: VIPs on kube-dummy-if and its service chains.
+    let dummy = links.and_then(|l| l.get("kube-dummy-if"));
+    let kr_chains: Vec<&String> =
+        chains.iter().filter(|(_, c)| KUBE_ROUTER_PROXY_CHAINS.contains(&c.as_str())).map(|(w, _)| w).collect();
+    if dummy.is_some() || !kr_chains.is_empty() {
+        let mut evidence = Vec::new();
+        let ipvs = snap.ipvs.get();
+        let services = match (vips_on(links, "kube-dummy-if"), ipvs) {
+            (Some(vips), Some(_)) => Some(ipvs_vips_in(snap, &vips)),
+            (None, Some(i)) if links.and_then(|l| l.get("kube-ipvs0")).is_none() => Some(i.virtual_servers),
+            _ => None,
+        };
+        if let Some(d) = dummy {
+            evidence.push(format!(
+                "link kube-dummy-if{} with {} addresses",
+                d.kind.as_deref().map(|k| format!(" ({k})")).unwrap_or_default(),
+                d.addresses.len()
+            ));
+        }
+        if let Some(n) = services {
+            evidence.push(format!("{n} IPVS virtual servers on kube-router's VIPs"));
+        }
+        evidence.extend(kr_chains.iter().map(|c| format!("chain {c}")));
+        evidence.extend(pid_note("kube-router"));
+        out.proxies.push(ServiceProxy {
+            proxy: ProxyKind::KubeRouter,
+            mode: ServiceProxyMode::Ipvs,
+            balances: Traffic::ALL.to_vec(),
+            services,
+            agent_running: running("kube-router"),
+            evidence,
+        });
+    }
+
+    // Antrea: proxyAll routes the Service CIDR via its virtual IP on antrea-gw0; AntreaProxy alone balances pod
+    // ClusterIP traffic in OVS, which the kernel does not show.
+    let gw = links.and_then(|l| l.get("antrea-gw0"));
+    let antrea_chains = chains.iter().filter(|(_, c)| c.starts_with("ANTREA-")).count();
+    let antrea_nft = nft.and_then(|n| n.tables.iter().find(|t| t.name == "antrea"));
+    let antrea_agent = running("antrea-agent");
+    if gw.is_some() || antrea_nft.is_some() || antrea_agent == Some(true) {
+        let mut evidence = Vec::new();
+        if gw.is_some() {
+            evidence.push("link antrea-gw0".to_string());
+        }
+        if antrea_chains > 0 {
+            evidence.push(format!("{antrea_chains} ANTREA-* iptables chains"));
+        }
+        let mut proxy_all = false;
+        match snap.routes.get() {
+            Some(r) => {
+                for route in r
+                    .routes
+                    .iter()
+                    .filter(|r| r.gateway == ANTREA_VIRTUAL_SERVICE_IP && r.device.as_deref() == Some("antrea-gw0"))
+                {
+                    proxy_all = true;
+                    evidence.push(format!("route {} via {} dev antrea-gw0", route.destination, route.gateway));
+                }
+                if r.neighbours
+                    .iter()
+                    .any(|n| n.address == ANTREA_VIRTUAL_SERVICE_IP && n.device.as_deref() == Some("antrea-gw0"))
+                {
+                    evidence.push(format!("permanent neighbour {ANTREA_VIRTUAL_SERVICE_IP} on antrea-gw0"));
+                }
+            }
+            None => {
+                out.incomplete = true;
+                evidence.push("routes could not be read: whether proxyAll is on is unknown".into());
+            }
+        }
+        if let Some(t) = antrea_nft {
+            let pa: Vec<&String> = t.chains.iter().filter(|c| c.ends_with("-proxy-all")).collect();
+            if !pa.is_empty() {
+                proxy_all = true;
+            }
+            evidence.push(format!(
+                "nftables table {} antrea{}",
+                t.family,
+                pa.iter().map(|c| format!(", chain {c}")).collect::<String>()
+            ));
+        }
+        evidence.extend(pid_note("antrea-agent"));
+        if !proxy_all {
+            evidence.push("AntreaProxy balances ClusterIP traffic from pods in OVS flows (on by default)".into());
+        }
+        out.proxies.push(ServiceProxy {
+            proxy: ProxyKind::Antrea,
+            mode: if proxy_all { ServiceProxyMode::ProxyAll } else { ServiceProxyMode::AntreaProxy },
+            balances: if proxy_all { Traffic::ALL.to_vec() } else { vec![Traffic::ClusterIpFromPods] },
+            services: None,
+            agent_running: antrea_agent,
+            evidence,
+        });
+    }
+
+    // OVN-Kubernetes: its Service chains or nftables table, or its management port with ovnkube running.
+    let mp0 = links.and_then(|l| l.get("ovn-k8s-mp0")).is_some();
+    let ovn_chains: Vec<&String> =
+        chains.iter().filter(|(_, c)| OVN_SERVICE_CHAINS.contains(&c.as_str())).map(|(w, _)| w).collect();
+    let ovn_nft = nft.and_then(|n| n.table("inet", "ovn-kubernetes"));
+    let ovnkube = running("ovnkube");
+    if !ovn_chains.is_empty() || ovn_nft.is_some() || (mp0 && ovnkube == Some(true)) {
+        let mut evidence = Vec::new();
+        if mp0 {
+            evidence.push("management port ovn-k8s-mp0".to_string());
+        }
+        evidence.extend(ovn_chains.iter().map(|c| format!("chain {c}")));
+        if let Some(t) = ovn_nft {
+            evidence.push(format!("nftables table inet ovn-kubernetes ({} chains)", t.chains.len()));
+        }
+        evidence.extend(pid_note("ovnkube"));
+        out.proxies.push(ServiceProxy {
+            proxy: ProxyKind::OvnKubernetes,
+            mode: ServiceProxyMode::Ovn,
+            balances: Traffic::ALL.to_vec(),
+            services: None,
+            agent_running: ovnkube,
+            evidence,
+        });
+    }
+    out.proxies.sort_by_key(|p| p.proxy);
+    out
+}
+
+/// Calico's eBPF dataplane: `cali_tc_preamble` attached on a device, or connect-time load balancing on a cgroup.
+/// Pinned NAT maps alone (nothing attached) are stale and noted in `not_proxies`.
+fn calico_ebpf(
+    links: Option<&LinksState>,
+    bpf: Option<&BpfState>,
+    not_proxies: &mut Vec<String>,
+) -> Option<ServiceProxy> {
+    let name = |id: u32, fallback: &str| {
+        bpf.and_then(|b| b.program(id)).map(|p| p.name.clone()).unwrap_or_else(|| fallback.to_string())
+    };
+    let mut evidence = Vec::new();
+    let mut balances = Vec::new();
+    let add = |t: Traffic, b: &mut Vec<Traffic>| {
+        if !b.contains(&t) {
+            b.push(t);
+        }
+    };
+    for l in links.map(|l| l.links.as_slice()).unwrap_or_default() {
+        for p in &l.programs {
+            // The kernel keeps 15 characters: cali_tc_preambl.
+            let n = name(p.prog_id, &p.name);
+            if !n.starts_with("cali_tc_preambl") {
+                continue;
+            }
+            evidence.push(format!("{n} ({} {}, prog id {}) on {}", p.mechanism, p.direction, p.prog_id, l.name));
+            if is_data_device(&l.name) {
+                add(Traffic::External, &mut balances);
+            } else if l.name.starts_with("cali")
+                || l.name.starts_with("bpfin.cali")
+                || l.name.starts_with("bpfout.cali")
+            {
+                add(Traffic::ClusterIpFromPods, &mut balances);
+            }
+        }
+    }
+    for cg in bpf.map(|b| b.cgroups.as_slice()).unwrap_or_default() {
+        for (hook, ids) in &cg.hooks {
+            for id in ids {
+                let n = name(*id, "");
+                if ["calico_connect", "calico_sendmsg", "calico_recvmsg"].iter().any(|p| n.starts_with(p)) {
+                    evidence.push(format!("{n} (prog id {id}) on {hook} of {}", cg.path.display()));
+                    add(Traffic::ClusterIpFromHost, &mut balances);
+                    add(Traffic::ClusterIpFromPods, &mut balances);
+                }
+            }
+        }
+    }
+    let maps = bpf.map(|b| b.calico_nat_maps.as_slice()).unwrap_or_default();
+    let frontends: u32 = maps.iter().map(|m| m.frontends).sum();
+    let map_notes: Vec<String> = maps
+        .iter()
+        .map(|m| {
+            format!(
+                "{}: {} NAT frontends ({} NodePort, {} with backends)",
+                m.path.display(),
+                m.frontends,
+                m.node_ports,
+                m.with_backends
+            )
+        })
+        .collect();
+    if evidence.is_empty() {
+        if frontends > 0 {
+            not_proxies.extend(
+                map_notes.into_iter().map(|n| {
+                    format!("{n}, but no Calico program is attached (tc, tcx, cgroup): stale pins, not a proxy")
+                }),
+            );
+        }
+        return None;
+    }
+    balances.sort();
+    evidence.extend(map_notes);
+    Some(ServiceProxy {
+        proxy: ProxyKind::CalicoEbpf,
+        mode: ServiceProxyMode::Ebpf,
+        balances,
+        services: (!maps.is_empty()).then_some(frontends),
+        agent_running: None,
+        evidence,
+    })
+}
+
+/// Felix's default data-device pattern `^((en|wl|ww|sl|ib)[Popsx].*|(eth|wlan|wwan|bond).*)`.
+fn is_data_device(name: &str) -> bool {
+    let b = name.as_bytes();
+    let two = ["en", "wl", "ww", "sl", "ib"].iter().any(|p| name.starts_with(p))
+        && b.get(2).is_some_and(|c| b"Popsx".contains(c));
+    two || ["eth", "wlan", "wwan", "bond"].iter().any(|p| name.starts_with(p))
+}
+
+/// The addresses on link `name`, when the link exists and has some.
+fn vips_on(links: Option<&LinksState>, name: &str) -> Option<Vec<String>> {
+    let l = links?.get(name)?;
+    (!l.addresses.is_empty()).then(|| l.addresses.clone())
+}
+
+/// IPVS virtual servers whose address is one of `vips`.
+fn ipvs_vips_in(snap: &Snapshot, vips: &[String]) -> u32 {
+    let n = snap.ipvs.get().map(|i| i.vips.iter().filter(|v| vips.contains(v)).count()).unwrap_or(0);
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Every iptables chain of both backends and families as (`iptables-<backend> <family> <table>/<chain>`, chain).
+fn iptables_chains(snap: &Snapshot) -> Vec<(String, String)> {
+    let mut rulesets = Vec::new();
+    if let Some(l) = snap.iptables_legacy.get() {
+        rulesets.push(("legacy", "ipv4", l.ipv4.clone()));
+        rulesets.push(("legacy", "ipv6", l.ipv6.clone()));
+    }
+    if let Some(n) = snap.nftables.get() {
+        rulesets.push(("nft", "ipv4", n.iptables_nft("ip")));
+        rulesets.push(("nft", "ipv6", n.iptables_nft("ip6")));
+    }
+    let mut out = Vec::new();
+    for (backend, family, rs) in &rulesets {
+        for (table, chain) in rs.all_chains() {
+            if ["ANTREA-", "OVN-KUBE-", "KUBE-ROUTER-"].iter().any(|p| chain.starts_with(p)) {
+                out.push((format!("iptables-{backend} {family} {table}/{chain}"), chain.to_string()));
+            }
+        }
+    }
+    out
+}
+
+fn join(pids: &[u32]) -> String {
+    pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn felix_data_devices() {
+        for yes in ["eth0", "ens3", "enp0s3", "eno1", "wlp2s0", "bond0", "wlan0"] {
+            assert!(is_data_device(yes), "{yes}");
+        }
+        for no in ["cali1234", "lo", "kube-ipvs0", "antrea-gw0", "en", "enX", "veth1"] {
+            assert!(!is_data_device(no), "{no}");
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Routes with a gateway and permanent neighbours over rtnetlink (IPv4 and IPv6, every table), with device
+//! names resolved from a link dump on the same socket; one deadline for the whole dump, and a bound on entries.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::link::LinkAttribute;
+use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourState};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use rtnetlink::RouteMessageBuilder;
+
+use crate::config::Config;
+use crate::model::routes::{Neighbour, Route, RoutesState, MAX_ENTRIES};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RoutesError {
+    #[error("starting the netlink runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("opening an rtnetlink socket: {0}")]
+    Connect(std::io::Error),
+    #[error("dumping {what}: {source}")]
+    Dump { what: &'static str, source: rtnetlink::Error },
+    #[error("dumping routes and neighbours did not finish within {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+pub fn fetch(config: &Config) -> Result<RoutesState, RoutesError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(RoutesError::Runtime)?;
+    let limit = config.command_timeout();
+    rt.block_on(async { tokio::time::timeout(limit, fetch_async()).await.map_err(|_| RoutesError::Timeout(limit))? })
+}
+
+async fn fetch_async() -> Result<RoutesState, RoutesError> {
+    let (conn, handle, _) = rtnetlink::new_connection().map_err(RoutesError::Connect)?;
+    let conn = tokio::spawn(conn);
+    let dump = |what| move |source| RoutesError::Dump { what, source };
+
+    let mut names = HashMap::new();
+    let mut links = handle.link().get().execute();
+    while let Some(msg) = links.try_next().await.map_err(dump("links"))? {
+        for attr in msg.attributes {
+            if let LinkAttribute::IfName(n) = attr {
+                names.insert(msg.header.index, n);
+            }
+        }
+    }
+
+    let mut state = RoutesState::default();
+    for request in [RouteMessageBuilder::<Ipv4Addr>::new().build(), RouteMessageBuilder::<Ipv6Addr>::new().build()] {
+        let mut routes = handle.route().get(request).execute();
+        while let Some(msg) = routes.try_next().await.map_err(dump("routes"))? {
+            if let Some(route) = route(&msg, &names) {
+                if state.routes.len() < MAX_ENTRIES {
+                    state.routes.push(route);
+                } else {
+                    state.truncated = true;
+                }
+            }
+        }
+    }
+
+    let mut neighbours = handle.neighbours().get().execute();
+    while let Some(msg) = neighbours.try_next().await.map_err(dump("neighbours"))? {
+        if msg.header.state != NeighbourState::Permanent {
+            continue;
+        }
+        let address = msg.attributes.iter().find_map(|a| match a {
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => Some(a.to_string()),
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => Some(a.to_string()),
+            _ => None,
+        });
+        if let Some(address) = address {
+            if state.neighbours.len() < MAX_ENTRIES {
+                state.neighbours.push(Neighbour { address, device: names.get(&msg.header.ifindex).cloned() });
+            } else {
+                state.truncated = true;
+            }
+        }
+    }
+    conn.abort();
+    Ok(state)
+}
+
+/// A route with a gateway, as `destination/len via gateway dev device table N`.
+fn route(msg: &RouteMessage, names: &HashMap<u32, String>) -> Option<Route> {
+    let addr = |a: &RouteAddress| match a {
+        RouteAddress::Inet(a) => Some(a.to_string()),
+        RouteAddress::Inet6(a) => Some(a.to_string()),
+        _ => None,
+    };
+    let mut destination = None;
+    let mut gateway = None;
+    let mut device = None;
+    let mut table = u32::from(msg.header.table);
+    for attr in &msg.attributes {
+        match attr {
+            RouteAttribute::Destination(a) => destination = addr(a),
+            RouteAttribute::Gateway(a) => gateway = addr(a),
+            RouteAttribute::Oif(i) => device = names.get(i).cloned(),
+            RouteAttribute::Table(t) => table = *t,
+            _ => {}
+        }
+    }
+    let gateway = gateway?;
+    let len = msg.header.destination_prefix_length;
+    let destination = match destination {
+        Some(d) => format!("{d}/{len}"),
+        None if gateway.contains(':') => format!("::/{len}"),
+        None => format!("0.0.0.0/{len}"),
+    };
+    Some(Route { destination, gateway, device, table })
+}
