@@ -45,6 +45,10 @@ pub struct Config {
     pub kube_proxy: KubeProxyApi,
     /// The Cilium agent's API socket, under host_root. Default "/var/run/cilium/cilium.sock".
     pub cilium_socket: PathBuf,
+    /// The largest legacy iptables table read from the kernel, in bytes (the kernel announces the size first);
+    /// a larger one fails the iptables-legacy source instead of being allocated. Default 2147483648 (2 GiB; a
+    /// kube-proxy nat table takes about 1 MB per 100 Services).
+    pub iptables_legacy_max_bytes: u64,
 }
 
 /// Certificates to watch.
@@ -197,9 +201,10 @@ impl Default for Daemon {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Binaries {
-    /// Default "/usr/sbin/iptables-legacy-save".
+    /// Used only by `snapshot --full` (`check` reads legacy tables from the kernel). Default
+    /// "/usr/sbin/iptables-legacy-save".
     pub iptables_legacy_save: PathBuf,
-    /// Default "/usr/sbin/ip6tables-legacy-save".
+    /// Used only by `snapshot --full`. Default "/usr/sbin/ip6tables-legacy-save".
     pub ip6tables_legacy_save: PathBuf,
     /// Used only by `snapshot --full`. Default "/usr/sbin/iptables-nft-save".
     pub iptables_nft_save: PathBuf,
@@ -229,6 +234,7 @@ impl Default for Config {
             cni_dir: "/etc/cni/net.d".into(),
             kube_proxy: KubeProxyApi::default(),
             cilium_socket: "/var/run/cilium/cilium.sock".into(),
+            iptables_legacy_max_bytes: 2 << 30,
         }
     }
 }
