@@ -1,7 +1,9 @@
 //! Detector benchmark at scale: generates kube-proxy rulesets of N Services x 5 endpoints, loads them into a
 //! network namespace with the real iptables-restore (nft and legacy backends), and times in one run, side by side:
 //! a full `iptables-save`, the targeted `iptables -t nat -S KUBE-SERVICES`, `routewarden check`, and parsing the
-//! full dump; plus the peak RSS of `check`. Needs root. Numbers go to BENCHMARKS.md.
+//! full dump; for legacy, reading the tables from the kernel and decoding them in-process, asserting that they
+//! and the binary's snapshot agree with `iptables-legacy-save`; plus the peak RSS of `check`. Needs root. Numbers
+//! go to BENCHMARKS.md.
 //!
 //! cargo bench --bench detector -- [--sizes 1000,10000,50000] [--backends nft,legacy]
 
@@ -15,7 +17,9 @@ pub mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use routewarden::sources::iptables::parse_save;
+use routewarden::model::iptables::Ruleset;
+use routewarden::sources::iptables::{entries, insert, parse_save};
+use routewarden::sys::xtables::{read_table, Family};
 pub use ruleset::ruleset;
 
 pub fn sh(script: &str) -> String {
@@ -36,6 +40,33 @@ fn timed(ns: &str, script: &str) -> (Duration, Vec<u8>, Vec<u8>) {
         .unwrap();
     assert!(out.status.success() || script.contains("check"), "{script}: {}", String::from_utf8_lossy(&out.stderr));
     (start.elapsed(), out.stdout, out.stderr)
+}
+
+/// Reads and decodes every legacy IPv4 table of `ns` in-process, on a thread inside the namespace: (time in the
+/// getsockopt calls, time decoding, bytes read, the inventory).
+fn kernel_read(ns: &str) -> (Duration, Duration, usize, Ruleset) {
+    let names = sh(&format!("nsenter --net=/run/netns/{ns} cat /proc/net/ip_tables_names"));
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let fd = std::fs::File::open(&path).unwrap();
+        // SAFETY: setns on this thread only, with a valid namespace fd.
+        assert_eq!(unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::CLONE_NEWNET) }, 0);
+        let (mut read, mut decode, mut bytes, mut rs) = (Duration::ZERO, Duration::ZERO, 0, Ruleset::default());
+        for table in names.split_whitespace() {
+            let t = Instant::now();
+            let raw = read_table(Family::Ipv4, table, 4 << 30).unwrap();
+            read += t.elapsed();
+            let t = Instant::now();
+            let info = entries::parse_info(&raw.info).unwrap();
+            let decoded = entries::decode(Family::Ipv4, &info, raw.entries()).unwrap();
+            insert(&mut rs, table, &decoded);
+            decode += t.elapsed();
+            bytes += raw.entries().len();
+        }
+        (read, decode, bytes, rs)
+    })
+    .join()
+    .unwrap()
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -62,8 +93,8 @@ fn main() {
     std::fs::write(&cfg, "cgroup_roots = []\n").unwrap();
     let runs = 3;
 
-    println!("| backend | Services | lines | dump MB | iptables-save s | -t nat -S KUBE-SERVICES s | check s | check / save | parse ms | parse / save | check peak RSS MiB |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| backend | Services | lines | dump MB | iptables-save s | -t nat -S KUBE-SERVICES s | check s | check / save | parse ms | parse / save | kernel MB | getsockopt ms | decode ms | decode / save | check peak RSS MiB |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for backend in &backends {
         for &n in &sizes {
             let ns = format!("rw-bench-{backend}-{n}");
@@ -114,9 +145,27 @@ fn main() {
                 parse.push(t.elapsed());
                 assert!(rs.chains("nat").count() > n);
             }
+            // Legacy: the kernel reader agrees with iptables-legacy-save (the system test stops at 10k), in-process and
+            // in the binary's snapshot; and how long reading and decoding take.
+            let (mut kernel, mut getsockopt, mut decode) = (0, Vec::new(), Vec::new());
+            if backend == "legacy" {
+                let saved = parse_save(&text, "filter").unwrap();
+                for _ in 0..runs {
+                    let (r, d, bytes, rs) = kernel_read(&ns);
+                    assert!(rs == saved, "the kernel reader disagrees with iptables-legacy-save at {n}");
+                    (kernel, getsockopt, decode) = (bytes, [getsockopt, vec![r]].concat(), [decode, vec![d]].concat());
+                }
+                let (_, snap, _) = timed(&ns, &format!("{bin} --config {} snapshot", cfg.display()));
+                let snap: serde_json::Value = serde_json::from_slice(&snap).unwrap();
+                let from_binary: Ruleset =
+                    serde_json::from_value(snap["iptables_legacy"]["data"]["ipv4"].clone()).unwrap();
+                assert!(from_binary == saved, "the binary's snapshot disagrees with iptables-legacy-save at {n}");
+            }
+            let ms = |v: Vec<Duration>| if v.is_empty() { f64::NAN } else { median(v).as_secs_f64() * 1e3 };
+            let (getsockopt, decode) = (ms(getsockopt), ms(decode));
             let (save, targeted, check, parse) = (median(save), median(targeted), median(check), median(parse));
             println!(
-                "| {backend} | {n} | {} | {:.1} | {:.2} | {:.2} | {:.3} | {:.3} | {:.1} | {:.3} | {:.1} |",
+                "| {backend} | {n} | {} | {:.1} | {:.2} | {:.2} | {:.3} | {:.3} | {:.1} | {:.3} | {:.1} | {:.1} | {:.1} | {:.3} | {:.1} |",
                 text.lines().count(),
                 text.len() as f64 / 1e6,
                 save.as_secs_f64(),
@@ -125,6 +174,10 @@ fn main() {
                 check.as_secs_f64() / save.as_secs_f64(),
                 parse.as_secs_f64() * 1e3,
                 parse.as_secs_f64() / save.as_secs_f64(),
+                kernel as f64 / 1e6,
+                getsockopt,
+                decode,
+                decode / 1e3 / save.as_secs_f64(),
                 rss as f64 / 1024.0
             );
             sh(&format!("ip netns del {ns}"));
