@@ -45,18 +45,72 @@ impl std::fmt::Display for Family {
 }
 
 /// One table as the kernel gave it: the `ipt_getinfo` bytes and the `ipt_get_entries` buffer.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RawTable {
     pub info: [u8; INFO_LEN],
-    buf: Vec<u8>,
+    buf: Buffer,
 }
 
 impl RawTable {
     /// The entries blob (`size` bytes), without the `ipt_get_entries` header.
     pub fn entries(&self) -> &[u8] {
-        self.buf.get(GET_ENTRIES_HDR..).unwrap_or_default()
+        self.buf.as_slice().get(GET_ENTRIES_HDR..).unwrap_or_default()
     }
 }
+
+/// An anonymous mapping populated up front (`MAP_POPULATE`): the kernel then copies a table of hundreds of MB
+/// into pages that exist, instead of taking a page fault for every 4 KiB during the copy (measured: a third of
+/// the getsockopt time at 10k Services). Unmapped on drop, so the memory goes back to the kernel at once.
+#[derive(Debug)]
+struct Buffer {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+impl Buffer {
+    fn new(len: usize) -> std::io::Result<Buffer> {
+        let len = len.max(1);
+        // SAFETY: a fresh private anonymous mapping; the result is checked before use.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        std::ptr::NonNull::new(p.cast()).map(|ptr| Buffer { ptr, len }).ok_or_else(std::io::Error::last_os_error)
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: ptr is a live mapping of len readable bytes (zeroed by the kernel), owned by self.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as in as_slice, and &mut self makes this the only reference.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in new, unmapped once.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+// SAFETY: Buffer owns its mapping exclusively, like a Vec<u8>.
+unsafe impl Send for Buffer {}
+// SAFETY: shared access is read-only.
+unsafe impl Sync for Buffer {}
 
 /// A table that could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -105,10 +159,11 @@ pub fn read_table(family: Family, table: &str, max_bytes: usize) -> Result<RawTa
         if size > max_bytes {
             return Err(XtablesError::TooLarge { family, table: table.to_string(), size, max: max_bytes });
         }
-        let mut buf = vec![0u8; GET_ENTRIES_HDR + size];
-        buf[..table.len()].copy_from_slice(table.as_bytes());
-        buf[TABLE_NAME_MAX..TABLE_NAME_MAX + 4].copy_from_slice(&size_bytes);
-        match getsockopt(&sock, level, SO_GET_ENTRIES, &mut buf) {
+        let mut buf = Buffer::new(GET_ENTRIES_HDR + size).map_err(|e| failed("allocating the entries buffer", e))?;
+        let bytes = buf.as_mut_slice();
+        bytes[..table.len()].copy_from_slice(table.as_bytes());
+        bytes[TABLE_NAME_MAX..TABLE_NAME_MAX + 4].copy_from_slice(&size_bytes);
+        match getsockopt(&sock, level, SO_GET_ENTRIES, bytes) {
             Ok(()) => return Ok(RawTable { info, buf }),
             // The table was replaced between the two calls and has another size now.
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => continue,
