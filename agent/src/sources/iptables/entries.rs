@@ -162,8 +162,9 @@ pub fn decode<'a>(family: Family, info: &Info, blob: &'a [u8]) -> Result<Table<'
     let mut starts: Vec<(usize, u32)> = Vec::new();
     // Jumps with their target offsets, resolved once every chain is known.
     let mut pending: Vec<(u32, usize, bool, usize)> = Vec::new();
-    // The chain entries belong to now, and for a user chain whether its last entry was a footer.
-    let mut current: Option<(usize, Option<usize>)> = None;
+    // The chain entries belong to now: (index, Some(hook) for a built-in chain, whether the last entry could be
+    // a user chain's footer).
+    let mut current: Option<(usize, Option<usize>, bool)> = None;
     let mut entries = 0u32;
     let mut end = false;
     let mut off = 0;
@@ -174,21 +175,19 @@ pub fn decode<'a>(family: Family, info: &Info, blob: &'a [u8]) -> Result<Table<'
         let e = entry(&l, blob, off)?;
         entries += 1;
         let name = cstr(&blob[e.target + 2..e.target + 31]).ok_or_else(|| bad(off, "target name not terminated"))?;
-        let close_user = |table: &mut Table<'a>, current: &Option<(usize, Option<usize>)>| match current {
-            Some((i, footer)) if !table.chains[*i].builtin => match footer {
-                Some(_) => {
-                    table.chains[*i].rules -= 1;
-                    Ok(())
-                }
-                None => Err(bad(off, "user chain without its RETURN footer")),
-            },
-            Some(_) => Err(bad(off, "built-in chain without its policy entry")),
+        let close_user = |table: &mut Table<'a>, current: &Option<(usize, Option<usize>, bool)>| match current {
+            Some((i, None, true)) => {
+                table.chains[*i].rules -= 1;
+                Ok(())
+            }
+            Some((_, None, false)) => Err(bad(off, "user chain without its RETURN footer")),
+            Some((_, Some(_), _)) => Err(bad(off, "built-in chain without its policy entry")),
             None => Ok(()),
         };
         if let Some(h) = hook_at(off, &info.hook_entry) {
             close_user(&mut table, &current)?;
             table.chains.push(Chain { name: HOOKS[h], builtin: true, rules: 0 });
-            current = Some((table.chains.len() - 1, None));
+            current = Some((table.chains.len() - 1, Some(h), false));
         } else if name == "ERROR" {
             close_user(&mut table, &current)?;
             current = None;
@@ -204,20 +203,19 @@ pub fn decode<'a>(family: Family, info: &Info, blob: &'a [u8]) -> Result<Table<'
                 table.chains.push(Chain { name: chain, builtin: false, rules: 0 });
                 let i = table.chains.len() - 1;
                 starts.push((e.next, i as u32));
-                current = Some((i, None));
+                current = Some((i, None, false));
             }
             off = e.next;
             continue;
         }
-        let Some((i, footer)) = current.as_mut() else {
+        let Some((i, hook, footer)) = current.as_mut() else {
             return Err(bad(off, "rule outside any chain"));
         };
         let verdict = (name.is_empty()).then(|| u32_at(blob, e.target + TARGET_HDR).map(|v| v as i32)).flatten();
         if name.is_empty() && verdict.is_none() {
             return Err(bad(off, "standard target without a verdict"));
         }
-        if table.chains[*i].builtin {
-            let h = HOOKS.iter().position(|n| *n == table.chains[*i].name).unwrap_or(0);
+        if let Some(h) = *hook {
             if info.underflow[h] as usize == off {
                 // The policy: an unconditional standard verdict, not a rule.
                 if verdict.is_none_or(|v| v >= 0) {
@@ -229,7 +227,7 @@ pub fn decode<'a>(family: Family, info: &Info, blob: &'a [u8]) -> Result<Table<'
             }
         }
         table.chains[*i].rules += 1;
-        *footer = (verdict == Some(VERDICT_RETURN) && e.target == off + l.entry).then_some(off);
+        *footer = verdict == Some(VERDICT_RETURN) && e.target == off + l.entry;
         if let Some(v) = verdict.filter(|&v| v >= 0) {
             let to = v as usize;
             if to != e.next {
