@@ -1,8 +1,9 @@
-//! Daemon benchmark: `routewarden serve` in a namespace holding a 10k-Service kube-proxy ruleset (nft backend).
+//! Daemon benchmark: `routewarden serve` in a namespace holding a 10k-Service kube-proxy ruleset (nft backend, or
+//! legacy with `--backend legacy`).
 //! Measures RSS after the first collection and after an idle minute, CPU used over that minute, and HTTP
 //! throughput and p99 latency of /status and /metrics with wrk. Needs root and wrk. Numbers go to BENCHMARKS.md.
 //!
-//! cargo bench --bench daemon -- [--services 10000] [--idle-secs 60]
+//! cargo bench --bench daemon -- [--services 10000] [--idle-secs 60] [--backend nft|legacy] [--wrk yes|no]
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
 
@@ -32,6 +33,8 @@ fn main() {
     let opt = |name: &str, default: &str| detector::support::opt(&args, name, default);
     let n: usize = opt("--services", "10000").parse().unwrap();
     let idle: u64 = opt("--idle-secs", "60").parse().unwrap();
+    let backend = opt("--backend", "nft");
+    let wrk = opt("--wrk", "yes") == "yes";
     if !detector::support::root() {
         eprintln!("the daemon benchmark needs root; skipping");
         return;
@@ -42,7 +45,7 @@ fn main() {
     sh(&format!("ip netns add {ns} && ip -n {ns} link set lo up"));
     let rules = dir.path().join("rules.txt");
     std::fs::write(&rules, detector::ruleset(n)).unwrap();
-    sh(&format!("nsenter --net=/run/netns/{ns} iptables-nft-restore < {}", rules.display()));
+    sh(&format!("nsenter --net=/run/netns/{ns} iptables-{backend}-restore < {}", rules.display()));
     let cfg = dir.path().join("config.toml");
     std::fs::write(&cfg, "cgroup_roots = []\n").unwrap();
 
@@ -72,10 +75,10 @@ fn main() {
     let rss_idle = rss_kib(pid);
     let cpu_pct = (cpu1 - cpu0) / idle as f64 * 100.0;
 
-    println!("| Services | ready after s | RSS ready MiB | RSS after {idle} s idle MiB | CPU over {idle} s idle % |");
-    println!("|---|---|---|---|---|");
+    println!("| backend | Services | ready after s | RSS ready MiB | RSS after {idle} s idle MiB | CPU over {idle} s idle % |");
+    println!("|---|---|---|---|---|---|");
     println!(
-        "| {n} | {:.2} | {:.1} | {:.1} | {:.2} |",
+        "| {backend} | {n} | {:.2} | {:.1} | {:.1} | {:.2} |",
         ready.as_secs_f64(),
         rss_ready as f64 / 1024.0,
         rss_idle as f64 / 1024.0,
@@ -84,7 +87,7 @@ fn main() {
     println!();
     println!("| endpoint | requests/s | p50 ms | p99 ms | body bytes |");
     println!("|---|---|---|---|---|");
-    for path in ["/status", "/metrics", "/healthz"] {
+    for path in ["/status", "/metrics", "/healthz"].into_iter().filter(|_| wrk) {
         let out =
             sh(&format!("nsenter --net=/run/netns/{ns} wrk -t2 -c32 -d10s --latency http://127.0.0.1:9977{path}"));
         let field = |key: &str| {

@@ -1,100 +1,26 @@
 //! Detector benchmark at scale: generates kube-proxy rulesets of N Services x 5 endpoints, loads them into a
 //! network namespace with the real iptables-restore (nft and legacy backends), and times in one run, side by side:
 //! a full `iptables-save`, the targeted `iptables -t nat -S KUBE-SERVICES`, `routewarden check`, and parsing the
-//! full dump; plus the peak RSS of `check`. Needs root. Numbers go to BENCHMARKS.md.
+//! full dump; for legacy, reading the tables from the kernel and decoding them in-process, asserting that they
+//! and the binary's snapshot agree with `iptables-legacy-save`; plus the peak RSS of `check`. Needs root. Numbers
+//! go to BENCHMARKS.md.
 //!
 //! cargo bench --bench detector -- [--sizes 1000,10000,50000] [--backends nft,legacy]
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::disallowed_methods)]
 
+#[path = "ruleset.rs"]
+pub mod ruleset;
 #[path = "support.rs"]
 pub mod support;
 
-use std::fmt::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use routewarden::sources::iptables::parse_save;
-
-const ENDPOINTS: usize = 5;
-
-/// A 16-character base32-looking suffix, like kube-proxy's hashed chain names.
-fn suffix(kind: u8, i: usize) -> String {
-    const ALPHA: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(kind);
-    let mut s = String::with_capacity(16);
-    for _ in 0..16 {
-        s.push(ALPHA[(x % 32) as usize] as char);
-        x = x / 32 + u64::from(kind) * 7 + 1;
-    }
-    s
-}
-
-/// kube-proxy iptables-mode restore text for `n` ClusterIP Services with ENDPOINTS endpoints each.
-pub fn ruleset(n: usize) -> String {
-    let mut s = String::with_capacity(n * 1200);
-    s.push_str("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n");
-    s.push_str(
-        ":KUBE-SERVICES - [0:0]\n:KUBE-EXTERNAL-SERVICES - [0:0]\n:KUBE-FORWARD - [0:0]\n:KUBE-NODEPORTS - [0:0]\n",
-    );
-    s.push_str(":KUBE-PROXY-FIREWALL - [0:0]\n:KUBE-PROXY-CANARY - [0:0]\n:KUBE-FIREWALL - [0:0]\n");
-    s.push_str("-A FORWARD -m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD\n");
-    s.push_str(
-        "-A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n",
-    );
-    s.push_str("-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\nCOMMIT\n");
-    s.push_str(
-        "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n",
-    );
-    s.push_str(":KUBE-SERVICES - [0:0]\n:KUBE-NODEPORTS - [0:0]\n:KUBE-POSTROUTING - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n");
-    s.push_str(":KUBE-PROXY-CANARY - [0:0]\n");
-    for i in 0..n {
-        let _ = writeln!(s, ":KUBE-SVC-{} - [0:0]", suffix(1, i));
-        for e in 0..ENDPOINTS {
-            let _ = writeln!(s, ":KUBE-SEP-{} - [0:0]", suffix(2, i * ENDPOINTS + e));
-        }
-    }
-    s.push_str("-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n");
-    s.push_str("-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n");
-    s.push_str("-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING\n");
-    s.push_str("-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000\n");
-    s.push_str("-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN\n");
-    for i in 0..n {
-        let (a, b) = (10 + i / 65536, i % 65536);
-        let ip = format!("10.{a}.{}.{}", b / 256, b % 256);
-        let _ = writeln!(
-            s,
-            "-A KUBE-SERVICES -d {ip}/32 -p tcp -m comment --comment \"ns{i}/svc{i}:http cluster IP\" -m tcp --dport 80 -j KUBE-SVC-{}",
-            suffix(1, i)
-        );
-    }
-    s.push_str("-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS\n");
-    for i in 0..n {
-        let svc = suffix(1, i);
-        let _ = writeln!(s, "-A KUBE-SVC-{svc} ! -s 10.0.0.0/8 -p tcp -m comment --comment \"ns{i}/svc{i}:http cluster IP\" -m tcp --dport 80 -j KUBE-MARK-MASQ");
-        for e in 0..ENDPOINTS {
-            let sep = suffix(2, i * ENDPOINTS + e);
-            let left = ENDPOINTS - e;
-            if left > 1 {
-                let _ = writeln!(s, "-A KUBE-SVC-{svc} -m comment --comment \"ns{i}/svc{i}:http -> ep{e}\" -m statistic --mode random --probability {:.11} -j KUBE-SEP-{sep}", 1.0 / left as f64);
-            } else {
-                let _ = writeln!(
-                    s,
-                    "-A KUBE-SVC-{svc} -m comment --comment \"ns{i}/svc{i}:http -> ep{e}\" -j KUBE-SEP-{sep}"
-                );
-            }
-            let j = i * ENDPOINTS + e;
-            let ep = format!("172.{}.{}.{}", 16 + j / 65536 % 16, j / 256 % 256, j % 256);
-            let _ = writeln!(
-                s,
-                "-A KUBE-SEP-{sep} -s {ep}/32 -m comment --comment \"ns{i}/svc{i}:http\" -j KUBE-MARK-MASQ"
-            );
-            let _ = writeln!(s, "-A KUBE-SEP-{sep} -p tcp -m comment --comment \"ns{i}/svc{i}:http\" -m tcp -j DNAT --to-destination {ep}:8080");
-        }
-    }
-    s.push_str("COMMIT\n");
-    s
-}
+use routewarden::model::iptables::Ruleset;
+use routewarden::sources::iptables::{entries, insert, parse_save};
+use routewarden::sys::xtables::{read_table, Family};
+pub use ruleset::ruleset;
 
 pub fn sh(script: &str) -> String {
     let out = Command::new("sh").args(["-c", script]).output().unwrap();
@@ -114,6 +40,33 @@ fn timed(ns: &str, script: &str) -> (Duration, Vec<u8>, Vec<u8>) {
         .unwrap();
     assert!(out.status.success() || script.contains("check"), "{script}: {}", String::from_utf8_lossy(&out.stderr));
     (start.elapsed(), out.stdout, out.stderr)
+}
+
+/// Reads and decodes every legacy IPv4 table of `ns` in-process, on a thread inside the namespace: (time in the
+/// getsockopt calls, time decoding, bytes read, the inventory).
+fn kernel_read(ns: &str) -> (Duration, Duration, usize, Ruleset) {
+    let names = sh(&format!("nsenter --net=/run/netns/{ns} cat /proc/net/ip_tables_names"));
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let fd = std::fs::File::open(&path).unwrap();
+        // SAFETY: setns on this thread only, with a valid namespace fd.
+        assert_eq!(unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::CLONE_NEWNET) }, 0);
+        let (mut read, mut decode, mut bytes, mut rs) = (Duration::ZERO, Duration::ZERO, 0, Ruleset::default());
+        for table in names.split_whitespace() {
+            let t = Instant::now();
+            let raw = read_table(Family::Ipv4, table, 4 << 30).unwrap();
+            read += t.elapsed();
+            let t = Instant::now();
+            let info = entries::parse_info(&raw.info).unwrap();
+            let decoded = entries::decode(Family::Ipv4, &info, raw.entries()).unwrap();
+            insert(&mut rs, table, &decoded);
+            decode += t.elapsed();
+            bytes += raw.entries().len();
+        }
+        (read, decode, bytes, rs)
+    })
+    .join()
+    .unwrap()
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -140,8 +93,8 @@ fn main() {
     std::fs::write(&cfg, "cgroup_roots = []\n").unwrap();
     let runs = 3;
 
-    println!("| backend | Services | lines | dump MB | iptables-save s | -t nat -S KUBE-SERVICES s | check s | check / save | parse ms | parse / save | check peak RSS MiB |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| backend | Services | lines | dump MB | iptables-save s | -t nat -S KUBE-SERVICES s | check s | check / save | parse ms | parse / save | kernel MB | getsockopt ms | decode ms | decode / save | check peak RSS MiB |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for backend in &backends {
         for &n in &sizes {
             let ns = format!("rw-bench-{backend}-{n}");
@@ -192,9 +145,27 @@ fn main() {
                 parse.push(t.elapsed());
                 assert!(rs.chains("nat").count() > n);
             }
+            // Legacy: the kernel reader agrees with iptables-legacy-save (the system test stops at 10k), in-process and
+            // in the binary's snapshot; and how long reading and decoding take.
+            let (mut kernel, mut getsockopt, mut decode) = (0, Vec::new(), Vec::new());
+            if backend == "legacy" {
+                let saved = parse_save(&text, "filter").unwrap();
+                for _ in 0..runs {
+                    let (r, d, bytes, rs) = kernel_read(&ns);
+                    assert!(rs == saved, "the kernel reader disagrees with iptables-legacy-save at {n}");
+                    (kernel, getsockopt, decode) = (bytes, [getsockopt, vec![r]].concat(), [decode, vec![d]].concat());
+                }
+                let (_, snap, _) = timed(&ns, &format!("{bin} --config {} snapshot", cfg.display()));
+                let snap: serde_json::Value = serde_json::from_slice(&snap).unwrap();
+                let from_binary: Ruleset =
+                    serde_json::from_value(snap["iptables_legacy"]["data"]["ipv4"].clone()).unwrap();
+                assert!(from_binary == saved, "the binary's snapshot disagrees with iptables-legacy-save at {n}");
+            }
+            let ms = |v: Vec<Duration>| if v.is_empty() { f64::NAN } else { median(v).as_secs_f64() * 1e3 };
+            let (getsockopt, decode) = (ms(getsockopt), ms(decode));
             let (save, targeted, check, parse) = (median(save), median(targeted), median(check), median(parse));
             println!(
-                "| {backend} | {n} | {} | {:.1} | {:.2} | {:.2} | {:.3} | {:.3} | {:.1} | {:.3} | {:.1} |",
+                "| {backend} | {n} | {} | {:.1} | {:.2} | {:.2} | {:.3} | {:.3} | {:.1} | {:.3} | {:.1} | {:.1} | {:.1} | {:.3} | {:.1} |",
                 text.lines().count(),
                 text.len() as f64 / 1e6,
                 save.as_secs_f64(),
@@ -203,6 +174,10 @@ fn main() {
                 check.as_secs_f64() / save.as_secs_f64(),
                 parse.as_secs_f64() * 1e3,
                 parse.as_secs_f64() / save.as_secs_f64(),
+                kernel as f64 / 1e6,
+                getsockopt,
+                decode,
+                decode / 1e3 / save.as_secs_f64(),
                 rss as f64 / 1024.0
             );
             sh(&format!("ip netns del {ns}"));

@@ -48,6 +48,10 @@ pub struct Config {
     /// Kubelet configuration files, under host_root: any that exists makes this a Kubernetes node even while no
     /// kubelet runs. Default: kubeadm's, the kubelet's own and the systemd units'.
     pub kubelet_files: Vec<PathBuf>,
+    /// The largest legacy iptables table read from the kernel, in bytes (the kernel announces the size first);
+    /// a larger one fails the iptables-legacy source instead of being allocated. Default 2147483648 (2 GiB; a
+    /// kube-proxy nat table takes about 1 MB per 100 Services).
+    pub iptables_legacy_max_bytes: u64,
 }
 
 /// Certificates to watch.
@@ -200,9 +204,10 @@ impl Default for Daemon {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Binaries {
-    /// Default "/usr/sbin/iptables-legacy-save".
+    /// Used only by `snapshot --full` (`check` reads legacy tables from the kernel). Default
+    /// "/usr/sbin/iptables-legacy-save".
     pub iptables_legacy_save: PathBuf,
-    /// Default "/usr/sbin/ip6tables-legacy-save".
+    /// Used only by `snapshot --full`. Default "/usr/sbin/ip6tables-legacy-save".
     pub ip6tables_legacy_save: PathBuf,
     /// Used only by `snapshot --full`. Default "/usr/sbin/iptables-nft-save".
     pub iptables_nft_save: PathBuf,
@@ -247,6 +252,7 @@ impl Default for Config {
                 "/usr/lib/systemd/system/kubelet.service".into(),
                 "/etc/systemd/system/kubelet.service.d".into(),
             ],
+            iptables_legacy_max_bytes: 2 << 30,
         }
     }
 }

@@ -241,12 +241,11 @@ fn a_unix_socket_path_naming_a_regular_file_is_refused_and_the_file_kept() {
 fn signals_are_answered_while_a_collection_hangs() {
     let Some(mut w) = World::new("serve-hang") else { return };
     w.iptables_restore("legacy", false, "*filter\n:KUBE-FIREWALL - [0:0]\nCOMMIT\n");
-    let hang = w.dir.path().join("hanging-save");
-    std::fs::write(&hang, "#!/bin/sh\nexec sleep 60\n").unwrap();
-    harness::sh(&format!("chmod +x {}", hang.display()));
-    w.config_extra = format!("command_timeout_secs = 50\n[binaries]\niptables_legacy_save = \"{}\"\n", hang.display());
+    // The IPVS table is a FIFO nobody writes: reading it blocks, as a read from a hung file system would.
+    let fifo = w.dir.path().join("ip_vs");
+    harness::sh(&format!("mkfifo {}", fifo.display()));
     let mut d = w.serve("");
-    // The first collection hangs in the tool; the loop still answers the watchdog, SIGHUP and SIGTERM.
+    // The first collection hangs in the read; the loop still answers the watchdog, SIGHUP and SIGTERM.
     d.wait_notify("WATCHDOG=1");
     assert_eq!(d.get("/healthz").0, 200);
     assert_eq!(d.get("/readyz").0, 503, "ready before the first collection finished");

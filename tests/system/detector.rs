@@ -292,17 +292,15 @@ fn a_failing_source_is_reported_while_the_others_still_report() {
     w.iptables_restore("legacy", false, KUBELET_CHAINS);
     w.iptables_fixture("nft", OVERALL);
     w.process("kube-proxy");
-    let garbage = w.dir.path().join("garbage-save");
-    std::fs::write(&garbage, "#!/bin/sh\necho '*nat'\necho 'this is not iptables'\n").unwrap();
-    harness::sh(&format!("chmod +x {}", garbage.display()));
-    w.config_extra = format!("[binaries]\niptables_legacy_save = \"{}\"\n", garbage.display());
+    // A legacy table over the configured size bound: the kernel reader refuses it before allocating.
+    w.config_extra = "iptables_legacy_max_bytes = 64\n".into();
 
     let (code, r) = w.check();
     w.assert_recorded("a_failing_source_is_reported_while_the_others_still_report");
     assert_eq!(code, 3, "{r:#}");
     assert_eq!(r["sources"]["iptables-legacy"]["status"], "failed");
     let err = r["sources"]["iptables-legacy"]["error"].as_str().unwrap();
-    assert!(err.contains("garbage-save") && err.contains("line 2"), "{err}");
+    assert!(err.contains("table \"filter\"") && err.contains("over the bound of 64 bytes"), "{err}");
     assert_eq!(ids(&r), vec!["source.failed"]);
     assert_eq!(r["sources"]["nftables"]["status"], "ok");
     assert_eq!(r["dataplane"]["kube_proxy"]["mode"], "iptables");
@@ -314,14 +312,14 @@ fn unknown_is_never_concluded_absent() {
     let Some(w) = World::new("unknown") else { return };
     w.iptables_fixture("legacy", OVERALL);
     let mut w = w;
-    w.config_extra = "[binaries]\niptables_legacy_save = \"/nonexistent/iptables-legacy-save\"\n".into();
+    w.config_extra = "iptables_legacy_max_bytes = 64\n".into();
 
     let (code, r) = w.check();
     w.assert_recorded("unknown_is_never_concluded_absent");
     assert_eq!(code, 3, "{r:#}");
     assert_eq!(r["dataplane"]["kube_proxy"]["mode"], "unknown");
     assert_eq!(ids(&r), vec!["source.failed"], "no service-routing.missing from a failed source: {r:#}");
-    assert!(finding(&r, "source.failed")["evidence"].to_string().contains("/nonexistent/iptables-legacy-save"));
+    assert!(finding(&r, "source.failed")["evidence"].to_string().contains("over the bound of 64 bytes"));
 }
 
 #[test]
@@ -390,12 +388,11 @@ fn the_unit_capabilities_are_the_ones_the_sources_need() {
             .collect()
     };
     assert!(failed(&mut w, &caps).is_empty(), "the unit's capabilities {caps:?} are not enough");
-    // iptables-legacy-save needs NET_ADMIN as well as NET_RAW (IPT_SO_GET_INFO on a raw socket).
-    for (cap, sources) in [
-        ("net_admin", vec!["iptables-legacy", "nftables"]),
-        ("net_raw", vec!["iptables-legacy"]),
-        ("sys_admin", vec!["bpf"]),
-    ] {
+    // The legacy tables are read with IPT_SO_GET_* on a UDP socket, which needs NET_ADMIN but not NET_RAW (the
+    // unit keeps NET_RAW for iptables-legacy-save, which `snapshot --full` runs).
+    for (cap, sources) in
+        [("net_admin", vec!["iptables-legacy", "nftables"]), ("net_raw", vec![]), ("sys_admin", vec!["bpf"])]
+    {
         let fewer: Vec<String> = caps.iter().filter(|c| *c != cap).cloned().collect();
         assert_eq!(failed(&mut w, &fewer), sources, "without {cap}");
     }
@@ -409,14 +406,18 @@ fn a_hanging_tool_is_killed_at_the_timeout_and_reported() {
     std::fs::write(&hang, "#!/bin/sh\nexec sleep 30\n").unwrap();
     harness::sh(&format!("chmod +x {}", hang.display()));
     w.config_extra = format!("command_timeout_secs = 1\n[binaries]\niptables_legacy_save = \"{}\"\n", hang.display());
+    // `check` runs no tool (legacy tables come from the kernel); `snapshot --full` runs the save binaries.
     let start = std::time::Instant::now();
-    let (code, r) = w.check();
-    assert!(start.elapsed() < std::time::Duration::from_secs(10), "check waited for the hanging tool");
-    w.assert_recorded("a_hanging_tool_is_killed_at_the_timeout_and_reported");
-    assert_eq!(code, 3, "{r:#}");
-    let err = r["sources"]["iptables-legacy"]["error"].as_str().unwrap();
-    assert!(err.contains("hanging-save") && err.contains("did not finish within 1s"), "{err}");
-    assert_eq!(r["sources"]["nftables"]["status"], "ok");
+    let (code, out, err) = w.run("snapshot --full");
+    assert!(start.elapsed() < std::time::Duration::from_secs(10), "snapshot waited for the hanging tool");
+    assert_eq!(code, 0, "{err}");
+    let snap: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(snap["iptables_legacy"]["status"], "ok", "{:#}", snap["iptables_legacy"]);
+    let dump = snap["raw"]["iptables-legacy-save"].as_str().unwrap();
+    assert!(
+        dump.starts_with("error:") && dump.contains("hanging-save") && dump.contains("did not finish within 1s"),
+        "{dump}"
+    );
 }
 
 /// Answers `count` requests on a unix socket with `body` as JSON, like the Cilium agent's API (a `check` and a

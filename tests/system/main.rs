@@ -9,4 +9,5 @@ mod detector;
 mod fixtures;
 mod gate;
 mod journal;
+mod legacy;
 mod neighbours;

@@ -11,6 +11,7 @@
 //! cannot read (a hook whose nested attributes it does not know, a name that is not UTF-8), where routewarden
 //! needs two names and whether a hook is present, at 60k chains per dump.
 
+use std::borrow::Cow;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
@@ -70,20 +71,40 @@ pub enum NetlinkError {
     Interrupted(u32),
 }
 
+/// Where the objects of a dump go as each datagram is parsed, so a dump of 300,000 chains is never held twice.
+pub trait NftSink {
+    /// One table (`name` empty) or chain, its strings borrowed from the datagram.
+    fn object(&mut self, family: u8, table: &str, name: &str, base: bool);
+    /// Forgets everything received: the dump was interrupted and starts again.
+    fn clear(&mut self);
+}
+
+impl NftSink for Vec<NftObject> {
+    fn object(&mut self, family: u8, table: &str, name: &str, base: bool) {
+        self.push(NftObject { family, table: table.into(), name: name.into(), base });
+    }
+    fn clear(&mut self) {
+        Vec::clear(self)
+    }
+}
+
 /// Dumps every nftables table (as objects with an empty `name`) and every chain, in all families.
 pub fn dump_tables_and_chains() -> Result<Vec<NftObject>, NetlinkError> {
-    let mut out = dump(&NfTablesMessage::GetTable(TableMessage { attributes: Vec::new() }))?;
-    out.extend(dump(&NfTablesMessage::GetChain(ChainMessage { attributes: Vec::new() }))?);
+    let mut out = Vec::new();
+    dump_tables_and_chains_into(&mut out)?;
     Ok(out)
 }
 
-fn dump(what: &NfTablesMessage) -> Result<Vec<NftObject>, NetlinkError> {
+/// Like [`dump_tables_and_chains`], handing each object to `sink` as it arrives; a dump interrupted by a
+/// concurrent change clears the sink and starts again (both dumps, so tables and chains stay consistent).
+pub fn dump_tables_and_chains_into(sink: &mut impl NftSink) -> Result<(), NetlinkError> {
     const TRIES: u32 = 5;
-    let req = request(what);
+    let tables = request(&NfTablesMessage::GetTable(TableMessage { attributes: Vec::new() }));
+    let chains = request(&NfTablesMessage::GetChain(ChainMessage { attributes: Vec::new() }));
     for _ in 0..TRIES {
-        match dump_once(&req)? {
-            Some(objects) => return Ok(objects),
-            None => continue,
+        sink.clear();
+        if dump_once(&tables, sink)? && dump_once(&chains, sink)? {
+            return Ok(());
         }
     }
     Err(NetlinkError::Interrupted(TRIES))
@@ -104,24 +125,23 @@ fn request(what: &NfTablesMessage) -> Vec<u8> {
     buf
 }
 
-/// One dump; `None` when the kernel flagged it as interrupted by a concurrent change.
-fn dump_once(req: &[u8]) -> Result<Option<Vec<NftObject>>, NetlinkError> {
+/// One dump into `sink`; false when the kernel flagged it as interrupted by a concurrent change.
+fn dump_once(req: &[u8], sink: &mut impl NftSink) -> Result<bool, NetlinkError> {
     let deadline = Instant::now() + DUMP_DEADLINE;
     let sock = Socket::new(NETLINK_NETFILTER).map_err(NetlinkError::Socket)?;
     sock.send_to(req, &SocketAddr::new(0, 0), 0).map_err(NetlinkError::Send)?;
 
-    let mut objects = Vec::new();
     let mut buf = vec![0u8; RECV_BUFFER];
     let mut interrupted = false;
     loop {
         let n = recv_before(&sock, &mut buf, deadline)?;
-        let chunk = parse_dump(&buf[..n], &mut objects)?;
+        let chunk = parse_dump(&buf[..n], sink)?;
         interrupted |= chunk.interrupted;
         if chunk.done {
             break;
         }
     }
-    Ok(if interrupted { None } else { Some(objects) })
+    Ok(!interrupted)
 }
 
 /// Receives one datagram into `buf`, waiting no later than `deadline`; its length.
@@ -166,8 +186,8 @@ pub struct Chunk {
     pub interrupted: bool,
 }
 
-/// Parses the netlink messages in one datagram, appending tables and chains to `out`.
-pub fn parse_dump(buf: &[u8], out: &mut Vec<NftObject>) -> Result<Chunk, NetlinkError> {
+/// Parses the netlink messages in one datagram, handing tables and chains to `out`.
+pub fn parse_dump(buf: &[u8], out: &mut impl NftSink) -> Result<Chunk, NetlinkError> {
     let mut chunk = Chunk::default();
     let mut off = 0;
     while off + NLMSG_HDRLEN <= buf.len() {
@@ -200,7 +220,7 @@ pub fn parse_dump(buf: &[u8], out: &mut Vec<NftObject>) -> Result<Chunk, Netlink
                 // Replies to GETTABLE are NEWTABLE; replies to GETCHAIN are NEWCHAIN.
                 let msg = NfTablesMessageType::from(kind as u8);
                 let (is_table, is_chain) = (msg == NfTablesMessageType::NewTable, msg == NfTablesMessageType::NewChain);
-                let mut obj = NftObject { family, table: String::new(), name: String::new(), base: false };
+                let (mut table, mut name, mut base) = (Cow::Borrowed(""), Cow::Borrowed(""), false);
                 let attrs_at = off + NLMSG_HDRLEN + NFGEN_HDRLEN;
                 let mut at = 0;
                 for attr in NlasIterator::new(&body[NFGEN_HDRLEN..]) {
@@ -208,17 +228,21 @@ pub fn parse_dump(buf: &[u8], out: &mut Vec<NftObject>) -> Result<Chunk, Netlink
                         offset: attrs_at + at,
                         what: "attribute length out of bounds",
                     })?;
-                    at += align4(usize::from(attr.length()));
-                    match attr.kind() {
-                        NFTA_TABLE_NAME if is_table => obj.table = c_string(attr.value()),
-                        NFTA_CHAIN_TABLE if is_chain => obj.table = c_string(attr.value()),
-                        NFTA_CHAIN_NAME if is_chain => obj.name = c_string(attr.value()),
-                        NFTA_CHAIN_HOOK if is_chain => obj.base = true,
+                    let len = usize::from(attr.length());
+                    at += align4(len);
+                    let kind = attr.kind();
+                    // The value borrowed from the datagram itself, not from the attribute wrapper.
+                    let value = attr.into_inner().get(4..len).unwrap_or_default();
+                    match kind {
+                        NFTA_TABLE_NAME if is_table => table = c_string(value),
+                        NFTA_CHAIN_TABLE if is_chain => table = c_string(value),
+                        NFTA_CHAIN_NAME if is_chain => name = c_string(value),
+                        NFTA_CHAIN_HOOK if is_chain => base = true,
                         _ => {}
                     }
                 }
                 if is_table || is_chain {
-                    out.push(obj);
+                    out.object(family, &table, &name, base);
                 }
             }
             _ => {}
@@ -232,9 +256,9 @@ fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
-fn c_string(v: &[u8]) -> String {
+fn c_string(v: &[u8]) -> Cow<'_, str> {
     let end = v.iter().position(|&b| b == 0).unwrap_or(v.len());
-    String::from_utf8_lossy(&v[..end]).into_owned()
+    String::from_utf8_lossy(&v[..end])
 }
 
 #[cfg(test)]
@@ -274,7 +298,7 @@ mod tests {
         base.extend(attr(NFTA_CHAIN_HOOK | 0x8000, &[0; 8]));
         buf.extend(msg((10 << 8) | 3, 2, &base));
         buf.extend(msg(NLMSG_DONE, 2, &[0; 4]));
-        let mut out = Vec::new();
+        let mut out: Vec<NftObject> = Vec::new();
         let chunk = parse_dump(&buf, &mut out).unwrap();
         assert!(chunk.done && !chunk.interrupted);
         assert_eq!(
@@ -289,12 +313,12 @@ mod tests {
     #[test]
     fn reports_kernel_errors_and_truncation() {
         let buf = msg(NLMSG_ERROR, 0, &(-1i32).to_ne_bytes());
-        let err = parse_dump(&buf, &mut Vec::new()).unwrap_err();
+        let err = parse_dump(&buf, &mut Vec::<NftObject>::new()).unwrap_err();
         assert!(matches!(err, NetlinkError::Kernel(_)), "{err}");
 
         let mut bad = msg((10 << 8) | 3, 2, &[2, 0, 0, 0]);
         bad[0] = 200;
-        let err = parse_dump(&bad, &mut Vec::new()).unwrap_err();
+        let err = parse_dump(&bad, &mut Vec::<NftObject>::new()).unwrap_err();
         assert!(err.to_string().contains("byte 0"), "{err}");
     }
 
@@ -328,7 +352,7 @@ mod tests {
     #[test]
     fn flags_interrupted_dumps() {
         let buf = msg((10 << 8) | 3, NLM_F_DUMP_INTR, &[2, 0, 0, 0]);
-        let chunk = parse_dump(&buf, &mut Vec::new()).unwrap();
+        let chunk = parse_dump(&buf, &mut Vec::<NftObject>::new()).unwrap();
         assert!(chunk.interrupted && !chunk.done);
     }
 }

@@ -9,4 +9,6 @@ mod cli;
 mod decisions;
 mod fixtures;
 mod packaging;
+mod save_jumps;
 mod support;
+mod xtables;

@@ -1,14 +1,18 @@
-//! iptables-legacy: `iptables-legacy-save` / `ip6tables-legacy-save`, run only for tables the kernel already has.
+//! iptables-legacy: every table the kernel lists, read from the kernel with getsockopt and decoded in memory.
 //!
-//! The nft backend is read by the nftables source over netlink. Legacy has no netlink API, so this runs the save
-//! binaries, which take no lock and create nothing when given no `-t` (they dump the tables listed in
-//! `/proc/net/ip_tables_names`). When that file is missing or empty the family has no legacy rules and nothing runs.
+//! The nft backend is read by the nftables source over netlink. Legacy has no netlink API; its tables are read the
+//! way libiptc (`iptables-legacy-save`) reads them, `IPT_SO_GET_INFO` then `IPT_SO_GET_ENTRIES` per table
+//! (`sys::xtables`), for the tables listed in `/proc/net/ip_tables_names` (`ip6_tables_names` for IPv6), so
+//! nothing is loaded or created. When that file is missing or empty the family has no legacy rules and nothing is
+//! asked. `entries.rs` decodes each blob into chains and rule counts without building any text; `parse.rs` parses
+//! save text (fixtures, `snapshot --full`'s dumps, tests). One table is in memory at a time.
 
+pub mod entries;
 pub mod parse;
 
 use crate::config::Config;
-use crate::model::iptables::{IptablesState, Ruleset};
-use crate::sys::exec::{self, ExecError};
+use crate::model::iptables::{Chain, IptablesState, Ruleset};
+use crate::sys::xtables::{self, Family, XtablesError};
 pub use parse::{parse_save, ParseError};
 
 /// Why the legacy backend could not be read.
@@ -17,30 +21,45 @@ pub enum IptablesError {
     #[error("reading {path}: {source}")]
     TableNames { path: std::path::PathBuf, source: std::io::Error },
     #[error(transparent)]
-    Exec(#[from] ExecError),
-    #[error("parsing the output of {program}: {source}")]
-    Parse { program: std::path::PathBuf, source: ParseError },
+    Read(#[from] XtablesError),
+    #[error("decoding the {family} table {table:?} from the kernel: {source}")]
+    Decode { family: Family, table: String, source: entries::DecodeError },
 }
 
 pub fn fetch(config: &Config) -> Result<IptablesState, IptablesError> {
     let net = config.host_path(&config.proc_dir).join("net");
-    let one = |names: &str, program: &std::path::Path| -> Result<Ruleset, IptablesError> {
-        let path = net.join(names);
-        let tables = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            // No file: the legacy module for this family is not loaded, so there are no legacy rules.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ruleset::default()),
-            Err(source) => return Err(IptablesError::TableNames { path, source }),
-        };
-        if tables.trim().is_empty() {
-            return Ok(Ruleset::default());
-        }
-        let out = exec::run(program, &[] as &[&str], config.command_timeout())?;
-        parse_save(&String::from_utf8_lossy(&out), "filter")
-            .map_err(|source| IptablesError::Parse { program: program.into(), source })
-    };
+    let max = usize::try_from(config.iptables_legacy_max_bytes).unwrap_or(usize::MAX);
     Ok(IptablesState {
-        ipv4: one("ip_tables_names", &config.binaries.iptables_legacy_save)?,
-        ipv6: one("ip6_tables_names", &config.binaries.ip6tables_legacy_save)?,
+        ipv4: read_family(&net.join("ip_tables_names"), Family::Ipv4, max)?,
+        ipv6: read_family(&net.join("ip6_tables_names"), Family::Ipv6, max)?,
     })
+}
+
+/// Reads every table `names` lists for `family`, in the calling thread's network namespace; `max` bounds each
+/// table's bytes.
+pub fn read_family(names: &std::path::Path, family: Family, max: usize) -> Result<Ruleset, IptablesError> {
+    let tables = match std::fs::read_to_string(names) {
+        Ok(t) => t,
+        // No file: the legacy module for this family is not loaded, so there are no legacy rules.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ruleset::default()),
+        Err(source) => return Err(IptablesError::TableNames { path: names.into(), source }),
+    };
+    let mut rs = Ruleset::default();
+    for table in tables.split_ascii_whitespace() {
+        let raw = xtables::read_table(family, table, max)?;
+        let decoded = entries::parse_info(&raw.info)
+            .and_then(|info| entries::decode(family, &info, raw.entries()))
+            .map_err(|source| IptablesError::Decode { family, table: table.to_string(), source })?;
+        insert(&mut rs, table, &decoded);
+    }
+    Ok(rs)
+}
+
+/// Adds a decoded table to `rs` the way `parse_save` records save output: a chain without rules has an unknown
+/// count (`:CHAIN` lines carry none), so the snapshot is the same whichever reader made it.
+pub fn insert(rs: &mut Ruleset, table: &str, decoded: &entries::Table<'_>) {
+    let chains = rs.tables.entry(table.to_string()).or_default();
+    for c in &decoded.chains {
+        chains.insert(c.name.to_string(), Chain { rules: (c.rules > 0).then_some(c.rules) });
+    }
 }

@@ -3,32 +3,62 @@
 //!
 //! Names only, never rules: listing the whole ruleset with `nft` takes 100 s at 10k Services.
 
-use std::collections::BTreeMap;
-
 use crate::model::nftables::{NftTable, NftablesState};
-use crate::sys::nfnetlink::{self, NetlinkError, NftObject};
+use crate::sys::nfnetlink::{self, NetlinkError, NftSink};
 
 pub fn fetch() -> Result<NftablesState, NetlinkError> {
-    Ok(group(nfnetlink::dump_tables_and_chains()?))
+    let mut g = Grouper::default();
+    nfnetlink::dump_tables_and_chains_into(&mut g)?;
+    Ok(g.finish())
 }
 
-/// Groups the flat netlink dump into tables (pure).
-pub fn group(objects: Vec<NftObject>) -> NftablesState {
-    let mut tables: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for o in objects {
-        let entry = tables.entry((family_name(o.family), o.table)).or_default();
-        if !o.name.is_empty() {
-            entry.push(o.name);
+/// Groups the dump into tables as it streams in (pure): each chain name is copied once, into its table, and
+/// the table's own name is not repeated per chain.
+#[derive(Debug, Default)]
+pub struct Grouper {
+    tables: Vec<(u8, String, Vec<String>)>,
+    /// The table the previous object belonged to: dumps list a table's chains together.
+    last: usize,
+}
+
+impl NftSink for Grouper {
+    fn object(&mut self, family: u8, table: &str, name: &str, _base: bool) {
+        let same = |t: &(u8, String, Vec<String>)| t.0 == family && t.1 == table;
+        let i = match self.tables.get(self.last) {
+            Some(t) if same(t) => self.last,
+            _ => match self.tables.iter().position(same) {
+                Some(i) => i,
+                None => {
+                    self.tables.push((family, table.to_string(), Vec::new()));
+                    self.tables.len() - 1
+                }
+            },
+        };
+        self.last = i;
+        if !name.is_empty() {
+            self.tables[i].2.push(name.to_string());
         }
     }
-    NftablesState {
-        tables: tables
+
+    fn clear(&mut self) {
+        *self = Grouper::default();
+    }
+}
+
+impl Grouper {
+    /// Tables ordered by family name, then table name; chains sorted.
+    pub fn finish(self) -> NftablesState {
+        let mut tables: Vec<NftTable> = self
+            .tables
             .into_iter()
-            .map(|((family, name), mut chains)| {
-                chains.sort();
-                NftTable { family, name, chains }
+            .map(|(family, name, mut chains)| {
+                chains.sort_unstable();
+                chains.shrink_to_fit();
+                NftTable { family: family_name(family), name, chains }
             })
-            .collect(),
+            .collect();
+        tables.sort_by(|a, b| (&a.family, &a.name).cmp(&(&b.family, &b.name)));
+        NftablesState { tables }
     }
 }
 
@@ -48,24 +78,44 @@ fn family_name(f: u8) -> String {
 mod tests {
     use super::*;
 
-    fn obj(family: u8, table: &str, name: &str) -> NftObject {
-        NftObject { family, table: table.into(), name: name.into(), base: false }
+    fn group(objects: &[(u8, &str, &str)]) -> NftablesState {
+        let mut g = Grouper::default();
+        for (family, table, name) in objects {
+            g.object(*family, table, name, false);
+        }
+        g.finish()
     }
 
     #[test]
     fn groups_chains_and_splits_iptables_nft_from_native_tables() {
-        let state = group(vec![
-            obj(2, "kube-proxy", ""),
-            obj(2, "nat", ""),
-            obj(2, "nat", "KUBE-SERVICES"),
-            obj(10, "nat", "KUBE-SERVICES"),
-            obj(2, "kube-proxy", "services"),
-            obj(1, "filter", "input"),
+        let state = group(&[
+            (2, "kube-proxy", ""),
+            (2, "nat", ""),
+            (2, "nat", "KUBE-SERVICES"),
+            (10, "nat", "KUBE-SERVICES"),
+            (2, "kube-proxy", "services"),
+            (1, "filter", "input"),
         ]);
         assert_eq!(state.table("ip", "kube-proxy").map(|t| t.chains.clone()), Some(vec!["services".to_string()]));
         assert!(state.iptables_nft("ip").has_chain("nat", "KUBE-SERVICES"));
         assert!(state.iptables_nft("ip6").has_chain("nat", "KUBE-SERVICES"));
         // `inet filter` is a native table (Debian's default nftables.conf), not iptables-nft.
         assert!(!state.iptables_nft("ip").tables.contains_key("filter"));
+    }
+
+    #[test]
+    fn tables_sort_by_family_name_and_a_restarted_dump_starts_empty() {
+        let mut g = Grouper::default();
+        g.object(2, "stale", "X", false);
+        g.clear();
+        for (f, t, n) in
+            [(10, "nat", ""), (2, "nat", "B"), (1, "filter", ""), (2, "nat", "A"), (2, "filter", "F"), (2, "nat", "C")]
+        {
+            g.object(f, t, n, false);
+        }
+        let s = g.finish();
+        let names: Vec<_> = s.tables.iter().map(|t| format!("{} {}", t.family, t.name)).collect();
+        assert_eq!(names, ["inet filter", "ip filter", "ip nat", "ip6 nat"]);
+        assert_eq!(s.table("ip", "nat").unwrap().chains, ["A", "B", "C"]);
     }
 }
