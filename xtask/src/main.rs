@@ -336,13 +336,26 @@ const TRIPLE: &str = "x86_64-unknown-linux-gnu";
 /// The build tools, pinned (cargo-zigbuild and zig come from PyPI; zig provides the glibc 2.17 stubs).
 const PIP_TOOLS: &[&str] = &["ziglang==0.17.1", "cargo-zigbuild==0.24.1"];
 
-/// Installs cargo-zigbuild and zig from PyPI when missing.
-fn zigbuild() -> Result<()> {
-    let ok = Command::new("cargo").args(["zigbuild", "--version"]).output().is_ok_and(|o| o.status.success());
+/// Installs cargo-zigbuild and zig from PyPI when missing; returns the PATH under which `cargo zigbuild` runs
+/// (pip's scripts directory first: it need not be on the caller's PATH, as in a fresh CI shell).
+fn zigbuild() -> Result<std::ffi::OsString> {
+    let scripts = Command::new("python3")
+        .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
+        .output()
+        .context("running python3 (needed for cargo-zigbuild and zig from PyPI)")?;
+    let scripts = String::from_utf8_lossy(&scripts.stdout).trim().to_string();
+    let mut dirs = vec![PathBuf::from(&scripts)];
+    dirs.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    let path = std::env::join_paths(dirs).context("joining PATH")?;
+    let ok = Command::new("cargo")
+        .args(["zigbuild", "--version"])
+        .env("PATH", &path)
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
         run(Command::new("python3").args(["-m", "pip", "install", "--quiet"]).args(PIP_TOOLS))?;
     }
-    Ok(())
+    Ok(path)
 }
 
 /// The GLIBC_x.y symbol versions a binary needs, highest last.
@@ -374,8 +387,9 @@ fn dist() -> Result<PathBuf> {
     std::fs::create_dir_all(assets.join("man"))?;
     cargo_tool("deb", "cargo-deb@3.8.0")?;
     cargo_tool("generate-rpm", "cargo-generate-rpm@0.21.1")?;
-    zigbuild()?;
+    let path = zigbuild()?;
     run(Command::new("cargo")
+        .env("PATH", &path)
         .args(["zigbuild", "--release", "--locked", "-p", "routewarden", "--target"])
         .arg(format!("{TRIPLE}.{GLIBC_FLOOR}")))?;
     let binary = root().join(format!("target/{TRIPLE}/release/routewarden"));
