@@ -198,13 +198,14 @@ pub enum FindingId {
     CertificateUnreadable,
     NfsClusteripSocketLb,
     CniConfigMissing,
+    KubeProxyUntrustedAnswer,
     /// A journal rule's configured id (`cni.not-ready`, `cni-apiserver.deadlock`, a user's own rule).
     Journal(String),
 }
 
 impl FindingId {
     /// Every id the rules themselves raise.
-    pub const BUILT_IN: [FindingId; 15] = [
+    pub const BUILT_IN: [FindingId; 16] = [
         FindingId::SourceFailed,
         FindingId::ServiceRoutingConflict,
         FindingId::ServiceRoutingOverlap,
@@ -220,6 +221,7 @@ impl FindingId {
         FindingId::CertificateUnreadable,
         FindingId::NfsClusteripSocketLb,
         FindingId::CniConfigMissing,
+        FindingId::KubeProxyUntrustedAnswer,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -239,6 +241,7 @@ impl FindingId {
             FindingId::CertificateUnreadable => "certificate.unreadable",
             FindingId::NfsClusteripSocketLb => "nfs.clusterip-socket-lb",
             FindingId::CniConfigMissing => "cni.config-missing",
+            FindingId::KubeProxyUntrustedAnswer => "kube-proxy.untrusted-answer",
             FindingId::Journal(id) => id,
         }
     }

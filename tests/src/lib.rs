@@ -142,6 +142,7 @@ pub struct World {
     /// A command prefix for the binary in `run` (e.g. `setpriv ... -- `).
     pub wrapper: String,
     procs: Vec<String>,
+    servers: Vec<String>,
     bpf: Vec<Ebpf>,
 }
 
@@ -175,6 +176,7 @@ impl World {
             config_extra: String::new(),
             wrapper: String::new(),
             procs: Vec::new(),
+            servers: Vec::new(),
             bpf: Vec::new(),
         };
         w.ns("ip link set lo up");
@@ -297,6 +299,25 @@ impl World {
         self.procs.push(comm.to_string());
     }
 
+    /// A process named `comm` (a copy of the `answer-http` binary at `bin`) will answer HTTP on `addr` inside the
+    /// world while `check` runs: each `(path, code, body)` of `answers`. routewarden sees it as that process.
+    pub fn server(&mut self, bin: &str, comm: &str, addr: &str, answers: &[(&str, u16, &str)]) {
+        let dir = self.dir.path().display();
+        let answers: Vec<String> = answers.iter().map(|(p, c, b)| format!("'{p}={c}:{b}'")).collect();
+        let own = format!("{dir}/server-{}", self.servers.len());
+        let ready = format!("{own}/ready");
+        self.servers.push(format!(
+            "mkdir -p {own}; rm -f {ready}; cp {bin} {own}/{comm}; {own}/{comm} {addr} {ready} {} & p=$!; \
+             until [ -e {ready} ] || ! kill -0 $p 2>/dev/null; do sleep 0.01; done; ",
+            answers.join(" ")
+        ));
+    }
+
+    /// No more servers from [`World::server`] in later runs.
+    pub fn clear_servers(&mut self) {
+        self.servers.clear();
+    }
+
     /// Writes the world's configuration: its bpffs, cgroup and IPVS file; the files routewarden would otherwise
     /// read from the host (mountinfo, CNI directory, Cilium agent socket, certificates) in the world's directory
     /// unless `config_extra` sets them; then `config_extra`.
@@ -341,6 +362,9 @@ impl World {
             script.push_str(&format!(
                 "cp /bin/sleep {dir}/{c}; {dir}/{c} 600 & p=$!; until grep -qx {c} /proc/$p/comm 2>/dev/null; do sleep 0.01; done; "
             ));
+        }
+        for s in &self.servers {
+            script.push_str(s);
         }
         script.push_str(&format!("{}{bin} --config {} {args}", self.wrapper, self.config().display()));
         let out = Command::new("nsenter")
