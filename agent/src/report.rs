@@ -199,13 +199,14 @@ pub enum FindingId {
     NfsClusteripSocketLb,
     CniConfigMissing,
     KubeProxyUntrustedAnswer,
+    CoverageIncomplete,
     /// A journal rule's configured id (`cni.not-ready`, `cni-apiserver.deadlock`, a user's own rule).
     Journal(String),
 }
 
 impl FindingId {
     /// Every id the rules themselves raise.
-    pub const BUILT_IN: [FindingId; 16] = [
+    pub const BUILT_IN: [FindingId; 17] = [
         FindingId::SourceFailed,
         FindingId::ServiceRoutingConflict,
         FindingId::ServiceRoutingOverlap,
@@ -222,6 +223,7 @@ impl FindingId {
         FindingId::NfsClusteripSocketLb,
         FindingId::CniConfigMissing,
         FindingId::KubeProxyUntrustedAnswer,
+        FindingId::CoverageIncomplete,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -242,6 +244,7 @@ impl FindingId {
             FindingId::NfsClusteripSocketLb => "nfs.clusterip-socket-lb",
             FindingId::CniConfigMissing => "cni.config-missing",
             FindingId::KubeProxyUntrustedAnswer => "kube-proxy.untrusted-answer",
+            FindingId::CoverageIncomplete => "coverage.incomplete",
             FindingId::Journal(id) => id,
         }
     }
