@@ -74,10 +74,10 @@ Examples:\n  routewarden wait --for chain:filter/KUBE-FORWARD --timeout 5m\n  ro
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         timeout: Option<std::time::Duration>,
         /// How often to re-read what has no change events (iptables-legacy, BPF).
-        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = interval)]
         poll_interval: std::time::Duration,
         /// How often to say what is still missing.
-        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = interval)]
         report_interval: std::time::Duration,
         /// Output format of the final result.
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
@@ -134,4 +134,13 @@ pub enum Output {
 
 fn parse_requirement(s: &str) -> Result<crate::rules::gate::Requirement, String> {
     s.parse().map_err(|e: crate::rules::gate::RequirementError| e.to_string())
+}
+
+/// A pause between two looks: a duration of at least 10 ms (0 would spin a core).
+fn interval(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_millis(10) {
+        return Err(format!("{text:?} is shorter than the 10ms minimum"));
+    }
+    Ok(d)
 }

@@ -149,8 +149,7 @@ mod tests {
     }
 
     fn config(root: &Path, paths: &[&str]) -> Config {
-        let mut c = Config::default();
-        c.host_root = root.to_path_buf();
+        let mut c = Config { host_root: root.to_path_buf(), ..Config::default() };
         c.certificates.paths = paths.iter().map(|p| p.to_string()).collect();
         c
     }

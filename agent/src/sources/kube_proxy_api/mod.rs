@@ -76,7 +76,7 @@ fn get<T>(
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        let Some(wait) = left() else { return None };
+        let wait = left()?;
         s.set_read_timeout(Some(wait)).ok()?;
         match s.read(&mut chunk) {
             Ok(0) => break,
