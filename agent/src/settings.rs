@@ -61,8 +61,8 @@ pub enum SettingsError {
 /// The largest configuration file read.
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
-/// Reads a file the user named (`--config`, `--snapshot`): only a regular file (a FIFO or a device would hang or
-/// never end), at most `cap` bytes, as UTF-8; the error says which of these it was.
+/// Reads a file the user named (`--config`, `--snapshot`): only a regular file or `/dev/null` (a FIFO or another
+/// device would hang or never end), at most `cap` bytes, as UTF-8; the error says which of these it was.
 pub fn read_regular(path: &Path, cap: u64) -> Result<String, String> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
@@ -71,6 +71,10 @@ pub fn read_regular(path: &Path, cap: u64) -> Result<String, String> {
         std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| e.to_string())?;
     let meta = f.metadata().map_err(|e| e.to_string())?;
     if !meta.is_file() {
+        // `--config /dev/null` is the usual way to say "the defaults".
+        if path == Path::new("/dev/null") {
+            return Ok(String::new());
+        }
         return Err(format!("not a regular file ({:?})", meta.file_type()));
     }
     if meta.len() > cap {
