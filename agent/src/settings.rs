@@ -226,11 +226,21 @@ fn journal_rules(config: &Config, path: &Path) -> Result<Result<RuleSet, RulesEr
     let hard = |source| SettingsError::Rules { path: path.into(), source };
     // The whole set is compiled once; only when it fails is it told apart whose fault that was.
     let soft = match rules_dir(config) {
-        Ok(mut user) => {
+        Ok(files) => {
+            let mut user: Vec<Rule> = files.iter().map(|(_, r)| r.clone()).collect();
             user.extend(inline.clone());
             match RuleSet::with_defaults(user) {
                 Ok(rules) => return Ok(Ok(rules)),
-                Err(e) => e,
+                // Whose rule it was: the first file whose rules fail on their own (a bad regex) is named.
+                Err(e) => files
+                    .iter()
+                    .find_map(|(f, _)| {
+                        let own = files.iter().filter(|(g, _)| g == f).map(|(_, r)| r.clone()).collect();
+                        RuleSet::with_defaults(own)
+                            .err()
+                            .map(|e| RulesError::Invalid { id: format!("in {}", f.display()), why: e.to_string() })
+                    })
+                    .unwrap_or(e),
             }
         }
         Err(e) => e,
@@ -239,8 +249,8 @@ fn journal_rules(config: &Config, path: &Path) -> Result<Result<RuleSet, RulesEr
     Ok(Err(soft))
 }
 
-/// The rules of `journal.rules_dir/*.toml`, in name order; a missing directory has none.
-fn rules_dir(config: &Config) -> Result<Vec<Rule>, RulesError> {
+/// The rules of `journal.rules_dir/*.toml`, in name order, each with its file; a missing directory has none.
+fn rules_dir(config: &Config) -> Result<Vec<(PathBuf, Rule)>, RulesError> {
     let mut user = Vec::new();
     let dir = config.host_path(&config.journal.rules_dir);
     if let Ok(entries) = std::fs::read_dir(&dir) {
@@ -259,7 +269,7 @@ fn rules_dir(config: &Config) -> Result<Vec<Rule>, RulesError> {
                 if let Some(first) = origin.insert(rule.id.clone(), f.clone()) {
                     return Err(named(format!("the id is already defined in {}", first.display())));
                 }
-                user.push(rule);
+                user.push((f.clone(), rule));
             }
         }
     }

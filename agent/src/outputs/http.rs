@@ -436,4 +436,49 @@ mod tests {
         assert!(readyz.contains("not ready: "), "{readyz:?}");
         assert!(status.starts_with("HTTP/1.1 503") && status.contains("only /healthz and /readyz"), "{status:?}");
     }
+
+    /// Connections handed over a channel: in-memory pipes, so a test can run on tokio's paused clock.
+    struct Pipes(tokio::sync::Mutex<tokio::sync::mpsc::Receiver<tokio::io::DuplexStream>>);
+
+    impl Accept for Pipes {
+        type Io = tokio::io::DuplexStream;
+        async fn accept(&self) -> std::io::Result<Self::Io> {
+            self.0.lock().await.recv().await.ok_or_else(|| std::io::Error::other("no more connections"))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lifetime_cap_lets_the_request_in_flight_finish() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let (_stop, stop) = watch::channel(false);
+        // A connection lives 6 x 1 s.
+        let limits = Limits { max_connections: 4, request_timeout: Duration::from_secs(1) };
+        tokio::spawn(serve(Pipes(tokio::sync::Mutex::new(rx)), router(Shared::new(60)), limits, stop));
+        // 32 bytes of pipe: the server cannot write an answer the client does not read.
+        let (mut client, server) = tokio::io::duplex(32);
+        tx.send(server).await.unwrap();
+        let start = tokio::time::Instant::now();
+        let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut buf = [0u8; 256];
+        // Keep-alive requests until just before the cap, 5.6 s in.
+        for _ in 0..14 {
+            client.write_all(request).await.unwrap();
+            let mut answer = Vec::new();
+            while !answer.ends_with(b"ok\n") {
+                let n = client.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&answer));
+                answer.extend_from_slice(&buf[..n]);
+            }
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_millis(5600));
+        // The last request is in flight when the cap comes: its answer is stuck in the pipe until 6.3 s.
+        client.write_all(request).await.unwrap();
+        tokio::time::sleep_until(start + Duration::from_millis(6300)).await;
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        let rest = String::from_utf8_lossy(&rest);
+        assert!(rest.starts_with("HTTP/1.1 200") && rest.ends_with("ok\n"), "cut in flight: {rest:?}");
+    }
 }

@@ -128,6 +128,9 @@ fn rules_d_files_with_duplicate_or_empty_ids_or_patterns_are_refused_by_name() {
     std::fs::write(rules.join("20-b.toml"), rule("mine.two", "")).unwrap();
     let (code, err) = validate(&cfg);
     assert!(code == 64 && err.contains("mine.two") && err.contains("pattern is empty"), "{err}");
+    std::fs::write(rules.join("20-b.toml"), rule("mine.two", "unclosed(")).unwrap();
+    let (code, err) = validate(&cfg);
+    assert!(code == 64 && err.contains("20-b.toml") && err.contains("mine.two"), "{err}");
 }
 
 #[test]
