@@ -198,10 +198,14 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Counted 
 /// does not send its headers within the timeout is dropped, and a connection past six times the timeout is closed
 /// once its request in flight is answered (`Connection: close`). At the limit, idle keep-alive connections and
 /// connections that have sent nothing are cut at once, and a new connection is served from a reserve of
-/// [`RESERVE`] that answers only `/healthz` and `/readyz` (beyond that it is closed): accepting never waits.
+/// [`RESERVE`] that answers only `/healthz` and `/readyz`; beyond that it waits, off the accept loop, for the first
+/// place shedding frees (at most the header timeout, at most `max_connections + RESERVE` waiting): accepting never
+/// waits.
 pub async fn serve<L: Accept>(listener: L, router: Router, limits: Limits, mut shutdown: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let reserve = Arc::new(Semaphore::new(RESERVE));
+    // Connections waiting for a place when every slot and the reserve are taken.
+    let waiting = Arc::new(Semaphore::new(limits.max_connections + RESERVE));
     // Bumped each time a connection finds every slot taken.
     let (pressure, _) = watch::channel(0u64);
     loop {
@@ -222,71 +226,97 @@ pub async fn serve<L: Accept>(listener: L, router: Router, limits: Limits, mut s
                 pressure.send_modify(|n| *n = n.wrapping_add(1));
                 match Arc::clone(&reserve).try_acquire_owned() {
                     Ok(p) => (p, true),
-                    Err(_) => continue, // dropped: closed at once
-                }
-            }
-        };
-        let svc = Counted {
-            inner: TowerToHyperService::new(router.clone()),
-            requests: Arc::new(AtomicUsize::new(0)),
-            health_only,
-        };
-        let requests = Arc::clone(&svc.requests);
-        let mut pressure = pressure.subscribe();
-        let (header_timeout, lifetime) = if health_only {
-            let t = limits.request_timeout.min(Duration::from_secs(1));
-            (t, t.saturating_mul(2))
-        } else {
-            (limits.request_timeout, limits.request_timeout.saturating_mul(6))
-        };
-        tokio::spawn(async move {
-            let opened = tokio::time::Instant::now();
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .keep_alive(!health_only)
-                .serve_connection(TokioIo::new(io), svc);
-            tokio::pin!(conn);
-            let cap = tokio::time::sleep(lifetime);
-            tokio::pin!(cap);
-            let mut closing = false;
-            let mut server_gone = false;
-            let mut cut_silent: Option<tokio::time::Instant> = None;
-            loop {
-                let silent_deadline = cut_silent.unwrap_or_else(|| opened + lifetime + header_timeout);
-                tokio::select! {
-                    _ = conn.as_mut() => break,
-                    _ = &mut cap => {
-                        if closing {
-                            break;
-                        }
-                        // Past its lifetime: finish the request in flight, then close; a last grace to do so.
-                        conn.as_mut().graceful_shutdown();
-                        closing = true;
-                        cap.as_mut().reset(tokio::time::Instant::now() + header_timeout);
-                    }
-                    r = pressure.changed(), if !server_gone => {
-                        if r.is_err() {
-                            // The server is gone; this connection finishes on its own deadlines.
-                            server_gone = true;
-                            continue;
-                        }
-                        // Every slot is taken: idle keep-alive connections close now, the others after their
-                        // request, and one that has sent nothing is cut shortly after it opened.
-                        conn.as_mut().graceful_shutdown();
-                        cut_silent = Some((opened + SILENT_AT_LIMIT).max(tokio::time::Instant::now()));
-                    }
-                    _ = tokio::time::sleep_until(silent_deadline), if cut_silent.is_some() => {
-                        if requests.load(Ordering::Relaxed) == 0 {
-                            break;
-                        }
-                        cut_silent = None;
+                    Err(_) => {
+                        // Everything is taken: wait (off the accept loop, a bounded number at once) for the first
+                        // slot or reserve place that shedding frees, up to the header timeout.
+                        let Ok(waiter) = Arc::clone(&waiting).try_acquire_owned() else { continue };
+                        let (slots, reserve) = (Arc::clone(&slots), Arc::clone(&reserve));
+                        let (router, pressure) = (router.clone(), pressure.subscribe());
+                        tokio::spawn(async move {
+                            let got = tokio::time::timeout(limits.request_timeout, async {
+                                tokio::select! {
+                                    p = slots.acquire_owned() => p.ok().map(|p| (p, false)),
+                                    p = reserve.acquire_owned() => p.ok().map(|p| (p, true)),
+                                }
+                            })
+                            .await;
+                            drop(waiter);
+                            if let Ok(Some((permit, health_only))) = got {
+                                connection(io, router, limits, permit, health_only, pressure).await;
+                            }
+                        });
+                        continue;
                     }
                 }
             }
-            drop(permit);
-        });
+        };
+        tokio::spawn(connection(io, router.clone(), limits, permit, health_only, pressure.subscribe()));
     }
+}
+
+/// Serves one connection holding `permit` (a slot, or a reserve place when `health_only`) until it ends, its
+/// deadlines pass, or shedding at the limit cuts it.
+async fn connection<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    io: I,
+    router: Router,
+    limits: Limits,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    health_only: bool,
+    mut pressure: watch::Receiver<u64>,
+) {
+    let svc = Counted { inner: TowerToHyperService::new(router), requests: Arc::new(AtomicUsize::new(0)), health_only };
+    let requests = Arc::clone(&svc.requests);
+    let (header_timeout, lifetime) = if health_only {
+        let t = limits.request_timeout.min(Duration::from_secs(1));
+        (t, t.saturating_mul(2))
+    } else {
+        (limits.request_timeout, limits.request_timeout.saturating_mul(6))
+    };
+    let opened = tokio::time::Instant::now();
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(!health_only)
+        .serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let cap = tokio::time::sleep(lifetime);
+    tokio::pin!(cap);
+    let mut closing = false;
+    let mut server_gone = false;
+    let mut cut_silent: Option<tokio::time::Instant> = None;
+    loop {
+        let silent_deadline = cut_silent.unwrap_or_else(|| opened + lifetime + header_timeout);
+        tokio::select! {
+            _ = conn.as_mut() => break,
+            _ = &mut cap => {
+                if closing {
+                    break;
+                }
+                // Past its lifetime: finish the request in flight, then close; a last grace to do so.
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+                cap.as_mut().reset(tokio::time::Instant::now() + header_timeout);
+            }
+            r = pressure.changed(), if !server_gone => {
+                if r.is_err() {
+                    // The server is gone; this connection finishes on its own deadlines.
+                    server_gone = true;
+                    continue;
+                }
+                // Every slot is taken: idle keep-alive connections close now, the others after their request,
+                // and one that has sent nothing is cut shortly after it opened.
+                conn.as_mut().graceful_shutdown();
+                cut_silent = Some((opened + SILENT_AT_LIMIT).max(tokio::time::Instant::now()));
+            }
+            _ = tokio::time::sleep_until(silent_deadline), if cut_silent.is_some() => {
+                if requests.load(Ordering::Relaxed) == 0 {
+                    break;
+                }
+                cut_silent = None;
+            }
+        }
+    }
+    drop(permit);
 }
 
 #[cfg(test)]
@@ -389,6 +419,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn health_checks_are_answered_under_a_flood_of_idle_connections_which_are_cut() {
+        // Before: the accept loop waited for a free slot, and the silent connections held theirs for 60 s.
         use std::io::Read;
         let shared = Shared::new(60);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -398,7 +429,8 @@ mod tests {
         let limits = Limits { max_connections: 4, request_timeout: Duration::from_secs(60) };
         tokio::spawn(serve(listener, router(Arc::clone(&shared)), limits, rx));
         let (idle, health, status) = tokio::task::spawn_blocking(move || {
-            let idle: Vec<std::net::TcpStream> = (0..4).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+            // Twice the limit: the slots and the reserve are all taken by connections that send nothing.
+            let idle: Vec<std::net::TcpStream> = (0..8).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
             std::thread::sleep(Duration::from_millis(300));
             let health = http_get(addr, "/healthz");
             let status = http_get(addr, "/status");
