@@ -477,6 +477,7 @@ fn fuzz(args: &[String]) -> Result<()> {
     for t in &chosen {
         let out = root().join("target/fuzz").join(t);
         let _ = std::fs::remove_dir_all(&out);
+        std::fs::create_dir_all(root().join("target/fuzz")).context("creating target/fuzz")?;
         let bin = root().join("fuzz/target/release").join(t);
         run(Command::new("cargo")
             .args(["afl", "fuzz", "-V", &secs.to_string(), "-i"])
