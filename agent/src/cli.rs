@@ -83,10 +83,10 @@ Examples:\n  routewarden wait --for chain:filter/KUBE-FORWARD --timeout 5m\n  ro
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         timeout: Option<std::time::Duration>,
         /// How often to re-read what has no change events (iptables-legacy, BPF).
-        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = interval)]
         poll_interval: std::time::Duration,
         /// How often to say what is still missing.
-        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = interval)]
         report_interval: std::time::Duration,
         /// Output format of the final result.
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
@@ -214,3 +214,11 @@ routewarden scan\-journal \-\-directory /var/log/journal
 \fBroutewarden\-check\fR(8), \fBroutewarden\-snapshot\fR(8), \fBroutewarden\-serve\fR(8), \fBroutewarden\-wait\fR(8),
 \fBroutewarden\-scan\-journal\fR(8), \fBroutewarden\-config\fR(8), \fBsystemd.service\fR(5), \fBjournalctl\fR(1)
 "#;
+/// A pause between two looks: a duration of at least 10 ms (0 would spin a core).
+fn interval(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_millis(10) {
+        return Err(format!("{text:?} is shorter than the 10ms minimum"));
+    }
+    Ok(d)
+}

@@ -13,6 +13,8 @@ use routewarden::{daemon, journal, outputs, report, rules, sources, wait};
 
 /// Exit code for usage and configuration errors (sysexits EX_USAGE).
 const EXIT_USAGE: u8 = 64;
+/// The largest snapshot file `check --snapshot` reads (a 50k-Service node's snapshot is a few MB).
+const MAX_SNAPSHOT_BYTES: u64 = 256 << 20;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -48,11 +50,21 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
         Command::Check { output, snapshot } => {
             let snap = match snapshot {
                 Some(path) => {
-                    let text = std::fs::read_to_string(&path)
+                    let text = routewarden::settings::read_regular(&path, MAX_SNAPSHOT_BYTES)
                         .map_err(|e| UsageError(format!("reading snapshot {}: {e}", path.display())))?;
-                    serde_json::from_str(&text).map_err(|e| {
+                    let snap: routewarden::model::Snapshot = serde_json::from_str(&text).map_err(|e| {
                         UsageError(format!("snapshot {} is not a routewarden snapshot: {e}", path.display()))
-                    })?
+                    })?;
+                    if snap.schema_version != routewarden::model::SCHEMA_VERSION {
+                        return Err(UsageError(format!(
+                            "snapshot {} has schema_version {}; this routewarden reads version {}",
+                            path.display(),
+                            snap.schema_version,
+                            routewarden::model::SCHEMA_VERSION
+                        ))
+                        .into());
+                    }
+                    snap
                 }
                 None => sources::collect(&settings.config),
             };
@@ -65,6 +77,9 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             Ok(u8::try_from(report.exit_code()).unwrap_or(3))
         }
         Command::Serve { listen } => {
+            if let Some(l) = listen.as_deref().filter(|l| l.parse::<std::net::SocketAddr>().is_err()) {
+                return Err(UsageError(format!("--listen {l:?} is not an address such as 127.0.0.1:9977")).into());
+            }
             let level = match std::env::var("ROUTEWARDEN_LOG").as_deref() {
                 Ok("debug") => log::LevelFilter::Debug,
                 Ok("trace") => log::LevelFilter::Trace,

@@ -315,13 +315,15 @@ pub enum FindingId {
     CertificateUnreadable,
     NfsClusteripSocketLb,
     CniConfigMissing,
+    KubeProxyUntrustedAnswer,
+    CoverageIncomplete,
     /// A journal rule's configured id (`cni.not-ready`, `cni-apiserver.deadlock`, a user's own rule).
     Journal(String),
 }
 
 impl FindingId {
     /// Every id the rules themselves raise.
-    pub const BUILT_IN: [FindingId; 15] = [
+    pub const BUILT_IN: [FindingId; 17] = [
         FindingId::SourceFailed,
         FindingId::ServiceRoutingConflict,
         FindingId::ServiceRoutingOverlap,
@@ -337,6 +339,8 @@ impl FindingId {
         FindingId::CertificateUnreadable,
         FindingId::NfsClusteripSocketLb,
         FindingId::CniConfigMissing,
+        FindingId::KubeProxyUntrustedAnswer,
+        FindingId::CoverageIncomplete,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -356,6 +360,8 @@ impl FindingId {
             FindingId::CertificateUnreadable => "certificate.unreadable",
             FindingId::NfsClusteripSocketLb => "nfs.clusterip-socket-lb",
             FindingId::CniConfigMissing => "cni.config-missing",
+            FindingId::KubeProxyUntrustedAnswer => "kube-proxy.untrusted-answer",
+            FindingId::CoverageIncomplete => "coverage.incomplete",
             FindingId::Journal(id) => id,
         }
     }

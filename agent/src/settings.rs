@@ -27,8 +27,6 @@ pub struct Settings {
 /// A configuration that could not be loaded, naming the file and the key.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("reading {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {source}")]
     Parse { path: PathBuf, source: Box<toml::de::Error> },
     #[error("{path}: disabled_sources names unknown source {name:?} (known: {known})")]
@@ -47,6 +45,47 @@ pub enum SettingsError {
     Requirement { path: PathBuf, source: RequirementError },
     #[error("{path}: daemon.listen {value:?} is not an address such as 127.0.0.1:9977")]
     Listen { path: PathBuf, value: String },
+    #[error("{path}: {key} = {value} is out of range ({range})")]
+    Range { path: PathBuf, key: &'static str, value: u64, range: &'static str },
+    #[error(
+        "{path}: certificates.critical_days = {critical} is more than certificates.warning_days = {warning} (the \
+         critical threshold must come after the warning one)"
+    )]
+    Thresholds { path: PathBuf, critical: u64, warning: u64 },
+    #[error("reading {path}: {what}")]
+    Read { path: PathBuf, what: String },
+    #[error("{inner} (line {line})")]
+    At { line: usize, inner: Box<SettingsError> },
+}
+
+/// The largest configuration file read.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Reads a file the user named (`--config`, `--snapshot`): only a regular file or `/dev/null` (a FIFO or another
+/// device would hang or never end), at most `cap` bytes, as UTF-8; the error says which of these it was.
+pub fn read_regular(path: &Path, cap: u64) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: opening a FIFO waits for a writer otherwise; for a regular file it changes nothing.
+    let f =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| e.to_string())?;
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        // `--config /dev/null` is the usual way to say "the defaults".
+        if path == Path::new("/dev/null") {
+            return Ok(String::new());
+        }
+        return Err(format!("not a regular file ({:?})", meta.file_type()));
+    }
+    if meta.len() > cap {
+        return Err(format!("{} bytes is more than the {cap} bytes allowed", meta.len()));
+    }
+    let mut data = Vec::new();
+    f.take(cap + 1).read_to_end(&mut data).map_err(|e| e.to_string())?;
+    if data.len() as u64 > cap {
+        return Err(format!("more than the {cap} bytes allowed"));
+    }
+    String::from_utf8(data).map_err(|e| format!("not UTF-8: {e}"))
 }
 
 impl Settings {
@@ -58,7 +97,7 @@ impl Settings {
             None => return Settings::validate(Config::default(), Path::new("(defaults)"), None),
         };
         let text =
-            std::fs::read_to_string(&path).map_err(|source| SettingsError::Read { path: path.clone(), source })?;
+            read_regular(&path, MAX_CONFIG_BYTES).map_err(|what| SettingsError::Read { path: path.clone(), what })?;
         Settings::parse(&text, &path)
     }
 
@@ -66,7 +105,7 @@ impl Settings {
     pub fn parse(text: &str, path: &Path) -> Result<Settings, SettingsError> {
         let config: Config = toml::from_str(text)
             .map_err(|source| SettingsError::Parse { path: path.into(), source: Box::new(source) })?;
-        Settings::validate(config, path, Some(path.to_path_buf()))
+        Settings::validate(config, path, Some(path.to_path_buf())).map_err(|e| at_line(e, text))
     }
 
     fn validate(config: Config, path: &Path, origin: Option<PathBuf>) -> Result<Settings, SettingsError> {
@@ -92,6 +131,22 @@ impl Settings {
             if value > 86_400 {
                 return Err(SettingsError::TooLarge { path: p(), key, value });
             }
+        }
+        for (key, value, min, max, range) in [
+            ("daemon.debounce_ms", d.debounce_ms, 0, 60_000, "0 to 60000"),
+            ("kube_proxy.timeout_ms", config.kube_proxy.timeout_ms, 1, 60_000, "1 to 60000; 0 would never ask"),
+        ] {
+            if !(min..=max).contains(&value) {
+                return Err(SettingsError::Range { path: p(), key, value, range });
+            }
+        }
+        let certs = &config.certificates;
+        if certs.critical_days > certs.warning_days {
+            return Err(SettingsError::Thresholds {
+                path: p(),
+                critical: certs.critical_days,
+                warning: certs.warning_days,
+            });
         }
         let gate = config
             .gate
@@ -130,6 +185,28 @@ impl Settings {
     }
 }
 
+/// A value error with the line of its key in `text`, when the key is written there once.
+fn at_line(e: SettingsError, text: &str) -> SettingsError {
+    let key = match &e {
+        SettingsError::Range { key, .. } | SettingsError::Zero { key, .. } | SettingsError::TooLarge { key, .. } => {
+            *key
+        }
+        SettingsError::Thresholds { .. } => "certificates.critical_days",
+        _ => return e,
+    };
+    let leaf = key.rsplit('.').next().unwrap_or(key);
+    let lines: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim_start().strip_prefix(leaf).is_some_and(|r| r.trim_start().starts_with('=')))
+        .map(|(i, _)| i + 1)
+        .collect();
+    match lines.as_slice() {
+        [line] => SettingsError::At { line: *line, inner: Box::new(e) },
+        _ => e,
+    }
+}
+
 /// The journal rules in force: the defaults, then `journal.rules_dir/*.toml` in name order, then inline rules.
 /// Inline rules belong to the configuration file, so an invalid one fails the load (outer error); a broken rules
 /// file is the inner error.
@@ -143,14 +220,27 @@ fn journal_rules(config: &Config, path: &Path) -> Result<Result<RuleSet, RulesEr
         })?;
         inline.push(rule);
     }
+    for rule in &inline {
+        check_rule(rule).map_err(|source| SettingsError::Rules { path: path.into(), source })?;
+    }
     let hard = |source| SettingsError::Rules { path: path.into(), source };
     // The whole set is compiled once; only when it fails is it told apart whose fault that was.
     let soft = match rules_dir(config) {
-        Ok(mut user) => {
+        Ok(files) => {
+            let mut user: Vec<Rule> = files.iter().map(|(_, r)| r.clone()).collect();
             user.extend(inline.clone());
             match RuleSet::with_defaults(user) {
                 Ok(rules) => return Ok(Ok(rules)),
-                Err(e) => e,
+                // Whose rule it was: the first file whose rules fail on their own (a bad regex) is named.
+                Err(e) => files
+                    .iter()
+                    .find_map(|(f, _)| {
+                        let own = files.iter().filter(|(g, _)| g == f).map(|(_, r)| r.clone()).collect();
+                        RuleSet::with_defaults(own)
+                            .err()
+                            .map(|e| RulesError::Invalid { id: format!("in {}", f.display()), why: e.to_string() })
+                    })
+                    .unwrap_or(e),
             }
         }
         Err(e) => e,
@@ -159,23 +249,47 @@ fn journal_rules(config: &Config, path: &Path) -> Result<Result<RuleSet, RulesEr
     Ok(Err(soft))
 }
 
-/// The rules of `journal.rules_dir/*.toml`, in name order; a missing directory has none.
-fn rules_dir(config: &Config) -> Result<Vec<Rule>, RulesError> {
+/// The rules of `journal.rules_dir/*.toml`, in name order, each with its file; a missing directory has none.
+fn rules_dir(config: &Config) -> Result<Vec<(PathBuf, Rule)>, RulesError> {
     let mut user = Vec::new();
     let dir = config.host_path(&config.journal.rules_dir);
     if let Ok(entries) = std::fs::read_dir(&dir) {
         let mut files: Vec<PathBuf> =
             entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
         files.sort();
+        let mut origin: std::collections::BTreeMap<String, PathBuf> = std::collections::BTreeMap::new();
         for f in files {
-            let text = std::fs::read_to_string(&f).map_err(|e| RulesError::Invalid {
+            let text = read_regular(&f, MAX_CONFIG_BYTES).map_err(|e| RulesError::Invalid {
                 id: f.display().to_string(),
                 why: format!("reading the file: {e}"),
             })?;
-            user.extend(crate::journal::rules::parse(&text, &f.display().to_string())?);
+            for rule in crate::journal::rules::parse(&text, &f.display().to_string())? {
+                let named = |why: String| RulesError::Invalid { id: format!("{} in {}", rule.id, f.display()), why };
+                check_rule(&rule).map_err(|e| named(e.to_string()))?;
+                if let Some(first) = origin.insert(rule.id.clone(), f.clone()) {
+                    return Err(named(format!("the id is already defined in {}", first.display())));
+                }
+                user.push((f.clone(), rule));
+            }
         }
     }
     Ok(user)
+}
+
+/// What every configured rule needs before it is compiled: an id, and a pattern that is not empty.
+fn check_rule(rule: &Rule) -> Result<(), RulesError> {
+    if rule.id.trim().is_empty() {
+        return Err(RulesError::Invalid { id: "\"\"".into(), why: "the id is empty".into() });
+    }
+    for (what, p) in [("pattern", &rule.pattern), ("clear_pattern", &rule.clear_pattern)] {
+        if p.as_deref().is_some_and(|p| p.is_empty()) {
+            return Err(RulesError::Invalid {
+                id: rule.id.clone(),
+                why: format!("{what} is empty (it would match every line)"),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -159,6 +159,7 @@ pub struct World {
     procs: Vec<String>,
     /// Processes that listen on a port: (comm, port).
     listeners: Vec<(String, u16)>,
+    servers: Vec<String>,
     bpf: Vec<Ebpf>,
 }
 
@@ -194,6 +195,7 @@ impl World {
             kubelet: true,
             procs: Vec::new(),
             listeners: Vec::new(),
+            servers: Vec::new(),
             bpf: Vec::new(),
         };
         w.ns("ip link set lo up");
@@ -390,6 +392,25 @@ impl World {
         self.procs.push(comm.to_string());
     }
 
+    /// A process named `comm` (a copy of the `answer-http` binary at `bin`) will answer HTTP on `addr` inside the
+    /// world while `check` runs: each `(path, code, body)` of `answers`. routewarden sees it as that process.
+    pub fn server(&mut self, bin: &str, comm: &str, addr: &str, answers: &[(&str, u16, &str)]) {
+        let dir = self.dir.path().display();
+        let answers: Vec<String> = answers.iter().map(|(p, c, b)| format!("'{p}={c}:{b}'")).collect();
+        let own = format!("{dir}/server-{}", self.servers.len());
+        let ready = format!("{own}/ready");
+        self.servers.push(format!(
+            "mkdir -p {own}; rm -f {ready}; cp {bin} {own}/{comm}; {own}/{comm} {addr} {ready} {} & p=$!; \
+             until [ -e {ready} ] || ! kill -0 $p 2>/dev/null; do sleep 0.01; done; ",
+            answers.join(" ")
+        ));
+    }
+
+    /// No more servers from [`World::server`] in later runs.
+    pub fn clear_servers(&mut self) {
+        self.servers.clear();
+    }
+
     /// Writes the world's configuration: its bpffs, cgroup and IPVS file; the files routewarden would otherwise
     /// read from the host (mountinfo, CNI directory, Cilium agent socket, certificates, kubelet configuration) in
     /// the world's directory unless `config_extra` sets them; then `config_extra`.
@@ -454,6 +475,9 @@ impl World {
                  until grep -qi ':{port:04X} [0-9A-F:]* 0A' /proc/net/tcp; do n=$((n+1)); [ $n -lt 1000 ] || exit 97; sleep 0.01; done; ",
                 l = listen.display()
             ));
+        }
+        for s in &self.servers {
+            script.push_str(s);
         }
         script.push_str(&format!("{}{bin} --config {} {args}", self.wrapper, self.config().display()));
         let out = Command::new("nsenter")

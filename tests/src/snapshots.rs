@@ -94,9 +94,21 @@ pub fn normalise(snap: &mut Value, replace: &[(String, String)]) {
         }
     }
 
+    let mut pids = Vec::new();
     if let Some(procs) = snap.pointer_mut("/processes/data/processes").and_then(Value::as_array_mut) {
         for (p, pid) in procs.iter_mut().zip(FIRST_PID..) {
+            pids.push((format!("pid {} (", p["pid"]), format!("pid {pid} (")));
             p["pid"] = pid.into();
+        }
+    }
+    // The owner of kube-proxy's socket names its pid: the same renumbering.
+    if let Some(owner) = snap.pointer_mut("/kube_proxy_api/data/owner") {
+        if let Some(text) = owner.as_str() {
+            let renumbered = pids.iter().find(|(old, _)| text.starts_with(old.as_str())).map_or_else(
+                || "pid 0 (".to_string() + text.split_once(" (").map_or("", |(_, rest)| rest),
+                |(old, new)| text.replacen(old.as_str(), new, 1),
+            );
+            *owner = renumbered.into();
         }
     }
 

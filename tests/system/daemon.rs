@@ -58,6 +58,19 @@ fn serve_notifies_serves_follows_changes_reloads_and_stops() {
     assert!(seen.iter().any(|m| m.contains("RELOADING=1")), "{seen:?}");
     assert!(seen.last().unwrap().contains("bogus_key"), "{seen:?}");
     assert_eq!(d.get("/status").0, 200);
+    // So is a broken rules.d file (config validate would refuse the next start), named in one STATUS= line.
+    let rules = w.dir.path().join("rules.d");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("10-bad.toml"), "[[rules]]\nid = \"b\"\n").unwrap();
+    let with_rules = match good.contains("[journal]\n") {
+        true => good.replacen("[journal]\n", &format!("[journal]\nrules_dir = \"{}\"\n", rules.display()), 1),
+        false => format!("journal.rules_dir = \"{}\"\n{good}", rules.display()),
+    };
+    std::fs::write(&cfg, with_rules).unwrap();
+    d.signal(libc::SIGHUP);
+    let seen = d.wait_notify("config reload failed: journal rules");
+    let status_line = seen.last().unwrap();
+    assert!(status_line.contains("10-bad.toml") && status_line.trim_end().lines().count() == 1, "{seen:?}");
     std::fs::write(&cfg, good).unwrap();
     d.signal(libc::SIGHUP);
     d.wait_notify("READY=1");
@@ -270,4 +283,43 @@ fn signals_are_answered_while_a_collection_hangs() {
         assert!(start.elapsed() < Duration::from_secs(3), "SIGTERM waited for the collection: {}", d.log(&w));
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Whether process `pid` has ended (gone, or a zombie nobody reaped yet), waiting up to 5 s.
+fn ended(pid: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.is_empty() || stat.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_killed_daemon_takes_its_hanging_tool_with_it() {
+    let Some(mut w) = World::new("serve-kill9") else { return };
+    w.iptables_restore("legacy", false, "*filter\n:KUBE-FIREWALL - [0:0]\nCOMMIT\n");
+    let hang = w.dir.path().join("hanging-save");
+    let pidfile = w.dir.path().join("tool.pid");
+    std::fs::write(&hang, format!("#!/bin/sh\necho $$ > {}\nexec sleep 60\n", pidfile.display())).unwrap();
+    harness::sh(&format!("chmod +x {}", hang.display()));
+    w.config_extra = format!("command_timeout_secs = 50\n[binaries]\niptables_legacy_save = \"{}\"\n", hang.display());
+    let mut d = w.serve("");
+    d.wait_notify("WATCHDOG=1");
+    let start = Instant::now();
+    let pid = loop {
+        match std::fs::read_to_string(&pidfile) {
+            Ok(p) if !p.trim().is_empty() => break p.trim().to_string(),
+            _ => assert!(start.elapsed() < Duration::from_secs(10), "the tool never started: {}", d.log(&w)),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    d.signal(libc::SIGKILL);
+    let _ = d.child.wait();
+    assert!(ended(&pid), "the tool {pid} outlived the daemon killed with SIGKILL");
 }

@@ -101,20 +101,34 @@ fn kube_proxy_reporting_another_mode_or_unhealthy() {
     let Some(mut w) = World::new("kp-api") else { return };
     w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
     w.process("kube-proxy");
-    // A check and a snapshot each ask once.
-    let a = serve_in(&w.name, "127.0.0.1:10249", vec![("/proxyMode", 200, "ipvs")], 2);
-    let b = serve_in(&w.name, "127.0.0.1:10256", vec![("/healthz", 503, "{\"lastUpdated\": \"\"}")], 2);
+    // The answers come from a process named kube-proxy that owns the listening sockets.
+    let answer = env!("CARGO_BIN_EXE_answer-http");
+    w.server(answer, "kube-proxy", "127.0.0.1:10249", &[("/proxyMode", 200, "ipvs")]);
+    w.server(answer, "kube-proxy", "127.0.0.1:10256", &[("/healthz", 503, "{}")]);
     let (_, r) = w.check();
     w.assert_recorded("kube_proxy_reporting_another_mode_or_unhealthy-answering");
-    a.join().unwrap();
-    b.join().unwrap();
     assert_eq!(r["dataplane"]["kube_proxy"]["reported_mode"], "ipvs");
+    let evidence = finding(&r, "kube-proxy.mode-mismatch")["evidence"][0].as_str().unwrap().to_string();
+    assert!(evidence.contains("(kube-proxy), uid 0"), "the socket's owner is in the evidence: {evidence}");
     assert_eq!(r["dataplane"]["kube_proxy"]["healthz_status"], 503);
     assert!(finding(&r, "kube-proxy.mode-mismatch")["summary"]
         .as_str()
         .unwrap()
         .contains("ipvs mode, but its rules show iptables"));
     assert_eq!(finding(&r, "kube-proxy.unhealthy")["severity"], "warning");
+
+    // An answer from a socket no kube-proxy owns (this test's own thread, outside routewarden's pid namespace)
+    // is ignored and said; the rules decide as if nobody answered.
+    w.clear_servers();
+    let squatter = serve_in(&w.name, "127.0.0.1:10249", vec![("/proxyMode", 200, "ipvs")], 1);
+    let (code, r) = w.check();
+    squatter.join().unwrap();
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(r["dataplane"]["kube_proxy"]["reported_mode"], serde_json::Value::Null);
+    let ignored = finding(&r, "kube-proxy.untrusted-answer");
+    assert_eq!(ignored["severity"], "info");
+    assert!(ignored["evidence"][0].as_str().unwrap().contains("answered \"ipvs\", but"), "{ignored:#}");
+    assert!(!ids(&r).contains(&"kube-proxy.mode-mismatch".to_string()), "{r:#}");
 
     // Nothing listening is normal: no findings from it, and the rules still decide.
     let (code, r) = w.check();

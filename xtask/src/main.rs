@@ -52,7 +52,9 @@ Commands:
   dist    build the release binary, man page, completions, license list, .deb and .rpm into target/dist/
   package-test  dist, then lintian and rpmlint, and install/upgrade/purge the .deb in a debootstrapped Debian
           root and the .rpm into an rpm --root (needs root and the Debian mirror)
-  deps    install the Debian packages the tests need (apt-get; needs root)";
+  deps    install the Debian packages the tests need (apt-get; needs root)
+  fuzz    TARGET [--secs N]: build fuzz/ with cargo-afl and run afl-fuzz on one target from its seeds for N seconds
+          (default 60; TARGET `all` runs each); fails on any crash or hang (needs `cargo install cargo-afl`)";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -63,6 +65,7 @@ fn main() -> Result<()> {
         Some("deps") => deps(true),
         Some("dist") => dist().map(|_| ()),
         Some("package-test") => package_test(),
+        Some("fuzz") => fuzz(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{HELP}");
             Ok(())
@@ -559,5 +562,82 @@ $R/usr/bin/routewarden --version
 "#,
         dist = dist.display()
     ))?;
+    Ok(())
+}
+
+/// The fuzzing targets of `fuzz/` (its `src/bin/*.rs`).
+fn fuzz_targets() -> Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(root().join("fuzz/src/bin"))
+        .context("reading fuzz/src/bin")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".rs").map(str::to_string))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// `cargo xtask fuzz TARGET [--secs N]`: builds the targets with cargo-afl (stable Rust) and runs afl-fuzz on
+/// TARGET from `fuzz/seeds/TARGET` for N seconds; any crash or hang fails, naming the files AFL kept.
+fn fuzz(args: &[String]) -> Result<()> {
+    let targets = fuzz_targets()?;
+    let Some(target) = args.first() else {
+        bail!("usage: cargo xtask fuzz TARGET [--secs N]; targets: {}", targets.join(" "))
+    };
+    let secs: u64 = match args.iter().position(|a| a == "--secs") {
+        Some(i) => args.get(i + 1).and_then(|v| v.parse().ok()).context("--secs needs a number of seconds")?,
+        None => 60,
+    };
+    let chosen: Vec<String> = if target == "all" {
+        targets.clone()
+    } else if targets.contains(target) {
+        vec![target.clone()]
+    } else {
+        bail!("unknown fuzzing target {target:?}; targets: {}", targets.join(" "))
+    };
+    let manifest = root().join("fuzz/Cargo.toml");
+    run(Command::new("cargo").args(["afl", "build", "--release", "--manifest-path"]).arg(&manifest))?;
+    let mut failed = Vec::new();
+    for t in &chosen {
+        let out = root().join("target/fuzz").join(t);
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::create_dir_all(root().join("target/fuzz")).context("creating target/fuzz")?;
+        let bin = root().join("fuzz/target/release").join(t);
+        run(Command::new("cargo")
+            .args(["afl", "fuzz", "-V", &secs.to_string(), "-i"])
+            .arg(root().join("fuzz/seeds").join(t))
+            .arg("-o")
+            .arg(&out)
+            .arg("--")
+            .arg(&bin)
+            .env("AFL_NO_UI", "1")
+            .env("AFL_SKIP_CPUFREQ", "1")
+            .env("AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES", "1")
+            .env("AFL_BENCH_UNTIL_CRASH", "1"))?;
+        let stats = std::fs::read_to_string(out.join("default/fuzzer_stats")).unwrap_or_default();
+        let stat = |key: &str| {
+            stats
+                .lines()
+                .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim() == key).map(|(_, v)| v.trim().to_string()))
+        };
+        let found = |dir: &str| -> Vec<PathBuf> {
+            std::fs::read_dir(out.join("default").join(dir))
+                .map(|d| d.flatten().map(|e| e.path()).filter(|p| !p.ends_with("README.txt")).collect())
+                .unwrap_or_default()
+        };
+        let (crashes, hangs) = (found("crashes"), found("hangs"));
+        println!(
+            "fuzz {t}: {} execs in {secs} s, {} paths, {} crashes, {} hangs",
+            stat("execs_done").unwrap_or_default(),
+            stat("corpus_count").unwrap_or_default(),
+            crashes.len(),
+            hangs.len()
+        );
+        if !crashes.is_empty() || !hangs.is_empty() {
+            failed.push(format!("{t}: {:?} {:?}", crashes, hangs));
+        }
+    }
+    if !failed.is_empty() {
+        bail!("fuzzing found crashes or hangs:\n{}", failed.join("\n"));
+    }
     Ok(())
 }

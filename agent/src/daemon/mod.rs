@@ -450,7 +450,14 @@ impl Daemon {
         if ready {
             self.notifier.send(&[NotifyState::Reloading]);
         }
-        match Settings::load(self.opts.config_path.as_deref()) {
+        // A broken rules.d file is a failed reload too: `config validate` would refuse the next start.
+        let loaded = Settings::load(self.opts.config_path.as_deref()).map_err(|e| e.to_string()).and_then(|new| {
+            match &new.journal_rules {
+                Err(e) => Err(format!("journal rules: {e}")),
+                Ok(_) => Ok(new),
+            }
+        });
+        match loaded {
             Ok(new) => {
                 log::info!(
                     "configuration reloaded (listen address, HTTP limits and journal settings apply on restart)"
@@ -461,7 +468,7 @@ impl Daemon {
             }
             Err(e) => {
                 log::error!("configuration reload failed, keeping the running configuration: {e}");
-                self.reload_error = Some(e.to_string());
+                self.reload_error = Some(e);
             }
         }
         if ready {
@@ -629,5 +636,6 @@ fn summary(r: &Report, reload_error: Option<&str>) -> String {
     if let Some(e) = reload_error {
         s.push_str(&format!("; config reload failed: {e}"));
     }
-    s
+    // STATUS= is one line: a multi-line error (TOML's) is folded.
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

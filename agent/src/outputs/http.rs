@@ -1,6 +1,7 @@
 //! The local HTTP endpoint: `/status`, `/findings`, `/healthz`, `/readyz`, `/metrics`, all read-only and served
 //! from the last published collection. The server is a function of (router, bound listener, shutdown signal).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,7 +65,7 @@ async fn status(State(s): State<Arc<Shared>>, Query(q): Query<std::collections::
     if p.report.is_none() {
         return no_snapshot();
     }
-    body(JSON, if q.contains_key("pretty") { p.status_pretty.clone() } else { p.status.clone() })
+    body(JSON, if wants_pretty(&q) { p.status_pretty.clone() } else { p.status.clone() })
 }
 
 async fn findings(State(s): State<Arc<Shared>>) -> Response {
@@ -94,15 +95,42 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
 
 async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let p = s.current();
-    let wants_om = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let wants_om = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(prefers_openmetrics);
     if wants_om {
         body(OPENMETRICS, p.openmetrics.clone())
     } else {
         body(PROM_TEXT, p.prometheus_text.clone())
     }
+}
+
+/// Whether an `Accept` header prefers OpenMetrics to Prometheus text: media types compared without case, each
+/// with its `q` (default 1; 0 refuses); OpenMetrics wins only with a higher `q` than text (`text/plain`,
+/// `text/*` or `*/*`), so a tie or a malformed header gets text, the default.
+pub fn prefers_openmetrics(accept: &str) -> bool {
+    let (mut om, mut text) = (0.0f32, 0.0f32);
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let mut q = 1.0f32;
+        for p in parts {
+            if let Some((k, v)) = p.split_once('=') {
+                if k.trim().eq_ignore_ascii_case("q") {
+                    q = v.trim().parse::<f32>().ok().filter(|q| (0.0..=1.0).contains(q)).unwrap_or(0.0);
+                }
+            }
+        }
+        match media.as_str() {
+            "application/openmetrics-text" => om = om.max(q),
+            "text/plain" | "text/*" | "*/*" => text = text.max(q),
+            _ => {}
+        }
+    }
+    om > 0.0 && om > text
+}
+
+/// Whether `?pretty` asks for indentation: present and not `0`, `false` or `no`.
+fn wants_pretty(q: &std::collections::HashMap<String, String>) -> bool {
+    q.get("pretty").is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no"))
 }
 
 /// Limits of one server.
@@ -133,15 +161,54 @@ impl Accept for tokio::net::UnixListener {
     }
 }
 
+/// Connections kept beyond `max_connections` for `/healthz` and `/readyz` alone, so a flood of idle connections
+/// never starves the health checks.
+pub const RESERVE: usize = 4;
+/// At the limit, a connection that has not sent a request this long after it opened is cut.
+const SILENT_AT_LIMIT: Duration = Duration::from_millis(250);
+
+/// The router as hyper sees it, counting the requests of one connection; on a reserve connection every path but
+/// the health checks answers 503 at once.
+#[derive(Clone)]
+struct Counted {
+    inner: TowerToHyperService<Router>,
+    requests: Arc<AtomicUsize>,
+    health_only: bool,
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Counted {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Result<Response, Self::Error>>;
+
+    fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if self.health_only && !matches!(req.uri().path(), "/healthz" | "/readyz") {
+            let busy = (StatusCode::SERVICE_UNAVAILABLE, "too many connections: only /healthz and /readyz now\n");
+            return Box::pin(std::future::ready(Ok(busy.into_response())));
+        }
+        let fut = self.inner.call(req);
+        Box::pin(async move { fut.await.map(IntoResponse::into_response) })
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` turns true. At most `max_connections` at once; a client that
-/// does not send its headers within the timeout, or keeps a connection longer, is dropped.
+/// does not send its headers within the timeout is dropped, and a connection past six times the timeout is closed
+/// once its request in flight is answered (`Connection: close`). At the limit, idle keep-alive connections and
+/// connections that have sent nothing are cut at once, and a new connection is served from a reserve of
+/// [`RESERVE`] that answers only `/healthz` and `/readyz`; beyond that it waits, off the accept loop, for the first
+/// place shedding frees (at most the header timeout, at most `max_connections + RESERVE` waiting): accepting never
+/// waits.
 pub async fn serve<L: Accept>(listener: L, router: Router, limits: Limits, mut shutdown: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let reserve = Arc::new(Semaphore::new(RESERVE));
+    // Connections waiting for a place when every slot and the reserve are taken.
+    let waiting = Arc::new(Semaphore::new(limits.max_connections + RESERVE));
+    // Bumped each time a connection finds every slot taken.
+    let (pressure, _) = watch::channel(0u64);
     loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = shutdown.changed() => return,
-        };
         let io = tokio::select! {
             r = listener.accept() => match r {
                 Ok(io) => io,
@@ -153,16 +220,103 @@ pub async fn serve<L: Accept>(listener: L, router: Router, limits: Limits, mut s
             },
             _ = shutdown.changed() => return,
         };
-        let svc = TowerToHyperService::new(router.clone());
-        tokio::spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.request_timeout)
-                .serve_connection(TokioIo::new(io), svc);
-            let _ = tokio::time::timeout(limits.request_timeout.saturating_mul(6), conn).await;
-            drop(permit);
-        });
+        let (permit, health_only) = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(p) => (p, false),
+            Err(_) => {
+                pressure.send_modify(|n| *n = n.wrapping_add(1));
+                match Arc::clone(&reserve).try_acquire_owned() {
+                    Ok(p) => (p, true),
+                    Err(_) => {
+                        // Everything is taken: wait (off the accept loop, a bounded number at once) for the first
+                        // slot or reserve place that shedding frees, up to the header timeout.
+                        let Ok(waiter) = Arc::clone(&waiting).try_acquire_owned() else { continue };
+                        let (slots, reserve) = (Arc::clone(&slots), Arc::clone(&reserve));
+                        let (router, pressure) = (router.clone(), pressure.subscribe());
+                        tokio::spawn(async move {
+                            let got = tokio::time::timeout(limits.request_timeout, async {
+                                tokio::select! {
+                                    p = slots.acquire_owned() => p.ok().map(|p| (p, false)),
+                                    p = reserve.acquire_owned() => p.ok().map(|p| (p, true)),
+                                }
+                            })
+                            .await;
+                            drop(waiter);
+                            if let Ok(Some((permit, health_only))) = got {
+                                connection(io, router, limits, permit, health_only, pressure).await;
+                            }
+                        });
+                        continue;
+                    }
+                }
+            }
+        };
+        tokio::spawn(connection(io, router.clone(), limits, permit, health_only, pressure.subscribe()));
     }
+}
+
+/// Serves one connection holding `permit` (a slot, or a reserve place when `health_only`) until it ends, its
+/// deadlines pass, or shedding at the limit cuts it.
+async fn connection<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    io: I,
+    router: Router,
+    limits: Limits,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    health_only: bool,
+    mut pressure: watch::Receiver<u64>,
+) {
+    let svc = Counted { inner: TowerToHyperService::new(router), requests: Arc::new(AtomicUsize::new(0)), health_only };
+    let requests = Arc::clone(&svc.requests);
+    let (header_timeout, lifetime) = if health_only {
+        let t = limits.request_timeout.min(Duration::from_secs(1));
+        (t, t.saturating_mul(2))
+    } else {
+        (limits.request_timeout, limits.request_timeout.saturating_mul(6))
+    };
+    let opened = tokio::time::Instant::now();
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(!health_only)
+        .serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let cap = tokio::time::sleep(lifetime);
+    tokio::pin!(cap);
+    let mut closing = false;
+    let mut server_gone = false;
+    let mut cut_silent: Option<tokio::time::Instant> = None;
+    loop {
+        let silent_deadline = cut_silent.unwrap_or_else(|| opened + lifetime + header_timeout);
+        tokio::select! {
+            _ = conn.as_mut() => break,
+            _ = &mut cap => {
+                if closing {
+                    break;
+                }
+                // Past its lifetime: finish the request in flight, then close; a last grace to do so.
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+                cap.as_mut().reset(tokio::time::Instant::now() + header_timeout);
+            }
+            r = pressure.changed(), if !server_gone => {
+                if r.is_err() {
+                    // The server is gone; this connection finishes on its own deadlines.
+                    server_gone = true;
+                    continue;
+                }
+                // Every slot is taken: idle keep-alive connections close now, the others after their request,
+                // and one that has sent nothing is cut shortly after it opened.
+                conn.as_mut().graceful_shutdown();
+                cut_silent = Some((opened + SILENT_AT_LIMIT).max(tokio::time::Instant::now()));
+            }
+            _ = tokio::time::sleep_until(silent_deadline), if cut_silent.is_some() => {
+                if requests.load(Ordering::Relaxed) == 0 {
+                    break;
+                }
+                cut_silent = None;
+            }
+        }
+    }
+    drop(permit);
 }
 
 #[cfg(test)]
@@ -211,6 +365,9 @@ mod tests {
         shared.set_ready();
         assert_eq!(call(&r, get("/status")).await.2, "{\"compact\":1}");
         assert!(call(&r, get("/status?pretty")).await.2.contains("pretty"));
+        assert!(call(&r, get("/status?pretty=1")).await.2.contains("pretty"));
+        assert_eq!(call(&r, get("/status?pretty=0")).await.2, "{\"compact\":1}");
+        assert_eq!(call(&r, get("/status?pretty=false")).await.2, "{\"compact\":1}");
         assert_eq!(call(&r, get("/readyz")).await.0, StatusCode::OK);
         let (_, ct, body) = call(&r, get("/metrics")).await;
         assert_eq!((ct.as_str(), body.as_str()), (PROM_TEXT, "text\n"));
@@ -226,5 +383,134 @@ mod tests {
             axum::http::Request::get("/status").header(header::CONTENT_LENGTH, "3").body(Body::from("abc")).unwrap();
         assert_eq!(call(&r, with_body).await.0, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(call(&r, get("/nope")).await.0, StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn accept_is_parsed_with_q_values_and_without_case() {
+        // Prometheus 3's scrape header, then 2.x's.
+        assert!(prefers_openmetrics(
+            "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;\
+             version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,\
+             */*;q=0.2"
+        ));
+        assert!(prefers_openmetrics(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,\
+             text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        ));
+        assert!(prefers_openmetrics("Application/OpenMetrics-Text; Version=1.0.0"));
+        assert!(!prefers_openmetrics("application/openmetrics-text;q=0"), "q=0 refuses it");
+        assert!(!prefers_openmetrics("application/openmetrics-text;q=0.5, text/plain"), "text has the higher q");
+        assert!(!prefers_openmetrics("text/plain;version=0.0.4"));
+        assert!(!prefers_openmetrics("*/*"));
+        assert!(!prefers_openmetrics("application/openmetrics-text;q=bogus"));
+        assert!(!prefers_openmetrics(""));
+    }
+
+    /// Reads one HTTP/1 answer (the server closes after it, or sends Content-Length) with a deadline.
+    fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn health_checks_are_answered_under_a_flood_of_idle_connections_which_are_cut() {
+        // Before: the accept loop waited for a free slot, and the silent connections held theirs for 60 s.
+        use std::io::Read;
+        let shared = Shared::new(60);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_stop, rx) = watch::channel(false);
+        // A header timeout of 60 s: without a reserve the health check would wait that long for a slot.
+        let limits = Limits { max_connections: 4, request_timeout: Duration::from_secs(60) };
+        tokio::spawn(serve(listener, router(Arc::clone(&shared)), limits, rx));
+        let (idle, health, status) = tokio::task::spawn_blocking(move || {
+            // Twice the limit: the slots and the reserve are all taken by connections that send nothing.
+            let idle: Vec<std::net::TcpStream> = (0..8).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+            std::thread::sleep(Duration::from_millis(300));
+            let health = http_get(addr, "/healthz");
+            let status = http_get(addr, "/status");
+            // The idle ones were cut at the limit, not after the 60 s header timeout.
+            let cut: Vec<bool> = idle
+                .into_iter()
+                .map(|mut c| {
+                    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    let mut b = [0u8; 16];
+                    matches!(c.read(&mut b), Ok(0))
+                        || c.read(&mut b).is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset)
+                })
+                .collect();
+            (cut, health, status)
+        })
+        .await
+        .unwrap();
+        assert!(health.starts_with("HTTP/1.1 200") && health.ends_with("ok\n"), "{health:?}");
+        assert!(idle.iter().all(|c| *c), "idle connections not cut: {idle:?}");
+        // Once the idle ones are gone there are slots again: /status answers as usual (503 before a collection).
+        assert!(status.contains("no collection has finished yet") || status.contains("only /healthz"), "{status:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_reserve_answers_only_health_checks() {
+        let shared = Shared::new(60);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_stop, rx) = watch::channel(false);
+        // No slot at all: every connection is one beyond the limit.
+        let limits = Limits { max_connections: 0, request_timeout: Duration::from_secs(60) };
+        tokio::spawn(serve(listener, router(Arc::clone(&shared)), limits, rx));
+        let (readyz, status) =
+            tokio::task::spawn_blocking(move || (http_get(addr, "/readyz"), http_get(addr, "/status"))).await.unwrap();
+        assert!(readyz.contains("not ready: "), "{readyz:?}");
+        assert!(status.starts_with("HTTP/1.1 503") && status.contains("only /healthz and /readyz"), "{status:?}");
+    }
+
+    /// Connections handed over a channel: in-memory pipes, so a test can run on tokio's paused clock.
+    struct Pipes(tokio::sync::Mutex<tokio::sync::mpsc::Receiver<tokio::io::DuplexStream>>);
+
+    impl Accept for Pipes {
+        type Io = tokio::io::DuplexStream;
+        async fn accept(&self) -> std::io::Result<Self::Io> {
+            self.0.lock().await.recv().await.ok_or_else(|| std::io::Error::other("no more connections"))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lifetime_cap_lets_the_request_in_flight_finish() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let (_stop, stop) = watch::channel(false);
+        // A connection lives 6 x 1 s.
+        let limits = Limits { max_connections: 4, request_timeout: Duration::from_secs(1) };
+        tokio::spawn(serve(Pipes(tokio::sync::Mutex::new(rx)), router(Shared::new(60)), limits, stop));
+        // 32 bytes of pipe: the server cannot write an answer the client does not read.
+        let (mut client, server) = tokio::io::duplex(32);
+        tx.send(server).await.unwrap();
+        let start = tokio::time::Instant::now();
+        let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut buf = [0u8; 256];
+        // Keep-alive requests until just before the cap, 5.6 s in.
+        for _ in 0..14 {
+            client.write_all(request).await.unwrap();
+            let mut answer = Vec::new();
+            while !answer.ends_with(b"ok\n") {
+                let n = client.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&answer));
+                answer.extend_from_slice(&buf[..n]);
+            }
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_millis(5600));
+        // The last request is in flight when the cap comes: its answer is stuck in the pipe until 6.3 s.
+        client.write_all(request).await.unwrap();
+        tokio::time::sleep_until(start + Duration::from_millis(6300)).await;
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        let rest = String::from_utf8_lossy(&rest);
+        assert!(rest.starts_with("HTTP/1.1 200") && rest.ends_with("ok\n"), "cut in flight: {rest:?}");
     }
 }

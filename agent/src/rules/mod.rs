@@ -4,6 +4,7 @@
 
 pub mod chains;
 pub mod churn;
+pub mod coverage;
 pub mod dataplane;
 pub mod findings;
 pub mod gate;
@@ -24,6 +25,8 @@ pub fn analyse(snap: &Snapshot, generated_at: String) -> Report {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs() as i64);
     findings.extend(neighbours::evaluate(snap, &facts.dataplane, now));
+    // No healthy verdict rests on a source that was not read.
+    findings.extend(coverage::evaluate(snap));
     let sources = snap
         .statuses()
         .into_iter()

@@ -168,12 +168,28 @@ pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: Option<i64>) -> Vec<Findin
                     "kube-proxy says it runs in {reported} mode, but its rules show {}",
                     found.unwrap_or("no Service rules")
                 ),
-                evidence: vec![format!("/proxyMode answered {reported}")],
+                evidence: vec![match snap.kube_proxy_api.get().and_then(|a| a.owner.as_deref()) {
+                    Some(owner) => format!("/proxyMode answered {reported} from the socket of {owner}"),
+                    None => format!("/proxyMode answered {reported}"),
+                }],
                 remedy: "the rules of the other mode are leftovers (run kube-proxy --cleanup for them), or kube-proxy \
                          has not synced yet: check its logs"
                     .into(),
             });
         }
+    }
+    if let Some(api) = snap.kube_proxy_api.get().filter(|a| !a.ignored.is_empty()) {
+        out.push(Finding {
+            id: FindingId::KubeProxyUntrustedAnswer,
+            severity: Severity::Info,
+            summary: "something answered on kube-proxy's ports from a socket that is not kube-proxy's; the answer \
+                      was ignored"
+                .into(),
+            evidence: api.ignored.clone(),
+            remedy: "find the process listening there (ss -ltnp); kube-proxy's ports are unprivileged, so any local \
+                     user can answer on them when kube-proxy does not"
+                .into(),
+        });
     }
     if kp.healthz_status.is_some_and(|c| c != 200) && !kp.pids.is_empty() {
         out.push(Finding {

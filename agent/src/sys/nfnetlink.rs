@@ -210,7 +210,7 @@ pub fn parse_dump(buf: &[u8], out: &mut impl NftSink) -> Result<Chunk, NetlinkEr
                     .map_err(|_| NetlinkError::Malformed { offset: off, what: "short error message" })?;
                 // None is an acknowledgement, not an error.
                 if let Some(code) = err.code() {
-                    return Err(NetlinkError::Kernel(std::io::Error::from_raw_os_error(-code.get())));
+                    return Err(NetlinkError::Kernel(std::io::Error::from_raw_os_error(code.get().saturating_neg())));
                 }
             }
             _ if NetfilterSubsystem::from((kind >> 8) as u8) == NetfilterSubsystem::NfTables => {
@@ -308,6 +308,18 @@ mod tests {
                 NftObject { family: 10, table: "filter".into(), name: "INPUT".into(), base: true },
             ]
         );
+    }
+
+    #[test]
+    fn an_error_code_of_i32_min_is_an_error_not_an_overflow() {
+        // Found by the fuzzer (fuzz/findings/nft_dump-error-code-i32-min.bin): negating i32::MIN overflowed.
+        for code in [i32::MIN, -1, 1, i32::MAX] {
+            let mut body = code.to_ne_bytes().to_vec();
+            body.extend_from_slice(&[0; 16]);
+            let buf = msg(NLMSG_ERROR, 0, &body);
+            let mut out: Vec<NftObject> = Vec::new();
+            assert!(matches!(parse_dump(&buf, &mut out), Err(NetlinkError::Kernel(_))), "code {code}");
+        }
     }
 
     #[test]

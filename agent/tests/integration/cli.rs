@@ -82,3 +82,93 @@ fn bad_snapshot_files_are_usage_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.json") && err.contains("missing field"), "{err}");
 }
+
+/// Writes `text` as a configuration and runs `config validate` on it.
+fn validate(text: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let (code, _, err) = rw(&["--config", cfg.to_str().unwrap(), "config", "validate"]);
+    (code, err)
+}
+
+#[test]
+fn values_out_of_range_are_refused_with_their_line() {
+    let (code, err) = validate("[daemon]\ndebounce_ms = 3600000\n");
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("daemon.debounce_ms = 3600000 is out of range") && err.contains("(line 2)"), "{err}");
+    let (code, err) = validate("[kube_proxy]\ntimeout_ms = 0\n");
+    assert!(code == 64 && err.contains("kube_proxy.timeout_ms = 0") && err.contains("line 2"), "{err}");
+    let (code, err) = validate("[certificates]\nwarning_days = 7\ncritical_days = 28\n");
+    assert!(code == 64 && err.contains("critical_days = 28 is more than") && err.contains("line 3"), "{err}");
+    let (code, err) = validate("[daemon]\nresync_secs = 0\n");
+    assert!(code == 64 && err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn rules_d_files_with_duplicate_or_empty_ids_or_patterns_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.d");
+    std::fs::create_dir(&rules).unwrap();
+    let rule = |id: &str, pattern: &str| {
+        format!("[[rules]]\nid = \"{id}\"\nunits = [\"kubelet.service\"]\npattern = \"{pattern}\"\nseverity = \"warning\"\nsummary = \"s\"\nremedy = \"r\"\n")
+    };
+    let cfg = format!("[journal]\nrules_dir = \"{}\"\n", rules.display());
+    std::fs::write(rules.join("10-a.toml"), rule("mine.one", "boom")).unwrap();
+    assert_eq!(validate(&cfg).0, 0, "{}", validate(&cfg).1);
+    std::fs::write(rules.join("20-b.toml"), rule("mine.one", "bang")).unwrap();
+    let (code, err) = validate(&cfg);
+    assert!(
+        code == 64 && err.contains("20-b.toml") && err.contains("already defined in") && err.contains("10-a.toml"),
+        "{err}"
+    );
+    std::fs::write(rules.join("20-b.toml"), rule("", "bang")).unwrap();
+    let (code, err) = validate(&cfg);
+    assert!(code == 64 && err.contains("20-b.toml") && err.contains("the id is empty"), "{err}");
+    std::fs::write(rules.join("20-b.toml"), rule("mine.two", "")).unwrap();
+    let (code, err) = validate(&cfg);
+    assert!(code == 64 && err.contains("mine.two") && err.contains("pattern is empty"), "{err}");
+    std::fs::write(rules.join("20-b.toml"), rule("mine.two", "unclosed(")).unwrap();
+    let (code, err) = validate(&cfg);
+    assert!(code == 64 && err.contains("20-b.toml") && err.contains("mine.two"), "{err}");
+}
+
+#[test]
+fn a_fifo_or_a_device_as_config_or_snapshot_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let (code, _, err) = rw(&["--config", fifo.to_str().unwrap(), "config", "validate"]);
+    assert!(code == 64 && err.contains("not a regular file"), "{err}");
+    let (code, _, err) = rw(&["check", "--snapshot", "/dev/zero"]);
+    assert!(code == 64 && err.contains("not a regular file"), "{err}");
+    let (code, _, err) = rw(&["check", "--snapshot", fifo.to_str().unwrap()]);
+    assert!(code == 64 && err.contains("not a regular file"), "{err}");
+    let big = dir.path().join("big.toml");
+    std::fs::write(&big, vec![b'#'; 2 << 20]).unwrap();
+    let (code, _, err) = rw(&["--config", big.to_str().unwrap(), "config", "validate"]);
+    assert!(code == 64 && err.contains("bytes allowed"), "{err}");
+}
+
+#[test]
+fn a_snapshot_of_another_schema_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorded =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/snapshots/kube_proxy_nftables_mode_is_recognised.json");
+    let text = std::fs::read_to_string(recorded).unwrap();
+    assert!(text.contains("\"schema_version\": 1"));
+    for v in ["0", "2"] {
+        let f = dir.path().join(format!("v{v}.json"));
+        std::fs::write(&f, text.replace("\"schema_version\": 1", &format!("\"schema_version\": {v}"))).unwrap();
+        let (code, _, err) = rw(&["check", "--snapshot", f.to_str().unwrap()]);
+        assert!(code == 64 && err.contains(&format!("schema_version {v}")), "{err}");
+    }
+}
+
+#[test]
+fn a_zero_poll_interval_and_a_nonsense_listen_address_are_usage_errors() {
+    let (code, _, err) = rw(&["wait", "--poll-interval", "0", "--for", "chain:nat/KUBE-SERVICES"]);
+    assert!(code == 64 && err.contains("10ms minimum"), "{err}");
+    let (code, _, err) = rw(&["serve", "--listen", "nonsense"]);
+    assert!(code == 64 && err.contains("\"nonsense\""), "{err}");
+}
