@@ -34,6 +34,7 @@ pub fn lines(n: usize) -> Vec<Entry> {
                 cursor: String::new(),
                 realtime_usec: 1_790_000_000_000_000 + i as u64 * 1000,
                 unit: unit.into(),
+                pid: 1234,
                 message: message.into(),
             }
         })

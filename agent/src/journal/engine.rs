@@ -44,7 +44,7 @@ const USEC: u64 = 1_000_000;
 impl Engine {
     pub fn new(rules: RuleSet) -> Engine {
         let state = vec![RuleState::default(); rules.rules.len()];
-        let counts = rules.rules.iter().filter(|c| c.rule.pattern.is_some()).map(|c| (c.rule.id.clone(), 0)).collect();
+        let counts = rules.rules.iter().filter(|c| c.rule.matches_lines()).map(|c| (c.rule.id.clone(), 0)).collect();
         Engine { rules, state, counts, lines: BTreeMap::new(), last_usec: 0, scratch: Vec::new() }
     }
 
@@ -85,10 +85,9 @@ impl Engine {
             }
             s.last_match = ts;
             s.sample = e.message.chars().take(300).collect();
-            if let Some(re) = &c.capture {
-                if let Some(m) = re.captures(&e.message).and_then(|cap| cap.name("subject")) {
-                    *s.subjects.entry(m.as_str().to_string()).or_default() += 1;
-                }
+            if let Some(m) = c.capture.iter().find_map(|re| re.captures(&e.message).and_then(|cap| cap.name("subject")))
+            {
+                *s.subjects.entry(m.as_str().to_string()).or_default() += 1;
             }
             if s.active_since.is_none() && s.hits.len() >= c.rule.threshold as usize {
                 s.active_since = Some(ts);
@@ -178,6 +177,7 @@ mod tests {
             cursor: String::new(),
             realtime_usec: 1_790_000_000_000_000 + secs * USEC,
             unit: unit.into(),
+            pid: 1,
             message: message.into(),
         }
     }

@@ -34,7 +34,7 @@ pub fn journalctl_args(input: &Input, units: &[String], follow: bool, start: Sta
         "--output=json".to_string(),
         "--all".to_string(),
         "--no-pager".to_string(),
-        "--output-fields=MESSAGE,_SYSTEMD_UNIT,_TRANSPORT,SYSLOG_IDENTIFIER".to_string(),
+        "--output-fields=MESSAGE,_SYSTEMD_UNIT,_TRANSPORT,_PID,CONTAINER_NAME".to_string(),
     ];
     match input {
         Input::File(f) => a.push(format!("--file={}", f.display())),

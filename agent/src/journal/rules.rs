@@ -92,8 +92,8 @@ pub fn level(message: &str) -> Level {
 #[derive(Debug, Clone)]
 pub struct Compiled {
     pub rule: Rule,
-    /// The pattern again, for `subject` captures on matching lines only.
-    pub capture: Option<Regex>,
+    /// The patterns with a `subject` group, again, for captures on matching lines only.
+    pub capture: Vec<Regex>,
     pub clear: Option<Regex>,
     /// Indices of the rules in `all_of`.
     pub parts: Vec<usize>,
@@ -119,17 +119,26 @@ impl RuleSet {
         let mut compiled = Vec::new();
         for (i, rule) in rules.into_iter().enumerate() {
             let bad = |why: String| RulesError::Invalid { id: rule.id.clone(), why };
-            if rule.pattern.is_some() != rule.all_of.is_empty() {
-                return Err(bad("needs exactly one of `pattern` and `all_of`".into()));
+            if rule.matches_lines() != rule.all_of.is_empty() {
+                return Err(bad("needs exactly one of `pattern` (or `patterns`) and `all_of`".into()));
             }
             if rule.threshold == 0 || rule.window_secs == 0 {
                 return Err(bad("threshold and window_secs must be at least 1".into()));
             }
             const MONTH: u64 = 31 * 86_400;
-            if [rule.window_secs, rule.for_secs, rule.clear_after_secs.unwrap_or(0)].iter().any(|&s| s > MONTH) {
+            let secs = [rule.window_secs, rule.for_secs, rule.clear_after_secs.unwrap_or(0), rule.recur_secs()];
+            if secs.iter().any(|&s| s > MONTH) {
                 return Err(bad(format!(
-                    "window_secs, for_secs and clear_after_secs must be at most {MONTH} (31 days)"
+                    "window_secs, for_secs, recur_secs and clear_after_secs must be at most {MONTH} (31 days)"
                 )));
+            }
+            if rule.recur_secs() == 0 {
+                return Err(bad("recur_secs must be at least 1".into()));
+            }
+            for u in &rule.units {
+                if u.is_empty() || u.starts_with("docker/") && u.len() == "docker/".len() {
+                    return Err(bad(format!("unit {u:?} names no unit (docker/<container> for docker's log driver)")));
+                }
             }
             for l in &rule.levels {
                 if !["info", "warning", "error", "fatal", "unknown"].contains(&l.as_str()) {
@@ -150,15 +159,15 @@ impl RuleSet {
                     source: Box::new(source),
                 })
             };
-            let capture = match &rule.pattern {
-                Some(p) => {
-                    let re = regex("pattern", p)?;
-                    patterns.push(p.clone());
-                    set_rule.push(i);
-                    re.capture_names().flatten().any(|n| n == "subject").then_some(re)
+            let mut capture = Vec::new();
+            for p in rule.all_patterns() {
+                let re = regex("pattern", p)?;
+                patterns.push(p.clone());
+                set_rule.push(i);
+                if re.capture_names().flatten().any(|n| n == "subject") {
+                    capture.push(re);
                 }
-                None => None,
-            };
+            }
             let clear = match &rule.clear_pattern {
                 Some(p) => {
                     let re = regex("clear_pattern", p)?;
@@ -200,6 +209,10 @@ impl RuleSet {
         let lvl = level(message);
         for p in hits.iter() {
             let i = self.set_rule[p];
+            // A rule's patterns are consecutive in the set: several matching count once.
+            if out.last() == Some(&i) {
+                continue;
+            }
             let r = &self.rules[i].rule;
             if (r.units.is_empty() || r.units.iter().any(|u| u == unit))
                 && (r.levels.is_empty() || r.levels.iter().any(|l| l == lvl.name()))
@@ -225,17 +238,31 @@ impl RuleSet {
             .collect()
     }
 
-    /// Every unit some rule watches (empty when a rule watches all units).
-    pub fn units(&self) -> Vec<String> {
+    /// Every writer some rule names, as the rules name them (`docker/<container>` included, `kernel` excluded);
+    /// empty when a rule watches all units.
+    pub fn writers(&self) -> Vec<String> {
         let mut units: Vec<String> = Vec::new();
         for c in &self.rules {
-            if c.rule.pattern.is_some() && c.rule.units.is_empty() {
+            if c.rule.matches_lines() && c.rule.units.is_empty() {
                 return Vec::new();
             }
             for u in &c.rule.units {
-                if !units.contains(u) {
+                if u != "kernel" && !units.contains(u) {
                     units.push(u.clone());
                 }
+            }
+        }
+        units
+    }
+
+    /// The systemd units to follow (journalctl `_SYSTEMD_UNIT=` matches; kernel messages are always added):
+    /// `docker/<container>` writers come from `docker.service`. Empty when a rule watches all units.
+    pub fn units(&self) -> Vec<String> {
+        let mut units: Vec<String> = Vec::new();
+        for w in self.writers() {
+            let u = if w.starts_with("docker/") { "docker.service".to_string() } else { w };
+            if !units.contains(&u) {
+                units.push(u);
             }
         }
         units
@@ -273,6 +300,91 @@ mod tests {
         assert!(e.contains("\"nope\""), "{e}");
         let e = parse("[[rules]]\nid = 1\n", "rules.d/a.toml").unwrap_err().to_string();
         assert!(e.contains("rules.d/a.toml"), "{e}");
+    }
+
+    /// One labelled line of `agent/tests/data/journal/`.
+    #[derive(serde::Deserialize)]
+    struct Group {
+        source: String,
+        unit: String,
+        lines: Vec<(String, String)>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Corpus {
+        group: Vec<Group>,
+    }
+
+    /// (unit, label, message, source) of every corpus line.
+    pub(crate) fn corpus() -> Vec<(String, String, String, String)> {
+        let files = [
+            include_str!("../../tests/data/journal/corpus-01-issues.toml"),
+            include_str!("../../tests/data/journal/corpus-02-format.toml"),
+        ];
+        let mut out = Vec::new();
+        for f in files {
+            let c: Corpus = toml::from_str(f).unwrap();
+            for g in c.group {
+                for (label, message) in g.lines {
+                    out.push((g.unit.clone(), label, message, g.source.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_corpus_meets_recall_without_root() {
+        let rs = RuleSet::with_defaults(Vec::new()).unwrap();
+        let ids: Vec<&str> = rs.rules.iter().map(|c| c.rule.id.as_str()).collect();
+        let mut per_rule: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
+        let mut benign_hits = Vec::new();
+        let mut misses = Vec::new();
+        let corpus = corpus();
+        let mut out = Vec::new();
+        for (unit, label, message, source) in &corpus {
+            rs.matches(unit, message, &mut out);
+            let got: Vec<&str> = out.iter().map(|&i| ids[i]).collect();
+            if label == "benign" {
+                if !got.is_empty() {
+                    benign_hits.push(format!("{got:?} on benign {unit}: {message} ({source})"));
+                }
+                continue;
+            }
+            assert!(ids.contains(&label.as_str()), "unknown label {label}");
+            let e = per_rule.entry(label.as_str()).or_default();
+            e.1 += 1;
+            if got.contains(&label.as_str()) {
+                e.0 += 1;
+            } else {
+                misses.push(format!("{label} missed {unit}: {message} ({source})"));
+            }
+        }
+        for (rule, (hit, n)) in &per_rule {
+            println!("{rule:32} recall {:.3} ({hit}/{n})", f64::from(*hit) / f64::from(*n));
+        }
+        println!(
+            "benign lines matched: {} of {}",
+            benign_hits.len(),
+            corpus.iter().filter(|c| c.1 == "benign").count()
+        );
+        let low: Vec<_> = per_rule.iter().filter(|(_, (h, n))| f64::from(*h) < 0.95 * f64::from(*n)).collect();
+        assert!(
+            low.is_empty() && benign_hits.is_empty(),
+            "below 0.95: {low:?}\n{}\n{}",
+            misses.join("\n"),
+            benign_hits.join("\n")
+        );
+        assert!(corpus.len() >= 400 && corpus.iter().filter(|c| c.1 == "benign").count() >= 150);
+    }
+
+    #[test]
+    fn units_to_follow_map_docker_writers_to_docker_service() {
+        let rs = RuleSet::with_defaults(Vec::new()).unwrap();
+        let units = rs.units();
+        assert!(units.contains(&"docker.service".to_string()) && !units.iter().any(|u| u.starts_with("docker/")));
+        assert!(!units.contains(&"kernel".to_string()) && units.contains(&"kubelet.service".to_string()));
+        assert!(rs.writers().contains(&"docker/kube-proxy".to_string()));
     }
 
     #[test]
