@@ -139,37 +139,115 @@ fn scan(args: &[&str]) -> (i32, serde_json::Value) {
     (out.status.code().unwrap(), v)
 }
 
+const HEALTHY_LINE: &str = r#"I0102 10:05:00.000000    1234 kubelet.go:2480] "SyncLoop (probe)" probe="readiness" status="ready" pod="kube-system/coredns-5d78c9869d-abcde""#;
+
+/// The deadlock replayed as the kubelet prints it: the CNI line every 5 s, the API line every 10 s, for `secs`
+/// seconds from `start` (unix s).
+fn deadlock_episode(start: u64, secs: u64) -> Vec<harness::JournalLine<'static>> {
+    let mut v = Vec::new();
+    for t in (0..secs).step_by(5) {
+        v.push(((start + t) * 1_000_000, K, CNI_LINE.as_bytes()));
+        if t % 10 == 0 {
+            v.push(((start + t) * 1_000_000 + 500_000, K, API_LINE.as_bytes()));
+        }
+    }
+    v
+}
+
+/// `secs` of healthy kubelet lines every 10 s from `start`.
+fn healthy(start: u64, secs: u64) -> Vec<harness::JournalLine<'static>> {
+    (0..secs).step_by(10).map(|t| ((start + t) * 1_000_000, K, HEALTHY_LINE.as_bytes())).collect()
+}
+
+fn ids(v: &serde_json::Value, key: &str) -> Vec<String> {
+    v[key].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap().to_string()).collect()
+}
+
 #[test]
-fn cni_and_apiserver_failing_together_for_minutes_is_a_deadlock() {
+fn cni_and_apiserver_failing_together_for_four_minutes_is_a_deadlock() {
     if !journal_tools() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("deadlock.journal");
-    let cni = CNI_LINE.as_bytes();
-    let api = API_LINE.as_bytes();
-    let base = 1_790_000_000_000_000u64;
-    let mut entries = Vec::new();
-    for t in (0..240u64).step_by(10) {
-        entries.push((base + t * 1_000_000, K, cni));
-        entries.push((base + (t + 3) * 1_000_000, K, api));
-    }
-    journal_file(&file, &entries);
+    let start = 1_790_000_000u64;
+    journal_file(&file, &deadlock_episode(start, 240));
     let (code, v) = scan(&["--file", file.to_str().unwrap()]);
     assert_eq!(code, 2, "{v:#}");
-    let ids: Vec<&str> = v["findings"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, vec!["cni.not-ready", "apiserver.unreachable", "cni-apiserver.deadlock"]);
-    assert_eq!(v["counts"]["cni.not-ready"], 24);
+    assert_eq!(ids(&v, "findings"), vec!["cni.not-ready", "apiserver.unreachable", "cni-apiserver.deadlock"]);
+    assert_eq!(v["counts"]["cni.not-ready"], 48);
+    let eps: Vec<_> =
+        v["episodes"].as_array().unwrap().iter().filter(|e| e["id"] == "cni-apiserver.deadlock").collect();
+    assert_eq!(eps.len(), 1, "{v:#}");
+    assert_eq!((eps[0]["ongoing"].as_bool(), eps[0]["severity"].as_str()), (Some(true), Some("critical")));
+    let start_s = eps[0]["start_usec"].as_u64().unwrap() / 1_000_000;
+    assert!((start + 10..=start + 25).contains(&start_s), "together once both met their thresholds: {start_s}");
+}
 
-    // Only two minutes of CNI trouble and a single API error: no deadlock, exit 1 (warnings).
-    let short = dir.path().join("short.journal");
-    journal_file(
-        &short,
-        &[(base, K, cni), (base + 60_000_000, K, cni), (base + 100_000_000, K, cni), (base + 110_000_000, K, api)],
-    );
-    let (code, v) = scan(&["--file", short.to_str().unwrap()]);
-    assert_eq!(code, 1, "{v:#}");
-    assert_eq!(v["findings"].as_array().unwrap().len(), 1);
+#[test]
+fn an_eight_second_start_up_blip_followed_by_healthy_lines_is_no_deadlock() {
+    if !journal_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("blip.journal");
+    let start = 1_790_000_000u64;
+    // A control-plane kubelet's start: both failures once a second for 8 s, then five healthy minutes.
+    let mut lines = Vec::new();
+    for t in 0..8u64 {
+        lines.push(((start + t) * 1_000_000, K, CNI_LINE.as_bytes()));
+        lines.push(((start + t) * 1_000_000 + 400_000, K, API_LINE.as_bytes()));
+    }
+    lines.extend(healthy(start + 10, 300));
+    journal_file(&file, &lines);
+    let (code, v) = scan(&["--file", file.to_str().unwrap()]);
+    assert!(!ids(&v, "findings").contains(&"cni-apiserver.deadlock".to_string()), "{v:#}");
+    assert!(!ids(&v, "episodes").contains(&"cni-apiserver.deadlock".to_string()), "{v:#}");
+    assert_ne!(code, 2, "{v:#}");
+}
+
+#[test]
+fn three_deadlock_episodes_on_three_days_are_three_episodes_in_time_order() {
+    if !journal_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("days.journal");
+    let day0 = 1_790_000_000u64;
+    let mut lines = Vec::new();
+    for d in 0..3u64 {
+        let start = day0 + d * 86_400 + d * 3_600;
+        lines.extend(healthy(start - 600, 600));
+        lines.extend(deadlock_episode(start, 180 + d * 60));
+        lines.extend(healthy(start + 400, 1_200));
+    }
+    journal_file(&file, &lines);
+    let (code, v) = scan(&["--file", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "nothing is active at the journal's end: {v:#}");
+    let eps: Vec<_> =
+        v["episodes"].as_array().unwrap().iter().filter(|e| e["id"] == "cni-apiserver.deadlock").collect();
+    assert_eq!(eps.len(), 3, "{v:#}");
+    let mut last = 0;
+    for (d, e) in eps.iter().enumerate() {
+        let (s, end) = (e["start_usec"].as_u64().unwrap() / 1_000_000, e["end_usec"].as_u64().unwrap() / 1_000_000);
+        let start = day0 + d as u64 * 90_000;
+        assert!(s > last && (start..start + 30).contains(&s), "day {d}: {e}");
+        assert!(end >= start + 170 + d as u64 * 60 && end < start + 250 + d as u64 * 60, "day {d}: {e}");
+        assert!(e["count"].as_u64().unwrap() > 30 && e["ongoing"] == false, "{e}");
+        assert!(e["start"].as_str().unwrap().starts_with("2026-"), "{e}");
+        assert!(e["sample"].as_str().unwrap().contains("Container runtime network not ready"), "{e}");
+        last = s;
+    }
+    // The text output lists the episodes in time order.
+    let out =
+        Command::new(bin()).args(["--config", "/dev/null", "scan-journal", "--file"]).arg(&file).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("CRITICAL cni-apiserver.deadlock")).collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted, "{text}");
+    assert!(text.contains("No findings at the journal's end."), "{text}");
 }
 
 #[test]

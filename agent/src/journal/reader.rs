@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::engine::{Engine, Match};
+use super::engine::{Engine, Episode, Match};
 use super::entry::parse_entry;
 use super::rules::RuleSet;
 use crate::report::Finding;
@@ -87,13 +87,31 @@ pub struct Scan {
     pub bad_lines: u64,
     pub matches: Vec<Match>,
     pub counts: std::collections::BTreeMap<String, u64>,
+    /// Findings active at the newest entry's time.
     pub findings: Vec<Finding>,
+    /// Every episode of every finding over the journal's span, in time order.
+    pub episodes: Vec<Episode>,
+    /// Episodes beyond the engine's bound, left out (oldest first).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub episodes_dropped: u64,
 }
 
-/// Runs every rule over a saved journal (or stdin). Findings are those active at the newest entry's time.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Runs every rule over a saved journal (or stdin). Findings are those active at the newest entry's time;
+/// episodes are every span a finding was active, over the whole journal.
 pub fn scan(journalctl: &Path, input: &Input, units: &[String], mut engine: Engine) -> Result<Scan, ReadError> {
-    let mut scan =
-        Scan { entries: 0, bad_lines: 0, matches: Vec::new(), counts: Default::default(), findings: Vec::new() };
+    let mut scan = Scan {
+        entries: 0,
+        bad_lines: 0,
+        matches: Vec::new(),
+        counts: Default::default(),
+        findings: Vec::new(),
+        episodes: Vec::new(),
+        episodes_dropped: 0,
+    };
     let mut feed = |line: &[u8], engine: &mut Engine| {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
@@ -127,6 +145,8 @@ pub fn scan(journalctl: &Path, input: &Input, units: &[String], mut engine: Engi
     engine.advance(engine.last_usec);
     scan.counts = engine.counts.clone();
     scan.findings = engine.findings();
+    scan.episodes = engine.episodes();
+    scan.episodes_dropped = engine.episodes_dropped;
     Ok(scan)
 }
 
