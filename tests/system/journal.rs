@@ -251,6 +251,56 @@ fn three_deadlock_episodes_on_three_days_are_three_episodes_in_time_order() {
 }
 
 #[test]
+fn writers_are_their_systemd_unit_and_only_named_units_are_read() {
+    if !journal_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("writers.journal");
+    let base = 1_790_000_000_000_000u64;
+    let rec = |i: u64, unit, fields: Vec<(&'static str, String)>, message: &'static str| harness::JournalRecord {
+        usec: base + i * 1_000_000,
+        unit,
+        fields,
+        message: message.as_bytes(),
+    };
+    let lock = "Another app is currently holding the xtables lock. Stopped waiting after 5s.";
+    let records = vec![
+        // A process that calls itself kubelet is not the kubelet.
+        rec(0, "sshd.service", vec![("SYSLOG_IDENTIFIER", "kubelet".into())], CNI_LINE),
+        rec(1, "kubelet.service", vec![("SYSLOG_IDENTIFIER", "not-kubelet".into())], CNI_LINE),
+        // kube-proxy's container log through docker's journald driver, and another container's.
+        rec(
+            2,
+            "docker.service",
+            vec![("CONTAINER_NAME", "k8s_kube-proxy_kube-proxy-7x9kq_kube-system_0b3c_0".into())],
+            lock,
+        ),
+        rec(3, "docker.service", vec![("CONTAINER_NAME", "k8s_web_web-0_default_0b3d_0".into())], lock),
+        rec(4, "cron.service", vec![], lock),
+    ];
+    harness::journal_records(&file, &records);
+    let (_, v) = scan(&["--file", file.to_str().unwrap()]);
+    let got: Vec<(u64, &str, &str)> = v["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                (m["realtime_usec"].as_u64().unwrap() - base) / 1_000_000,
+                m["unit"].as_str().unwrap(),
+                m["rule"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(1, "kubelet.service", "cni.not-ready"), (2, "docker/kube-proxy", "iptables.lock-contention")]
+    );
+    assert_eq!(v["entries"], 3, "sshd.service and cron.service are named by no rule and not read: {v:#}");
+}
+
+#[test]
 fn multi_line_huge_invalid_utf8_and_binary_messages_are_read_without_loss() {
     if !journal_tools() {
         return;
