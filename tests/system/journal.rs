@@ -81,7 +81,25 @@ fn the_corpus_written_to_a_real_journal_meets_recall_and_raises_nothing_benign()
     let file = dir.path().join("corpus.journal");
     let base = 1_790_000_000_000_000u64;
     let ts = |i: usize| base + i as u64 * 1_000_000;
-    let recs: Vec<_> = corpus.iter().enumerate().map(|(i, c)| records(c, ts(i), 10_000 + i as u32)).collect();
+    // A writer's multi-line message reaches journald as one entry per physical line (stdout is split at
+    // newlines); a kernel record stays one entry. The assembler must join them again.
+    let mut recs = Vec::new();
+    for (i, c) in corpus.iter().enumerate() {
+        let whole = records(c, ts(i), 10_000 + i as u32);
+        if c.unit == "kernel" || !c.message.contains('\n') {
+            recs.push(whole);
+            continue;
+        }
+        for (k, line) in c.message.split('\n').enumerate() {
+            recs.push(harness::JournalRecord {
+                usec: ts(i) + k as u64 * 1000,
+                message: line.as_bytes(),
+                fields: whole.fields.clone(),
+                ..whole
+            });
+        }
+    }
+    assert!(recs.len() > corpus.len(), "the corpus has multi-line messages");
     harness::journal_records(&file, &recs);
     let (_, v) = scan(&["--file", file.to_str().unwrap()]);
     let mut per_rule: std::collections::BTreeMap<&str, (u32, u32)> = Default::default();
@@ -395,7 +413,20 @@ fn the_daemon_follows_a_journal_and_resumes_after_its_cursor() {
     let d = w.serve(&cfg);
     d.wait_notify("READY=1");
     wait_until("the kernel line", || metric(&d, "routewarden_journal_lines_total{unit=\"kernel\"}") == Some(1.0));
-    assert_eq!(metric(&d, lines), Some(1.0), "lines before the cursor were counted again");
+    assert_eq!(
+        metric(&d, lines),
+        Some(1.0),
+        "lines before the cursor were counted again; cursor {:?}; log:\n{}",
+        std::fs::read_to_string(&cursor),
+        d.log(&w)
+    );
+    assert_eq!(metric(&d, "routewarden_journal_matches_total{rule=\"cni.not-ready\"}"), Some(1.0));
+    // One new line is below the rule's threshold of 3: the finding survives only because the rule's window
+    // before the cursor was replayed.
+    let s: serde_json::Value = serde_json::from_str(&d.get("/status").1).unwrap();
+    assert!(s["findings"].as_array().unwrap().iter().any(|f| f["id"] == "cni.not-ready"), "{s:#}");
+    let saved = std::fs::read_to_string(&cursor).unwrap();
+    assert_eq!(saved.lines().count(), 2, "cursor and its time: {saved:?}");
 }
 
 #[test]

@@ -255,6 +255,19 @@ impl RuleSet {
         units
     }
 
+    /// How far before a saved cursor the daemon replays the journal to rebuild its rules' state (seconds): the
+    /// longest window, quiet period or `for_secs` plus `recur_secs` of any rule.
+    pub fn replay_secs(&self) -> u64 {
+        self.rules
+            .iter()
+            .map(|c| {
+                let r = &c.rule;
+                r.window_secs.max(r.clear_after_secs.unwrap_or(0)).max(r.for_secs + r.recur_secs())
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The systemd units to follow (journalctl `_SYSTEMD_UNIT=` matches; kernel messages are always added):
     /// `docker/<container>` writers come from `docker.service`. Empty when a rule watches all units.
     pub fn units(&self) -> Vec<String> {
