@@ -134,6 +134,21 @@ fn the_corpus_written_to_a_real_journal_meets_recall_and_raises_nothing_benign()
     for m in misses.iter().chain(&benign_hits) {
         println!("  {m}");
     }
+    // Assembled: no match is reported at a continuation line's own time, and the gRPC dump (whose first line
+    // alone matches nothing) matched as a whole.
+    let split: Vec<_> = v["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["realtime_usec"].as_u64().unwrap() % 1_000_000 != 0)
+        .collect();
+    assert!(split.is_empty(), "matches on continuation lines: {split:?}");
+    let dump = corpus.iter().position(|c| c.message.contains("createTransport failed to connect to {")).unwrap();
+    assert!(v["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["realtime_usec"] == ts(dump) && m["rule"] == "runtime.unhealthy"));
     let low: Vec<_> = per_rule.iter().filter(|(_, (h, n))| f64::from(*h) < 0.95 * f64::from(*n)).collect();
     assert!(low.is_empty(), "recall below 0.95: {low:?}");
     assert!(benign_hits.is_empty(), "benign lines matched");

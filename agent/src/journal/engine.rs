@@ -251,23 +251,23 @@ impl Engine {
                 self.state[i] = RuleState::default();
                 continue;
             }
-            let sample = c
-                .parts
-                .iter()
-                .map(|&p| format!("{}: {}", self.rules.rules[p].rule.id, self.state[p].sample))
-                .collect::<Vec<_>>()
-                .join(" | ");
             let for_secs = c.rule.for_secs * USEC;
+            let since = self.state[i].recurring_since.unwrap_or(now);
+            let opens = self.state[i].episode.is_none() && now.saturating_sub(since) >= for_secs;
+            // The sample is built only when the episode opens: this runs for every entry.
+            let sample = if opens {
+                let parts =
+                    c.parts.iter().map(|&p| format!("{}: {}", self.rules.rules[p].rule.id, self.state[p].sample));
+                parts.collect::<Vec<_>>().join(" | ").chars().take(2 * SAMPLE_CHARS).collect()
+            } else {
+                String::new()
+            };
             let s = &mut self.state[i];
-            let since = *s.recurring_since.get_or_insert(now);
+            s.recurring_since = Some(since);
             s.last_match = Some(now);
-            if s.episode.is_none() && now.saturating_sub(since) >= for_secs {
+            if opens {
                 s.active_since = Some(now);
-                s.episode = Some(Open {
-                    start: since,
-                    count: s.run_count,
-                    sample: sample.chars().take(2 * SAMPLE_CHARS).collect(),
-                });
+                s.episode = Some(Open { start: since, count: s.run_count, sample });
             }
         }
     }
