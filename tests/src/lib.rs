@@ -740,19 +740,41 @@ pub fn journal_tools() -> bool {
 
 /// Writes a real journal file at `path` (must end in `.journal`) with systemd-journal-remote.
 pub fn journal_file(path: &Path, entries: &[JournalLine]) {
+    let records: Vec<JournalRecord> = entries
+        .iter()
+        .map(|&(usec, unit, message)| JournalRecord { usec, unit, fields: Vec::new(), message })
+        .collect();
+    journal_records(path, &records);
+}
+
+/// One journal entry with more fields than [`JournalLine`]: `fields` are (name, value) pairs written as given
+/// (`_PID`, `CONTAINER_NAME`, ...).
+pub struct JournalRecord<'a> {
+    pub usec: u64,
+    /// `_SYSTEMD_UNIT`, or "kernel" for a kernel message.
+    pub unit: &'a str,
+    pub fields: Vec<(&'a str, String)>,
+    pub message: &'a [u8],
+}
+
+/// Writes a real journal file at `path` (must end in `.journal`) with systemd-journal-remote.
+pub fn journal_records(path: &Path, records: &[JournalRecord]) {
     let mut export = Vec::new();
-    for (i, (usec, unit, message)) in entries.iter().enumerate() {
-        export.extend(format!("__REALTIME_TIMESTAMP={usec}\n__MONOTONIC_TIMESTAMP={}\n", 1000 + i).as_bytes());
+    for (i, r) in records.iter().enumerate() {
+        export.extend(format!("__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n", r.usec, 1000 + i).as_bytes());
         export.extend(b"_BOOT_ID=0123456789abcdef0123456789abcdef\nPRIORITY=6\n");
-        if *unit == "kernel" {
+        if r.unit == "kernel" {
             export.extend(b"_TRANSPORT=kernel\nSYSLOG_IDENTIFIER=kernel\n");
         } else {
-            export.extend(format!("_SYSTEMD_UNIT={unit}\n_TRANSPORT=stdout\n").as_bytes());
+            export.extend(format!("_SYSTEMD_UNIT={}\n_TRANSPORT=stdout\n", r.unit).as_bytes());
+        }
+        for (name, value) in &r.fields {
+            export.extend(format!("{name}={value}\n").as_bytes());
         }
         // The binary field form carries any bytes, newlines included.
         export.extend(b"MESSAGE\n");
-        export.extend((message.len() as u64).to_le_bytes());
-        export.extend(*message);
+        export.extend((r.message.len() as u64).to_le_bytes());
+        export.extend(r.message);
         export.extend(b"\n\n");
     }
     let mut child = Command::new("/lib/systemd/systemd-journal-remote")

@@ -1,5 +1,7 @@
 //! One journal entry from `journalctl --output=json`, parsed without building a JSON tree: MESSAGE may be a string,
-//! an array of bytes (non-UTF-8 or binary), an array of values (a repeated field) or null.
+//! an array of bytes (non-UTF-8 or binary), an array of values (a repeated field) or null. The writer is the
+//! trusted `_SYSTEMD_UNIT` (never the `SYSLOG_IDENTIFIER` a process chooses), `kernel` for kernel messages, and
+//! `docker/<container>` for a Kubernetes container's log through docker's journald driver.
 
 use std::fmt;
 
@@ -11,8 +13,11 @@ use serde::Deserialize;
 pub struct Entry {
     pub cursor: String,
     pub realtime_usec: u64,
-    /// `_SYSTEMD_UNIT`, or `kernel` for kernel messages, or `SYSLOG_IDENTIFIER` as a last resort.
+    /// The writer: `_SYSTEMD_UNIT`, `kernel` for kernel messages, `docker/<container>` for docker's
+    /// `CONTAINER_NAME=k8s_<container>_...`, or empty.
     pub unit: String,
+    /// `_PID` (0 when absent): a record spanning several entries comes from one process.
+    pub pid: u32,
     pub message: String,
 }
 
@@ -26,8 +31,10 @@ struct Raw<'a> {
     unit: Option<std::borrow::Cow<'a, str>>,
     #[serde(rename = "_TRANSPORT", default, borrow)]
     transport: Option<std::borrow::Cow<'a, str>>,
-    #[serde(rename = "SYSLOG_IDENTIFIER", default, borrow)]
-    identifier: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "CONTAINER_NAME", default, borrow)]
+    container: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "_PID", default, borrow)]
+    pid: Option<std::borrow::Cow<'a, str>>,
     #[serde(rename = "MESSAGE", default)]
     message: Message,
 }
@@ -123,18 +130,29 @@ pub struct EntryError(#[from] serde_json::Error);
 /// Parses one line of `journalctl --output=json`.
 pub fn parse_entry(line: &[u8]) -> Result<Entry, EntryError> {
     let raw: Raw = serde_json::from_slice(line)?;
-    let unit = match (&raw.unit, raw.transport.as_deref(), &raw.identifier) {
-        (Some(u), _, _) => u.to_string(),
-        (None, Some("kernel"), _) => "kernel".to_string(),
-        (None, _, Some(id)) => id.to_string(),
+    let unit = match (raw.unit.as_deref(), raw.transport.as_deref()) {
+        (Some("docker.service"), _) => match raw.container.as_deref().and_then(kubernetes_container) {
+            Some(c) => format!("docker/{c}"),
+            None => "docker.service".to_string(),
+        },
+        (Some(u), _) => u.to_string(),
+        (None, Some("kernel")) => "kernel".to_string(),
         _ => String::new(),
     };
     Ok(Entry {
         cursor: raw.cursor.map(|c| c.into_owned()).unwrap_or_default(),
         realtime_usec: raw.realtime.and_then(|t| t.parse().ok()).unwrap_or(0),
         unit,
+        pid: raw.pid.and_then(|p| p.parse().ok()).unwrap_or(0),
         message: raw.message.0,
     })
+}
+
+/// The container of a dockershim/cri-dockerd container name, `k8s_<container>_<pod>_<namespace>_<uid>_<n>`.
+fn kubernetes_container(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix("k8s_")?;
+    let c = rest.split('_').next()?;
+    (!c.is_empty() && rest.len() > c.len()).then_some(c)
 }
 
 #[cfg(test)]
@@ -151,11 +169,30 @@ mod tests {
         let e = parse_entry(br#"{"_TRANSPORT":"kernel","MESSAGE":[98,97,100,32,255,254]}"#).unwrap();
         assert_eq!((e.unit.as_str(), e.message.as_str()), ("kernel", "bad \u{fffd}\u{fffd}"));
         let e = parse_entry(br#"{"SYSLOG_IDENTIFIER":"kubelet","MESSAGE":["first","second"]}"#).unwrap();
-        assert_eq!((e.unit.as_str(), e.message.as_str()), ("kubelet", "first"));
+        assert_eq!((e.unit.as_str(), e.message.as_str()), ("", "first"), "a chosen identifier is no writer");
         let e = parse_entry(br#"{"MESSAGE":[[104,105],[106]]}"#).unwrap();
         assert_eq!(e.message, "hi");
         let e = parse_entry(br#"{"MESSAGE":null}"#).unwrap();
         assert_eq!(e.message, "");
+    }
+
+    #[test]
+    fn writers_are_the_trusted_unit_the_kernel_or_a_docker_container() {
+        let e = parse_entry(
+            br#"{"_SYSTEMD_UNIT":"kubelet.service","SYSLOG_IDENTIFIER":"kube-proxy","_PID":"1234","MESSAGE":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!((e.unit.as_str(), e.pid), ("kubelet.service", 1234));
+        let e = parse_entry(br#"{"_SYSTEMD_UNIT":"docker.service","CONTAINER_NAME":"k8s_kube-proxy_kube-proxy-7x9kq_kube-system_0b3c_0","MESSAGE":"x"}"#).unwrap();
+        assert_eq!(e.unit, "docker/kube-proxy");
+        let e = parse_entry(br#"{"_SYSTEMD_UNIT":"docker.service","CONTAINER_NAME":"web","MESSAGE":"x"}"#).unwrap();
+        assert_eq!(e.unit, "docker.service", "not a Kubernetes container");
+        let e =
+            parse_entry(br#"{"_SYSTEMD_UNIT":"sshd.service","CONTAINER_NAME":"k8s_kube-proxy_x_y_z_0","MESSAGE":"x"}"#)
+                .unwrap();
+        assert_eq!(e.unit, "sshd.service", "CONTAINER_NAME counts only under docker.service");
+        let e = parse_entry(br#"{"_TRANSPORT":"kernel","_PID":"x","MESSAGE":"nfs"}"#).unwrap();
+        assert_eq!((e.unit.as_str(), e.pid), ("kernel", 0));
     }
 
     #[test]

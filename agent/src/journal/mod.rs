@@ -1,6 +1,7 @@
 //! The kubelet journal: entries from `journalctl --output=json`, rules (TOML, defaults shipped), the engine that
 //! turns matches into findings, and the reader that follows or scans a journal.
 
+pub mod assemble;
 pub mod engine;
 pub mod entry;
 pub mod reader;

@@ -1,5 +1,7 @@
 //! Reading the journal through `journalctl --output=json`: a one-shot scan (scan-journal) and a follower for the
-//! daemon that persists its cursor, restarts journalctl with backoff, and reports itself failed meanwhile.
+//! daemon that persists its cursor, restarts journalctl with backoff, and reports itself failed meanwhile. Entries
+//! go through the [`Assembler`] (multi-line records) before the engine. After a restart the follower replays the
+//! rules' windows before the saved cursor without counting those lines again, so active findings survive.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -9,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::engine::{Engine, Match};
-use super::entry::parse_entry;
+use super::assemble::Assembler;
+use super::engine::{Engine, Episode, Match};
+use super::entry::{parse_entry, Entry};
 use super::rules::RuleSet;
 use crate::report::Finding;
 use crate::sys::exec::{self, ExecError};
@@ -34,7 +37,7 @@ pub fn journalctl_args(input: &Input, units: &[String], follow: bool, start: Sta
         "--output=json".to_string(),
         "--all".to_string(),
         "--no-pager".to_string(),
-        "--output-fields=MESSAGE,_SYSTEMD_UNIT,_TRANSPORT,SYSLOG_IDENTIFIER".to_string(),
+        "--output-fields=MESSAGE,_SYSTEMD_UNIT,_TRANSPORT,_PID,CONTAINER_NAME".to_string(),
     ];
     match input {
         Input::File(f) => a.push(format!("--file={}", f.display())),
@@ -87,36 +90,57 @@ pub struct Scan {
     pub bad_lines: u64,
     pub matches: Vec<Match>,
     pub counts: std::collections::BTreeMap<String, u64>,
+    /// Findings active at the newest entry's time.
     pub findings: Vec<Finding>,
+    /// Every episode of every finding over the journal's span, in time order.
+    pub episodes: Vec<Episode>,
+    /// Episodes beyond the engine's bound, left out (oldest first).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub episodes_dropped: u64,
 }
 
-/// Runs every rule over a saved journal (or stdin). Findings are those active at the newest entry's time.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Runs every rule over a saved journal (or stdin). Findings are those active at the newest entry's time;
+/// episodes are every span a finding was active, over the whole journal.
 pub fn scan(journalctl: &Path, input: &Input, units: &[String], mut engine: Engine) -> Result<Scan, ReadError> {
-    let mut scan =
-        Scan { entries: 0, bad_lines: 0, matches: Vec::new(), counts: Default::default(), findings: Vec::new() };
-    let mut feed = |line: &[u8], engine: &mut Engine| {
+    let mut scan = Scan {
+        entries: 0,
+        bad_lines: 0,
+        matches: Vec::new(),
+        counts: Default::default(),
+        findings: Vec::new(),
+        episodes: Vec::new(),
+        episodes_dropped: 0,
+    };
+    let mut asm = Assembler::new();
+    // Rule ids by index, for the matches list (the engine is borrowed while it feeds).
+    let ids: Vec<String> = engine.rules().rules.iter().map(|c| c.rule.id.clone()).collect();
+    let record = |r: Entry, engine: &mut Engine, matches: &mut Vec<Match>| {
+        engine.feed_with(&r, |i| {
+            matches.push(Match { realtime_usec: r.realtime_usec, unit: r.unit.clone(), rule: ids[i].clone() });
+        });
+    };
+    let mut feed = |line: &[u8], engine: &mut Engine, scan: &mut Scan| {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
         match parse_entry(line) {
             Ok(e) => {
                 scan.entries += 1;
-                let mut hit = Vec::new();
-                engine.feed_with(&e, |i| hit.push(i));
-                for i in hit {
-                    let rule = engine.rules().rules[i].rule.id.clone();
-                    scan.matches.push(Match { realtime_usec: e.realtime_usec, unit: e.unit.clone(), rule });
-                }
+                asm.push(e, |r| record(r, engine, &mut scan.matches));
             }
             Err(_) => scan.bad_lines += 1,
         }
     };
     match input {
-        Input::Stdin => for_each_line(std::io::stdin().lock(), |l| feed(l, &mut engine))?,
+        Input::Stdin => for_each_line(std::io::stdin().lock(), |l| feed(l, &mut engine, &mut scan))?,
         _ => {
             let mut child = exec::spawn_streaming(journalctl, &journalctl_args(input, units, false, Start::Beginning))?;
             if let Some(out) = child.take_stdout() {
-                if let Err(e) = for_each_line(out, |l| feed(l, &mut engine)) {
+                if let Err(e) = for_each_line(out, |l| feed(l, &mut engine, &mut scan)) {
                     let _ = child.stop();
                     return Err(e.into());
                 }
@@ -124,9 +148,12 @@ pub fn scan(journalctl: &Path, input: &Input, units: &[String], mut engine: Engi
             child.wait()?;
         }
     }
+    asm.flush(|r| record(r, &mut engine, &mut scan.matches));
     engine.advance(engine.last_usec);
     scan.counts = engine.counts.clone();
     scan.findings = engine.findings();
+    scan.episodes = engine.episodes();
+    scan.episodes_dropped = engine.episodes_dropped;
     Ok(scan)
 }
 
@@ -143,6 +170,24 @@ fn for_each_line(r: impl Read, mut f: impl FnMut(&[u8])) -> std::io::Result<()> 
     }
 }
 
+/// Like [`for_each_line`], and calls `f(None)` whenever every line read so far was handed out (journalctl has
+/// nothing more waiting), so a record held back by the assembler is not held for long.
+fn for_each_line_or_idle(r: impl Read, mut f: impl FnMut(Option<&[u8]>)) -> std::io::Result<()> {
+    let mut r = BufReader::with_capacity(1 << 16, r);
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        buf.clear();
+        if r.read_until(b'\n', &mut buf)? == 0 {
+            f(None);
+            return Ok(());
+        }
+        f(Some(&buf));
+        if r.buffer().is_empty() {
+            f(None);
+        }
+    }
+}
+
 /// What the follower thread shares with its [`Follower`] handle.
 struct Followed {
     engine: Engine,
@@ -150,8 +195,9 @@ struct Followed {
     error: Option<String>,
     /// How far behind the newest entry was when it was read, in seconds.
     lag_seconds: f64,
-    /// Cursor of the newest entry read.
+    /// Cursor of the newest entry read, and its time (µs).
     cursor: String,
+    cursor_usec: u64,
 }
 
 /// Options of the follower.
@@ -198,6 +244,7 @@ impl Follower {
             error: None,
             lag_seconds: 0.0,
             cursor: String::new(),
+            cursor_usec: 0,
         }));
         let cursor_file = opts.cursor_file.clone();
         let thread_shared = Arc::clone(&shared);
@@ -230,9 +277,9 @@ impl Follower {
 
     /// Persists the newest cursor when it moved, so a restart neither loses nor double-counts entries.
     pub fn save_cursor(&mut self) -> std::io::Result<()> {
-        let cursor = self.shared.lock().map(|s| s.cursor.clone()).unwrap_or_default();
+        let (cursor, usec) = self.shared.lock().map(|s| (s.cursor.clone(), s.cursor_usec)).unwrap_or_default();
         if !cursor.is_empty() && cursor != self.saved {
-            save_cursor(&self.cursor_file, &cursor)?;
+            save_cursor(&self.cursor_file, &format!("{cursor}\n{usec}\n"))?;
             self.saved = cursor;
         }
         Ok(())
@@ -281,11 +328,16 @@ fn follow_once(
     // Resume after the newest entry this process read (the cursor file lags it by up to a second), else after
     // the saved cursor, else the look-back window.
     let in_memory = shared.lock().map(|s| s.cursor.clone()).unwrap_or_default();
-    let saved = std::fs::read_to_string(&opts.cursor_file).unwrap_or_default();
-    let start = match (in_memory.as_str(), saved.trim()) {
-        (c, _) if !c.is_empty() => Start::AfterCursor(c.to_string()),
-        (_, c) if !c.is_empty() => Start::AfterCursor(c.to_string()),
-        _ => Start::Since((crate::sys::now_unix() as u64).saturating_sub(opts.lookback_secs)),
+    let saved = SavedCursor::parse(&std::fs::read_to_string(&opts.cursor_file).unwrap_or_default());
+    let replay_secs = shared.lock().map(|s| s.engine.rules().replay_secs()).unwrap_or(0).min(opts.lookback_secs);
+    let (start, mut replay) = match (in_memory.as_str(), saved) {
+        (c, _) if !c.is_empty() => (Start::AfterCursor(c.to_string()), None),
+        // The saved cursor's time is known: replay the rules' windows before it, counting nothing again.
+        (_, Some(SavedCursor { cursor, usec: Some(usec) })) if replay_secs > 0 => {
+            (Start::Since((usec / 1_000_000).saturating_sub(replay_secs)), Some((cursor, usec)))
+        }
+        (_, Some(SavedCursor { cursor, .. })) => (Start::AfterCursor(cursor), None),
+        _ => (Start::Since((crate::sys::now_unix() as u64).saturating_sub(opts.lookback_secs)), None),
     };
     let mut child = exec::spawn_streaming(&opts.journalctl, &journalctl_args(&opts.input, &opts.units, true, start))?;
     // A quiet journal may send nothing for hours: once journalctl has stayed up a moment, it counts as healthy.
@@ -306,31 +358,43 @@ fn follow_once(
     let hung = Arc::new(AtomicU64::new(0));
     watch_for_hang(opts, shared, child.killer(), Arc::clone(&running), Arc::clone(&hung));
     let mut first = true;
+    let mut asm = Assembler::new();
+    let mut record = |r: Entry| {
+        let mut matched = false;
+        if let Ok(mut s) = shared.lock() {
+            if first || s.error.is_some() {
+                s.error = None;
+                matched = true;
+                first = false;
+            }
+            // While replaying, entries up to the saved cursor's time were counted by the previous run (journalctl
+            // may interleave files, so this is decided per entry, not by position); the cursor's entry ends it.
+            let replayed = replay.as_ref().is_some_and(|(_, usec)| r.realtime_usec <= *usec);
+            if replay.as_ref().is_some_and(|(cursor, _)| r.cursor == *cursor) {
+                replay = None;
+            }
+            s.engine.set_counting(!replayed);
+            s.engine.feed_with(&r, |_| matched = true);
+            if !replayed {
+                s.lag_seconds = (crate::sys::now_unix() - r.realtime_usec as f64 / 1e6).max(0.0);
+                s.cursor.clone_from(&r.cursor);
+                s.cursor_usec = r.realtime_usec;
+            }
+        }
+        on_change_if(matched, on_change);
+    };
     let result = stdout.map(|out| {
-        for_each_line(out, |line| {
-            let e = match parse_entry(line) {
-                Ok(e) => e,
-                Err(err) => {
-                    log::debug!("skipping a journalctl line that is not an entry: {err}");
-                    return;
-                }
-            };
-            let mut matched = false;
-            if let Ok(mut s) = shared.lock() {
-                if first || s.error.is_some() {
-                    s.error = None;
-                    matched = true;
-                    first = false;
-                }
-                s.engine.feed_with(&e, |_| matched = true);
-                s.lag_seconds = (crate::sys::now_unix() - e.realtime_usec as f64 / 1e6).max(0.0);
-                s.cursor.clone_from(&e.cursor);
-            }
-            if matched {
-                on_change();
-            }
+        for_each_line_or_idle(out, |line| match line {
+            Some(line) => match parse_entry(line) {
+                Ok(e) => asm.push(e, &mut record),
+                Err(err) => log::debug!("skipping a journalctl line that is not an entry: {err}"),
+            },
+            None => asm.flush(&mut record),
         })
     });
+    if let Ok(mut s) = shared.lock() {
+        s.engine.set_counting(true);
+    }
     running.store(false, Ordering::SeqCst);
     let behind = hung.load(Ordering::SeqCst);
     if behind > 0 {
@@ -387,6 +451,27 @@ fn watch_for_hang(
     });
 }
 
+fn on_change_if(changed: bool, on_change: &impl Fn()) {
+    if changed {
+        on_change();
+    }
+}
+
+/// The cursor file: the cursor, then (since the journal replay) the entry's time in µs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SavedCursor {
+    cursor: String,
+    usec: Option<u64>,
+}
+
+impl SavedCursor {
+    fn parse(text: &str) -> Option<SavedCursor> {
+        let mut lines = text.lines().map(str::trim);
+        let cursor = lines.next().filter(|c| !c.is_empty())?.to_string();
+        Some(SavedCursor { cursor, usec: lines.next().and_then(|u| u.parse().ok()) })
+    }
+}
+
 /// The hang probe's deadline (at most; shorter when `hang_check` is shorter).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -414,6 +499,16 @@ mod tests {
         assert_eq!(tail, vec!["_TRANSPORT=kernel", "+", "_SYSTEMD_UNIT=kubelet.service"]);
         let a = journalctl_args(&Input::System, &[], false, Start::Since(100));
         assert!(a.contains(&"--since=@100".to_string()) && !a.iter().any(|x| x == "+"));
+    }
+
+    #[test]
+    fn saved_cursors_with_and_without_their_time() {
+        assert_eq!(
+            SavedCursor::parse("s=1;i=2\n1790000000000000\n"),
+            Some(SavedCursor { cursor: "s=1;i=2".into(), usec: Some(1_790_000_000_000_000) })
+        );
+        assert_eq!(SavedCursor::parse("s=1\n"), Some(SavedCursor { cursor: "s=1".into(), usec: None }));
+        assert_eq!(SavedCursor::parse("\n"), None);
     }
 
     #[test]

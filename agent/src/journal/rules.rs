@@ -3,7 +3,24 @@
 
 use std::collections::BTreeMap;
 
-use regex::{Regex, RegexSet};
+use regex::bytes::{RegexSet, RegexSetBuilder};
+use regex::Regex;
+
+/// The lazy DFA's cache for the whole rule set: with the default (2 MiB) the combined automaton of some 30
+/// patterns thrashes and falls back to a slower engine (10x slower per line).
+const DFA_CACHE: usize = 32 << 20;
+
+/// The set matches bytes with ASCII classes (`(?-u)`: `\S`, `\d`, `.` are bytes, not UTF-8 sequences), which keeps
+/// the combined automaton small; the logs are ASCII where it matters. A pattern that needs Unicode (a non-ASCII
+/// literal) keeps it.
+fn ascii(p: &str) -> String {
+    let a = format!("(?-u){p}");
+    if regex::bytes::Regex::new(&a).is_ok() {
+        a
+    } else {
+        p.to_string()
+    }
+}
 
 use crate::model::journal::{Rule, RulesFile};
 
@@ -92,8 +109,8 @@ pub fn level(message: &str) -> Level {
 #[derive(Debug, Clone)]
 pub struct Compiled {
     pub rule: Rule,
-    /// The pattern again, for `subject` captures on matching lines only.
-    pub capture: Option<Regex>,
+    /// The patterns with a `subject` group, again, for captures on matching lines only.
+    pub capture: Vec<Regex>,
     pub clear: Option<Regex>,
     /// Indices of the rules in `all_of`.
     pub parts: Vec<usize>,
@@ -119,17 +136,26 @@ impl RuleSet {
         let mut compiled = Vec::new();
         for (i, rule) in rules.into_iter().enumerate() {
             let bad = |why: String| RulesError::Invalid { id: rule.id.clone(), why };
-            if rule.pattern.is_some() != rule.all_of.is_empty() {
-                return Err(bad("needs exactly one of `pattern` and `all_of`".into()));
+            if rule.matches_lines() != rule.all_of.is_empty() {
+                return Err(bad("needs exactly one of `pattern` (or `patterns`) and `all_of`".into()));
             }
             if rule.threshold == 0 || rule.window_secs == 0 {
                 return Err(bad("threshold and window_secs must be at least 1".into()));
             }
             const MONTH: u64 = 31 * 86_400;
-            if [rule.window_secs, rule.for_secs, rule.clear_after_secs.unwrap_or(0)].iter().any(|&s| s > MONTH) {
+            let secs = [rule.window_secs, rule.for_secs, rule.clear_after_secs.unwrap_or(0), rule.recur_secs()];
+            if secs.iter().any(|&s| s > MONTH) {
                 return Err(bad(format!(
-                    "window_secs, for_secs and clear_after_secs must be at most {MONTH} (31 days)"
+                    "window_secs, for_secs, recur_secs and clear_after_secs must be at most {MONTH} (31 days)"
                 )));
+            }
+            if rule.recur_secs() == 0 {
+                return Err(bad("recur_secs must be at least 1".into()));
+            }
+            for u in &rule.units {
+                if u.is_empty() || u.starts_with("docker/") && u.len() == "docker/".len() {
+                    return Err(bad(format!("unit {u:?} names no unit (docker/<container> for docker's log driver)")));
+                }
             }
             for l in &rule.levels {
                 if !["info", "warning", "error", "fatal", "unknown"].contains(&l.as_str()) {
@@ -150,15 +176,15 @@ impl RuleSet {
                     source: Box::new(source),
                 })
             };
-            let capture = match &rule.pattern {
-                Some(p) => {
-                    let re = regex("pattern", p)?;
-                    patterns.push(p.clone());
-                    set_rule.push(i);
-                    re.capture_names().flatten().any(|n| n == "subject").then_some(re)
+            let mut capture = Vec::new();
+            for p in rule.all_patterns() {
+                let re = regex("pattern", p)?;
+                patterns.push(p.clone());
+                set_rule.push(i);
+                if re.capture_names().flatten().any(|n| n == "subject") {
+                    capture.push(re);
                 }
-                None => None,
-            };
+            }
             let clear = match &rule.clear_pattern {
                 Some(p) => {
                     let re = regex("clear_pattern", p)?;
@@ -170,12 +196,10 @@ impl RuleSet {
             };
             compiled.push(Compiled { rule, capture, clear, parts });
         }
-        let set = RegexSet::new(&patterns).map_err(|source| RulesError::Regex {
-            id: "(all)".into(),
-            what: "pattern set",
-            source: Box::new(source),
-        })?;
-        let clears = RegexSet::new(&clear_patterns).map_err(|source| RulesError::Regex {
+        let set = RegexSetBuilder::new(patterns.iter().map(|p| ascii(p))).dfa_size_limit(DFA_CACHE).build().map_err(
+            |source| RulesError::Regex { id: "(all)".into(), what: "pattern set", source: Box::new(source) },
+        )?;
+        let clears = RegexSet::new(clear_patterns.iter().map(|p| ascii(p))).map_err(|source| RulesError::Regex {
             id: "(all)".into(),
             what: "clear set",
             source: Box::new(source),
@@ -193,13 +217,17 @@ impl RuleSet {
     pub fn matches(&self, unit: &str, message: &str, out: &mut Vec<usize>) {
         out.clear();
         // `is_match` stops at the first match and allocates nothing; most lines match no rule.
-        if !self.set.is_match(message) {
+        if !self.set.is_match(message.as_bytes()) {
             return;
         }
-        let hits = self.set.matches(message);
+        let hits = self.set.matches(message.as_bytes());
         let lvl = level(message);
         for p in hits.iter() {
             let i = self.set_rule[p];
+            // A rule's patterns are consecutive in the set: several matching count once.
+            if out.last() == Some(&i) {
+                continue;
+            }
             let r = &self.rules[i].rule;
             if (r.units.is_empty() || r.units.iter().any(|u| u == unit))
                 && (r.levels.is_empty() || r.levels.iter().any(|l| l == lvl.name()))
@@ -211,11 +239,11 @@ impl RuleSet {
 
     /// Rules whose clear pattern matches a line of `unit`.
     pub fn clears(&self, unit: &str, message: &str) -> Vec<usize> {
-        if self.clear_rule.is_empty() || !self.clears.is_match(message) {
+        if self.clear_rule.is_empty() || !self.clears.is_match(message.as_bytes()) {
             return Vec::new();
         }
         self.clears
-            .matches(message)
+            .matches(message.as_bytes())
             .iter()
             .map(|p| self.clear_rule[p])
             .filter(|&i| {
@@ -225,17 +253,44 @@ impl RuleSet {
             .collect()
     }
 
-    /// Every unit some rule watches (empty when a rule watches all units).
-    pub fn units(&self) -> Vec<String> {
+    /// Every writer some rule names, as the rules name them (`docker/<container>` included, `kernel` excluded);
+    /// empty when a rule watches all units.
+    pub fn writers(&self) -> Vec<String> {
         let mut units: Vec<String> = Vec::new();
         for c in &self.rules {
-            if c.rule.pattern.is_some() && c.rule.units.is_empty() {
+            if c.rule.matches_lines() && c.rule.units.is_empty() {
                 return Vec::new();
             }
             for u in &c.rule.units {
-                if !units.contains(u) {
+                if u != "kernel" && !units.contains(u) {
                     units.push(u.clone());
                 }
+            }
+        }
+        units
+    }
+
+    /// How far before a saved cursor the daemon replays the journal to rebuild its rules' state (seconds): the
+    /// longest window, quiet period or `for_secs` plus `recur_secs` of any rule.
+    pub fn replay_secs(&self) -> u64 {
+        self.rules
+            .iter()
+            .map(|c| {
+                let r = &c.rule;
+                r.window_secs.max(r.clear_after_secs.unwrap_or(0)).max(r.for_secs + r.recur_secs())
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The systemd units to follow (journalctl `_SYSTEMD_UNIT=` matches; kernel messages are always added):
+    /// `docker/<container>` writers come from `docker.service`. Empty when a rule watches all units.
+    pub fn units(&self) -> Vec<String> {
+        let mut units: Vec<String> = Vec::new();
+        for w in self.writers() {
+            let u = if w.starts_with("docker/") { "docker.service".to_string() } else { w };
+            if !units.contains(&u) {
+                units.push(u);
             }
         }
         units
@@ -273,6 +328,146 @@ mod tests {
         assert!(e.contains("\"nope\""), "{e}");
         let e = parse("[[rules]]\nid = 1\n", "rules.d/a.toml").unwrap_err().to_string();
         assert!(e.contains("rules.d/a.toml"), "{e}");
+    }
+
+    /// One labelled line of `agent/tests/data/journal/`.
+    #[derive(serde::Deserialize)]
+    struct Group {
+        source: String,
+        unit: String,
+        lines: Vec<(String, String)>,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Corpus {
+        group: Vec<Group>,
+    }
+
+    /// (unit, label, message, source) of every corpus line.
+    pub(crate) fn corpus() -> Vec<(String, String, String, String)> {
+        let files = [
+            include_str!("../../tests/data/journal/corpus-01-issues.toml"),
+            include_str!("../../tests/data/journal/corpus-02-format.toml"),
+        ];
+        let mut out = Vec::new();
+        for f in files {
+            let c: Corpus = toml::from_str(f).unwrap();
+            for g in c.group {
+                for (label, message) in g.lines {
+                    out.push((g.unit.clone(), label, message, g.source.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_corpus_meets_recall_without_root() {
+        let rs = RuleSet::with_defaults(Vec::new()).unwrap();
+        let ids: Vec<&str> = rs.rules.iter().map(|c| c.rule.id.as_str()).collect();
+        let mut per_rule: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
+        let mut benign_hits = Vec::new();
+        let mut misses = Vec::new();
+        let corpus = corpus();
+        let mut out = Vec::new();
+        for (unit, label, message, source) in &corpus {
+            rs.matches(unit, message, &mut out);
+            let got: Vec<&str> = out.iter().map(|&i| ids[i]).collect();
+            if label == "benign" {
+                if !got.is_empty() {
+                    benign_hits.push(format!("{got:?} on benign {unit}: {message} ({source})"));
+                }
+                continue;
+            }
+            assert!(ids.contains(&label.as_str()), "unknown label {label}");
+            let e = per_rule.entry(label.as_str()).or_default();
+            e.1 += 1;
+            if got.contains(&label.as_str()) {
+                e.0 += 1;
+            } else {
+                misses.push(format!("{label} missed {unit}: {message} ({source})"));
+            }
+        }
+        for (rule, (hit, n)) in &per_rule {
+            println!("{rule:32} recall {:.3} ({hit}/{n})", f64::from(*hit) / f64::from(*n));
+        }
+        println!(
+            "benign lines matched: {} of {}",
+            benign_hits.len(),
+            corpus.iter().filter(|c| c.1 == "benign").count()
+        );
+        let low: Vec<_> = per_rule.iter().filter(|(_, (h, n))| f64::from(*h) < 0.95 * f64::from(*n)).collect();
+        assert!(
+            low.is_empty() && benign_hits.is_empty(),
+            "below 0.95: {low:?}\n{}\n{}",
+            misses.join("\n"),
+            benign_hits.join("\n")
+        );
+        assert!(corpus.len() >= 400 && corpus.iter().filter(|c| c.1 == "benign").count() >= 150);
+    }
+
+    /// `cargo test --release -p routewarden --lib -- --ignored rule_timing --nocapture`: where the time goes.
+    #[test]
+    #[ignore]
+    fn rule_timing() {
+        let rs = RuleSet::with_defaults(Vec::new()).unwrap();
+        let lines: Vec<String> = corpus().into_iter().map(|c| c.2).collect();
+        let t = std::time::Instant::now();
+        let mut n = 0;
+        for _ in 0..200 {
+            for l in &lines {
+                n += usize::from(rs.set.is_match(l.as_bytes()));
+            }
+        }
+        let per = t.elapsed().as_nanos() as f64 / (200 * lines.len()) as f64;
+        println!("set.is_match: {per:.0} ns per corpus line ({n})");
+        let benign: Vec<&String> = lines.iter().filter(|l| !rs.set.is_match(l.as_bytes())).collect();
+        let t = std::time::Instant::now();
+        for _ in 0..200 {
+            for l in &benign {
+                std::hint::black_box(rs.set.is_match(l.as_bytes()));
+            }
+        }
+        let per = t.elapsed().as_nanos() as f64 / (200 * benign.len()) as f64;
+        println!("set.is_match: {per:.0} ns per benign corpus line ({})", benign.len());
+        let mut e = crate::journal::Engine::new(rs.clone());
+        let t = std::time::Instant::now();
+        for k in 0..200u64 {
+            for (j, l) in benign.iter().enumerate() {
+                let entry = crate::journal::Entry {
+                    cursor: String::new(),
+                    realtime_usec: 1_790_000_000_000_000 + (k * 1000 + j as u64) * 1000,
+                    unit: "kubelet.service".into(),
+                    pid: 1,
+                    message: (*l).clone(),
+                };
+                e.feed_with(&entry, |_| {});
+            }
+        }
+        let per = t.elapsed().as_nanos() as f64 / (200 * benign.len()) as f64;
+        println!("engine.feed (with building the entry): {per:.0} ns per benign corpus line");
+        for (i, c) in rs.rules.iter().enumerate() {
+            for p in c.rule.all_patterns() {
+                let re = Regex::new(p).unwrap();
+                let t = std::time::Instant::now();
+                for _ in 0..50 {
+                    for l in &lines {
+                        std::hint::black_box(re.is_match(l));
+                    }
+                }
+                let per = t.elapsed().as_nanos() as f64 / (50 * lines.len()) as f64;
+                println!("{i:2} {:28} {per:6.0} ns  {p}", c.rule.id);
+            }
+        }
+    }
+
+    #[test]
+    fn units_to_follow_map_docker_writers_to_docker_service() {
+        let rs = RuleSet::with_defaults(Vec::new()).unwrap();
+        let units = rs.units();
+        assert!(units.contains(&"docker.service".to_string()) && !units.iter().any(|u| u.starts_with("docker/")));
+        assert!(!units.contains(&"kernel".to_string()) && units.contains(&"kubelet.service".to_string()));
+        assert!(rs.writers().contains(&"docker/kube-proxy".to_string()));
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub struct Rule {
     pub units: Vec<String>,
     #[serde(default)]
     pub pattern: Option<String>,
+    /// More patterns, any of which matches (one per writer or era, so each stays readable).
+    #[serde(default)]
+    pub patterns: Vec<String>,
     #[serde(default)]
     pub levels: Vec<String>,
     pub severity: Severity,
@@ -36,10 +39,33 @@ pub struct Rule {
     pub all_of: Vec<String>,
     #[serde(default)]
     pub for_secs: u64,
+    /// Silence longer than this means the rule (or a correlation's part) stopped recurring; default 30 s.
+    #[serde(default)]
+    pub recur_secs: Option<u64>,
     pub summary: String,
     #[serde(default)]
     pub remedy: String,
 }
+
+impl Rule {
+    /// Every pattern of the rule: `pattern`, then `patterns`.
+    pub fn all_patterns(&self) -> impl Iterator<Item = &String> {
+        self.pattern.iter().chain(self.patterns.iter())
+    }
+
+    /// Whether the rule matches lines (rather than correlating other rules).
+    pub fn matches_lines(&self) -> bool {
+        self.pattern.is_some() || !self.patterns.is_empty()
+    }
+
+    /// The silence after which the rule counts as no longer recurring, in seconds.
+    pub fn recur_secs(&self) -> u64 {
+        self.recur_secs.unwrap_or(DEFAULT_RECUR_SECS)
+    }
+}
+
+/// Default of `recur_secs`: the kubelet repeats its failure lines every few seconds.
+pub const DEFAULT_RECUR_SECS: u64 = 30;
 
 fn default_window() -> u64 {
     300

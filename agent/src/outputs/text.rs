@@ -129,8 +129,28 @@ pub fn scan(sc: &crate::journal::reader::Scan) -> String {
     for (rule, n) in &sc.counts {
         let _ = writeln!(s, "  {n:>8}  {rule}");
     }
+    if sc.episodes.is_empty() {
+        let _ = writeln!(s, "\nNo episodes.");
+    } else {
+        let _ = writeln!(s, "\nepisodes, in time order:");
+        for e in &sc.episodes {
+            let sev = match e.severity {
+                Severity::Info => "INFO",
+                Severity::Warning => "WARNING",
+                Severity::Critical => "CRITICAL",
+            };
+            let end = if e.ongoing { format!("{} (ongoing)", e.end) } else { e.end.clone() };
+            let _ = writeln!(s, "  {} .. {}  {sev} {} ({} lines)", e.start, end, e.id, e.count);
+            let _ = writeln!(s, "      {}", e.sample);
+        }
+        if sc.episodes_dropped > 0 {
+            let _ = writeln!(s, "  ({} older episodes left out)", sc.episodes_dropped);
+        }
+    }
     if sc.findings.is_empty() {
-        let _ = writeln!(s, "\nNo findings.");
+        let _ = writeln!(s, "\nNo findings at the journal's end.");
+    } else {
+        let _ = writeln!(s, "\nactive at the journal's end:");
     }
     findings(&mut s, &sc.findings);
     s
