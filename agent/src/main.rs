@@ -55,9 +55,10 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
                     let snap: routewarden::model::Snapshot = serde_json::from_str(&text).map_err(|e| {
                         UsageError(format!("snapshot {} is not a routewarden snapshot: {e}", path.display()))
                     })?;
-                    if snap.schema_version != routewarden::model::SCHEMA_VERSION {
+                    // Older snapshots read with what they lack as unknown (e.g. version 1 has no routes source).
+                    if !(1..=routewarden::model::SCHEMA_VERSION).contains(&snap.schema_version) {
                         return Err(UsageError(format!(
-                            "snapshot {} has schema_version {}; this routewarden reads version {}",
+                            "snapshot {} has schema_version {}; this routewarden reads versions 1 to {}",
                             path.display(),
                             snap.schema_version,
                             routewarden::model::SCHEMA_VERSION
