@@ -115,9 +115,10 @@ pub fn normalise(snap: &mut Value, replace: &[(String, String)]) {
     if let Some(pid) = snap.pointer_mut("/processes/data/healthz_port/pid") {
         if let Some(raw) = pid.as_u64() {
             let old = format!("pid {raw} (");
-            let new = pids.iter().find(|(o, _)| *o == old).and_then(|(_, n)| {
-                n.trim_start_matches("pid ").trim_end_matches(" (").parse::<u64>().ok()
-            });
+            let new = pids
+                .iter()
+                .find(|(o, _)| *o == old)
+                .and_then(|(_, n)| n.trim_start_matches("pid ").trim_end_matches(" (").parse::<u64>().ok());
             *pid = new.unwrap_or(0).into();
         }
     }
