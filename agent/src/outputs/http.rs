@@ -434,7 +434,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(300));
             let health = http_get(addr, "/healthz");
             let status = http_get(addr, "/status");
-            // The idle ones were cut at the limit, not after the 60 s header timeout.
+            // The idle ones beyond the limit were cut, not kept for the 60 s header timeout.
             let cut: Vec<bool> = idle
                 .into_iter()
                 .map(|mut c| {
@@ -449,7 +449,10 @@ mod tests {
         .await
         .unwrap();
         assert!(health.starts_with("HTTP/1.1 200") && health.ends_with("ok\n"), "{health:?}");
-        assert!(idle.iter().all(|c| *c), "idle connections not cut: {idle:?}");
+        // At most `max_connections` of them may stay: those that took a slot freed by shedding, after the last
+        // time every slot was taken (the next connection at the limit cuts them too).
+        let kept = idle.iter().filter(|c| !**c).count();
+        assert!(kept <= 4, "more idle connections kept than the limit: {idle:?}");
         // Once the idle ones are gone there are slots again: /status answers as usual (503 before a collection).
         assert!(status.contains("no collection has finished yet") || status.contains("only /healthz"), "{status:?}");
     }
