@@ -303,13 +303,13 @@ fn ended(pid: &str) -> bool {
 #[test]
 fn a_killed_daemon_takes_its_hanging_tool_with_it() {
     let Some(mut w) = World::new("serve-kill9") else { return };
-    w.iptables_restore("legacy", false, "*filter\n:KUBE-FIREWALL - [0:0]\nCOMMIT\n");
-    let hang = w.dir.path().join("hanging-save");
+    // The daemon's one long-running tool is its journalctl (collection runs none since the legacy tables are read
+    // from the kernel): one that hangs without a word.
+    let hang = w.dir.path().join("hanging-journalctl");
     let pidfile = w.dir.path().join("tool.pid");
     std::fs::write(&hang, format!("#!/bin/sh\necho $$ > {}\nexec sleep 60\n", pidfile.display())).unwrap();
     harness::sh(&format!("chmod +x {}", hang.display()));
-    w.config_extra = format!("command_timeout_secs = 50\n[binaries]\niptables_legacy_save = \"{}\"\n", hang.display());
-    let mut d = w.serve("");
+    let mut d = w.serve(&format!("[journal]\nenabled = true\njournalctl = \"{}\"\n", hang.display()));
     d.wait_notify("WATCHDOG=1");
     let start = Instant::now();
     let pid = loop {
