@@ -86,7 +86,7 @@ pub enum ServiceProxyMode {
     Iptables,
     Nftables,
     Ipvs,
-    /// kube-proxy runs but its rules are not (or no longer) there.
+    /// The mode could not be told: a source it needs failed (kube-proxy's rules, Antrea's routes).
     Unknown,
     /// Cilium with kube-proxy replacement (socket-LB, BPF NodePort or XDP).
     KubeProxyReplacement,
@@ -100,6 +100,8 @@ pub enum ServiceProxyMode {
     AntreaProxy,
     /// OVN-Kubernetes' load balancers in OVN.
     Ovn,
+    /// kube-proxy runs, and every rules source was read, but its rules are not (or no longer) there.
+    NoRules,
 }
 
 impl ServiceProxyMode {
@@ -115,6 +117,7 @@ impl ServiceProxyMode {
             ServiceProxyMode::ProxyAll => "proxy-all",
             ServiceProxyMode::AntreaProxy => "antrea-proxy",
             ServiceProxyMode::Ovn => "ovn",
+            ServiceProxyMode::NoRules => "no-rules",
         }
     }
 }
@@ -315,13 +318,15 @@ pub enum FindingId {
     CertificateUnreadable,
     NfsClusteripSocketLb,
     CniConfigMissing,
+    /// A Service proxy's programs or links are there but its agent does not run (other than kube-proxy).
+    ServiceProxyAgentDown,
     /// A journal rule's configured id (`cni.not-ready`, `cni-apiserver.deadlock`, a user's own rule).
     Journal(String),
 }
 
 impl FindingId {
     /// Every id the rules themselves raise.
-    pub const BUILT_IN: [FindingId; 15] = [
+    pub const BUILT_IN: [FindingId; 16] = [
         FindingId::SourceFailed,
         FindingId::ServiceRoutingConflict,
         FindingId::ServiceRoutingOverlap,
@@ -337,6 +342,7 @@ impl FindingId {
         FindingId::CertificateUnreadable,
         FindingId::NfsClusteripSocketLb,
         FindingId::CniConfigMissing,
+        FindingId::ServiceProxyAgentDown,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -356,6 +362,7 @@ impl FindingId {
             FindingId::CertificateUnreadable => "certificate.unreadable",
             FindingId::NfsClusteripSocketLb => "nfs.clusterip-socket-lb",
             FindingId::CniConfigMissing => "cni.config-missing",
+            FindingId::ServiceProxyAgentDown => "service-proxy.agent-down",
             FindingId::Journal(id) => id,
         }
     }
