@@ -833,6 +833,8 @@ fn kube_router_leftovers_next_to_kube_proxy_are_no_proxy() {
     let Some(mut w) = World::new("kube-router-left") else { return };
     w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
     w.iptables_restore("nft", false, KUBELET_CHAINS);
+    w.ns("ipset create kube-router-svip hash:ip && ipset create kube-router-svip-prt hash:ip,port && \
+         ipset create kube-router-local-ips hash:ip");
     w.iptables_restore("nft", false, KUBE_ROUTER_CHAINS);
     w.veth("kube-dummy-if", "kubedummypeer");
     w.ns("ip addr add 10.96.0.1/32 dev kube-dummy-if");
