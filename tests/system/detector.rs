@@ -700,7 +700,14 @@ fn antrea_proxy_all_alone_is_healthy() {
          COMMIT\n",
     );
     w.process("antrea-agent");
+    // A route and a permanent neighbour elsewhere, which the rules do not read: not kept in the snapshot.
+    w.veth("eth0", "eth0peer");
+    w.ns("ip addr add 192.0.2.1/24 dev eth0 && ip route add 198.51.100.0/24 via 192.0.2.254 dev eth0 && \
+         ip neigh add 192.0.2.254 lladdr 02:00:00:00:00:01 dev eth0 nud permanent");
 
+    let (_, snapshot, _) = w.run("snapshot");
+    assert!(snapshot.contains("169.254.0.253"), "{snapshot}");
+    assert!(!snapshot.contains("198.51.100.0") && !snapshot.contains("192.0.2.254"), "{snapshot}");
     let (code, r) = w.check();
     w.assert_recorded("antrea_proxy_all_alone_is_healthy");
     assert_eq!(code, 0, "{r:#}");
