@@ -56,12 +56,13 @@ pub fn detect(
     // Kubelet: a process, or its configuration files (a node that has not joined yet still has them).
     if let Some(p) = procs {
         let pids = p.pids("kubelet");
-        let k3s: Vec<u32> = ["k3s-server", "k3s-agent", "k3s"].iter().flat_map(|c| p.pids(c)).collect();
+        let k3s: Vec<u32> =
+            ["k3s-server", "k3s-agent", "k3s", "kubelite"].iter().flat_map(|c| p.pids(c)).collect();
         if !pids.is_empty() {
             out.kubelet_evidence.push(format!("kubelet process: pid {}", join(&pids)));
         }
         if !k3s.is_empty() {
-            out.kubelet_evidence.push(format!("k3s process (kubelet embedded): pid {}", join(&k3s)));
+            out.kubelet_evidence.push(format!("k3s or MicroK8s process (kubelet embedded): pid {}", join(&k3s)));
         }
         for f in &p.kubelet_files {
             out.kubelet_evidence.push(format!("kubelet configuration {f}"));
@@ -496,6 +497,14 @@ mod tests {
             let ev = &r.dataplane.proxies[0].evidence;
             assert_eq!(ev.iter().any(|e| e.contains("is held by")), held, "{comm}: {ev:?}");
         }
+    }
+
+    #[test]
+    fn microk8s_kubelite_is_a_kubelet() {
+        let r = analysed("a_machine_without_a_kubelet_is_not_a_kubernetes_node_yet", |v| {
+            v["processes"]["data"]["processes"] = serde_json::json!([{"comm": "kubelite", "pid": 9}]);
+        });
+        assert_eq!(ids(&r), vec![("service-routing.missing".to_string(), Severity::Critical)]);
     }
 
     #[test]
