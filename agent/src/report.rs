@@ -165,6 +165,8 @@ pub struct ServiceProxy {
 pub struct ProxyPair {
     pub a: ProxyKind,
     pub b: ProxyKind,
+    /// The severity of the pair's `service-routing.conflict`.
+    pub severity: Severity,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

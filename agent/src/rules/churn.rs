@@ -166,6 +166,11 @@ pub fn apply(report: &mut Report, flips: &[&str]) {
     if let Some(f) = report.findings.iter_mut().find(|f| f.id == FindingId::ServiceRoutingConflict) {
         if calico_fight && f.summary.contains(ProxyKind::CalicoEbpf.as_str()) {
             f.severity = Severity::Critical;
+            for p in report.dataplane.conflicts.iter_mut() {
+                if (p.a, p.b) == (ProxyKind::KubeProxy, ProxyKind::CalicoEbpf) {
+                    p.severity = Severity::Critical;
+                }
+            }
         }
         f.evidence.extend(evidence);
     } else {

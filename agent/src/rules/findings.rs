@@ -42,10 +42,11 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
                 remedy: cleanup_remedy(kp.mode),
             }),
             running => out.push({
-                conflicts.push(ProxyPair { a: ProxyKind::KubeProxy, b: ProxyKind::Cilium });
+                let severity = if running == Some(true) { Severity::Critical } else { Severity::Warning };
+                conflicts.push(ProxyPair { a: ProxyKind::KubeProxy, b: ProxyKind::Cilium, severity });
                 Finding {
                 id: FindingId::ServiceRoutingConflict,
-                severity: if running == Some(true) { Severity::Critical } else { Severity::Warning },
+                severity,
                 summary: format!(
                     "{kp_desc} and Cilium kube-proxy replacement ({how}) both program Services{}",
                     if running.is_none() { " (could not tell whether kube-proxy runs)" } else { "" }
@@ -266,10 +267,11 @@ fn pairs(f: &Facts, out: &mut Vec<Finding>, conflicts: &mut Vec<ProxyPair>) {
                 _ => true,
             };
             let both_running = a.agent_running == Some(true) && b.agent_running == Some(true);
-            conflicts.push(ProxyPair { a: a.proxy, b: b.proxy });
+            let severity = if documented && both_running { Severity::Critical } else { Severity::Warning };
+            conflicts.push(ProxyPair { a: a.proxy, b: b.proxy, severity });
             out.push(Finding {
                 id: FindingId::ServiceRoutingConflict,
-                severity: if documented && both_running { Severity::Critical } else { Severity::Warning },
+                severity,
                 summary: format!(
                     "{} and {} both balance {shared_text} on this node{}",
                     describe(a),
@@ -467,7 +469,7 @@ mod tests {
             proxy(K::Cilium, M::KubeProxyReplacement, Some(true)),
             proxy(K::CalicoEbpf, M::Ebpf, Some(true)),
         ]);
-        assert_eq!((f, p), (conflict(Severity::Critical), vec![ProxyPair { a: K::Cilium, b: K::CalicoEbpf }]));
+        assert_eq!((f, p), (conflict(Severity::Critical), vec![ProxyPair { a: K::Cilium, b: K::CalicoEbpf, severity: Severity::Critical }]));
         // kube-proxy next to OVN-Kubernetes: a conflict, not a documented fight.
         let (f, _) =
             decide(vec![proxy(K::KubeProxy, M::Iptables, Some(true)), proxy(K::OvnKubernetes, M::Ovn, Some(true))]);
