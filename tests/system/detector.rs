@@ -625,7 +625,8 @@ fn conflict_when_kube_proxy_runs_next_to_calico_ebpf() {
     assert_eq!(f["severity"], "critical");
     let summary = f["summary"].as_str().unwrap();
     assert!(
-        summary.contains("kube-proxy (runs, with no Service rules right now)") && summary.contains("calico-ebpf (ebpf mode"),
+        summary.contains("kube-proxy (runs, with no Service rules right now)")
+            && summary.contains("calico-ebpf (ebpf mode"),
         "{summary}"
     );
     let remedy = f["remedy"].as_str().unwrap();
@@ -633,7 +634,10 @@ fn conflict_when_kube_proxy_runs_next_to_calico_ebpf() {
         remedy.contains("BPFKubeProxyIptablesCleanupEnabled") && remedy.contains("delete ds kube-proxy"),
         "{remedy}"
     );
-    assert_eq!(r["dataplane"]["conflicts"], serde_json::json!([{"a": "kube-proxy", "b": "calico-ebpf", "severity": "critical"}]));
+    assert_eq!(
+        r["dataplane"]["conflicts"],
+        serde_json::json!([{"a": "kube-proxy", "b": "calico-ebpf", "severity": "critical"}])
+    );
     let ev = f["evidence"].to_string();
     assert!(ev.contains(":10256 (kube-proxy's health port) is held by calico-node (pid"), "{ev}");
 }
@@ -830,7 +834,10 @@ fn conflict_when_kube_router_runs_next_to_kube_proxy_ipvs() {
         "{summary}"
     );
     assert!(f["remedy"].as_str().unwrap().contains("--run-service-proxy=false"));
-    assert_eq!(r["dataplane"]["conflicts"], serde_json::json!([{"a": "kube-proxy", "b": "kube-router", "severity": "critical"}]));
+    assert_eq!(
+        r["dataplane"]["conflicts"],
+        serde_json::json!([{"a": "kube-proxy", "b": "kube-router", "severity": "critical"}])
+    );
 }
 
 /// kube-router kept as CNI/BGP agent with --run-service-proxy=false next to kube-proxy: kube-dummy-if (with an

@@ -160,9 +160,9 @@ pub fn apply(report: &mut Report, flips: &[&str]) {
     // kube-proxy's rules flip-flopping next to Calico's eBPF dataplane is the documented fight (Felix's cleanup
     // on): the pair's conflict is critical, as when its rules are gone, once both agents are seen running.
     let calico_fight = flips.iter().any(|f| !f.starts_with(IPVS_PREFIX))
-        && [ProxyKind::KubeProxy, ProxyKind::CalicoEbpf].iter().all(|k| {
-            report.dataplane.proxies.iter().any(|p| p.proxy == *k && p.agent_running == Some(true))
-        });
+        && [ProxyKind::KubeProxy, ProxyKind::CalicoEbpf]
+            .iter()
+            .all(|k| report.dataplane.proxies.iter().any(|p| p.proxy == *k && p.agent_running == Some(true)));
     if let Some(f) = report.findings.iter_mut().find(|f| f.id == FindingId::ServiceRoutingConflict) {
         if calico_fight && f.summary.contains(ProxyKind::CalicoEbpf.as_str()) {
             f.severity = Severity::Critical;
@@ -262,7 +262,8 @@ mod tests {
         };
         use crate::report::ServiceProxyMode as M;
         let mut report = crate::rules::analyse(&snap, "t".into());
-        report.dataplane.proxies = vec![proxy(ProxyKind::KubeProxy, M::Iptables), proxy(ProxyKind::CalicoEbpf, M::Ebpf)];
+        report.dataplane.proxies =
+            vec![proxy(ProxyKind::KubeProxy, M::Iptables), proxy(ProxyKind::CalicoEbpf, M::Ebpf)];
         apply(&mut report, &["nft ipv4 nat KUBE-SERVICES"]);
         let f = report.finding(&FindingId::ServiceRoutingChurn).unwrap();
         assert!(f.summary.contains("Calico's eBPF dataplane"), "{f:?}");
@@ -304,7 +305,8 @@ mod tests {
         };
         use crate::report::ServiceProxyMode as M;
         let mut report = crate::rules::analyse(&snap, "t".into());
-        report.dataplane.proxies = vec![proxy(ProxyKind::KubeProxy, M::Iptables), proxy(ProxyKind::CalicoEbpf, M::Ebpf)];
+        report.dataplane.proxies =
+            vec![proxy(ProxyKind::KubeProxy, M::Iptables), proxy(ProxyKind::CalicoEbpf, M::Ebpf)];
         report.findings = vec![Finding {
             id: FindingId::ServiceRoutingConflict,
             severity: Severity::Warning,

@@ -469,7 +469,13 @@ mod tests {
             proxy(K::Cilium, M::KubeProxyReplacement, Some(true)),
             proxy(K::CalicoEbpf, M::Ebpf, Some(true)),
         ]);
-        assert_eq!((f, p), (conflict(Severity::Critical), vec![ProxyPair { a: K::Cilium, b: K::CalicoEbpf, severity: Severity::Critical }]));
+        assert_eq!(
+            (f, p),
+            (
+                conflict(Severity::Critical),
+                vec![ProxyPair { a: K::Cilium, b: K::CalicoEbpf, severity: Severity::Critical }]
+            )
+        );
         // kube-proxy next to OVN-Kubernetes: a conflict, not a documented fight.
         let (f, _) =
             decide(vec![proxy(K::KubeProxy, M::Iptables, Some(true)), proxy(K::OvnKubernetes, M::Ovn, Some(true))]);
@@ -504,7 +510,8 @@ mod tests {
             assert!(f.is_empty(), "{k:?}: {f:?}");
         }
         // Antrea with routes unread, next to kube-proxy: neither overlap nor conflict, and alone not partial.
-        let (f, p) = decide(vec![proxy(K::KubeProxy, M::Iptables, Some(true)), proxy(K::Antrea, M::Unknown, Some(true))]);
+        let (f, p) =
+            decide(vec![proxy(K::KubeProxy, M::Iptables, Some(true)), proxy(K::Antrea, M::Unknown, Some(true))]);
         assert_eq!((f, p), (vec![], vec![]));
         let (f, _) = decide(vec![proxy(K::Antrea, M::Unknown, Some(true))]);
         assert!(f.is_empty(), "{f:?}");

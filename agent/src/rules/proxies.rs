@@ -32,7 +32,8 @@ const OVN_SERVICE_CHAINS: &[&str] = &["OVN-KUBE-NODEPORT", "OVN-KUBE-EXTERNALIP"
 const ANTREA_VIRTUAL_SERVICE_IPS: &[&str] = &["169.254.0.253", "fc01::aabb:ccdd:eeff"];
 
 /// Processes that embed kube-proxy (k3s, rke2) and so hold its health port themselves.
-const EMBEDDED_KUBE_PROXY: &[&str] = &["kube-proxy", "k3s", "k3s-server", "k3s-agent", "rke2", "rke2-server", "rke2-agent"];
+const EMBEDDED_KUBE_PROXY: &[&str] =
+    &["kube-proxy", "k3s", "k3s-server", "k3s-agent", "rke2", "rke2-server", "rke2-agent"];
 
 pub fn detect(
     snap: &Snapshot,
@@ -56,8 +57,7 @@ pub fn detect(
     // Kubelet: a process, or its configuration files (a node that has not joined yet still has them).
     if let Some(p) = procs {
         let pids = p.pids("kubelet");
-        let k3s: Vec<u32> =
-            ["k3s-server", "k3s-agent", "k3s", "kubelite"].iter().flat_map(|c| p.pids(c)).collect();
+        let k3s: Vec<u32> = ["k3s-server", "k3s-agent", "k3s", "kubelite"].iter().flat_map(|c| p.pids(c)).collect();
         if !pids.is_empty() {
             out.kubelet_evidence.push(format!("kubelet process: pid {}", join(&pids)));
         }
@@ -166,7 +166,12 @@ pub fn detect(
         out.not_proxies.push(format!(
             "kube-router leftovers ({}), but no IPVS virtual server on a kube-dummy-if address: its service proxy \
              is off (--run-service-proxy=false) or gone, not a proxy",
-            dummy.map(|_| "link kube-dummy-if".to_string()).into_iter().chain(kr_chains.iter().map(|c| format!("chain {c}"))).collect::<Vec<_>>().join(", ")
+            dummy
+                .map(|_| "link kube-dummy-if".to_string())
+                .into_iter()
+                .chain(kr_chains.iter().map(|c| format!("chain {c}")))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     } else if let Some(services) = kr_services.filter(|n| *n > 0) {
         let mut evidence = Vec::new();
@@ -219,7 +224,8 @@ pub fn detect(
                     proxy_all = Some(true);
                     evidence.push(format!("route {} via {} dev antrea-gw0", route.destination, route.gateway));
                 }
-                for n in r.neighbours.iter().filter(|n| virtual_ip(&n.address) && n.device.as_deref() == Some("antrea-gw0"))
+                for n in
+                    r.neighbours.iter().filter(|n| virtual_ip(&n.address) && n.device.as_deref() == Some("antrea-gw0"))
                 {
                     evidence.push(format!("permanent neighbour {} on antrea-gw0", n.address));
                 }
@@ -466,7 +472,8 @@ mod tests {
 
     #[test]
     fn antreas_proxy_all_is_unknown_when_routes_fail_never_absent() {
-        let fail = |v: &mut serde_json::Value| v["routes"] = serde_json::json!({"status": "failed", "error": "netlink"});
+        let fail =
+            |v: &mut serde_json::Value| v["routes"] = serde_json::json!({"status": "failed", "error": "netlink"});
         let r = analysed("antrea_proxy_all_alone_is_healthy", fail);
         assert_eq!(modes(&r), vec![(ProxyKind::Antrea, ServiceProxyMode::Unknown)]);
         let ids = ids(&r);
