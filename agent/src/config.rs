@@ -46,7 +46,7 @@ pub struct Config {
     /// The Cilium agent's API socket, under host_root. Default "/var/run/cilium/cilium.sock".
     pub cilium_socket: PathBuf,
     /// Kubelet configuration files, under host_root: any that exists makes this a Kubernetes node even while no
-    /// kubelet runs. Default: kubeadm's, the kubelet's own and the systemd units'.
+    /// kubelet runs. Default: kubeadm's, the kubelet's own and the systemd units', k3s's, rke2's, EKS's and MicroK8s's.
     pub kubelet_files: Vec<PathBuf>,
     /// The largest legacy iptables table read from the kernel, in bytes (the kernel announces the size first);
     /// a larger one fails the iptables-legacy source instead of being allocated. Default 2147483648 (2 GiB; a
@@ -251,6 +251,11 @@ impl Default for Config {
                 "/lib/systemd/system/kubelet.service".into(),
                 "/usr/lib/systemd/system/kubelet.service".into(),
                 "/etc/systemd/system/kubelet.service.d".into(),
+                "/var/lib/rancher/k3s/agent/kubelet.kubeconfig".into(),
+                "/var/lib/rancher/rke2/agent/kubelet.kubeconfig".into(),
+                "/etc/kubernetes/kubelet/kubelet-config.json".into(),
+                "/etc/kubernetes/kubelet/config.json".into(),
+                "/var/snap/microk8s/current/args/kubelet".into(),
             ],
             iptables_legacy_max_bytes: 2 << 30,
         }

@@ -86,7 +86,7 @@ pub enum ServiceProxyMode {
     Iptables,
     Nftables,
     Ipvs,
-    /// kube-proxy runs but its rules are not (or no longer) there.
+    /// The mode could not be told: a source it needs failed (kube-proxy's rules, Antrea's routes).
     Unknown,
     /// Cilium with kube-proxy replacement (socket-LB, BPF NodePort or XDP).
     KubeProxyReplacement,
@@ -100,6 +100,8 @@ pub enum ServiceProxyMode {
     AntreaProxy,
     /// OVN-Kubernetes' load balancers in OVN.
     Ovn,
+    /// kube-proxy runs, and every rules source was read, but its rules are not (or no longer) there.
+    NoRules,
 }
 
 impl ServiceProxyMode {
@@ -115,6 +117,7 @@ impl ServiceProxyMode {
             ServiceProxyMode::ProxyAll => "proxy-all",
             ServiceProxyMode::AntreaProxy => "antrea-proxy",
             ServiceProxyMode::Ovn => "ovn",
+            ServiceProxyMode::NoRules => "no-rules",
         }
     }
 }
@@ -162,6 +165,8 @@ pub struct ServiceProxy {
 pub struct ProxyPair {
     pub a: ProxyKind,
     pub b: ProxyKind,
+    /// The severity of the pair's `service-routing.conflict`.
+    pub severity: Severity,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -317,13 +322,15 @@ pub enum FindingId {
     CniConfigMissing,
     KubeProxyUntrustedAnswer,
     CoverageIncomplete,
+    /// A Service proxy's programs or links are there but its agent does not run (other than kube-proxy).
+    ServiceProxyAgentDown,
     /// A journal rule's configured id (`cni.not-ready`, `cni-apiserver.deadlock`, a user's own rule).
     Journal(String),
 }
 
 impl FindingId {
     /// Every id the rules themselves raise.
-    pub const BUILT_IN: [FindingId; 17] = [
+    pub const BUILT_IN: [FindingId; 18] = [
         FindingId::SourceFailed,
         FindingId::ServiceRoutingConflict,
         FindingId::ServiceRoutingOverlap,
@@ -341,6 +348,7 @@ impl FindingId {
         FindingId::CniConfigMissing,
         FindingId::KubeProxyUntrustedAnswer,
         FindingId::CoverageIncomplete,
+        FindingId::ServiceProxyAgentDown,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -362,6 +370,7 @@ impl FindingId {
             FindingId::CniConfigMissing => "cni.config-missing",
             FindingId::KubeProxyUntrustedAnswer => "kube-proxy.untrusted-answer",
             FindingId::CoverageIncomplete => "coverage.incomplete",
+            FindingId::ServiceProxyAgentDown => "service-proxy.agent-down",
             FindingId::Journal(id) => id,
         }
     }

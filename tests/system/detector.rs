@@ -624,15 +624,41 @@ fn conflict_when_kube_proxy_runs_next_to_calico_ebpf() {
     let f = finding(&r, "service-routing.conflict");
     assert_eq!(f["severity"], "critical");
     let summary = f["summary"].as_str().unwrap();
-    assert!(summary.contains("kube-proxy (unknown mode)") && summary.contains("calico-ebpf (ebpf mode"), "{summary}");
+    assert!(
+        summary.contains("kube-proxy (runs, with no Service rules right now)")
+            && summary.contains("calico-ebpf (ebpf mode"),
+        "{summary}"
+    );
     let remedy = f["remedy"].as_str().unwrap();
     assert!(
         remedy.contains("BPFKubeProxyIptablesCleanupEnabled") && remedy.contains("delete ds kube-proxy"),
         "{remedy}"
     );
-    assert_eq!(r["dataplane"]["conflicts"], serde_json::json!([{"a": "kube-proxy", "b": "calico-ebpf"}]));
+    assert_eq!(
+        r["dataplane"]["conflicts"],
+        serde_json::json!([{"a": "kube-proxy", "b": "calico-ebpf", "severity": "critical"}])
+    );
     let ev = f["evidence"].to_string();
     assert!(ev.contains(":10256 (kube-proxy's health port) is held by calico-node (pid"), "{ev}");
+}
+
+/// Felix's BPFKubeProxyIptablesCleanupEnabled=false (our own remedy when kube-proxy must stay): kube-proxy's rules
+/// stay next to Calico's programs, shadowed rather than fought over (DATAPLANE-FACTS section 10): a warning.
+#[test]
+fn kube_proxy_rules_kept_next_to_calico_ebpf_are_a_warning() {
+    let Some(mut w) = World::new("calico-ebpf-kp-rules") else { return };
+    calico_ebpf_world(&mut w);
+    w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
+    w.process("kube-proxy");
+
+    let (code, r) = w.check();
+    w.assert_recorded("kube_proxy_rules_kept_next_to_calico_ebpf_are_a_warning");
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(ids(&r), vec!["service-routing.conflict"]);
+    let f = finding(&r, "service-routing.conflict");
+    assert_eq!(f["severity"], "warning", "{f:#}");
+    assert!(f["summary"].as_str().unwrap().contains("kube-proxy (iptables mode"), "{f:#}");
+    assert_eq!(proxies(&r), vec![pair("kube-proxy", "iptables"), pair("calico-ebpf", "ebpf")]);
 }
 
 #[test]
@@ -678,7 +704,14 @@ fn antrea_proxy_all_alone_is_healthy() {
          COMMIT\n",
     );
     w.process("antrea-agent");
+    // A route and a permanent neighbour elsewhere, which the rules do not read: not kept in the snapshot.
+    w.veth("eth0", "eth0peer");
+    w.ns("ip addr add 192.0.2.1/24 dev eth0 && ip route add 198.51.100.0/24 via 192.0.2.254 dev eth0 && \
+         ip neigh add 192.0.2.254 lladdr 02:00:00:00:00:01 dev eth0 nud permanent");
 
+    let (_, snapshot, _) = w.run("snapshot");
+    assert!(snapshot.contains("169.254.0.253"), "{snapshot}");
+    assert!(!snapshot.contains("198.51.100.0") && !snapshot.contains("192.0.2.254"), "{snapshot}");
     let (code, r) = w.check();
     w.assert_recorded("antrea_proxy_all_alone_is_healthy");
     assert_eq!(code, 0, "{r:#}");
@@ -801,7 +834,33 @@ fn conflict_when_kube_router_runs_next_to_kube_proxy_ipvs() {
         "{summary}"
     );
     assert!(f["remedy"].as_str().unwrap().contains("--run-service-proxy=false"));
-    assert_eq!(r["dataplane"]["conflicts"], serde_json::json!([{"a": "kube-proxy", "b": "kube-router"}]));
+    assert_eq!(
+        r["dataplane"]["conflicts"],
+        serde_json::json!([{"a": "kube-proxy", "b": "kube-router", "severity": "critical"}])
+    );
+}
+
+/// kube-router kept as CNI/BGP agent with --run-service-proxy=false next to kube-proxy: kube-dummy-if (with an
+/// old address) and its service chains are left, but no IPVS virtual server uses them. No second proxy.
+#[test]
+fn kube_router_leftovers_next_to_kube_proxy_are_no_proxy() {
+    let Some(mut w) = World::new("kube-router-left") else { return };
+    w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
+    w.iptables_restore("nft", false, KUBELET_CHAINS);
+    w.ns("ipset create kube-router-svip hash:ip && ipset create kube-router-svip-prt hash:ip,port && \
+         ipset create kube-router-local-ips hash:ip");
+    w.iptables_restore("nft", false, KUBE_ROUTER_CHAINS);
+    w.veth("kube-dummy-if", "kubedummypeer");
+    w.ns("ip addr add 10.96.0.1/32 dev kube-dummy-if");
+    w.ip_vs("IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n");
+    w.process("kube-proxy");
+    w.process("kube-router");
+
+    let (code, r) = w.check();
+    w.assert_recorded("kube_router_leftovers_next_to_kube_proxy_are_no_proxy");
+    assert_eq!(code, 0, "{r:#}");
+    assert!(ids(&r).is_empty(), "{r:#}");
+    assert_eq!(proxies(&r), vec![pair("kube-proxy", "iptables")]);
 }
 
 #[test]

@@ -8,11 +8,11 @@ pub struct IpvsState {
     pub loaded: bool,
     /// Number of virtual servers.
     pub virtual_servers: u32,
-    /// The virtual servers' addresses (dotted or colon form, without port), in file order, at most
-    /// `MAX_VIPS`; firewall-mark services have none.
+    /// The virtual servers' addresses (dotted or colon form, without port), one per virtual server, sorted, of
+    /// at most `MAX_VIPS` distinct VIPs (the smallest); firewall-mark services have none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vips: Vec<String>,
 }
 
-/// At most this many VIPs are kept (a node with more Service ports still counts them all).
+/// At most this many distinct VIPs are kept (a node with more Service ports still counts them all).
 pub const MAX_VIPS: usize = 65536;

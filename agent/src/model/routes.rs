@@ -5,14 +5,18 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RoutesState {
-    /// Routes with a gateway, of every table (link-scope routes carry no proxy signal and are not kept).
+    /// Routes with a gateway on one of `KEPT_DEVICES`, of every table (link-scope routes carry no proxy signal
+    /// and are not kept).
     pub routes: Vec<Route>,
-    /// Neighbour entries in state PERMANENT.
+    /// Neighbour entries in state PERMANENT on one of `KEPT_DEVICES`.
     pub neighbours: Vec<Neighbour>,
     /// More routes or neighbours than the source keeps (`MAX_ENTRIES` of each); the rest were dropped.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
 }
+
+/// The only devices whose routes and neighbours the rules read (Antrea's gateway): the others are not kept.
+pub const KEPT_DEVICES: &[&str] = &["antrea-gw0"];
 
 /// At most this many routes and this many neighbours are kept.
 pub const MAX_ENTRIES: usize = 100_000;

@@ -141,7 +141,8 @@ impl Metrics {
         );
         r.register(
             "service_routing_conflict",
-            "1 when two Service proxies (kube-proxy and Cilium, or any other pair) both program Service routing",
+            "1 when two Service proxies (kube-proxy and Cilium, or any other pair) both program Service routing and \
+             routewarden rates it critical (a warning-level conflict is 0 here: see routewarden_service_proxy_conflict)",
             m.conflict.clone(),
         );
         r.register("findings", "Findings of the last report by id and severity", m.findings.clone());
@@ -169,7 +170,8 @@ impl Metrics {
         );
         r.register(
             "service_proxy_conflict",
-            "1 for each pair of Service proxies that balance the same traffic (proxy_a, proxy_b)",
+            "1 for each pair of Service proxies that balance the same traffic (proxy_a, proxy_b), with the severity of \
+             that pair's conflict",
             m.service_proxy_conflict.clone(),
         );
         r.register("journal_matches", "Journal entries matched, by rule", m.journal_matches.clone());
@@ -227,7 +229,10 @@ impl Metrics {
             ])
             .set(1);
         self.cilium_lb_services.set(i64::from(c.services.unwrap_or(0)));
-        self.conflict.set(i64::from(r.finding(&FindingId::ServiceRoutingConflict).is_some()));
+        let critical = |f: &&crate::report::Finding| f.severity == crate::report::Severity::Critical;
+        self.conflict.set(i64::from(
+            r.findings.iter().filter(|f| f.id == FindingId::ServiceRoutingConflict).any(|f| critical(&f)),
+        ));
         self.service_proxy_info.clear();
         self.service_proxy_services.clear();
         for p in &r.dataplane.proxies {
@@ -242,6 +247,7 @@ impl Metrics {
             let l = vec![
                 ("proxy_a".to_string(), c.a.as_str().to_string()),
                 ("proxy_b".to_string(), c.b.as_str().to_string()),
+                ("severity".to_string(), c.severity.as_str().to_string()),
             ];
             self.service_proxy_conflict.get_or_create(&l).set(1);
         }
@@ -348,7 +354,7 @@ mod tests {
 
     #[test]
     fn every_proxy_its_services_and_each_conflicting_pair_are_series() {
-        use crate::report::{ProxyKind, ProxyPair, ServiceProxy, ServiceProxyMode, Traffic};
+        use crate::report::{ProxyKind, ProxyPair, ServiceProxy, ServiceProxyMode, Severity, Traffic};
         let snap: crate::model::Snapshot = serde_json::from_str(
             r#"{"schema_version":2,"node":"n","collected_at":"2026-01-01T00:00:00Z","iptables_legacy":{"status":"disabled"},
             "nftables":{"status":"disabled"},"links":{"status":"disabled"},"ipvs":{"status":"disabled"},
@@ -369,7 +375,18 @@ mod tests {
             proxy(ProxyKind::KubeRouter, ServiceProxyMode::Ipvs, Some(2)),
             proxy(ProxyKind::OvnKubernetes, ServiceProxyMode::Ovn, None),
         ];
-        r.dataplane.conflicts = vec![ProxyPair { a: ProxyKind::KubeProxy, b: ProxyKind::KubeRouter }];
+        r.dataplane.conflicts = vec![
+            ProxyPair { a: ProxyKind::KubeProxy, b: ProxyKind::KubeRouter, severity: Severity::Critical },
+            ProxyPair { a: ProxyKind::KubeProxy, b: ProxyKind::OvnKubernetes, severity: Severity::Warning },
+        ];
+        let conflict = |severity| crate::report::Finding {
+            id: FindingId::ServiceRoutingConflict,
+            severity,
+            summary: String::new(),
+            evidence: Vec::new(),
+            remedy: String::new(),
+        };
+        r.findings = vec![conflict(Severity::Critical), conflict(Severity::Warning)];
         let m = Metrics::new();
         m.update(&r, 0, true, 0.0);
         let (_, text) = m.render();
@@ -377,11 +394,17 @@ mod tests {
             "routewarden_service_proxy_info{proxy=\"kube-proxy\",mode=\"ipvs\"} 1",
             "routewarden_service_proxy_info{proxy=\"ovn-kubernetes\",mode=\"ovn\"} 1",
             "routewarden_service_proxy_services{proxy=\"kube-router\"} 2",
-            "routewarden_service_proxy_conflict{proxy_a=\"kube-proxy\",proxy_b=\"kube-router\"} 1",
+            "routewarden_service_proxy_conflict{proxy_a=\"kube-proxy\",proxy_b=\"kube-router\",severity=\"critical\"} 1",
+            "routewarden_service_proxy_conflict{proxy_a=\"kube-proxy\",proxy_b=\"ovn-kubernetes\",severity=\"warning\"} 1",
+            "routewarden_service_routing_conflict 1",
         ] {
             assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
         }
         assert!(!text.contains("routewarden_service_proxy_services{proxy=\"ovn-kubernetes\"}"), "no count, no series");
+        // A warning-level conflict alone: the old gauge, which consumers page on, stays 0.
+        r.findings = vec![conflict(Severity::Warning)];
+        m.update(&r, 0, true, 0.0);
+        assert!(m.render().1.lines().any(|l| l == "routewarden_service_routing_conflict 0"), "{}", m.render().1);
 
         // The next report without them clears them.
         r.dataplane.proxies.clear();

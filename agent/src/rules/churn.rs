@@ -7,13 +7,17 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 use crate::model::iptables::Ruleset;
-use crate::model::Snapshot;
+use crate::model::{Snapshot, SourceStatus};
 use crate::report::{verdict, Finding, FindingId, ProxyKind, Report, Severity};
 
-/// kube-proxy-owned chains of a snapshot as `backend family table chain` keys; `None` when a rules source failed.
+/// kube-proxy-owned chains of a snapshot as `backend family table chain` keys; `None` when a rules source or IPVS
+/// failed (a failed read is no deletion).
 pub fn kube_proxy_chains(snap: &Snapshot) -> Option<BTreeSet<String>> {
     let legacy = snap.iptables_legacy.get()?;
     let nft = snap.nftables.get()?;
+    if snap.ipvs.status == SourceStatus::Failed {
+        return None;
+    }
     let mut out = BTreeSet::new();
     let mut add = |backend: &str, family: &str, rs: &Ruleset| {
         for (table, chain) in rs.all_chains() {
@@ -52,6 +56,10 @@ const IPVS_PREFIX: &str = "ipvs service ";
 /// (who, what to do).
 fn other_party(report: &Report, flips: &[&str]) -> Option<(&'static str, &'static str)> {
     let has = |k: ProxyKind| report.dataplane.proxies.iter().any(|p| p.proxy == k);
+    // Without kube-proxy on the node there is no fight with it to name.
+    if !has(ProxyKind::KubeProxy) {
+        return None;
+    }
     let ipvs = flips.iter().any(|f| f.starts_with(IPVS_PREFIX));
     let rules = flips.iter().any(|f| !f.starts_with(IPVS_PREFIX));
     if ipvs && has(ProxyKind::KubeRouter) {
@@ -149,7 +157,21 @@ pub fn apply(report: &mut Report, flips: &[&str]) {
     if let Some((who, _)) = party {
         evidence.push(format!("likely other party: {who}"));
     }
+    // kube-proxy's rules flip-flopping next to Calico's eBPF dataplane is the documented fight (Felix's cleanup
+    // on): the pair's conflict is critical, as when its rules are gone, once both agents are seen running.
+    let calico_fight = flips.iter().any(|f| !f.starts_with(IPVS_PREFIX))
+        && [ProxyKind::KubeProxy, ProxyKind::CalicoEbpf]
+            .iter()
+            .all(|k| report.dataplane.proxies.iter().any(|p| p.proxy == *k && p.agent_running == Some(true)));
     if let Some(f) = report.findings.iter_mut().find(|f| f.id == FindingId::ServiceRoutingConflict) {
+        if calico_fight && f.summary.contains(ProxyKind::CalicoEbpf.as_str()) {
+            f.severity = Severity::Critical;
+            for p in report.dataplane.conflicts.iter_mut() {
+                if (p.a, p.b) == (ProxyKind::KubeProxy, ProxyKind::CalicoEbpf) {
+                    p.severity = Severity::Critical;
+                }
+            }
+        }
         f.evidence.extend(evidence);
     } else {
         let summary = match party {
@@ -240,7 +262,8 @@ mod tests {
         };
         use crate::report::ServiceProxyMode as M;
         let mut report = crate::rules::analyse(&snap, "t".into());
-        report.dataplane.proxies = vec![proxy(ProxyKind::CalicoEbpf, M::Ebpf)];
+        report.dataplane.proxies =
+            vec![proxy(ProxyKind::KubeProxy, M::Iptables), proxy(ProxyKind::CalicoEbpf, M::Ebpf)];
         apply(&mut report, &["nft ipv4 nat KUBE-SERVICES"]);
         let f = report.finding(&FindingId::ServiceRoutingChurn).unwrap();
         assert!(f.summary.contains("Calico's eBPF dataplane"), "{f:?}");
@@ -256,6 +279,63 @@ mod tests {
         report.dataplane.proxies = vec![proxy(ProxyKind::KubeRouter, M::Ipvs)];
         apply(&mut report, &["nft ipv4 nat KUBE-SERVICES"]);
         assert!(report.finding(&FindingId::ServiceRoutingChurn).unwrap().summary.contains("something else"));
+        // kube-router alone re-creating its own IPVS services: no kube-proxy, no fight with it to name.
+        let mut report = crate::rules::analyse(&snap, "t".into());
+        report.dataplane.proxies = vec![proxy(ProxyKind::KubeRouter, M::Ipvs)];
+        apply(&mut report, &["ipvs service 10.96.0.1"]);
+        let f = report.finding(&FindingId::ServiceRoutingChurn).unwrap();
+        assert!(!f.evidence.iter().any(|e| e.contains("kube-router")), "{f:?}");
+    }
+
+    #[test]
+    fn kube_proxy_rules_flip_flopping_next_to_calico_make_the_pair_critical() {
+        let snap: Snapshot = serde_json::from_str(
+            r#"{"schema_version":2,"node":"n","collected_at":"2026-01-01T00:00:00Z","iptables_legacy":{"status":"disabled"},
+            "nftables":{"status":"disabled"},"links":{"status":"disabled"},"ipvs":{"status":"disabled"},
+            "bpf":{"status":"disabled"},"processes":{"status":"disabled"}}"#,
+        )
+        .unwrap();
+        let proxy = |proxy, mode| crate::report::ServiceProxy {
+            proxy,
+            mode,
+            balances: Vec::new(),
+            services: None,
+            agent_running: Some(true),
+            evidence: Vec::new(),
+        };
+        use crate::report::ServiceProxyMode as M;
+        let mut report = crate::rules::analyse(&snap, "t".into());
+        report.dataplane.proxies =
+            vec![proxy(ProxyKind::KubeProxy, M::Iptables), proxy(ProxyKind::CalicoEbpf, M::Ebpf)];
+        report.findings = vec![Finding {
+            id: FindingId::ServiceRoutingConflict,
+            severity: Severity::Warning,
+            summary: "kube-proxy (iptables mode) and calico-ebpf (ebpf mode) both balance ...".into(),
+            evidence: Vec::new(),
+            remedy: String::new(),
+        }];
+        apply(&mut report, &["ipvs service 10.96.0.1"]);
+        assert_eq!(report.findings[0].severity, Severity::Warning, "IPVS churn is not Felix's cleanup");
+        apply(&mut report, &["nft ipv4 nat KUBE-SERVICES"]);
+        assert_eq!(report.findings[0].severity, Severity::Critical);
+        assert_eq!(report.verdict, crate::report::Verdict::Critical);
+    }
+
+    #[test]
+    fn a_failed_ipvs_read_is_no_deletion() {
+        // kube-router's world, recorded by the system tests: 3 IPVS virtual servers.
+        let path = format!("{}/tests/data/snapshots/kube_router_alone_is_healthy.json", env!("CARGO_MANIFEST_DIR"));
+        let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let ok: Snapshot = serde_json::from_value(v.clone()).unwrap();
+        assert!(kube_proxy_chains(&ok).unwrap().contains("ipvs service 10.96.0.1"));
+        v["ipvs"] = serde_json::json!({"status": "failed", "error": "denied"});
+        let failed: Snapshot = serde_json::from_value(v).unwrap();
+        assert_eq!(kube_proxy_chains(&failed), None);
+        let mut c = Churn::default();
+        c.observe(kube_proxy_chains(&ok));
+        assert_eq!(c.observe(kube_proxy_chains(&failed)), 0, "a failed read deleted every VIP");
+        assert_eq!(c.observe(kube_proxy_chains(&ok)), 0);
+        assert!(c.recent_flips().is_empty());
     }
 
     #[test]

@@ -42,10 +42,11 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
                 remedy: cleanup_remedy(kp.mode),
             }),
             running => out.push({
-                conflicts.push(ProxyPair { a: ProxyKind::KubeProxy, b: ProxyKind::Cilium });
+                let severity = if running == Some(true) { Severity::Critical } else { Severity::Warning };
+                conflicts.push(ProxyPair { a: ProxyKind::KubeProxy, b: ProxyKind::Cilium, severity });
                 Finding {
                 id: FindingId::ServiceRoutingConflict,
-                severity: if running == Some(true) { Severity::Critical } else { Severity::Warning },
+                severity,
                 summary: format!(
                     "{kp_desc} and Cilium kube-proxy replacement ({how}) both program Services{}",
                     if running.is_none() { " (could not tell whether kube-proxy runs)" } else { "" }
@@ -122,6 +123,7 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
     }
 
     pairs(f, &mut out, &mut conflicts);
+    agents_down(f, &mut out);
 
     let cilium_lb = cil.kube_proxy_replacement == Some(true);
     let cilium_pod_lb = cil.services.unwrap_or(0) > 0;
@@ -224,6 +226,11 @@ fn pairs(f: &Facts, out: &mut Vec<Finding>, conflicts: &mut Vec<ProxyPair>) {
             if a.agent_running == Some(false) || b.agent_running == Some(false) {
                 continue;
             }
+            // What a proxy of unknown mode balances is not known (Antrea with routes unread): neither a split
+            // nor a conflict. (kube-proxy's Unknown still balances everything it has rules for.)
+            if [a, b].iter().any(|p| p.mode == ServiceProxyMode::Unknown && p.proxy != ProxyKind::KubeProxy) {
+                continue;
+            }
             let shared: Vec<Traffic> = a.balances.iter().filter(|t| b.balances.contains(t)).copied().collect();
             if shared.is_empty() {
                 continue;
@@ -247,8 +254,11 @@ fn pairs(f: &Facts, out: &mut Vec<Finding>, conflicts: &mut Vec<ProxyPair>) {
                 continue;
             }
             let documented = match (a.proxy, b.proxy) {
-                // Felix deletes kube-proxy's chains while kube-proxy re-creates them (calico#10538).
-                (ProxyKind::KubeProxy, ProxyKind::CalicoEbpf) => true,
+                // Felix deletes kube-proxy's chains while kube-proxy re-creates them (calico#10538): a running
+                // kube-proxy without its rules is that fight. Rules present next to Calico's programs mean Felix's
+                // cleanup is off (BPFKubeProxyIptablesCleanupEnabled=false): shadowed, not fought over; the
+                // daemon's churn raises it again when the rules flip-flop.
+                (ProxyKind::KubeProxy, ProxyKind::CalicoEbpf) => a.mode == ServiceProxyMode::NoRules,
                 // Each deletes the other's IPVS services (kube-router service_endpoints_sync.go).
                 (ProxyKind::KubeProxy, ProxyKind::KubeRouter) => a.mode == ServiceProxyMode::Ipvs,
                 // kube-proxy next to Antrea proxyAll or OVN-Kubernetes: shadowed rules, clashing health ports.
@@ -257,10 +267,11 @@ fn pairs(f: &Facts, out: &mut Vec<Finding>, conflicts: &mut Vec<ProxyPair>) {
                 _ => true,
             };
             let both_running = a.agent_running == Some(true) && b.agent_running == Some(true);
-            conflicts.push(ProxyPair { a: a.proxy, b: b.proxy });
+            let severity = if documented && both_running { Severity::Critical } else { Severity::Warning };
+            conflicts.push(ProxyPair { a: a.proxy, b: b.proxy, severity });
             out.push(Finding {
                 id: FindingId::ServiceRoutingConflict,
-                severity: if documented && both_running { Severity::Critical } else { Severity::Warning },
+                severity,
                 summary: format!(
                     "{} and {} both balance {shared_text} on this node{}",
                     describe(a),
@@ -274,8 +285,56 @@ fn pairs(f: &Facts, out: &mut Vec<Finding>, conflicts: &mut Vec<ProxyPair>) {
     }
 }
 
+/// A Service proxy (other than kube-proxy, which has `kube-proxy.stale-rules`, and Cilium, judged by section 7)
+/// whose programs, links or rules are there while its agent is known not to run: nothing keeps them in step with
+/// the Services. Only when the processes source was read (`agent_running` is `Some(false)`).
+fn agents_down(f: &Facts, out: &mut Vec<Finding>) {
+    for p in &f.proxies.proxies {
+        if matches!(p.proxy, ProxyKind::KubeProxy | ProxyKind::Cilium) || p.agent_running != Some(false) {
+            continue;
+        }
+        let (agent, remedy) = match p.proxy {
+            ProxyKind::CalicoEbpf => (
+                "calico-node",
+                "if Calico should run here, find out why its calico-node pod is not running; if it was removed, \
+                 detach its programs (the cali_* tc/tcx and cgroup attachments) and remove the \
+                 /sys/fs/bpf/tc/globals/cali_* pins, and deploy another Service proxy",
+            ),
+            ProxyKind::KubeRouter => (
+                "kube-router",
+                "if kube-router should run here, find out why its pod is not running; if it was removed, clear its \
+                 IPVS services (`ipvsadm --clear`), delete kube-dummy-if and its KUBE-ROUTER-* chains",
+            ),
+            ProxyKind::Antrea => (
+                "antrea-agent",
+                "if Antrea should run here, find out why its antrea-agent pod is not running; if it was removed, \
+                 delete antrea-gw0, its routes and its ANTREA-* chains",
+            ),
+            _ => (
+                "ovnkube",
+                "if OVN-Kubernetes should run here, find out why its ovnkube-node pod is not running; if it was \
+                 removed, delete its OVN-KUBE-* chains and its nftables table inet ovn-kubernetes",
+            ),
+        };
+        out.push(Finding {
+            id: FindingId::ServiceProxyAgentDown,
+            severity: Severity::Warning,
+            summary: format!(
+                "{} is programmed on this node but no {agent} process runs: its Service rules will not follow \
+                 Service changes",
+                describe(p)
+            ),
+            evidence: [p.evidence.clone(), vec![format!("no {agent} process")]].concat(),
+            remedy: remedy.into(),
+        });
+    }
+}
+
 /// "calico-ebpf (ebpf mode, 3 services)".
 fn describe(p: &ServiceProxy) -> String {
+    if p.mode == ServiceProxyMode::NoRules {
+        return format!("{} (runs, with no Service rules right now)", p.proxy.as_str());
+    }
     let services = p.services.map(|n| format!(", {n} services")).unwrap_or_default();
     format!("{} ({} mode{services})", p.proxy.as_str(), p.mode.as_str())
 }
@@ -410,7 +469,13 @@ mod tests {
             proxy(K::Cilium, M::KubeProxyReplacement, Some(true)),
             proxy(K::CalicoEbpf, M::Ebpf, Some(true)),
         ]);
-        assert_eq!((f, p), (conflict(Severity::Critical), vec![ProxyPair { a: K::Cilium, b: K::CalicoEbpf }]));
+        assert_eq!(
+            (f, p),
+            (
+                conflict(Severity::Critical),
+                vec![ProxyPair { a: K::Cilium, b: K::CalicoEbpf, severity: Severity::Critical }]
+            )
+        );
         // kube-proxy next to OVN-Kubernetes: a conflict, not a documented fight.
         let (f, _) =
             decide(vec![proxy(K::KubeProxy, M::Iptables, Some(true)), proxy(K::OvnKubernetes, M::Ovn, Some(true))]);
@@ -421,9 +486,35 @@ mod tests {
         let (f, _) =
             decide(vec![proxy(K::KubeProxy, M::Iptables, Some(true)), proxy(K::KubeRouter, M::Ipvs, Some(true))]);
         assert_eq!(f, conflict(Severity::Warning));
-        // An agent whose state is unknown cannot make it critical.
-        let (f, _) = decide(vec![proxy(K::KubeProxy, M::Iptables, None), proxy(K::CalicoEbpf, M::Ebpf, Some(true))]);
+        // kube-proxy with its rules next to Calico's programs: Felix's cleanup is off, the rules are shadowed, not
+        // fought over (DATAPLANE-FACTS section 10); a running kube-proxy without its rules is the fight.
+        let (f, _) =
+            decide(vec![proxy(K::KubeProxy, M::Iptables, Some(true)), proxy(K::CalicoEbpf, M::Ebpf, Some(true))]);
         assert_eq!(f, conflict(Severity::Warning));
+        let (f, _) =
+            decide(vec![proxy(K::KubeProxy, M::NoRules, Some(true)), proxy(K::CalicoEbpf, M::Ebpf, Some(true))]);
+        assert_eq!(f, conflict(Severity::Critical));
+        // An agent whose state is unknown cannot make it critical.
+        let (f, _) = decide(vec![proxy(K::KubeProxy, M::NoRules, None), proxy(K::CalicoEbpf, M::Ebpf, Some(true))]);
+        assert_eq!(f, conflict(Severity::Warning));
+    }
+
+    #[test]
+    fn a_proxy_whose_agent_is_gone_warns_and_an_unknown_mode_decides_nothing() {
+        let down = vec![("service-proxy.agent-down".to_string(), Severity::Warning)];
+        for k in [K::CalicoEbpf, K::KubeRouter, K::Antrea, K::OvnKubernetes] {
+            let (f, _) = decide(vec![proxy(k, M::Ebpf, Some(false))]);
+            assert_eq!(f, down, "{k:?}");
+            // Processes unread: no word about the agent.
+            let (f, _) = decide(vec![proxy(k, M::Ebpf, None)]);
+            assert!(f.is_empty(), "{k:?}: {f:?}");
+        }
+        // Antrea with routes unread, next to kube-proxy: neither overlap nor conflict, and alone not partial.
+        let (f, p) =
+            decide(vec![proxy(K::KubeProxy, M::Iptables, Some(true)), proxy(K::Antrea, M::Unknown, Some(true))]);
+        assert_eq!((f, p), (vec![], vec![]));
+        let (f, _) = decide(vec![proxy(K::Antrea, M::Unknown, Some(true))]);
+        assert!(f.is_empty(), "{f:?}");
     }
 
     #[test]
@@ -431,9 +522,9 @@ mod tests {
         let (f, p) =
             decide(vec![proxy(K::KubeProxy, M::Nftables, Some(true)), proxy(K::Antrea, M::AntreaProxy, Some(true))]);
         assert_eq!((f, p), (vec![("service-routing.overlap".to_string(), Severity::Info)], vec![]));
-        // kube-router's agent is gone: its leftovers are no second writer.
+        // kube-router's agent is gone: its leftovers are no second writer, but they no longer follow Services.
         let (f, p) = decide(vec![proxy(K::KubeProxy, M::Ipvs, Some(true)), proxy(K::KubeRouter, M::Ipvs, Some(false))]);
-        assert_eq!((f, p), (vec![], vec![]));
+        assert_eq!((f, p), (vec![("service-proxy.agent-down".to_string(), Severity::Warning)], vec![]));
         // kube-proxy and Cilium are judged by section 7 (dataplane.kube_proxy / cilium), not here.
         let (f, _) = decide(vec![
             proxy(K::KubeProxy, M::Iptables, Some(true)),

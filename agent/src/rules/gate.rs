@@ -114,7 +114,12 @@ pub enum Check {
 }
 
 pub fn check(req: &Requirement, snap: &Snapshot, report: &Report) -> Check {
+    // Routes only tell Antrea's mode: without Antrea on the node, their failure decides nothing.
+    let antrea = report.dataplane.proxies.iter().any(|p| p.proxy == crate::report::ProxyKind::Antrea);
     for name in req.sources() {
+        if *name == SourceId::Routes && !antrea {
+            continue;
+        }
         if let Some(src) = report.sources.get(name) {
             if src.status == SourceStatus::Failed && *name != SourceId::Processes {
                 return Check::Unknown(format!("source {name} failed: {}", src.error.as_deref().unwrap_or("")));
@@ -210,5 +215,20 @@ mod tests {
         assert!(e.contains("\"kubeproxy\"") && e.contains("kube-proxy, cilium-lb"), "{e}");
         assert!("link:".parse::<Requirement>().is_err());
         assert!("route:x".parse::<Requirement>().is_err());
+    }
+
+    /// A failed routes source makes no-conflict unknown only where Antrea is, whose mode routes tell.
+    #[test]
+    fn no_conflict_depends_on_routes_only_with_antrea() {
+        let at = |name: &str| {
+            let path = format!("{}/tests/data/snapshots/{name}.json", env!("CARGO_MANIFEST_DIR"));
+            let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            v["routes"] = serde_json::json!({"status": "failed", "error": "netlink: denied"});
+            let snap: Snapshot = serde_json::from_value(v).unwrap();
+            let report = crate::rules::analyse(&snap, "t".into());
+            check(&Requirement::NoConflict, &snap, &report)
+        };
+        assert_eq!(at("kube_proxy_alone_is_healthy_with_mode_backend_and_services"), Check::Met("no conflict".into()));
+        assert!(matches!(at("antrea_proxy_all_alone_is_healthy"), Check::Unknown(_)));
     }
 }

@@ -27,8 +27,13 @@ pub struct ProxyFacts {
 const KUBE_ROUTER_PROXY_CHAINS: &[&str] = &["KUBE-ROUTER-SERVICES", "KUBE-ROUTER-HAIRPIN"];
 const OVN_SERVICE_CHAINS: &[&str] = &["OVN-KUBE-NODEPORT", "OVN-KUBE-EXTERNALIP", "OVN-KUBE-ETP", "OVN-KUBE-ITP"];
 
-/// Antrea's virtual Service gateway and NodePort DNAT address (`pkg/agent/config`).
-const ANTREA_VIRTUAL_SERVICE_IP: &str = "169.254.0.253";
+/// Antrea's virtual Service IPs, the gateway of its Service CIDR route per enabled family (`VirtualServiceIPv4`
+/// and `VirtualServiceIPv6` in `pkg/agent/config`; the NodePort DNAT address 169.254.0.252 is another one).
+const ANTREA_VIRTUAL_SERVICE_IPS: &[&str] = &["169.254.0.253", "fc01::aabb:ccdd:eeff"];
+
+/// Processes that embed kube-proxy (k3s, rke2) and so hold its health port themselves.
+const EMBEDDED_KUBE_PROXY: &[&str] =
+    &["kube-proxy", "k3s", "k3s-server", "k3s-agent", "rke2", "rke2-server", "rke2-agent"];
 
 pub fn detect(
     snap: &Snapshot,
@@ -52,12 +57,12 @@ pub fn detect(
     // Kubelet: a process, or its configuration files (a node that has not joined yet still has them).
     if let Some(p) = procs {
         let pids = p.pids("kubelet");
-        let k3s: Vec<u32> = ["k3s-server", "k3s-agent", "k3s"].iter().flat_map(|c| p.pids(c)).collect();
+        let k3s: Vec<u32> = ["k3s-server", "k3s-agent", "k3s", "kubelite"].iter().flat_map(|c| p.pids(c)).collect();
         if !pids.is_empty() {
             out.kubelet_evidence.push(format!("kubelet process: pid {}", join(&pids)));
         }
         if !k3s.is_empty() {
-            out.kubelet_evidence.push(format!("k3s process (kubelet embedded): pid {}", join(&k3s)));
+            out.kubelet_evidence.push(format!("k3s or MicroK8s process (kubelet embedded): pid {}", join(&k3s)));
         }
         for f in &p.kubelet_files {
             out.kubelet_evidence.push(format!("kubelet configuration {f}"));
@@ -73,21 +78,26 @@ pub fn detect(
             ProxyMode::Iptables => ServiceProxyMode::Iptables,
             ProxyMode::Nftables => ServiceProxyMode::Nftables,
             ProxyMode::Ipvs => ServiceProxyMode::Ipvs,
-            ProxyMode::None | ProxyMode::Unknown => ServiceProxyMode::Unknown,
+            ProxyMode::None => ServiceProxyMode::NoRules,
+            ProxyMode::Unknown => ServiceProxyMode::Unknown,
         };
         let mut evidence = kp_evidence.to_vec();
         // Another process on kube-proxy's health port: Calico and Cilium bind it too (calico#10748). A socket whose
-        // process is not visible (another pid namespace) says nothing.
+        // process is not visible (another pid namespace) says nothing; k3s and rke2 embed kube-proxy.
         if let Some(h) = procs.and_then(|p| p.healthz_port.as_ref()) {
             if let (Some(comm), Some(pid)) = (&h.comm, h.pid) {
-                if comm != "kube-proxy" {
+                if !EMBEDDED_KUBE_PROXY.contains(&comm.as_str()) {
                     evidence.push(format!(":{} (kube-proxy's health port) is held by {comm} (pid {pid})", h.port));
                 }
             }
         }
-        if !kp.mode.is_present() {
-            evidence
-                .push("no kube-proxy Service rules right now (deleted by another writer, or not synced yet)".into());
+        match kp.mode {
+            ProxyMode::None => evidence
+                .push("no kube-proxy Service rules right now (deleted by another writer, or not synced yet)".into()),
+            ProxyMode::Unknown => {
+                evidence.push("a rules source could not be read: kube-proxy's mode is unknown".into());
+            }
+            _ => {}
         }
         let services = match (kp.mode, vips_on(links, "kube-ipvs0")) {
             (ProxyMode::Ipvs, Some(vips)) => Some(ipvs_vips_in(snap, &vips)),
@@ -135,18 +145,37 @@ pub fn detect(
         out.proxies.push(p);
     }
 
-    // kube-router's service proxy: VIPs on kube-dummy-if and its service chains.
+    // kube-router's service proxy balances when IPVS virtual servers have their VIPs on kube-dummy-if. The link and
+    // its chains alone are leftovers: kube-router runs on as CNI, BGP or policy agent with --run-service-proxy=false.
     let dummy = links.and_then(|l| l.get("kube-dummy-if"));
     let kr_chains: Vec<&String> =
         chains.iter().filter(|(_, c)| KUBE_ROUTER_PROXY_CHAINS.contains(&c.as_str())).map(|(w, _)| w).collect();
-    if dummy.is_some() || !kr_chains.is_empty() {
+    let kr_services = match (links, snap.ipvs.get()) {
+        (Some(_), Some(_)) => Some(vips_on(links, "kube-dummy-if").map(|v| ipvs_vips_in(snap, &v)).unwrap_or(0)),
+        _ => None,
+    };
+    let kr_signs = dummy.is_some() || !kr_chains.is_empty();
+    if kr_signs && kr_services.is_none() {
+        out.incomplete = true;
+        out.not_proxies.push(
+            "kube-dummy-if or kube-router's service chains are there, but links or IPVS could not be read: whether \
+             kube-router balances Services is unknown"
+                .into(),
+        );
+    } else if kr_signs && kr_services == Some(0) {
+        out.not_proxies.push(format!(
+            "kube-router leftovers ({}), but no IPVS virtual server on a kube-dummy-if address: its service proxy \
+             is off (--run-service-proxy=false) or gone, not a proxy",
+            dummy
+                .map(|_| "link kube-dummy-if".to_string())
+                .into_iter()
+                .chain(kr_chains.iter().map(|c| format!("chain {c}")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    } else if let Some(services) = kr_services.filter(|n| *n > 0) {
         let mut evidence = Vec::new();
-        let ipvs = snap.ipvs.get();
-        let services = match (vips_on(links, "kube-dummy-if"), ipvs) {
-            (Some(vips), Some(_)) => Some(ipvs_vips_in(snap, &vips)),
-            (None, Some(i)) if links.and_then(|l| l.get("kube-ipvs0")).is_none() => Some(i.virtual_servers),
-            _ => None,
-        };
+        let services = Some(services);
         if let Some(d) = dummy {
             evidence.push(format!(
                 "link kube-dummy-if{} with {} addresses",
@@ -183,22 +212,22 @@ pub fn detect(
         if antrea_chains > 0 {
             evidence.push(format!("{antrea_chains} ANTREA-* iptables chains"));
         }
-        let mut proxy_all = false;
+        // Whether proxyAll is on: `None` while routes could not be read and nothing else tells.
+        let mut proxy_all = None;
+        let virtual_ip = |a: &str| ANTREA_VIRTUAL_SERVICE_IPS.contains(&a);
         match snap.routes.get() {
             Some(r) => {
-                for route in r
-                    .routes
-                    .iter()
-                    .filter(|r| r.gateway == ANTREA_VIRTUAL_SERVICE_IP && r.device.as_deref() == Some("antrea-gw0"))
+                proxy_all = Some(false);
+                for route in
+                    r.routes.iter().filter(|r| virtual_ip(&r.gateway) && r.device.as_deref() == Some("antrea-gw0"))
                 {
-                    proxy_all = true;
+                    proxy_all = Some(true);
                     evidence.push(format!("route {} via {} dev antrea-gw0", route.destination, route.gateway));
                 }
-                if r.neighbours
-                    .iter()
-                    .any(|n| n.address == ANTREA_VIRTUAL_SERVICE_IP && n.device.as_deref() == Some("antrea-gw0"))
+                for n in
+                    r.neighbours.iter().filter(|n| virtual_ip(&n.address) && n.device.as_deref() == Some("antrea-gw0"))
                 {
-                    evidence.push(format!("permanent neighbour {ANTREA_VIRTUAL_SERVICE_IP} on antrea-gw0"));
+                    evidence.push(format!("permanent neighbour {} on antrea-gw0", n.address));
                 }
             }
             None => {
@@ -209,7 +238,7 @@ pub fn detect(
         if let Some(t) = antrea_nft {
             let pa: Vec<&String> = t.chains.iter().filter(|c| c.ends_with("-proxy-all")).collect();
             if !pa.is_empty() {
-                proxy_all = true;
+                proxy_all = Some(true);
             }
             evidence.push(format!(
                 "nftables table {} antrea{}",
@@ -218,13 +247,18 @@ pub fn detect(
             ));
         }
         evidence.extend(pid_note("antrea-agent"));
-        if !proxy_all {
+        if proxy_all != Some(true) {
             evidence.push("AntreaProxy balances ClusterIP traffic from pods in OVS flows (on by default)".into());
         }
+        let (mode, balances) = match proxy_all {
+            Some(true) => (ServiceProxyMode::ProxyAll, Traffic::ALL.to_vec()),
+            Some(false) => (ServiceProxyMode::AntreaProxy, vec![Traffic::ClusterIpFromPods]),
+            None => (ServiceProxyMode::Unknown, vec![Traffic::ClusterIpFromPods]),
+        };
         out.proxies.push(ServiceProxy {
             proxy: ProxyKind::Antrea,
-            mode: if proxy_all { ServiceProxyMode::ProxyAll } else { ServiceProxyMode::AntreaProxy },
-            balances: if proxy_all { Traffic::ALL.to_vec() } else { vec![Traffic::ClusterIpFromPods] },
+            mode,
+            balances,
             services: None,
             agent_running: antrea_agent,
             evidence,
@@ -359,7 +393,8 @@ fn vips_on(links: Option<&LinksState>, name: &str) -> Option<Vec<String>> {
 
 /// IPVS virtual servers whose address is one of `vips`.
 fn ipvs_vips_in(snap: &Snapshot, vips: &[String]) -> u32 {
-    let n = snap.ipvs.get().map(|i| i.vips.iter().filter(|v| vips.contains(v)).count()).unwrap_or(0);
+    let vips: std::collections::HashSet<&str> = vips.iter().map(String::as_str).collect();
+    let n = snap.ipvs.get().map(|i| i.vips.iter().filter(|v| vips.contains(v.as_str())).count()).unwrap_or(0);
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
@@ -392,6 +427,106 @@ fn join(pids: &[u32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::{FindingId, Report, Severity};
+
+    /// A snapshot recorded by the system tests (`agent/tests/data/snapshots`), changed by `edit`, analysed.
+    fn analysed(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Report {
+        let path = format!("{}/tests/data/snapshots/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        edit(&mut v);
+        crate::rules::analyse(&serde_json::from_value(v).unwrap(), "t".into())
+    }
+
+    fn ids(r: &Report) -> Vec<(String, Severity)> {
+        r.findings.iter().map(|f| (f.id.to_string(), f.severity)).collect()
+    }
+
+    fn modes(r: &Report) -> Vec<(ProxyKind, ServiceProxyMode)> {
+        r.dataplane.proxies.iter().map(|p| (p.proxy, p.mode)).collect()
+    }
+
+    #[test]
+    fn kube_router_leftovers_without_ipvs_services_on_its_vips_are_no_proxy() {
+        // kube-router runs on (BGP, policy) with --run-service-proxy=false: kube-dummy-if and its chains stay.
+        let r = analysed("kube_router_alone_is_healthy", |v| {
+            v["ipvs"]["data"] = serde_json::json!({"loaded": true, "virtual_servers": 0});
+        });
+        assert_eq!(modes(&r), vec![], "{r:#?}");
+        let missing = r.finding(&FindingId::ServiceRoutingMissing).unwrap();
+        assert!(missing.evidence.iter().any(|e| e.contains("kube-router leftovers")), "{missing:?}");
+        // Next to kube-proxy in IPVS mode (its VIPs on kube-ipvs0 only), the leftovers are no conflict.
+        let r = analysed("conflict_when_kube_router_runs_next_to_kube_proxy_ipvs", |v| {
+            let links = v["links"]["data"]["links"].as_array_mut().unwrap();
+            for l in links.iter_mut().filter(|l| l["name"] == "kube-dummy-if") {
+                l["addresses"] = serde_json::json!([]);
+            }
+        });
+        assert_eq!(modes(&r), vec![(ProxyKind::KubeProxy, ServiceProxyMode::Ipvs)]);
+        assert_eq!(ids(&r), vec![]);
+        // IPVS unread: unknown, neither a proxy nor "nobody programs Services".
+        let r = analysed("kube_router_alone_is_healthy", |v| {
+            v["ipvs"] = serde_json::json!({"status": "failed", "error": "reading /proc/net/ip_vs: denied"});
+        });
+        assert_eq!(ids(&r).into_iter().map(|(id, _)| id).collect::<Vec<_>>(), vec!["source.failed"], "{r:#?}");
+    }
+
+    #[test]
+    fn antreas_proxy_all_is_unknown_when_routes_fail_never_absent() {
+        let fail =
+            |v: &mut serde_json::Value| v["routes"] = serde_json::json!({"status": "failed", "error": "netlink"});
+        let r = analysed("antrea_proxy_all_alone_is_healthy", fail);
+        assert_eq!(modes(&r), vec![(ProxyKind::Antrea, ServiceProxyMode::Unknown)]);
+        let ids = ids(&r);
+        assert!(ids.iter().all(|(id, _)| id == "source.failed"), "no partial, no missing: {ids:?}");
+        let r = analysed("antrea_proxy_without_proxy_all_next_to_kube_proxy_is_the_supported_overlap", fail);
+        assert!(r.finding(&FindingId::ServiceRoutingOverlap).is_none(), "{r:#?}");
+        assert!(r.findings.iter().all(|f| f.id == FindingId::SourceFailed), "{:?}", r.findings);
+    }
+
+    #[test]
+    fn antreas_ipv6_virtual_service_ip_proves_proxy_all() {
+        let r = analysed("antrea_proxy_all_alone_is_healthy", |v| {
+            v["routes"]["data"] = serde_json::json!({
+                "neighbours": [{"address": "fc01::aabb:ccdd:eeff", "device": "antrea-gw0"}],
+                "routes": [{"destination": "fd00:10:96::/112", "device": "antrea-gw0",
+                            "gateway": "fc01::aabb:ccdd:eeff", "table": 254}]});
+        });
+        assert_eq!(modes(&r), vec![(ProxyKind::Antrea, ServiceProxyMode::ProxyAll)]);
+        assert_eq!(ids(&r), vec![]);
+    }
+
+    #[test]
+    fn k3s_holding_the_health_port_is_kube_proxy_itself() {
+        for (comm, held) in [("k3s-agent", false), ("rke2-server", false), ("calico-node", true)] {
+            let r = analysed("conflict_when_kube_proxy_runs_next_to_calico_ebpf", |v| {
+                v["processes"]["data"]["healthz_port"]["comm"] = serde_json::json!(comm);
+            });
+            let ev = &r.dataplane.proxies[0].evidence;
+            assert_eq!(ev.iter().any(|e| e.contains("is held by")), held, "{comm}: {ev:?}");
+        }
+    }
+
+    #[test]
+    fn microk8s_kubelite_is_a_kubelet() {
+        let r = analysed("a_machine_without_a_kubelet_is_not_a_kubernetes_node_yet", |v| {
+            v["processes"]["data"]["processes"] = serde_json::json!([{"comm": "kubelite", "pid": 9}]);
+        });
+        assert_eq!(ids(&r), vec![("service-routing.missing".to_string(), Severity::Critical)]);
+    }
+
+    #[test]
+    fn calico_programs_without_calico_node_warn_that_the_agent_is_down() {
+        let r = analysed("calico_ebpf_alone_is_healthy", |v| {
+            v["processes"]["data"]["processes"].as_array_mut().unwrap().retain(|p| p["comm"] != "calico-node");
+        });
+        assert_eq!(ids(&r), vec![("service-proxy.agent-down".to_string(), Severity::Warning)]);
+        assert!(r.findings[0].summary.contains("no calico-node process"), "{:?}", r.findings[0]);
+        // Processes unread: nothing is said about the agent.
+        let r = analysed("calico_ebpf_alone_is_healthy", |v| {
+            v["processes"] = serde_json::json!({"status": "failed", "error": "proc"});
+        });
+        assert!(r.finding(&FindingId::ServiceProxyAgentDown).is_none(), "{:?}", r.findings);
+    }
 
     #[test]
     fn felix_data_devices() {

@@ -103,13 +103,28 @@ pub fn pinned_entries<const K: usize, const V: usize>(path: &Path) -> Result<Ent
     }
     let map = HashMap::<_, [u8; K], [u8; V]>::try_from(Map::HashMap(data))
         .map_err(|source| BpfError::ReadMap { path: path.into(), source })?;
+    bounded(map.iter(), info.max_entries(), |kv| kv.0).map_err(|source| BpfError::ReadMap { path: path.into(), source })
+}
+
+/// Collects a map's entries, at most `max_entries` iterations and each key once: when a key is deleted while the
+/// map is walked, the kernel's get_next_key starts again from the first key, which would repeat entries (and, with
+/// a writer deleting steadily, never end). An entry deleted meanwhile is skipped, not an error.
+fn bounded<T, K: std::hash::Hash + Eq>(
+    items: impl Iterator<Item = Result<T, aya::maps::MapError>>,
+    max_entries: u32,
+    key: impl Fn(&T) -> K,
+) -> Result<Vec<T>, aya::maps::MapError> {
+    let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
-    for item in map.iter() {
+    for item in items.take(usize::try_from(max_entries).unwrap_or(usize::MAX)) {
         match item {
-            Ok(kv) => out.push(kv),
-            // An entry deleted while iterating is not an error.
+            Ok(kv) => {
+                if seen.insert(key(&kv)) {
+                    out.push(kv);
+                }
+            }
             Err(aya::maps::MapError::KeyNotFound) => continue,
-            Err(source) => return Err(BpfError::ReadMap { path: path.into(), source }),
+            Err(e) => return Err(e),
         }
     }
     Ok(out)
@@ -129,15 +144,8 @@ pub fn pinned_lpm_entries<const K: usize, const V: usize>(path: &Path) -> Result
     }
     let map = LpmTrie::<_, [u8; K], [u8; V]>::try_from(Map::LpmTrie(data))
         .map_err(|source| BpfError::ReadMap { path: path.into(), source })?;
-    let mut out = Vec::new();
-    for item in map.iter() {
-        match item {
-            Ok((k, v)) => out.push((k.prefix_len(), k.data(), v)),
-            Err(aya::maps::MapError::KeyNotFound) => continue,
-            Err(source) => return Err(BpfError::ReadMap { path: path.into(), source }),
-        }
-    }
-    Ok(out)
+    let items = map.iter().map(|item| item.map(|(k, v)| (k.prefix_len(), k.data(), v)));
+    bounded(items, info.max_entries(), |e| (e.0, e.1)).map_err(|source| BpfError::ReadMap { path: path.into(), source })
 }
 
 /// The cgroup attach types socket load-balancing uses, with their kernel numbers.
@@ -221,4 +229,20 @@ fn query_once(
     }
     ids.truncate(count.min(capacity));
     Ok(Ok(ids))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A walk that the kernel restarts (a key deleted meanwhile) yields keys again: each is kept once, and a walk
+    /// that would restart for ever stops after max_entries steps.
+    #[test]
+    fn a_restarted_walk_keeps_each_key_once_and_ends() {
+        // Keys 1, 2, 3, then (key 2 deleted) from the first key again: 1, 3; a deleted entry read as not found.
+        let walk = [Ok(1u8), Ok(2), Ok(3), Err(aya::maps::MapError::KeyNotFound), Ok(1), Ok(3)];
+        assert_eq!(bounded(walk.into_iter(), 8, |k| *k).unwrap(), vec![1, 2, 3]);
+        let endless = std::iter::repeat_with(|| Ok(7u8));
+        assert_eq!(bounded(endless, 1000, |k| *k).unwrap(), vec![7]);
+    }
 }

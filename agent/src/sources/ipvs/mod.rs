@@ -21,21 +21,25 @@ pub fn fetch(config: &Config) -> Result<IpvsState, IpvsError> {
 }
 
 /// Counts virtual server lines (`TCP  0A600001:01BB rr`, IPv6 `TCP  [FD00:0000:...:0001]:01BB rr`) and keeps
-/// their addresses; real servers are indented `->` lines.
+/// their addresses, one per virtual server; real servers are indented `->` lines. Above `MAX_VIPS` distinct VIPs
+/// the smallest are kept, whatever the file's order, so that the same table gives the same VIPs in every scan.
 pub fn parse(text: &str) -> IpvsState {
     let mut virtual_servers = 0usize;
-    let mut vips = Vec::new();
+    // VIP -> its virtual servers, at most MAX_VIPS distinct VIPs.
+    let mut kept: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
     for line in text.lines() {
         if !["TCP ", "UDP ", "SCTP ", "FWM "].iter().any(|p| line.starts_with(p)) {
             continue;
         }
         virtual_servers += 1;
-        if vips.len() < MAX_VIPS {
-            if let Some(vip) = line.split_whitespace().nth(1).and_then(vip) {
-                vips.push(vip);
+        if let Some(vip) = line.split_whitespace().nth(1).and_then(vip) {
+            *kept.entry(vip).or_default() += 1;
+            if kept.len() > MAX_VIPS {
+                kept.pop_last();
             }
         }
     }
+    let vips = kept.into_iter().flat_map(|(vip, n)| std::iter::repeat_n(vip, n)).collect();
     IpvsState { loaded: true, virtual_servers: u32::try_from(virtual_servers).unwrap_or(u32::MAX), vips }
 }
 
@@ -65,5 +69,23 @@ UDP  0A60000A:0035 rr\n  -> 0AF40001:0035      Masq    1      0          0\n  ->
         let s = parse(v6);
         assert_eq!((s.virtual_servers, s.vips), (3, vec!["fd00::1".to_string()]), "bad lines count, keep no VIP");
         assert_eq!(parse("IP Virtual Server version 1.2.1 (size=4096)\n").virtual_servers, 0);
+    }
+
+    /// The cap counts distinct VIPs, not lines, and keeps the same VIPs whatever the order of the table.
+    #[test]
+    fn the_vip_cap_counts_distinct_vips_whatever_the_order() {
+        // MAX_VIPS + 1 distinct VIPs, the first one with two ports.
+        let vs = |i: usize, port: &str| format!("TCP  {:08X}:{port} rr\n", 0x0a00_0000 + i);
+        let mut lines: Vec<String> = (0..=MAX_VIPS).map(|i| vs(i, "01BB")).collect();
+        lines.push(vs(0, "0050"));
+        let forward = parse(&lines.concat());
+        lines.reverse();
+        let backward = parse(&lines.concat());
+        assert_eq!(forward, backward, "the kept VIPs depend on the file's order");
+        assert_eq!(forward.virtual_servers as usize, MAX_VIPS + 2);
+        // Both virtual servers of 10.0.0.0 are kept, the largest VIP is the one dropped.
+        assert_eq!(forward.vips.len(), MAX_VIPS + 1);
+        assert_eq!(forward.vips.iter().filter(|v| *v == "10.0.0.0").count(), 2);
+        assert!(!forward.vips.contains(&std::net::Ipv4Addr::from(0x0a00_0000u32 + MAX_VIPS as u32).to_string()));
     }
 }

@@ -1,4 +1,5 @@
-//! Routes with a gateway and permanent neighbours over rtnetlink (IPv4 and IPv6, every table), with device
+//! Routes with a gateway and permanent neighbours on the devices the rules read (`KEPT_DEVICES`) over rtnetlink
+//! (IPv4 and IPv6, every table), with device
 //! names resolved from a link dump on the same socket; one deadline for the whole dump, and a bound on entries.
 
 use std::collections::HashMap;
@@ -11,7 +12,7 @@ use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage}
 use rtnetlink::RouteMessageBuilder;
 
 use crate::config::Config;
-use crate::model::routes::{Neighbour, Route, RoutesState, MAX_ENTRIES};
+use crate::model::routes::{Neighbour, Route, RoutesState, KEPT_DEVICES, MAX_ENTRIES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RoutesError {
@@ -50,7 +51,7 @@ async fn fetch_async() -> Result<RoutesState, RoutesError> {
     for request in [RouteMessageBuilder::<Ipv4Addr>::new().build(), RouteMessageBuilder::<Ipv6Addr>::new().build()] {
         let mut routes = handle.route().get(request).execute();
         while let Some(msg) = routes.try_next().await.map_err(dump("routes"))? {
-            if let Some(route) = route(&msg, &names) {
+            if let Some(route) = route(&msg, &names).filter(|r| kept(r.device.as_deref())) {
                 if state.routes.len() < MAX_ENTRIES {
                     state.routes.push(route);
                 } else {
@@ -70,9 +71,10 @@ async fn fetch_async() -> Result<RoutesState, RoutesError> {
             NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => Some(a.to_string()),
             _ => None,
         });
-        if let Some(address) = address {
+        let device = names.get(&msg.header.ifindex).cloned();
+        if let (Some(address), true) = (address, kept(device.as_deref())) {
             if state.neighbours.len() < MAX_ENTRIES {
-                state.neighbours.push(Neighbour { address, device: names.get(&msg.header.ifindex).cloned() });
+                state.neighbours.push(Neighbour { address, device });
             } else {
                 state.truncated = true;
             }
@@ -80,6 +82,11 @@ async fn fetch_async() -> Result<RoutesState, RoutesError> {
     }
     conn.abort();
     Ok(state)
+}
+
+/// Whether the rules read routes and neighbours of `device`.
+fn kept(device: Option<&str>) -> bool {
+    device.is_some_and(|d| KEPT_DEVICES.contains(&d))
 }
 
 /// A route with a gateway, as `destination/len via gateway dev device table N`.
