@@ -150,7 +150,7 @@ done
 inside journalctl -u routewarden -o json --no-pager | grep '"FINDING_ID":"cni.not-ready"' | grep -q '"PRIORITY"' ||
     fail "no journal entry of routewarden with FINDING_ID=cni.not-ready and PRIORITY"
 
-step "upgrade (older build, then this one): the cursor is kept"
+step "upgrade (older build, then this one): the cursor and the findings are kept"
 inside systemctl stop kubelet.service
 inside dpkg -i /root/old.deb >/dev/null
 active_within routewarden.service 30 || fail "not active after installing the older build"
@@ -166,6 +166,10 @@ inside test -s /var/lib/routewarden/journal.cursor || fail "the upgrade lost the
 sleep 2
 again=$(inside curl -sf --max-time 5 http://127.0.0.1:9977/metrics | sed -n 's/^routewarden_journal_lines_total{unit="kubelet.service"} //p')
 [ -z "$again" ] || [ "$again" = 0 ] || fail "after the upgrade the daemon read $again kubelet lines again"
+# ... and yet the finding those lines raised survives the restart (the rules' windows are replayed before the
+# cursor), although no new kubelet line arrived since.
+inside curl -sf --max-time 5 http://127.0.0.1:9977/findings | grep -q cni.not-ready ||
+    fail "cni.not-ready did not survive the upgrade's restart"
 
 step "purge removes configuration and state"
 inside dpkg --purge routewarden >/dev/null
