@@ -45,6 +45,7 @@ pub struct Config {
     pub kube_proxy: KubeProxyApi,
     /// The Cilium agent's API socket, under host_root. Default "/var/run/cilium/cilium.sock".
     pub cilium_socket: PathBuf,
+    pub metrics: MetricsListener,
 }
 
 /// Certificates to watch.
@@ -193,6 +194,20 @@ impl Default for Daemon {
     }
 }
 
+/// `[metrics]`: a second listener for remote Prometheus servers, serving only `/metrics` and `/healthz`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsListener {
+    /// Address such as "10.0.0.5:9977" or "0.0.0.0:9977". Empty: no network listener. Default "".
+    pub listen: String,
+    /// A Prometheus exporter-toolkit web configuration file (`tls_server_config`, bcrypt `basic_auth_users`),
+    /// e.g. "/etc/routewarden/web.yml". Required for a non-loopback `listen` unless `allow_plaintext`.
+    /// Default: none.
+    pub web_config: Option<PathBuf>,
+    /// Serve a non-loopback `listen` without TLS. Default false.
+    pub allow_plaintext: bool,
+}
+
 /// External programs, by absolute path.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -229,6 +244,7 @@ impl Default for Config {
             cni_dir: "/etc/cni/net.d".into(),
             kube_proxy: KubeProxyApi::default(),
             cilium_socket: "/var/run/cilium/cilium.sock".into(),
+            metrics: MetricsListener::default(),
         }
     }
 }
