@@ -436,6 +436,7 @@ impl Daemon {
         let missing = base.missing.join("; ");
         self.journal.add_to(&mut report, &self.metrics);
         self.metrics.update(&report, changes, collected, now_unix());
+        self.metrics.update_process(&crate::sys::process::self_stats());
         log_changes(&report, &mut self.last_sources, &mut self.last_findings);
         let mut summary = summary(&report, self.reload_error.as_deref());
         if !gate_open {
