@@ -127,6 +127,42 @@ fn dashboard_queries(dashboard: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// The shipped scrape examples made to run in the world: their files in `dir`, the client certificate enabled, the
+/// static targets and Kubernetes node discovery replaced by the world's node, a 1 s interval.
+fn prometheus_config(dir: &Path) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/prometheus");
+    let adapt = |file: &str, replacements: &[(&str, String)]| {
+        let mut text = std::fs::read_to_string(root.join(file)).unwrap();
+        let mut all = vec![
+            ("/etc/prometheus/routewarden/", format!("{}/", dir.display())),
+            ("# cert_file:", "cert_file:".to_string()),
+            ("# key_file:", "key_file:".to_string()),
+        ];
+        all.extend(replacements.iter().cloned());
+        for (from, to) in all {
+            assert!(text.contains(from), "{file} no longer contains {from:?}: update this test");
+            text = text.replace(from, &to);
+        }
+        let start = text.find("scrape_configs:\n").unwrap() + "scrape_configs:\n".len();
+        text[start..].to_string()
+    };
+    let kubernetes = adapt(
+        "scrape-kubernetes.yml",
+        &[(
+            "kubernetes_sd_configs:\n      # Prometheus outside the cluster also needs api_server and authorization here.\n      - role: node",
+            format!("file_sd_configs:\n      - files: ['{}/nodes.json']", dir.display()),
+        )],
+    );
+    let static_ = adapt(
+        "scrape-static.yml",
+        &[
+            ("job_name: routewarden", "job_name: routewarden-static".to_string()),
+            ("- 10.0.0.5:9977\n          - 10.0.0.6:9977", format!("- {NODE_IP}:9977")),
+        ],
+    );
+    format!("global:\n  scrape_interval: 1s\nscrape_configs:\n{kubernetes}{static_}")
+}
+
 #[test]
 fn prometheus_scrapes_the_network_listener_over_tls_with_basic_auth_and_the_dashboard_queries_evaluate() {
     let Some(mut w) = World::new("fleet-tls") else { return };
@@ -179,20 +215,22 @@ fn prometheus_scrapes_the_network_listener_over_tls_with_basic_auth_and_the_dash
     assert_eq!(curl(&w, "http://127.0.0.1:9977/status"), 200);
     assert_eq!(curl(&w, "-H 'Host: rebind.example:9977' http://127.0.0.1:9977/status"), 403);
 
-    // A real Prometheus scrapes it with the client certificate and basic auth.
+    // A real Prometheus scrapes it with the client certificate and basic auth, configured by both shipped
+    // examples: the static one, and the Kubernetes one with its node discovery replaced by a file listing what
+    // role node would find (the kubelet's address and the node name), so that its relabelling is what is tested.
+    for (from, to) in [("fleet-ca.pem", "ca.pem"), ("prometheus.crt", "client.crt"), ("prometheus.key", "client.key")] {
+        std::fs::copy(dir.join(from), dir.join(to)).unwrap();
+    }
     std::fs::write(dir.join("password"), PASSWORD).unwrap();
-    let cfg = dir.join("prometheus.yml");
     std::fs::write(
-        &cfg,
+        dir.join("nodes.json"),
         format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: routewarden-nodes\n    scheme: https\n    \
-             basic_auth:\n      username: prometheus\n      password_file: {d}/password\n    tls_config:\n      \
-             ca_file: {d}/fleet-ca.pem\n      cert_file: {d}/prometheus.crt\n      key_file: {d}/prometheus.key\n    \
-             static_configs:\n      - targets: ['{NODE_IP}:9977']\n        labels:\n          node: world-node\n",
-            d = dir.display()
+            "[{{\"targets\": [\"{NODE_IP}:10250\"], \"labels\": {{\"__meta_kubernetes_node_name\": \"world-node\"}}}}]"
         ),
     )
     .unwrap();
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(&cfg, prometheus_config(&dir)).unwrap();
     let mut prom = std::process::Command::new("nsenter")
         .arg(format!("--net=/run/netns/{}", d.ns))
         .args(["prometheus", "--web.listen-address=127.0.0.1:9090"])
@@ -202,7 +240,8 @@ fn prometheus_scrapes_the_network_listener_over_tls_with_basic_auth_and_the_dash
         .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
         .spawn()
         .unwrap();
-    let up = query_until(&d.ns, "up{job=\"routewarden-nodes\"}", |v| v["data"]["result"][0]["value"][1] == "1");
+    let up = query_until(&d.ns, "up{job=\"routewarden\"}", |v| v["data"]["result"][0]["value"][1] == "1");
+    let up_static = query_until(&d.ns, "up{job=\"routewarden-static\"}", |v| v["data"]["result"][0]["value"][1] == "1");
     let services = query_until(&d.ns, "routewarden_kube_proxy_services", |v| v["data"]["result"][0]["value"][1] == "2");
     let dashboard: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/grafana/routewarden.json"))
@@ -216,7 +255,10 @@ fn prometheus_scrapes_the_network_listener_over_tls_with_basic_auth_and_the_dash
     let log = std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
     assert_eq!(up["data"]["result"][0]["value"][1], "1", "up: {up}\n{log}");
     assert_eq!(services["data"]["result"][0]["value"][1], "2", "{services}");
-    assert_eq!(up["data"]["result"][0]["metric"]["node"], "world-node");
+    assert_eq!(up["data"]["result"][0]["metric"]["node"], "world-node", "{up}");
+    assert_eq!(up["data"]["result"][0]["metric"]["instance"], format!("{NODE_IP}:9977"), "{up}");
+    assert_eq!(up_static["data"]["result"][0]["value"][1], "1", "static example: {up_static}\n{log}");
+    assert_eq!(up_static["data"]["result"][0]["metric"]["node"], NODE_IP, "{up_static}");
     assert!(queries.len() >= 10, "the dashboard has {} queries: {queries:?}", queries.len());
     let failed: Vec<_> = results.iter().filter(|(_, v)| v["status"] != "success").collect();
     assert!(failed.is_empty(), "queries Prometheus refused: {failed:#?}");
