@@ -389,6 +389,11 @@ mod tests {
         assert!(!auth.check(None));
         assert!(!auth.check(Some(&HeaderValue::from_static("Bearer abc"))));
         assert!(!auth.check(Some(&HeaderValue::from_static("Basic !!!"))));
+        // htpasswd writes $2y$ hashes (the same algorithm as $2b$).
+        let y = hash.replacen("$2b$", "$2y$", 1);
+        assert!(y.starts_with("$2y$"), "{y}");
+        let w = load(dir.path(), &format!("basic_auth_users:\n  ops: \"{y}\"\n")).unwrap();
+        assert!(w.auth.unwrap().check(Some(&basic("ops", "s3cret"))));
     }
 
     #[test]
