@@ -320,4 +320,24 @@ mod tests {
             assert_eq!(call(&m, get(path)).await.0, StatusCode::NOT_FOUND, "{path}");
         }
     }
+
+    #[tokio::test]
+    async fn the_metrics_router_challenges_requests_without_valid_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let web = dir.path().join("web.yml");
+        std::fs::write(&web, format!("basic_auth_users:\n  prometheus: {}\n", bcrypt::hash("pw", 4).unwrap())).unwrap();
+        let auth = crate::outputs::web_config::WebConfig::load(&web).unwrap().auth;
+        let m = metrics_router(Shared::new(60), auth);
+        let resp = m.clone().oneshot(get("/metrics")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(resp.headers()[header::WWW_AUTHENTICATE], "Basic realm=\"routewarden\"");
+        let with = |v: &'static str| {
+            axum::http::Request::get("/metrics").header(header::AUTHORIZATION, v).body(Body::empty()).unwrap()
+        };
+        // base64("prometheus:pw") and base64("prometheus:no")
+        assert_eq!(call(&m, with("Basic cHJvbWV0aGV1czpwdw==")).await.0, StatusCode::OK);
+        assert_eq!(call(&m, with("Basic cHJvbWV0aGV1czpubw==")).await.0, StatusCode::UNAUTHORIZED);
+        // Unknown paths are 404 only for an authenticated client: nothing is learnt without credentials.
+        assert_eq!(call(&m, get("/status")).await.0, StatusCode::UNAUTHORIZED);
+    }
 }
