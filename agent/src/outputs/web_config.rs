@@ -78,7 +78,7 @@ pub enum WebConfigError {
     #[error("{path}: larger than {MAX_FILE} bytes")]
     TooLarge { path: PathBuf },
     #[error("{path}: {source}")]
-    Yaml { path: PathBuf, source: serde_yaml_ng::Error },
+    Yaml { path: PathBuf, source: Box<serde_saphyr::Error> },
     #[error("{path}: basic_auth_users.{user}: not a bcrypt hash ($2a$, $2b$ or $2y$): {source}")]
     Hash { path: PathBuf, user: String, source: bcrypt::BcryptError },
     #[error("{path}: basic_auth_users: a user name must not be empty or contain ':'")]
@@ -145,7 +145,8 @@ impl WebConfig {
         let file: WebConfigFile = if bytes.iter().all(u8::is_ascii_whitespace) {
             WebConfigFile::default()
         } else {
-            serde_yaml_ng::from_slice(&bytes).map_err(|source| WebConfigError::Yaml { path: path.into(), source })?
+            serde_saphyr::from_slice(&bytes)
+                .map_err(|source| WebConfigError::Yaml { path: path.into(), source: Box::new(source) })?
         };
         WebConfig::build(file, path)
     }
