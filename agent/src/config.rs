@@ -52,6 +52,7 @@ pub struct Config {
     /// a larger one fails the iptables-legacy source instead of being allocated. Default 2147483648 (2 GiB; a
     /// kube-proxy nat table takes about 1 MB per 100 Services).
     pub iptables_legacy_max_bytes: u64,
+    pub metrics: MetricsListener,
 }
 
 /// Certificates to watch.
@@ -200,6 +201,20 @@ impl Default for Daemon {
     }
 }
 
+/// `[metrics]`: a second listener for remote Prometheus servers, serving only `/metrics` and `/healthz`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsListener {
+    /// Address such as "10.0.0.5:9977" or "0.0.0.0:9977". Empty: no network listener. Default "".
+    pub listen: String,
+    /// A Prometheus exporter-toolkit web configuration file (`tls_server_config`, bcrypt `basic_auth_users`),
+    /// e.g. "/etc/routewarden/web.yml". Required for a non-loopback `listen` unless `allow_plaintext`.
+    /// Default: none.
+    pub web_config: Option<PathBuf>,
+    /// Serve a non-loopback `listen` without TLS. Default false.
+    pub allow_plaintext: bool,
+}
+
 /// External programs, by absolute path.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -258,6 +273,7 @@ impl Default for Config {
                 "/var/snap/microk8s/current/args/kubelet".into(),
             ],
             iptables_legacy_max_bytes: 2 << 30,
+            metrics: MetricsListener::default(),
         }
     }
 }

@@ -20,6 +20,9 @@ pub struct Report {
     /// Certificates found, soonest expiry first.
     #[serde(default)]
     pub certificates: Vec<Certificate>,
+    /// Certificate files (or kubeconfig fields) that could not be read or parsed.
+    #[serde(default)]
+    pub certificate_read_errors: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,6 +31,9 @@ pub struct Certificate {
     pub location: String,
     pub subject: String,
     pub issuer: String,
+    /// Colon-separated hex; two certificates with one subject (a CA bundle during rotation) differ here.
+    #[serde(default)]
+    pub serial: String,
     /// Unix seconds.
     pub not_after: i64,
 }

@@ -8,6 +8,7 @@ use crate::config::{Config, DEFAULT_PATH};
 use crate::journal::{RuleSet, RulesError};
 use crate::model::journal::Rule;
 use crate::model::SourceId;
+use crate::outputs::web_config::{WebConfig, WebConfigError};
 use crate::rules::gate::{Requirement, RequirementError};
 
 /// The configuration in force, validated.
@@ -22,6 +23,15 @@ pub struct Settings {
     pub journal_rules: Result<RuleSet, String>,
     /// Where the file came from (`None`: built-in defaults).
     pub path: Option<PathBuf>,
+    /// `[metrics]`: the network listener's address and its web configuration, loaded (`None`: no listener).
+    pub metrics: Option<MetricsListener>,
+}
+
+/// The network metrics listener, validated.
+#[derive(Debug, Clone)]
+pub struct MetricsListener {
+    pub listen: std::net::SocketAddr,
+    pub web: Option<WebConfig>,
 }
 
 /// A configuration that could not be loaded, naming the file and the key.
@@ -56,6 +66,12 @@ pub enum SettingsError {
     Read { path: PathBuf, what: String },
     #[error("{inner} (line {line})")]
     At { line: usize, inner: Box<SettingsError> },
+    #[error("{path}: metrics.listen {value:?} is not an address such as 10.0.0.5:9977")]
+    MetricsListen { path: PathBuf, value: String },
+    #[error("{path}: metrics.listen {value} is not loopback: set metrics.web_config to a web configuration with tls_server_config (or allow_plaintext = true to serve it without TLS)")]
+    Plaintext { path: PathBuf, value: String },
+    #[error("{path}: metrics.web_config: {source}")]
+    WebConfig { path: PathBuf, source: WebConfigError },
 }
 
 /// The largest configuration file read.
@@ -86,6 +102,26 @@ pub fn read_regular(path: &Path, cap: u64) -> Result<String, String> {
         return Err(format!("more than the {cap} bytes allowed"));
     }
     String::from_utf8(data).map_err(|e| format!("not UTF-8: {e}"))
+}
+
+/// `[metrics]`: no listener when `listen` is empty; a non-loopback address needs TLS unless `allow_plaintext`.
+fn metrics_listener(config: &Config, path: &Path) -> Result<Option<MetricsListener>, SettingsError> {
+    let m = &config.metrics;
+    if m.listen.is_empty() {
+        return Ok(None);
+    }
+    let p = || path.to_path_buf();
+    let listen: std::net::SocketAddr =
+        m.listen.parse().map_err(|_| SettingsError::MetricsListen { path: p(), value: m.listen.clone() })?;
+    let web = match &m.web_config {
+        Some(w) => Some(WebConfig::load(w).map_err(|source| SettingsError::WebConfig { path: p(), source })?),
+        None => None,
+    };
+    let tls = web.as_ref().is_some_and(|w| w.tls.is_some());
+    if !listen.ip().is_loopback() && !tls && !m.allow_plaintext {
+        return Err(SettingsError::Plaintext { path: p(), value: m.listen.clone() });
+    }
+    Ok(Some(MetricsListener { listen, web }))
 }
 
 impl Settings {
@@ -163,8 +199,9 @@ impl Settings {
         if d.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(SettingsError::Listen { path: p(), value: d.listen.clone() });
         }
+        let metrics = metrics_listener(&config, path)?;
         let journal_rules = journal_rules(&config, path)?.map_err(|e| crate::model::error_chain(&e));
-        Ok(Settings { config, gate, journal_rules, path: origin })
+        Ok(Settings { config, gate, journal_rules, path: origin, metrics })
     }
 
     /// The directory for state: `$STATE_DIRECTORY` when systemd set it, else `daemon.state_dir`.
@@ -349,5 +386,25 @@ mod tests {
         assert!(matches!(err, SettingsError::Rules { .. }), "{err}");
         let err = Settings::parse("[daemon]\nlisten = \"nonsense\"", Path::new("c.toml")).unwrap_err();
         assert!(matches!(err, SettingsError::Listen { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_network_metrics_listener_needs_tls_unless_plaintext_is_allowed() {
+        let parse = |t: &str| Settings::parse(t, Path::new("c.toml"));
+        assert!(parse("").unwrap().metrics.is_none(), "no network listener by default");
+        let err = parse("[metrics]\nlisten = \"0.0.0.0:9977\"\n").unwrap_err().to_string();
+        assert!(err.contains("c.toml") && err.contains("not loopback") && err.contains("web_config"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let users_only = dir.path().join("web.yml");
+        std::fs::write(&users_only, format!("basic_auth_users:\n  p: {}\n", bcrypt::hash("x", 4).unwrap())).unwrap();
+        let t = format!("[metrics]\nlisten = \"10.0.0.5:9977\"\nweb_config = \"{}\"\n", users_only.display());
+        assert!(parse(&t).unwrap_err().to_string().contains("not loopback"), "basic auth without TLS is plaintext");
+        let m = parse("[metrics]\nlisten = \"0.0.0.0:9977\"\nallow_plaintext = true\n").unwrap().metrics.unwrap();
+        assert_eq!(m.listen.port(), 9977);
+        assert!(parse("[metrics]\nlisten = \"127.0.0.1:9978\"\n").unwrap().metrics.unwrap().web.is_none());
+        assert!(parse("[metrics]\nlisten = \"nonsense\"\n").unwrap_err().to_string().contains("metrics.listen"));
+        let missing = "[metrics]\nlisten = \"127.0.0.1:9978\"\nweb_config = \"/nonexistent/web.yml\"\n";
+        let err = parse(missing).unwrap_err().to_string();
+        assert!(err.contains("metrics.web_config") && err.contains("/nonexistent/web.yml"), "{err}");
     }
 }

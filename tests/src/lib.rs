@@ -608,7 +608,7 @@ pub fn http_raw(addr: &str, request: &[u8]) -> String {
 /// GET `path` with extra header lines; returns (status code, body).
 pub fn get(addr: &str, path: &str, headers: &str) -> (u16, String) {
     let reply =
-        http_raw(addr, format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n").as_bytes());
+        http_raw(addr, format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\r\n").as_bytes());
     let code = reply.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = reply.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (code, body)

@@ -7,6 +7,7 @@
 mod daemon;
 mod detector;
 mod fixtures;
+mod fleet;
 mod gate;
 mod journal;
 mod legacy;

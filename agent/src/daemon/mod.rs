@@ -20,6 +20,7 @@ use crate::journal::reader::{FollowOptions, Follower, Input};
 use crate::model::{Snapshot, SourceId, SourceStatus};
 use crate::outputs::http::{self, Limits};
 use crate::outputs::metrics::{JournalStats, Metrics};
+use crate::outputs::metrics_listener;
 use crate::outputs::state::{Published, Shared};
 use crate::report::{verdict, FindingId, Report, Severity, SourceReport};
 use crate::rules::churn::Churn;
@@ -182,8 +183,28 @@ async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> 
         request_timeout: Duration::from_secs(settings.config.daemon.request_timeout_secs),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut servers = vec![tokio::spawn(http::serve(listener, router.clone(), limits, stop_rx.clone()))];
+    let loopback = http::refuse_unknown_hosts(router.clone());
+    let mut servers = vec![tokio::spawn(http::serve(listener, loopback, limits, stop_rx.clone()))];
     log::info!("serving http://{local}/status and /metrics");
+    if let Some(m) = &settings.metrics {
+        let addr = m.listen.to_string();
+        let bind_err = |source| ServeError::Listen { addr: addr.clone(), source };
+        let tcp = tokio::net::TcpListener::bind(m.listen).await.map_err(bind_err)?;
+        let local = tcp.local_addr().map_err(bind_err)?;
+        let auth = m.web.as_ref().and_then(|w| w.auth.clone());
+        let users = if auth.is_some() { "basic auth" } else { "no basic auth" };
+        let metrics = http::metrics_router(Arc::clone(&shared), auth);
+        match m.web.as_ref().and_then(|w| w.tls.clone()) {
+            Some(tls) => {
+                servers.push(tokio::spawn(metrics_listener::serve_tls(tcp, tls, metrics, limits, stop_rx.clone())));
+                log::info!("serving https://{local}/metrics ({users})");
+            }
+            None => {
+                servers.push(tokio::spawn(http::serve(tcp, metrics, limits, stop_rx.clone())));
+                log::info!("serving http://{local}/metrics without TLS ({users})");
+            }
+        }
+    }
     let unix_socket = settings.config.daemon.unix_socket.clone();
     if let Some(path) = &unix_socket {
         let unix = bind_unix(path)?;
@@ -415,6 +436,7 @@ impl Daemon {
         let missing = base.missing.join("; ");
         self.journal.add_to(&mut report, &self.metrics);
         self.metrics.update(&report, changes, collected, now_unix());
+        self.metrics.update_process(&crate::sys::process::self_stats());
         log_changes(&report, &mut self.last_sources, &mut self.last_findings);
         let mut summary = summary(&report, self.reload_error.as_deref());
         if !gate_open {

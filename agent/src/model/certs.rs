@@ -21,6 +21,10 @@ pub struct CertInfo {
     pub location: String,
     pub subject: String,
     pub issuer: String,
+    /// The serial number as colon-separated hex (as `openssl x509 -serial` groups it); empty in snapshots
+    /// recorded before it was collected.
+    #[serde(default)]
+    pub serial: String,
     pub not_before: i64,
     pub not_after: i64,
 }

@@ -37,6 +37,61 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// The network metrics listener's router: only `/metrics` and `/healthz` (`/status` and `/findings` stay on
+/// loopback and the unix socket), behind basic auth when the web configuration has users.
+pub fn metrics_router(shared: Arc<Shared>, auth: Option<Arc<crate::outputs::web_config::BasicAuth>>) -> Router {
+    let r = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found: this listener serves /metrics and /healthz\n") });
+    let r = match auth {
+        Some(a) => r.layer(middleware::from_fn_with_state(a, crate::outputs::web_config::require_basic_auth)),
+        None => r,
+    };
+    r.layer(middleware::from_fn(refuse_bodies)).with_state(shared)
+}
+
+/// For the loopback TCP listener: a request whose `Host` is a name other than `localhost` is refused (a page in a
+/// browser on the node could otherwise reach it through DNS rebinding). IP literals and a missing `Host` are
+/// accepted: rebinding needs a name, and browsers always send one.
+pub fn refuse_unknown_hosts(router: Router) -> Router {
+    router.layer(middleware::from_fn(check_host))
+}
+
+async fn check_host(req: Request, next: Next) -> Response {
+    match req.headers().get(header::HOST) {
+        Some(h) if !allowed_host(h.as_bytes()) => (
+            StatusCode::FORBIDDEN,
+            "refused: the Host header must be localhost or an IP address (DNS rebinding protection)\n",
+        )
+            .into_response(),
+        _ => next.run(req).await,
+    }
+}
+
+/// `localhost`, an IPv4 address or a bracketed IPv6 address, each with an optional port.
+fn allowed_host(value: &[u8]) -> bool {
+    let Ok(host) = std::str::from_utf8(value) else { return false };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || valid_port(port) => {
+                return v6.parse::<std::net::Ipv6Addr>().is_ok();
+            }
+            _ => return false,
+        },
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if valid_port(port) => name,
+            Some(_) => return false,
+            None => host,
+        },
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
+fn valid_port(p: &str) -> bool {
+    p.strip_prefix(':').unwrap_or(p).parse::<u16>().is_ok()
+}
+
 /// Every endpoint is a read: a request that carries a body is refused before it is read.
 async fn refuse_bodies(req: Request, next: Next) -> Response {
     let h = req.headers();
@@ -515,5 +570,63 @@ mod tests {
         client.read_to_end(&mut rest).await.unwrap();
         let rest = String::from_utf8_lossy(&rest);
         assert!(rest.starts_with("HTTP/1.1 200") && rest.ends_with("ok\n"), "cut in flight: {rest:?}");
+    }
+
+    #[test]
+    fn only_localhost_and_ip_literals_pass_the_host_check() {
+        for ok in ["localhost", "LOCALHOST:9977", "127.0.0.1", "127.0.0.1:9977", "[::1]", "[::1]:9977", "10.0.0.5:80"] {
+            assert!(allowed_host(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:9977",
+            "localhost.evil.example",
+            "localhost:",
+            "[::1",
+            "::1",
+            "[zz]:1",
+            "127.0.0.1:99999",
+            "",
+        ] {
+            assert!(!allowed_host(bad.as_bytes()), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_loopback_router_refuses_a_rebound_name_and_the_metrics_router_serves_two_paths() {
+        let shared = Shared::new(60);
+        let r = refuse_unknown_hosts(router(Arc::clone(&shared)));
+        let with_host =
+            |h: &str| axum::http::Request::get("/healthz").header(header::HOST, h).body(Body::empty()).unwrap();
+        assert_eq!(call(&r, with_host("rebind.example:9977")).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(call(&r, with_host("localhost:9977")).await.0, StatusCode::OK);
+        assert_eq!(call(&r, get("/healthz")).await.0, StatusCode::OK, "no Host at all (HTTP/1.0 clients)");
+
+        let m = metrics_router(Arc::clone(&shared), None);
+        assert_eq!(call(&m, get("/healthz")).await.0, StatusCode::OK);
+        assert_eq!(call(&m, get("/metrics")).await.0, StatusCode::OK);
+        for path in ["/status", "/findings", "/readyz"] {
+            assert_eq!(call(&m, get(path)).await.0, StatusCode::NOT_FOUND, "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_metrics_router_challenges_requests_without_valid_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let web = dir.path().join("web.yml");
+        std::fs::write(&web, format!("basic_auth_users:\n  prometheus: {}\n", bcrypt::hash("pw", 4).unwrap())).unwrap();
+        let auth = crate::outputs::web_config::WebConfig::load(&web).unwrap().auth;
+        let m = metrics_router(Shared::new(60), auth);
+        let resp = m.clone().oneshot(get("/metrics")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(resp.headers()[header::WWW_AUTHENTICATE], "Basic realm=\"routewarden\"");
+        let with = |v: &'static str| {
+            axum::http::Request::get("/metrics").header(header::AUTHORIZATION, v).body(Body::empty()).unwrap()
+        };
+        // base64("prometheus:pw") and base64("prometheus:no")
+        assert_eq!(call(&m, with("Basic cHJvbWV0aGV1czpwdw==")).await.0, StatusCode::OK);
+        assert_eq!(call(&m, with("Basic cHJvbWV0aGV1czpubw==")).await.0, StatusCode::UNAUTHORIZED);
+        // Unknown paths are 404 only for an authenticated client: nothing is learnt without credentials.
+        assert_eq!(call(&m, get("/status")).await.0, StatusCode::UNAUTHORIZED);
     }
 }

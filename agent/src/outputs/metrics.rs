@@ -3,7 +3,7 @@
 
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -11,7 +11,15 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use crate::model::SourceStatus;
-use crate::report::{FindingId, Report};
+use crate::report::{FindingId, Report, Verdict};
+
+fn verdict_name(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Ok => "ok",
+        Verdict::Warning => "warning",
+        Verdict::Critical => "critical",
+    }
+}
 
 type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -56,6 +64,17 @@ pub struct Metrics {
     service_proxy_services: Family<Labels, Gauge>,
     /// 1 for each pair of proxies in conflict (`proxy_a`, `proxy_b`).
     service_proxy_conflict: Family<Labels, Gauge>,
+    /// 1 for the last report's verdict, 0 for the others (one series per verdict: `count by (verdict)`).
+    verdict: Family<Labels, Gauge>,
+    certificate_read_errors: Gauge,
+    /// The `process_*` metrics, without the `routewarden_` prefix (as every exporter names them).
+    process: Registry,
+    process_cpu: Counter<f64, AtomicU64>,
+    process_resident: Gauge,
+    process_virtual: Gauge,
+    process_start: FloatGauge,
+    process_open_fds: Gauge,
+    process_max_fds: Gauge,
 }
 
 /// Journal counters at one moment (totals since the daemon started).
@@ -104,6 +123,15 @@ impl Metrics {
             service_proxy_info: Family::default(),
             service_proxy_services: Family::default(),
             service_proxy_conflict: Family::default(),
+            verdict: Family::default(),
+            certificate_read_errors: Gauge::default(),
+            process: Registry::default(),
+            process_cpu: Counter::default(),
+            process_resident: Gauge::default(),
+            process_virtual: Gauge::default(),
+            process_start: FloatGauge::default(),
+            process_open_fds: Gauge::default(),
+            process_max_fds: Gauge::default(),
         };
         let mut m = m;
         let r = &mut m.registry;
@@ -181,7 +209,47 @@ impl Metrics {
             "How far behind the journal the newest entry was when it was read",
             m.journal_lag.clone(),
         );
+        r.register(
+            "verdict",
+            "1 for the last report's verdict (ok, warning, critical), 0 for the others",
+            m.verdict.clone(),
+        );
+        r.register(
+            "certificate_read_errors",
+            "Certificate files or kubeconfig fields that could not be read or parsed in the last collection",
+            m.certificate_read_errors.clone(),
+        );
+        let p = &mut m.process;
+        p.register("process_cpu_seconds", "Total user and system CPU time spent in seconds", m.process_cpu.clone());
+        p.register("process_resident_memory_bytes", "Resident memory size in bytes", m.process_resident.clone());
+        p.register("process_virtual_memory_bytes", "Virtual memory size in bytes", m.process_virtual.clone());
+        p.register(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds",
+            m.process_start.clone(),
+        );
+        p.register("process_open_fds", "Number of open file descriptors", m.process_open_fds.clone());
+        p.register("process_max_fds", "Maximum number of open file descriptors", m.process_max_fds.clone());
         m
+    }
+
+    /// Sets the `process_*` metrics from a reading of procfs.
+    pub fn update_process(&self, s: &crate::sys::process::ProcessStats) {
+        if let Some(cpu) = s.cpu_seconds {
+            self.process_cpu.inc_by((cpu - self.process_cpu.get()).max(0.0));
+        }
+        let set = |g: &Gauge, v: Option<u64>| {
+            if let Some(v) = v {
+                g.set(i64::try_from(v).unwrap_or(i64::MAX));
+            }
+        };
+        set(&self.process_resident, s.resident_bytes);
+        set(&self.process_virtual, s.virtual_bytes);
+        set(&self.process_open_fds, s.open_fds);
+        set(&self.process_max_fds, s.max_fds);
+        if let Some(t) = s.start_time_seconds {
+            self.process_start.set(t);
+        }
     }
 
     /// Sets every metric from a report; `changes` is the number of kube-proxy chains added or removed since the
@@ -260,8 +328,19 @@ impl Metrics {
         }
         self.certificate_not_after.clear();
         for c in &r.certificates {
-            let l = vec![("path".to_string(), c.path.clone()), ("subject".to_string(), c.subject.clone())];
+            // One series per certificate: a CA bundle holds certificates with one subject during a rotation.
+            let l = vec![
+                ("path".to_string(), c.path.clone()),
+                ("subject".to_string(), c.subject.clone()),
+                ("issuer".to_string(), c.issuer.clone()),
+                ("serial".to_string(), c.serial.clone()),
+            ];
             self.certificate_not_after.get_or_create(&l).set(c.not_after as f64);
+        }
+        self.certificate_read_errors.set(i64::try_from(r.certificate_read_errors).unwrap_or(i64::MAX));
+        for v in [Verdict::Ok, Verdict::Warning, Verdict::Critical] {
+            let l = vec![("verdict".to_string(), verdict_name(v).to_string())];
+            self.verdict.get_or_create(&l).set(i64::from(r.verdict == v));
         }
         self.rule_changes.inc_by(changes);
         if collected {
@@ -286,7 +365,10 @@ impl Metrics {
     /// (OpenMetrics text, Prometheus text format 0.0.4).
     pub fn render(&self) -> (String, String) {
         let mut om = String::new();
-        if let Err(e) = encode(&mut om, &self.registry) {
+        let encoded = encode_registry(&mut om, &self.registry)
+            .and_then(|()| encode_registry(&mut om, &self.process))
+            .and_then(|()| encode_eof(&mut om));
+        if let Err(e) = encoded {
             om = format!("# encoding metrics failed: {e}\n# EOF\n");
         }
         if !om.ends_with('\n') {

@@ -2,8 +2,10 @@
 
 pub mod http;
 pub mod metrics;
+pub mod metrics_listener;
 pub mod state;
 pub mod text;
+pub mod web_config;
 
 use crate::report::Report;
 

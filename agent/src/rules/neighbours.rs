@@ -28,6 +28,7 @@ pub fn certificates(snap: &Snapshot) -> Vec<Certificate> {
                     location: c.location.clone(),
                     subject: c.subject.clone(),
                     issuer: c.issuer.clone(),
+                    serial: c.serial.clone(),
                     not_after: c.not_after,
                 })
                 .collect()

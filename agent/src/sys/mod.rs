@@ -8,6 +8,7 @@ pub mod events;
 pub mod exec;
 pub mod host;
 pub mod nfnetlink;
+pub mod process;
 pub mod xtables;
 
 /// Wall-clock time as Unix seconds (0.0 if the clock is before 1970).

@@ -86,3 +86,32 @@ fn certificates_expired_expiring_bundled_in_kubeconfigs_and_corrupt() {
     assert_eq!(subjects, vec!["CN=old-kubelet", "CN=soon", "CN=later", "CN=fine"]);
     assert!(!text.contains("PRIVATE KEY") && !text.contains("c2VjcmV0"));
 }
+
+#[test]
+fn a_ca_bundle_with_two_certificates_of_one_subject_gives_two_series_and_read_errors_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A CA rotation: the old kubernetes CA expires in 3 days, the new one in 10 years; both are CN=kubernetes.
+    let (old, _) = cert("kubernetes", 3);
+    let (new, _) = cert("kubernetes", 3650);
+    std::fs::write(d.join("ca.crt"), format!("{old}{new}")).unwrap();
+    std::fs::write(
+        d.join("broken.pem"),
+        "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let config = format!("[certificates]\npaths = [\"{}/*\"]\n", d.display());
+    let (_, _, text) = check_only(&config, &["certificates"]);
+    let report: routewarden::report::Report = serde_json::from_str(&text).unwrap();
+    let metrics = routewarden::outputs::metrics::Metrics::new();
+    metrics.update(&report, 0, true, 0.0);
+    let (_, prom) = metrics.render();
+    let series: Vec<&str> =
+        prom.lines().filter(|l| l.starts_with("routewarden_certificate_not_after_timestamp_seconds{")).collect();
+    assert_eq!(series.len(), 2, "{prom}");
+    assert!(series.iter().all(|s| s.contains("CN=kubernetes") && s.contains("serial=\"") && s.contains("issuer=\"")));
+    assert_ne!(series[0].split("serial=").nth(1), series[1].split("serial=").nth(1), "{series:?}");
+    assert!(prom.contains("\nroutewarden_certificate_read_errors 1\n"), "{prom}");
+    assert!(prom.contains("routewarden_verdict{verdict=\"critical\"} 1"), "{prom}");
+    assert!(prom.contains("routewarden_verdict{verdict=\"ok\"} 0"), "{prom}");
+}

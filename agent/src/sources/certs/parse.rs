@@ -51,6 +51,7 @@ fn pem_certs(data: &[u8], path: &Path, location: &str, certs: &mut Vec<CertInfo>
                 location: if location == "pem" { format!("pem #{i}") } else { location.to_string() },
                 subject: x.subject().to_string(),
                 issuer: x.issuer().to_string(),
+                serial: x.raw_serial_as_string(),
                 not_before: x.validity().not_before.timestamp(),
                 not_after: x.validity().not_after.timestamp(),
             }),

@@ -1,0 +1,440 @@
+//! The network metrics listener's security: a Prometheus exporter-toolkit web configuration file (the format
+//! node_exporter reads: `tls_server_config` and bcrypt `basic_auth_users`) parsed, validated, and turned into a
+//! rustls `ServerConfig` and a basic-auth check.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
+
+/// Files larger than this (the web configuration, a certificate, a key) are refused.
+const MAX_FILE: u64 = 1 << 20;
+/// Verified credentials kept (as SHA-256 digests) so a scrape does not pay bcrypt's cost every time.
+const MAX_CACHED: usize = 64;
+
+/// `client_auth_type`, as Go's `crypto/tls` names it. `RequestClientCert` and `RequireAnyClientCert` accept a
+/// certificate without verifying it; routewarden refuses them rather than pretend to check something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ClientAuth {
+    NoClientCert,
+    RequestClientCert,
+    RequireAnyClientCert,
+    VerifyClientCertIfGiven,
+    RequireAndVerifyClientCert,
+}
+
+/// `min_version` / `max_version`. rustls speaks TLS 1.2 and 1.3 only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub enum TlsVersion {
+    TLS10,
+    TLS11,
+    TLS12,
+    TLS13,
+}
+
+/// `tls_server_config`, the subset routewarden implements (an unknown key is an error, as in exporter-toolkit).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_auth_type: Option<ClientAuth>,
+    #[serde(default)]
+    pub min_version: Option<TlsVersion>,
+    #[serde(default)]
+    pub max_version: Option<TlsVersion>,
+}
+
+/// The web configuration file as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfigFile {
+    #[serde(default)]
+    pub tls_server_config: Option<TlsFile>,
+    /// User name to bcrypt hash.
+    #[serde(default)]
+    pub basic_auth_users: BTreeMap<String, String>,
+}
+
+/// A web configuration that cannot be used, naming the file and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum WebConfigError {
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: larger than {MAX_FILE} bytes")]
+    TooLarge { path: PathBuf },
+    #[error("{path}: {source}")]
+    Yaml { path: PathBuf, source: Box<serde_saphyr::Error> },
+    #[error("{path}: basic_auth_users.{user}: not a bcrypt hash ($2a$, $2b$ or $2y$): {source}")]
+    Hash { path: PathBuf, user: String, source: bcrypt::BcryptError },
+    #[error("{path}: basic_auth_users: a user name must not be empty or contain ':'")]
+    UserName { path: PathBuf },
+    #[error("{path}: tls_server_config.client_auth_type {kind:?} accepts client certificates without verifying them; use RequireAndVerifyClientCert or VerifyClientCertIfGiven with client_ca_file")]
+    UnverifiedClientAuth { path: PathBuf, kind: ClientAuth },
+    #[error("{path}: tls_server_config.client_auth_type {kind:?} needs client_ca_file")]
+    NoClientCa { path: PathBuf, kind: ClientAuth },
+    #[error("{path}: tls_server_config.client_ca_file is set but client_auth_type is NoClientCert")]
+    CaWithoutAuth { path: PathBuf },
+    #[error("{path}: tls_server_config: {key} {version:?} is not supported (TLS12 and TLS13 are)")]
+    Version { path: PathBuf, key: &'static str, version: TlsVersion },
+    #[error("{path}: tls_server_config: min_version is above max_version")]
+    VersionRange { path: PathBuf },
+    #[error("{path}: no PEM certificate in it")]
+    NoCertificate { path: PathBuf },
+    #[error("{path}: PEM: {source}")]
+    Pem { path: PathBuf, source: rustls_pki_types::pem::Error },
+    #[error("{path}: client CA: {source}")]
+    ClientCa { path: PathBuf, source: rustls::Error },
+    #[error("{path}: client certificate verifier: {source}")]
+    Verifier { path: PathBuf, source: rustls::server::VerifierBuilderError },
+    #[error("{path}: TLS: {source}")]
+    Tls { path: PathBuf, source: rustls::Error },
+}
+
+/// A loaded web configuration: the TLS server configuration (when `tls_server_config` is set) and the users.
+#[derive(Clone)]
+pub struct WebConfig {
+    pub path: PathBuf,
+    pub tls: Option<Arc<ServerConfig>>,
+    /// Whether client certificates are required (for logs and tests).
+    pub client_auth: ClientAuth,
+    pub auth: Option<Arc<BasicAuth>>,
+}
+
+impl std::fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebConfig")
+            .field("path", &self.path)
+            .field("tls", &self.tls.is_some())
+            .field("client_auth", &self.client_auth)
+            .field("basic_auth_users", &self.auth.as_ref().map(|a| a.users.len()))
+            .finish()
+    }
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, WebConfigError> {
+    let read_err = |source| WebConfigError::Read { path: path.to_path_buf(), source };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE + 1).read_to_end(&mut bytes).map_err(read_err)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(WebConfigError::TooLarge { path: path.to_path_buf() });
+    }
+    Ok(bytes)
+}
+
+impl WebConfig {
+    /// Reads and validates `path`; relative certificate paths are taken from the file's directory (as
+    /// exporter-toolkit does).
+    pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
+        let bytes = read_bounded(path)?;
+        let file: WebConfigFile = if bytes.iter().all(u8::is_ascii_whitespace) {
+            WebConfigFile::default()
+        } else {
+            serde_saphyr::from_slice(&bytes)
+                .map_err(|source| WebConfigError::Yaml { path: path.into(), source: Box::new(source) })?
+        };
+        WebConfig::build(file, path)
+    }
+
+    fn build(file: WebConfigFile, path: &Path) -> Result<WebConfig, WebConfigError> {
+        let p = || path.to_path_buf();
+        for (user, hash) in &file.basic_auth_users {
+            if user.is_empty() || user.contains(':') {
+                return Err(WebConfigError::UserName { path: p() });
+            }
+            hash.parse::<bcrypt::HashParts>().map_err(|source| WebConfigError::Hash {
+                path: p(),
+                user: user.clone(),
+                source,
+            })?;
+        }
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        let (tls, client_auth) = match &file.tls_server_config {
+            None => (None, ClientAuth::NoClientCert),
+            Some(t) => {
+                let (config, kind) = server_config(t, dir, path)?;
+                (Some(Arc::new(config)), kind)
+            }
+        };
+        let auth = (!file.basic_auth_users.is_empty()).then(|| Arc::new(BasicAuth::new(file.basic_auth_users)));
+        Ok(WebConfig { path: p(), tls, client_auth, auth })
+    }
+}
+
+fn server_config(t: &TlsFile, dir: &Path, path: &Path) -> Result<(ServerConfig, ClientAuth), WebConfigError> {
+    let p = || path.to_path_buf();
+    let kind = match (t.client_auth_type, &t.client_ca_file) {
+        (Some(k), _) => k,
+        (None, Some(_)) => ClientAuth::RequireAndVerifyClientCert,
+        (None, None) => ClientAuth::NoClientCert,
+    };
+    if matches!(kind, ClientAuth::RequestClientCert | ClientAuth::RequireAnyClientCert) {
+        return Err(WebConfigError::UnverifiedClientAuth { path: p(), kind });
+    }
+    if kind == ClientAuth::NoClientCert && t.client_ca_file.is_some() {
+        return Err(WebConfigError::CaWithoutAuth { path: p() });
+    }
+    let min = t.min_version.unwrap_or(TlsVersion::TLS12);
+    let max = t.max_version.unwrap_or(TlsVersion::TLS13);
+    for (key, v) in [("min_version", min), ("max_version", max)] {
+        if v < TlsVersion::TLS12 {
+            return Err(WebConfigError::Version { path: p(), key, version: v });
+        }
+    }
+    if min > max {
+        return Err(WebConfigError::VersionRange { path: p() });
+    }
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> =
+        [(TlsVersion::TLS12, &rustls::version::TLS12), (TlsVersion::TLS13, &rustls::version::TLS13)]
+            .into_iter()
+            .filter(|(v, _)| (min..=max).contains(v))
+            .map(|(_, s)| s)
+            .collect();
+
+    let cert_path = dir.join(&t.cert_file);
+    let certs = certificates(&cert_path)?;
+    let key_path = dir.join(&t.key_file);
+    let key = PrivateKeyDer::from_pem_slice(&read_bounded(&key_path)?)
+        .map_err(|source| WebConfigError::Pem { path: key_path.clone(), source })?;
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&versions)
+        .map_err(|source| WebConfigError::Tls { path: p(), source })?;
+    let builder = match kind {
+        ClientAuth::VerifyClientCertIfGiven | ClientAuth::RequireAndVerifyClientCert => {
+            let Some(ca) = &t.client_ca_file else { return Err(WebConfigError::NoClientCa { path: p(), kind }) };
+            let ca_path = dir.join(ca);
+            let mut roots = RootCertStore::empty();
+            for c in certificates(&ca_path)? {
+                roots.add(c).map_err(|source| WebConfigError::ClientCa { path: ca_path.clone(), source })?;
+            }
+            let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let v = if kind == ClientAuth::VerifyClientCertIfGiven { v.allow_unauthenticated() } else { v };
+            let v = v.build().map_err(|source| WebConfigError::Verifier { path: ca_path.clone(), source })?;
+            builder.with_client_cert_verifier(v)
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    let mut config =
+        builder.with_single_cert(certs, key).map_err(|source| WebConfigError::Tls { path: key_path, source })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok((config, kind))
+}
+
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, WebConfigError> {
+    let certs = CertificateDer::pem_slice_iter(&read_bounded(path)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| WebConfigError::Pem { path: path.to_path_buf(), source })?;
+    if certs.is_empty() {
+        return Err(WebConfigError::NoCertificate { path: path.to_path_buf() });
+    }
+    Ok(certs)
+}
+
+/// Basic auth against bcrypt hashes. A verified credential is remembered as a SHA-256 digest (bcrypt costs
+/// tens of milliseconds by design; Prometheus sends the same credentials every scrape). An unknown user is
+/// checked against a dummy hash so that the answer takes as long as for a known one.
+pub struct BasicAuth {
+    users: BTreeMap<String, String>,
+    dummy: Option<String>,
+    verified: Mutex<HashSet<[u8; 32]>>,
+}
+
+impl BasicAuth {
+    fn new(users: BTreeMap<String, String>) -> BasicAuth {
+        let cost = users.values().filter_map(|h| h.parse::<bcrypt::HashParts>().ok()).map(|h| h.get_cost()).max();
+        let dummy = cost.and_then(|c| bcrypt::hash("routewarden-dummy", c).ok());
+        BasicAuth { users, dummy, verified: Mutex::new(HashSet::new()) }
+    }
+
+    fn digest(user: &str, password: &[u8]) -> [u8; 32] {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(user.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(password);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    }
+
+    /// Whether an `Authorization` header value names a configured user with the right password. Blocking (bcrypt).
+    pub fn check(&self, authorization: Option<&HeaderValue>) -> bool {
+        let Some((user, password)) = authorization.and_then(|v| parse_basic(v.as_bytes())) else { return false };
+        let digest = BasicAuth::digest(&user, &password);
+        if self.verified.lock().is_ok_and(|v| v.contains(&digest)) {
+            return true;
+        }
+        let ok = match self.users.get(&user) {
+            Some(hash) => bcrypt::verify(&password, hash).unwrap_or(false),
+            None => {
+                if let Some(d) = &self.dummy {
+                    let _ = bcrypt::verify(&password, d);
+                }
+                false
+            }
+        };
+        if ok {
+            if let Ok(mut v) = self.verified.lock() {
+                if v.len() >= MAX_CACHED {
+                    v.clear();
+                }
+                v.insert(digest);
+            }
+        }
+        ok
+    }
+}
+
+/// `Basic base64(user:password)` to its parts.
+fn parse_basic(value: &[u8]) -> Option<(String, Vec<u8>)> {
+    let text = std::str::from_utf8(value).ok()?.trim();
+    let (scheme, rest) = text.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+    let colon = raw.iter().position(|&b| b == b':')?;
+    let user = String::from_utf8(raw[..colon].to_vec()).ok()?;
+    Some((user, raw[colon + 1..].to_vec()))
+}
+
+/// Middleware: a request without valid credentials gets 401 with a `WWW-Authenticate` challenge.
+pub async fn require_basic_auth(State(auth): State<Arc<BasicAuth>>, req: Request, next: Next) -> Response {
+    let value = req.headers().get(header::AUTHORIZATION).cloned();
+    let ok = tokio::task::spawn_blocking(move || auth.check(value.as_ref())).await.unwrap_or(false);
+    if ok {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"routewarden\""))],
+            "unauthorized\n",
+        )
+            .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// A CA, a server certificate it signed, and the files; returns the directory.
+    fn pki() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca_cert, &ca_key)
+            .unwrap();
+        write(dir.path(), "ca.pem", &ca_cert.pem());
+        write(dir.path(), "tls.crt", &cert.pem());
+        write(dir.path(), "tls.key", &key.serialize_pem());
+        dir
+    }
+
+    fn load(dir: &Path, yaml: &str) -> Result<WebConfig, WebConfigError> {
+        WebConfig::load(&write(dir, "web.yml", yaml))
+    }
+
+    fn basic(user: &str, password: &str) -> HeaderValue {
+        let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        HeaderValue::from_str(&format!("Basic {b}")).unwrap()
+    }
+
+    #[test]
+    fn tls_with_relative_paths_client_ca_and_users_loads() {
+        let dir = pki();
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let w = load(
+            dir.path(),
+            &format!(
+                "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  client_ca_file: ca.pem\n\
+                 basic_auth_users:\n  prometheus: {hash}\n"
+            ),
+        )
+        .unwrap();
+        assert!(w.tls.is_some());
+        // exporter-toolkit's default when a client CA is given.
+        assert_eq!(w.client_auth, ClientAuth::RequireAndVerifyClientCert);
+        let auth = w.auth.unwrap();
+        assert!(auth.check(Some(&basic("prometheus", "s3cret"))));
+        assert!(auth.check(Some(&basic("prometheus", "s3cret"))), "the cached credential");
+        assert!(!auth.check(Some(&basic("prometheus", "wrong"))));
+        assert!(!auth.check(Some(&basic("nobody", "s3cret"))));
+        assert!(!auth.check(None));
+        assert!(!auth.check(Some(&HeaderValue::from_static("Bearer abc"))));
+        assert!(!auth.check(Some(&HeaderValue::from_static("Basic !!!"))));
+        // htpasswd writes $2y$ hashes (the same algorithm as $2b$).
+        let y = hash.replacen("$2b$", "$2y$", 1);
+        assert!(y.starts_with("$2y$"), "{y}");
+        let w = load(dir.path(), &format!("basic_auth_users:\n  ops: \"{y}\"\n")).unwrap();
+        assert!(w.auth.unwrap().check(Some(&basic("ops", "s3cret"))));
+    }
+
+    #[test]
+    fn an_empty_file_means_plain_http_without_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = load(dir.path(), "\n").unwrap();
+        assert!(w.tls.is_none() && w.auth.is_none());
+    }
+
+    #[test]
+    fn bad_files_name_the_key_and_the_file() {
+        let dir = pki();
+        let cases = [
+            ("tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  cipher_suites: [x]\n", "cipher_suites"),
+            ("basic_auth_users:\n  prometheus: plaintext\n", "basic_auth_users.prometheus: not a bcrypt hash"),
+            ("tls_server_config:\n  cert_file: missing.crt\n  key_file: tls.key\n", "missing.crt"),
+            ("tls_server_config:\n  cert_file: tls.key\n  key_file: tls.key\n", "no PEM certificate"),
+            ("tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.crt\n", "tls.crt"),
+            (
+                "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  client_auth_type: RequireAnyClientCert\n",
+                "without verifying",
+            ),
+            (
+                "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  client_auth_type: RequireAndVerifyClientCert\n",
+                "needs client_ca_file",
+            ),
+            (
+                "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  client_auth_type: NoClientCert\n  client_ca_file: ca.pem\n",
+                "client_auth_type is NoClientCert",
+            ),
+            ("tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  min_version: TLS10\n", "TLS10"),
+            ("tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  client_auth_type: Sometimes\n", "Sometimes"),
+            ("basic_auth_users: [a, b]\n", "basic_auth_users"),
+        ];
+        for (yaml, want) in cases {
+            let err = load(dir.path(), yaml).unwrap_err().to_string();
+            assert!(err.contains("web.yml") || err.contains(dir.path().to_str().unwrap()), "{yaml}: {err}");
+            assert!(err.contains(want), "{yaml}: want {want:?} in {err}");
+        }
+        let big = write(dir.path(), "big.yml", &"#".repeat(2 << 20));
+        assert!(WebConfig::load(&big).unwrap_err().to_string().contains("larger than"));
+    }
+}
