@@ -24,6 +24,7 @@ const PACKAGES: &[&str] = &[
     "systemd",
     "systemd-journal-remote",
     "prometheus",
+    "curl",
 ];
 
 /// A tool each package provides, to tell whether it is installed.
@@ -38,6 +39,7 @@ const TOOLS: &[&str] = &[
     "nsenter",
     "systemd-analyze",
     "promtool",
+    "curl",
     "/lib/systemd/systemd-journal-remote",
 ];
 
