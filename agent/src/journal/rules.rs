@@ -406,61 +406,6 @@ mod tests {
         assert!(corpus.len() >= 400 && corpus.iter().filter(|c| c.1 == "benign").count() >= 150);
     }
 
-    /// `cargo test --release -p routewarden --lib -- --ignored rule_timing --nocapture`: where the time goes.
-    #[test]
-    #[ignore]
-    fn rule_timing() {
-        let rs = RuleSet::with_defaults(Vec::new()).unwrap();
-        let lines: Vec<String> = corpus().into_iter().map(|c| c.2).collect();
-        let t = std::time::Instant::now();
-        let mut n = 0;
-        for _ in 0..200 {
-            for l in &lines {
-                n += usize::from(rs.set.is_match(l.as_bytes()));
-            }
-        }
-        let per = t.elapsed().as_nanos() as f64 / (200 * lines.len()) as f64;
-        println!("set.is_match: {per:.0} ns per corpus line ({n})");
-        let benign: Vec<&String> = lines.iter().filter(|l| !rs.set.is_match(l.as_bytes())).collect();
-        let t = std::time::Instant::now();
-        for _ in 0..200 {
-            for l in &benign {
-                std::hint::black_box(rs.set.is_match(l.as_bytes()));
-            }
-        }
-        let per = t.elapsed().as_nanos() as f64 / (200 * benign.len()) as f64;
-        println!("set.is_match: {per:.0} ns per benign corpus line ({})", benign.len());
-        let mut e = crate::journal::Engine::new(rs.clone());
-        let t = std::time::Instant::now();
-        for k in 0..200u64 {
-            for (j, l) in benign.iter().enumerate() {
-                let entry = crate::journal::Entry {
-                    cursor: String::new(),
-                    realtime_usec: 1_790_000_000_000_000 + (k * 1000 + j as u64) * 1000,
-                    unit: "kubelet.service".into(),
-                    pid: 1,
-                    message: (*l).clone(),
-                };
-                e.feed_with(&entry, |_| {});
-            }
-        }
-        let per = t.elapsed().as_nanos() as f64 / (200 * benign.len()) as f64;
-        println!("engine.feed (with building the entry): {per:.0} ns per benign corpus line");
-        for (i, c) in rs.rules.iter().enumerate() {
-            for p in c.rule.all_patterns() {
-                let re = Regex::new(p).unwrap();
-                let t = std::time::Instant::now();
-                for _ in 0..50 {
-                    for l in &lines {
-                        std::hint::black_box(re.is_match(l));
-                    }
-                }
-                let per = t.elapsed().as_nanos() as f64 / (50 * lines.len()) as f64;
-                println!("{i:2} {:28} {per:6.0} ns  {p}", c.rule.id);
-            }
-        }
-    }
-
     #[test]
     fn units_to_follow_map_docker_writers_to_docker_service() {
         let rs = RuleSet::with_defaults(Vec::new()).unwrap();
