@@ -46,8 +46,8 @@ pub fn run(name: &str, data: &[u8]) {
             let _ = sources::cilium_agent::parse(&text());
         }
         "proc_net_tcp" => {
-            let _ = sources::kube_proxy_api::parse::listeners(&text(), false);
-            let _ = sources::kube_proxy_api::parse::listeners(&text(), true);
+            let _ = sources::sockets::parse::listeners(&text(), false);
+            let _ = sources::sockets::parse::listeners(&text(), true);
         }
         "settings" => {
             let _ = routewarden::settings::Settings::parse(&text(), Path::new("fuzz.toml"));

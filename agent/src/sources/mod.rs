@@ -14,6 +14,7 @@ pub mod mounts;
 pub mod nftables;
 pub mod procs;
 pub mod routes;
+pub mod sockets;
 
 use crate::config::Config;
 use crate::model::{error_chain, Snapshot, Source, SourceId, SCHEMA_VERSION};

@@ -4,8 +4,6 @@
 //! belongs to a root-owned kube-proxy, k3s or rke2 process (socket inode in `/proc/net/tcp{,6}`, then the pid
 //! whose `/proc/PID/fd` links to it, then its `comm`).
 
-pub mod parse;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -13,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::model::kube_proxy_api::KubeProxyApi;
+use crate::sources::sockets;
 
 /// The most of one answer that is read.
 const MAX_ANSWER: u64 = 64 * 1024;
@@ -99,58 +98,29 @@ fn get<T>(
 /// Who listens on `addr`, when that is a root-owned kube-proxy (or k3s/rke2) process: `pid 42 (kube-proxy), uid
 /// 0`; otherwise why not. Every listening socket that would take a connection to `addr` must be such a socket.
 fn owner(proc_dir: &Path, addr: SocketAddr) -> Result<String, String> {
-    let mut listeners = Vec::new();
-    for (file, v6) in [("net/tcp", false), ("net/tcp6", true)] {
-        if let Ok(text) = std::fs::read_to_string(proc_dir.join(file)) {
-            listeners.extend(parse::listeners(&text, v6).into_iter().filter(|l| l.accepts(addr)));
-        }
-    }
+    let listeners: Vec<sockets::Listener> = sockets::listeners(proc_dir).filter(|l| l.accepts(addr)).collect();
     if listeners.is_empty() {
         return Err(format!("no listening socket for it was found in {}/net/tcp", proc_dir.display()));
     }
-    let deadline = Instant::now() + OWNER_DEADLINE;
     let inodes: Vec<u64> = listeners.iter().map(|l| l.inode).collect();
-    let holders = socket_holders(proc_dir, &inodes, deadline);
+    let holders = sockets::holders(proc_dir, &inodes, Instant::now() + OWNER_DEADLINE, usize::MAX);
     let mut trusted = None;
     for l in &listeners {
-        let held: Vec<&(u64, u32, String)> = holders.iter().filter(|(i, _, _)| *i == l.inode).collect();
-        let good = held.iter().find(|(_, _, comm)| TRUSTED.contains(&comm.as_str()));
+        let held: Vec<&sockets::Holder> = holders.iter().filter(|h| h.inode == l.inode).collect();
+        let good = held.iter().find(|h| TRUSTED.contains(&h.comm.as_str()));
         match good {
-            Some((_, pid, comm)) if l.uid == 0 => trusted = Some(format!("pid {pid} ({comm}), uid 0")),
-            Some((_, pid, comm)) => return Err(format!("its socket belongs to pid {pid} ({comm}) as uid {}", l.uid)),
+            Some(h) if l.uid == 0 => trusted = Some(format!("pid {} ({}), uid 0", h.pid, h.comm)),
+            Some(h) => return Err(format!("its socket belongs to pid {} ({}) as uid {}", h.pid, h.comm, l.uid)),
             None if held.is_empty() => {
                 return Err(format!("no process holding its socket (uid {}) could be seen", l.uid))
             }
             None => {
-                let who: Vec<String> = held.iter().map(|(_, p, c)| format!("pid {p} ({c})")).collect();
+                let who: Vec<String> = held.iter().map(|h| format!("pid {} ({})", h.pid, h.comm)).collect();
                 return Err(format!("its socket belongs to {}, not kube-proxy", who.join(", ")));
             }
         }
     }
     trusted.ok_or_else(|| "no owner found".to_string())
-}
-
-/// (inode, pid, comm) for every process holding one of `inodes`, looked for until `deadline`.
-fn socket_holders(proc_dir: &Path, inodes: &[u64], deadline: Instant) -> Vec<(u64, u32, String)> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir(proc_dir) else { return out };
-    for entry in dir.flatten() {
-        if Instant::now() > deadline {
-            break;
-        }
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
-        for fd in fds.flatten() {
-            let Ok(link) = std::fs::read_link(fd.path()) else { continue };
-            let Some(inode) = parse::socket_inode(&link.to_string_lossy()) else { continue };
-            if inodes.contains(&inode) {
-                let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-                out.push((inode, pid, comm.trim().to_string()));
-                break;
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Pure parsing of `/proc/net/tcp` and `/proc/net/tcp6` (listening sockets with their owner uid and inode) and
 //! of `/proc/PID/fd` socket links.
 
+use std::io::BufRead;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// One listening TCP socket.
@@ -30,7 +31,13 @@ impl Listener {
 /// The LISTEN sockets (state `0A`) in `/proc/net/tcp` text (`v6` for `/proc/net/tcp6`). Lines that do not parse
 /// are skipped.
 pub fn listeners(text: &str, v6: bool) -> Vec<Listener> {
-    text.lines().skip(1).filter_map(|line| listener(line, v6)).collect()
+    listeners_in(text.as_bytes(), v6).collect()
+}
+
+/// [`listeners`] over a stream, lazily: a caller that stops at the first match reads no further. Reading ends at
+/// the first line that cannot be read (not UTF-8, or an I/O error).
+pub fn listeners_in(reader: impl BufRead, v6: bool) -> impl Iterator<Item = Listener> {
+    reader.lines().skip(1).map_while(Result::ok).filter_map(move |line| listener(&line, v6))
 }
 
 fn listener(line: &str, v6: bool) -> Option<Listener> {
@@ -118,5 +125,20 @@ mod tests {
         assert_eq!(socket_inode("socket:[77123]"), Some(77123));
         assert_eq!(socket_inode("pipe:[1]"), None);
         assert_eq!(socket_inode("/dev/null"), None);
+    }
+
+    #[test]
+    fn a_streamed_table_is_read_only_up_to_the_first_match() {
+        // A connection from 10256 (state 01) is not a listener.
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   1: 0100007F:2810 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 5151 1 0000000000000000 20 4 30 10 -1
+   2: 00000000:2810 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 6161 1 0000000000000000 100 0 0 10 0
+";
+        let endless = std::io::Read::chain(text.as_bytes(), std::io::repeat(b'x'));
+        let first = listeners_in(std::io::BufReader::new(endless), false).find(|l| l.port == 10256);
+        assert_eq!(first.map(|l| l.inode), Some(6161));
+        // A bounded read of a table that never matches ends too.
+        let lines = std::io::Read::take(std::io::repeat(b'\n'), 1 << 20);
+        assert_eq!(listeners_in(std::io::BufReader::new(lines), false).count(), 0);
     }
 }
