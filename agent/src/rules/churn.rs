@@ -163,15 +163,20 @@ pub fn apply(report: &mut Report, flips: &[&str]) {
         && [ProxyKind::KubeProxy, ProxyKind::CalicoEbpf]
             .iter()
             .all(|k| report.dataplane.proxies.iter().any(|p| p.proxy == *k && p.agent_running == Some(true)));
-    if let Some(f) = report.findings.iter_mut().find(|f| f.id == FindingId::ServiceRoutingConflict) {
-        if calico_fight && f.summary.contains(ProxyKind::CalicoEbpf.as_str()) {
-            f.severity = Severity::Critical;
-            for p in report.dataplane.conflicts.iter_mut() {
-                if (p.a, p.b) == (ProxyKind::KubeProxy, ProxyKind::CalicoEbpf) {
-                    p.severity = Severity::Critical;
-                }
-            }
-        }
+    // `dataplane.conflicts[n]` is the pair of the n-th `service-routing.conflict` finding (rules::findings pushes
+    // them together), so the pair is found by its proxies, never by a finding's text.
+    let nth_conflict = |findings: &[Finding], n: usize| {
+        findings.iter().enumerate().filter(|(_, f)| f.id == FindingId::ServiceRoutingConflict).nth(n).map(|(i, _)| i)
+    };
+    let calico_pair =
+        report.dataplane.conflicts.iter().position(|p| (p.a, p.b) == (ProxyKind::KubeProxy, ProxyKind::CalicoEbpf));
+    let fought = calico_pair.filter(|_| calico_fight).and_then(|n| nth_conflict(&report.findings, n).map(|i| (n, i)));
+    if let Some((n, i)) = fought {
+        report.dataplane.conflicts[n].severity = Severity::Critical;
+        report.findings[i].severity = Severity::Critical;
+    }
+    let target = fought.map(|(_, i)| i).or_else(|| nth_conflict(&report.findings, 0));
+    if let Some(f) = target.and_then(|i| report.findings.get_mut(i)) {
         f.evidence.extend(evidence);
     } else {
         let summary = match party {
@@ -307,18 +312,55 @@ mod tests {
         let mut report = crate::rules::analyse(&snap, "t".into());
         report.dataplane.proxies =
             vec![proxy(ProxyKind::KubeProxy, M::Iptables), proxy(ProxyKind::CalicoEbpf, M::Ebpf)];
-        report.findings = vec![Finding {
+        let conflict = |summary: &str| Finding {
             id: FindingId::ServiceRoutingConflict,
             severity: Severity::Warning,
-            summary: "kube-proxy (iptables mode) and calico-ebpf (ebpf mode) both balance ...".into(),
+            summary: summary.into(),
             evidence: Vec::new(),
             remedy: String::new(),
-        }];
+        };
+        let pair = |b| crate::report::ProxyPair { a: ProxyKind::KubeProxy, b, severity: Severity::Warning };
+        report.findings = vec![conflict("the Calico pair")];
+        report.dataplane.conflicts = vec![pair(ProxyKind::CalicoEbpf)];
         apply(&mut report, &["ipvs service 10.96.0.1"]);
         assert_eq!(report.findings[0].severity, Severity::Warning, "IPVS churn is not Felix's cleanup");
         apply(&mut report, &["nft ipv4 nat KUBE-SERVICES"]);
         assert_eq!(report.findings[0].severity, Severity::Critical);
+        assert_eq!(report.dataplane.conflicts[0].severity, Severity::Critical);
         assert_eq!(report.verdict, crate::report::Verdict::Critical);
+
+        // The Calico pair second, after a kube-proxy/Cilium one: that pair and its finding are raised, and the
+        // churn evidence goes to it; the other pair is left as it was.
+        report.findings = vec![conflict("the Cilium pair"), conflict("the Calico pair")];
+        report.dataplane.conflicts = vec![pair(ProxyKind::Cilium), pair(ProxyKind::CalicoEbpf)];
+        apply(&mut report, &["nft ipv4 nat KUBE-SERVICES"]);
+        let severities: Vec<Severity> = report.findings.iter().map(|f| f.severity).collect();
+        assert_eq!(severities, [Severity::Warning, Severity::Critical]);
+        assert_eq!(report.dataplane.conflicts[1].severity, Severity::Critical);
+        assert!(report.findings[0].evidence.is_empty() && !report.findings[1].evidence.is_empty());
+    }
+
+    #[test]
+    fn every_conflict_finding_has_its_pair_in_the_same_order() {
+        // The invariant `apply` relies on, over every snapshot the system tests recorded.
+        let dir = format!("{}/tests/data/snapshots", env!("CARGO_MANIFEST_DIR"));
+        let mut conflicts = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let snap: Snapshot = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let report = crate::rules::analyse(&snap, "t".into());
+            let found: Vec<&Finding> =
+                report.findings.iter().filter(|f| f.id == FindingId::ServiceRoutingConflict).collect();
+            assert_eq!(found.len(), report.dataplane.conflicts.len(), "{}", path.display());
+            for (f, p) in found.iter().zip(&report.dataplane.conflicts) {
+                assert_eq!(f.severity, p.severity, "{}", path.display());
+            }
+            conflicts += found.len();
+        }
+        assert!(conflicts >= 4, "the recorded snapshots hold {conflicts} conflicts");
     }
 
     #[test]
