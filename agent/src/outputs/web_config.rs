@@ -1,18 +1,21 @@
 //! The network metrics listener's security: a Prometheus exporter-toolkit web configuration file (the format
 //! node_exporter reads: `tls_server_config` and bcrypt `basic_auth_users`) parsed, validated, and turned into a
-//! rustls `ServerConfig` and a basic-auth check.
+//! rustls `ServerConfig` (whose certificate and key are re-read when their files change) and a basic-auth check.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use rustls::server::WebPkiClientVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -206,13 +209,8 @@ fn server_config(t: &TlsFile, dir: &Path, path: &Path) -> Result<(ServerConfig, 
             .map(|(_, s)| s)
             .collect();
 
-    let cert_path = dir.join(&t.cert_file);
-    let certs = certificates(&cert_path)?;
-    let key_path = dir.join(&t.key_file);
-    let key = PrivateKeyDer::from_pem_slice(&read_bounded(&key_path)?)
-        .map_err(|source| WebConfigError::Pem { path: key_path.clone(), source })?;
-
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cert = RotatingCert::load(dir.join(&t.cert_file), dir.join(&t.key_file), Arc::clone(&provider))?;
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&versions)
         .map_err(|source| WebConfigError::Tls { path: p(), source })?;
@@ -231,10 +229,71 @@ fn server_config(t: &TlsFile, dir: &Path, path: &Path) -> Result<(ServerConfig, 
         }
         _ => builder.with_no_client_auth(),
     };
-    let mut config =
-        builder.with_single_cert(certs, key).map_err(|source| WebConfigError::Tls { path: key_path, source })?;
+    let mut config = builder.with_cert_resolver(Arc::new(cert));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok((config, kind))
+}
+
+/// The server's certificate chain and key, re-read when either file changes: certificates are renewed in place
+/// (cert-manager, a Secret volume swapping its `..data` link, a renewal script), and exporter-toolkit takes a new
+/// pair without a restart too. A pair that does not load (half written, key and certificate not matching) keeps
+/// the last good one, with one warning per change of the files.
+#[derive(Debug)]
+struct RotatingCert {
+    cert: PathBuf,
+    key: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: Mutex<(Option<Stamp>, Arc<CertifiedKey>)>,
+}
+
+/// A version of the two files: inode, size and modification time of each (metadata follows symlinks).
+type Stamp = [(u64, u64, Option<SystemTime>); 2];
+
+fn stamp(cert: &Path, key: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let one = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.ino(), m.len(), m.modified().ok()));
+    Some([one(cert)?, one(key)?])
+}
+
+impl RotatingCert {
+    fn load(cert: PathBuf, key: PathBuf, provider: Arc<CryptoProvider>) -> Result<RotatingCert, WebConfigError> {
+        let at = stamp(&cert, &key);
+        let pair = certified_key(&cert, &key, &provider)?;
+        Ok(RotatingCert { cert, key, provider, current: Mutex::new((at, Arc::new(pair))) })
+    }
+
+    /// The pair to present now, re-read first when the files changed since the last look.
+    fn current(&self) -> Arc<CertifiedKey> {
+        let now = stamp(&self.cert, &self.key);
+        let mut cur = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        // A file missing for a moment (being replaced) keeps the pair and is looked at again next time.
+        if now.is_some() && now != cur.0 {
+            cur.0 = now;
+            match certified_key(&self.cert, &self.key, &self.provider) {
+                Ok(pair) => {
+                    log::info!("metrics listener: certificate {} reloaded", self.cert.display());
+                    cur.1 = Arc::new(pair);
+                }
+                Err(e) => log::warn!("metrics listener: keeping the previous certificate: {e}"),
+            }
+        }
+        Arc::clone(&cur.1)
+    }
+}
+
+impl ResolvesServerCert for RotatingCert {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+/// A certificate chain and its private key, which must match.
+fn certified_key(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedKey, WebConfigError> {
+    let certs = certificates(cert)?;
+    let der = PrivateKeyDer::from_pem_slice(&read_bounded(key)?)
+        .map_err(|source| WebConfigError::Pem { path: key.to_path_buf(), source })?;
+    CertifiedKey::from_der(certs, der, provider)
+        .map_err(|source| WebConfigError::Tls { path: key.to_path_buf(), source })
 }
 
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, WebConfigError> {
@@ -395,6 +454,76 @@ mod tests {
         assert!(y.starts_with("$2y$"), "{y}");
         let w = load(dir.path(), &format!("basic_auth_users:\n  ops: \"{y}\"\n")).unwrap();
         assert!(w.auth.unwrap().check(Some(&basic("ops", "s3cret"))));
+    }
+
+    /// A server certificate for `localhost` signed by a new CA: (CA PEM, certificate PEM, key PEM).
+    fn signed_pair() -> (String, String, String) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca_cert, &ca_key)
+            .unwrap();
+        (ca_cert.pem(), cert.pem(), key.serialize_pem())
+    }
+
+    /// The end-entity certificate a TLS client trusting `ca_pem` is shown by `server`, or the handshake's error.
+    async fn presented(server: Arc<ServerConfig>, ca_pem: &str) -> Result<Vec<u8>, std::io::Error> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accept = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let _ = tokio_rustls::TlsAcceptor::from(server).accept(tcp).await;
+        });
+        let mut roots = RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(client)).connect(name, tcp).await;
+        let _ = accept.await;
+        Ok(tls?.get_ref().1.peer_certificates().unwrap()[0].to_vec())
+    }
+
+    #[tokio::test]
+    async fn a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca1, cert1, key1) = signed_pair();
+        write(dir.path(), "tls.crt", &cert1);
+        write(dir.path(), "tls.key", &key1);
+        let w = load(dir.path(), "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n").unwrap();
+        let tls = w.tls.unwrap();
+        let der = |pem: &str| CertificateDer::from_pem_slice(pem.as_bytes()).unwrap().to_vec();
+        assert_eq!(presented(Arc::clone(&tls), &ca1).await.unwrap(), der(&cert1));
+
+        // Renewed in place, as a Secret volume does it: new files, then one rename each.
+        let (ca2, cert2, key2) = signed_pair();
+        write(dir.path(), "tls.crt.new", &cert2);
+        write(dir.path(), "tls.key.new", &key2);
+        std::fs::rename(dir.path().join("tls.key.new"), dir.path().join("tls.key")).unwrap();
+        std::fs::rename(dir.path().join("tls.crt.new"), dir.path().join("tls.crt")).unwrap();
+        assert_eq!(presented(Arc::clone(&tls), &ca2).await.unwrap(), der(&cert2));
+        assert!(presented(Arc::clone(&tls), &ca1).await.is_err(), "the old CA no longer verifies it");
+
+        // A key that does not match the certificate (or a half-written file): the last good pair stays.
+        write(dir.path(), "tls.key", &key1);
+        assert_eq!(presented(Arc::clone(&tls), &ca2).await.unwrap(), der(&cert2));
+        write(dir.path(), "tls.key", "-----BEGIN PRIVATE KEY-----\nAAAA");
+        assert_eq!(presented(Arc::clone(&tls), &ca2).await.unwrap(), der(&cert2));
+        // A missing file for a moment, then the right key again.
+        std::fs::remove_file(dir.path().join("tls.key")).unwrap();
+        assert_eq!(presented(Arc::clone(&tls), &ca2).await.unwrap(), der(&cert2));
+        write(dir.path(), "tls.key", &key2);
+        assert_eq!(presented(tls, &ca2).await.unwrap(), der(&cert2));
     }
 
     #[test]
