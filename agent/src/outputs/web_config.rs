@@ -402,18 +402,10 @@ mod tests {
     /// A CA, a server certificate it signed, and the files; returns the directory.
     fn pki() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-            .unwrap()
-            .signed_by(&key, &ca_cert, &ca_key)
-            .unwrap();
-        write(dir.path(), "ca.pem", &ca_cert.pem());
-        write(dir.path(), "tls.crt", &cert.pem());
-        write(dir.path(), "tls.key", &key.serialize_pem());
+        let (ca, cert, key) = signed_pair();
+        write(dir.path(), "ca.pem", &ca);
+        write(dir.path(), "tls.crt", &cert);
+        write(dir.path(), "tls.key", &key);
         dir
     }
 

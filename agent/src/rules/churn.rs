@@ -204,6 +204,28 @@ pub fn apply(report: &mut Report, flips: &[&str]) {
 mod tests {
     use super::*;
 
+    /// A snapshot in which every source is disabled.
+    fn no_sources() -> Snapshot {
+        serde_json::from_str(
+            r#"{"schema_version":2,"node":"n","collected_at":"2026-01-01T00:00:00Z","iptables_legacy":{"status":"disabled"},
+            "nftables":{"status":"disabled"},"links":{"status":"disabled"},"ipvs":{"status":"disabled"},
+            "bpf":{"status":"disabled"},"processes":{"status":"disabled"}}"#,
+        )
+        .unwrap()
+    }
+
+    /// A proxy whose agent runs, as `rules::proxies` reports it.
+    fn proxy(proxy: ProxyKind, mode: crate::report::ServiceProxyMode) -> crate::report::ServiceProxy {
+        crate::report::ServiceProxy {
+            proxy,
+            mode,
+            balances: Vec::new(),
+            services: None,
+            agent_running: Some(true),
+            evidence: Vec::new(),
+        }
+    }
+
     fn set(names: &[&str]) -> Option<BTreeSet<String>> {
         Some(names.iter().map(|s| s.to_string()).collect())
     }
@@ -251,20 +273,7 @@ mod tests {
 
     #[test]
     fn churn_names_the_likely_other_party() {
-        let snap: Snapshot = serde_json::from_str(
-            r#"{"schema_version":2,"node":"n","collected_at":"2026-01-01T00:00:00Z","iptables_legacy":{"status":"disabled"},
-            "nftables":{"status":"disabled"},"links":{"status":"disabled"},"ipvs":{"status":"disabled"},
-            "bpf":{"status":"disabled"},"processes":{"status":"disabled"}}"#,
-        )
-        .unwrap();
-        let proxy = |proxy, mode| crate::report::ServiceProxy {
-            proxy,
-            mode,
-            balances: Vec::new(),
-            services: None,
-            agent_running: Some(true),
-            evidence: Vec::new(),
-        };
+        let snap = no_sources();
         use crate::report::ServiceProxyMode as M;
         let mut report = crate::rules::analyse(&snap, "t".into());
         report.dataplane.proxies =
@@ -294,20 +303,7 @@ mod tests {
 
     #[test]
     fn kube_proxy_rules_flip_flopping_next_to_calico_make_the_pair_critical() {
-        let snap: Snapshot = serde_json::from_str(
-            r#"{"schema_version":2,"node":"n","collected_at":"2026-01-01T00:00:00Z","iptables_legacy":{"status":"disabled"},
-            "nftables":{"status":"disabled"},"links":{"status":"disabled"},"ipvs":{"status":"disabled"},
-            "bpf":{"status":"disabled"},"processes":{"status":"disabled"}}"#,
-        )
-        .unwrap();
-        let proxy = |proxy, mode| crate::report::ServiceProxy {
-            proxy,
-            mode,
-            balances: Vec::new(),
-            services: None,
-            agent_running: Some(true),
-            evidence: Vec::new(),
-        };
+        let snap = no_sources();
         use crate::report::ServiceProxyMode as M;
         let mut report = crate::rules::analyse(&snap, "t".into());
         report.dataplane.proxies =
