@@ -131,7 +131,8 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             let engine = journal::Engine::new(rules);
             let journalctl = &settings.config.journal.journalctl;
             let stall = settings.config.command_timeout();
-            let scan = journal::reader::scan(journalctl, &input, &units, engine, stall).context("scanning the journal")?;
+            let scan =
+                journal::reader::scan(journalctl, &input, &units, engine, stall).context("scanning the journal")?;
             let text = match output {
                 Output::Json => serde_json::to_string_pretty(&scan).context("serialising the scan")? + "\n",
                 Output::Text => outputs::text::scan(&scan),

@@ -675,7 +675,6 @@ impl SavedCursor {
 /// The hang probe's deadline (at most; shorter when `hang_check` is shorter).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -737,7 +736,10 @@ mod tests {
         // Input without any newline (`scan-journal -` on a binary file): one overlong line, not an abort.
         assert_eq!(pieces(&vec![b'y'; 200_000], 1000, false), vec!["overlong 200000"]);
         // Exactly at the cap is a line.
-        assert_eq!(pieces(&[b'z'; 999].iter().chain(b"\n").copied().collect::<Vec<_>>(), 1000, false), vec!["line 1000"]);
+        assert_eq!(
+            pieces(&[b'z'; 999].iter().chain(b"\n").copied().collect::<Vec<_>>(), 1000, false),
+            vec!["line 1000"]
+        );
     }
 
     #[test]

@@ -106,7 +106,8 @@ impl CursorStore {
 /// the temporary file is removed (a full file system leaves it empty).
 pub fn write_atomically(path: &Path, content: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let written = ensure_dir(path).and_then(|()| std::fs::write(&tmp, content)).and_then(|()| std::fs::rename(&tmp, path));
+    let written =
+        ensure_dir(path).and_then(|()| std::fs::write(&tmp, content)).and_then(|()| std::fs::rename(&tmp, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

@@ -208,7 +208,11 @@ fn scan_journal_on_stdin_without_newlines_skips_the_overlong_line_and_reads_the_
     input.push(b'\n');
     let (code, v, err) = scan_stdin(&input);
     assert_eq!(code, 0, "{err}");
-    assert_eq!((v["entries"].as_u64(), v["overlong_lines"].as_u64(), v["bad_lines"].as_u64()), (Some(1), Some(1), Some(0)), "{v:#}");
+    assert_eq!(
+        (v["entries"].as_u64(), v["overlong_lines"].as_u64(), v["bad_lines"].as_u64()),
+        (Some(1), Some(1), Some(0)),
+        "{v:#}"
+    );
     assert_eq!(v["counts"]["iptables.lock-contention"], 1);
     // Binary input that never has a newline at all.
     let (code, v, err) = scan_stdin(&vec![0u8; 3 << 20]);
@@ -223,7 +227,8 @@ fn scan_journal_with_a_journalctl_that_hangs_ends_at_the_command_timeout() {
     std::fs::write(&fake, "#!/bin/sh\nexec sleep 600\n").unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let config = dir.path().join("config.toml");
-    std::fs::write(&config, format!("command_timeout_secs = 1\n[journal]\njournalctl = \"{}\"\n", fake.display())).unwrap();
+    std::fs::write(&config, format!("command_timeout_secs = 1\n[journal]\njournalctl = \"{}\"\n", fake.display()))
+        .unwrap();
     let started = std::time::Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_routewarden"))
         .arg("--config")
