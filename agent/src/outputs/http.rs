@@ -380,7 +380,7 @@ async fn connection<I: Send + 'static, H: Handshake<I>>(
                     }
                 },
                 _ = tokio::time::sleep_until(deadline) => {
-                    log::debug!("connection handshake: not done within {} ms", (deadline - opened).as_millis());
+                    log::debug!("connection handshake: not done within {} ms", deadline.saturating_duration_since(opened).as_millis());
                     return;
                 }
                 r = pressure.changed(), if !server_gone => {
