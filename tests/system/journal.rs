@@ -1,8 +1,9 @@
 //! Journal tests with real journal files (written by systemd-journal-remote, read back by the real journalctl):
 //! the labelled corpus of real lines (recall per rule, no benign match), the
 //! CNI/API-server deadlock over time, odd entries, stdin, and the daemon following a journal directory with a
-//! persisted cursor and a journalctl that dies. The scans need only the journal tools; the daemon tests need a
-//! world (root).
+//! persisted cursor (also across `kill -9`), a journalctl that dies, hangs or prints garbage and a 200 MB line, and
+//! a state directory that is unwritable, full (a tmpfs) or read-only (a bind mount) in the daemon's own mount
+//! namespace. The scans need only the journal tools; the daemon tests need a world (root).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
