@@ -129,8 +129,10 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             let units = settings.journal_units();
             let rules = settings.journal_rules.clone().map_err(|e| UsageError(format!("journal rules: {e}")))?;
             let engine = journal::Engine::new(rules);
-            let scan = journal::reader::scan(&settings.config.journal.journalctl, &input, &units, engine)
-                .context("scanning the journal")?;
+            let journalctl = &settings.config.journal.journalctl;
+            let stall = settings.config.command_timeout();
+            let scan =
+                journal::reader::scan(journalctl, &input, &units, engine, stall).context("scanning the journal")?;
             let text = match output {
                 Output::Json => serde_json::to_string_pretty(&scan).context("serialising the scan")? + "\n",
                 Output::Text => outputs::text::scan(&scan),

@@ -17,7 +17,16 @@ pub const TARGETS: &[&str] = &[
     "proc_net_tcp",
     "settings",
     "snapshot",
+    "journal_entry",
+    "journal_records",
+    "xtables_entries",
 ];
+
+/// The shipped journal rules, compiled once per fuzzing process (each input gets a fresh engine).
+fn journal_rules() -> Option<&'static routewarden::journal::RuleSet> {
+    static RULES: std::sync::OnceLock<Option<routewarden::journal::RuleSet>> = std::sync::OnceLock::new();
+    RULES.get_or_init(|| routewarden::journal::RuleSet::with_defaults(Vec::new()).ok()).as_ref()
+}
 
 /// Runs target `name` on `data`; unknown names do nothing.
 pub fn run(name: &str, data: &[u8]) {
@@ -57,6 +66,36 @@ pub fn run(name: &str, data: &[u8]) {
                 let report = routewarden::rules::analyse(&snap, String::new());
                 let _ = routewarden::outputs::text::render(&report);
             }
+        }
+        "journal_entry" => {
+            let _ = routewarden::journal::parse_entry(data);
+        }
+        "journal_records" => {
+            // journalctl lines -> entries -> multi-line records -> every rule, as the follower runs them.
+            let Some(rules) = journal_rules() else { return };
+            let mut engine = routewarden::journal::Engine::new(rules.clone());
+            let mut asm = routewarden::journal::assemble::Assembler::new();
+            for line in data.split(|&b| b == b'\n') {
+                if let Ok(e) = routewarden::journal::parse_entry(line) {
+                    asm.push(e, |r| engine.feed_with(&r, |_| {}));
+                }
+            }
+            asm.flush(|r| engine.feed_with(&r, |_| {}));
+            engine.advance(engine.last_usec);
+            let _ = (engine.findings(), engine.episodes());
+        }
+        "xtables_entries" => {
+            // The ipt_getinfo bytes, then the entries blob (as in agent/tests/data/xtables). The info's size is
+            // checked first (as the reader does); the decoder is then run with it set to the blob's length, so
+            // mutations reach the entries, in both families' layouts.
+            use routewarden::sources::iptables::entries::{decode, parse_info};
+            use routewarden::sys::xtables::{Family, INFO_LEN};
+            let Some((head, blob)) = data.split_at_checked(INFO_LEN) else { return };
+            let Ok(mut info) = parse_info(head) else { return };
+            let _ = decode(Family::Ipv4, &info, blob);
+            info.size = blob.len() as u32;
+            let _ = decode(Family::Ipv4, &info, blob);
+            let _ = decode(Family::Ipv6, &info, blob);
         }
         _ => {}
     }

@@ -153,6 +153,9 @@ pub struct World {
     pub config_extra: String,
     /// A command prefix for the binary in `run` (e.g. `setpriv ... -- `).
     pub wrapper: String,
+    /// Shell commands run before `serve` in a private mount namespace of its own (`unshare -m`, propagation
+    /// private: a tmpfs or a read-only bind mount there never reaches the host); `None` runs it in the host's.
+    pub serve_mounts: Option<String>,
     /// Whether the world has a kubelet configuration file (true unless [`World::no_kubelet`]): a world is a
     /// Kubernetes node unless a test says otherwise.
     pub kubelet: bool,
@@ -191,6 +194,7 @@ impl World {
             bpffs,
             cgroup,
             config_extra: String::new(),
+            serve_mounts: None,
             wrapper: String::new(),
             kubelet: true,
             procs: Vec::new(),
@@ -659,8 +663,15 @@ impl World {
             self.config_extra.push_str("\n[journal]\nenabled = false\n");
         }
         let addr = "127.0.0.1:9977".to_string();
-        let child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", self.name))
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.name));
+        if let Some(mounts) = &self.serve_mounts {
+            // Each step execs the next, so the child's pid is the daemon's.
+            cmd.args(["unshare", "--mount", "--propagation", "private", "sh", "-ec"])
+                .arg(format!("{mounts}\nexec \"$@\""))
+                .arg("sh");
+        }
+        let child = cmd
             .arg(bin())
             .arg("--config")
             .arg(self.config())
@@ -761,7 +772,10 @@ pub struct JournalRecord<'a> {
 pub fn journal_records(path: &Path, records: &[JournalRecord]) {
     let mut export = Vec::new();
     for (i, r) in records.iter().enumerate() {
-        export.extend(format!("__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n", r.usec, 1000 + i).as_bytes());
+        // One boot: the monotonic clock follows the realtime one, so files written later (a journal that grows
+        // while followed) sort after the earlier ones, as on a node; `i` keeps equal times apart.
+        let mono = r.usec.saturating_sub(1_700_000_000_000_000) + i as u64;
+        export.extend(format!("__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={mono}\n", r.usec).as_bytes());
         export.extend(b"_BOOT_ID=0123456789abcdef0123456789abcdef\nPRIORITY=6\n");
         if r.unit == "kernel" {
             export.extend(b"_TRANSPORT=kernel\nSYSLOG_IDENTIFIER=kernel\n");

@@ -6,6 +6,18 @@ use std::time::{Duration, Instant};
 
 use routewarden_system_tests::World;
 
+/// Asserts that `wait` is still waiting (it must not return before the state it waits for exists).
+fn still_waiting(child: &mut Child) {
+    assert!(child.try_wait().unwrap().is_none(), "wait returned before the required state was created");
+}
+
+/// The wall-clock bound of a test: `wait` was released by what the test created, not by its own timeout (the
+/// exit code says that too). How fast it is released is a benchmark (`cargo bench --bench gate`, BENCHMARKS.md), not an
+/// assertion, so a loaded machine does not fail these tests.
+fn released_before_timeout(took: Duration, timeout: Duration) {
+    assert!(took < timeout, "released only after {took:?}, its timeout is {timeout:?}");
+}
+
 /// Waits for the child; returns (exit code, stdout, stderr, time from `since` to exit).
 fn finish(mut child: Child, since: Instant) -> (i32, String, String, Duration) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -27,15 +39,16 @@ fn finish(mut child: Child, since: Instant) -> (i32, String, String, Duration) {
 
 fn wait_for_chain_created_later(backend: &str) {
     let Some(w) = World::new(&format!("gate-{backend}")) else { return };
-    let child = w.spawn("wait --for chain:filter/KUBE-FORWARD --timeout 20s --poll-interval 200ms");
+    let mut child = w.spawn("wait --for chain:filter/KUBE-FORWARD --timeout 20s --poll-interval 200ms");
     std::thread::sleep(Duration::from_millis(500));
+    still_waiting(&mut child);
     let created = Instant::now();
     w.ns(&format!("iptables-{backend} -w -t filter -N KUBE-FORWARD"));
     let (code, out, err, took) = finish(child, created);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("ok      chain filter/KUBE-FORWARD: in iptables-"), "{out}");
-    // Events (nft) or a 200 ms poll (legacy): well under a second, against the 2 s loops this replaces.
-    assert!(took < Duration::from_secs(2), "returned {took:?} after the chain appeared");
+    // Events (nft) or a 200 ms poll (legacy); the latency is measured by the gate benchmark.
+    released_before_timeout(took, Duration::from_secs(20));
 }
 
 #[test]
@@ -51,8 +64,9 @@ fn wait_returns_when_a_legacy_backend_chain_appears() {
 #[test]
 fn wait_returns_when_a_link_appears() {
     let Some(w) = World::new("gate-link") else { return };
-    let child = w.spawn("wait --for link:cilium_host --timeout 20s --output json");
+    let mut child = w.spawn("wait --for link:cilium_host --timeout 20s --output json");
     std::thread::sleep(Duration::from_millis(300));
+    still_waiting(&mut child);
     let created = Instant::now();
     w.veth("cilium_host", "cilium_net");
     let (code, out, err, took) = finish(child, created);
@@ -60,7 +74,7 @@ fn wait_returns_when_a_link_appears() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["outcome"], "satisfied");
     assert_eq!(v["requirements"][0]["requirement"], "link cilium_host");
-    assert!(took < Duration::from_secs(2), "{took:?}");
+    released_before_timeout(took, Duration::from_secs(20));
 }
 
 #[test]
@@ -124,12 +138,13 @@ fn the_daemon_is_ready_only_once_the_gate_holds() {
 #[test]
 fn wait_for_kube_proxy_waits_for_its_rules_instead_of_giving_up() {
     let Some(w) = World::new("gate-kp") else { return };
-    let child = w.spawn("wait --for kube-proxy --timeout 20s");
+    let mut child = w.spawn("wait --for kube-proxy --timeout 20s");
     std::thread::sleep(Duration::from_millis(500));
+    still_waiting(&mut child);
     let created = Instant::now();
     w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
     let (code, out, err, took) = finish(child, created);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("ok      kube-proxy: iptables mode, 2 services"), "{out}");
-    assert!(took < Duration::from_secs(3), "{took:?}");
+    released_before_timeout(took, Duration::from_secs(20));
 }

@@ -1,8 +1,9 @@
 //! Journal tests with real journal files (written by systemd-journal-remote, read back by the real journalctl):
 //! the labelled corpus of real lines (recall per rule, no benign match), the
 //! CNI/API-server deadlock over time, odd entries, stdin, and the daemon following a journal directory with a
-//! persisted cursor and a journalctl that dies. The scans need only the journal tools; the daemon tests need a
-//! world (root).
+//! persisted cursor (also across `kill -9`), a journalctl that dies, hangs or prints garbage and a 200 MB line, and
+//! a state directory that is unwritable, full (a tmpfs) or read-only (a bind mount) in the daemon's own mount
+//! namespace. The scans need only the journal tools; the daemon tests need a world (root).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -499,7 +500,7 @@ fn an_unwritable_state_directory_fails_the_journal_source_only() {
     d.wait_notify("READY=1");
     let s: serde_json::Value = serde_json::from_str(&d.get("/status").1).unwrap();
     assert_eq!(s["sources"]["journal"]["status"], "failed");
-    assert!(s["sources"]["journal"]["error"].as_str().unwrap().contains("not writable"), "{s:#}");
+    assert!(s["sources"]["journal"]["error"].as_str().unwrap().contains("saving the journal cursor"), "{s:#}");
     assert_eq!(s["sources"]["nftables"]["status"], "ok");
 }
 
@@ -559,4 +560,189 @@ fn a_hanging_hang_probe_is_killed_and_asked_again() {
         s["sources"]["journal"]["error"].as_str().unwrap_or("").contains("stopped delivering entries")
     });
     assert!(probed.exists());
+}
+
+/// Like [`wait_until`], for states reached only after a retry's backoff (1, 2, 4, ... s).
+fn wait_long(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(45);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn status(d: &harness::Daemon) -> serde_json::Value {
+    serde_json::from_str(&d.get("/status").1).unwrap()
+}
+
+#[test]
+fn a_daemon_killed_right_after_new_entries_does_not_count_them_again() {
+    if !journal_tools() {
+        return;
+    }
+    let Some(mut w) = World::new("journal-kill9") else { return };
+    let jdir = w.dir.path().join("journal");
+    std::fs::create_dir(&jdir).unwrap();
+    let now = now_usec();
+    let cni = CNI_LINE.as_bytes();
+    journal_file(&jdir.join("a.journal"), &[(now - 30_000_000, K, cni), (now - 20_000_000, K, cni)]);
+    let cfg = format!("[journal]\ndirectory = \"{}\"\nlookback_secs = 3600\n", jdir.display());
+    let d = w.serve(&cfg);
+    d.wait_notify("READY=1");
+    let lines = "routewarden_journal_lines_total{unit=\"kubelet.service\"}";
+    wait_until("2 journal lines", || metric(&d, lines) == Some(2.0));
+    // New entries; the moment the daemon publishes them it is killed (SIGKILL, no chance to save anything).
+    let later = now_usec();
+    journal_file(&jdir.join("b.journal"), &[(later, K, cni), (later + 1, K, cni)]);
+    let waited = Instant::now();
+    while metric(&d, lines) != Some(4.0) {
+        assert!(waited.elapsed() < Duration::from_secs(15), "4 journal lines: {:?}\n{}", metric(&d, lines), d.log(&w));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let cursor = w.dir.path().join("state/journal.cursor");
+    let saved = std::fs::read_to_string(&cursor).unwrap_or_default();
+    drop(d);
+    // The cursor was saved with the counts it describes, before they were published (once a second, as before,
+    // it lagged them by up to a second).
+    assert_eq!(saved.lines().nth(1), Some((later + 1).to_string().as_str()), "cursor {saved:?}");
+
+    w.config_extra.clear();
+    journal_file(&jdir.join("c.journal"), &[(later + 2, "kernel", b"nfs: server 10.96.0.20 not responding")]);
+    let d = w.serve(&cfg);
+    d.wait_notify("READY=1");
+    wait_until("the kernel line", || metric(&d, "routewarden_journal_lines_total{unit=\"kernel\"}") == Some(1.0));
+    assert_eq!(
+        metric(&d, lines).unwrap_or(0.0),
+        0.0,
+        "entries counted before the kill were counted again:\n{}",
+        d.log(&w)
+    );
+}
+
+#[test]
+fn a_journalctl_printing_only_garbage_fails_the_source_and_a_200_mb_line_is_skipped_unbuffered() {
+    let Some(mut w) = World::new("journal-garbage") else { return };
+    let go = w.dir.path().join("go");
+    let entry = format!(
+        "{{\"__CURSOR\":\"s=1\",\"__REALTIME_TIMESTAMP\":\"{}\",\"_SYSTEMD_UNIT\":\"kubelet.service\",\"MESSAGE\":\"Another app is currently holding the xtables lock\"}}",
+        now_usec()
+    );
+    let fake = w.dir.path().join("journalctl");
+    // Following: 150 lines of garbage; once the test says go, a 200 MB line without a newline until its end, then
+    // one entry. Asked once (the hang probe): nothing.
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *--follow*) ;; *) exit 0;; esac\n\
+             i=0; while [ $i -lt 150 ]; do echo \"garbage line $i\"; i=$((i+1)); done\n\
+             while [ ! -e {go} ]; do sleep 0.1; done\n\
+             head -c 200000000 /dev/zero | tr '\\0' x; echo; echo '{entry}'\nexec sleep 600\n",
+            go = go.display()
+        ),
+    )
+    .unwrap();
+    harness::sh(&format!("chmod +x {}", fake.display()));
+    let d = w.serve(&format!("[journal]\njournalctl = \"{}\"\n", fake.display()));
+    d.wait_notify("READY=1");
+    wait_until("the journal source to fail on garbage", || {
+        let s = status(&d);
+        let e = s["sources"]["journal"]["error"].as_str().unwrap_or("").to_string();
+        s["sources"]["journal"]["status"] == "failed" && e.contains("not journal entries") && e.contains("garbage line")
+    });
+    let skipped = metric(&d, "routewarden_journal_skipped_lines_total{reason=\"not-an-entry\"}").unwrap_or(0.0);
+    assert!(skipped >= 100.0, "{skipped}");
+
+    std::fs::write(&go, b"").unwrap();
+    wait_until("the entry after the 200 MB line", || {
+        metric(&d, "routewarden_journal_matches_total{rule=\"iptables.lock-contention\"}") == Some(1.0)
+    });
+    assert_eq!(status(&d)["sources"]["journal"]["status"], "ok", "an entry ends the garbage");
+    assert_eq!(metric(&d, "routewarden_journal_skipped_lines_total{reason=\"too-long\"}"), Some(1.0));
+    let proc_status = std::fs::read_to_string(format!("/proc/{}/status", d.child.id())).unwrap();
+    let peak_kb: u64 = proc_status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    assert!(peak_kb < 100 * 1024, "the 200 MB line was buffered: peak RSS {peak_kb} kB");
+}
+
+/// The daemon's view of a path inside its private mount namespace.
+fn inside(d: &harness::Daemon, path: &std::path::Path) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("/proc/{}/root{}", d.child.id(), path.display()))
+}
+
+/// A journal directory with three CNI lines (a finding, so the daemon renders and saves as they arrive).
+fn cni_journal(w: &World) -> String {
+    let jdir = w.dir.path().join("journal");
+    std::fs::create_dir(&jdir).unwrap();
+    let now = now_usec();
+    let cni = CNI_LINE.as_bytes();
+    journal_file(
+        &jdir.join("a.journal"),
+        &[(now - 30_000_000, K, cni), (now - 20_000_000, K, cni), (now - 10_000_000, K, cni)],
+    );
+    format!("[journal]\ndirectory = \"{}\"\nlookback_secs = 3600\n", jdir.display())
+}
+
+#[test]
+fn a_full_state_directory_is_reported_once_leaves_no_temp_file_and_recovers() {
+    if !journal_tools() {
+        return;
+    }
+    let Some(mut w) = World::new("journal-full") else { return };
+    let state = w.dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    // A 64 KiB tmpfs, filled, in the daemon's own mount namespace.
+    w.serve_mounts = Some(format!(
+        "mount -t tmpfs -o size=64k rw-journal-full {s}\ndd if=/dev/zero of={s}/fill bs=4k 2>/dev/null || true",
+        s = state.display()
+    ));
+    let cfg = cni_journal(&w);
+    let d = w.serve(&cfg);
+    d.wait_notify("READY=1");
+    // The journal is still read (its finding is there) while the source says the cursor cannot be saved.
+    wait_until("the journal source to report the full state directory", || {
+        let s = status(&d);
+        s["sources"]["journal"]["status"] == "failed"
+            && s["sources"]["journal"]["error"].as_str().unwrap_or("").contains("No space left on device")
+            && s["findings"].as_array().unwrap().iter().any(|f| f["id"] == "cni.not-ready")
+    });
+    assert!(inside(&d, &state).join("fill").exists(), "not the daemon's tmpfs");
+    assert!(!inside(&d, &state).join("journal.tmp").exists(), "an empty journal.tmp stayed behind");
+    std::thread::sleep(Duration::from_secs(3));
+    let warnings = d.log(&w).lines().filter(|l| l.contains("warning: saving the journal cursor")).count();
+    assert_eq!(warnings, 1, "the failure is logged once, not every second:\n{}", d.log(&w));
+
+    std::fs::remove_file(inside(&d, &state).join("fill")).unwrap();
+    wait_long("the journal source to recover", || status(&d)["sources"]["journal"]["status"] == "ok");
+    let saved = std::fs::read_to_string(inside(&d, &state).join("journal.cursor")).unwrap();
+    assert_eq!(saved.lines().count(), 2, "{saved:?}");
+    assert!(d.log(&w).contains("saved to"), "the recovery is logged: {}", d.log(&w));
+    assert!(!state.join("fill").exists(), "the tmpfs reached the test's mount namespace");
+}
+
+#[test]
+fn a_read_only_state_directory_is_retried_and_recovers_when_writable() {
+    if !journal_tools() {
+        return;
+    }
+    let Some(mut w) = World::new("journal-ro") else { return };
+    let state = w.dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    w.serve_mounts = Some(format!("mount --bind {s} {s}\nmount -o remount,bind,ro {s}", s = state.display()));
+    let cfg = cni_journal(&w);
+    let d = w.serve(&cfg);
+    d.wait_notify("READY=1");
+    wait_until("the journal source to report the read-only state directory", || {
+        let s = status(&d);
+        s["sources"]["journal"]["status"] == "failed"
+            && s["sources"]["journal"]["error"].as_str().unwrap_or("").contains("Read-only file system")
+    });
+    // Writable again, in the daemon's mount namespace only.
+    let ns = format!("--mount=/proc/{}/ns/mnt", d.child.id());
+    let out = Command::new("nsenter").arg(&ns).args(["mount", "-o", "remount,bind,rw"]).arg(&state).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_long("the journal source to recover", || status(&d)["sources"]["journal"]["status"] == "ok");
+    assert!(state.join("journal.cursor").exists(), "the cursor is saved once the directory is writable");
 }

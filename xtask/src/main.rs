@@ -47,7 +47,8 @@ const HELP: &str = "cargo xtask <command>
 
 Commands:
   test    install missing system packages (as root), then cargo fmt --check, clippy -D warnings, build routewarden,
-          the unit and unprivileged integration tests, and the system tests (tests/) with ROUTEWARDEN_BIN set
+          the unit and unprivileged integration tests, the system tests (tests/) with ROUTEWARDEN_BIN set, and
+          5 s of every fuzzing target (installs cargo-afl when missing)
   demo    build routewarden, create a namespace where kube-proxy and Cilium socket-LB conflict, run `check` in it
   bench   [detector|daemon] [ARGS]: time check against iptables-save on generated 1k/10k/50k-Service rulesets,
           and the daemon's memory, idle CPU and HTTP throughput (numbers go to BENCHMARKS.md)
@@ -141,7 +142,27 @@ fn test() -> Result<()> {
     run(Command::new("cargo").args(["test", "--workspace", "--all-targets", "--exclude", SYSTEM_TESTS]))?;
     // The privileged system tests, against the binary just built.
     run(Command::new("cargo").args(["test", "-p", SYSTEM_TESTS, "--all-targets"]).env("ROUTEWARDEN_BIN", &bin))?;
-    verify_units()
+    verify_units()?;
+    // A short run of every fuzzing target: a crash or hang fails, naming the input AFL kept.
+    ensure_cargo_afl()?;
+    fuzz(&["all".to_string(), "--secs".to_string(), FUZZ_CI_SECS.to_string()])
+}
+
+/// Seconds each fuzzing target runs in `cargo xtask test`.
+const FUZZ_CI_SECS: u64 = 5;
+
+/// The cargo-afl `cargo xtask fuzz` is tested with.
+const CARGO_AFL: &str = "0.18.2";
+
+/// Installs cargo-afl (from crates.io, with cargo) and builds its AFL++ when `cargo afl` is missing.
+fn ensure_cargo_afl() -> Result<()> {
+    let have = Command::new("cargo").args(["afl", "--version"]).output().is_ok_and(|o| o.status.success());
+    if !have {
+        eprintln!("cargo-afl is missing: installing cargo-afl {CARGO_AFL} and building its AFL++");
+        run(Command::new("cargo").args(["install", "cargo-afl", "--locked", "--version", CARGO_AFL]))?;
+        run(Command::new("cargo").args(["afl", "config", "--build"]))?;
+    }
+    Ok(())
 }
 
 /// The package of the privileged system tests (`tests/`); it reads the binary under test from ROUTEWARDEN_BIN.
@@ -605,7 +626,9 @@ fn fuzz(args: &[String]) -> Result<()> {
         std::fs::create_dir_all(root().join("target/fuzz")).context("creating target/fuzz")?;
         let bin = root().join("fuzz/target/release").join(t);
         run(Command::new("cargo")
-            .args(["afl", "fuzz", "-V", &secs.to_string(), "-i"])
+            // A 5 s limit per input: the bounds keep every parser far below it, and a loaded 2-core machine
+            // does not turn a slow execution into a false hang.
+            .args(["afl", "fuzz", "-t", "5000", "-V", &secs.to_string(), "-i"])
             .arg(root().join("fuzz/seeds").join(t))
             .arg("-o")
             .arg(&out)
@@ -613,6 +636,8 @@ fn fuzz(args: &[String]) -> Result<()> {
             .arg(&bin)
             .env("AFL_NO_UI", "1")
             .env("AFL_SKIP_CPUFREQ", "1")
+            // Shared cores (other builds, other fuzzers): never refuse to start for want of a free core.
+            .env("AFL_NO_AFFINITY", "1")
             .env("AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES", "1")
             .env("AFL_BENCH_UNTIL_CRASH", "1"))?;
         let stats = std::fs::read_to_string(out.join("default/fuzzer_stats")).unwrap_or_default();

@@ -16,7 +16,8 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::journal::reader::{FollowOptions, Follower, Input};
+use crate::journal::reader::{FollowOptions, Follower, Input, JournalView};
+use crate::journal::state::Change;
 use crate::model::{Snapshot, SourceId, SourceStatus};
 use crate::outputs::http::{self, Limits};
 use crate::outputs::metrics::{JournalStats, Metrics};
@@ -60,7 +61,7 @@ pub enum Event {
     Render,
     /// Tell systemd the loop is alive.
     Watchdog,
-    /// Persist the journal cursor.
+    /// Retry saving the journal cursor if a save failed and its backoff has passed (renders save it otherwise).
     SaveCursor,
     /// SIGHUP.
     Reload,
@@ -270,7 +271,7 @@ async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> 
         let event = daemon.next_event(&mut inbox).await;
         log::trace!("event {}", event.name());
         if let Event::Stop = event {
-            daemon.journal.save_cursor();
+            daemon.journal.save_now();
             daemon.notifier.send(&[NotifyState::Stopping]);
             daemon.notifier.flush(Duration::from_secs(1)).await;
             log::info!("stopping");
@@ -358,7 +359,11 @@ impl Daemon {
                     }
                 }
             }
-            Event::SaveCursor => self.journal.save_cursor(),
+            Event::SaveCursor => {
+                if self.journal.retry_save() {
+                    self.publish(false);
+                }
+            }
             Event::Reload => self.reload(),
             Event::Collected(Ok(snap)) => self.collected(*snap),
             Event::Collected(Err(why)) => {
@@ -535,15 +540,6 @@ impl JournalWatch {
             Err(e) => return JournalWatch::Failed(format!("journal rules: {e}")),
         };
         let state = settings.state_dir();
-        if let Err(e) = std::fs::create_dir_all(&state).and_then(|_| {
-            let probe = state.join(".write-test");
-            std::fs::write(&probe, b"").and_then(|_| std::fs::remove_file(&probe))
-        }) {
-            let msg =
-                format!("state directory {} is not writable (the journal cursor lives there): {e}", state.display());
-            log::error!("{msg}");
-            return JournalWatch::Failed(msg);
-        }
         let input = match &config.journal.directory {
             Some(d) => Input::Directory(d.clone()),
             // In a container with the host mounted at host_root, read the host's journal, not the container's.
@@ -558,33 +554,61 @@ impl JournalWatch {
             lookback_secs: config.journal.lookback_secs,
             hang_check: Duration::from_secs(config.journal.hang_check_secs),
         };
-        JournalWatch::Running(Follower::start(opts, rules, move || {
+        let mut follower = Follower::start(opts, rules, move || {
             // A full queue already holds a pending change, which will pick this one up.
             let _ = tx.try_send(());
-        }))
+        });
+        // An unusable state directory is found at once (and retried), not only once an entry has been read.
+        let empty = JournalView::default();
+        let change = follower.persist(&empty, true);
+        log_save(follower.cursor_file(), &change);
+        JournalWatch::Running(follower)
     }
 
-    fn save_cursor(&mut self) {
-        if let JournalWatch::Running(f) = self {
-            if let Err(e) = f.save_cursor() {
-                log::warn!("saving the journal cursor to {}: {e}", f.cursor_file().display());
+    /// Retries a failed save of the cursor when due; true when that changed the journal source's state.
+    fn retry_save(&mut self) -> bool {
+        match self {
+            JournalWatch::Running(f) if f.retry_due() => {
+                let view = f.view((now_unix() * 1e6) as u64);
+                let change = f.persist(&view, false);
+                log_save(f.cursor_file(), &change);
+                change != Change::None
             }
+            _ => false,
         }
     }
 
-    /// Adds the journal source, its findings (as of now) and its counters to the report and metrics.
-    fn add_to(&self, report: &mut Report, metrics: &Metrics) {
+    /// Saves the cursor of what was published last, at once (on stop).
+    fn save_now(&mut self) {
+        if let JournalWatch::Running(f) = self {
+            let view = f.view((now_unix() * 1e6) as u64);
+            let change = f.persist(&view, true);
+            log_save(f.cursor_file(), &change);
+        }
+    }
+
+    /// Adds the journal source, its findings (as of now) and its counters to the report and metrics, after saving
+    /// the cursor those counters describe (so a restart neither loses nor counts again what they hold).
+    fn add_to(&mut self, report: &mut Report, metrics: &Metrics) {
         let (status, error) = match self {
             JournalWatch::Disabled => (SourceStatus::Disabled, None),
             JournalWatch::Failed(e) => (SourceStatus::Failed, Some(e.clone())),
             JournalWatch::Running(f) => {
-                let view = f.view((now_unix() * 1e6) as u64);
-                report.findings.extend(view.findings);
+                let mut view = f.view((now_unix() * 1e6) as u64);
+                let change = f.persist(&view, false);
+                log_save(f.cursor_file(), &change);
+                if change != Change::None {
+                    // The save's outcome changed the source's state: take it into this render.
+                    view.error = f.view((now_unix() * 1e6) as u64).error;
+                }
                 metrics.update_journal(&JournalStats {
                     matches: &view.matches,
                     lines: &view.lines,
                     lag_seconds: view.lag_seconds,
+                    not_entries: view.not_entries,
+                    overlong_lines: view.overlong_lines,
                 });
+                report.findings.extend(view.findings);
                 match view.error {
                     None => (SourceStatus::Ok, None),
                     Some(e) => (SourceStatus::Failed, Some(e)),
@@ -600,6 +624,15 @@ impl JournalWatch {
         }
         report.sources.insert(SourceId::Journal, SourceReport { status, error, duration_ms: 0 });
         report.verdict = verdict(&report.findings);
+    }
+}
+
+/// Logs a change in saving the cursor, once per change (a full state directory is one warning, not one a second).
+fn log_save(path: &std::path::Path, change: &Change) {
+    match change {
+        Change::None => {}
+        Change::Failed(e) => log::warn!(source = "journal"; "{e}; retrying with backoff"),
+        Change::Recovered => log::info!(source = "journal"; "the journal cursor is saved to {} again", path.display()),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod engine;
 pub mod entry;
 pub mod reader;
 pub mod rules;
+pub mod state;
 
 pub use engine::{Engine, Match};
 pub use entry::{parse_entry, Entry};

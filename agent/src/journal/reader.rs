@@ -15,6 +15,7 @@ use super::assemble::Assembler;
 use super::engine::{Engine, Episode, Match};
 use super::entry::{parse_entry, Entry};
 use super::rules::RuleSet;
+use super::state::{Change, CursorStore};
 use crate::report::Finding;
 use crate::sys::exec::{self, ExecError};
 
@@ -80,6 +81,8 @@ pub enum ReadError {
     Io(#[from] std::io::Error),
     #[error("{program} stopped delivering entries: the journal has entries {behind} s newer than the last one read")]
     Hung { program: PathBuf, behind: u64 },
+    #[error("{program} printed nothing for {} s: killed", secs.as_secs_f64())]
+    Stalled { program: PathBuf, secs: Duration },
 }
 
 /// Result of `scan-journal`.
@@ -88,6 +91,9 @@ pub struct Scan {
     pub entries: u64,
     /// Lines that were not journal entries (reported, not fatal).
     pub bad_lines: u64,
+    /// Lines longer than [`MAX_LINE`], skipped unread (reported, not fatal).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub overlong_lines: u64,
     pub matches: Vec<Match>,
     pub counts: std::collections::BTreeMap<String, u64>,
     /// Findings active at the newest entry's time.
@@ -104,11 +110,19 @@ fn is_zero(n: &u64) -> bool {
 }
 
 /// Runs every rule over a saved journal (or stdin). Findings are those active at the newest entry's time;
-/// episodes are every span a finding was active, over the whole journal.
-pub fn scan(journalctl: &Path, input: &Input, units: &[String], mut engine: Engine) -> Result<Scan, ReadError> {
+/// episodes are every span a finding was active, over the whole journal. A journalctl that prints nothing for
+/// `stall` is killed and the scan fails (stdin is the caller's pipe and is read to its end).
+pub fn scan(
+    journalctl: &Path,
+    input: &Input,
+    units: &[String],
+    mut engine: Engine,
+    stall: Duration,
+) -> Result<Scan, ReadError> {
     let mut scan = Scan {
         entries: 0,
         bad_lines: 0,
+        overlong_lines: 0,
         matches: Vec::new(),
         counts: Default::default(),
         findings: Vec::new(),
@@ -123,24 +137,33 @@ pub fn scan(journalctl: &Path, input: &Input, units: &[String], mut engine: Engi
             matches.push(Match { realtime_usec: r.realtime_usec, unit: r.unit.clone(), rule: ids[i].clone() });
         });
     };
-    let mut feed = |line: &[u8], engine: &mut Engine, scan: &mut Scan| {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return;
-        }
-        match parse_entry(line) {
+    let mut feed = |piece: Piece<'_>, engine: &mut Engine, scan: &mut Scan| match piece {
+        Piece::Line(line) if line.iter().all(u8::is_ascii_whitespace) => {}
+        Piece::Line(line) => match parse_entry(line) {
             Ok(e) => {
                 scan.entries += 1;
                 asm.push(e, |r| record(r, engine, &mut scan.matches));
             }
             Err(_) => scan.bad_lines += 1,
-        }
+        },
+        Piece::Overlong(_) => scan.overlong_lines += 1,
+        Piece::Idle => {}
     };
     match input {
-        Input::Stdin => for_each_line(std::io::stdin().lock(), |l| feed(l, &mut engine, &mut scan))?,
+        Input::Stdin => read_lines(std::io::stdin().lock(), MAX_LINE, false, |l| feed(l, &mut engine, &mut scan))?,
         _ => {
             let mut child = exec::spawn_streaming(journalctl, &journalctl_args(input, units, false, Start::Beginning))?;
+            let watch = StallWatch::start(child.killer(), stall);
             if let Some(out) = child.take_stdout() {
-                if let Err(e) = for_each_line(out, |l| feed(l, &mut engine, &mut scan)) {
+                let read = read_lines(out, MAX_LINE, false, |l| {
+                    watch.progress();
+                    feed(l, &mut engine, &mut scan)
+                });
+                if watch.stalled() {
+                    let _ = child.stop();
+                    return Err(ReadError::Stalled { program: journalctl.to_path_buf(), secs: stall });
+                }
+                if let Err(e) = read {
                     let _ = child.stop();
                     return Err(e.into());
                 }
@@ -157,33 +180,110 @@ pub fn scan(journalctl: &Path, input: &Input, units: &[String], mut engine: Engi
     Ok(scan)
 }
 
-/// Reads newline-separated records of any length, including invalid UTF-8, without loss.
-fn for_each_line(r: impl Read, mut f: impl FnMut(&[u8])) -> std::io::Result<()> {
-    let mut r = BufReader::with_capacity(1 << 16, r);
-    let mut buf = Vec::with_capacity(4096);
-    loop {
-        buf.clear();
-        if r.read_until(b'\n', &mut buf)? == 0 {
-            return Ok(());
-        }
-        f(&buf);
+/// Kills a one-shot journalctl that prints nothing for its deadline (a hung journald, a hung file system): the
+/// reader marks progress per line, a thread checks it and ends with the handle.
+struct StallWatch {
+    progress: Arc<AtomicU64>,
+    stalled: Arc<AtomicBool>,
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+impl StallWatch {
+    fn start(killer: exec::Killer, stall: Duration) -> StallWatch {
+        let (progress, stalled) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (seen, flag) = (Arc::clone(&progress), Arc::clone(&stalled));
+        std::thread::spawn(move || {
+            let tick = (stall / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+            let (mut last, mut since) = (0, Instant::now());
+            // Ends when the handle is dropped (the sender is gone).
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
+                let now = seen.load(Ordering::Relaxed);
+                if now != last {
+                    (last, since) = (now, Instant::now());
+                } else if since.elapsed() >= stall {
+                    flag.store(true, Ordering::SeqCst);
+                    killer.kill();
+                    return;
+                }
+            }
+        });
+        StallWatch { progress, stalled, _stop: stop }
+    }
+
+    fn progress(&self) {
+        self.progress.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn stalled(&self) -> bool {
+        self.stalled.load(Ordering::SeqCst)
     }
 }
 
-/// Like [`for_each_line`], and calls `f(None)` whenever every line read so far was handed out (journalctl has
-/// nothing more waiting), so a record held back by the assembler is not held for long.
-fn for_each_line_or_idle(r: impl Read, mut f: impl FnMut(Option<&[u8]>)) -> std::io::Result<()> {
+/// The longest journalctl line read: journald keeps a stream line to 48 KiB (`LineMax=`), which JSON can make
+/// about 4 times longer as an array of bytes. A longer line is skipped to its newline without being buffered, and
+/// counted.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// One piece of journalctl's output, as [`read_lines`] hands it out.
+#[derive(Debug, PartialEq, Eq)]
+enum Piece<'a> {
+    /// A line (with its newline, if it had one) of at most `max` bytes, of any bytes.
+    Line(&'a [u8]),
+    /// A line longer than `max`, skipped; its length.
+    Overlong(u64),
+    /// Every line read so far was handed out: journalctl has nothing more waiting (only when asked for).
+    Idle,
+}
+
+/// Reads newline-separated lines of up to `max` bytes, including invalid UTF-8, without loss; a longer line is
+/// skipped to its newline (memory stays at `max` whatever the input) and reported as [`Piece::Overlong`]. With
+/// `idle`, also reports [`Piece::Idle`] whenever the buffered input is used up, so a record held back by the
+/// assembler is not held for long, and at the end.
+fn read_lines(r: impl Read, max: usize, idle: bool, mut f: impl FnMut(Piece<'_>)) -> std::io::Result<()> {
     let mut r = BufReader::with_capacity(1 << 16, r);
-    let mut buf = Vec::with_capacity(4096);
+    let mut line: Vec<u8> = Vec::with_capacity(4096);
+    // Bytes of the overlong line being skipped, if one is.
+    let mut skipping: Option<u64> = None;
     loop {
-        buf.clear();
-        if r.read_until(b'\n', &mut buf)? == 0 {
-            f(None);
+        let available = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            match skipping {
+                Some(n) => f(Piece::Overlong(n)),
+                None if !line.is_empty() => f(Piece::Line(&line)),
+                None => {}
+            }
+            if idle {
+                f(Piece::Idle);
+            }
             return Ok(());
         }
-        f(Some(&buf));
-        if r.buffer().is_empty() {
-            f(None);
+        let (used, complete) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        match skipping.as_mut() {
+            Some(n) => *n += used as u64,
+            None if line.len() + used > max => {
+                skipping = Some((line.len() + used) as u64);
+                line = Vec::with_capacity(4096);
+            }
+            None => line.extend_from_slice(&available[..used]),
+        }
+        r.consume(used);
+        if complete {
+            match skipping.take() {
+                Some(n) => f(Piece::Overlong(n)),
+                None => f(Piece::Line(&line)),
+            }
+            line.clear();
+            if idle && r.buffer().is_empty() {
+                f(Piece::Idle);
+            }
         }
     }
 }
@@ -198,6 +298,11 @@ struct Followed {
     /// Cursor of the newest entry read, and its time (µs).
     cursor: String,
     cursor_usec: u64,
+    /// Set while journalctl prints only lines that are not entries ([`GARBAGE_LINES`] in a row).
+    garbage: Option<String>,
+    /// Lines skipped: not journal entries, and longer than [`MAX_LINE`].
+    not_entries: u64,
+    overlong_lines: u64,
 }
 
 /// Options of the follower.
@@ -214,7 +319,7 @@ pub struct FollowOptions {
 }
 
 /// The journal as the follower sees it at one moment: what the daemon puts into the report and metrics.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct JournalView {
     pub findings: Vec<Finding>,
     /// `None` while healthy; the reason while journalctl is down.
@@ -222,13 +327,17 @@ pub struct JournalView {
     pub matches: std::collections::BTreeMap<String, u64>,
     pub lines: std::collections::BTreeMap<String, u64>,
     pub lag_seconds: f64,
+    /// Lines skipped: not journal entries, and longer than [`MAX_LINE`].
+    pub not_entries: u64,
+    pub overlong_lines: u64,
+    /// The cursor file's content for the newest entry this view counts (`None` before the first).
+    pub cursor: Option<String>,
 }
 
 /// The daemon's handle on the follower thread.
 pub struct Follower {
     shared: Arc<Mutex<Followed>>,
-    cursor_file: PathBuf,
-    saved: String,
+    store: CursorStore,
 }
 
 impl Follower {
@@ -245,24 +354,32 @@ impl Follower {
             lag_seconds: 0.0,
             cursor: String::new(),
             cursor_usec: 0,
+            garbage: None,
+            not_entries: 0,
+            overlong_lines: 0,
         }));
-        let cursor_file = opts.cursor_file.clone();
+        let store = CursorStore::new(opts.cursor_file.clone());
         let thread_shared = Arc::clone(&shared);
         std::thread::spawn(move || follow(&opts, &thread_shared, &on_change));
-        Follower { shared, cursor_file, saved: String::new() }
+        Follower { shared, store }
     }
 
-    /// The findings active at `now_usec` and the follower's health and counters.
+    /// The findings active at `now_usec`, the follower's health and counters, and the cursor they describe (taken
+    /// together, under one lock). The error is journalctl's, else the garbage it prints, else the cursor file's.
     pub fn view(&self, now_usec: u64) -> JournalView {
+        let store_error = self.store.error(Instant::now());
         match self.shared.lock() {
             Ok(mut j) => {
                 j.engine.advance(now_usec);
                 JournalView {
                     findings: j.engine.findings(),
-                    error: j.error.clone(),
+                    error: j.error.clone().or_else(|| j.garbage.clone()).or(store_error),
                     matches: j.engine.counts.clone(),
                     lines: j.engine.lines.clone(),
                     lag_seconds: j.lag_seconds,
+                    not_entries: j.not_entries,
+                    overlong_lines: j.overlong_lines,
+                    cursor: (!j.cursor.is_empty()).then(|| format!("{}\n{}\n", j.cursor, j.cursor_usec)),
                 }
             }
             Err(_) => JournalView {
@@ -271,22 +388,27 @@ impl Follower {
                 matches: Default::default(),
                 lines: Default::default(),
                 lag_seconds: 0.0,
+                not_entries: 0,
+                overlong_lines: 0,
+                cursor: None,
             },
         }
     }
 
-    /// Persists the newest cursor when it moved, so a restart neither loses nor double-counts entries.
-    pub fn save_cursor(&mut self) -> std::io::Result<()> {
-        let (cursor, usec) = self.shared.lock().map(|s| (s.cursor.clone(), s.cursor_usec)).unwrap_or_default();
-        if !cursor.is_empty() && cursor != self.saved {
-            save_cursor(&self.cursor_file, &format!("{cursor}\n{usec}\n"))?;
-            self.saved = cursor;
-        }
-        Ok(())
+    /// Saves the cursor of `view` (the state about to be published), so a restart, even after `kill -9`, counts
+    /// exactly the entries the published counters do not hold. While saving fails, retries with backoff (`force`:
+    /// at once, on stop). Returns what changed, for the caller to log once and re-render.
+    pub fn persist(&mut self, view: &JournalView, force: bool) -> Change {
+        self.store.save(view.cursor.as_deref(), Instant::now(), force)
+    }
+
+    /// Whether a failed save is due to be tried again.
+    pub fn retry_due(&self) -> bool {
+        self.store.retry_due(Instant::now())
     }
 
     pub fn cursor_file(&self) -> &Path {
-        &self.cursor_file
+        self.store.path()
     }
 }
 
@@ -383,13 +505,27 @@ fn follow_once(
         }
         on_change_if(matched, on_change);
     };
+    let mut health = LineHealth::default();
     let result = stdout.map(|out| {
-        for_each_line_or_idle(out, |line| match line {
-            Some(line) => match parse_entry(line) {
-                Ok(e) => asm.push(e, &mut record),
-                Err(err) => log::debug!("skipping a journalctl line that is not an entry: {err}"),
+        read_lines(out, MAX_LINE, true, |piece| match piece {
+            Piece::Line(line) if line.iter().all(u8::is_ascii_whitespace) => {}
+            Piece::Line(line) => match parse_entry(line) {
+                Ok(e) => {
+                    if health.streak > 0 {
+                        note_line(shared, &mut health, None, on_change);
+                    }
+                    asm.push(e, &mut record)
+                }
+                Err(err) => {
+                    log::debug!("skipping a journalctl line that is not an entry: {err}");
+                    note_line(shared, &mut health, Some((format!("{err}: {}", excerpt(line)), false)), on_change);
+                }
             },
-            None => asm.flush(&mut record),
+            Piece::Overlong(n) => {
+                let what = format!("a line of {n} bytes, longer than the {MAX_LINE} read");
+                note_line(shared, &mut health, Some((what, true)), on_change);
+            }
+            Piece::Idle => asm.flush(&mut record),
         })
     });
     if let Ok(mut s) = shared.lock() {
@@ -407,6 +543,70 @@ fn follow_once(
     }
     child.wait()?;
     Ok(())
+}
+
+/// Unparsable lines in a row, with no entry between, after which the follower says the journal is not being read.
+pub const GARBAGE_LINES: u64 = 100;
+
+/// The run of lines that were not entries since the last entry (pure): after [`GARBAGE_LINES`] of them the
+/// journal source is failing, naming the last one; an entry ends it.
+#[derive(Debug, Default)]
+struct LineHealth {
+    streak: u64,
+    flagged: bool,
+}
+
+impl LineHealth {
+    /// A line that is not an entry (`what` says what it was); the message when the run reaches the limit.
+    fn bad(&mut self, what: &str) -> Option<String> {
+        self.streak += 1;
+        (self.streak == GARBAGE_LINES && !self.flagged).then(|| {
+            self.flagged = true;
+            format!("journalctl printed {GARBAGE_LINES} lines in a row that are not journal entries; the last: {what}")
+        })
+    }
+
+    /// An entry; true when it ends a run that had been flagged.
+    fn good(&mut self) -> bool {
+        self.streak = 0;
+        std::mem::take(&mut self.flagged)
+    }
+}
+
+/// Counts a skipped line (`bad`: what it was, and whether it was too long) or an entry after skipped lines, and
+/// sets or clears the follower's garbage state.
+fn note_line(
+    shared: &Arc<Mutex<Followed>>,
+    health: &mut LineHealth,
+    bad: Option<(String, bool)>,
+    on_change: &impl Fn(),
+) {
+    let (flag, cleared) = match &bad {
+        None => (None, health.good()),
+        Some((what, _)) => (health.bad(what), false),
+    };
+    if let Ok(mut s) = shared.lock() {
+        match bad {
+            Some((_, true)) => s.overlong_lines += 1,
+            Some((_, false)) => s.not_entries += 1,
+            None => {}
+        }
+        if cleared {
+            s.garbage = None;
+        }
+        if flag.is_some() {
+            s.garbage.clone_from(&flag);
+        }
+    }
+    on_change_if(flag.is_some() || cleared, on_change);
+}
+
+/// The start of a line for a message: at most 80 bytes, lossy UTF-8, control characters escaped.
+fn excerpt(line: &[u8]) -> String {
+    let cut = &line[..line.len().min(80)];
+    let text: String = String::from_utf8_lossy(cut).trim_end().escape_debug().collect();
+    let more = if line.len() > 80 { "..." } else { "" };
+    format!("\"{text}\"{more}")
 }
 
 /// Every `hang_check`, asks journalctl (one-shot, same filters, with a deadline) for the newest entry. When the
@@ -475,12 +675,6 @@ impl SavedCursor {
 /// The hang probe's deadline (at most; shorter when `hang_check` is shorter).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Writes the cursor atomically (temporary file, then rename), so a crash never leaves half a cursor.
-pub fn save_cursor(path: &Path, cursor: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, cursor).and_then(|_| std::fs::rename(&tmp, path))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,13 +705,114 @@ mod tests {
         assert_eq!(SavedCursor::parse("\n"), None);
     }
 
+    fn pieces(data: &[u8], max: usize, idle: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        read_lines(data, max, idle, |p| {
+            out.push(match p {
+                Piece::Line(l) => format!("line {}", l.len()),
+                Piece::Overlong(n) => format!("overlong {n}"),
+                Piece::Idle => "idle".into(),
+            })
+        })
+        .unwrap();
+        out
+    }
+
     #[test]
-    fn lines_of_any_length_and_bytes_are_read_whole() {
+    fn lines_of_any_bytes_are_read_whole_up_to_the_cap() {
         let mut data = b"short\n".to_vec();
         data.extend(std::iter::repeat_n(b'x', 100_000));
         data.extend(b"\xff\xfe\n\nlast-without-newline");
-        let mut lines = Vec::new();
-        for_each_line(&data[..], |l| lines.push(l.len())).unwrap();
-        assert_eq!(lines, vec![6, 100_003, 1, 20]);
+        assert_eq!(pieces(&data, MAX_LINE, false), vec!["line 6", "line 100003", "line 1", "line 20"]);
+        assert_eq!(pieces(&data, MAX_LINE, true), vec!["line 6", "line 100003", "line 1", "line 20", "idle"]);
+    }
+
+    #[test]
+    fn a_line_over_the_cap_is_skipped_to_its_newline_and_counted() {
+        let mut data = b"a\n".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 300_000));
+        data.extend(b"\nb\n");
+        assert_eq!(pieces(&data, 1000, false), vec!["line 2", "overlong 300001", "line 2"]);
+        // Input without any newline (`scan-journal -` on a binary file): one overlong line, not an abort.
+        assert_eq!(pieces(&vec![b'y'; 200_000], 1000, false), vec!["overlong 200000"]);
+        // Exactly at the cap is a line.
+        assert_eq!(
+            pieces(&[b'z'; 999].iter().chain(b"\n").copied().collect::<Vec<_>>(), 1000, false),
+            vec!["line 1000"]
+        );
+    }
+
+    #[test]
+    fn the_reader_keeps_at_most_the_cap_in_memory() {
+        // 64 MiB without a newline through a reader that counts what it hands out: the line buffer never grows
+        // past the cap (the skipped bytes are never copied).
+        struct Endless(u64);
+        impl Read for Endless {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = (buf.len() as u64).min(self.0) as usize;
+                buf[..n].fill(b'q');
+                self.0 -= n as u64;
+                Ok(n)
+            }
+        }
+        let mut got = Vec::new();
+        read_lines(Endless(64 << 20), MAX_LINE, false, |p| got.push(format!("{p:?}"))).unwrap();
+        assert_eq!(got, vec![format!("Overlong({})", 64u64 << 20)]);
+    }
+
+    #[test]
+    fn a_run_of_garbage_lines_is_flagged_once_and_an_entry_ends_it() {
+        let mut h = LineHealth::default();
+        for _ in 1..GARBAGE_LINES {
+            assert_eq!(h.bad("x"), None);
+        }
+        let msg = h.bad("expected value: \"garbage\"").unwrap();
+        assert!(msg.contains("100 lines in a row") && msg.contains("garbage"), "{msg}");
+        assert_eq!(h.bad("x"), None, "flagged once");
+        assert!(h.good());
+        assert!(!h.good());
+        assert_eq!(h.bad("x"), None, "a new run starts from zero");
+    }
+
+    #[test]
+    fn excerpts_are_short_and_escaped() {
+        assert_eq!(excerpt(b"not json\n"), "\"not json\"");
+        assert_eq!(excerpt(b"\x1b[31m\xff"), "\"\\u{1b}[31m\u{fffd}\"");
+        assert!(excerpt(&[b'a'; 500]).ends_with("\"..."));
+    }
+
+    /// A fake journalctl: a shell script in a temporary directory.
+    fn fake_journalctl(dir: &Path, body: &str) -> PathBuf {
+        let path = dir.join("journalctl");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn engine() -> Engine {
+        Engine::new(RuleSet::with_defaults(Vec::new()).unwrap())
+    }
+
+    #[test]
+    fn a_scan_of_a_journalctl_that_prints_nothing_ends_at_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = fake_journalctl(dir.path(), "exec sleep 600");
+        let started = Instant::now();
+        let err = scan(&j, &Input::System, &[], engine(), Duration::from_millis(300)).unwrap_err();
+        assert!(matches!(err, ReadError::Stalled { .. }), "{err}");
+        assert!(err.to_string().contains("printed nothing for 0.3 s"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(60), "the scan waited for the sleeping journalctl");
+    }
+
+    #[test]
+    fn a_scan_counts_overlong_and_garbage_lines_and_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = r#"{"__CURSOR":"s=1","__REALTIME_TIMESTAMP":"1790000000000000","_SYSTEMD_UNIT":"kubelet.service","MESSAGE":"x"}"#;
+        let j = fake_journalctl(
+            dir.path(),
+            &format!("echo 'garbage'; head -c 3000000 /dev/zero | tr '\\0' x; echo; echo '{entry}'"),
+        );
+        let sc = scan(&j, &Input::System, &[], engine(), Duration::from_secs(30)).unwrap();
+        assert_eq!((sc.entries, sc.bad_lines, sc.overlong_lines), (1, 1, 1));
     }
 }

@@ -216,6 +216,24 @@ impl Accept for tokio::net::UnixListener {
     }
 }
 
+/// A step between accepting a connection and serving HTTP on it (TLS for the network metrics listener), run in
+/// the connection's own task within its header timeout, holding its place: the accept loop never waits for it.
+pub trait Handshake<I>: Clone + Send + Sync + 'static {
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn handshake(&self, io: I) -> impl std::future::Future<Output = std::io::Result<Self::Io>> + Send;
+}
+
+/// No handshake: HTTP on the accepted connection itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Plain;
+
+impl<I: AsyncRead + AsyncWrite + Unpin + Send + 'static> Handshake<I> for Plain {
+    type Io = I;
+    async fn handshake(&self, io: I) -> std::io::Result<I> {
+        Ok(io)
+    }
+}
+
 /// Connections kept beyond `max_connections` for `/healthz` and `/readyz` alone, so a flood of idle connections
 /// never starves the health checks.
 pub const RESERVE: usize = 4;
@@ -256,7 +274,19 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Counted 
 /// [`RESERVE`] that answers only `/healthz` and `/readyz`; beyond that it waits, off the accept loop, for the first
 /// place shedding frees (at most the header timeout, at most `max_connections + RESERVE` waiting): accepting never
 /// waits.
-pub async fn serve<L: Accept>(listener: L, router: Router, limits: Limits, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve<L: Accept>(listener: L, router: Router, limits: Limits, shutdown: watch::Receiver<bool>) {
+    serve_with(listener, Plain, router, limits, shutdown).await
+}
+
+/// [`serve`] with `handshake` run on each connection before HTTP (in its task, under the same places, deadlines and
+/// shedding): the one accept loop of every listener, loopback, unix socket and the network metrics listener's TLS.
+pub async fn serve_with<L: Accept, H: Handshake<L::Io>>(
+    listener: L,
+    handshake: H,
+    router: Router,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let reserve = Arc::new(Semaphore::new(RESERVE));
     // Connections waiting for a place when every slot and the reserve are taken.
@@ -287,6 +317,7 @@ pub async fn serve<L: Accept>(listener: L, router: Router, limits: Limits, mut s
                         let Ok(waiter) = Arc::clone(&waiting).try_acquire_owned() else { continue };
                         let (slots, reserve) = (Arc::clone(&slots), Arc::clone(&reserve));
                         let (router, pressure) = (router.clone(), pressure.subscribe());
+                        let handshake = handshake.clone();
                         tokio::spawn(async move {
                             let got = tokio::time::timeout(limits.request_timeout, async {
                                 tokio::select! {
@@ -297,7 +328,7 @@ pub async fn serve<L: Accept>(listener: L, router: Router, limits: Limits, mut s
                             .await;
                             drop(waiter);
                             if let Ok(Some((permit, health_only))) = got {
-                                connection(io, router, limits, permit, health_only, pressure).await;
+                                connection(io, handshake, router, limits, permit, health_only, pressure).await;
                             }
                         });
                         continue;
@@ -305,14 +336,17 @@ pub async fn serve<L: Accept>(listener: L, router: Router, limits: Limits, mut s
                 }
             }
         };
-        tokio::spawn(connection(io, router.clone(), limits, permit, health_only, pressure.subscribe()));
+        let handshake = handshake.clone();
+        tokio::spawn(connection(io, handshake, router.clone(), limits, permit, health_only, pressure.subscribe()));
     }
 }
 
 /// Serves one connection holding `permit` (a slot, or a reserve place when `health_only`) until it ends, its
-/// deadlines pass, or shedding at the limit cuts it.
-async fn connection<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
-    io: I,
+/// deadlines pass, or shedding at the limit cuts it; the handshake first, within the header timeout (and cut like
+/// a silent connection at the limit).
+async fn connection<I: Send + 'static, H: Handshake<I>>(
+    raw: I,
+    handshake: H,
     router: Router,
     limits: Limits,
     permit: tokio::sync::OwnedSemaphorePermit,
@@ -328,6 +362,39 @@ async fn connection<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         (limits.request_timeout, limits.request_timeout.saturating_mul(6))
     };
     let opened = tokio::time::Instant::now();
+    let mut server_gone = false;
+    // A change of pressure seen during the handshake (the receiver marks it seen): applied once HTTP starts.
+    let mut pressed = false;
+    let io = {
+        let shake = handshake.handshake(raw);
+        tokio::pin!(shake);
+        let mut deadline = opened + header_timeout;
+        loop {
+            tokio::select! {
+                biased;
+                r = shake.as_mut() => match r {
+                    Ok(io) => break io,
+                    Err(e) => {
+                        log::debug!("connection handshake: {e}");
+                        return;
+                    }
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    log::debug!("connection handshake: not done within {} ms", deadline.saturating_duration_since(opened).as_millis());
+                    return;
+                }
+                r = pressure.changed(), if !server_gone => {
+                    if r.is_err() {
+                        server_gone = true;
+                        continue;
+                    }
+                    // At the limit a connection still in its handshake is cut like one that sent nothing.
+                    pressed = true;
+                    deadline = deadline.min((opened + SILENT_AT_LIMIT).max(tokio::time::Instant::now()));
+                }
+            }
+        }
+    };
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
@@ -337,8 +404,11 @@ async fn connection<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let cap = tokio::time::sleep(lifetime);
     tokio::pin!(cap);
     let mut closing = false;
-    let mut server_gone = false;
     let mut cut_silent: Option<tokio::time::Instant> = None;
+    if pressed {
+        conn.as_mut().graceful_shutdown();
+        cut_silent = Some((opened + SILENT_AT_LIMIT).max(tokio::time::Instant::now()));
+    }
     loop {
         let silent_deadline = cut_silent.unwrap_or_else(|| opened + lifetime + header_timeout);
         tokio::select! {

@@ -56,6 +56,7 @@ pub struct Metrics {
     last_collection: FloatGauge,
     journal_matches: Family<Labels, Counter>,
     journal_lines: Family<Labels, Counter>,
+    journal_skipped: Family<Labels, Counter>,
     journal_lag: FloatGauge,
     certificate_not_after: Family<Labels, FloatGauge>,
     /// Every Service proxy found, by proxy and mode (value always 1).
@@ -82,6 +83,9 @@ pub struct JournalStats<'a> {
     pub matches: &'a std::collections::BTreeMap<String, u64>,
     pub lines: &'a std::collections::BTreeMap<String, u64>,
     pub lag_seconds: f64,
+    /// Lines skipped: not journal entries, and too long to read.
+    pub not_entries: u64,
+    pub overlong_lines: u64,
 }
 
 impl Default for Metrics {
@@ -118,6 +122,7 @@ impl Metrics {
             last_collection: FloatGauge::default(),
             journal_matches: Family::default(),
             journal_lines: Family::default(),
+            journal_skipped: Family::default(),
             journal_lag: FloatGauge::default(),
             certificate_not_after: Family::default(),
             service_proxy_info: Family::default(),
@@ -204,6 +209,11 @@ impl Metrics {
         );
         r.register("journal_matches", "Journal entries matched, by rule", m.journal_matches.clone());
         r.register("journal_lines", "Journal entries read, by unit", m.journal_lines.clone());
+        r.register(
+            "journal_skipped_lines",
+            "journalctl lines skipped, by reason: not-an-entry, or too-long (over 1 MiB, skipped unread)",
+            m.journal_skipped.clone(),
+        );
         r.register(
             "journal_lag_seconds",
             "How far behind the journal the newest entry was when it was read",
@@ -357,6 +367,10 @@ impl Metrics {
         }
         for (unit, total) in j.lines {
             let c = self.journal_lines.get_or_create(&vec![("unit".to_string(), unit.clone())]);
+            c.inc_by(total.saturating_sub(c.get()));
+        }
+        for (reason, total) in [("not-an-entry", j.not_entries), ("too-long", j.overlong_lines)] {
+            let c = self.journal_skipped.get_or_create(&vec![("reason".to_string(), reason.to_string())]);
             c.inc_by(total.saturating_sub(c.get()));
         }
         self.journal_lag.set(j.lag_seconds);

@@ -121,9 +121,14 @@ pub fn scan(sc: &crate::journal::reader::Scan) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} journal entries read{}",
+        "{} journal entries read{}{}",
         sc.entries,
-        if sc.bad_lines > 0 { format!(", {} lines were not journal entries", sc.bad_lines) } else { String::new() }
+        if sc.bad_lines > 0 { format!(", {} lines were not journal entries", sc.bad_lines) } else { String::new() },
+        if sc.overlong_lines > 0 {
+            format!(", {} lines longer than {} bytes were skipped", sc.overlong_lines, crate::journal::reader::MAX_LINE)
+        } else {
+            String::new()
+        }
     );
     let _ = writeln!(s, "matches per rule:");
     for (rule, n) in &sc.counts {

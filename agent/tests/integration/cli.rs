@@ -177,3 +177,67 @@ fn a_zero_poll_interval_and_a_nonsense_listen_address_are_usage_errors() {
     let (code, _, err) = rw(&["serve", "--listen", "nonsense"]);
     assert!(code == 64 && err.contains("\"nonsense\""), "{err}");
 }
+
+/// Runs `scan-journal - -o json` on `input` through stdin; returns (exit code, JSON, stderr).
+fn scan_stdin(input: &[u8]) -> (i32, serde_json::Value, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_routewarden"))
+        .args(["--config", "/dev/null", "scan-journal", "-", "-o", "json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &data));
+    let out = child.wait_with_output().unwrap();
+    let _ = writer.join();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap_or(-1), v, err)
+}
+
+#[test]
+fn scan_journal_on_stdin_without_newlines_skips_the_overlong_line_and_reads_the_rest() {
+    // 200 MB without a newline once aborted with "memory allocation of 2147483648 bytes failed"; now the line is
+    // skipped past its cap (1 MiB) without being buffered, counted, and the entries after it are read.
+    let entry = br#"{"__CURSOR":"s=1","__REALTIME_TIMESTAMP":"1790000000000000","_SYSTEMD_UNIT":"kubelet.service","MESSAGE":"Another app is currently holding the xtables lock"}"#;
+    let mut input = vec![b'x'; 200 << 20];
+    input.push(b'\n');
+    input.extend_from_slice(entry);
+    input.push(b'\n');
+    let (code, v, err) = scan_stdin(&input);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        (v["entries"].as_u64(), v["overlong_lines"].as_u64(), v["bad_lines"].as_u64()),
+        (Some(1), Some(1), Some(0)),
+        "{v:#}"
+    );
+    assert_eq!(v["counts"]["iptables.lock-contention"], 1);
+    // Binary input that never has a newline at all.
+    let (code, v, err) = scan_stdin(&vec![0u8; 3 << 20]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!((v["entries"].as_u64(), v["overlong_lines"].as_u64()), (Some(0), Some(1)), "{v:#}");
+}
+
+#[test]
+fn scan_journal_with_a_journalctl_that_hangs_ends_at_the_command_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("journalctl");
+    std::fs::write(&fake, "#!/bin/sh\nexec sleep 600\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, format!("command_timeout_secs = 1\n[journal]\njournalctl = \"{}\"\n", fake.display()))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_routewarden"))
+        .arg("--config")
+        .arg(&config)
+        .args(["scan-journal", "--directory", "/nonexistent"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("printed nothing for 1 s"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(300), "scan-journal waited for the hanging journalctl");
+}

@@ -1,0 +1,5 @@
+//! Fuzzing target `journal_entry` for cargo-afl (see `routewarden_fuzz::run`).
+
+fn main() {
+    afl::fuzz!(|data: &[u8]| routewarden_fuzz::run("journal_entry", data));
+}
