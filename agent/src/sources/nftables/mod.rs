@@ -2,14 +2,74 @@
 //! (`table ip kube-proxy`) and the iptables-nft backend (tables `ip filter`, `ip nat`, ... holding KUBE-* chains).
 //!
 //! Names only, never rules: listing the whole ruleset with `nft` takes 100 s at 10k Services.
+//!
+//! [`Reuse`] lets the daemon and `wait` skip a read the kernel says would find nothing new: the ruleset's
+//! generation (`NFT_MSG_GETGEN`) is bumped by every committed nftables transaction, so while it and the list of
+//! tables stay the same the last complete read is still true. `check` always reads ([`fetch`]).
 
 use crate::model::nftables::{NftTable, NftablesState};
 use crate::sys::nfnetlink::{self, NetlinkError, NftSink};
 
+/// Reads every table and chain name.
 pub fn fetch() -> Result<NftablesState, NetlinkError> {
     let mut g = Grouper::default();
     nfnetlink::dump_tables_and_chains_into(&mut g)?;
     Ok(g.finish())
+}
+
+/// The last complete read and the generation it was taken at, kept across collections by the daemon and `wait`.
+#[derive(Debug, Default)]
+pub struct Reuse {
+    last: Option<(u32, NftablesState)>,
+    /// Reads that dumped the chains.
+    pub reads: u64,
+    /// Collections answered from the last read because the generation had not moved.
+    pub reused: u64,
+}
+
+impl Reuse {
+    /// The nftables state now: the last read when the generation and the tables are those it was taken at,
+    /// else a fresh read, kept for next time only when the generation was the same before and after it (a
+    /// transaction committed during the dump may or may not show in it).
+    ///
+    /// The table list is checked too (one small dump): a table owned by a process (`NFT_TABLE_F_OWNER`) is
+    /// released when that process closes its socket, in `nft_rcv_nl_event`, without a new generation.
+    pub fn fetch(&mut self) -> Result<NftablesState, NetlinkError> {
+        let before = match nfnetlink::generation() {
+            Ok(g) => g,
+            Err(e) => {
+                self.last = None;
+                return Err(e);
+            }
+        };
+        if let Some((generation, state)) = &self.last {
+            if *generation == before && same_tables(state)? {
+                self.reused += 1;
+                return Ok(state.clone());
+            }
+        }
+        self.last = None;
+        let state = fetch()?;
+        self.reads += 1;
+        if matches!(nfnetlink::generation(), Ok(after) if after == before) {
+            self.last = Some((before, state.clone()));
+        }
+        Ok(state)
+    }
+
+    /// The generation of the read kept for reuse, if one is kept.
+    pub fn generation(&self) -> Option<u32> {
+        self.last.as_ref().map(|(g, _)| *g)
+    }
+}
+
+/// Whether the kernel's tables are exactly those of `state` (family and name).
+fn same_tables(state: &NftablesState) -> Result<bool, NetlinkError> {
+    let mut g = Grouper::default();
+    nfnetlink::dump_tables_into(&mut g)?;
+    let now = g.finish();
+    Ok(now.tables.len() == state.tables.len()
+        && now.tables.iter().zip(&state.tables).all(|(a, b)| a.family == b.family && a.name == b.name))
 }
 
 /// Groups the dump into tables as it streams in (pure): each chain name is copied once, into its table, and
