@@ -82,10 +82,10 @@ pub fn raw_dumps(config: &Config, snap: &Snapshot) -> std::collections::BTreeMap
         }
     }
     if let Some(n) = snap.nftables.get() {
-        if !n.iptables_nft("ip").tables.is_empty() {
+        if !crate::model::nftables::Chains::Nft(n, "ip").is_empty() {
             run("iptables-nft-save".into(), &b.iptables_nft_save, &[]);
         }
-        if !n.iptables_nft("ip6").tables.is_empty() {
+        if !crate::model::nftables::Chains::Nft(n, "ip6").is_empty() {
             run("ip6tables-nft-save".into(), &b.ip6tables_nft_save, &[]);
         }
         for family in ["ip", "ip6"] {
