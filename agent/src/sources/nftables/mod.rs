@@ -20,7 +20,7 @@ pub fn fetch() -> Result<NftablesState, NetlinkError> {
 /// The last complete read and the generation it was taken at, kept across collections by the daemon and `wait`.
 #[derive(Debug, Default)]
 pub struct Reuse {
-    last: Option<(u32, NftablesState)>,
+    last: Option<(u32, Packed)>,
     /// Reads that dumped the chains.
     pub reads: u64,
     /// Collections answered from the last read because the generation had not moved.
@@ -45,14 +45,14 @@ impl Reuse {
         if let Some((generation, state)) = &self.last {
             if *generation == before && same_tables(state)? {
                 self.reused += 1;
-                return Ok(state.clone());
+                return Ok(state.unpack());
             }
         }
         self.last = None;
         let state = fetch()?;
         self.reads += 1;
         if matches!(nfnetlink::generation(), Ok(after) if after == before) {
-            self.last = Some((before, state.clone()));
+            self.last = Some((before, Packed::pack(&state)));
         }
         Ok(state)
     }
@@ -64,12 +64,68 @@ impl Reuse {
 }
 
 /// Whether the kernel's tables are exactly those of `state` (family and name).
-fn same_tables(state: &NftablesState) -> Result<bool, NetlinkError> {
+fn same_tables(state: &Packed) -> Result<bool, NetlinkError> {
     let mut g = Grouper::default();
     nfnetlink::dump_tables_into(&mut g)?;
     let now = g.finish();
     Ok(now.tables.len() == state.tables.len()
         && now.tables.iter().zip(&state.tables).all(|(a, b)| a.family == b.family && a.name == b.name))
+}
+
+/// An nftables state kept for the daemon's whole life in a few large allocations (per table: every chain name in
+/// one string and where each ends) rather than one small allocation per chain, which would hold the heap's pages
+/// after each collection's own copies are freed (60,000 chains at 10k Services).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Packed {
+    tables: Vec<PackedTable>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct PackedTable {
+    family: String,
+    name: String,
+    names: String,
+    ends: Vec<usize>,
+}
+
+impl Packed {
+    fn pack(state: &NftablesState) -> Packed {
+        let tables = state
+            .tables
+            .iter()
+            .map(|t| {
+                let mut names = String::with_capacity(t.chains.iter().map(String::len).sum());
+                let mut ends = Vec::with_capacity(t.chains.len());
+                for c in &t.chains {
+                    names.push_str(c);
+                    ends.push(names.len());
+                }
+                PackedTable { family: t.family.clone(), name: t.name.clone(), names, ends }
+            })
+            .collect();
+        Packed { tables }
+    }
+
+    fn unpack(&self) -> NftablesState {
+        let tables = self
+            .tables
+            .iter()
+            .map(|t| {
+                let mut start = 0;
+                let chains = t
+                    .ends
+                    .iter()
+                    .map(|&end| {
+                        let c = t.names.get(start..end).unwrap_or_default().to_string();
+                        start = end;
+                        c
+                    })
+                    .collect();
+                NftTable { family: t.family.clone(), name: t.name.clone(), chains }
+            })
+            .collect();
+        NftablesState { tables }
+    }
 }
 
 /// Groups the dump into tables as it streams in (pure): each chain name is copied once, into its table, and
@@ -161,6 +217,22 @@ mod tests {
         assert!(state.iptables_nft("ip6").has_chain("nat", "KUBE-SERVICES"));
         // `inet filter` is a native table (Debian's default nftables.conf), not iptables-nft.
         assert!(!state.iptables_nft("ip").tables.contains_key("filter"));
+    }
+
+    #[test]
+    fn a_packed_state_unpacks_to_the_same_state() {
+        let state = group(&[
+            (2, "nat", ""),
+            (2, "nat", "KUBE-SVC-NPX46M4PTMTKRN6Y"),
+            (2, "nat", "KUBE-SERVICES"),
+            (2, "empty", ""),
+            (10, "kube-proxy", "services"),
+            (10, "kube-proxy", "é-not-ascii"),
+            (10, "kube-proxy", ""),
+        ]);
+        let again = Packed::pack(&state).unpack();
+        assert_eq!(serde_json::to_string(&again).unwrap(), serde_json::to_string(&state).unwrap());
+        assert_eq!(again.table("ip", "empty").map(|t| t.chains.len()), Some(0));
     }
 
     #[test]
