@@ -58,13 +58,14 @@ impl RawTable {
     }
 }
 
-/// An anonymous mapping populated up front: the kernel then copies a table of hundreds of MB into pages that
-/// exist, instead of taking a page fault for every 4 KiB during the copy (measured: a third of the getsockopt
-/// time at 10k Services). Asked for as transparent huge pages (`MADV_HUGEPAGE`, then `MADV_POPULATE_WRITE`):
-/// populating 100 MB took 41 to 49 ms in 2 MiB pages against 90 to 141 ms in 4 KiB pages, and the copy was no
-/// slower (BENCHMARKS.md). Where THP is off the advice does nothing; a kernel older than 5.14 refuses
-/// `MADV_POPULATE_WRITE` and the pages are touched instead. Unmapped on drop, so the memory goes back to the
-/// kernel at once.
+/// An anonymous mapping populated up front (`MAP_POPULATE`): the kernel then copies a table of hundreds of MB
+/// into pages that exist, instead of taking a page fault for every 4 KiB during the copy (measured: a third of
+/// the getsockopt time at 10k Services). Unmapped on drop, so the memory goes back to the kernel at once.
+///
+/// Transparent huge pages were tried and left out (`benches/thp/`, BENCHMARKS.md): `MADV_HUGEPAGE` with
+/// `MADV_POPULATE_WRITE` populated a 10k-Service table faster (41-49 ms against 90-141 ms) but a 50k-Service one
+/// eight times slower (4.3 s against 0.5 s: the kernel compacts memory to find 2 MiB pages), and the copy itself
+/// was no faster within the noise.
 #[derive(Debug)]
 struct Buffer {
     ptr: std::ptr::NonNull<u8>,
@@ -80,7 +81,7 @@ impl Buffer {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
                 -1,
                 0,
             )
@@ -88,24 +89,7 @@ impl Buffer {
         if p == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
         }
-        let buf = std::ptr::NonNull::new(p.cast())
-            .map(|ptr| Buffer { ptr, len })
-            .ok_or_else(std::io::Error::last_os_error)?;
-        // SAFETY: advice on the mapping just made; neither call changes its contents (zero pages stay zero).
-        let populated = unsafe {
-            // Advice only: EINVAL where THP is not built in is no reason to fail.
-            libc::madvise(p, len, libc::MADV_HUGEPAGE);
-            libc::madvise(p, len, libc::MADV_POPULATE_WRITE) == 0
-        };
-        if !populated {
-            // Before Linux 5.14: fault every page in now, as MAP_POPULATE would have.
-            let base = buf.ptr.as_ptr();
-            for off in (0..len).step_by(4096) {
-                // SAFETY: off < len, inside the live mapping this Buffer owns; writing a zero keeps it zeroed.
-                unsafe { std::ptr::write_volatile(base.add(off), 0) };
-            }
-        }
-        Ok(buf)
+        std::ptr::NonNull::new(p.cast()).map(|ptr| Buffer { ptr, len }).ok_or_else(std::io::Error::last_os_error)
     }
 
     fn as_slice(&self) -> &[u8] {
