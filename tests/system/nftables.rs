@@ -97,3 +97,29 @@ fn a_table_released_with_its_owner_is_noticed_without_a_new_generation() {
     assert!(after.table("ip", "owned").is_none(), "a released table must not be served from the last read");
     assert_eq!(reuse.reads, 2);
 }
+
+#[test]
+fn the_daemon_resyncs_an_unchanged_ruleset_without_dumping_it_and_still_follows_a_change() {
+    let Some(mut w) = World::new("nft-daemon-reuse") else { return };
+    w.ns("nft add table ip kube-proxy && nft add chain ip kube-proxy service-ONE");
+    let d = w.serve("[daemon]\ndebounce_ms = 100\nresync_secs = 1\n");
+    d.wait_notify("READY=1");
+    let services = || {
+        let (code, body) = d.get("/status");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["dataplane"]["kube_proxy"]["services"].clone()
+    };
+    assert_eq!(services(), 1);
+    // Resyncs every second: the log says when one was answered from the last read (ROUTEWARDEN_LOG=debug).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while d.log(&w).matches("unchanged: reused the last read").count() < 2 {
+        assert!(Instant::now() < deadline, "no resync reused the nftables read: {}", d.log(&w));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    w.ns("nft add chain ip kube-proxy service-TWO");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while services() != 2 {
+        assert!(Instant::now() < deadline, "/status did not follow the new chain: {}", d.log(&w));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
