@@ -22,9 +22,9 @@ int main(int argc, char **argv) {
     strcpy((char *)info, table);
     socklen_t l = sizeof info;
     if (getsockopt(s, IPPROTO_IP, 64, info, &l)) { perror("GET_INFO"); return 1; }
-    unsigned size; memcpy(&size, info + 80, 4);
+    unsigned size, num; memcpy(&size, info + 80, 4); memcpy(&num, info + 76, 4);
     size_t len = 40 + size;
-    printf("table %s: %u bytes of entries\n", table, size);
+    printf("table %s: %u bytes in %u entries (%.0f bytes each)\n", table, size, num, (double)size / num);
     for (int mode = 0; mode < 2; mode++) {
         double prep[64], copy[64];
         for (int r = 0; r < runs * 2; r++) {
