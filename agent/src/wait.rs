@@ -78,9 +78,10 @@ pub fn narrowed(config: &Config, reqs: &[Requirement]) -> Config {
     c
 }
 
-/// Evaluates every requirement against one fresh collection.
-pub fn evaluate(config: &Config, reqs: &[Requirement]) -> Vec<(String, Check)> {
-    let snap = sources::collect(config);
+/// Evaluates every requirement against one collection; nftables is read again only when its generation moved
+/// since `nft`'s last read.
+pub fn evaluate(config: &Config, reqs: &[Requirement], nft: &mut sources::nftables::Reuse) -> Vec<(String, Check)> {
+    let snap = sources::collect_reusing(config, nft);
     let report = rules::analyse(&snap, String::new());
     reqs.iter().map(|r| (r.to_string(), check(r, &snap, &report))).collect()
 }
@@ -102,8 +103,9 @@ pub fn wait(config: &Config, opts: &WaitOptions) -> WaitResult {
     let config = narrowed(config, &opts.requirements);
     let polling = opts.requirements.iter().any(Requirement::needs_polling);
     let mut next_report = start;
+    let mut nft = sources::nftables::Reuse::default();
     loop {
-        let checks = evaluate(&config, &opts.requirements);
+        let checks = evaluate(&config, &opts.requirements, &mut nft);
         let elapsed = start.elapsed();
         let all_met = checks.iter().all(|(_, c)| matches!(c, Check::Met(_)));
         let unknown = checks.iter().any(|(_, c)| matches!(c, Check::Unknown(_)));

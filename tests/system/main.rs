@@ -12,3 +12,4 @@ mod gate;
 mod journal;
 mod legacy;
 mod neighbours;
+mod nftables;

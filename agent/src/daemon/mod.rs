@@ -145,6 +145,8 @@ struct Daemon {
     metrics: Metrics,
     notifier: Notifier,
     churn: Churn,
+    /// The last nftables read and its generation, so a resync with no nftables transaction since skips the dump.
+    nft: Arc<std::sync::Mutex<sources::nftables::Reuse>>,
     journal: JournalWatch,
     watchdog: Option<Duration>,
     last_sources: BTreeMap<SourceId, SourceStatus>,
@@ -255,6 +257,7 @@ async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> 
         metrics: Metrics::new(),
         notifier: Notifier::start(),
         churn: Churn::default(),
+        nft: Arc::default(),
         journal,
         watchdog,
         last_sources: BTreeMap::new(),
@@ -396,16 +399,30 @@ impl Daemon {
         self.pending = false;
         let config = self.settings.config.clone();
         let tx = self.collected_tx.clone();
+        let nft = Arc::clone(&self.nft);
         tokio::task::spawn_blocking(move || {
             // A panic in a source must not leave the loop waiting for a result that never comes.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sources::collect(&config)))
-                .map(Box::new)
-                .map_err(|e| {
-                    e.downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| e.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "a collection task panicked".into())
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // Poisoned by a collection that panicked mid-read: forget what it kept.
+                let mut reuse = nft.lock().unwrap_or_else(|poisoned| {
+                    let mut r = poisoned.into_inner();
+                    *r = Default::default();
+                    r
                 });
+                let before = reuse.reused;
+                let snap = sources::collect_reusing(&config, &mut reuse);
+                if reuse.reused > before {
+                    log::debug!("nftables generation {:?} unchanged: reused the last read", reuse.generation());
+                }
+                snap
+            }))
+            .map(Box::new)
+            .map_err(|e| {
+                e.downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| e.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a collection task panicked".into())
+            });
             let _ = tx.blocking_send(result);
         });
     }

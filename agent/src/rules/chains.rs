@@ -3,7 +3,7 @@
 //! The classic false positive is "any KUBE-* chain means kube-proxy": kubelet creates KUBE-FIREWALL,
 //! KUBE-KUBELET-CANARY and KUBE-IPTABLES-HINT on every node. See docs/DATAPLANE-FACTS.md sections 1.1 to 1.4 and 2.2.
 
-use crate::model::iptables::Ruleset;
+use crate::model::nftables::Chains;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owner {
@@ -70,9 +70,9 @@ pub struct Signals {
 }
 
 impl Signals {
-    pub fn of(rs: &Ruleset) -> Signals {
+    pub fn of(rs: Chains<'_>) -> Signals {
         let mut s = Signals::default();
-        for (table, chain) in rs.all_chains() {
+        for (table, chain) in rs.all() {
             match owner(table, chain) {
                 Owner::KubeProxyIptables => {
                     s.iptables_mode_chains += 1;

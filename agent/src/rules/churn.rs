@@ -6,21 +6,20 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
-use crate::model::iptables::Ruleset;
 use crate::model::{Snapshot, SourceStatus};
 use crate::report::{verdict, Finding, FindingId, ProxyKind, Report, Severity};
 
 /// kube-proxy-owned chains of a snapshot as `backend family table chain` keys; `None` when a rules source or IPVS
 /// failed (a failed read is no deletion).
 pub fn kube_proxy_chains(snap: &Snapshot) -> Option<BTreeSet<String>> {
-    let legacy = snap.iptables_legacy.get()?;
+    snap.iptables_legacy.get()?;
     let nft = snap.nftables.get()?;
     if snap.ipvs.status == SourceStatus::Failed {
         return None;
     }
     let mut out = BTreeSet::new();
-    let mut add = |backend: &str, family: &str, rs: &Ruleset| {
-        for (table, chain) in rs.all_chains() {
+    for (backend, family, rs) in super::dataplane::backends(snap) {
+        for (table, chain) in rs.all() {
             if matches!(
                 super::chains::owner(table, chain),
                 super::chains::Owner::KubeProxy
@@ -30,11 +29,7 @@ pub fn kube_proxy_chains(snap: &Snapshot) -> Option<BTreeSet<String>> {
                 out.insert(format!("{backend} {family} {table} {chain}"));
             }
         }
-    };
-    add("legacy", "ipv4", &legacy.ipv4);
-    add("legacy", "ipv6", &legacy.ipv6);
-    add("nft", "ipv4", &nft.iptables_nft("ip"));
-    add("nft", "ipv6", &nft.iptables_nft("ip6"));
+    }
     for t in nft.tables.iter().filter(|t| t.name == "kube-proxy") {
         for c in &t.chains {
             out.insert(format!("nftables {} kube-proxy {c}", t.family));

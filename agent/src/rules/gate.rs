@@ -140,7 +140,8 @@ pub fn check(req: &Requirement, snap: &Snapshot, report: &Report) -> Check {
                 }
             }
             if let Some(n) = snap.nftables.get() {
-                if n.iptables_nft("ip").has_chain(table, chain) || n.iptables_nft("ip6").has_chain(table, chain) {
+                let nft = |family| crate::model::nftables::Chains::Nft(n, family);
+                if nft("ip").has_chain(table, chain) || nft("ip6").has_chain(table, chain) {
                     found.push("iptables-nft");
                 }
             }

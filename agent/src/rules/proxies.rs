@@ -400,21 +400,15 @@ fn ipvs_vips_in(snap: &Snapshot, vips: &[String]) -> u32 {
 
 /// Every iptables chain of both backends and families as (`iptables-<backend> <family> <table>/<chain>`, chain).
 fn iptables_chains(snap: &Snapshot) -> Vec<(String, String)> {
-    let mut rulesets = Vec::new();
-    if let Some(l) = snap.iptables_legacy.get() {
-        rulesets.push(("legacy", "ipv4", l.ipv4.clone()));
-        rulesets.push(("legacy", "ipv6", l.ipv6.clone()));
-    }
-    if let Some(n) = snap.nftables.get() {
-        rulesets.push(("nft", "ipv4", n.iptables_nft("ip")));
-        rulesets.push(("nft", "ipv6", n.iptables_nft("ip6")));
-    }
     let mut out = Vec::new();
-    for (backend, family, rs) in &rulesets {
-        for (table, chain) in rs.all_chains() {
-            if ["ANTREA-", "OVN-KUBE-", "KUBE-ROUTER-"].iter().any(|p| chain.starts_with(p)) {
-                out.push((format!("iptables-{backend} {family} {table}/{chain}"), chain.to_string()));
-            }
+    for (backend, family, rs) in crate::rules::dataplane::backends(snap) {
+        // Sorted and each once, as the per-backend maps these were once read from gave them.
+        let found: std::collections::BTreeSet<(&str, &str)> = rs
+            .all()
+            .filter(|(_, chain)| ["ANTREA-", "OVN-KUBE-", "KUBE-ROUTER-"].iter().any(|p| chain.starts_with(p)))
+            .collect();
+        for (table, chain) in found {
+            out.push((format!("iptables-{backend} {family} {table}/{chain}"), chain.to_string()));
         }
     }
     out

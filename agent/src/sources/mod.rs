@@ -21,6 +21,16 @@ use crate::model::{error_chain, Snapshot, Source, SourceId, SCHEMA_VERSION};
 
 /// Reads every enabled source once.
 pub fn collect(config: &Config) -> Snapshot {
+    collect_with(config, None)
+}
+
+/// Like [`collect`], but answers nftables from `nft`'s last read while the ruleset's generation has not moved
+/// (the daemon's resyncs and `wait`'s polls; `check` always reads).
+pub fn collect_reusing(config: &Config, nft: &mut nftables::Reuse) -> Snapshot {
+    collect_with(config, Some(nft))
+}
+
+fn collect_with(config: &Config, nft: Option<&mut nftables::Reuse>) -> Snapshot {
     fn run<T, E: std::error::Error>(s: &Config, id: SourceId, f: impl FnOnce() -> Result<T, E>) -> Source<T> {
         if s.enabled(id.as_str()) {
             timed(f)
@@ -33,7 +43,10 @@ pub fn collect(config: &Config) -> Snapshot {
         node: crate::sys::host::hostname(),
         collected_at: crate::sys::now_rfc3339(),
         iptables_legacy: run(config, SourceId::IptablesLegacy, || iptables::fetch(config)),
-        nftables: run(config, SourceId::Nftables, nftables::fetch),
+        nftables: run(config, SourceId::Nftables, || match nft {
+            Some(reuse) => reuse.fetch(),
+            None => nftables::fetch(),
+        }),
         links: run(config, SourceId::Links, links::fetch),
         ipvs: run(config, SourceId::Ipvs, || ipvs::fetch(config)),
         bpf: run(config, SourceId::Bpf, || bpf::fetch(config)),
@@ -70,10 +83,10 @@ pub fn raw_dumps(config: &Config, snap: &Snapshot) -> std::collections::BTreeMap
         }
     }
     if let Some(n) = snap.nftables.get() {
-        if !n.iptables_nft("ip").tables.is_empty() {
+        if !crate::model::nftables::Chains::Nft(n, "ip").is_empty() {
             run("iptables-nft-save".into(), &b.iptables_nft_save, &[]);
         }
-        if !n.iptables_nft("ip6").tables.is_empty() {
+        if !crate::model::nftables::Chains::Nft(n, "ip6").is_empty() {
             run("ip6tables-nft-save".into(), &b.ip6tables_nft_save, &[]);
         }
         for family in ["ip", "ip6"] {

@@ -1,4 +1,5 @@
-//! nftables over netlink: dumps of table and chain names (NFT_MSG_GETTABLE / NFT_MSG_GETCHAIN), without rules.
+//! nftables over netlink: dumps of table and chain names (NFT_MSG_GETTABLE / NFT_MSG_GETCHAIN), without rules, and
+//! the ruleset's generation (NFT_MSG_GETGEN).
 //!
 //! Listing names this way costs milliseconds where `nft list tables` builds its whole cache (100 s at 10k Services).
 //! The socket half is tiny; `parse_dump` is pure and tested on bytes.
@@ -19,7 +20,9 @@ use netlink_packet_core::{
     ErrorBuffer, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, NLMSG_DONE, NLMSG_ERROR,
     NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
-use netlink_packet_netfilter::nftables::{ChainMessage, NfTablesMessage, NfTablesMessageType, TableMessage};
+use netlink_packet_netfilter::nftables::{
+    ChainMessage, GenMessage, NfTablesMessage, NfTablesMessageType, TableMessage,
+};
 use netlink_packet_netfilter::{NetfilterHeader, NetfilterMessage, NetfilterProtoFamily, NetfilterSubsystem};
 use netlink_sys::protocols::NETLINK_NETFILTER;
 use netlink_sys::{Socket, SocketAddr};
@@ -30,6 +33,7 @@ const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_CHAIN_TABLE: u16 = 1;
 const NFTA_CHAIN_NAME: u16 = 3;
 const NFTA_CHAIN_HOOK: u16 = 4;
+const NFTA_GEN_ID: u16 = 1;
 /// struct nlmsghdr; netlink-packet-core keeps its own constant private.
 const NLMSG_HDRLEN: usize = 16;
 /// struct nfgenmsg.
@@ -108,6 +112,79 @@ pub fn dump_tables_and_chains_into(sink: &mut impl NftSink) -> Result<(), Netlin
         }
     }
     Err(NetlinkError::Interrupted(TRIES))
+}
+
+/// Dumps only the tables (objects with an empty `name`): a few datagrams, whatever the number of chains.
+pub fn dump_tables_into(sink: &mut impl NftSink) -> Result<(), NetlinkError> {
+    const TRIES: u32 = 5;
+    let tables = request(&NfTablesMessage::GetTable(TableMessage { attributes: Vec::new() }));
+    for _ in 0..TRIES {
+        sink.clear();
+        if dump_once(&tables, sink)? {
+            return Ok(());
+        }
+    }
+    Err(NetlinkError::Interrupted(TRIES))
+}
+
+/// The network namespace's nftables ruleset generation (`NFTA_GEN_ID`, the kernel's `base_seq`): bumped by
+/// `nf_tables_commit` on every committed transaction, from `nft` and iptables-nft alike, so an unchanged generation
+/// means an unchanged ruleset (nft validates its own cache this way).
+pub fn generation() -> Result<u32, NetlinkError> {
+    let deadline = Instant::now() + DUMP_DEADLINE;
+    let sock = Socket::new(NETLINK_NETFILTER).map_err(NetlinkError::Socket)?;
+    let mut req = request(&NfTablesMessage::GetGen(GenMessage { attributes: Vec::new() }));
+    // Not a dump: one NEWGEN message answers (NLM_F_REQUEST only, as libnftnl asks).
+    let flags = NLM_F_REQUEST.to_ne_bytes();
+    req[6..8].copy_from_slice(&flags);
+    sock.send_to(&req, &SocketAddr::new(0, 0), 0).map_err(NetlinkError::Send)?;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = recv_before(&sock, &mut buf, deadline)?;
+        if let Some(id) = parse_gen(&buf[..n])? {
+            return Ok(id);
+        }
+    }
+}
+
+/// The generation id in one received datagram; `None` when it holds no NEWGEN message.
+pub fn parse_gen(buf: &[u8]) -> Result<Option<u32>, NetlinkError> {
+    let mut off = 0;
+    while off + NLMSG_HDRLEN <= buf.len() {
+        let msg = NetlinkBuffer::new_checked(&buf[off..])
+            .map_err(|_| NetlinkError::Malformed { offset: off, what: "message length out of bounds" })?;
+        let len = msg.length() as usize;
+        let kind = msg.message_type();
+        let body = msg.payload();
+        if kind == NLMSG_ERROR {
+            let err = ErrorBuffer::new_checked(body)
+                .map_err(|_| NetlinkError::Malformed { offset: off, what: "short error message" })?;
+            if let Some(code) = err.code() {
+                return Err(NetlinkError::Kernel(std::io::Error::from_raw_os_error(code.get().saturating_neg())));
+            }
+        } else if NetfilterSubsystem::from((kind >> 8) as u8) == NetfilterSubsystem::NfTables
+            && NfTablesMessageType::from(kind as u8) == NfTablesMessageType::NewGen
+        {
+            let attrs =
+                body.get(NFGEN_HDRLEN..).ok_or(NetlinkError::Malformed { offset: off, what: "short nfgenmsg" })?;
+            for attr in NlasIterator::new(attrs) {
+                let attr = attr.map_err(|_| NetlinkError::Malformed {
+                    offset: off + NLMSG_HDRLEN + NFGEN_HDRLEN,
+                    what: "attribute length out of bounds",
+                })?;
+                if attr.kind() == NFTA_GEN_ID {
+                    let v: [u8; 4] = attr.value().try_into().map_err(|_| NetlinkError::Malformed {
+                        offset: off + NLMSG_HDRLEN + NFGEN_HDRLEN,
+                        what: "NFTA_GEN_ID is not 4 bytes",
+                    })?;
+                    return Ok(Some(u32::from_be_bytes(v)));
+                }
+            }
+            return Err(NetlinkError::Malformed { offset: off, what: "NEWGEN without NFTA_GEN_ID" });
+        }
+        off += align4(len);
+    }
+    Ok(None)
 }
 
 /// The bytes of a dump request for `what` in every family (nfgenmsg AF_UNSPEC, NFNETLINK_V0, res_id 0).
@@ -359,6 +436,26 @@ mod tests {
         let err = recv_before(&sock, &mut [0u8; 64], start + Duration::from_millis(50)).unwrap_err();
         assert!(start.elapsed() >= Duration::from_millis(50));
         assert!(matches!(&err, NetlinkError::Recv(e) if e.kind() == std::io::ErrorKind::TimedOut), "{err}");
+    }
+
+    #[test]
+    fn reads_the_generation_id_big_endian_and_reports_errors() {
+        // NEWGEN as nf_tables_fill_gen_info writes it: NFTA_GEN_ID, NFTA_GEN_PROC_PID, NFTA_GEN_PROC_NAME.
+        let mut body = vec![0u8, 0, 0, 7];
+        body.extend(attr(NFTA_GEN_ID, &0x0102_0304u32.to_be_bytes()));
+        body.extend(attr(2, &42u32.to_be_bytes()));
+        body.extend(attr(3, b"nft\0"));
+        let buf = msg((10 << 8) | 15, 0, &body);
+        assert_eq!(parse_gen(&buf).unwrap(), Some(0x0102_0304));
+        // A chain message is no answer; an error is an error; a NEWGEN without the id is malformed.
+        assert_eq!(parse_gen(&msg((10 << 8) | 3, 2, &[2, 0, 0, 0])).unwrap(), None);
+        let err = parse_gen(&msg(NLMSG_ERROR, 0, &(-1i32).to_ne_bytes())).unwrap_err();
+        assert!(matches!(err, NetlinkError::Kernel(_)), "{err}");
+        let err = parse_gen(&msg((10 << 8) | 15, 0, &[0, 0, 0, 0])).unwrap_err();
+        assert!(err.to_string().contains("NFTA_GEN_ID"), "{err}");
+        let mut short = vec![0u8, 0, 0, 0];
+        short.extend(attr(NFTA_GEN_ID, &[1, 2]));
+        assert!(parse_gen(&msg((10 << 8) | 15, 0, &short)).is_err());
     }
 
     #[test]

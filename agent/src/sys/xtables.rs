@@ -61,6 +61,11 @@ impl RawTable {
 /// An anonymous mapping populated up front (`MAP_POPULATE`): the kernel then copies a table of hundreds of MB
 /// into pages that exist, instead of taking a page fault for every 4 KiB during the copy (measured: a third of
 /// the getsockopt time at 10k Services). Unmapped on drop, so the memory goes back to the kernel at once.
+///
+/// Transparent huge pages were tried and left out (`benches/thp/`, BENCHMARKS.md): `MADV_HUGEPAGE` with
+/// `MADV_POPULATE_WRITE` populated a 10k-Service table faster (41-49 ms against 90-141 ms) but a 50k-Service one
+/// eight times slower (4.3 s against 0.5 s: the kernel compacts memory to find 2 MiB pages), and the copy itself
+/// was no faster within the noise.
 #[derive(Debug)]
 struct Buffer {
     ptr: std::ptr::NonNull<u8>,
