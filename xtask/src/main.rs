@@ -158,9 +158,15 @@ const CARGO_AFL: &str = "0.18.2";
 fn ensure_cargo_afl() -> Result<()> {
     let have = Command::new("cargo").args(["afl", "--version"]).output().is_ok_and(|o| o.status.success());
     if !have {
-        eprintln!("cargo-afl is missing: installing cargo-afl {CARGO_AFL} and building its AFL++");
+        eprintln!("cargo-afl is missing: installing cargo-afl {CARGO_AFL} (its build builds AFL++ too)");
         run(Command::new("cargo").args(["install", "cargo-afl", "--locked", "--version", CARGO_AFL]))?;
-        run(Command::new("cargo").args(["afl", "config", "--build"]))?;
+    }
+    // cargo-afl 0.18 builds its AFL++ runtime when it is installed; an install without one builds it here. Asked
+    // again, it refuses with "already built", which is what a ready machine answers.
+    let out = Command::new("cargo").args(["afl", "config", "--build"]).output().context("running cargo afl config")?;
+    let said = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && !said.contains("already built") {
+        bail!("cargo afl config --build failed: {said}");
     }
     Ok(())
 }
