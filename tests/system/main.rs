@@ -10,5 +10,6 @@ mod fixtures;
 mod fleet;
 mod gate;
 mod journal;
+mod kubernetes;
 mod legacy;
 mod neighbours;
