@@ -174,10 +174,8 @@ impl ApiServer {
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let mut roots = rustls::RootCertStore::empty();
         roots.add(CertificateDer::from_pem_slice(self.pki.ca_pem.as_bytes()).unwrap()).unwrap();
-        let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
-            .allow_unauthenticated()
-            .build()
-            .unwrap();
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder(Arc::new(roots)).allow_unauthenticated().build().unwrap();
         let cert = CertificateDer::from_pem_slice(self.pki.server.0.as_bytes()).unwrap();
         let key = PrivateKeyDer::from_pem_slice(self.pki.server.1.as_bytes()).unwrap();
         rustls::ServerConfig::builder().with_client_cert_verifier(verifier).with_single_cert(vec![cert], key).unwrap()
@@ -249,8 +247,11 @@ impl ApiServer {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
         while !f(self) {
             if std::time::Instant::now() > deadline {
-                let log: Vec<String> =
-                    self.requests().iter().map(|r| format!("{} {} {} {}", r.method, r.path, r.status, r.body)).collect();
+                let log: Vec<String> = self
+                    .requests()
+                    .iter()
+                    .map(|r| format!("{} {} {} {}", r.method, r.path, r.status, r.body))
+                    .collect();
                 panic!("{what} within {secs} s; requests: {log:#?}; node: {:#}", self.state.lock().unwrap().node);
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
@@ -300,7 +301,9 @@ const STRATEGIC: &str = "application/strategic-merge-patch+json";
 /// What a real API server would refuse in a condition patch, if anything.
 fn check_condition_patch(body: &Value) -> Option<String> {
     let top = body.as_object()?;
-    if top.keys().collect::<Vec<_>>() != ["status"] || body["status"].as_object()?.keys().collect::<Vec<_>>() != ["conditions"] {
+    if top.keys().collect::<Vec<_>>() != ["status"]
+        || body["status"].as_object()?.keys().collect::<Vec<_>>() != ["conditions"]
+    {
         return Some(format!("a status patch with more than status.conditions: {body}"));
     }
     for c in body["status"]["conditions"].as_array()? {

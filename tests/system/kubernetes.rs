@@ -86,6 +86,17 @@ fn a_conflict_sets_the_condition_its_resolution_clears_it_and_events_deduplicate
     let (_, metrics) = d.get("/metrics");
     assert!(metrics.contains("routewarden_kubernetes_up 1"), "{metrics}");
     assert!(metrics.contains("routewarden_kubernetes_requests_total{result=\"ok\"}"), "{metrics}");
+    if routewarden_system_tests::tool("promtool") {
+        let file = w.dir.path().join("metrics.txt");
+        std::fs::write(&file, &metrics).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("promtool check metrics < {}", file.display()))
+            .output()
+            .unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && said.is_empty(), "promtool: {said}\n{metrics}");
+    }
 
     // Resolved: kube-proxy's rules go (the world's own namespace), the condition turns False, a Normal Event.
     let transition = c["lastTransitionTime"].clone();
@@ -134,7 +145,10 @@ fn the_api_server_away_for_a_minute_never_holds_up_the_local_endpoints_and_a_tok
     };
     let error = failed["sources"]["kubernetes"]["error"].as_str().unwrap().to_string();
     assert!(error.contains("401") || error.contains("Unauthorized"), "{error}");
-    assert!(failed["findings"].as_array().unwrap().iter().all(|f| f["id"] != "source.failed"), "not a dataplane source");
+    assert!(
+        failed["findings"].as_array().unwrap().iter().all(|f| f["id"] != "source.failed"),
+        "not a dataplane source"
+    );
     assert!(server.requests().iter().all(|r| r.auth == "none"));
 
     // The right token: the kubeconfig is read again on the next attempt.

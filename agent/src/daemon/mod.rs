@@ -255,6 +255,10 @@ async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> 
     };
 
     let journal = JournalWatch::start(&settings, journal_tx);
+    let mut metrics = Metrics::new();
+    if settings.config.kubernetes.enabled {
+        metrics.enable_kubernetes();
+    }
     let exporter = settings.config.kubernetes.enabled.then(|| {
         log::info!("exporting findings to the Kubernetes API as Node conditions and Events");
         Exporter::start(&settings.config.kubernetes, &settings.config.host_root, move || {
@@ -266,7 +270,7 @@ async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> 
         opts,
         settings,
         shared,
-        metrics: Metrics::new(),
+        metrics,
         notifier: Notifier::start(),
         churn: Churn::default(),
         journal,
