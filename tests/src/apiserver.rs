@@ -383,11 +383,16 @@ async fn handle(
                 if let Some(why) = check_event(&body, node) {
                     s.refused.push(why.clone());
                     status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &why)
-                } else if s.events.contains_key(&name) {
-                    status(StatusCode::CONFLICT, "AlreadyExists", &name)
                 } else {
-                    s.events.insert(name, body.clone());
-                    reply(StatusCode::CREATED, body.clone())
+                    match s.events.entry(name) {
+                        std::collections::btree_map::Entry::Occupied(e) => {
+                            status(StatusCode::CONFLICT, "AlreadyExists", e.key())
+                        }
+                        std::collections::btree_map::Entry::Vacant(e) => {
+                            e.insert(body.clone());
+                            reply(StatusCode::CREATED, body.clone())
+                        }
+                    }
                 }
             }
             ("PATCH", p) if p.starts_with(&format!("{events}/")) => {
