@@ -225,11 +225,12 @@ pub fn patch_body(conditions: &[Condition]) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::report::Finding;
 
-    fn report(findings: &[(FindingId, Severity, &str)]) -> Report {
+    /// A report with these findings and nothing else.
+    pub(in crate::kubernetes) fn report(findings: &[(FindingId, Severity, &str)]) -> Report {
         let mut r: Report = serde_json::from_value(json!({
             "schema_version": 2, "node": "n", "generated_at": "2026-12-02T00:00:00Z", "sources": {},
             "dataplane": {"kube_proxy": {"mode": "none", "backend": null, "services": 0, "running": false,

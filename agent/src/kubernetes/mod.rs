@@ -296,3 +296,40 @@ fn count(status: &Mutex<ExporterStatus>, ok: bool) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{FindingId, Severity};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_a_kubeconfig_it_reports_failed_and_publishing_never_waits() {
+        let root = tempfile::tempdir().unwrap();
+        let cfg = config::Kubernetes {
+            enabled: true,
+            kubeconfig: "/etc/kubernetes/absent.conf".into(),
+            node_name: "node-a".into(),
+            heartbeat_secs: 300,
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let e = Exporter::start(&cfg, root.path(), move || {
+            let _ = tx.try_send(());
+        });
+        let report = conditions::tests::report(&[(
+            FindingId::ServiceRoutingConflict,
+            Severity::Critical,
+            "kube-proxy and cilium",
+        )]);
+        let start = std::time::Instant::now();
+        for _ in 0..10_000 {
+            e.publish(&report);
+        }
+        assert!(start.elapsed() < Duration::from_secs(2), "publishing waited: {:?}", start.elapsed());
+        tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap();
+        let s = e.status();
+        assert_eq!(s.up, Some(false));
+        let err = s.last_error.unwrap_or_default();
+        assert!(err.contains("absent.conf"), "the error names the kubeconfig (under the host root): {err}");
+        assert_eq!(s.requests_ok + s.requests_failed, 0, "no request without a kubeconfig");
+    }
+}
