@@ -224,6 +224,12 @@ impl ApiServer {
         s.node["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == kind).cloned()
     }
 
+    /// Pads the Node with an annotation of `bytes` bytes (an oversized answer).
+    pub fn pad_node(&self, bytes: usize) {
+        let mut s = self.state.lock().unwrap();
+        s.node["metadata"]["annotations"] = json!({ "test/padding": "x".repeat(bytes) });
+    }
+
     /// Sets a condition on the Node (as a previous run would have).
     pub fn set_condition(&self, c: Value) {
         let mut s = self.state.lock().unwrap();

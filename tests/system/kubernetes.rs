@@ -240,3 +240,26 @@ fn a_restart_clears_the_conditions_a_previous_run_left_and_disabled_is_not_incom
     let (_, metrics) = d.get("/metrics");
     assert!(!metrics.contains("\nroutewarden_kubernetes_up "), "no exporter series when disabled: {metrics}");
 }
+
+#[test]
+fn an_oversized_answer_from_the_api_server_is_an_error_not_memory() {
+    let Some(mut w) = World::new("kube-oversized") else { return };
+    let server = ApiServer::start(&w.name, NODE, &Auth::ClientCert);
+    server.pad_node(6 << 20);
+    let section = kube_section(&w, &server.kubeconfig(&Auth::ClientCert));
+    let d = w.serve(&section);
+    d.wait_notify("READY=1");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = status(&d);
+        let k = &r["sources"]["kubernetes"];
+        if k["error"].as_str().is_some_and(|e| e.contains("length limit")) {
+            assert_eq!(k["status"], "failed");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no size-limit error: {k:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(d.get("/healthz").0, 200);
+    assert!(server.condition("ServiceRoutingMissing").is_none(), "nothing patched without reading the Node");
+}

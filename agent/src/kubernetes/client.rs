@@ -14,6 +14,8 @@ use serde_json::Value;
 
 /// The largest kubeconfig (or token file) read.
 pub const MAX_KUBECONFIG_BYTES: u64 = 1 << 20;
+/// The largest answer read from the API server (a Node object is a few KiB to a few hundred).
+pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
 /// Deadline of each connection attempt, and of each read and write on the connection.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -198,7 +200,8 @@ impl ApiClient {
         config.connect_timeout = Some(IO_TIMEOUT);
         config.read_timeout = Some(IO_TIMEOUT);
         config.write_timeout = Some(IO_TIMEOUT);
-        let client = kube::Client::try_from(config).map_err(|e| fail(e.to_string()))?;
+        let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| fail(e.to_string()))?;
+        let client = builder.with_layer(&tower::util::MapResponseLayer::new(limit_body)).build();
         Ok(ApiClient { client, redactor, deadline: IO_TIMEOUT + Duration::from_secs(5) })
     }
 
@@ -263,6 +266,11 @@ impl ApiClient {
             Err(_) => Err(ClientError::Deadline { op: "updating an Event", secs: self.deadline.as_secs() }),
         }
     }
+}
+
+/// The answer with its body cut off (an error) past [`MAX_RESPONSE_BYTES`].
+fn limit_body<B>(res: hyper::Response<B>) -> hyper::Response<http_body_util::Limited<B>> {
+    res.map(|b| http_body_util::Limited::new(b, MAX_RESPONSE_BYTES))
 }
 
 /// A kube error with its causes, on one line.
