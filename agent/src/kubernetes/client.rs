@@ -46,8 +46,11 @@ impl Redactor {
         out.split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == '\'')
             .map(|w| {
                 let word = w.trim_end_matches(|c: char| c.is_whitespace() || c == '"' || c == '\'');
+                // Mixed case, as base64 and JWTs are: long lower-case host names stay readable.
                 let tokenish = word.len() >= 32
                     && !word.starts_with('/')
+                    && word.chars().any(|c| c.is_ascii_uppercase())
+                    && word.chars().any(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
                     && word.chars().all(|c| c.is_ascii_alphanumeric() || "-._~+/=".contains(c));
                 if tokenish {
                     format!("<redacted>{}", &w[word.len()..])
@@ -300,6 +303,8 @@ mod tests {
         assert_eq!(Redactor::default().clean(&format!("bad \"{jwt}\" x")), "bad \"<redacted>\" x");
         let path = "/var/lib/kubelet/pki/kubelet-client-current.pem";
         assert_eq!(Redactor::default().clean(path), path, "paths stay readable");
+        let host = "connecting to ip-10-0-0-1.eu-west-1.compute.internal:6443 failed";
+        assert_eq!(Redactor::default().clean(host), host, "host names stay readable");
     }
 
     #[test]
