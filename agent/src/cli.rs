@@ -58,7 +58,11 @@ sudo routewarden snapshot --full | gzip > $(hostname)-routewarden.json.gz   # wi
 Signals: SIGHUP reloads the configuration (a broken one is refused and the running one kept), SIGTERM stops.\n\
 Under systemd (Type=notify) it sends READY=1 after the first collection in which the [gate] requirements hold \
 (while they do not, it serves HTTP and sends EXTEND_TIMEOUT_USEC, so the start never times out), STATUS= and \
-WATCHDOG=1.\n\n\
+WATCHDOG=1.\n\
+With [kubernetes] enabled = true it also sets the Node conditions ServiceRoutingConflict, ServiceRoutingMissing, \
+StaleServiceRules and CNIAPIServerDeadlock (True while a warning or critical finding behind them stands, False when \
+it clears) and posts Events on each transition, from its own task with backoff: the local endpoints, the gate and \
+READY never wait for the API server. Its state is the report's source \"kubernetes\".\n\n\
 Examples:\n  routewarden serve\n  routewarden serve --listen 127.0.0.1:9977\n  curl -s localhost:9977/status?pretty")]
     Serve {
         /// Address to listen on, overriding daemon.listen in the configuration.

@@ -53,6 +53,7 @@ pub struct Config {
     /// kube-proxy nat table takes about 1 MB per 100 Services).
     pub iptables_legacy_max_bytes: u64,
     pub metrics: MetricsListener,
+    pub kubernetes: Kubernetes,
 }
 
 /// Certificates to watch.
@@ -215,6 +216,36 @@ pub struct MetricsListener {
     pub allow_plaintext: bool,
 }
 
+/// `[kubernetes]`: the findings as Node conditions and Events through the API server (off by default).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Kubernetes {
+    /// Patch the Node's conditions and post Events. Default false.
+    pub enabled: bool,
+    /// The kubeconfig to use (CA, client certificate and key or a bearer token), under host_root; when it does not
+    /// exist, "/var/lib/kubelet/kubeconfig" is tried. Default "/etc/kubernetes/kubelet.conf".
+    pub kubeconfig: PathBuf,
+    /// The Node to report on. Empty: the kubelet's node name (its kubeconfig's `system:node:NAME` identity), else
+    /// the host name. Default "".
+    pub node_name: String,
+    /// Seconds between heartbeats of unchanged conditions (`lastHeartbeatTime`). Default 300.
+    pub heartbeat_secs: u64,
+}
+
+/// The kubelet's other kubeconfig, tried when `kubernetes.kubeconfig` does not exist.
+pub const KUBELET_KUBECONFIG_FALLBACK: &str = "/var/lib/kubelet/kubeconfig";
+
+impl Default for Kubernetes {
+    fn default() -> Self {
+        Kubernetes {
+            enabled: false,
+            kubeconfig: "/etc/kubernetes/kubelet.conf".into(),
+            node_name: String::new(),
+            heartbeat_secs: 300,
+        }
+    }
+}
+
 /// External programs, by absolute path.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -274,6 +305,7 @@ impl Default for Config {
             ],
             iptables_legacy_max_bytes: 2 << 30,
             metrics: MetricsListener::default(),
+            kubernetes: Kubernetes::default(),
         }
     }
 }
@@ -308,7 +340,13 @@ impl Config {
 
     /// The defaults as commented TOML, for `routewarden config defaults`.
     pub fn defaults_toml() -> String {
-        let body = toml::to_string_pretty(&Config::default()).unwrap_or_default();
+        let body = toml::to_string_pretty(&Config::default()).unwrap_or_default().replacen(
+            "\n[kubernetes]\n",
+            "\n# Node conditions and Events through the API server (see README, \"The cluster sees it too\").\n\
+             # kubeconfig: also tried: /var/lib/kubelet/kubeconfig; a token or a client certificate.\n\
+             # node_name: empty is the kubelet's node name, else the host name.\n[kubernetes]\n",
+            1,
+        );
         format!(
             "# routewarden configuration ({DEFAULT_PATH}). Every key is optional; these are the defaults.\n\
              # Paths below host_root are joined under it (set host_root = \"/host\" in a container).\n\n{body}"

@@ -4,7 +4,7 @@
 //! 1. `config` (plain serde data), `model` (the snapshot and its state types), `sys` (the OS);
 //! 2. `report` (the JSON contract);
 //! 3. `sources` (I/O into the model), `journal` (the kubelet journal), `rules` (pure analysis and the gate check);
-//! 4. `outputs` (text, JSON, metrics, HTTP);
+//! 4. `outputs` (text, JSON, metrics, HTTP), `kubernetes` (Node conditions and Events through the API server);
 //! 5. `settings` (validated configuration: each subsystem checks its own part);
 //! 6. `daemon`, `wait`, `cli`, `logging` (what the binary runs).
 //!
@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod journal;
+pub mod kubernetes;
 pub mod logging;
 pub mod model;
 pub mod outputs;

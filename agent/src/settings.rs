@@ -72,6 +72,8 @@ pub enum SettingsError {
     Plaintext { path: PathBuf, value: String },
     #[error("{path}: metrics.web_config: {source}")]
     WebConfig { path: PathBuf, source: WebConfigError },
+    #[error("{path}: {key} {value:?}: {why}")]
+    Kubernetes { path: PathBuf, key: &'static str, value: String, why: &'static str },
 }
 
 /// The largest configuration file read.
@@ -102,6 +104,30 @@ pub fn read_regular(path: &Path, cap: u64) -> Result<String, String> {
         return Err(format!("more than the {cap} bytes allowed"));
     }
     String::from_utf8(data).map_err(|e| format!("not UTF-8: {e}"))
+}
+
+/// `[kubernetes]`: a node name the API server would accept (a DNS subdomain), a kubeconfig path.
+fn kubernetes(k: &crate::config::Kubernetes, path: &Path) -> Result<(), SettingsError> {
+    let err = |key, value: String, why| SettingsError::Kubernetes { path: path.into(), key, value, why };
+    let n = &k.node_name;
+    let dns = n.len() <= 253
+        && n.split('.').all(|l| {
+            !l.is_empty()
+                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    if !n.is_empty() && !dns {
+        return Err(err(
+            "kubernetes.node_name",
+            n.clone(),
+            "not a Node name (lower-case letters, digits, '-' and '.')",
+        ));
+    }
+    if k.kubeconfig.as_os_str().is_empty() {
+        return Err(err("kubernetes.kubeconfig", String::new(), "empty: name the kubeconfig file"));
+    }
+    Ok(())
 }
 
 /// `[metrics]`: no listener when `listen` is empty; a non-loopback address needs TLS unless `allow_plaintext`.
@@ -147,7 +173,7 @@ impl Settings {
     fn validate(config: Config, path: &Path, origin: Option<PathBuf>) -> Result<Settings, SettingsError> {
         let p = || path.to_path_buf();
         for name in &config.disabled_sources {
-            if SourceId::from_name(name).is_none_or(|id| id == SourceId::Journal) {
+            if SourceId::from_name(name).is_none_or(|id| matches!(id, SourceId::Journal | SourceId::Kubernetes)) {
                 let known = SourceId::COLLECTED.map(SourceId::as_str).join(", ");
                 return Err(SettingsError::UnknownSource { path: p(), name: name.clone(), known });
             }
@@ -160,6 +186,7 @@ impl Settings {
             ("daemon.max_connections", d.max_connections as u64),
             ("gate.poll_secs", config.gate.poll_secs),
             ("journal.hang_check_secs", config.journal.hang_check_secs),
+            ("kubernetes.heartbeat_secs", config.kubernetes.heartbeat_secs),
         ] {
             if value == 0 {
                 return Err(SettingsError::Zero { path: p(), key });
@@ -200,6 +227,7 @@ impl Settings {
             return Err(SettingsError::Listen { path: p(), value: d.listen.clone() });
         }
         let metrics = metrics_listener(&config, path)?;
+        kubernetes(&config.kubernetes, path)?;
         let journal_rules = journal_rules(&config, path)?.map_err(|e| crate::model::error_chain(&e));
         Ok(Settings { config, gate, journal_rules, path: origin, metrics })
     }
@@ -386,6 +414,28 @@ mod tests {
         assert!(matches!(err, SettingsError::Rules { .. }), "{err}");
         let err = Settings::parse("[daemon]\nlisten = \"nonsense\"", Path::new("c.toml")).unwrap_err();
         assert!(matches!(err, SettingsError::Listen { .. }), "{err}");
+    }
+
+    #[test]
+    fn the_kubernetes_section_is_off_by_default_and_validated_with_its_keys() {
+        let parse = |t: &str| Settings::parse(t, Path::new("c.toml"));
+        let k = parse("").unwrap().config.kubernetes;
+        assert!(!k.enabled);
+        assert_eq!(k.kubeconfig, Path::new("/etc/kubernetes/kubelet.conf"));
+        assert_eq!((k.node_name.as_str(), k.heartbeat_secs), ("", 300));
+        let ok =
+            parse("[kubernetes]\nenabled = true\nnode_name = \"worker-1.example\"\nheartbeat_secs = 60\n").unwrap();
+        assert!(ok.config.kubernetes.enabled);
+        let err = parse("[kubernetes]\nnode_name = \"Worker_1\"\n").unwrap_err().to_string();
+        assert!(err.contains("kubernetes.node_name") && err.contains("Worker_1"), "{err}");
+        let err = parse("[kubernetes]\nheartbeat_secs = 0\n").unwrap_err().to_string();
+        assert!(err.contains("kubernetes.heartbeat_secs") && err.contains("line 2"), "{err}");
+        let err = parse("[kubernetes]\nkubeconfig = \"\"\n").unwrap_err().to_string();
+        assert!(err.contains("kubernetes.kubeconfig"), "{err}");
+        let err = parse("[kubernetes]\ntoken = \"x\"\n").unwrap_err().to_string();
+        assert!(err.contains("unknown field") && err.contains("token"), "{err}");
+        let err = parse("disabled_sources = [\"kubernetes\"]\n").unwrap_err().to_string();
+        assert!(err.contains("unknown source"), "the exporter is switched by kubernetes.enabled: {err}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod fixtures;
 mod fleet;
 mod gate;
 mod journal;
+mod kubernetes;
 mod legacy;
 mod neighbours;
 mod nftables;

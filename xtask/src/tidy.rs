@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("journal", 3),
     ("rules", 3),
     ("outputs", 4),
+    ("kubernetes", 4),
     ("settings", 5),
     ("daemon", 6),
     ("wait", 6),

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use crate::journal::reader::{FollowOptions, Follower, Input, JournalView};
 use crate::journal::state::Change;
+use crate::kubernetes::Exporter;
 use crate::model::{Snapshot, SourceId, SourceStatus};
 use crate::outputs::http::{self, Limits};
 use crate::outputs::metrics::{JournalStats, Metrics};
@@ -59,6 +60,8 @@ pub enum Event {
     Journal,
     /// The end of a journal burst: re-render with the follower's findings, without collecting.
     Render,
+    /// The Kubernetes exporter's state changed (up, down, another error): re-render once the burst is over.
+    Exporter,
     /// Tell systemd the loop is alive.
     Watchdog,
     /// Retry saving the journal cursor if a save failed and its backoff has passed (renders save it otherwise).
@@ -148,6 +151,8 @@ struct Daemon {
     /// The last nftables read and its generation, so a resync with no nftables transaction since skips the dump.
     nft: Arc<std::sync::Mutex<sources::nftables::Reuse>>,
     journal: JournalWatch,
+    /// The Kubernetes exporter, with `[kubernetes] enabled`.
+    exporter: Option<Exporter>,
     watchdog: Option<Duration>,
     last_sources: BTreeMap<SourceId, SourceStatus>,
     last_findings: BTreeMap<FindingId, Severity>,
@@ -166,6 +171,7 @@ struct Daemon {
 struct Inbox {
     kernel: mpsc::Receiver<Kernel>,
     journal: mpsc::Receiver<()>,
+    exporter: mpsc::Receiver<()>,
     collected: mpsc::Receiver<Result<Box<Snapshot>, String>>,
     watchdog: tokio::time::Interval,
     cursor: tokio::time::Interval,
@@ -233,6 +239,7 @@ async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> 
         }
     }
     let (journal_tx, journal) = mpsc::channel::<()>(1);
+    let (exporter_tx, exporter_rx) = mpsc::channel::<()>(1);
     let (collected_tx, collected) = mpsc::channel::<Result<Box<Snapshot>, String>>(1);
     let watchdog = sd_notify::watchdog_enabled();
     // One persistent timer each: a timer re-created on every pass would never fire while other events keep coming.
@@ -241,6 +248,7 @@ async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> 
     let mut inbox = Inbox {
         kernel,
         journal,
+        exporter: exporter_rx,
         collected,
         watchdog: watchdog_tick,
         cursor: tokio::time::interval(Duration::from_secs(1)),
@@ -250,15 +258,27 @@ async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> 
     };
 
     let journal = JournalWatch::start(&settings, journal_tx);
+    let mut metrics = Metrics::new();
+    if settings.config.kubernetes.enabled {
+        metrics.enable_kubernetes();
+    }
+    let exporter = settings.config.kubernetes.enabled.then(|| {
+        log::info!("exporting findings to the Kubernetes API as Node conditions and Events");
+        Exporter::start(&settings.config.kubernetes, &settings.config.host_root, move || {
+            // A full queue already holds a pending re-render.
+            let _ = exporter_tx.try_send(());
+        })
+    });
     let mut daemon = Daemon {
         opts,
         settings,
         shared,
-        metrics: Metrics::new(),
+        metrics,
         notifier: Notifier::start(),
         churn: Churn::default(),
         nft: Arc::default(),
         journal,
+        exporter,
         watchdog,
         last_sources: BTreeMap::new(),
         last_findings: BTreeMap::new(),
@@ -300,6 +320,7 @@ impl Event {
             Event::Kernel(Kernel::Nftables) => "kernel nftables",
             Event::Journal => "journal",
             Event::Render => "render",
+            Event::Exporter => "exporter",
             Event::Watchdog => "watchdog",
             Event::SaveCursor => "save-cursor",
             Event::Reload => "reload",
@@ -326,6 +347,7 @@ impl Daemon {
             _ = tokio::time::sleep_until(render_at), if self.render_at.is_some() => Event::Render,
             Some(k) = inbox.kernel.recv() => Event::Kernel(k),
             Some(()) = inbox.journal.recv() => Event::Journal,
+            Some(()) = inbox.exporter.recv() => Event::Exporter,
             _ = inbox.watchdog.tick(), if self.watchdog.is_some() => Event::Watchdog,
             _ = inbox.cursor.tick() => Event::SaveCursor,
         }
@@ -343,7 +365,7 @@ impl Daemon {
                     self.collect_at = self.collect_at.min(Instant::now() + debounce);
                 }
             }
-            Event::Journal => {
+            Event::Journal | Event::Exporter => {
                 let at = Instant::now() + debounce;
                 self.render_at = Some(self.render_at.map_or(at, |r| r.min(at)));
             }
@@ -457,6 +479,7 @@ impl Daemon {
         let gate_open = self.shared.is_ready() || base.missing.is_empty();
         let missing = base.missing.join("; ");
         self.journal.add_to(&mut report, &self.metrics);
+        self.add_exporter(&mut report);
         self.metrics.update(&report, changes, collected, now_unix());
         self.metrics.update_process(&crate::sys::process::self_stats());
         log_changes(&report, &mut self.last_sources, &mut self.last_findings);
@@ -464,6 +487,9 @@ impl Daemon {
         if !gate_open {
             summary = format!("waiting for {missing}");
             self.shared.set_not_ready(&summary);
+        }
+        if let Some(e) = &self.exporter {
+            e.publish(&report);
         }
         self.shared.publish(Published::render(report, &self.metrics));
         // A journal re-render while a collection hangs is no sign of a healthy loop.
@@ -485,6 +511,24 @@ impl Daemon {
         if self.watchdog.is_some() && alive {
             self.notifier.send(&[NotifyState::Watchdog]);
         }
+    }
+
+    /// Adds the Kubernetes exporter's state as the `kubernetes` source (`disabled` without `[kubernetes]
+    /// enabled`) and sets its metrics. Its failure is no `source.failed` finding: no conclusion rests on it.
+    fn add_exporter(&self, report: &mut Report) {
+        let (status, error) = match &self.exporter {
+            None => (SourceStatus::Disabled, None),
+            Some(e) => {
+                let s = e.status();
+                self.metrics.update_kubernetes(&s);
+                match s.up {
+                    Some(true) => (SourceStatus::Ok, None),
+                    Some(false) => (SourceStatus::Failed, s.last_error),
+                    None => (SourceStatus::Failed, Some("no exchange with the API server yet".to_string())),
+                }
+            }
+        };
+        report.sources.insert(SourceId::Kubernetes, SourceReport { status, error, duration_ms: 0 });
     }
 
     fn reload(&mut self) {

@@ -13,6 +13,7 @@ pub mod iptables;
 pub mod ipvs;
 pub mod journal;
 pub mod kube_proxy_api;
+pub mod kubernetes;
 pub mod links;
 pub mod mounts;
 pub mod nftables;
@@ -105,6 +106,8 @@ pub enum SourceId {
     /// The daemon's journal follower (not part of a snapshot).
     Journal,
     KubeProxyApi,
+    /// The daemon's Kubernetes exporter (`[kubernetes]`; not part of a snapshot).
+    Kubernetes,
     Links,
     Mounts,
     Nftables,
@@ -144,12 +147,13 @@ impl SourceId {
             SourceId::CiliumAgent => "cilium-agent",
             SourceId::Routes => "routes",
             SourceId::Journal => "journal",
+            SourceId::Kubernetes => "kubernetes",
         }
     }
 
     /// The id named `name`, if any.
     pub fn from_name(name: &str) -> Option<SourceId> {
-        Self::COLLECTED.into_iter().chain([SourceId::Journal]).find(|s| s.as_str() == name)
+        Self::COLLECTED.into_iter().chain([SourceId::Journal, SourceId::Kubernetes]).find(|s| s.as_str() == name)
     }
 }
 
@@ -247,14 +251,18 @@ mod tests {
 
     #[test]
     fn source_ids_serialise_as_their_names() {
-        for id in SourceId::COLLECTED.into_iter().chain([SourceId::Journal]) {
+        for id in SourceId::COLLECTED.into_iter().chain([SourceId::Journal, SourceId::Kubernetes]) {
             assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{}\"", id.as_str()));
             assert_eq!(SourceId::from_name(id.as_str()), Some(id));
         }
         assert_eq!(SourceId::from_name("ebpf"), None);
-        let mut names: Vec<&str> =
-            SourceId::COLLECTED.into_iter().chain([SourceId::Journal]).map(SourceId::as_str).collect();
-        let mut sorted_ids: Vec<SourceId> = SourceId::COLLECTED.into_iter().chain([SourceId::Journal]).collect();
+        let mut names: Vec<&str> = SourceId::COLLECTED
+            .into_iter()
+            .chain([SourceId::Journal, SourceId::Kubernetes])
+            .map(SourceId::as_str)
+            .collect();
+        let mut sorted_ids: Vec<SourceId> =
+            SourceId::COLLECTED.into_iter().chain([SourceId::Journal, SourceId::Kubernetes]).collect();
         sorted_ids.sort();
         names.sort();
         assert_eq!(sorted_ids.into_iter().map(SourceId::as_str).collect::<Vec<_>>(), names, "declaration order");

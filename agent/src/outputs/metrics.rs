@@ -68,6 +68,12 @@ pub struct Metrics {
     /// 1 for the last report's verdict, 0 for the others (one series per verdict: `count by (verdict)`).
     verdict: Family<Labels, Gauge>,
     certificate_read_errors: Gauge,
+    /// The Kubernetes exporter (only with `[kubernetes] enabled`): 1 when its last exchange succeeded.
+    kubernetes_up: Gauge,
+    kubernetes_last_success: FloatGauge,
+    /// Requests to the API server by result (`ok`, `error`).
+    kubernetes_requests: Family<Labels, Counter>,
+    kubernetes_events_dropped: Counter,
     /// The `process_*` metrics, without the `routewarden_` prefix (as every exporter names them).
     process: Registry,
     process_cpu: Counter<f64, AtomicU64>,
@@ -130,6 +136,10 @@ impl Metrics {
             service_proxy_conflict: Family::default(),
             verdict: Family::default(),
             certificate_read_errors: Gauge::default(),
+            kubernetes_up: Gauge::default(),
+            kubernetes_last_success: FloatGauge::default(),
+            kubernetes_requests: Family::default(),
+            kubernetes_events_dropped: Counter::default(),
             process: Registry::default(),
             process_cpu: Counter::default(),
             process_resident: Gauge::default(),
@@ -374,6 +384,45 @@ impl Metrics {
             c.inc_by(total.saturating_sub(c.get()));
         }
         self.journal_lag.set(j.lag_seconds);
+    }
+
+    /// Registers the Kubernetes exporter's metrics (only with `[kubernetes] enabled`: absent otherwise).
+    pub fn enable_kubernetes(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "kubernetes_up",
+            "1 when the last exchange with the Kubernetes API server succeeded (only with [kubernetes] enabled)",
+            self.kubernetes_up.clone(),
+        );
+        r.register(
+            "kubernetes_last_success_timestamp_seconds",
+            "Unix time of the last successful exchange with the Kubernetes API server",
+            self.kubernetes_last_success.clone(),
+        );
+        r.register(
+            "kubernetes_requests",
+            "Requests to the Kubernetes API server (Node status, Events), by result",
+            self.kubernetes_requests.clone(),
+        );
+        r.register(
+            "kubernetes_events_dropped",
+            "Events not sent: over the rate limit, or dropped from the full queue while the API server was away",
+            self.kubernetes_events_dropped.clone(),
+        );
+    }
+
+    /// Sets the Kubernetes exporter's metrics from its status.
+    pub fn update_kubernetes(&self, k: &crate::model::kubernetes::ExporterStatus) {
+        self.kubernetes_up.set(i64::from(k.up == Some(true)));
+        if let Some(t) = k.last_success_unix {
+            self.kubernetes_last_success.set(t);
+        }
+        for (result, total) in [("ok", k.requests_ok), ("error", k.requests_failed)] {
+            let c = self.kubernetes_requests.get_or_create(&vec![("result".to_string(), result.to_string())]);
+            c.inc_by(total.saturating_sub(c.get()));
+        }
+        let dropped = &self.kubernetes_events_dropped;
+        dropped.inc_by(k.events_dropped.saturating_sub(dropped.get()));
     }
 
     /// (OpenMetrics text, Prometheus text format 0.0.4).

@@ -1,0 +1,359 @@
+//! The API server side of the exporter: the kubeconfig read and checked (size-capped; credential plugins
+//! refused), the Node's name resolved, a kube-rs client with deadlines built, and the three exchanges the
+//! exporter makes (read the Node, patch its conditions, create or bump an Event). Error texts never carry a
+//! token or a key: [`Redactor`] removes every secret the kubeconfig holds, and any long token-like word.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Event, Node};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+/// The largest kubeconfig (or token file) read.
+pub const MAX_KUBECONFIG_BYTES: u64 = 1 << 20;
+/// The largest answer read from the API server (a Node object is a few KiB to a few hundred).
+pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
+/// Deadline of each connection attempt, and of each read and write on the connection.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the exporter could not reach or use the API server (texts already redacted).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    #[error("kubeconfig {path}: {what}")]
+    Kubeconfig { path: PathBuf, what: String },
+    #[error("{op}: {what}")]
+    Api { op: &'static str, what: String },
+    #[error("{op}: no answer within {secs} s")]
+    Deadline { op: &'static str, secs: u64 },
+}
+
+/// Removes secrets from error texts.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    pub fn clean(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for s in self.secrets.iter().filter(|s| s.len() >= 4) {
+            out = out.replace(s.as_str(), "<redacted>");
+        }
+        // Any long word of token characters (a bearer token, base64 key data) is cut too.
+        out.split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+            .map(|w| {
+                let word = w.trim_end_matches(|c: char| c.is_whitespace() || c == '"' || c == '\'');
+                // Mixed case, as base64 and JWTs are: long lower-case host names stay readable.
+                let tokenish = word.len() >= 32
+                    && !word.starts_with('/')
+                    && word.chars().any(|c| c.is_ascii_uppercase())
+                    && word.chars().any(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    && word.chars().all(|c| c.is_ascii_alphanumeric() || "-._~+/=".contains(c));
+                if tokenish {
+                    format!("<redacted>{}", &w[word.len()..])
+                } else {
+                    w.to_string()
+                }
+            })
+            .collect()
+    }
+}
+
+/// The kubeconfig to read: `configured` under `host_root`, else the kubelet's other one.
+pub fn kubeconfig_path(host_root: &Path, configured: &Path) -> PathBuf {
+    let join = |p: &Path| host_root.join(p.strip_prefix("/").unwrap_or(p));
+    let first = join(configured);
+    if first.exists() {
+        return first;
+    }
+    let fallback = join(Path::new(crate::config::KUBELET_KUBECONFIG_FALLBACK));
+    if fallback.exists() {
+        fallback
+    } else {
+        first
+    }
+}
+
+/// A kubeconfig loaded and checked, with what the exporter takes from it.
+pub struct Loaded {
+    pub kubeconfig: Kubeconfig,
+    pub redactor: Redactor,
+    /// `NAME` of a `system:node:NAME` identity (the user's name, or its client certificate's CN).
+    pub kubelet_node: Option<String>,
+}
+
+/// Reads and checks the kubeconfig at `path`.
+pub fn load(path: &Path) -> Result<Loaded, ClientError> {
+    let fail = |what: String| ClientError::Kubeconfig { path: path.to_path_buf(), what };
+    let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".into()));
+    }
+    if meta.len() > MAX_KUBECONFIG_BYTES {
+        return Err(fail(format!("{} bytes, more than the {MAX_KUBECONFIG_BYTES} read", meta.len())));
+    }
+    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| fail(Redactor::default().clean(&e.to_string())))?;
+    let context_user = kubeconfig
+        .current_context
+        .as_ref()
+        .and_then(|c| kubeconfig.contexts.iter().find(|n| &n.name == c))
+        .or_else(|| kubeconfig.contexts.first())
+        .and_then(|n| n.context.as_ref())
+        .and_then(|c| c.user.clone());
+    let named = kubeconfig
+        .auth_infos
+        .iter()
+        .find(|a| Some(&a.name) == context_user.as_ref())
+        .or_else(|| kubeconfig.auth_infos.first());
+    let auth = named.and_then(|a| a.auth_info.as_ref());
+    let mut redactor = Redactor::default();
+    let mut kubelet_node = named.and_then(|a| a.name.strip_prefix("system:node:")).map(str::to_string);
+    if let Some(a) = auth {
+        if a.exec.is_some() || a.auth_provider.is_some() {
+            return Err(fail(
+                "credential plugins (exec, auth-provider) are not run: use a token or a client certificate".into(),
+            ));
+        }
+        if let Some(t) = &a.token {
+            redactor.secrets.push(t.expose_secret().trim().to_string());
+        }
+        if let Some(k) = &a.client_key_data {
+            redactor.secrets.push(k.expose_secret().trim().to_string());
+        }
+        if let Some(f) = &a.token_file {
+            if let Ok(t) = read_capped(Path::new(f)) {
+                redactor.secrets.push(t.trim().to_string());
+            }
+        }
+        if let Some(p) = &a.password {
+            redactor.secrets.push(p.expose_secret().to_string());
+        }
+        if kubelet_node.is_none() {
+            let pem = match (&a.client_certificate_data, &a.client_certificate) {
+                (Some(d), _) => base64_decode(d),
+                (None, Some(f)) => read_capped(Path::new(f)).ok().map(String::into_bytes),
+                _ => None,
+            };
+            kubelet_node = pem.as_deref().and_then(node_from_certificate);
+        }
+    }
+    Ok(Loaded { kubeconfig, redactor, kubelet_node })
+}
+
+fn read_capped(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut s = String::new();
+    std::fs::File::open(path)?.take(MAX_KUBECONFIG_BYTES).read_to_string(&mut s)?;
+    Ok(s)
+}
+
+fn base64_decode(data: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(data.trim()).ok()
+}
+
+/// `NAME` from the first certificate of `pem` whose subject CN is `system:node:NAME`.
+pub fn node_from_certificate(pem: &[u8]) -> Option<String> {
+    for p in x509_parser::pem::Pem::iter_from_buffer(pem).flatten() {
+        if p.label != "CERTIFICATE" {
+            continue;
+        }
+        let Ok(cert) = p.parse_x509() else { continue };
+        for cn in cert.subject().iter_common_name() {
+            if let Some(name) = cn.as_str().ok().and_then(|s| s.strip_prefix("system:node:")) {
+                return Some(name.to_string());
+            }
+        }
+    }
+    None
+}
+
+/// The node name: the configured one, else the kubelet's identity, else the host name.
+pub fn node_name(configured: &str, kubelet: Option<&str>, hostname: &str) -> String {
+    if !configured.is_empty() {
+        return configured.to_string();
+    }
+    kubelet.filter(|n| !n.is_empty()).unwrap_or(hostname).to_string()
+}
+
+/// A connected client and what it needs to say.
+pub struct ApiClient {
+    client: kube::Client,
+    redactor: Redactor,
+    deadline: Duration,
+}
+
+/// The Node as the exporter reads it: its uid and conditions `(type, status, reason, message, transition)`.
+pub struct NodeView {
+    pub uid: Option<String>,
+    pub conditions: Vec<(String, String, String, String, String)>,
+}
+
+impl ApiClient {
+    /// A client for the kubeconfig's current context, with deadlines on connecting, reading and writing.
+    pub async fn connect(loaded: Loaded, path: &Path) -> Result<ApiClient, ClientError> {
+        let redactor = loaded.redactor.clone();
+        let fail = |what: String| ClientError::Kubeconfig { path: path.to_path_buf(), what: redactor.clean(&what) };
+        let mut config = kube::Config::from_custom_kubeconfig(loaded.kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        config.connect_timeout = Some(IO_TIMEOUT);
+        config.read_timeout = Some(IO_TIMEOUT);
+        config.write_timeout = Some(IO_TIMEOUT);
+        let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| fail(e.to_string()))?;
+        let client = builder.with_layer(&tower::util::MapResponseLayer::new(limit_body)).build();
+        Ok(ApiClient { client, redactor, deadline: IO_TIMEOUT + Duration::from_secs(5) })
+    }
+
+    async fn call<T>(
+        &self,
+        op: &'static str,
+        f: impl std::future::Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, ClientError> {
+        match tokio::time::timeout(self.deadline, f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(ClientError::Api { op, what: self.redactor.clean(&error_text(&e)) }),
+            Err(_) => Err(ClientError::Deadline { op, secs: self.deadline.as_secs() }),
+        }
+    }
+
+    pub async fn get_node(&self, name: &str) -> Result<NodeView, ClientError> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let node = self.call("reading the Node", nodes.get(name)).await?;
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let conditions = node
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| {
+                let transition = c
+                    .last_transition_time
+                    .and_then(|t| serde_json::to_value(t).ok())
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                (c.type_, c.status, text(&c.reason), text(&c.message), transition)
+            })
+            .collect();
+        Ok(NodeView { uid: node.metadata.uid, conditions })
+    }
+
+    pub async fn patch_conditions(&self, name: &str, body: &Value) -> Result<(), ClientError> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let params = PatchParams::default();
+        self.call("patching the Node's conditions", nodes.patch_status(name, &params, &Patch::Strategic(body))).await?;
+        Ok(())
+    }
+
+    /// Creates an Event.
+    pub async fn create_event(&self, body: &Value) -> Result<(), ClientError> {
+        let event: Event = serde_json::from_value(body.clone())
+            .map_err(|e| ClientError::Api { op: "building an Event", what: e.to_string() })?;
+        let events: Api<Event> = Api::namespaced(self.client.clone(), "default");
+        self.call("creating an Event", events.create(&PostParams::default(), &event)).await?;
+        Ok(())
+    }
+
+    /// Bumps an Event's count; `Ok(false)` when it no longer exists.
+    pub async fn bump_event(&self, name: &str, body: &Value) -> Result<bool, ClientError> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), "default");
+        match tokio::time::timeout(self.deadline, events.patch(name, &PatchParams::default(), &Patch::Strategic(body)))
+            .await
+        {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(kube::Error::Api(s))) if s.code == 404 => Ok(false),
+            Ok(Err(e)) => Err(ClientError::Api { op: "updating an Event", what: self.redactor.clean(&error_text(&e)) }),
+            Err(_) => Err(ClientError::Deadline { op: "updating an Event", secs: self.deadline.as_secs() }),
+        }
+    }
+}
+
+/// The answer with its body cut off (an error) past [`MAX_RESPONSE_BYTES`].
+fn limit_body<B>(res: hyper::Response<B>) -> hyper::Response<http_body_util::Limited<B>> {
+    res.map(|b| http_body_util::Limited::new(b, MAX_RESPONSE_BYTES))
+}
+
+/// A kube error with its causes, on one line.
+fn error_text(e: &kube::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let t = s.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_and_token_like_words_are_redacted() {
+        let r = Redactor { secrets: vec!["s3cr3t-token".into()] };
+        assert_eq!(r.clean("401 for s3cr3t-token here"), "401 for <redacted> here");
+        let jwt = "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEyMyJ9.eyJzdWIiOiJzeXN0ZW06bm9kZSJ9.c2lnbmF0dXJl";
+        assert_eq!(Redactor::default().clean(&format!("bad \"{jwt}\" x")), "bad \"<redacted>\" x");
+        let path = "/var/lib/kubelet/pki/kubelet-client-current.pem";
+        assert_eq!(Redactor::default().clean(path), path, "paths stay readable");
+        let host = "connecting to ip-10-0-0-1.eu-west-1.compute.internal:6443 failed";
+        assert_eq!(Redactor::default().clean(host), host, "host names stay readable");
+    }
+
+    #[test]
+    fn the_node_name_is_configured_else_the_kubelets_else_the_host_name() {
+        assert_eq!(node_name("set", Some("kubelet"), "host"), "set");
+        assert_eq!(node_name("", Some("kubelet"), "host"), "kubelet");
+        assert_eq!(node_name("", None, "host"), "host");
+    }
+
+    #[test]
+    fn the_kubelets_identity_names_the_node_and_plugins_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let by_user = dir.path().join("kubelet.conf");
+        std::fs::write(
+            &by_user,
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:6443\n\
+             contexts:\n- name: c\n  context:\n    cluster: k\n    user: system:node:worker-1\ncurrent-context: c\n\
+             users:\n- name: system:node:worker-1\n  user:\n    token: abcdefgh12345678\n",
+        )
+        .unwrap();
+        let l = load(&by_user).unwrap();
+        assert_eq!(l.kubelet_node.as_deref(), Some("worker-1"));
+        assert_eq!(l.redactor.clean("x abcdefgh12345678 y"), "x <redacted> y");
+
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, "system:node:worker-2");
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(node_from_certificate(cert.pem().as_bytes()).as_deref(), Some("worker-2"));
+        let by_cert = dir.path().join("cert.conf");
+        std::fs::write(dir.path().join("c.pem"), cert.pem()).unwrap();
+        std::fs::write(
+            &by_cert,
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:6443\n\
+             contexts:\n- name: c\n  context:\n    cluster: k\n    user: default-auth\ncurrent-context: c\n\
+             users:\n- name: default-auth\n  user:\n    client-certificate: c.pem\n    client-key: c.pem\n",
+        )
+        .unwrap();
+        assert_eq!(load(&by_cert).unwrap().kubelet_node.as_deref(), Some("worker-2"), "relative paths from the file");
+
+        let exec = dir.path().join("exec.conf");
+        std::fs::write(
+            &exec,
+            "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/true\n",
+        )
+        .unwrap();
+        let err = load(&exec).err().unwrap().to_string();
+        assert!(err.contains("credential plugins") && err.contains("exec.conf"), "{err}");
+        let err = load(&dir.path().join("absent.conf")).err().unwrap().to_string();
+        assert!(err.contains("absent.conf"), "{err}");
+    }
+}

@@ -1,0 +1,335 @@
+//! The optional Kubernetes exporter (`[kubernetes]`): the report's findings as the Node's conditions and as
+//! Events, so `kubectl describe node` shows them. Never in the way: it is its own tokio task, fed the published
+//! report through a watch channel (only the latest is kept; sending never blocks the daemon loop), retrying
+//! with capped exponential backoff. The daemon reads its [`ExporterStatus`] when it builds the next report, as
+//! it reads the journal follower's view; `/status`, `/metrics`, the gate and READY never wait for it.
+//!
+//! `conditions` and `events` are pure (what to send); `client` talks to the API server (kube-rs, rustls with
+//! the ring provider); `backoff` spaces the retries.
+
+pub mod backoff;
+pub mod client;
+pub mod conditions;
+pub mod events;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::config;
+use crate::model::kubernetes::ExporterStatus;
+use crate::report::Report;
+use backoff::Backoff;
+use client::{ApiClient, ClientError};
+use conditions::Conditions;
+use events::{Action, Dedup, EventKey, Origin, RateLimit, Standing};
+
+/// Events waiting for the API server; older ones are dropped beyond this.
+pub const MAX_QUEUED_EVENTS: usize = 64;
+/// The first retry after a failure, and the longest wait between retries.
+pub const RETRY_INITIAL: Duration = Duration::from_secs(1);
+pub const RETRY_CAP: Duration = Duration::from_secs(30);
+/// One round (connect, read the Node, patch, send Events) ends by then whatever the server does.
+pub const ROUND_DEADLINE: Duration = Duration::from_secs(45);
+
+/// The daemon's handle on the exporter task.
+pub struct Exporter {
+    reports: watch::Sender<Option<Arc<Report>>>,
+    status: Arc<Mutex<ExporterStatus>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Exporter {
+    /// Starts the exporter on the current tokio runtime.
+    /// `changed` is called (from the task) when its up/down state or error changes, so the daemon re-renders.
+    pub fn start(
+        cfg: &config::Kubernetes,
+        host_root: &std::path::Path,
+        changed: impl Fn() + Send + Sync + 'static,
+    ) -> Exporter {
+        // kube's rustls client uses the process's provider: ring, never aws-lc-rs (a second install is a no-op).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (reports, rx) = watch::channel(None);
+        let status = Arc::new(Mutex::new(ExporterStatus::default()));
+        let path = client::kubeconfig_path(host_root, &cfg.kubeconfig);
+        let task = Task {
+            path,
+            node_setting: cfg.node_name.clone(),
+            heartbeat: Duration::from_secs(cfg.heartbeat_secs),
+            status: Arc::clone(&status),
+            changed: Box::new(changed),
+            api: None,
+            origin: None,
+            conditions: Conditions::default(),
+            node_read: false,
+            desired: None,
+            standing: None,
+            queue: VecDeque::new(),
+            dedup: Dedup::default(),
+            limit: RateLimit::new(crate::sys::now_unix()),
+            seq: 0,
+        };
+        let task = tokio::spawn(task.run(rx));
+        Exporter { reports, status, task }
+    }
+
+    /// Hands the exporter the latest report (replacing one it has not taken yet); never waits.
+    pub fn publish(&self, report: &Report) {
+        self.reports.send_replace(Some(Arc::new(report.clone())));
+    }
+
+    /// The exporter's state now.
+    pub fn status(&self) -> ExporterStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Everything the exporter task owns.
+struct Task {
+    path: PathBuf,
+    node_setting: String,
+    heartbeat: Duration,
+    status: Arc<Mutex<ExporterStatus>>,
+    changed: Box<dyn Fn() + Send + Sync>,
+    api: Option<ApiClient>,
+    origin: Option<Origin>,
+    conditions: Conditions,
+    /// The Node (its uid and the conditions a previous run left) was read on this connection.
+    node_read: bool,
+    desired: Option<std::collections::BTreeMap<conditions::ConditionType, conditions::Desired>>,
+    standing: Option<Standing>,
+    queue: VecDeque<EventKey>,
+    dedup: Dedup,
+    limit: RateLimit,
+    seq: u64,
+}
+
+impl Task {
+    async fn run(mut self, mut rx: watch::Receiver<Option<Arc<Report>>>) {
+        let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_CAP, &self.node_setting);
+        let mut retry_at: Option<Instant> = None;
+        let mut heartbeat_at = Instant::now() + self.heartbeat;
+        // Something to send: a new report, or the first connection.
+        let mut dirty = true;
+        loop {
+            let now = Instant::now();
+            let due = match retry_at {
+                Some(t) => t,
+                None if dirty => now,
+                None => heartbeat_at,
+            };
+            if due > now {
+                tokio::select! {
+                    changed = rx.changed() => {
+                        if changed.is_err() {
+                            return; // the daemon is gone
+                        }
+                        let report = rx.borrow_and_update().clone();
+                        if let Some(r) = report {
+                            self.observe(&r);
+                            dirty = true;
+                        }
+                        continue;
+                    }
+                    _ = tokio::time::sleep_until(due) => {}
+                }
+            }
+            let beat = Instant::now() >= heartbeat_at;
+            let result = match tokio::time::timeout(ROUND_DEADLINE, self.round(beat)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    Err(ClientError::Deadline { op: "a round with the API server", secs: ROUND_DEADLINE.as_secs() })
+                }
+            };
+            match result {
+                Ok(()) => {
+                    backoff.succeed();
+                    retry_at = None;
+                    dirty = false;
+                    if beat {
+                        heartbeat_at = Instant::now() + self.heartbeat;
+                    }
+                    let mut news = false;
+                    self.set_status(|s| {
+                        if s.up != Some(true) {
+                            log::info!(source = "kubernetes"; "API server reached: Node {} conditions and Events are up to date", s.node);
+                            news = true;
+                        }
+                        s.up = Some(true);
+                        s.last_success_unix = Some(crate::sys::now_unix());
+                        s.last_error = None;
+                    });
+                    if news {
+                        (self.changed)();
+                    }
+                }
+                Err(e) => {
+                    let wait = backoff.fail();
+                    retry_at = Some(Instant::now() + wait);
+                    // A new connection re-reads the kubeconfig (rotated certificates and tokens) and the Node.
+                    self.api = None;
+                    self.node_read = false;
+                    let text = e.to_string();
+                    let mut news = false;
+                    self.set_status(|s| {
+                        if s.up != Some(false) || s.last_error.as_deref() != Some(text.as_str()) {
+                            log::warn!(source = "kubernetes"; "Kubernetes API: {text}; retrying in {} ms", wait.as_millis());
+                            news = true;
+                        }
+                        s.up = Some(false);
+                        s.last_error = Some(text);
+                    });
+                    if news {
+                        (self.changed)();
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_status(&self, f: impl FnOnce(&mut ExporterStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
+        }
+    }
+
+    /// Takes a new report: the conditions it asks for, and Events for its transitions (rate-limited, queued).
+    fn observe(&mut self, report: &Report) {
+        self.desired = Some(conditions::desired(report));
+        let now = events::standing(report);
+        let before = self.standing.take().unwrap_or_default();
+        for key in events::transitions(&before, &now) {
+            if !self.limit.admit(crate::sys::now_unix()) {
+                self.set_status(|s| s.events_dropped += 1);
+                continue;
+            }
+            if self.queue.len() >= MAX_QUEUED_EVENTS {
+                self.queue.pop_front();
+                self.set_status(|s| s.events_dropped += 1);
+            }
+            self.queue.push_back(key);
+        }
+        self.standing = Some(now);
+    }
+
+    /// One exchange: connect if needed, read the Node once per connection, patch what changed (everything on a
+    /// heartbeat), send queued Events. Stops at the first failure (the caller backs off).
+    async fn round(&mut self, heartbeat: bool) -> Result<(), ClientError> {
+        if self.api.is_none() {
+            let loaded = client::load(&self.path)?;
+            let host = crate::sys::host::hostname();
+            let node = client::node_name(&self.node_setting, loaded.kubelet_node.as_deref(), &host);
+            let api = ApiClient::connect(loaded, &self.path).await?;
+            self.set_status(|s| s.node = node.clone());
+            self.origin = Some(Origin { node, uid: None });
+            self.api = Some(api);
+        }
+        let (Some(api), Some(origin)) = (self.api.as_ref(), self.origin.as_mut()) else { return Ok(()) };
+        if !self.node_read {
+            let view = api.get_node(&origin.node).await;
+            count(&self.status, view.is_ok());
+            let view = view?;
+            origin.uid = view.uid;
+            self.conditions.adopt(&view.conditions);
+            self.node_read = true;
+        }
+        let now = crate::sys::now_rfc3339();
+        if let Some(desired) = &self.desired {
+            let plan = self.conditions.plan(desired, &now, heartbeat);
+            if !plan.is_empty() {
+                let r = api.patch_conditions(&origin.node, &conditions::patch_body(&plan)).await;
+                count(&self.status, r.is_ok());
+                r?;
+                self.conditions.applied(&plan);
+            }
+        }
+        while let Some(key) = self.queue.front().cloned() {
+            let seq = next_seq(&mut self.seq);
+            let action = self.dedup.action(origin, &key, &now, seq);
+            let r = match &action {
+                Action::Create { body, .. } => api.create_event(body).await,
+                Action::Bump { name, body, .. } => match api.bump_event(name, body).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => {
+                        // Expired on the server: a new Event next time round.
+                        self.dedup.forget(&key);
+                        count(&self.status, true);
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            count(&self.status, r.is_ok());
+            r?;
+            self.dedup.sent(&key, &action, &now);
+            self.queue.pop_front();
+        }
+        Ok(())
+    }
+}
+
+/// A number for a new Event's name.
+fn next_seq(seq: &mut u64) -> u64 {
+    *seq += 1;
+    // Unique across restarts too: nanoseconds since the epoch, as the kubelet's names are.
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    nanos.wrapping_add(*seq)
+}
+
+fn count(status: &Mutex<ExporterStatus>, ok: bool) {
+    if let Ok(mut s) = status.lock() {
+        if ok {
+            s.requests_ok += 1;
+        } else {
+            s.requests_failed += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{FindingId, Severity};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_a_kubeconfig_it_reports_failed_and_publishing_never_waits() {
+        let root = tempfile::tempdir().unwrap();
+        let cfg = config::Kubernetes {
+            enabled: true,
+            kubeconfig: "/etc/kubernetes/absent.conf".into(),
+            node_name: "node-a".into(),
+            heartbeat_secs: 300,
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let e = Exporter::start(&cfg, root.path(), move || {
+            let _ = tx.try_send(());
+        });
+        let report = conditions::tests::report(&[(
+            FindingId::ServiceRoutingConflict,
+            Severity::Critical,
+            "kube-proxy and cilium",
+        )]);
+        let start = std::time::Instant::now();
+        for _ in 0..10_000 {
+            e.publish(&report);
+        }
+        assert!(start.elapsed() < Duration::from_secs(2), "publishing waited: {:?}", start.elapsed());
+        tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap();
+        let s = e.status();
+        assert_eq!(s.up, Some(false));
+        let err = s.last_error.unwrap_or_default();
+        assert!(err.contains("absent.conf"), "the error names the kubeconfig (under the host root): {err}");
+        assert_eq!(s.requests_ok + s.requests_failed, 0, "no request without a kubeconfig");
+    }
+}

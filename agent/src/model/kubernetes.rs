@@ -1,0 +1,21 @@
+//! The Kubernetes exporter's state as the daemon reads it into the report and the metrics: plain data, written
+//! by the exporter's task (`crate::kubernetes`) and read when the daemon builds its next report.
+
+/// The exporter's health and counters since the daemon started.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExporterStatus {
+    /// The Node reported on (empty until resolved).
+    pub node: String,
+    /// Whether the last exchange with the API server succeeded; `None` before the first one.
+    pub up: Option<bool>,
+    /// Unix time of the last successful exchange.
+    pub last_success_unix: Option<f64>,
+    /// The last failure (never a token or a key), cleared by a success.
+    pub last_error: Option<String>,
+    /// Requests answered with success.
+    pub requests_ok: u64,
+    /// Requests that failed (transport, TLS, authentication, API errors, deadlines).
+    pub requests_failed: u64,
+    /// Events not sent: over the rate limit, or dropped from a full queue while the API server was away.
+    pub events_dropped: u64,
+}
