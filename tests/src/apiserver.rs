@@ -317,8 +317,8 @@ fn check_condition_patch(body: &Value) -> Option<String> {
         if !ours.contains(&c["type"].as_str().unwrap_or("")) {
             return Some(format!("a condition not routewarden's: {c}"));
         }
-        if !matches!(c["status"].as_str(), Some("True" | "False")) {
-            return Some(format!("a condition status not True/False: {c}"));
+        if !matches!(c["status"].as_str(), Some("True" | "False" | "Unknown")) {
+            return Some(format!("a condition status not True/False/Unknown: {c}"));
         }
         for k in ["reason", "message", "lastHeartbeatTime", "lastTransitionTime"] {
             if !c[k].is_string() {

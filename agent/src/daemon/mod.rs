@@ -478,7 +478,7 @@ impl Daemon {
         let mut report = base.report.clone();
         let gate_open = self.shared.is_ready() || base.missing.is_empty();
         let missing = base.missing.join("; ");
-        self.journal.add_to(&mut report, &self.metrics);
+        let journal_settled = self.journal.add_to(&mut report, &self.metrics);
         self.add_exporter(&mut report);
         self.metrics.update(&report, changes, collected, now_unix());
         self.metrics.update_process(&crate::sys::process::self_stats());
@@ -489,7 +489,7 @@ impl Daemon {
             self.shared.set_not_ready(&summary);
         }
         if let Some(e) = &self.exporter {
-            e.publish(&report);
+            e.publish(&report, journal_settled);
         }
         self.shared.publish(Published::render(report, &self.metrics));
         // A journal re-render while a collection hangs is no sign of a healthy loop.
@@ -649,8 +649,10 @@ impl JournalWatch {
     }
 
     /// Adds the journal source, its findings (as of now) and its counters to the report and metrics, after saving
-    /// the cursor those counters describe (so a restart neither loses nor counts again what they hold).
-    fn add_to(&mut self, report: &mut Report, metrics: &Metrics) {
+    /// the cursor those counters describe (so a restart neither loses nor counts again what they hold). True when
+    /// the follower runs and has finished replaying what a previous run read (its findings are those of now).
+    fn add_to(&mut self, report: &mut Report, metrics: &Metrics) -> bool {
+        let mut settled = false;
         let (status, error) = match self {
             JournalWatch::Disabled => (SourceStatus::Disabled, None),
             JournalWatch::Failed(e) => (SourceStatus::Failed, Some(e.clone())),
@@ -670,6 +672,7 @@ impl JournalWatch {
                     overlong_lines: view.overlong_lines,
                 });
                 report.findings.extend(view.findings);
+                settled = !view.replaying;
                 match view.error {
                     None => (SourceStatus::Ok, None),
                     Some(e) => (SourceStatus::Failed, Some(e)),
@@ -685,6 +688,7 @@ impl JournalWatch {
         }
         report.sources.insert(SourceId::Journal, SourceReport { status, error, duration_ms: 0 });
         report.verdict = verdict(&report.findings);
+        settled
     }
 }
 

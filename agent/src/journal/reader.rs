@@ -303,7 +303,14 @@ struct Followed {
     /// Lines skipped: not journal entries, and longer than [`MAX_LINE`].
     not_entries: u64,
     overlong_lines: u64,
+    /// Replaying what a previous run already read (after a restart), so the findings are not yet those of now:
+    /// true from the start until the saved cursor's entry (or a newer one) is read, or [`REPLAY_AT_MOST`] passed.
+    replaying: bool,
 }
+
+/// How long after journalctl started a replay counts as finished even if the saved cursor's entry never came
+/// (vacuumed) and nothing newer was logged.
+const REPLAY_AT_MOST: Duration = Duration::from_secs(30);
 
 /// Options of the follower.
 #[derive(Debug, Clone)]
@@ -332,6 +339,8 @@ pub struct JournalView {
     pub overlong_lines: u64,
     /// The cursor file's content for the newest entry this view counts (`None` before the first).
     pub cursor: Option<String>,
+    /// The follower is still replaying what a previous run read: its findings may be those of the past.
+    pub replaying: bool,
 }
 
 /// The daemon's handle on the follower thread.
@@ -357,6 +366,7 @@ impl Follower {
             garbage: None,
             not_entries: 0,
             overlong_lines: 0,
+            replaying: true,
         }));
         let store = CursorStore::new(opts.cursor_file.clone());
         let thread_shared = Arc::clone(&shared);
@@ -380,6 +390,7 @@ impl Follower {
                     not_entries: j.not_entries,
                     overlong_lines: j.overlong_lines,
                     cursor: (!j.cursor.is_empty()).then(|| format!("{}\n{}\n", j.cursor, j.cursor_usec)),
+                    replaying: j.replaying,
                 }
             }
             Err(_) => JournalView {
@@ -391,6 +402,7 @@ impl Follower {
                 not_entries: 0,
                 overlong_lines: 0,
                 cursor: None,
+                replaying: true,
             },
         }
     }
@@ -462,6 +474,11 @@ fn follow_once(
         _ => (Start::Since((crate::sys::now_unix() as u64).saturating_sub(opts.lookback_secs)), None),
     };
     let mut child = exec::spawn_streaming(&opts.journalctl, &journalctl_args(&opts.input, &opts.units, true, start))?;
+    if replay.is_none() {
+        if let Ok(mut s) = shared.lock() {
+            s.replaying = false;
+        }
+    }
     // A quiet journal may send nothing for hours: once journalctl has stayed up a moment, it counts as healthy.
     let running = Arc::new(AtomicBool::new(true));
     {
@@ -471,6 +488,13 @@ fn follow_once(
             if running.load(Ordering::SeqCst) {
                 let cleared = shared.lock().map(|mut s| s.error.take().is_some()).unwrap_or(false);
                 if cleared {
+                    on_change();
+                }
+            }
+            std::thread::sleep(REPLAY_AT_MOST.saturating_sub(HEALTHY_AFTER));
+            if running.load(Ordering::SeqCst) {
+                let ended = shared.lock().map(|mut s| std::mem::replace(&mut s.replaying, false)).unwrap_or(false);
+                if ended {
                     on_change();
                 }
             }
@@ -492,6 +516,13 @@ fn follow_once(
             // While replaying, entries up to the saved cursor's time were counted by the previous run (journalctl
             // may interleave files, so this is decided per entry, not by position); the cursor's entry ends it.
             let replayed = replay.as_ref().is_some_and(|(_, usec)| r.realtime_usec <= *usec);
+            // The findings are those of now once the saved cursor's entry, or a newer one, is read.
+            if s.replaying
+                && replay.as_ref().is_none_or(|(cursor, usec)| r.cursor == *cursor || r.realtime_usec > *usec)
+            {
+                s.replaying = false;
+                matched = true;
+            }
             if replay.as_ref().is_some_and(|(cursor, _)| r.cursor == *cursor) {
                 replay = None;
             }
@@ -814,5 +845,44 @@ mod tests {
         );
         let sc = scan(&j, &Input::System, &[], engine(), Duration::from_secs(30)).unwrap();
         assert_eq!((sc.entries, sc.bad_lines, sc.overlong_lines), (1, 1, 1));
+    }
+
+    #[test]
+    fn after_a_restart_the_view_says_replaying_until_the_saved_cursors_entry_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |cursor: &str, usec: u64| {
+            format!(
+                r#"{{"__CURSOR":"{cursor}","__REALTIME_TIMESTAMP":"{usec}","_SYSTEMD_UNIT":"kubelet.service","MESSAGE":"x"}}"#
+            )
+        };
+        let now = (crate::sys::now_unix() * 1e6) as u64;
+        let j = fake_journalctl(
+            dir.path(),
+            &format!(
+                "sleep 1; echo '{}'; echo '{}'; exec sleep 5",
+                entry("s=1", now - 2_000_000),
+                entry("s=2", now - 1_000_000)
+            ),
+        );
+        let cursor_file = dir.path().join("journal.cursor");
+        std::fs::write(&cursor_file, format!("s=2\n{}\n", now - 1_000_000)).unwrap();
+        let rules = RuleSet::with_defaults(Vec::new()).unwrap();
+        assert!(rules.replay_secs() > 0, "the default rules replay");
+        let opts = FollowOptions {
+            journalctl: j,
+            input: Input::System,
+            units: vec!["kubelet.service".into()],
+            cursor_file,
+            lookback_secs: 3600,
+            hang_check: Duration::from_secs(600),
+        };
+        let f = Follower::start(opts, rules, || {});
+        assert!(f.view(now).replaying, "a restart with a saved cursor replays first");
+        let started = Instant::now();
+        while f.view(now).replaying {
+            assert!(started.elapsed() < Duration::from_secs(10), "the replay never ended at the cursor's entry");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(started.elapsed() < REPLAY_AT_MOST, "ended by the cursor's entry, not by the time bound");
     }
 }

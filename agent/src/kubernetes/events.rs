@@ -1,7 +1,8 @@
 //! Events from finding transitions, pure: a `Warning` when a critical or warning finding is raised (or changes
 //! severity), a `Normal` when it clears; de-duplicated and rate-limited the way the kubelet's event recorder does
-//! (the same source, object, type, reason and message within the cache is one Event whose `count` and
-//! `lastTimestamp` a PATCH moves; a token bucket per node bounds the rate).
+//! (the same source, object, type and reason within the cache is one Event whose `count`, `lastTimestamp` and
+//! `message` a PATCH moves, so a summary's live counts never make a new Event; a token bucket per node bounds
+//! the rate).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -33,12 +34,22 @@ impl EventType {
     }
 }
 
-/// What makes two Events the same (the node, its uid and the source component are the exporter's own).
+/// An Event to send: its type, reason and message.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventKey {
     pub kind: EventType,
     pub reason: String,
     pub message: String,
+}
+
+/// What makes two Events the same: type and reason (the node, its uid and the source component are the
+/// exporter's own). The message is not part of it: it carries live counts.
+type Same = (EventType, String);
+
+impl EventKey {
+    fn same(&self) -> Same {
+        (self.kind, self.reason.clone())
+    }
 }
 
 /// The warning and critical findings of a report, by id, with severity and summary.
@@ -130,18 +141,19 @@ pub struct Origin {
 /// The de-duplication cache: Event keys to the Event that carries them, oldest evicted first.
 #[derive(Debug, Default)]
 pub struct Dedup {
-    recorded: BTreeMap<EventKey, Recorded>,
-    order: VecDeque<EventKey>,
+    recorded: BTreeMap<Same, Recorded>,
+    order: VecDeque<Same>,
 }
 
 impl Dedup {
     /// The request for `key` at `now` (RFC 3339); `seq` makes new Event names unique (`<node>.<hex>`, as the
     /// kubelet names its Events).
     pub fn action(&self, origin: &Origin, key: &EventKey, now: &str, seq: u64) -> Action {
-        match self.recorded.get(key) {
+        match self.recorded.get(&key.same()) {
             Some(r) => {
                 let count = r.count.saturating_add(1);
-                Action::Bump { name: r.name.clone(), count, body: json!({ "count": count, "lastTimestamp": now }) }
+                let body = json!({ "count": count, "lastTimestamp": now, "message": key.message });
+                Action::Bump { name: r.name.clone(), count, body }
             }
             None => {
                 let name = format!("{}.{seq:x}", origin.node);
@@ -156,12 +168,12 @@ impl Dedup {
         let rec = match action {
             Action::Create { name, .. } => Recorded { name: name.clone(), count: 1, first_timestamp: now.to_string() },
             Action::Bump { name, count, .. } => {
-                let first = self.recorded.get(key).map(|r| r.first_timestamp.clone()).unwrap_or_default();
+                let first = self.recorded.get(&key.same()).map(|r| r.first_timestamp.clone()).unwrap_or_default();
                 Recorded { name: name.clone(), count: *count, first_timestamp: first }
             }
         };
-        if self.recorded.insert(key.clone(), rec).is_none() {
-            self.order.push_back(key.clone());
+        if self.recorded.insert(key.same(), rec).is_none() {
+            self.order.push_back(key.same());
         }
         while self.order.len() > CACHE_SIZE {
             if let Some(old) = self.order.pop_front() {
@@ -172,8 +184,9 @@ impl Dedup {
 
     /// Forgets `key` (its Event is gone from the API server, e.g. expired after the Event TTL).
     pub fn forget(&mut self, key: &EventKey) {
-        self.recorded.remove(key);
-        self.order.retain(|k| k != key);
+        let same = key.same();
+        self.recorded.remove(&same);
+        self.order.retain(|k| *k != same);
     }
 
     pub fn len(&self) -> usize {
@@ -247,13 +260,23 @@ mod tests {
         let b = d.action(&origin, &key, "t2", 8);
         assert_eq!(
             b,
-            Action::Bump { name: "node-a.7".into(), count: 2, body: json!({"count": 2, "lastTimestamp": "t2"}) }
+            Action::Bump {
+                name: "node-a.7".into(),
+                count: 2,
+                body: json!({"count": 2, "lastTimestamp": "t2", "message": "m"})
+            }
         );
         d.sent(&key, &b, "t2");
         let Action::Bump { count, .. } = d.action(&origin, &key, "t3", 9) else { panic!() };
         assert_eq!(count, 3);
-        let other = EventKey { message: "other".into(), ..key.clone() };
-        assert!(matches!(d.action(&origin, &other, "t3", 9), Action::Create { .. }), "another message, another Event");
+        // The same finding with new live counts in its summary is the same Event: the bump carries the message.
+        let recount = EventKey { message: "kube-proxy and cilium both route 41 services".into(), ..key.clone() };
+        let Action::Bump { count, body, .. } = d.action(&origin, &recount, "t3", 9) else {
+            panic!("a new message alone made a new Event")
+        };
+        assert_eq!((count, body["message"].as_str()), (3, Some("kube-proxy and cilium both route 41 services")));
+        let other = EventKey { reason: "ServiceRoutingChurn".into(), ..key.clone() };
+        assert!(matches!(d.action(&origin, &other, "t3", 9), Action::Create { .. }), "another reason, another Event");
         d.forget(&key);
         assert!(matches!(d.action(&origin, &key, "t4", 10), Action::Create { .. }));
     }
@@ -263,18 +286,18 @@ mod tests {
         let origin = Origin { node: "n".into(), uid: None };
         let mut d = Dedup::default();
         for i in 0..(CACHE_SIZE + 50) {
-            let key = EventKey { kind: EventType::Normal, reason: "R".into(), message: format!("{i}") };
+            let key = EventKey { kind: EventType::Normal, reason: format!("R{i}"), message: format!("{i}") };
             let a = d.action(&origin, &key, "t", i as u64);
             d.sent(&key, &a, "t");
         }
         assert_eq!(d.len(), CACHE_SIZE);
         assert!(
-            d.action(&origin, &EventKey { kind: EventType::Normal, reason: "R".into(), message: "0".into() }, "t", 1)
+            d.action(&origin, &EventKey { kind: EventType::Normal, reason: "R0".into(), message: "0".into() }, "t", 1)
                 .eq(&Action::Create {
                     name: "n.1".into(),
                     body: event_body(
                         &origin,
-                        &EventKey { kind: EventType::Normal, reason: "R".into(), message: "0".into() },
+                        &EventKey { kind: EventType::Normal, reason: "R0".into(), message: "0".into() },
                         "n.1",
                         "t"
                     )

@@ -36,9 +36,13 @@ pub const RETRY_CAP: Duration = Duration::from_secs(30);
 /// One round (connect, read the Node, patch, send Events) ends by then whatever the server does.
 pub const ROUND_DEADLINE: Duration = Duration::from_secs(45);
 
+/// A report as handed to the exporter, and whether the journal follower had finished its replay (see
+/// [`conditions::desired`]).
+type Published = (Arc<Report>, bool);
+
 /// The daemon's handle on the exporter task.
 pub struct Exporter {
-    reports: watch::Sender<Option<Arc<Report>>>,
+    reports: watch::Sender<Option<Published>>,
     status: Arc<Mutex<ExporterStatus>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -77,9 +81,10 @@ impl Exporter {
         Exporter { reports, status, task }
     }
 
-    /// Hands the exporter the latest report (replacing one it has not taken yet); never waits.
-    pub fn publish(&self, report: &Report) {
-        self.reports.send_replace(Some(Arc::new(report.clone())));
+    /// Hands the exporter the latest report (replacing one it has not taken yet); never waits. `journal_settled`:
+    /// the journal source is ok and has finished replaying after a restart.
+    pub fn publish(&self, report: &Report, journal_settled: bool) {
+        self.reports.send_replace(Some((Arc::new(report.clone()), journal_settled)));
     }
 
     /// The exporter's state now.
@@ -115,7 +120,7 @@ struct Task {
 }
 
 impl Task {
-    async fn run(mut self, mut rx: watch::Receiver<Option<Arc<Report>>>) {
+    async fn run(mut self, mut rx: watch::Receiver<Option<Published>>) {
         let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_CAP, &self.node_setting);
         let mut retry_at: Option<Instant> = None;
         let mut heartbeat_at = Instant::now() + self.heartbeat;
@@ -135,8 +140,8 @@ impl Task {
                             return; // the daemon is gone
                         }
                         let report = rx.borrow_and_update().clone();
-                        if let Some(r) = report {
-                            self.observe(&r);
+                        if let Some((r, settled)) = report {
+                            self.observe(&r, settled);
                             dirty = true;
                         }
                         continue;
@@ -204,8 +209,8 @@ impl Task {
     }
 
     /// Takes a new report: the conditions it asks for, and Events for its transitions (rate-limited, queued).
-    fn observe(&mut self, report: &Report) {
-        self.desired = Some(conditions::desired(report));
+    fn observe(&mut self, report: &Report, journal_settled: bool) {
+        self.desired = Some(conditions::desired(report, journal_settled));
         let now = events::standing(report);
         let before = self.standing.take().unwrap_or_default();
         for key in events::transitions(&before, &now) {
@@ -322,7 +327,7 @@ mod tests {
         )]);
         let start = std::time::Instant::now();
         for _ in 0..10_000 {
-            e.publish(&report);
+            e.publish(&report, true);
         }
         assert!(start.elapsed() < Duration::from_secs(2), "publishing waited: {:?}", start.elapsed());
         tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap();
