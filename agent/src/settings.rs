@@ -186,7 +186,6 @@ impl Settings {
             ("daemon.max_connections", d.max_connections as u64),
             ("gate.poll_secs", config.gate.poll_secs),
             ("journal.hang_check_secs", config.journal.hang_check_secs),
-            ("kubernetes.heartbeat_secs", config.kubernetes.heartbeat_secs),
         ] {
             if value == 0 {
                 return Err(SettingsError::Zero { path: p(), key });
@@ -198,6 +197,7 @@ impl Settings {
         for (key, value, min, max, range) in [
             ("daemon.debounce_ms", d.debounce_ms, 0, 60_000, "0 to 60000"),
             ("kube_proxy.timeout_ms", config.kube_proxy.timeout_ms, 1, 60_000, "1 to 60000; 0 would never ask"),
+            ("kubernetes.heartbeat_secs", config.kubernetes.heartbeat_secs, 10, 86_400, "10 to 86400"),
         ] {
             if !(min..=max).contains(&value) {
                 return Err(SettingsError::Range { path: p(), key, value, range });
@@ -428,8 +428,12 @@ mod tests {
         assert!(ok.config.kubernetes.enabled);
         let err = parse("[kubernetes]\nnode_name = \"Worker_1\"\n").unwrap_err().to_string();
         assert!(err.contains("kubernetes.node_name") && err.contains("Worker_1"), "{err}");
-        let err = parse("[kubernetes]\nheartbeat_secs = 0\n").unwrap_err().to_string();
-        assert!(err.contains("kubernetes.heartbeat_secs") && err.contains("line 2"), "{err}");
+        for bad in ["0", "9", "86401", "9223372036854775807"] {
+            let err = parse(&format!("[kubernetes]\nheartbeat_secs = {bad}\n")).unwrap_err().to_string();
+            assert!(err.contains("kubernetes.heartbeat_secs") && err.contains("10 to 86400"), "{bad}: {err}");
+        }
+        assert!(parse("[kubernetes]\nheartbeat_secs = 86400\n").is_ok());
+        assert!(parse("[kubernetes]\nheartbeat_secs = 10\n").is_ok());
         let err = parse("[kubernetes]\nkubeconfig = \"\"\n").unwrap_err().to_string();
         assert!(err.contains("kubernetes.kubeconfig"), "{err}");
         let err = parse("[kubernetes]\ntoken = \"x\"\n").unwrap_err().to_string();

@@ -33,6 +33,8 @@ pub const MAX_QUEUED_EVENTS: usize = 64;
 /// The first retry after a failure, and the longest wait between retries.
 pub const RETRY_INITIAL: Duration = Duration::from_secs(1);
 pub const RETRY_CAP: Duration = Duration::from_secs(30);
+/// The error of the `kubernetes` source once the exporter's task has ended.
+pub const TASK_ENDED: &str = "exporter task ended: Node conditions and Events are no longer sent (restart the daemon)";
 /// One round (connect, read the Node, patch, send Events) ends by then whatever the server does.
 pub const ROUND_DEADLINE: Duration = Duration::from_secs(45);
 
@@ -44,7 +46,8 @@ type Published = (Arc<Report>, bool);
 pub struct Exporter {
     reports: watch::Sender<Option<Published>>,
     status: Arc<Mutex<ExporterStatus>>,
-    task: tokio::task::JoinHandle<()>,
+    /// The exporter task; a watcher task awaits its end (a panic too) and asks for a re-render.
+    task: tokio::task::AbortHandle,
 }
 
 impl Exporter {
@@ -57,6 +60,7 @@ impl Exporter {
     ) -> Exporter {
         // kube's rustls client uses the process's provider: ring, never aws-lc-rs (a second install is a no-op).
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let changed: Arc<dyn Fn() + Send + Sync> = Arc::new(changed);
         let (reports, rx) = watch::channel(None);
         let status = Arc::new(Mutex::new(ExporterStatus::default()));
         let path = client::kubeconfig_path(host_root, &cfg.kubeconfig);
@@ -65,7 +69,7 @@ impl Exporter {
             node_setting: cfg.node_name.clone(),
             heartbeat: Duration::from_secs(cfg.heartbeat_secs),
             status: Arc::clone(&status),
-            changed: Box::new(changed),
+            changed: Arc::clone(&changed),
             api: None,
             origin: None,
             conditions: Conditions::default(),
@@ -78,7 +82,16 @@ impl Exporter {
             seq: 0,
         };
         let task = tokio::spawn(task.run(rx));
-        Exporter { reports, status, task }
+        let handle = task.abort_handle();
+        tokio::spawn(async move {
+            if let Err(e) = task.await {
+                if e.is_panic() {
+                    log::error!(source = "kubernetes"; "{TASK_ENDED}: it panicked");
+                }
+            }
+            changed();
+        });
+        Exporter { reports, status, task: handle }
     }
 
     /// Hands the exporter the latest report (replacing one it has not taken yet); never waits. `journal_settled`:
@@ -87,9 +100,21 @@ impl Exporter {
         self.reports.send_replace(Some((Arc::new(report.clone()), journal_settled)));
     }
 
-    /// The exporter's state now.
+    /// The exporter's state now. A task that ended (it never returns while the daemon holds this handle, so a
+    /// panic or an abort) shows as the source failed, never as its last state frozen.
     pub fn status(&self) -> ExporterStatus {
-        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+        let mut s = self.status.lock().map(|s| s.clone()).unwrap_or_default();
+        if self.task.is_finished() {
+            s.up = Some(false);
+            s.last_error = Some(TASK_ENDED.to_string());
+        }
+        s
+    }
+
+    /// Ends the task, as a panic in it would (tests of what the daemon then shows).
+    #[cfg(test)]
+    fn kill_task(&self) {
+        self.task.abort();
     }
 }
 
@@ -105,7 +130,7 @@ struct Task {
     node_setting: String,
     heartbeat: Duration,
     status: Arc<Mutex<ExporterStatus>>,
-    changed: Box<dyn Fn() + Send + Sync>,
+    changed: Arc<dyn Fn() + Send + Sync>,
     api: Option<ApiClient>,
     origin: Option<Origin>,
     conditions: Conditions,
@@ -123,7 +148,7 @@ impl Task {
     async fn run(mut self, mut rx: watch::Receiver<Option<Published>>) {
         let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_CAP, &self.node_setting);
         let mut retry_at: Option<Instant> = None;
-        let mut heartbeat_at = Instant::now() + self.heartbeat;
+        let mut heartbeat_at = later(self.heartbeat);
         // Something to send: a new report, or the first connection.
         let mut dirty = true;
         loop {
@@ -162,7 +187,7 @@ impl Task {
                     retry_at = None;
                     dirty = false;
                     if beat {
-                        heartbeat_at = Instant::now() + self.heartbeat;
+                        heartbeat_at = later(self.heartbeat);
                     }
                     let mut news = false;
                     self.set_status(|s| {
@@ -180,7 +205,7 @@ impl Task {
                 }
                 Err(e) => {
                     let wait = backoff.fail();
-                    retry_at = Some(Instant::now() + wait);
+                    retry_at = Some(later(wait));
                     // A new connection re-reads the kubeconfig (rotated certificates and tokens) and the Node.
                     self.api = None;
                     self.node_read = false;
@@ -283,6 +308,13 @@ impl Task {
     }
 }
 
+/// `Instant::now() + wait`, without an overflow panic: an unrepresentable time is a day from now (settings bound
+/// every wait to a day).
+fn later(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait).or_else(|| now.checked_add(Duration::from_secs(86_400))).unwrap_or(now)
+}
+
 /// A number for a new Event's name.
 fn next_seq(seq: &mut u64) -> u64 {
     *seq += 1;
@@ -336,5 +368,37 @@ mod tests {
         let err = s.last_error.unwrap_or_default();
         assert!(err.contains("absent.conf"), "the error names the kubeconfig (under the host root): {err}");
         assert_eq!(s.requests_ok + s.requests_failed, 0, "no request without a kubeconfig");
+    }
+
+    #[test]
+    fn a_wait_past_what_an_instant_holds_is_no_panic() {
+        let now = Instant::now();
+        assert!(later(Duration::MAX) >= now);
+        assert!(later(Duration::from_secs(5)) >= now + Duration::from_secs(5));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_ended_exporter_task_shows_as_the_source_failed() {
+        let root = tempfile::tempdir().unwrap();
+        let cfg = config::Kubernetes {
+            enabled: true,
+            kubeconfig: "/etc/kubernetes/absent.conf".into(),
+            node_name: "node-a".into(),
+            heartbeat_secs: 300,
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        let e = Exporter::start(&cfg, root.path(), move || {
+            let _ = tx.try_send(());
+        });
+        e.kill_task();
+        let start = std::time::Instant::now();
+        while e.status().last_error.as_deref() != Some(TASK_ENDED) {
+            assert!(start.elapsed() < Duration::from_secs(5), "the ended task went unnoticed: {:?}", e.status());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(e.status().up, Some(false));
+        // The daemon is asked to re-render, so the failure shows without waiting for the next collection.
+        tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap();
+        e.publish(&conditions::tests::report(&[]), true);
     }
 }
