@@ -85,17 +85,56 @@ pub struct Loaded {
     pub kubelet_node: Option<String>,
 }
 
-/// Reads and checks the kubeconfig at `path`.
-pub fn load(path: &Path) -> Result<Loaded, ClientError> {
+/// Reads and checks the kubeconfig at `path` (a regular file of at most [`MAX_KUBECONFIG_BYTES`]). Every file
+/// it names (certificate-authority, client-certificate, client-key, tokenFile) is taken under `host_root` when
+/// absolute, from the kubeconfig's directory when relative (as kubectl does); the certificates and the key are
+/// read (regular files only, size-capped, never blocking on a FIFO) and inlined as `*-data`, so kube-rs reads no
+/// path of its own; `tokenFile` is kept (resolved) so kube-rs reads it again as the kubelet rotates it.
+/// `insecure-skip-tls-verify` is refused. Blocking: call it off the async runtime.
+pub fn load(path: &Path, host_root: &Path) -> Result<Loaded, ClientError> {
+    use base64::Engine;
     let fail = |what: String| ClientError::Kubeconfig { path: path.to_path_buf(), what };
-    let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(fail("not a regular file".into()));
+    let text = crate::settings::read_regular(path, MAX_KUBECONFIG_BYTES).map_err(fail)?;
+    let mut kubeconfig = Kubeconfig::from_yaml(&text).map_err(|e| fail(Redactor::default().clean(&e.to_string())))?;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let resolve = |file: &str| -> PathBuf {
+        let f = Path::new(file);
+        if f.is_absolute() {
+            host_root.join(f.strip_prefix("/").unwrap_or(f))
+        } else {
+            dir.join(f)
+        }
+    };
+    let read = |field: &str, file: &str| -> Result<String, ClientError> {
+        let at = resolve(file);
+        crate::settings::read_regular(&at, MAX_KUBECONFIG_BYTES)
+            .map_err(|e| fail(format!("{field} {}: {e}", at.display())))
+    };
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+    for named in &mut kubeconfig.clusters {
+        let Some(c) = named.cluster.as_mut() else { continue };
+        if c.insecure_skip_tls_verify == Some(true) {
+            return Err(fail(format!(
+                "cluster {}: insecure-skip-tls-verify is refused (the API server's certificate must be verified)",
+                named.name
+            )));
+        }
+        if let Some(file) = c.certificate_authority.take() {
+            c.certificate_authority_data = Some(b64(&read("certificate-authority", &file)?));
+        }
     }
-    if meta.len() > MAX_KUBECONFIG_BYTES {
-        return Err(fail(format!("{} bytes, more than the {MAX_KUBECONFIG_BYTES} read", meta.len())));
+    for named in &mut kubeconfig.auth_infos {
+        let Some(a) = named.auth_info.as_mut() else { continue };
+        if let Some(file) = a.client_certificate.take() {
+            a.client_certificate_data = Some(b64(&read("client-certificate", &file)?));
+        }
+        if let Some(file) = a.client_key.take() {
+            a.client_key_data = Some(secrecy::SecretString::from(b64(&read("client-key", &file)?)));
+        }
+        if let Some(file) = a.token_file.take() {
+            a.token_file = Some(resolve(&file).to_string_lossy().into_owned());
+        }
     }
-    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| fail(Redactor::default().clean(&e.to_string())))?;
     let context_user = kubeconfig
         .current_context
         .as_ref()
@@ -124,7 +163,7 @@ pub fn load(path: &Path) -> Result<Loaded, ClientError> {
             redactor.secrets.push(k.expose_secret().trim().to_string());
         }
         if let Some(f) = &a.token_file {
-            if let Ok(t) = read_capped(Path::new(f)) {
+            if let Ok(t) = crate::settings::read_regular(Path::new(f), MAX_KUBECONFIG_BYTES) {
                 redactor.secrets.push(t.trim().to_string());
             }
         }
@@ -132,22 +171,11 @@ pub fn load(path: &Path) -> Result<Loaded, ClientError> {
             redactor.secrets.push(p.expose_secret().to_string());
         }
         if kubelet_node.is_none() {
-            let pem = match (&a.client_certificate_data, &a.client_certificate) {
-                (Some(d), _) => base64_decode(d),
-                (None, Some(f)) => read_capped(Path::new(f)).ok().map(String::into_bytes),
-                _ => None,
-            };
+            let pem = a.client_certificate_data.as_deref().and_then(base64_decode);
             kubelet_node = pem.as_deref().and_then(node_from_certificate);
         }
     }
     Ok(Loaded { kubeconfig, redactor, kubelet_node })
-}
-
-fn read_capped(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut s = String::new();
-    std::fs::File::open(path)?.take(MAX_KUBECONFIG_BYTES).read_to_string(&mut s)?;
-    Ok(s)
 }
 
 fn base64_decode(data: &str) -> Option<Vec<u8>> {
@@ -325,7 +353,7 @@ mod tests {
              users:\n- name: system:node:worker-1\n  user:\n    token: abcdefgh12345678\n",
         )
         .unwrap();
-        let l = load(&by_user).unwrap();
+        let l = load(&by_user, Path::new("/")).unwrap();
         assert_eq!(l.kubelet_node.as_deref(), Some("worker-1"));
         assert_eq!(l.redactor.clean("x abcdefgh12345678 y"), "x <redacted> y");
 
@@ -343,7 +371,11 @@ mod tests {
              users:\n- name: default-auth\n  user:\n    client-certificate: c.pem\n    client-key: c.pem\n",
         )
         .unwrap();
-        assert_eq!(load(&by_cert).unwrap().kubelet_node.as_deref(), Some("worker-2"), "relative paths from the file");
+        assert_eq!(
+            load(&by_cert, Path::new("/")).unwrap().kubelet_node.as_deref(),
+            Some("worker-2"),
+            "relative paths from the file"
+        );
 
         let exec = dir.path().join("exec.conf");
         std::fs::write(
@@ -351,9 +383,75 @@ mod tests {
             "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/true\n",
         )
         .unwrap();
-        let err = load(&exec).err().unwrap().to_string();
+        let err = load(&exec, Path::new("/")).err().unwrap().to_string();
         assert!(err.contains("credential plugins") && err.contains("exec.conf"), "{err}");
-        let err = load(&dir.path().join("absent.conf")).err().unwrap().to_string();
+        let err = load(&dir.path().join("absent.conf"), Path::new("/")).err().unwrap().to_string();
         assert!(err.contains("absent.conf"), "{err}");
+    }
+
+    #[test]
+    fn files_the_kubeconfig_names_are_read_under_the_host_root_bounded_and_inlined() {
+        let host = tempfile::tempdir().unwrap();
+        let kdir = host.path().join("etc/kubernetes");
+        let pki = host.path().join("var/lib/kubelet/pki");
+        std::fs::create_dir_all(&kdir).unwrap();
+        std::fs::create_dir_all(&pki).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, "system:node:worker-3");
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(pki.join("kubelet-client-current.pem"), format!("{}{}", cert.pem(), key.serialize_pem()))
+            .unwrap();
+        std::fs::write(kdir.join("ca.crt"), cert.pem()).unwrap();
+        std::fs::write(host.path().join("var/lib/kubelet/token"), "tok-0123456789abcdef\n").unwrap();
+        let conf = |user: &str, ca: &str| {
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:6443\n\
+                 {ca}\ncontexts:\n- name: c\n  context:\n    cluster: k\n    user: u\ncurrent-context: c\n\
+                 users:\n- name: u\n  user:\n{user}\n"
+            )
+        };
+        let pem = "/var/lib/kubelet/pki/kubelet-client-current.pem";
+        let path = kdir.join("kubelet.conf");
+        std::fs::write(
+            &path,
+            conf(
+                &format!("    client-certificate: {pem}\n    client-key: {pem}\n    tokenFile: /var/lib/kubelet/token"),
+                "    certificate-authority: ca.crt",
+            ),
+        )
+        .unwrap();
+        // Absolute paths under the host root (not the container's /var/lib/kubelet), relative ones from the
+        // kubeconfig's directory; the files inlined, the token file kept (resolved) so it refreshes.
+        let l = load(&path, host.path()).unwrap();
+        assert_eq!(l.kubelet_node.as_deref(), Some("worker-3"), "the client certificate was read under the root");
+        let cluster = l.kubeconfig.clusters[0].cluster.as_ref().unwrap();
+        assert!(cluster.certificate_authority.is_none() && cluster.certificate_authority_data.is_some());
+        let a = l.kubeconfig.auth_infos[0].auth_info.as_ref().unwrap();
+        assert!(a.client_certificate.is_none() && a.client_key.is_none());
+        assert!(a.client_certificate_data.is_some() && a.client_key_data.is_some());
+        assert_eq!(a.token_file.as_deref(), Some(host.path().join("var/lib/kubelet/token").to_str().unwrap()));
+        assert_eq!(l.redactor.clean("x tok-0123456789abcdef y"), "x <redacted> y");
+
+        // A FIFO named as the key: an error naming it, at once (never a hang).
+        let fifo = host.path().join("var/lib/kubelet/pki/fifo.pem");
+        #[allow(clippy::disallowed_methods)] // a test's own helper tool
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        std::fs::write(&path, conf("    client-key: /var/lib/kubelet/pki/fifo.pem", "")).unwrap();
+        let err = load(&path, host.path()).err().unwrap().to_string();
+        assert!(err.contains("client-key") && err.contains("fifo.pem") && err.contains("not a regular file"), "{err}");
+        // An oversized CA file: an error, not memory.
+        std::fs::write(kdir.join("big.crt"), vec![b'a'; (MAX_KUBECONFIG_BYTES + 1) as usize]).unwrap();
+        std::fs::write(&path, conf("    token: abc", "    certificate-authority: big.crt")).unwrap();
+        let err = load(&path, host.path()).err().unwrap().to_string();
+        assert!(err.contains("certificate-authority") && err.contains("more than"), "{err}");
+        // A file that is not under the root is not found, even where it exists outside it.
+        std::fs::write(&path, conf("    token: abc", "    certificate-authority: /etc/hostname")).unwrap();
+        assert!(load(&path, host.path()).is_err());
+        // insecure-skip-tls-verify is refused.
+        std::fs::write(&path, conf("    token: abc", "    insecure-skip-tls-verify: true")).unwrap();
+        let err = load(&path, host.path()).err().unwrap().to_string();
+        assert!(err.contains("insecure-skip-tls-verify"), "{err}");
     }
 }

@@ -66,6 +66,7 @@ impl Exporter {
         let path = client::kubeconfig_path(host_root, &cfg.kubeconfig);
         let task = Task {
             path,
+            host_root: host_root.to_path_buf(),
             node_setting: cfg.node_name.clone(),
             heartbeat: Duration::from_secs(cfg.heartbeat_secs),
             status: Arc::clone(&status),
@@ -127,6 +128,7 @@ impl Drop for Exporter {
 /// Everything the exporter task owns.
 struct Task {
     path: PathBuf,
+    host_root: PathBuf,
     node_setting: String,
     heartbeat: Duration,
     status: Arc<Mutex<ExporterStatus>>,
@@ -256,7 +258,11 @@ impl Task {
     /// heartbeat), send queued Events. Stops at the first failure (the caller backs off).
     async fn round(&mut self, heartbeat: bool) -> Result<(), ClientError> {
         if self.api.is_none() {
-            let loaded = client::load(&self.path)?;
+            let (path, root) = (self.path.clone(), self.host_root.clone());
+            // Reading files blocks: off the runtime's worker threads.
+            let loaded = tokio::task::spawn_blocking(move || client::load(&path, &root)).await.map_err(|e| {
+                ClientError::Kubeconfig { path: self.path.clone(), what: format!("reading it did not finish: {e}") }
+            })??;
             let host = crate::sys::host::hostname();
             let node = client::node_name(&self.node_setting, loaded.kubelet_node.as_deref(), &host);
             let api = ApiClient::connect(loaded, &self.path).await?;
