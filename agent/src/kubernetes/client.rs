@@ -94,7 +94,7 @@ pub struct Loaded {
 pub fn load(path: &Path, host_root: &Path) -> Result<Loaded, ClientError> {
     use base64::Engine;
     let fail = |what: String| ClientError::Kubeconfig { path: path.to_path_buf(), what };
-    let text = crate::settings::read_regular(path, MAX_KUBECONFIG_BYTES).map_err(fail)?;
+    let text = crate::sys::host::read_regular(path, MAX_KUBECONFIG_BYTES).map_err(fail)?;
     let mut kubeconfig = Kubeconfig::from_yaml(&text).map_err(|e| fail(Redactor::default().clean(&e.to_string())))?;
     let dir = path.parent().unwrap_or(Path::new("/"));
     let resolve = |file: &str| -> PathBuf {
@@ -107,7 +107,7 @@ pub fn load(path: &Path, host_root: &Path) -> Result<Loaded, ClientError> {
     };
     let read = |field: &str, file: &str| -> Result<String, ClientError> {
         let at = resolve(file);
-        crate::settings::read_regular(&at, MAX_KUBECONFIG_BYTES)
+        crate::sys::host::read_regular(&at, MAX_KUBECONFIG_BYTES)
             .map_err(|e| fail(format!("{field} {}: {e}", at.display())))
     };
     let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
@@ -163,7 +163,7 @@ pub fn load(path: &Path, host_root: &Path) -> Result<Loaded, ClientError> {
             redactor.secrets.push(k.expose_secret().trim().to_string());
         }
         if let Some(f) = &a.token_file {
-            if let Ok(t) = crate::settings::read_regular(Path::new(f), MAX_KUBECONFIG_BYTES) {
+            if let Ok(t) = crate::sys::host::read_regular(Path::new(f), MAX_KUBECONFIG_BYTES) {
                 redactor.secrets.push(t.trim().to_string());
             }
         }

@@ -1,5 +1,8 @@
 //! Facts about the host and set-up of child processes, through nix: the node's hostname and the parent-death
-//! signal for children routewarden spawns.
+//! signal for children routewarden spawns; `read_regular`, the bounded, never-blocking read of a file a user
+//! (or a kubeconfig) named.
+
+use std::path::Path;
 
 use nix::sys::prctl;
 use nix::sys::signal::Signal;
@@ -33,6 +36,33 @@ pub fn hostname() -> String {
 /// noticed: the child is then already re-parented.
 pub fn set_parent_death_signal() -> std::io::Result<()> {
     prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
+}
+
+/// Reads a file the user named (`--config`, `--snapshot`, the files a kubeconfig names): only a regular file or `/dev/null` (a FIFO or another
+/// device would hang or never end), at most `cap` bytes, as UTF-8; the error says which of these it was.
+pub fn read_regular(path: &Path, cap: u64) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: opening a FIFO waits for a writer otherwise; for a regular file it changes nothing.
+    let f =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| e.to_string())?;
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        // `--config /dev/null` is the usual way to say "the defaults".
+        if path == Path::new("/dev/null") {
+            return Ok(String::new());
+        }
+        return Err(format!("not a regular file ({:?})", meta.file_type()));
+    }
+    if meta.len() > cap {
+        return Err(format!("{} bytes is more than the {cap} bytes allowed", meta.len()));
+    }
+    let mut data = Vec::new();
+    f.take(cap + 1).read_to_end(&mut data).map_err(|e| e.to_string())?;
+    if data.len() as u64 > cap {
+        return Err(format!("more than the {cap} bytes allowed"));
+    }
+    String::from_utf8(data).map_err(|e| format!("not UTF-8: {e}"))
 }
 
 #[cfg(test)]
