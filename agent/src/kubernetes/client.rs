@@ -26,6 +26,9 @@ pub enum ClientError {
     Kubeconfig { path: PathBuf, what: String },
     #[error("{op}: {what}")]
     Api { op: &'static str, what: String },
+    /// The API server answered with an error status (401, 403, 409, 422, 5xx, ...): the connection works.
+    #[error("{op}: {what}")]
+    Status { op: &'static str, code: u16, what: String },
     #[error("{op}: no answer within {secs} s")]
     Deadline { op: &'static str, secs: u64 },
 }
@@ -231,6 +234,9 @@ impl ApiClient {
         config.connect_timeout = Some(IO_TIMEOUT);
         config.read_timeout = Some(IO_TIMEOUT);
         config.write_timeout = Some(IO_TIMEOUT);
+        // Otherwise the time a pooled connection sat idle counts against the next answer's read deadline
+        // (kube's docs): spurious "no answer" errors on a kept connection.
+        config.reset_reader_on_write = true;
         let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| fail(e.to_string()))?;
         let client = builder.with_layer(&tower::util::MapResponseLayer::new(limit_body)).build();
         Ok(ApiClient { client, redactor, deadline: IO_TIMEOUT + Duration::from_secs(5) })
@@ -243,7 +249,7 @@ impl ApiClient {
     ) -> Result<T, ClientError> {
         match tokio::time::timeout(self.deadline, f).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(ClientError::Api { op, what: self.redactor.clean(&error_text(&e)) }),
+            Ok(Err(e)) => Err(self.failed(op, &e)),
             Err(_) => Err(ClientError::Deadline { op, secs: self.deadline.as_secs() }),
         }
     }
@@ -293,7 +299,7 @@ impl ApiClient {
         {
             Ok(Ok(_)) => Ok(true),
             Ok(Err(kube::Error::Api(s))) if s.code == 404 => Ok(false),
-            Ok(Err(e)) => Err(ClientError::Api { op: "updating an Event", what: self.redactor.clean(&error_text(&e)) }),
+            Ok(Err(e)) => Err(self.failed("updating an Event", &e)),
             Err(_) => Err(ClientError::Deadline { op: "updating an Event", secs: self.deadline.as_secs() }),
         }
     }
@@ -302,6 +308,25 @@ impl ApiClient {
 /// The answer with its body cut off (an error) past [`MAX_RESPONSE_BYTES`].
 fn limit_body<B>(res: hyper::Response<B>) -> hyper::Response<http_body_util::Limited<B>> {
     res.map(|b| http_body_util::Limited::new(b, MAX_RESPONSE_BYTES))
+}
+
+impl ApiClient {
+    /// A kube error as a [`ClientError`]: an error status from the API server is [`ClientError::Status`].
+    fn failed(&self, op: &'static str, e: &kube::Error) -> ClientError {
+        let what = self.redactor.clean(&error_text(e));
+        match e {
+            kube::Error::Api(s) => ClientError::Status { op, code: s.code, what },
+            _ => ClientError::Api { op, what },
+        }
+    }
+}
+
+impl ClientError {
+    /// Whether the connection is worth keeping after this error: the API server answered (an error status
+    /// other than 401, after which the credentials are read again). Transport errors and deadlines drop it.
+    pub fn keeps_connection(&self) -> bool {
+        matches!(self, ClientError::Status { code, .. } if *code != 401)
+    }
 }
 
 /// A kube error with its causes, on one line.
@@ -453,5 +478,17 @@ mod tests {
         std::fs::write(&path, conf("    token: abc", "    insecure-skip-tls-verify: true")).unwrap();
         let err = load(&path, host.path()).err().unwrap().to_string();
         assert!(err.contains("insecure-skip-tls-verify"), "{err}");
+    }
+
+    #[test]
+    fn only_an_answer_from_the_api_server_other_than_401_keeps_the_connection() {
+        let status = |code| ClientError::Status { op: "patching", code, what: String::new() };
+        for code in [403, 404, 409, 422, 429, 500, 503] {
+            assert!(status(code).keeps_connection(), "{code}");
+        }
+        assert!(!status(401).keeps_connection(), "401: the credentials are read again on a new connection");
+        assert!(!ClientError::Api { op: "x", what: "connection refused".into() }.keeps_connection());
+        assert!(!ClientError::Deadline { op: "x", secs: 10 }.keeps_connection());
+        assert!(!ClientError::Kubeconfig { path: "/k".into(), what: String::new() }.keeps_connection());
     }
 }

@@ -1,7 +1,7 @@
 //! The optional Kubernetes exporter (`[kubernetes]`): the report's findings as the Node's conditions and as
 //! Events, so `kubectl describe node` shows them. Never in the way: it is its own tokio task, fed the published
 //! report through a watch channel (only the latest is kept; sending never blocks the daemon loop), retrying
-//! with capped exponential backoff. The daemon reads its [`ExporterStatus`] when it builds the next report, as
+//! with capped exponential backoff (randomly jittered; the connection kept when the API server answered). The daemon reads its [`ExporterStatus`] when it builds the next report, as
 //! it reads the journal follower's view; `/status`, `/metrics`, the gate and READY never wait for it.
 //!
 //! `conditions` and `events` are pure (what to send); `client` talks to the API server (kube-rs, rustls with
@@ -148,7 +148,7 @@ struct Task {
 
 impl Task {
     async fn run(mut self, mut rx: watch::Receiver<Option<Published>>) {
-        let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_CAP, &self.node_setting);
+        let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_CAP);
         let mut retry_at: Option<Instant> = None;
         let mut heartbeat_at = later(self.heartbeat);
         // Something to send: a new report, or the first connection.
@@ -206,11 +206,15 @@ impl Task {
                     }
                 }
                 Err(e) => {
-                    let wait = backoff.fail();
+                    let wait = backoff.fail(backoff::random_unit());
                     retry_at = Some(later(wait));
-                    // A new connection re-reads the kubeconfig (rotated certificates and tokens) and the Node.
-                    self.api = None;
-                    self.node_read = false;
+                    // The API server answered (403, 409, 5xx, ...): the connection is kept, no new TLS handshake
+                    // and Node read for every retry. Otherwise a new connection re-reads the kubeconfig (rotated
+                    // certificates and tokens) and the Node.
+                    if !e.keeps_connection() {
+                        self.api = None;
+                        self.node_read = false;
+                    }
                     let text = e.to_string();
                     let mut news = false;
                     self.set_status(|s| {
