@@ -354,6 +354,8 @@ async fn handle(
 ) -> Response<Full<Bytes>> {
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
+    // routewarden names itself as the field manager of what it patches.
+    let managed = req.uri().query().unwrap_or("").split('&').any(|kv| kv == "fieldManager=routewarden");
     let header = |h: &str| req.headers().get(h).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let content_type = header("content-type");
     let bearer = header("authorization").strip_prefix("Bearer ").map(str::to_string);
@@ -375,6 +377,10 @@ async fn handle(
             ("PATCH", p) if p == format!("{node_path}/status") => {
                 if content_type != STRATEGIC {
                     status(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", &content_type)
+                } else if !managed {
+                    let why = format!("a status patch without fieldManager=routewarden: {path}");
+                    s.refused.push(why.clone());
+                    status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &why)
                 } else if let Some(why) = check_condition_patch(&body) {
                     s.refused.push(why.clone());
                     status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &why)
@@ -405,6 +411,10 @@ async fn handle(
                 let name = &p[events.len() + 1..];
                 if content_type != STRATEGIC {
                     status(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", &content_type)
+                } else if !managed {
+                    let why = format!("an Event patch without fieldManager=routewarden: {path}");
+                    s.refused.push(why.clone());
+                    status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &why)
                 } else if !s.events.contains_key(name) {
                     status(StatusCode::NOT_FOUND, "NotFound", name)
                 } else {

@@ -202,12 +202,23 @@ pub fn node_from_certificate(pem: &[u8]) -> Option<String> {
     None
 }
 
-/// The node name: the configured one, else the kubelet's identity, else the host name.
+/// The node name: the configured one, else the kubelet's identity, else the host name lowercased (as the
+/// kubelet registers it: `Worker-1` is the Node `worker-1`).
 pub fn node_name(configured: &str, kubelet: Option<&str>, hostname: &str) -> String {
     if !configured.is_empty() {
         return configured.to_string();
     }
-    kubelet.filter(|n| !n.is_empty()).unwrap_or(hostname).to_string()
+    match kubelet.filter(|n| !n.is_empty()) {
+        Some(n) => n.to_string(),
+        None => hostname.trim().to_lowercase(),
+    }
+}
+
+/// The field manager named in every PATCH (server-side tracking of who set a field).
+pub const FIELD_MANAGER: &str = "routewarden";
+
+fn patch_params() -> PatchParams {
+    PatchParams { field_manager: Some(FIELD_MANAGER.to_string()), ..PatchParams::default() }
 }
 
 /// A connected client and what it needs to say.
@@ -277,7 +288,7 @@ impl ApiClient {
 
     pub async fn patch_conditions(&self, name: &str, body: &Value) -> Result<(), ClientError> {
         let nodes: Api<Node> = Api::all(self.client.clone());
-        let params = PatchParams::default();
+        let params = patch_params();
         self.call("patching the Node's conditions", nodes.patch_status(name, &params, &Patch::Strategic(body))).await?;
         Ok(())
     }
@@ -294,9 +305,7 @@ impl ApiClient {
     /// Bumps an Event's count; `Ok(false)` when it no longer exists.
     pub async fn bump_event(&self, name: &str, body: &Value) -> Result<bool, ClientError> {
         let events: Api<Event> = Api::namespaced(self.client.clone(), "default");
-        match tokio::time::timeout(self.deadline, events.patch(name, &PatchParams::default(), &Patch::Strategic(body)))
-            .await
-        {
+        match tokio::time::timeout(self.deadline, events.patch(name, &patch_params(), &Patch::Strategic(body))).await {
             Ok(Ok(_)) => Ok(true),
             Ok(Err(kube::Error::Api(s))) if s.code == 404 => Ok(false),
             Ok(Err(e)) => Err(self.failed("updating an Event", &e)),
@@ -365,6 +374,8 @@ mod tests {
         assert_eq!(node_name("set", Some("kubelet"), "host"), "set");
         assert_eq!(node_name("", Some("kubelet"), "host"), "kubelet");
         assert_eq!(node_name("", None, "host"), "host");
+        assert_eq!(node_name("", None, "Worker-1"), "worker-1", "the kubelet lowercases the host name");
+        assert_eq!(node_name("", Some("worker-2"), "Worker-1"), "worker-2");
     }
 
     #[test]
