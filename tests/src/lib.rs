@@ -659,7 +659,9 @@ impl World {
                 }
             }
         });
-        self.config_extra = format!("disabled_sources = [\"processes\"]\n{}{extra}", self.config_extra);
+        // A world with its own `proc_dir` (see `fake_proc`) reads processes from there.
+        let disabled = if extra.starts_with("proc_dir") { "" } else { "disabled_sources = [\"processes\"]\n" };
+        self.config_extra = format!("{disabled}{}{extra}", self.config_extra);
         if !extra.contains("[journal]") {
             self.config_extra.push_str("\n[journal]\nenabled = false\n");
         }
@@ -686,6 +688,23 @@ impl World {
             .spawn()
             .unwrap();
         Daemon { child, notes, read: std::sync::Mutex::new(0), addr, ns: self.name.clone() }
+    }
+}
+
+impl World {
+    /// A procfs stand-in for the daemon's processes source: one `PID/comm` per name (pids from 100), so a served
+    /// world can read processes without the host's pid namespace; returns the `proc_dir = "..."` line that
+    /// `serve` takes first in its `extra` to read it (and then does not disable the processes source).
+    pub fn fake_proc(&self, names: &[&str]) -> String {
+        let proc = self.dir.path().join("proc");
+        let _ = std::fs::remove_dir_all(&proc);
+        for (i, name) in names.iter().enumerate() {
+            let dir = proc.join((100 + i).to_string());
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("comm"), format!("{name}\n")).unwrap();
+        }
+        std::fs::create_dir_all(&proc).unwrap();
+        format!("proc_dir = \"{}\"\n", proc.display())
     }
 }
 

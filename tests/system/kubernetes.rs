@@ -1,8 +1,8 @@
 //! System tests of the Kubernetes exporter (`[kubernetes]`): the real daemon in a conflict world talks to the
 //! API server stand-in (`harness::apiserver`: HTTPS with the kubeconfig's CA, client-certificate or token
 //! authentication, strategic-merge checks) in the world's own network namespace. A conflict sets
-//! `ServiceRoutingConflict=True` within seconds and its resolution `Unknown` (the served worlds do not read
-//! processes, so no all-clear is claimed); Events de-duplicate; the API server
+//! `ServiceRoutingConflict=True` within seconds and its resolution `False` (that world reads its processes from a
+//! procfs stand-in; where a decisive source is not read a cleared condition is `Unknown`); Events de-duplicate; the API server
 //! away for a minute never holds up `/status`, `/metrics` or `/healthz`, and the condition arrives once it is
 //! back; a restart clears the conditions a previous run left; tokens never reach logs or the report.
 
@@ -68,7 +68,10 @@ fn a_conflict_sets_the_condition_its_resolution_clears_it_and_events_deduplicate
     let Some(mut w) = conflict_world("kube-conflict") else { return };
     let server = ApiServer::start(&w.name, NODE, &Auth::ClientCert);
     let section = kube_section(&w, &server.kubeconfig(&Auth::ClientCert));
-    let d = w.serve(&section);
+    // This world reads its processes (from a procfs stand-in), so every decisive source is read and the
+    // resolution below can be an all-clear.
+    let proc = w.fake_proc(&["kubelet", "kube-proxy", "cilium-agent"]);
+    let d = w.serve(&format!("{proc}{section}"));
     d.wait_notify("READY=1");
 
     let start = Instant::now();
@@ -104,20 +107,24 @@ fn a_conflict_sets_the_condition_its_resolution_clears_it_and_events_deduplicate
         assert!(out.status.success() && said.is_empty(), "promtool: {said}\n{metrics}");
     }
 
-    // Resolved: kube-proxy's rules go (the world's own namespace), the condition is no longer True, a Normal
-    // Event. It turns Unknown, not False: the served worlds disable the processes source (the host's pid
-    // namespace holds other tests' processes), a decisive source not read, so no all-clear is claimed.
+    // Resolved: kube-proxy is removed (its process and, in the world's own namespace, its rules). Every decisive
+    // source was read, so the condition turns False, with a Normal Event.
     let transition = c["lastTransitionTime"].clone();
+    w.fake_proc(&["kubelet", "cilium-agent"]);
     w.ns("nft flush ruleset");
-    server.wait_for(10, "ServiceRoutingConflict=Unknown", |s| is(s, "ServiceRoutingConflict", UNKNOWN));
+    server.wait_for(10, "ServiceRoutingConflict=False", |s| is(s, "ServiceRoutingConflict", "False"));
     let c = server.condition("ServiceRoutingConflict").unwrap();
-    assert_eq!(c["reason"], "CoverageIncomplete", "{c}");
+    assert_eq!(c["reason"], "NoServiceRoutingConflict", "{c}");
     assert!(c["lastTransitionTime"].as_str() >= transition.as_str(), "{c}");
+    let r = status(&d);
+    assert_eq!(r["sources"]["processes"]["status"], "ok", "{:#}", r["sources"]);
+    assert!(r["findings"].as_array().unwrap().iter().all(|f| f["id"] != "coverage.incomplete"), "{r:#}");
     server.wait_for(5, "a Normal Event", |s| {
         s.events().iter().any(|e| e["type"] == "Normal" && e["reason"] == "ServiceRoutingConflictCleared")
     });
 
     // The conflict again: the same Warning Event, its count 2, no second Event.
+    w.fake_proc(&["kubelet", "kube-proxy", "cilium-agent"]);
     w.iptables_fixture("nft", OVERALL);
     server.wait_for(10, "ServiceRoutingConflict=True again", |s| is(s, "ServiceRoutingConflict", "True"));
     server.wait_for(5, "the Warning Event's count at 2", |s| {
