@@ -43,6 +43,9 @@ pub struct SourceReport {
     pub status: SourceStatus,
     pub error: Option<String>,
     pub duration_ms: u64,
+    /// When the source last succeeded (RFC 3339), for sources that run beside the collections (`kubernetes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -187,7 +187,13 @@ fn the_api_server_away_for_a_minute_never_holds_up_the_local_endpoints_and_a_tok
             assert!(t.elapsed() < Duration::from_secs(2), "{path} took {:?}", t.elapsed());
             if path == "/status" {
                 let r: serde_json::Value = serde_json::from_str(&body).unwrap();
-                saw_down |= r["sources"]["kubernetes"]["status"] == "failed";
+                let k = &r["sources"]["kubernetes"];
+                if k["status"] == "failed" {
+                    saw_down = true;
+                    // When it last worked stays in the report while it is away.
+                    let last = k["last_success"].as_str().unwrap_or_else(|| panic!("no last_success: {k}"));
+                    assert!(last.ends_with('Z') && last.len() == 20, "RFC 3339 seconds: {k}");
+                }
             }
             polls += 1;
         }

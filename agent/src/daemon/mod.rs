@@ -516,19 +516,23 @@ impl Daemon {
     /// Adds the Kubernetes exporter's state as the `kubernetes` source (`disabled` without `[kubernetes]
     /// enabled`) and sets its metrics. Its failure is no `source.failed` finding: no conclusion rests on it.
     fn add_exporter(&self, report: &mut Report) {
-        let (status, error) = match &self.exporter {
-            None => (SourceStatus::Disabled, None),
+        let (status, error, last_success) = match &self.exporter {
+            None => (SourceStatus::Disabled, None, None),
             Some(e) => {
                 let s = e.status();
                 self.metrics.update_kubernetes(&s);
+                let last = s.last_success_unix.and_then(|t| {
+                    let at = std::time::UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(t).ok()?)?;
+                    Some(humantime::format_rfc3339_seconds(at).to_string())
+                });
                 match s.up {
-                    Some(true) => (SourceStatus::Ok, None),
-                    Some(false) => (SourceStatus::Failed, s.last_error),
-                    None => (SourceStatus::Failed, Some("no exchange with the API server yet".to_string())),
+                    Some(true) => (SourceStatus::Ok, None, last),
+                    Some(false) => (SourceStatus::Failed, s.last_error, last),
+                    None => (SourceStatus::Failed, Some("no exchange with the API server yet".to_string()), None),
                 }
             }
         };
-        report.sources.insert(SourceId::Kubernetes, SourceReport { status, error, duration_ms: 0 });
+        report.sources.insert(SourceId::Kubernetes, SourceReport { status, error, duration_ms: 0, last_success });
     }
 
     fn reload(&mut self) {
@@ -686,7 +690,7 @@ impl JournalWatch {
                 "check that journalctl runs and that the state directory is writable",
             ));
         }
-        report.sources.insert(SourceId::Journal, SourceReport { status, error, duration_ms: 0 });
+        report.sources.insert(SourceId::Journal, SourceReport { status, error, duration_ms: 0, last_success: None });
         report.verdict = verdict(&report.findings);
         settled
     }

@@ -31,7 +31,7 @@ pub fn analyse(snap: &Snapshot, generated_at: String) -> Report {
         .statuses()
         .into_iter()
         .map(|(name, status, error, duration_ms)| {
-            (name, SourceReport { status, error: error.map(str::to_string), duration_ms })
+            (name, SourceReport { status, error: error.map(str::to_string), duration_ms, last_success: None })
         })
         .collect();
     Report {
