@@ -43,6 +43,8 @@ pub struct State {
     pub requests: Vec<Recorded>,
     /// Bodies that a real API server would refuse, with why (a test asserts there are none).
     pub refused: Vec<String>,
+    /// Answer every Event with 403, as RBAC does for an identity without `create` on `events`.
+    pub forbid_events: bool,
 }
 
 /// The test CA and the certificates it signed, as PEM.
@@ -230,6 +232,11 @@ impl ApiServer {
         s.node["metadata"]["annotations"] = json!({ "test/padding": "x".repeat(bytes) });
     }
 
+    /// Refuses (403) or accepts Events from now on.
+    pub fn forbid_events(&self, forbid: bool) {
+        self.state.lock().unwrap().forbid_events = forbid;
+    }
+
     /// Sets a condition on the Node (as a previous run would have).
     pub fn set_condition(&self, c: Value) {
         let mut s = self.state.lock().unwrap();
@@ -389,6 +396,9 @@ async fn handle(
                     merge_conditions(&mut s.node, &new);
                     reply(StatusCode::OK, s.node.clone())
                 }
+            }
+            ("POST", p) if p == events && s.forbid_events => {
+                status(StatusCode::FORBIDDEN, "Forbidden", "events is forbidden: cannot create resource \"events\"")
             }
             ("POST", p) if p == events => {
                 let name = body["metadata"]["name"].as_str().unwrap_or("").to_string();

@@ -285,3 +285,39 @@ fn an_oversized_answer_from_the_api_server_is_an_error_not_memory() {
     assert_eq!(d.get("/healthz").0, 200);
     assert!(server.condition("ServiceRoutingMissing").is_none(), "nothing patched without reading the Node");
 }
+
+#[test]
+fn events_refused_for_good_are_dropped_and_hold_up_neither_the_source_nor_later_events() {
+    let Some(mut w) = conflict_world("kube-forbid") else { return };
+    let server = ApiServer::start(&w.name, NODE, &Auth::ClientCert);
+    server.forbid_events(true);
+    let section = kube_section(&w, &server.kubeconfig(&Auth::ClientCert));
+    let d = w.serve(&section);
+    d.wait_notify("READY=1");
+    server.wait_for(10, "ServiceRoutingConflict=True", |s| is(s, "ServiceRoutingConflict", "True"));
+    // The Warning Event was refused (403): dropped and counted; the source is ok, since the conditions went.
+    wait_source(&d, "ok");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, metrics) = d.get("/metrics");
+        let dropped = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("routewarden_kubernetes_events_dropped_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        if dropped.is_some_and(|n| n >= 1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no dropped Event counted: {metrics}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(status(&d)["sources"]["kubernetes"]["status"], "ok", "the drop fails nothing");
+    assert!(server.events().is_empty());
+    assert!(d.log(&w).contains("dropped"), "the drop is logged");
+
+    // Events allowed again: the next transition's Event goes out, nothing stuck before it.
+    server.forbid_events(false);
+    w.ns("nft flush ruleset");
+    server.wait_for(10, "the Normal Event once Events are allowed", |s| {
+        s.events().iter().any(|e| e["reason"] == "ServiceRoutingConflictCleared")
+    });
+}

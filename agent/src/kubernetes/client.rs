@@ -34,9 +34,16 @@ pub enum ClientError {
 }
 
 /// Removes secrets from error texts.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Redactor {
     secrets: Vec<String>,
+}
+
+/// Never the secrets themselves.
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redactor").field("secrets", &self.secrets.len()).finish()
+    }
 }
 
 impl Redactor {
@@ -335,6 +342,12 @@ impl ClientError {
     /// other than 401, after which the credentials are read again). Transport errors and deadlines drop it.
     pub fn keeps_connection(&self) -> bool {
         matches!(self, ClientError::Status { code, .. } if *code != 401)
+    }
+
+    /// Whether the API server refused an Event for good (no permission, invalid, its name taken, no such
+    /// namespace): sending it again would fail the same way and hold up every Event after it.
+    pub fn refuses_for_good(&self) -> bool {
+        matches!(self, ClientError::Status { code: 400 | 403 | 404 | 409 | 422, .. })
     }
 }
 

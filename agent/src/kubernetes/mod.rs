@@ -310,6 +310,20 @@ impl Task {
                 },
             };
             count(&self.status, r.is_ok());
+            if let Err(e) = &r {
+                if e.refuses_for_good() {
+                    // Dropped and counted, not retried: it would hold up every Event after it, and the
+                    // conditions are not at fault.
+                    log::warn!(source = "kubernetes"; "Event {} dropped: {e}", key.reason);
+                    if let Ok(mut s) = self.status.lock() {
+                        s.events_dropped += 1;
+                    }
+                    // The daemon re-renders, so /metrics shows the drop now, not at the next collection.
+                    (self.changed)();
+                    self.queue.pop_front();
+                    continue;
+                }
+            }
             r?;
             self.dedup.sent(&key, &action, &now);
             self.queue.pop_front();
