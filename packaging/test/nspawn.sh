@@ -76,6 +76,11 @@ status=$(prop routewarden StatusText)
 echo "  STATUS=$status"
 inside curl -sf --max-time 5 http://127.0.0.1:9977/status | grep -q '"schema_version"' || fail "/status did not answer"
 inside curl -sf --max-time 5 http://127.0.0.1:9977/metrics | grep -q '^routewarden_build_info' || fail "/metrics did not answer"
+max=$(prop routewarden MemoryMax)
+[ "$max" = 1073741824 ] || fail "MemoryMax is $max, not the 1G the unit sets (BENCHMARKS.md's largest peak with headroom)"
+cur=$(prop routewarden MemoryCurrent)
+case $cur in ''|'[not set]'|*[!0-9]*) echo "  MemoryCurrent not accounted here ($cur)" ;;
+    *) [ "$cur" -lt "$max" ] || fail "MemoryCurrent $cur is not under MemoryMax $max"; echo "  MemoryCurrent=$cur" ;; esac
 
 step "a broken configuration: systemctl reload fails, the daemon keeps running"
 pid=$(prop routewarden MainPID)
