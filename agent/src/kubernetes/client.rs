@@ -46,13 +46,26 @@ impl std::fmt::Debug for Redactor {
     }
 }
 
+/// A piece of a secret this long or longer is cut wherever it appears (a token echoed split across lines).
+const MIN_FRAGMENT: usize = 8;
+
 impl Redactor {
     pub fn clean(&self, text: &str) -> String {
+        // ASCII lower-casing keeps byte offsets, so matches in the lower-cased text mark the original's bytes.
+        let secrets: Vec<String> =
+            self.secrets.iter().filter(|s| s.len() >= 4).map(|s| s.to_ascii_lowercase()).collect();
         let mut out = text.to_string();
-        for s in self.secrets.iter().filter(|s| s.len() >= 4) {
-            out = out.replace(s.as_str(), "<redacted>");
+        for s in &secrets {
+            out = replace_ignoring_case(&out, s);
         }
-        // Any long word of token characters (a bearer token, base64 key data) is cut too.
+        // Any long word of token characters (a bearer token, base64 key data) is cut too, and so is any piece of a
+        // secret of MIN_FRAGMENT characters or more, in any case.
+        let is_fragment = |w: &str| {
+            w.len() >= MIN_FRAGMENT && {
+                let lower = w.to_ascii_lowercase();
+                secrets.iter().any(|s| s.len() >= 2 * MIN_FRAGMENT && s.contains(&lower))
+            }
+        };
         out.split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == '\'')
             .map(|w| {
                 let word = w.trim_end_matches(|c: char| c.is_whitespace() || c == '"' || c == '\'');
@@ -63,13 +76,41 @@ impl Redactor {
                     && word.chars().any(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
                     && word.chars().all(|c| c.is_ascii_alphanumeric() || "-._~+/=".contains(c));
                 if tokenish {
-                    format!("<redacted>{}", &w[word.len()..])
-                } else {
-                    w.to_string()
+                    return format!("<redacted>{}", &w[word.len()..]);
                 }
+                // Pieces of a word between separators such as `=`, `:` or `,` (`token=PIECE`).
+                let mut cleaned = String::with_capacity(w.len());
+                for piece in word.split_inclusive(|c: char| !(c.is_ascii_alphanumeric() || "-._~+/".contains(c))) {
+                    let body = piece.trim_end_matches(|c: char| !(c.is_ascii_alphanumeric() || "-._~+/".contains(c)));
+                    if is_fragment(body) {
+                        cleaned.push_str("<redacted>");
+                        cleaned.push_str(&piece[body.len()..]);
+                    } else {
+                        cleaned.push_str(piece);
+                    }
+                }
+                cleaned.push_str(&w[word.len()..]);
+                cleaned
             })
             .collect()
     }
+}
+
+/// `text` with every occurrence of `lower` (already ASCII lower-case), in any ASCII case, replaced.
+fn replace_ignoring_case(text: &str, lower: &str) -> String {
+    let hay = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (at, _) in hay.match_indices(lower) {
+        if at < last {
+            continue;
+        }
+        out.push_str(&text[last..at]);
+        out.push_str("<redacted>");
+        last = at + lower.len();
+    }
+    out.push_str(&text[last..]);
+    out
 }
 
 /// The kubeconfig to read: `configured` under `host_root`, else the kubelet's other one.
@@ -380,6 +421,22 @@ mod tests {
         assert_eq!(Redactor::default().clean(path), path, "paths stay readable");
         let host = "connecting to ip-10-0-0-1.eu-west-1.compute.internal:6443 failed";
         assert_eq!(Redactor::default().clean(host), host, "host names stay readable");
+    }
+
+    #[test]
+    fn a_secret_echoed_lower_cased_or_split_is_redacted() {
+        let token = "Abc123DefGhi456JklMno789PqrStu0";
+        let r = Redactor { secrets: vec![token.into()] };
+        let lower = format!("invalid bearer token {}", token.to_lowercase());
+        assert_eq!(r.clean(&lower), "invalid bearer token <redacted>");
+        let upper = format!("token={}!", token.to_uppercase());
+        assert_eq!(r.clean(&upper), "token=<redacted>!");
+        let split = format!("token \"{}\n{}\" refused", &token[..15], &token[15..]);
+        assert_eq!(r.clean(&split), "token \"<redacted>\n<redacted>\" refused");
+        let keyed = format!("auth: token={},user=x", &token[3..20]);
+        assert_eq!(r.clean(&keyed), "auth: token=<redacted>,user=x");
+        let plain = "the node worker-1 answered 401 Unauthorized";
+        assert_eq!(r.clean(plain), plain, "words that are no piece of the secret stay");
     }
 
     #[test]
