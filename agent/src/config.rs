@@ -230,7 +230,17 @@ pub struct Kubernetes {
     pub node_name: String,
     /// Seconds between heartbeats of unchanged conditions (`lastHeartbeatTime`). Default 300.
     pub heartbeat_secs: u64,
+    /// Keep new Pods off the node while its Service routing is not programmed: the Node carries the taint
+    /// `taint_key:NoSchedule` while the node gate (`[gate] requirements`, or `no-conflict` and `service-proxy` when
+    /// those are empty) is unmet, and loses it once the gate holds. Needs an identity that may patch Nodes (the
+    /// kubelet's may not: NodeRestriction). Default false.
+    pub taint: bool,
+    /// The taint's key (effect NoSchedule). Default "routewarden.io/service-routing-not-ready".
+    pub taint_key: String,
 }
+
+/// The taint `[kubernetes] taint` manages unless `taint_key` names another.
+pub const DEFAULT_TAINT_KEY: &str = "routewarden.io/service-routing-not-ready";
 
 /// The kubelet's other kubeconfig, tried when `kubernetes.kubeconfig` does not exist.
 pub const KUBELET_KUBECONFIG_FALLBACK: &str = "/var/lib/kubelet/kubeconfig";
@@ -242,6 +252,8 @@ impl Default for Kubernetes {
             kubeconfig: "/etc/kubernetes/kubelet.conf".into(),
             node_name: String::new(),
             heartbeat_secs: 300,
+            taint: false,
+            taint_key: DEFAULT_TAINT_KEY.into(),
         }
     }
 }

@@ -102,7 +102,40 @@ fn kubernetes(k: &crate::config::Kubernetes, path: &Path) -> Result<(), Settings
     if k.kubeconfig.as_os_str().is_empty() {
         return Err(err("kubernetes.kubeconfig", String::new(), "empty: name the kubeconfig file"));
     }
+    if !is_taint_key(&k.taint_key) {
+        return Err(err(
+            "kubernetes.taint_key",
+            k.taint_key.clone(),
+            "not a taint key (an optional DNS prefix and '/', then up to 63 letters, digits, '-', '_' or '.' that \
+             start and end with a letter or digit)",
+        ));
+    }
     Ok(())
+}
+
+/// A taint key as the API server validates it: a qualified name, `[prefix/]name`.
+fn is_taint_key(key: &str) -> bool {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && alnum(name.chars().next())
+        && alnum(name.chars().last());
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|l| {
+                !l.is_empty()
+                    && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            })
+    });
+    name_ok && prefix_ok
 }
 
 /// `[metrics]`: no listener when `listen` is empty; a non-loopback address needs TLS unless `allow_plaintext`.
@@ -497,6 +530,14 @@ mod tests {
         assert!(parse("[kubernetes]\nheartbeat_secs = 10\n").is_ok());
         let err = parse("[kubernetes]\nkubeconfig = \"\"\n").unwrap_err().to_string();
         assert!(err.contains("kubernetes.kubeconfig"), "{err}");
+        assert_eq!(k.taint_key, "routewarden.io/service-routing-not-ready");
+        assert!(!k.taint);
+        for bad in ["", "a/b/c", "Example.com/x", "x/-a", "-a", &"a".repeat(64)] {
+            let err = parse(&format!("[kubernetes]\ntaint_key = \"{bad}\"\n")).unwrap_err().to_string();
+            assert!(err.contains("kubernetes.taint_key"), "{bad}: {err}");
+        }
+        assert!(parse("[kubernetes]\ntaint = true\ntaint_key = \"example.com/not-ready\"\n").is_ok());
+        assert!(parse("[kubernetes]\ntaint_key = \"NotReady_1\"\n").is_ok());
         let err = parse("[kubernetes]\ntoken = \"x\"\n").unwrap_err().to_string();
         assert!(err.contains("unknown field") && err.contains("token"), "{err}");
         let err = parse("disabled_sources = [\"kubernetes\"]\n").unwrap_err().to_string();

@@ -137,6 +137,8 @@ fn stall_after(s: &Settings) -> u64 {
 struct Base {
     report: Report,
     missing: Vec<String>,
+    /// The node gate (`[kubernetes] taint`, `/readyz?gate=1`), checked at every collection.
+    node_gate: gate::NodeGate,
     changes: u64,
 }
 
@@ -260,7 +262,7 @@ async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> 
     let journal = JournalWatch::start(&settings, journal_tx);
     let mut metrics = Metrics::new();
     if settings.config.kubernetes.enabled {
-        metrics.enable_kubernetes();
+        metrics.enable_kubernetes(settings.config.kubernetes.taint);
     }
     let exporter = settings.config.kubernetes.enabled.then(|| {
         log::info!("exporting findings to the Kubernetes API as Node conditions and Events");
@@ -456,7 +458,8 @@ impl Daemon {
         let changes = self.churn.observe(rules::churn::kube_proxy_chains(&snap));
         rules::churn::apply(&mut report, &self.churn.recent_flips());
         let missing = if self.shared.is_ready() { Vec::new() } else { gate_missing(&self.settings, &snap, &report) };
-        self.base = Some(Base { report, missing, changes });
+        let node_gate = gate::node_gate(&gate::node_gate_requirements(&self.settings.gate), &snap, &report);
+        self.base = Some(Base { report, missing, node_gate, changes });
         drop(snap);
         crate::sys::release_memory();
         let d = &self.settings.config;
@@ -478,6 +481,7 @@ impl Daemon {
         let mut report = base.report.clone();
         let gate_open = self.shared.is_ready() || base.missing.is_empty();
         let missing = base.missing.join("; ");
+        let node_gate = base.node_gate.clone();
         let journal_settled = self.journal.add_to(&mut report, &self.metrics);
         self.add_exporter(&mut report);
         self.metrics.update(&report, changes, collected, now_unix());
@@ -489,9 +493,11 @@ impl Daemon {
             self.shared.set_not_ready(&summary);
         }
         if let Some(e) = &self.exporter {
-            e.publish(&report, journal_settled);
+            e.publish(&report, journal_settled, &node_gate);
         }
-        self.shared.publish(Published::render(report, &self.metrics));
+        let mut published = Published::render(report, &self.metrics);
+        published.node_gate = Some(node_gate);
+        self.shared.publish(published);
         // A journal re-render while a collection hangs is no sign of a healthy loop.
         let alive = !self.stalled();
         if alive {

@@ -12,6 +12,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
+use super::taint::NodeTaints;
+
 /// The largest kubeconfig (or token file) read.
 pub const MAX_KUBECONFIG_BYTES: u64 = 1 << 20;
 /// The largest answer read from the API server (a Node object is a few KiB to a few hundred).
@@ -280,6 +282,19 @@ pub struct ApiClient {
 pub struct NodeView {
     pub uid: Option<String>,
     pub conditions: Vec<(String, String, String, String, String)>,
+    pub taints: NodeTaints,
+}
+
+fn taints_of(node: &Node) -> NodeTaints {
+    NodeTaints {
+        resource_version: node.metadata.resource_version.clone().unwrap_or_default(),
+        taints: node
+            .spec
+            .iter()
+            .flat_map(|s| s.taints.iter().flatten())
+            .filter_map(|t| serde_json::to_value(t).ok())
+            .collect(),
+    }
 }
 
 impl ApiClient {
@@ -316,6 +331,7 @@ impl ApiClient {
     pub async fn get_node(&self, name: &str) -> Result<NodeView, ClientError> {
         let nodes: Api<Node> = Api::all(self.client.clone());
         let node = self.call("reading the Node", nodes.get(name)).await?;
+        let taints = taints_of(&node);
         let text = |v: &Option<String>| v.clone().unwrap_or_default();
         let conditions = node
             .status
@@ -331,7 +347,16 @@ impl ApiClient {
                 (c.type_, c.status, text(&c.reason), text(&c.message), transition)
             })
             .collect();
-        Ok(NodeView { uid: node.metadata.uid, conditions })
+        Ok(NodeView { uid: node.metadata.uid, conditions, taints })
+    }
+
+    /// Writes the Node's taints (a JSON merge patch carrying the `resourceVersion` they were computed from: 409
+    /// when the Node changed since) and returns them as the API server then holds them.
+    pub async fn patch_taints(&self, name: &str, body: &Value) -> Result<NodeTaints, ClientError> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let node =
+            self.call("patching the Node's taints", nodes.patch(name, &patch_params(), &Patch::Merge(body))).await?;
+        Ok(taints_of(&node))
     }
 
     pub async fn patch_conditions(&self, name: &str, body: &Value) -> Result<(), ClientError> {

@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod client;
 pub mod conditions;
 pub mod events;
+pub mod taint;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -21,8 +22,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config;
-use crate::model::kubernetes::ExporterStatus;
+use crate::model::kubernetes::{ExporterStatus, TaintState};
 use crate::report::Report;
+use crate::rules::gate::NodeGate;
 use backoff::Backoff;
 use client::{ApiClient, ClientError};
 use conditions::Conditions;
@@ -40,7 +42,7 @@ pub const ROUND_DEADLINE: Duration = Duration::from_secs(45);
 
 /// A report as handed to the exporter, and whether the journal follower had finished its replay (see
 /// [`conditions::desired`]).
-type Published = (Arc<Report>, bool);
+type Published = (Arc<Report>, bool, NodeGate);
 
 /// The daemon's handle on the exporter task.
 pub struct Exporter {
@@ -62,13 +64,19 @@ impl Exporter {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let changed: Arc<dyn Fn() + Send + Sync> = Arc::new(changed);
         let (reports, rx) = watch::channel(None);
-        let status = Arc::new(Mutex::new(ExporterStatus::default()));
+        let status = Arc::new(Mutex::new(ExporterStatus {
+            taint: cfg.taint.then_some(TaintState::Unknown),
+            ..ExporterStatus::default()
+        }));
         let path = client::kubeconfig_path(host_root, &cfg.kubeconfig);
         let task = Task {
             path,
             host_root: host_root.to_path_buf(),
             node_setting: cfg.node_name.clone(),
             heartbeat: Duration::from_secs(cfg.heartbeat_secs),
+            taint_key: cfg.taint.then(|| cfg.taint_key.clone()),
+            gate: None,
+            node_taints: None,
             status: Arc::clone(&status),
             changed: Arc::clone(&changed),
             api: None,
@@ -96,9 +104,10 @@ impl Exporter {
     }
 
     /// Hands the exporter the latest report (replacing one it has not taken yet); never waits. `journal_settled`:
-    /// the journal source is ok and has finished replaying after a restart.
-    pub fn publish(&self, report: &Report, journal_settled: bool) {
-        self.reports.send_replace(Some((Arc::new(report.clone()), journal_settled)));
+    /// the journal source is ok and has finished replaying after a restart; `gate`: the node gate, which decides
+    /// the taint.
+    pub fn publish(&self, report: &Report, journal_settled: bool, gate: &NodeGate) {
+        self.reports.send_replace(Some((Arc::new(report.clone()), journal_settled, gate.clone())));
     }
 
     /// The exporter's state now. A task that ended (it never returns while the daemon holds this handle, so a
@@ -131,6 +140,12 @@ struct Task {
     host_root: PathBuf,
     node_setting: String,
     heartbeat: Duration,
+    /// With `[kubernetes] taint`: the taint's key.
+    taint_key: Option<String>,
+    /// The node gate of the latest report.
+    gate: Option<NodeGate>,
+    /// The Node's taints as last read or written on this connection.
+    node_taints: Option<taint::NodeTaints>,
     status: Arc<Mutex<ExporterStatus>>,
     changed: Arc<dyn Fn() + Send + Sync>,
     api: Option<ApiClient>,
@@ -167,8 +182,9 @@ impl Task {
                             return; // the daemon is gone
                         }
                         let report = rx.borrow_and_update().clone();
-                        if let Some((r, settled)) = report {
+                        if let Some((r, settled, gate)) = report {
                             self.observe(&r, settled);
+                            self.gate = Some(gate);
                             dirty = true;
                         }
                         continue;
@@ -177,6 +193,10 @@ impl Task {
                 }
             }
             let beat = Instant::now() >= heartbeat_at;
+            if beat && self.taint_key.is_some() {
+                // Taints others changed (an operator's `kubectl taint`) are seen at least once a heartbeat.
+                self.node_read = false;
+            }
             let result = match tokio::time::timeout(ROUND_DEADLINE, self.round(beat)).await {
                 Ok(r) => r,
                 Err(_) => {
@@ -281,6 +301,11 @@ impl Task {
             let view = view?;
             origin.uid = view.uid;
             self.conditions.adopt(&view.conditions);
+            if let Some(key) = &self.taint_key {
+                let state = view.taints.state(key);
+                with_status(&self.status, |s| s.taint = Some(state));
+            }
+            self.node_taints = Some(view.taints);
             self.node_read = true;
         }
         let now = crate::sys::now_rfc3339();
@@ -291,6 +316,22 @@ impl Task {
                 count(&self.status, r.is_ok());
                 r?;
                 self.conditions.applied(&plan);
+            }
+        }
+        // The taint before the Events (its own goes out in this round) but its failure after them: an identity
+        // that may not change taints (a kubelet's, under NodeRestriction) holds up neither conditions nor Events.
+        let taint = match (self.taint_key.as_deref(), &self.gate) {
+            (Some(key), Some(gate)) => {
+                let (taints, read) = (&mut self.node_taints, &mut self.node_read);
+                apply_taint(api, &origin.node, (key, gate), taints, read, &self.status).await
+            }
+            _ => Ok(None),
+        };
+        if let Ok(Some(event)) = &taint {
+            if self.limit.admit(crate::sys::now_unix()) {
+                self.queue.push_back(event.clone());
+            } else {
+                with_status(&self.status, |s| s.events_dropped += 1);
             }
         }
         while let Some(key) = self.queue.front().cloned() {
@@ -328,7 +369,44 @@ impl Task {
             self.dedup.sent(&key, &action, &now);
             self.queue.pop_front();
         }
-        Ok(())
+        taint.map(|_| ())
+    }
+}
+
+/// Adds or removes the taint as the gate asks; the Event to send for a change. A 409 (the Node changed since it
+/// was read) has the Node read again before the next try.
+async fn apply_taint(
+    api: &ApiClient,
+    node: &str,
+    (key, gate): (&str, &NodeGate),
+    current: &mut Option<taint::NodeTaints>,
+    node_read: &mut bool,
+    status: &Mutex<ExporterStatus>,
+) -> Result<Option<EventKey>, ClientError> {
+    let Some(body) = current.as_ref().and_then(|c| taint::patch(c, key, taint::wanted(gate)?)) else {
+        return Ok(None);
+    };
+    let r = api.patch_taints(node, &body).await;
+    count(status, r.is_ok());
+    let written = r.inspect_err(|e| {
+        if matches!(e, ClientError::Status { code: 409, .. }) {
+            *node_read = false;
+        }
+    })?;
+    let state = written.state(key);
+    let done = if state == TaintState::Present { "added" } else { "removed" };
+    log::info!(source = "kubernetes"; "Node {node}: taint {key}:{} {done}", taint::EFFECT);
+    with_status(status, |s| {
+        s.taint = Some(state);
+        s.taint_transitions += 1;
+    });
+    *current = Some(written);
+    Ok(Some(taint::event(state == TaintState::Present, key, gate)))
+}
+
+fn with_status(status: &Mutex<ExporterStatus>, f: impl FnOnce(&mut ExporterStatus)) {
+    if let Ok(mut s) = status.lock() {
+        f(&mut s);
     }
 }
 
@@ -371,6 +449,7 @@ mod tests {
             kubeconfig: "/etc/kubernetes/absent.conf".into(),
             node_name: "node-a".into(),
             heartbeat_secs: 300,
+            ..config::Kubernetes::default()
         };
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
         let e = Exporter::start(&cfg, root.path(), move || {
@@ -383,7 +462,7 @@ mod tests {
         )]);
         let start = std::time::Instant::now();
         for _ in 0..10_000 {
-            e.publish(&report, true);
+            e.publish(&report, true, &NodeGate::Met);
         }
         assert!(start.elapsed() < Duration::from_secs(2), "publishing waited: {:?}", start.elapsed());
         tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap();
@@ -409,6 +488,7 @@ mod tests {
             kubeconfig: "/etc/kubernetes/absent.conf".into(),
             node_name: "node-a".into(),
             heartbeat_secs: 300,
+            ..config::Kubernetes::default()
         };
         let (tx, mut rx) = tokio::sync::mpsc::channel(8);
         let e = Exporter::start(&cfg, root.path(), move || {
@@ -423,6 +503,6 @@ mod tests {
         assert_eq!(e.status().up, Some(false));
         // The daemon is asked to re-render, so the failure shows without waiting for the next collection.
         tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap();
-        e.publish(&conditions::tests::report(&[]), true);
+        e.publish(&conditions::tests::report(&[]), true, &NodeGate::Met);
     }
 }

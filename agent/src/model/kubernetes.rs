@@ -18,4 +18,30 @@ pub struct ExporterStatus {
     pub requests_failed: u64,
     /// Events not sent: over the rate limit, or dropped from a full queue while the API server was away.
     pub events_dropped: u64,
+    /// With `[kubernetes] taint`: the taint on the Node as last read or written (`Unknown` before the Node was
+    /// read); `None` without it.
+    pub taint: Option<TaintState>,
+    /// Times the exporter added or removed the taint.
+    pub taint_transitions: u64,
+}
+
+/// Whether the Node carries routewarden's taint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TaintState {
+    Present,
+    Absent,
+    #[default]
+    Unknown,
+}
+
+impl TaintState {
+    pub const ALL: [TaintState; 3] = [TaintState::Present, TaintState::Absent, TaintState::Unknown];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaintState::Present => "present",
+            TaintState::Absent => "absent",
+            TaintState::Unknown => "unknown",
+        }
+    }
 }

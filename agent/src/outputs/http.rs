@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{Query, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -140,7 +140,21 @@ async fn healthz(State(s): State<Arc<Shared>>) -> Response {
     }
 }
 
-async fn readyz(State(s): State<Arc<Shared>>) -> Response {
+/// `/readyz`: the daemon's readiness (READY, latched). `/readyz?gate=1`: the node gate now, for controllers such as
+/// node-readiness-controller: 200 while it holds, 503 with the unmet or unknown requirements otherwise.
+async fn readyz(State(s): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
+    if query.as_deref().is_some_and(|q| q.split('&').any(|kv| matches!(kv, "gate=1" | "gate=true" | "gate"))) {
+        use crate::rules::gate::NodeGate;
+        let (code, text) = match &s.current().node_gate {
+            Some(NodeGate::Met) => (StatusCode::OK, "gate met\n".to_string()),
+            Some(NodeGate::Unmet(w)) => (StatusCode::SERVICE_UNAVAILABLE, format!("gate unmet: {}\n", w.join("; "))),
+            Some(NodeGate::Unknown(w)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, format!("gate unknown: {}\n", w.join("; ")))
+            }
+            None => (StatusCode::SERVICE_UNAVAILABLE, "gate unknown: the first collection has not finished\n".into()),
+        };
+        return (code, text).into_response();
+    }
     if s.is_ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
@@ -464,6 +478,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn readyz_with_gate_answers_the_node_gate_now_not_the_latch() {
+        use crate::rules::gate::NodeGate;
+        let shared = Shared::new(60);
+        let r = router(Arc::clone(&shared));
+        let (code, _, body) = call(&r, get("/readyz?gate=1")).await;
+        assert_eq!(
+            (code, body.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "gate unknown: the first collection has not finished\n")
+        );
+        let publish = |g: NodeGate| shared.publish(Published { node_gate: Some(g), ..Published::default() });
+        publish(NodeGate::Unmet(vec!["service-proxy: no Service proxy programs Services".into()]));
+        shared.set_ready();
+        assert_eq!(call(&r, get("/readyz")).await.0, StatusCode::OK, "plain /readyz is the READY latch");
+        let (code, _, body) = call(&r, get("/readyz?gate=1")).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.starts_with("gate unmet: service-proxy: no Service proxy"), "{body}");
+        publish(NodeGate::Met);
+        let (code, _, body) = call(&r, get("/readyz?gate=1")).await;
+        assert_eq!((code, body.as_str()), (StatusCode::OK, "gate met\n"));
+        publish(NodeGate::Unknown(vec!["no-conflict: source bpf failed: denied".into()]));
+        let (code, _, body) = call(&r, get("/readyz?x=y&gate=true")).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("gate unknown: no-conflict: source bpf failed"), "{body}");
+    }
+
+    #[tokio::test]
     async fn serves_the_published_collection_and_negotiates_metrics() {
         let shared = Shared::new(60);
         let r = router(Arc::clone(&shared));
@@ -486,6 +526,7 @@ mod tests {
             openmetrics: "om\n# EOF\n".into(),
             prometheus_text: "text\n".into(),
             report: Some(report),
+            node_gate: None,
         });
         shared.set_ready();
         assert_eq!(call(&r, get("/status")).await.2, "{\"compact\":1}");

@@ -74,6 +74,9 @@ pub struct Metrics {
     /// Requests to the API server by result (`ok`, `error`).
     kubernetes_requests: Family<Labels, Counter>,
     kubernetes_events_dropped: Counter,
+    /// With `[kubernetes] taint`: 1 for the taint's state now (present, absent, unknown), 0 for the others.
+    kubernetes_taint: Family<Labels, Gauge>,
+    kubernetes_taint_transitions: Counter,
     /// The `process_*` metrics, without the `routewarden_` prefix (as every exporter names them).
     process: Registry,
     process_cpu: Counter<f64, AtomicU64>,
@@ -140,6 +143,8 @@ impl Metrics {
             kubernetes_last_success: FloatGauge::default(),
             kubernetes_requests: Family::default(),
             kubernetes_events_dropped: Counter::default(),
+            kubernetes_taint: Family::default(),
+            kubernetes_taint_transitions: Counter::default(),
             process: Registry::default(),
             process_cpu: Counter::default(),
             process_resident: Gauge::default(),
@@ -386,9 +391,23 @@ impl Metrics {
         self.journal_lag.set(j.lag_seconds);
     }
 
-    /// Registers the Kubernetes exporter's metrics (only with `[kubernetes] enabled`: absent otherwise).
-    pub fn enable_kubernetes(&mut self) {
+    /// Registers the Kubernetes exporter's metrics (only with `[kubernetes] enabled`: absent otherwise; the
+    /// taint's only with `taint` too).
+    pub fn enable_kubernetes(&mut self, taint: bool) {
         let r = &mut self.registry;
+        if taint {
+            r.register(
+                "kubernetes_taint",
+                "1 for the state of routewarden's NoSchedule taint on the Node (present, absent, unknown before the \
+                 Node was read), 0 for the others",
+                self.kubernetes_taint.clone(),
+            );
+            r.register(
+                "kubernetes_taint_transitions",
+                "Times routewarden added or removed its taint on the Node",
+                self.kubernetes_taint_transitions.clone(),
+            );
+        }
         r.register(
             "kubernetes_up",
             "1 when the last exchange with the Kubernetes API server succeeded (only with [kubernetes] enabled)",
@@ -423,6 +442,14 @@ impl Metrics {
         }
         let dropped = &self.kubernetes_events_dropped;
         dropped.inc_by(k.events_dropped.saturating_sub(dropped.get()));
+        if let Some(now) = k.taint {
+            for state in crate::model::kubernetes::TaintState::ALL {
+                let g = self.kubernetes_taint.get_or_create(&vec![("state".to_string(), state.as_str().to_string())]);
+                g.set(i64::from(state == now));
+            }
+            let t = &self.kubernetes_taint_transitions;
+            t.inc_by(k.taint_transitions.saturating_sub(t.get()));
+        }
     }
 
     /// (OpenMetrics text, Prometheus text format 0.0.4).

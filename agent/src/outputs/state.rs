@@ -16,6 +16,8 @@ pub struct Published {
     pub findings: String,
     pub openmetrics: String,
     pub prometheus_text: String,
+    /// The node gate of the collection behind the report (`/readyz?gate=1`); `None` before the first.
+    pub node_gate: Option<crate::rules::gate::NodeGate>,
 }
 
 impl Published {
@@ -29,6 +31,7 @@ impl Published {
             openmetrics,
             prometheus_text,
             report: Some(report),
+            node_gate: None,
         }
     }
 }

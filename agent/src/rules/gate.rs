@@ -20,6 +20,8 @@ pub enum Requirement {
     CiliumLb,
     /// No `service-routing.conflict` finding.
     NoConflict,
+    /// Some Service proxy programs Services and its agent runs (what `check` calls programmed).
+    ServiceProxy,
     /// A network link: `link:NAME`.
     Link(String),
     /// A loaded BPF program (kernel names are cut to 15 characters; either form matches): `bpf-prog:NAME`.
@@ -27,7 +29,8 @@ pub enum Requirement {
 }
 
 pub const FORMS: &str =
-    "chain:TABLE/CHAIN, nft-table:FAMILY/NAME, kube-proxy, cilium-lb, no-conflict, link:NAME, bpf-prog:NAME";
+    "chain:TABLE/CHAIN, nft-table:FAMILY/NAME, kube-proxy, cilium-lb, no-conflict, service-proxy, link:NAME, \
+     bpf-prog:NAME";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown requirement {given:?}: {why} (valid: {FORMS})")]
@@ -58,6 +61,7 @@ impl FromStr for Requirement {
                 "kube-proxy" => Ok(Requirement::KubeProxy),
                 "cilium-lb" => Ok(Requirement::CiliumLb),
                 "no-conflict" => Ok(Requirement::NoConflict),
+                "service-proxy" => Ok(Requirement::ServiceProxy),
                 _ => Err(err("no such requirement")),
             },
         }
@@ -72,6 +76,7 @@ impl fmt::Display for Requirement {
             Requirement::KubeProxy => write!(f, "kube-proxy"),
             Requirement::CiliumLb => write!(f, "cilium-lb"),
             Requirement::NoConflict => write!(f, "no-conflict"),
+            Requirement::ServiceProxy => write!(f, "service-proxy"),
             Requirement::Link(n) => write!(f, "link {n}"),
             Requirement::BpfProg(n) => write!(f, "bpf-prog {n}"),
         }
@@ -87,7 +92,7 @@ impl Requirement {
             Requirement::NftTable { .. } => &[Nftables],
             Requirement::KubeProxy => &[IptablesLegacy, Nftables, Links, Ipvs, Processes, KubeProxyApi],
             Requirement::CiliumLb => &[Bpf, Links, Processes, CiliumAgent],
-            Requirement::NoConflict => {
+            Requirement::NoConflict | Requirement::ServiceProxy => {
                 &[IptablesLegacy, Nftables, Links, Ipvs, Bpf, Processes, KubeProxyApi, CiliumAgent, Routes]
             }
             Requirement::Link(_) => &[Links],
@@ -180,6 +185,19 @@ pub fn check(req: &Requirement, snap: &Snapshot, report: &Report) -> Check {
             Some(f) => Check::Missing(f.summary.clone()),
             None => Check::Met("no conflict".into()),
         },
+        Requirement::ServiceProxy => {
+            let programs = |p: &&crate::report::ServiceProxy| !p.balances.is_empty() || p.services.unwrap_or(0) > 0;
+            let proxies: Vec<_> = report.dataplane.proxies.iter().filter(programs).collect();
+            if let Some(p) = proxies.iter().find(|p| p.agent_running == Some(true)) {
+                Check::Met(format!("{} programs Services, its agent running", p.proxy.as_str()))
+            } else if proxies.iter().any(|p| p.agent_running.is_none()) {
+                Check::Unknown("a proxy's rules are there but whether its agent runs could not be read".into())
+            } else if let Some(p) = proxies.first() {
+                Check::Missing(format!("{} rules without a running agent (stale)", p.proxy.as_str()))
+            } else {
+                Check::Missing("no Service proxy programs Services".into())
+            }
+        }
         Requirement::Link(name) => match snap.links.get().and_then(|l| l.get(name)) {
             Some(l) => Check::Met(format!("index {}", l.index)),
             None => Check::Missing("no such link".into()),
@@ -191,6 +209,48 @@ pub fn check(req: &Requirement, snap: &Snapshot, report: &Report) -> Check {
                 None => Check::Missing("no loaded program with that name".into()),
             }
         }
+    }
+}
+
+/// The node gate in one collection (`[kubernetes] taint`, `/readyz?gate=1`): unlike READY it is no latch, a
+/// conflict closes it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeGate {
+    Met,
+    /// Requirements that do not hold, each with what was seen instead.
+    Unmet(Vec<String>),
+    /// A source a requirement reads failed, or coverage is incomplete: no one can tell, so nothing changes.
+    Unknown(Vec<String>),
+}
+
+/// The requirements of the node gate: `[gate] requirements`, or `no-conflict` and `service-proxy` when those are
+/// empty.
+pub fn node_gate_requirements(configured: &[Requirement]) -> Vec<Requirement> {
+    if configured.is_empty() {
+        vec![Requirement::NoConflict, Requirement::ServiceProxy]
+    } else {
+        configured.to_vec()
+    }
+}
+
+pub fn node_gate(requirements: &[Requirement], snap: &Snapshot, report: &Report) -> NodeGate {
+    let (mut unmet, mut unknown) = (Vec::new(), Vec::new());
+    for r in requirements {
+        match check(r, snap, report) {
+            Check::Met(_) => {}
+            Check::Missing(d) => unmet.push(format!("{r}: {d}")),
+            Check::Unknown(d) => unknown.push(format!("{r}: {d}")),
+        }
+    }
+    if let Some(f) = report.finding(&FindingId::CoverageIncomplete) {
+        unknown.push(format!("coverage incomplete: {}", f.summary));
+    }
+    if !unknown.is_empty() {
+        NodeGate::Unknown(unknown)
+    } else if !unmet.is_empty() {
+        NodeGate::Unmet(unmet)
+    } else {
+        NodeGate::Met
     }
 }
 
