@@ -117,6 +117,14 @@ Without --file, --directory or -, the system journal is read. Exit codes: 0 no f
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Remove routewarden's NoSchedule taint from this node's Node object now (after stopping or removing it).
+    #[command(after_help = "With [kubernetes] taint = true the daemon keeps the taint `taint_key:NoSchedule` \
+(default routewarden.io/service-routing-not-ready) on the Node while Service routing is not programmed. A daemon \
+that is stopped or removed leaves the taint as it last was; this removes it, using the [kubernetes] kubeconfig \
+and node name, and touches no other taint (kubectl taint node NODE KEY:NoSchedule- does the same from anywhere).\n\n\
+Exit codes: 0 removed or not there, 3 the API server could not be reached or refused, 64 usage or configuration \
+error.\n\nExamples:\n  sudo systemctl stop routewarden && sudo routewarden untaint")]
+    Untaint,
     /// Write the man page and shell completions into DIR (used to build packages).
     #[command(hide = true)]
     GenerateAssets {

@@ -111,6 +111,18 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             write_stdout(&(text + "\n"))?;
             Ok(0)
         }
+        Command::Untaint => {
+            let k = &settings.config.kubernetes;
+            match routewarden::kubernetes::untaint(k, &settings.config.host_root)? {
+                routewarden::kubernetes::Untainted::Removed { node } => {
+                    write_stdout(&format!("removed taint {}:NoSchedule from Node {node}\n", k.taint_key))?
+                }
+                routewarden::kubernetes::Untainted::NotThere { node } => {
+                    write_stdout(&format!("Node {node} has no taint {}:NoSchedule\n", k.taint_key))?
+                }
+            }
+            Ok(0)
+        }
         Command::GenerateAssets { dir } => {
             generate_assets(&dir).with_context(|| format!("writing assets to {}", dir.display()))?;
             Ok(0)

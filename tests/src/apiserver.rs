@@ -2,9 +2,11 @@
 //! loopback port inside a world's network namespace, with a test CA, a server certificate and a client
 //! certificate made with rcgen. It checks what a real API server would for the calls routewarden makes: TLS
 //! against the kubeconfig's CA, client-certificate or bearer-token authentication (401 otherwise), the PATCH
-//! content type `application/strategic-merge-patch+json` and body shapes, Event bodies. It keeps one Node
-//! (conditions merged by `type`, as the strategic merge does) and the Events, records every request, and can be
-//! stopped and started again on the same port.
+//! content type `application/strategic-merge-patch+json` and body shapes, Event bodies, and for the Node's
+//! taints a JSON merge patch with its `resourceVersion` precondition (409 when stale) and the NodeRestriction
+//! admission rule (a `system:node:` identity may not modify its Node's taints: 403). It keeps one Node
+//! (conditions merged by `type`, as the strategic merge does; `resourceVersion` bumped on every change) and the
+//! Events, records every request, and can be stopped and started again on the same port.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -45,6 +47,8 @@ pub struct State {
     pub refused: Vec<String>,
     /// Answer every Event with 403, as RBAC does for an identity without `create` on `events`.
     pub forbid_events: bool,
+    /// Writes by someone else that land just before the next taint patches (each a new `resourceVersion`).
+    pub racing_writes: u32,
 }
 
 /// The test CA and the certificates it signed, as PEM.
@@ -102,7 +106,8 @@ impl ApiServer {
         let state = State {
             node: json!({
                 "apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": node, "uid": format!("uid-{node}")},
+                "metadata": {"name": node, "uid": format!("uid-{node}"), "resourceVersion": "1"},
+                "spec": {},
                 "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                     "message": "kubelet is posting ready status", "lastHeartbeatTime": "2026-01-01T00:00:00Z",
                     "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
@@ -232,6 +237,23 @@ impl ApiServer {
         s.node["metadata"]["annotations"] = json!({ "test/padding": "x".repeat(bytes) });
     }
 
+    /// The Node's taints now.
+    pub fn taints(&self) -> Vec<Value> {
+        self.state.lock().unwrap().node["spec"]["taints"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Sets the Node's taints as someone else would (`kubectl taint`, the kubelet's registration).
+    pub fn set_taints(&self, taints: Vec<Value>) {
+        let mut s = self.state.lock().unwrap();
+        s.node["spec"]["taints"] = Value::Array(taints);
+        bump(&mut s.node);
+    }
+
+    /// Lets someone else write the Node just before each of the next `n` taint patches (a race: 409).
+    pub fn race_taint_patches(&self, n: u32) {
+        self.state.lock().unwrap().racing_writes = n;
+    }
+
     /// Refuses (403) or accepts Events from now on.
     pub fn forbid_events(&self, forbid: bool) {
         self.state.lock().unwrap().forbid_events = forbid;
@@ -278,6 +300,41 @@ impl Drop for ApiServer {
     }
 }
 
+/// A list field, where absent and empty are the same (as the API server's semantic equality has it).
+fn list(v: &Value) -> Vec<Value> {
+    v.as_array().cloned().unwrap_or_default()
+}
+
+/// A new `resourceVersion`, as every write gets.
+fn bump(node: &mut Value) {
+    let rv: u64 = node["metadata"]["resourceVersion"].as_str().and_then(|v| v.parse().ok()).unwrap_or(0);
+    node["metadata"]["resourceVersion"] = json!((rv + 1).to_string());
+}
+
+/// What a real API server would refuse in a taints merge patch: other fields, a taint without key or with an
+/// unknown effect.
+fn check_taints_patch(body: &Value) -> Option<String> {
+    let fields: Vec<&String> = body.as_object()?.keys().collect();
+    if fields.iter().any(|k| *k != "metadata" && *k != "spec")
+        || body["spec"].as_object().is_some_and(|o| o.keys().any(|k| k != "taints"))
+        || body["metadata"].as_object().is_some_and(|o| o.keys().any(|k| k != "resourceVersion"))
+    {
+        return Some(format!("a taints patch that touches more than spec.taints: {body}"));
+    }
+    let Some(list) = body["spec"]["taints"].as_array() else {
+        return Some(format!("a taints patch without spec.taints: {body}"));
+    };
+    for t in list {
+        let effect = t["effect"].as_str().unwrap_or("");
+        if t["key"].as_str().unwrap_or("").is_empty()
+            || !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&effect)
+        {
+            return Some(format!("an invalid taint: {t}"));
+        }
+    }
+    None
+}
+
 /// Merges conditions into the Node by `type`, as a strategic merge on `status.conditions` does.
 fn merge_conditions(node: &mut Value, new: &[Value]) {
     let list = node["status"]["conditions"].as_array_mut().unwrap();
@@ -310,6 +367,7 @@ fn status(code: StatusCode, reason: &str, message: &str) -> Response<Full<Bytes>
 }
 
 const STRATEGIC: &str = "application/strategic-merge-patch+json";
+const MERGE: &str = "application/merge-patch+json";
 
 /// What a real API server would refuse in a condition patch, if anything.
 fn check_condition_patch(body: &Value) -> Option<String> {
@@ -394,6 +452,38 @@ async fn handle(
                 } else {
                     let new = body["status"]["conditions"].as_array().cloned().unwrap_or_default();
                     merge_conditions(&mut s.node, &new);
+                    bump(&mut s.node);
+                    reply(StatusCode::OK, s.node.clone())
+                }
+            }
+            ("PATCH", p) if p == node_path => {
+                let current = s.node["metadata"]["resourceVersion"].clone();
+                let wanted = &body["metadata"]["resourceVersion"];
+                if content_type != MERGE {
+                    status(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", &content_type)
+                } else if !managed {
+                    let why = format!("a Node patch without fieldManager=routewarden: {path}");
+                    s.refused.push(why.clone());
+                    status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &why)
+                } else if let Some(why) = check_taints_patch(&body) {
+                    s.refused.push(why.clone());
+                    status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", &why)
+                } else if s.racing_writes > 0 {
+                    s.racing_writes -= 1;
+                    bump(&mut s.node);
+                    let why = "the object has been modified; please apply your changes to the latest version";
+                    status(StatusCode::CONFLICT, "Conflict", why)
+                } else if !wanted.is_null() && *wanted != current {
+                    let why = "the object has been modified; please apply your changes to the latest version";
+                    status(StatusCode::CONFLICT, "Conflict", why)
+                } else if auth == "certificate" && list(&body["spec"]["taints"]) != list(&s.node["spec"]["taints"]) {
+                    // NodeRestriction (plugin/pkg/admission/noderestriction/admission.go): a node's own identity
+                    // may set taints only when it registers, never on an update.
+                    let why = format!("nodes \"{node}\" is forbidden: node \"{node}\" is not allowed to modify taints");
+                    status(StatusCode::FORBIDDEN, "Forbidden", &why)
+                } else {
+                    s.node["spec"]["taints"] = body["spec"]["taints"].clone();
+                    bump(&mut s.node);
                     reply(StatusCode::OK, s.node.clone())
                 }
             }

@@ -14,3 +14,4 @@ mod kubernetes;
 mod legacy;
 mod neighbours;
 mod nftables;
+mod taint;

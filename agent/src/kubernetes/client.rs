@@ -359,11 +359,15 @@ impl ApiClient {
         Ok(taints_of(&node))
     }
 
-    pub async fn patch_conditions(&self, name: &str, body: &Value) -> Result<(), ClientError> {
+    /// Patches the Node's conditions; returns its taints as the answer shows them (with the new
+    /// `resourceVersion` the write gave the Node).
+    pub async fn patch_conditions(&self, name: &str, body: &Value) -> Result<NodeTaints, ClientError> {
         let nodes: Api<Node> = Api::all(self.client.clone());
         let params = patch_params();
-        self.call("patching the Node's conditions", nodes.patch_status(name, &params, &Patch::Strategic(body))).await?;
-        Ok(())
+        let node = self
+            .call("patching the Node's conditions", nodes.patch_status(name, &params, &Patch::Strategic(body)))
+            .await?;
+        Ok(taints_of(&node))
     }
 
     /// Creates an Event.

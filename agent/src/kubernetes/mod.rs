@@ -314,7 +314,8 @@ impl Task {
             if !plan.is_empty() {
                 let r = api.patch_conditions(&origin.node, &conditions::patch_body(&plan)).await;
                 count(&self.status, r.is_ok());
-                r?;
+                // The write gave the Node a new resourceVersion: the taint's precondition follows it.
+                self.node_taints = Some(r?);
                 self.conditions.applied(&plan);
             }
         }
@@ -402,6 +403,42 @@ async fn apply_taint(
     });
     *current = Some(written);
     Ok(Some(taint::event(state == TaintState::Present, key, gate)))
+}
+
+/// What `routewarden untaint` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Untainted {
+    Removed { node: String },
+    NotThere { node: String },
+}
+
+/// Removes routewarden's taint from the Node now, whatever the gate says (`routewarden untaint`, for an operator
+/// who stopped or removed routewarden): the same kubeconfig, node name and merge patch as the exporter, retried
+/// on 409. Blocking: runs its own runtime, each exchange within the client's deadlines.
+pub fn untaint(cfg: &config::Kubernetes, host_root: &std::path::Path) -> Result<Untainted, ClientError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ClientError::Api { op: "starting the client's runtime", what: e.to_string() })?;
+    let path = client::kubeconfig_path(host_root, &cfg.kubeconfig);
+    rt.block_on(async {
+        let loaded = client::load(&path, host_root)?;
+        let node = client::node_name(&cfg.node_name, loaded.kubelet_node.as_deref(), &crate::sys::host::hostname());
+        let api = ApiClient::connect(loaded, &path).await?;
+        let mut tries = 0;
+        loop {
+            let view = api.get_node(&node).await?;
+            let Some(body) = taint::patch(&view.taints, &cfg.taint_key, false) else {
+                return Ok(Untainted::NotThere { node });
+            };
+            match api.patch_taints(&node, &body).await {
+                Ok(_) => return Ok(Untainted::Removed { node }),
+                Err(ClientError::Status { code: 409, .. }) if tries < 3 => tries += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    })
 }
 
 fn with_status(status: &Mutex<ExporterStatus>, f: impl FnOnce(&mut ExporterStatus)) {
