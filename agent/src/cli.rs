@@ -54,7 +54,9 @@ sudo routewarden snapshot --full | gzip > $(hostname)-routewarden.json.gz   # wi
         full: bool,
     },
     /// Run as a daemon: keep the report fresh and serve it over local HTTP (JSON and Prometheus metrics).
-    #[command(after_help = "Endpoints: /status (?pretty), /findings, /healthz, /readyz, /metrics.\n\
+    #[command(
+        after_help = "Endpoints: /status (?pretty), /findings, /healthz, /readyz, /readyz?gate=1 (the node gate now: 200 met, 503 \
+unmet or unknown), /metrics.\n\
 Signals: SIGHUP reloads the configuration (a broken one is refused and the running one kept), SIGTERM stops.\n\
 Under systemd (Type=notify) it sends READY=1 after the first collection in which the [gate] requirements hold \
 (while they do not, it serves HTTP and sends EXTEND_TIMEOUT_USEC, so the start never times out), STATUS= and \
@@ -62,8 +64,11 @@ WATCHDOG=1.\n\
 With [kubernetes] enabled = true it also sets the Node conditions ServiceRoutingConflict, ServiceRoutingMissing, \
 StaleServiceRules and CNIAPIServerDeadlock (True while a warning or critical finding behind them stands, False when \
 it clears) and posts Events on each transition, from its own task with backoff: the local endpoints, the gate and \
-READY never wait for the API server. Its state is the report's source \"kubernetes\".\n\n\
-Examples:\n  routewarden serve\n  routewarden serve --listen 127.0.0.1:9977\n  curl -s localhost:9977/status?pretty")]
+READY never wait for the API server. Its state is the report's source \"kubernetes\". With taint = true the Node \
+carries taint_key:NoSchedule while the node gate ([gate] requirements, else no-conflict and service-proxy) is unmet \
+(see `routewarden untaint`).\n\n\
+Examples:\n  routewarden serve\n  routewarden serve --listen 127.0.0.1:9977\n  curl -s localhost:9977/status?pretty"
+    )]
     Serve {
         /// Address to listen on, overriding daemon.listen in the configuration.
         #[arg(long, value_name = "ADDR")]
@@ -74,7 +79,8 @@ Examples:\n  routewarden serve\n  routewarden serve --listen 127.0.0.1:9977\n  c
         after_help = "Requirements (all must hold):\n  chain:TABLE/CHAIN      an iptables chain, in either backend (e.g. chain:filter/KUBE-FORWARD)\n  \
 nft-table:FAMILY/NAME  an nftables table (e.g. nft-table:ip/kube-proxy)\n  kube-proxy             kube-proxy's Service rules are programmed\n  \
 cilium-lb              Cilium load-balances Services (socket-LB or a populated service map)\n  \
-no-conflict            kube-proxy and Cilium do not both program Services\n  link:NAME              a network link (e.g. link:cilium_host)\n  \
+no-conflict            kube-proxy and Cilium do not both program Services\n  \
+service-proxy          some Service proxy programs Services and its agent runs\n  link:NAME              a network link (e.g. link:cilium_host)\n  \
 bpf-prog:NAME          a loaded BPF program (e.g. bpf-prog:cil_sock4_connect)\n\n\
 Exit codes: 0 satisfied, 1 timed out (printing what was missing), 3 cannot inspect, 64 usage error.\n\n\
 Examples:\n  routewarden wait --for chain:filter/KUBE-FORWARD --timeout 5m\n  routewarden wait --for kube-proxy --for no-conflict"

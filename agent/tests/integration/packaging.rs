@@ -44,7 +44,7 @@ fn alerting_rules_pass_their_promtool_unit_tests() {
 fn alerts_use_only_metrics_the_daemon_exports() {
     // With every optional part on (`[kubernetes]`: its series exist only then).
     let mut metrics = routewarden::outputs::metrics::Metrics::new();
-    metrics.enable_kubernetes();
+    metrics.enable_kubernetes(true);
     let (_, text) = metrics.render();
     let exported: Vec<&str> =
         text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
