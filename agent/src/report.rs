@@ -23,6 +23,29 @@ pub struct Report {
     /// Certificate files (or kubeconfig fields) that could not be read or parsed.
     #[serde(default)]
     pub certificate_read_errors: u64,
+    /// The node gate and the taint that follows it (the daemon's reports only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_gate: Option<NodeGateReport>,
+}
+
+/// The node gate (`[gate] requirements`, else `no-conflict` and `service-proxy`) as the daemon last checked it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeGateReport {
+    pub state: GateState,
+    /// The requirements that do not hold (unmet) or cannot be told (unknown), each with what was seen.
+    #[serde(default)]
+    pub why: Vec<String>,
+    /// With `[kubernetes] taint`: "present", "absent" or "unknown" (the Node not read yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GateState {
+    Met,
+    Unmet,
+    Unknown,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -484,6 +484,8 @@ impl Daemon {
         let node_gate = base.node_gate.clone();
         let journal_settled = self.journal.add_to(&mut report, &self.metrics);
         self.add_exporter(&mut report);
+        let taint = self.exporter.as_ref().and_then(|e| e.status().taint).map(|t| t.as_str());
+        report.node_gate = Some(node_gate.report(taint));
         self.metrics.update(&report, changes, collected, now_unix());
         self.metrics.update_process(&crate::sys::process::self_stats());
         log_changes(&report, &mut self.last_sources, &mut self.last_findings);

@@ -91,6 +91,17 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s, "  cni:        {} ({})", cni.owner, cni.file);
     }
 
+    if let Some(g) = &r.node_gate {
+        use crate::report::GateState;
+        let state = match g.state {
+            GateState::Met => "met".to_string(),
+            GateState::Unmet => format!("UNMET ({})", g.why.join("; ")),
+            GateState::Unknown => format!("unknown ({})", g.why.join("; ")),
+        };
+        let taint = g.taint.as_deref().map(|t| format!("; taint {t}")).unwrap_or_default();
+        let _ = writeln!(s, "  node gate:  {state}{taint}");
+    }
+
     let failed: Vec<_> =
         r.sources.iter().filter(|(_, v)| v.status == SourceStatus::Failed).map(|(k, _)| k.as_str()).collect();
     if !failed.is_empty() {

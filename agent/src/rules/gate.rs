@@ -223,6 +223,19 @@ pub enum NodeGate {
     Unknown(Vec<String>),
 }
 
+impl NodeGate {
+    /// As the report shows it, with the taint's state where the exporter keeps one.
+    pub fn report(&self, taint: Option<&str>) -> crate::report::NodeGateReport {
+        use crate::report::GateState;
+        let (state, why) = match self {
+            NodeGate::Met => (GateState::Met, Vec::new()),
+            NodeGate::Unmet(w) => (GateState::Unmet, w.clone()),
+            NodeGate::Unknown(w) => (GateState::Unknown, w.clone()),
+        };
+        crate::report::NodeGateReport { state, why, taint: taint.map(str::to_string) }
+    }
+}
+
 /// The requirements of the node gate: `[gate] requirements`, or `no-conflict` and `service-proxy` when those are
 /// empty.
 pub fn node_gate_requirements(configured: &[Requirement]) -> Vec<Requirement> {

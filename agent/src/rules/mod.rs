@@ -45,5 +45,6 @@ pub fn analyse(snap: &Snapshot, generated_at: String) -> Report {
         findings,
         certificates: neighbours::certificates(snap),
         certificate_read_errors: snap.certificates.get().map_or(0, |c| c.errors.len() as u64),
+        node_gate: None,
     }
 }
