@@ -1,6 +1,7 @@
-//! Tidy tests (as rust-analyzer's): the crate's layers import only the layers below them, and every Rust file opens
-//! with a `//!` line that says what it is for. Run by `cargo test -p xtask`. (That only `sys` starts processes is
-//! clippy's `disallowed-methods`, in agent/clippy.toml.)
+//! Tidy tests (as rust-analyzer's): the crate's layers import only the layers below them, files inside one module
+//! form no circle, `unsafe` appears only in `sys/`, and every Rust file opens with a `//!` line that says what it
+//! is for. Run by `cargo test -p xtask`. (That only `sys` starts processes is clippy's `disallowed-methods`, in
+//! agent/clippy.toml.)
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -120,6 +121,134 @@ fn the_layer_check_catches_an_upward_import() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(bad.len(), 1, "{bad:?}");
     assert!(bad[0].contains("rules (layer 3) uses crate::daemon (layer 6)"), "{bad:?}");
+}
+
+/// Circles between sibling files of one module directory (`a.rs` names `b` through `super::b` or
+/// `crate::MODULE::b`, and `b.rs` names `a`, directly or through others), as readable lines. `mod.rs` is the
+/// module's root, which its files may use and which uses them: it takes no part.
+fn sibling_circles(src: &Path) -> Vec<String> {
+    use std::collections::BTreeMap;
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    // module directory -> file stem -> siblings it names
+    let mut graph: BTreeMap<PathBuf, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for f in &files {
+        let (Some(dir), Some(stem)) = (f.parent(), f.file_stem().map(|s| s.to_string_lossy().into_owned())) else {
+            continue;
+        };
+        if stem == "mod" || dir == src {
+            continue;
+        }
+        let module = dir.strip_prefix(src).unwrap_or(dir).to_string_lossy().replace('/', "::");
+        let text = code(&std::fs::read_to_string(f).unwrap_or_default());
+        let mut names = BTreeSet::new();
+        for prefix in ["super::".to_string(), format!("crate::{module}::")] {
+            for (i, _) in text.match_indices(&prefix) {
+                if text[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == ':') {
+                    continue;
+                }
+                let name: String =
+                    text[i + prefix.len()..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                if name != stem && dir.join(format!("{name}.rs")).exists() {
+                    names.insert(name);
+                }
+            }
+        }
+        graph.entry(dir.to_path_buf()).or_default().insert(stem, names);
+    }
+    let mut out = Vec::new();
+    for (dir, edges) in &graph {
+        for start in edges.keys() {
+            // Depth-first from `start`: a path back to it is a circle, reported once from its smallest file.
+            let mut stack = vec![(start.clone(), vec![start.clone()])];
+            let mut seen = BTreeSet::new();
+            while let Some((at, path)) = stack.pop() {
+                for next in edges.get(&at).into_iter().flatten() {
+                    if next == start {
+                        if path.iter().all(|p| p >= start) {
+                            let rel = dir.strip_prefix(src).unwrap_or(dir).display().to_string();
+                            out.push(format!("{rel}/: {} -> {start}", path.join(" -> ")));
+                        }
+                    } else if seen.insert(next.clone()) {
+                        let mut p = path.clone();
+                        p.push(next.clone());
+                        stack.push((next.clone(), p));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn files_of_one_module_form_no_circle() {
+    let bad = sibling_circles(&workspace().join("agent/src"));
+    assert!(
+        bad.is_empty(),
+        "circles between the files of a module (move what both need below them):\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn the_circle_check_catches_a_circle_through_a_third_file() {
+    let dir = std::env::temp_dir().join(format!("rw-tidy-circle-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("rules")).unwrap();
+    std::fs::write(dir.join("rules/mod.rs"), "//! m\npub mod a;\n").unwrap();
+    std::fs::write(dir.join("rules/a.rs"), "//! a\nuse super::b::X;\nuse super::analyse;\n").unwrap();
+    std::fs::write(dir.join("rules/b.rs"), "//! b\nuse crate::rules::c::Y;\n").unwrap();
+    std::fs::write(dir.join("rules/c.rs"), "//! c\nfn f() { super::a::g() }\n// super::b in a comment\n").unwrap();
+    std::fs::write(dir.join("rules/d.rs"), "//! d\nuse super::a::Z;\n").unwrap();
+    let bad = sibling_circles(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(bad, vec!["rules/: a -> b -> c -> a".to_string()]);
+}
+
+/// `unsafe` (blocks, functions, impls) outside `sys/`, as readable lines.
+fn unsafe_outside_sys(src: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    let mut out = Vec::new();
+    for f in files {
+        let rel = f.strip_prefix(src).unwrap_or(&f);
+        if rel.starts_with("sys") {
+            continue;
+        }
+        let text = code(&std::fs::read_to_string(&f).unwrap_or_default());
+        for (n, line) in text.lines().enumerate() {
+            let words = line.split(|c: char| !(c.is_alphanumeric() || c == '_'));
+            if words.into_iter().any(|w| w == "unsafe") {
+                out.push(format!("{}:{}: {}", rel.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn unsafe_code_lives_only_in_sys() {
+    let src = workspace().join("agent/src");
+    assert!(src.join("sys").is_dir());
+    let bad = unsafe_outside_sys(&src);
+    assert!(
+        bad.is_empty(),
+        "unsafe outside agent/src/sys/ (put the call behind a safe function there):\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn the_unsafe_check_sees_code_not_comments_or_names() {
+    let dir = std::env::temp_dir().join(format!("rw-tidy-unsafe-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sys")).unwrap();
+    std::fs::create_dir_all(dir.join("rules")).unwrap();
+    std::fs::write(dir.join("sys/mod.rs"), "//! s\nfn f() { unsafe { g() } }\n").unwrap();
+    std::fs::write(dir.join("rules/a.rs"), "//! a\n// unsafe in a comment\nlet unsafe_ok = 1;\nunsafe { h() }\n")
+        .unwrap();
+    let bad = unsafe_outside_sys(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(bad, vec!["rules/a.rs:4: unsafe { h() }".to_string()]);
 }
 
 #[test]

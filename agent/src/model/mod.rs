@@ -70,6 +70,22 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The chains of every iptables backend and family the snapshot read, borrowed: (`legacy`|`nft`,
+    /// `ipv4`|`ipv6`, chains), legacy first.
+    pub fn iptables_backends(&self) -> Vec<(&'static str, &'static str, nftables::Chains<'_>)> {
+        use nftables::Chains;
+        let mut out = Vec::new();
+        if let Some(ipt) = self.iptables_legacy.get() {
+            out.push(("legacy", "ipv4", Chains::Ruleset(&ipt.ipv4)));
+            out.push(("legacy", "ipv6", Chains::Ruleset(&ipt.ipv6)));
+        }
+        if let Some(nft) = self.nftables.get() {
+            out.push(("nft", "ipv4", Chains::Nft(nft, "ip")));
+            out.push(("nft", "ipv6", Chains::Nft(nft, "ip6")));
+        }
+        out
+    }
+
     /// Each collected source with its outcome, in a fixed order.
     pub fn statuses(&self) -> Vec<(SourceId, SourceStatus, Option<&str>, u64)> {
         fn row<T>(id: SourceId, s: &Source<T>) -> (SourceId, SourceStatus, Option<&str>, u64) {

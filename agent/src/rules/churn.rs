@@ -18,7 +18,7 @@ pub fn kube_proxy_chains(snap: &Snapshot) -> Option<BTreeSet<String>> {
         return None;
     }
     let mut out = BTreeSet::new();
-    for (backend, family, rs) in super::dataplane::backends(snap) {
+    for (backend, family, rs) in snap.iptables_backends() {
         for (table, chain) in rs.all() {
             if matches!(
                 super::chains::owner(table, chain),

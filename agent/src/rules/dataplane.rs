@@ -3,7 +3,6 @@
 
 use crate::model::bpf::FrontendCounts;
 use crate::model::links::Link;
-use crate::model::nftables::Chains;
 use crate::model::Snapshot;
 use crate::report::{Dataplane, ProxyMode};
 use crate::rules::chains::Signals;
@@ -17,21 +16,6 @@ pub struct BackendSignals {
     pub family: &'static str,
     pub signals: Signals,
     pub has_canary: bool,
-}
-
-/// The chains of every iptables backend and family the snapshot read, borrowed: (`legacy`|`nft`, `ipv4`|`ipv6`,
-/// chains), legacy first.
-pub fn backends(snap: &Snapshot) -> Vec<(&'static str, &'static str, Chains<'_>)> {
-    let mut out = Vec::new();
-    if let Some(ipt) = snap.iptables_legacy.get() {
-        out.push(("legacy", "ipv4", Chains::Ruleset(&ipt.ipv4)));
-        out.push(("legacy", "ipv6", Chains::Ruleset(&ipt.ipv6)));
-    }
-    if let Some(nft) = snap.nftables.get() {
-        out.push(("nft", "ipv4", Chains::Nft(nft, "ip")));
-        out.push(("nft", "ipv6", Chains::Nft(nft, "ip6")));
-    }
-    out
 }
 
 /// Everything the findings need, with human-readable evidence collected along the way.
@@ -61,7 +45,7 @@ impl Facts {
             ..Facts::default()
         };
 
-        for (backend, family, rs) in backends(snap) {
+        for (backend, family, rs) in snap.iptables_backends() {
             let signals = Signals::of(rs);
             let has_canary = ["mangle", "nat", "filter"].iter().any(|t| rs.has_chain(t, "KUBE-PROXY-CANARY"));
             f.backends.push(BackendSignals { backend, family, signals, has_canary });

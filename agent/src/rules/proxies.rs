@@ -401,7 +401,7 @@ fn ipvs_vips_in(snap: &Snapshot, vips: &[String]) -> u32 {
 /// Every iptables chain of both backends and families as (`iptables-<backend> <family> <table>/<chain>`, chain).
 fn iptables_chains(snap: &Snapshot) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for (backend, family, rs) in crate::rules::dataplane::backends(snap) {
+    for (backend, family, rs) in snap.iptables_backends() {
         // Sorted and each once, as the per-backend maps these were once read from gave them.
         let found: std::collections::BTreeSet<(&str, &str)> = rs
             .all()
