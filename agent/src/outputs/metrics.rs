@@ -512,6 +512,79 @@ pub fn to_prometheus_text(om: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Every series `/metrics` can show, as `name{label,...}` (values left out), with every optional part on.
+    fn series(m: &Metrics) -> String {
+        let (_, text) = m.render();
+        let mut out: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| {
+                let name = l.split(['{', ' ']).next().unwrap_or("");
+                let labels: Vec<&str> = match (l.find('{'), l.find('}')) {
+                    (Some(a), Some(b)) if a < b => {
+                        l[a + 1..b].split("\",").filter_map(|kv| kv.split('=').next()).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                format!("{name}{{{}}}", labels.join(","))
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out.join("\n") + "\n"
+    }
+
+    /// The metrics are a contract (alerts, dashboards, recording rules): their names and label sets are pinned
+    /// in tests/data/metrics/series.txt (rewrite it with UPDATE_EXPECT=1 when a change is meant).
+    #[test]
+    fn the_metric_names_and_labels_are_pinned() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/metrics/series.txt");
+        let snap = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/snapshots/conflict_when_kube_proxy_runs_next_to_cilium_socket_lb.json"
+        );
+        let snap: crate::model::Snapshot = serde_json::from_str(&std::fs::read_to_string(snap).unwrap()).unwrap();
+        let mut r = crate::rules::analyse(&snap, "t".into());
+        r.certificates.push(crate::report::Certificate {
+            path: "/etc/kubernetes/pki/ca.crt".into(),
+            location: String::new(),
+            subject: "CN=kubernetes".into(),
+            issuer: "CN=kubernetes".into(),
+            serial: "01".into(),
+            not_after: 0,
+        });
+        let mut m = Metrics::new();
+        m.enable_kubernetes(true);
+        m.update(&r, 2, true, 1.0);
+        let rules: std::collections::BTreeMap<String, u64> = [("cni.not-ready".to_string(), 3)].into();
+        let units: std::collections::BTreeMap<String, u64> = [("kubelet.service".to_string(), 9)].into();
+        m.update_journal(&JournalStats {
+            matches: &rules,
+            lines: &units,
+            lag_seconds: 0.5,
+            not_entries: 1,
+            overlong_lines: 1,
+        });
+        m.update_kubernetes(&crate::model::kubernetes::ExporterStatus {
+            node: "n".into(),
+            up: Some(true),
+            last_success_unix: Some(1.0),
+            last_error: None,
+            requests_ok: 1,
+            requests_failed: 1,
+            events_dropped: 1,
+            taint: Some(crate::model::kubernetes::TaintState::Present),
+            taint_transitions: 1,
+        });
+        m.update_process(&crate::sys::process::self_stats());
+        let now = series(&m);
+        if std::env::var("UPDATE_EXPECT").as_deref() == Ok("1") {
+            std::fs::write(path, &now).unwrap();
+        }
+        let pinned = std::fs::read_to_string(path).unwrap_or_default();
+        assert_eq!(now, pinned, "the series changed; if meant, rewrite {path} with UPDATE_EXPECT=1");
+    }
+
     #[test]
     fn prometheus_text_names_counters_and_info_by_their_samples() {
         let om = "# HELP rw_build routewarden version.\n# TYPE rw_build info\nrw_build_info{version=\"0.1.0\"} 1\n\
