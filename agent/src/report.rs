@@ -26,6 +26,44 @@ pub struct Report {
     /// The node gate and the taint that follows it (the daemon's reports only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_gate: Option<NodeGateReport>,
+    /// What only the running daemon knows: its counters and the state of its parts (absent from `check`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<DaemonState>,
+}
+
+/// The daemon's counters since it started, and those of its journal follower and Kubernetes exporter: what
+/// `/metrics` shows beside the dataplane.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DaemonState {
+    /// Collections since the start.
+    pub collections: u64,
+    /// kube-proxy chains added or removed between collections since the start.
+    pub rule_changes: u64,
+    /// Unix time of the last collection.
+    pub last_collection_unix: f64,
+    /// Unix time this report was assembled (a journal match re-renders without collecting): when the sources up
+    /// were last seen up.
+    pub rendered_unix: f64,
+    /// The journal follower's counters (absent while it does not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalCounters>,
+    /// The Kubernetes exporter's state (absent without `[kubernetes] enabled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<crate::model::kubernetes::ExporterStatus>,
+}
+
+/// The journal follower's totals since the start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JournalCounters {
+    /// Matches per rule.
+    pub matches: BTreeMap<String, u64>,
+    /// Entries read per unit.
+    pub lines: BTreeMap<String, u64>,
+    /// Seconds between the newest entry read and the clock.
+    pub lag_seconds: f64,
+    /// Lines skipped: not journal entries, and longer than the line bound.
+    pub not_entries: u64,
+    pub overlong_lines: u64,
 }
 
 /// The node gate (`[gate] requirements`, else `no-conflict` and `service-proxy`) as the daemon last checked it.

@@ -1,6 +1,6 @@
 //! Tidy tests (as rust-analyzer's): the crate's layers import only the layers below them, files inside one module
-//! form no circle, `unsafe` appears only in `sys/`, and every Rust file opens with a `//!` line that says what it
-//! is for. Run by `cargo test -p xtask`. (That only `sys` starts processes is clippy's `disallowed-methods`, in
+//! form no circle, `unsafe` appears only in `sys/`, only `rules` builds or changes a report, and every Rust file
+//! opens with a `//!` line that says what it is for. Run by `cargo test -p xtask`. (That only `sys` starts processes is clippy's `disallowed-methods`, in
 //! agent/clippy.toml.)
 
 use std::collections::BTreeSet;
@@ -249,6 +249,61 @@ fn the_unsafe_check_sees_code_not_comments_or_names() {
     let bad = unsafe_outside_sys(&dir);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(bad, vec!["rules/a.rs:4: unsafe { h() }".to_string()]);
+}
+
+/// Places outside `rules/` (and the type's own module, `report.rs`) that build a `Report` or change its verdict,
+/// findings or sources, as readable lines. Tests (after `#[cfg(test)]`) may build reports as fixtures.
+fn reports_built_outside_rules(src: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    let mut out = Vec::new();
+    for f in files {
+        let rel = f.strip_prefix(src).unwrap_or(&f);
+        if rel.starts_with("rules") || rel == Path::new("report.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        let text = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code(text).lines().enumerate() {
+            let builds = line.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|w| w == "Report")
+                && line.contains("Report {")
+                && !line.contains("struct Report");
+            let changes = [".verdict = ", ".findings.push(", ".findings.extend(", ".sources.insert("]
+                .iter()
+                .any(|p| line.contains(p));
+            if builds || changes {
+                out.push(format!("{}:{}: {}", rel.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn only_the_rules_build_a_report() {
+    let bad = reports_built_outside_rules(&workspace().join("agent/src"));
+    assert!(
+        bad.is_empty(),
+        "a report built or changed outside rules/ (give rules::assemble the input instead):\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn the_report_check_sees_a_daemon_patching_a_report() {
+    let dir = std::env::temp_dir().join(format!("rw-tidy-report-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("daemon")).unwrap();
+    std::fs::create_dir_all(dir.join("rules")).unwrap();
+    std::fs::write(dir.join("rules/assemble.rs"), "//! r\nfn f(r: &mut Report) { r.verdict = v; }\n").unwrap();
+    std::fs::write(
+        dir.join("daemon/mod.rs"),
+        "//! d\nfn g(r: &mut Report) {\n    r.findings.push(x);\n    if r.verdict == v {}\n    let s = SourceReport { a };\n}\n\
+         #[cfg(test)]\nfn t() { let r = Report { a }; }\n",
+    )
+    .unwrap();
+    let bad = reports_built_outside_rules(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(bad, vec!["daemon/mod.rs:3: r.findings.push(x);".to_string()]);
 }
 
 #[test]

@@ -21,10 +21,10 @@ use crate::journal::state::Change;
 use crate::kubernetes::Exporter;
 use crate::model::{Snapshot, SourceId, SourceStatus};
 use crate::outputs::http::{self, Limits};
-use crate::outputs::metrics::{JournalStats, Metrics};
+use crate::outputs::metrics::Metrics;
 use crate::outputs::metrics_listener;
 use crate::outputs::state::{Published, Shared};
-use crate::report::{verdict, FindingId, Report, Severity, SourceReport};
+use crate::report::{FindingId, JournalCounters, Report, Severity};
 use crate::rules::churn::Churn;
 use crate::rules::gate::{self, Check};
 use crate::settings::Settings;
@@ -132,14 +132,22 @@ fn stall_after(s: &Settings) -> u64 {
     s.config.daemon.resync_secs * 2 + s.config.command_timeout_secs * 8 + 10
 }
 
-/// The last collection's report (without journal findings), the gate requirements it left unmet, and how many
-/// kube-proxy chains changed since the collection before.
+/// The last collection: its report (from the snapshot alone), the kube-proxy chains that churned, the gate
+/// requirements it left unmet, and the node gate.
 struct Base {
     report: Report,
+    flips: Vec<String>,
     missing: Vec<String>,
     /// The node gate (`[kubernetes] taint`, `/readyz?gate=1`), checked at every collection.
     node_gate: gate::NodeGate,
-    changes: u64,
+}
+
+/// The daemon's counters since the start, which the report carries to `/status` and `/metrics`.
+#[derive(Default)]
+struct Counters {
+    collections: u64,
+    rule_changes: u64,
+    last_collection_unix: f64,
 }
 
 /// The daemon's state: everything the loop owns.
@@ -160,6 +168,7 @@ struct Daemon {
     last_findings: BTreeMap<FindingId, Severity>,
     reload_error: Option<String>,
     base: Option<Base>,
+    counters: Counters,
     /// When the running collection started; `None` when none runs.
     collecting: Option<Instant>,
     /// A change arrived while collecting: collect again once it is done.
@@ -286,6 +295,7 @@ async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> 
         last_findings: BTreeMap::new(),
         reload_error: None,
         base: None,
+        counters: Counters::default(),
         collecting: None,
         pending: false,
         collect_at: Instant::now(),
@@ -373,7 +383,7 @@ impl Daemon {
             }
             Event::Render => {
                 self.render_at = None;
-                self.publish(false);
+                self.publish();
             }
             Event::Watchdog => {
                 if self.stalled() {
@@ -388,7 +398,7 @@ impl Daemon {
             }
             Event::SaveCursor => {
                 if self.journal.retry_save() {
-                    self.publish(false);
+                    self.publish();
                 }
             }
             Event::Reload => self.reload(),
@@ -454,12 +464,14 @@ impl Daemon {
     fn collected(&mut self, snap: Snapshot) {
         self.collecting = None;
         self.render_at = None;
-        let mut report = rules::analyse(&snap, crate::sys::now_rfc3339());
-        let changes = self.churn.observe(rules::churn::kube_proxy_chains(&snap));
-        rules::churn::apply(&mut report, &self.churn.recent_flips());
+        let report = rules::analyse(&snap, crate::sys::now_rfc3339());
+        self.counters.rule_changes += self.churn.observe(rules::churn::kube_proxy_chains(&snap));
+        self.counters.collections += 1;
+        self.counters.last_collection_unix = now_unix();
+        let flips = self.churn.recent_flips().into_iter().map(str::to_string).collect();
         let missing = if self.shared.is_ready() { Vec::new() } else { gate_missing(&self.settings, &snap, &report) };
         let node_gate = gate::node_gate(&gate::node_gate_requirements(&self.settings.gate), &snap, &report);
-        self.base = Some(Base { report, missing, node_gate, changes });
+        self.base = Some(Base { report, flips, missing, node_gate });
         drop(snap);
         crate::sys::release_memory();
         let d = &self.settings.config;
@@ -471,22 +483,31 @@ impl Daemon {
             Duration::from_secs(d.gate.poll_secs)
         };
         self.collect_at = Instant::now() + next;
-        self.publish(true);
+        self.publish();
     }
 
-    /// Merges the journal's findings into the last collection's report, renders every output and tells systemd.
-    fn publish(&mut self, collected: bool) {
-        let Some(base) = self.base.as_mut() else { return };
-        let changes = if collected { std::mem::take(&mut base.changes) } else { 0 };
-        let mut report = base.report.clone();
+    /// Gathers what the report needs besides the last collection, has the rules assemble it, renders every output
+    /// from it and tells systemd. The only place a published report is built.
+    fn publish(&mut self) {
+        let Some(base) = self.base.as_ref() else { return };
         let gate_open = self.shared.is_ready() || base.missing.is_empty();
         let missing = base.missing.join("; ");
         let node_gate = base.node_gate.clone();
-        let journal_settled = self.journal.add_to(&mut report, &self.metrics);
-        self.add_exporter(&mut report);
-        let taint = self.exporter.as_ref().and_then(|e| e.status().taint).map(|t| t.as_str());
-        report.node_gate = Some(node_gate.report(taint));
-        self.metrics.update(&report, changes, collected, now_unix());
+        let (journal, journal_settled) = self.journal.input();
+        let report = rules::assemble::assemble(
+            &base.report,
+            rules::assemble::Inputs {
+                churn_flips: &base.flips,
+                journal,
+                exporter: self.exporter.as_ref().map(Exporter::status),
+                node_gate: &node_gate,
+                collections: self.counters.collections,
+                rule_changes: self.counters.rule_changes,
+                last_collection_unix: self.counters.last_collection_unix,
+                now_unix: now_unix(),
+            },
+        );
+        self.metrics.update(&report);
         self.metrics.update_process(&crate::sys::process::self_stats());
         log_changes(&report, &mut self.last_sources, &mut self.last_findings);
         let mut summary = summary(&report, self.reload_error.as_deref());
@@ -519,28 +540,6 @@ impl Daemon {
         if self.watchdog.is_some() && alive {
             self.notifier.send(&[NotifyState::Watchdog]);
         }
-    }
-
-    /// Adds the Kubernetes exporter's state as the `kubernetes` source (`disabled` without `[kubernetes]
-    /// enabled`) and sets its metrics. Its failure is no `source.failed` finding: no conclusion rests on it.
-    fn add_exporter(&self, report: &mut Report) {
-        let (status, error, last_success) = match &self.exporter {
-            None => (SourceStatus::Disabled, None, None),
-            Some(e) => {
-                let s = e.status();
-                self.metrics.update_kubernetes(&s);
-                let last = s.last_success_unix.and_then(|t| {
-                    let at = std::time::UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(t).ok()?)?;
-                    Some(humantime::format_rfc3339_seconds(at).to_string())
-                });
-                match s.up {
-                    Some(true) => (SourceStatus::Ok, None, last),
-                    Some(false) => (SourceStatus::Failed, s.last_error, last),
-                    None => (SourceStatus::Failed, Some("no exchange with the API server yet".to_string()), None),
-                }
-            }
-        };
-        report.sources.insert(SourceId::Kubernetes, SourceReport { status, error, duration_ms: 0, last_success });
     }
 
     fn reload(&mut self) {
@@ -660,14 +659,13 @@ impl JournalWatch {
         }
     }
 
-    /// Adds the journal source, its findings (as of now) and its counters to the report and metrics, after saving
-    /// the cursor those counters describe (so a restart neither loses nor counts again what they hold). True when
-    /// the follower runs and has finished replaying what a previous run read (its findings are those of now).
-    fn add_to(&mut self, report: &mut Report, metrics: &Metrics) -> bool {
-        let mut settled = false;
-        let (status, error) = match self {
-            JournalWatch::Disabled => (SourceStatus::Disabled, None),
-            JournalWatch::Failed(e) => (SourceStatus::Failed, Some(e.clone())),
+    /// The journal as the report takes it (its state, findings as of now and counters), after saving the cursor
+    /// those counters describe (so a restart neither loses nor counts again what they hold). True when the
+    /// follower runs and has finished replaying what a previous run read (its findings are those of now).
+    fn input(&mut self) -> (rules::assemble::Journal, bool) {
+        match self {
+            JournalWatch::Disabled => (rules::assemble::Journal::Disabled, false),
+            JournalWatch::Failed(e) => (rules::assemble::Journal::Failed(e.clone()), false),
             JournalWatch::Running(f) => {
                 let mut view = f.view((now_unix() * 1e6) as u64);
                 let change = f.persist(&view, false);
@@ -676,31 +674,17 @@ impl JournalWatch {
                     // The save's outcome changed the source's state: take it into this render.
                     view.error = f.view((now_unix() * 1e6) as u64).error;
                 }
-                metrics.update_journal(&JournalStats {
-                    matches: &view.matches,
-                    lines: &view.lines,
+                let settled = !view.replaying;
+                let counters = JournalCounters {
+                    matches: view.matches,
+                    lines: view.lines,
                     lag_seconds: view.lag_seconds,
                     not_entries: view.not_entries,
                     overlong_lines: view.overlong_lines,
-                });
-                report.findings.extend(view.findings);
-                settled = !view.replaying;
-                match view.error {
-                    None => (SourceStatus::Ok, None),
-                    Some(e) => (SourceStatus::Failed, Some(e)),
-                }
+                };
+                (rules::assemble::Journal::Running { error: view.error, findings: view.findings, counters }, settled)
             }
-        };
-        if status == SourceStatus::Failed {
-            report.findings.push(crate::report::source_failed(
-                SourceId::Journal,
-                error.as_deref().unwrap_or(""),
-                "check that journalctl runs and that the state directory is writable",
-            ));
         }
-        report.sources.insert(SourceId::Journal, SourceReport { status, error, duration_ms: 0, last_success: None });
-        report.verdict = verdict(&report.findings);
-        settled
     }
 }
 

@@ -1,8 +1,10 @@
 //! The Kubernetes exporter's state as the daemon reads it into the report and the metrics: plain data, written
 //! by the exporter's task (`crate::kubernetes`) and read when the daemon builds its next report.
 
+use serde::{Deserialize, Serialize};
+
 /// The exporter's health and counters since the daemon started.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExporterStatus {
     /// The Node reported on (empty until resolved).
     pub node: String,
@@ -26,7 +28,8 @@ pub struct ExporterStatus {
 }
 
 /// Whether the Node carries routewarden's taint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TaintState {
     Present,
     Absent,

@@ -87,16 +87,6 @@ pub struct Metrics {
     process_max_fds: Gauge,
 }
 
-/// Journal counters at one moment (totals since the daemon started).
-pub struct JournalStats<'a> {
-    pub matches: &'a std::collections::BTreeMap<String, u64>,
-    pub lines: &'a std::collections::BTreeMap<String, u64>,
-    pub lag_seconds: f64,
-    /// Lines skipped: not journal entries, and too long to read.
-    pub not_entries: u64,
-    pub overlong_lines: u64,
-}
-
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -277,10 +267,9 @@ impl Metrics {
         }
     }
 
-    /// Sets every metric from a report; `changes` is the number of kube-proxy chains added or removed since the
-    /// previous collection.
-    /// `collected` says whether this report comes from a new collection (or only re-merges journal findings).
-    pub fn update(&self, r: &Report, changes: u64, collected: bool, now_unix: f64) {
+    /// Sets every metric from a report (the daemon's counters, journal and exporter from its `daemon` part).
+    pub fn update(&self, r: &Report) {
+        let now_unix = r.daemon.as_ref().map_or(0.0, |d| d.rendered_unix);
         self.source_up.clear();
         self.source_duration.clear();
         for (name, s) in &r.sources {
@@ -367,20 +356,26 @@ impl Metrics {
             let l = vec![("verdict".to_string(), verdict_name(v).to_string())];
             self.verdict.get_or_create(&l).set(i64::from(r.verdict == v));
         }
-        self.rule_changes.inc_by(changes);
-        if collected {
-            self.collections.inc();
-            self.last_collection.set(now_unix);
+        if let Some(d) = &r.daemon {
+            self.rule_changes.inc_by(d.rule_changes.saturating_sub(self.rule_changes.get()));
+            self.collections.inc_by(d.collections.saturating_sub(self.collections.get()));
+            self.last_collection.set(d.last_collection_unix);
+            if let Some(j) = &d.journal {
+                self.update_journal(j);
+            }
+            if let Some(k) = &d.kubernetes {
+                self.update_kubernetes(k);
+            }
         }
     }
 
     /// Brings the journal counters up to the engine's totals.
-    pub fn update_journal(&self, j: &JournalStats) {
-        for (rule, total) in j.matches {
+    fn update_journal(&self, j: &crate::report::JournalCounters) {
+        for (rule, total) in &j.matches {
             let c = self.journal_matches.get_or_create(&vec![("rule".to_string(), rule.clone())]);
             c.inc_by(total.saturating_sub(c.get()));
         }
-        for (unit, total) in j.lines {
+        for (unit, total) in &j.lines {
             let c = self.journal_lines.get_or_create(&vec![("unit".to_string(), unit.clone())]);
             c.inc_by(total.saturating_sub(c.get()));
         }
@@ -431,7 +426,7 @@ impl Metrics {
     }
 
     /// Sets the Kubernetes exporter's metrics from its status.
-    pub fn update_kubernetes(&self, k: &crate::model::kubernetes::ExporterStatus) {
+    fn update_kubernetes(&self, k: &crate::model::kubernetes::ExporterStatus) {
         self.kubernetes_up.set(i64::from(k.up == Some(true)));
         if let Some(t) = k.last_success_unix {
             self.kubernetes_last_success.set(t);
@@ -553,19 +548,18 @@ mod tests {
             serial: "01".into(),
             not_after: 0,
         });
-        let mut m = Metrics::new();
-        m.enable_kubernetes(true);
-        m.update(&r, 2, true, 1.0);
-        let rules: std::collections::BTreeMap<String, u64> = [("cni.not-ready".to_string(), 3)].into();
-        let units: std::collections::BTreeMap<String, u64> = [("kubelet.service".to_string(), 9)].into();
-        m.update_journal(&JournalStats {
-            matches: &rules,
-            lines: &units,
-            lag_seconds: 0.5,
-            not_entries: 1,
-            overlong_lines: 1,
-        });
-        m.update_kubernetes(&crate::model::kubernetes::ExporterStatus {
+        let journal = crate::rules::assemble::Journal::Running {
+            error: None,
+            findings: Vec::new(),
+            counters: crate::report::JournalCounters {
+                matches: [("cni.not-ready".to_string(), 3)].into(),
+                lines: [("kubelet.service".to_string(), 9)].into(),
+                lag_seconds: 0.5,
+                not_entries: 1,
+                overlong_lines: 1,
+            },
+        };
+        let exporter = crate::model::kubernetes::ExporterStatus {
             node: "n".into(),
             up: Some(true),
             last_success_unix: Some(1.0),
@@ -575,7 +569,24 @@ mod tests {
             events_dropped: 1,
             taint: Some(crate::model::kubernetes::TaintState::Present),
             taint_transitions: 1,
-        });
+        };
+        let gate = crate::rules::gate::NodeGate::Met;
+        let r = crate::rules::assemble::assemble(
+            &r,
+            crate::rules::assemble::Inputs {
+                churn_flips: &["nft ipv4 nat KUBE-SERVICES".to_string()],
+                journal,
+                exporter: Some(exporter),
+                node_gate: &gate,
+                collections: 1,
+                rule_changes: 2,
+                last_collection_unix: 1.0,
+                now_unix: 1.0,
+            },
+        );
+        let mut m = Metrics::new();
+        m.enable_kubernetes(true);
+        m.update(&r);
         m.update_process(&crate::sys::process::self_stats());
         let now = series(&m);
         if std::env::var("UPDATE_EXPECT").as_deref() == Ok("1") {
@@ -633,7 +644,7 @@ mod tests {
         };
         r.findings = vec![conflict(Severity::Critical), conflict(Severity::Warning)];
         let m = Metrics::new();
-        m.update(&r, 0, true, 0.0);
+        m.update(&r);
         let (_, text) = m.render();
         for line in [
             "routewarden_service_proxy_info{proxy=\"kube-proxy\",mode=\"ipvs\"} 1",
@@ -648,13 +659,13 @@ mod tests {
         assert!(!text.contains("routewarden_service_proxy_services{proxy=\"ovn-kubernetes\"}"), "no count, no series");
         // A warning-level conflict alone: the old gauge, which consumers page on, stays 0.
         r.findings = vec![conflict(Severity::Warning)];
-        m.update(&r, 0, true, 0.0);
+        m.update(&r);
         assert!(m.render().1.lines().any(|l| l == "routewarden_service_routing_conflict 0"), "{}", m.render().1);
 
         // The next report without them clears them.
         r.dataplane.proxies.clear();
         r.dataplane.conflicts.clear();
-        m.update(&r, 0, true, 0.0);
+        m.update(&r);
         assert!(!m.render().1.contains("routewarden_service_proxy_conflict{"));
     }
 }

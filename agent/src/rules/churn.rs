@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 use crate::model::{Snapshot, SourceStatus};
-use crate::report::{verdict, Finding, FindingId, ProxyKind, Report, Severity};
+use crate::report::{Finding, FindingId, ProxyKind, Report, Severity};
 
 /// kube-proxy-owned chains of a snapshot as `backend family table chain` keys; `None` when a rules source or IPVS
 /// failed (a failed read is no deletion).
@@ -126,7 +126,7 @@ impl Churn {
     }
 }
 
-/// Adds rule-churn evidence to a report: chains deleted and re-created between scans mean two owners fight. To a
+/// Adds rule-churn evidence to a report (the verdict is the caller's: `assemble` computes it once): chains deleted and re-created between scans mean two owners fight. To a
 /// conflict it is more evidence; alone it is the `service-routing.churn` warning.
 pub fn apply(report: &mut Report, flips: &[&str]) {
     if flips.is_empty() {
@@ -192,7 +192,6 @@ pub fn apply(report: &mut Report, flips: &[&str]) {
             }),
         });
     }
-    report.verdict = verdict(&report.findings);
 }
 
 #[cfg(test)]
@@ -252,7 +251,7 @@ mod tests {
         apply(&mut report, &["nft ipv4 nat KUBE-SERVICES"]);
         let f = report.finding(&FindingId::ServiceRoutingChurn).unwrap();
         assert!(f.evidence[0].contains("KUBE-SERVICES"), "{f:?}");
-        assert_eq!(report.verdict, crate::report::Verdict::Warning);
+        assert_eq!(crate::report::verdict(&report.findings), crate::report::Verdict::Warning);
 
         report.findings = vec![Finding {
             id: FindingId::ServiceRoutingConflict,
@@ -318,7 +317,7 @@ mod tests {
         apply(&mut report, &["nft ipv4 nat KUBE-SERVICES"]);
         assert_eq!(report.findings[0].severity, Severity::Critical);
         assert_eq!(report.dataplane.conflicts[0].severity, Severity::Critical);
-        assert_eq!(report.verdict, crate::report::Verdict::Critical);
+        assert_eq!(crate::report::verdict(&report.findings), crate::report::Verdict::Critical);
 
         // The Calico pair second, after a kube-proxy/Cilium one: that pair and its finding are raised, and the
         // churn evidence goes to it; the other pair is left as it was.

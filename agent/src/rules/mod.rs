@@ -1,7 +1,9 @@
 //! Rules: pure functions from a [`Snapshot`] to a [`Report`]. No I/O here.
 //!
-//! `dataplane` reads the snapshot into who programs Service routing; `findings` turns that into findings.
+//! `dataplane` reads the snapshot into who programs Service routing; `findings` turns that into findings;
+//! [`analyse`] is a collection's report, and `assemble` the daemon's, with what it adds besides the snapshot.
 
+pub mod assemble;
 pub mod chains;
 pub mod churn;
 pub mod coverage;
@@ -46,5 +48,6 @@ pub fn analyse(snap: &Snapshot, generated_at: String) -> Report {
         certificates: neighbours::certificates(snap),
         certificate_read_errors: snap.certificates.get().map_or(0, |c| c.errors.len() as u64),
         node_gate: None,
+        daemon: None,
     }
 }

@@ -104,7 +104,7 @@ fn a_ca_bundle_with_two_certificates_of_one_subject_gives_two_series_and_read_er
     let (_, _, text) = check_only(&config, &["certificates"]);
     let report: routewarden::report::Report = serde_json::from_str(&text).unwrap();
     let metrics = routewarden::outputs::metrics::Metrics::new();
-    metrics.update(&report, 0, true, 0.0);
+    metrics.update(&report);
     let (_, prom) = metrics.render();
     let series: Vec<&str> =
         prom.lines().filter(|l| l.starts_with("routewarden_certificate_not_after_timestamp_seconds{")).collect();
