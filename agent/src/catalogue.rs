@@ -127,8 +127,7 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
         FindingId::CertificateExpired => FindingDoc {
             title: "a certificate has expired",
             severity: "critical",
-            meaning: "A certificate under `certificates.paths` is past its notAfter (or not yet valid). A journal \
-                rule of the same id reports TLS expiry errors in the kubelet's journal.",
+            meaning: "A certificate under `certificates.paths` is past its notAfter (or not yet valid).",
             evidence: "The file, subject, issuer, serial and end date.",
             remedy: "Renew it (kubeadm certs renew, or re-join the node) and check the node's clock.",
             alerts: &["RoutewardenCertificateExpiringCritical", "RoutewardenCriticalFinding"],

@@ -69,7 +69,10 @@ impl Entry {
             }
             (None, Some(r)) => {
                 out.push(("Severity", severity_name(r.severity).to_string()));
-                out.push(("What it means", format!("{} (a default journal rule: see `docs/journal.md`).", r.summary)));
+                out.push((
+                    "What it means",
+                    format!("{} (a default journal rule of the kubelet journal).", capitalised(&r.summary)),
+                ));
                 out.push(("Evidence", rule_evidence(r)));
                 out.push(("Remedy", if r.remedy.is_empty() { "See the evidence.".into() } else { r.remedy.clone() }));
             }
@@ -87,6 +90,11 @@ impl Entry {
         ));
         out
     }
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 fn severity_name(s: Severity) -> &'static str {
