@@ -45,8 +45,11 @@ routewarden check --snapshot node.json   # analyse a snapshot taken on another n
         snapshot: Option<PathBuf>,
     },
     /// Print the raw inputs of one collection as JSON, for support tickets and `check --snapshot`.
-    #[command(after_help = "Examples:\n  sudo routewarden snapshot > $(hostname)-routewarden.json\n  \
-sudo routewarden snapshot --full | gzip > $(hostname)-routewarden.json.gz   # with the rule dumps")]
+    #[command(
+        after_help = "Exit codes: 0 written (a failed source is recorded inside), 3 could not be written, 64 usage \
+or configuration error.\n\nExamples:\n  sudo routewarden snapshot > $(hostname)-routewarden.json\n  \
+sudo routewarden snapshot --full | gzip > $(hostname)-routewarden.json.gz   # with the rule dumps"
+    )]
     Snapshot {
         /// Also include the full iptables-save dumps of every backend and kube-proxy's nftables tables (large on
         /// big nodes: 24 MB at 10,000 Services).
@@ -63,6 +66,8 @@ With [kubernetes] enabled = true it also sets the Node conditions ServiceRouting
 StaleServiceRules and CNIAPIServerDeadlock (True while a warning or critical finding behind them stands, False when \
 it clears) and posts Events on each transition, from its own task with backoff: the local endpoints, the gate and \
 READY never wait for the API server. Its state is the report's source \"kubernetes\".\n\n\
+Exit codes: 0 stopped by SIGTERM or SIGINT, 3 could not start (e.g. the address is taken), 64 usage or \
+configuration error.\n\n\
 Examples:\n  routewarden serve\n  routewarden serve --listen 127.0.0.1:9977\n  curl -s localhost:9977/status?pretty")]
     Serve {
         /// Address to listen on, overriding daemon.listen in the configuration.
@@ -124,6 +129,10 @@ Without --file, --directory or -, the system journal is read. Exit codes: 0 no f
         dir: PathBuf,
     },
     /// Show or validate the configuration.
+    #[command(
+        after_help = "Exit codes: 0 printed or valid, 64 invalid (naming the file, the line of the key and the \
+reason).\n\nExamples:\n  routewarden config defaults\n  routewarden --config /etc/routewarden/config.toml config validate"
+    )]
     Config {
         #[command(subcommand)]
         action: ConfigAction,
@@ -135,7 +144,10 @@ pub enum ConfigAction {
     /// Print the default configuration with comments.
     Defaults,
     /// Check the configuration file and exit 0 if it is valid, 64 with the reason if not.
-    #[command(after_help = "Example:\n  routewarden --config /etc/routewarden/config.toml config validate")]
+    #[command(
+        after_help = "Exit codes: 0 valid, 64 invalid (naming the file, the line of the key and the reason).\n\n\
+Example:\n  routewarden --config /etc/routewarden/config.toml config validate"
+    )]
     Validate,
 }
 

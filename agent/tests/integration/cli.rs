@@ -24,6 +24,13 @@ fn help_names_every_command_with_examples_and_exit_codes() {
     assert!(out.contains("Exit codes: 0 healthy, 1 warnings, 2 critical") && out.contains("--snapshot"), "{out}");
     let (_, out, _) = rw(&["serve", "--help"]);
     assert!(out.contains("/metrics") && out.contains("SIGHUP"), "{out}");
+    for cmd in
+        [&["check"][..], &["snapshot"], &["serve"], &["wait"], &["scan-journal"], &["config"], &["config", "validate"]]
+    {
+        let args: Vec<&str> = cmd.iter().copied().chain(["--help"]).collect();
+        let (_, out, _) = rw(&args);
+        assert!(out.contains("Exit codes:") && out.contains("Example"), "{cmd:?} --help: {out}");
+    }
 }
 
 #[test]
