@@ -45,8 +45,11 @@ routewarden check --snapshot node.json   # analyse a snapshot taken on another n
         snapshot: Option<PathBuf>,
     },
     /// Print the raw inputs of one collection as JSON, for support tickets and `check --snapshot`.
-    #[command(after_help = "Examples:\n  sudo routewarden snapshot > $(hostname)-routewarden.json\n  \
-sudo routewarden snapshot --full | gzip > $(hostname)-routewarden.json.gz   # with the rule dumps")]
+    #[command(
+        after_help = "Exit codes: 0 written (a failed source is recorded inside), 3 could not be written, 64 usage \
+or configuration error.\n\nExamples:\n  sudo routewarden snapshot > $(hostname)-routewarden.json\n  \
+sudo routewarden snapshot --full | gzip > $(hostname)-routewarden.json.gz   # with the rule dumps"
+    )]
     Snapshot {
         /// Also include the full iptables-save dumps of every backend and kube-proxy's nftables tables (large on
         /// big nodes: 24 MB at 10,000 Services).
@@ -67,6 +70,8 @@ it clears) and posts Events on each transition, from its own task with backoff: 
 READY never wait for the API server. Its state is the report's source \"kubernetes\". With taint = true the Node \
 carries taint_key:NoSchedule while the node gate ([gate] requirements, else no-conflict and service-proxy) is unmet \
 (see `routewarden untaint`).\n\n\
+Exit codes: 0 stopped by SIGTERM or SIGINT, 3 could not start (e.g. the address is taken), 64 usage or \
+configuration error.\n\n\
 Examples:\n  routewarden serve\n  routewarden serve --listen 127.0.0.1:9977\n  curl -s localhost:9977/status?pretty"
     )]
     Serve {
@@ -138,6 +143,10 @@ error.\n\nExamples:\n  sudo systemctl stop routewarden && sudo routewarden untai
         dir: PathBuf,
     },
     /// Show or validate the configuration.
+    #[command(
+        after_help = "Exit codes: 0 printed or valid, 64 invalid (naming the file, the line of the key and the \
+reason).\n\nExamples:\n  routewarden config defaults\n  routewarden --config /etc/routewarden/config.toml config validate"
+    )]
     Config {
         #[command(subcommand)]
         action: ConfigAction,
@@ -149,7 +158,10 @@ pub enum ConfigAction {
     /// Print the default configuration with comments.
     Defaults,
     /// Check the configuration file and exit 0 if it is valid, 64 with the reason if not.
-    #[command(after_help = "Example:\n  routewarden --config /etc/routewarden/config.toml config validate")]
+    #[command(
+        after_help = "Exit codes: 0 valid, 64 invalid (naming the file, the line of the key and the reason).\n\n\
+Example:\n  routewarden --config /etc/routewarden/config.toml config validate"
+    )]
     Validate,
 }
 
@@ -240,3 +252,170 @@ fn interval(text: &str) -> Result<std::time::Duration, String> {
     }
     Ok(d)
 }
+
+/// The sections of each subcommand's page (`routewarden-NAME(8)`, by its full name) that clap does not generate,
+/// in roff: exit status, examples and where to read more. clap's own "EXTRA" section (the short help's epilogue)
+/// is left out of those pages: these say it in full.
+pub fn subcommand_man_sections(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "routewarden-check" => SEE_FINDINGS_CHECK,
+        "routewarden-snapshot" => SNAPSHOT_MAN,
+        "routewarden-serve" => SERVE_MAN,
+        "routewarden-wait" => WAIT_MAN,
+        "routewarden-scan-journal" => SCAN_JOURNAL_MAN,
+        "routewarden-config" | "routewarden-config-defaults" | "routewarden-config-validate" => CONFIG_MAN,
+        _ => return None,
+    })
+}
+
+const SEE_FINDINGS_CHECK: &str = r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+healthy: no warning or critical finding, every source read
+.TP
+\fB1\fR
+warnings (for example \fBkube\-proxy.stale\-rules\fR or a conflict rated warning)
+.TP
+\fB2\fR
+critical findings (for example \fBservice\-routing.conflict\fR); wins over 3
+.TP
+\fB3\fR
+could not inspect: a source failed, so what depends on it is unknown
+.TP
+\fB64\fR
+usage or configuration error, or a snapshot file that is not one
+.SH OUTPUT
+The text view names each Service proxy found (mode, backend, Services, process) and then each finding: severity,
+id, summary, evidence lines and a remedy. \fB\-\-output json\fR prints the report (schema version 2): \fBverdict\fR,
+\fBfindings[]\fR, \fBdataplane\fR, \fBsources\fR.
+.SH EXAMPLES
+.nf
+sudo routewarden check
+sudo routewarden check \-\-output json | jq \-r '.findings[] | "\e(.severity) \e(.id)"'
+routewarden check \-\-snapshot node\-7.json     # a snapshot taken on another node
+.fi
+.SH "SEE ALSO"
+\fBroutewarden\-findings\fR(7), \fBroutewarden\-snapshot\fR(8), \fBroutewarden\fR(8)
+"#;
+
+const SNAPSHOT_MAN: &str = r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+the snapshot was written (a source that failed is recorded as failed inside it)
+.TP
+\fB3\fR
+it could not be written
+.TP
+\fB64\fR
+usage or configuration error
+.SH EXAMPLES
+.nf
+sudo routewarden snapshot > $(hostname)\-routewarden.json
+sudo routewarden snapshot \-\-full | gzip > $(hostname)\-routewarden.json.gz
+routewarden check \-\-snapshot node\-7.json     # the same report, anywhere
+.fi
+.SH "SEE ALSO"
+\fBroutewarden\-check\fR(8)
+"#;
+
+const SERVE_MAN: &str = r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+stopped by SIGTERM or SIGINT
+.TP
+\fB3\fR
+it could not start (the listen address is taken, the unix socket path is another kind of file)
+.TP
+\fB64\fR
+usage or configuration error (\fB\-\-listen nonsense\fR, a broken configuration file)
+.SH ENDPOINTS
+.TP
+\fBGET /status\fR
+the JSON report, as \fBcheck \-\-output json\fR (\fB?pretty\fR indents it)
+.TP
+\fBGET /findings\fR
+the findings array
+.TP
+\fBGET /healthz\fR, \fBGET /readyz\fR
+200 while the loop makes progress; 200 once the [gate] requirements held
+.TP
+\fBGET /metrics\fR
+Prometheus text 0.0.4, or OpenMetrics when asked for
+.SH EXAMPLES
+.nf
+systemctl enable \-\-now routewarden
+curl \-s localhost:9977/status?pretty
+curl \-s localhost:9977/metrics | grep '^routewarden_findings'
+routewarden serve \-\-listen 127.0.0.1:9978     # a second instance, by hand
+.fi
+.SH "SEE ALSO"
+\fBroutewarden\-wait\fR(8), \fBroutewarden\-findings\fR(7), \fBroutewarden\fR(8)
+"#;
+
+const WAIT_MAN: &str = r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+every requirement holds
+.TP
+\fB1\fR
+timed out; what was still missing is printed
+.TP
+\fB3\fR
+cannot inspect (a source the requirements need failed)
+.TP
+\fB64\fR
+usage error (a requirement that does not parse: the message lists the valid forms)
+.SH EXAMPLES
+.nf
+routewarden wait \-\-for chain:filter/KUBE\-FORWARD \-\-timeout 10m
+routewarden wait \-\-for kube\-proxy \-\-for no\-conflict \-\-timeout 5m
+# in a unit:
+ExecStartPre=/usr/bin/routewarden wait \-\-for cilium\-lb \-\-timeout 5min
+# or through the template unit:
+systemctl start 'routewarden\-wait@chain:filter\-KUBE\ex2dFORWARD.service'
+.fi
+.SH "SEE ALSO"
+\fBroutewarden\-serve\fR(8) (the [gate] and READY=1), \fBroutewarden\fR(8)
+"#;
+
+const SCAN_JOURNAL_MAN: &str = r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+no findings active at the end of the journal
+.TP
+\fB1\fR
+warnings
+.TP
+\fB2\fR
+critical findings
+.TP
+\fB3\fR
+the journal could not be read (journalctl failed, or printed nothing within command_timeout_secs)
+.TP
+\fB64\fR
+usage or configuration error (a broken file in rules.d names the file and the reason)
+.SH EXAMPLES
+.nf
+routewarden scan\-journal \-\-directory /mnt/broken\-node/var/log/journal
+routewarden scan\-journal \-\-file system.journal \-\-output json | jq '.episodes[]'
+journalctl \-u kubelet \-o json \-\-since \-1h | routewarden scan\-journal \-
+.fi
+.SH "SEE ALSO"
+\fBroutewarden\-findings\fR(7), \fBroutewarden\fR(8)
+"#;
+
+const CONFIG_MAN: &str = r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+printed (\fBdefaults\fR), or the configuration and every rules.d file are valid (\fBvalidate\fR)
+.TP
+\fB64\fR
+invalid: the message names the file, the line of the key and the reason
+.SH EXAMPLES
+.nf
+routewarden config defaults > /etc/routewarden/config.toml
+routewarden \-\-config /etc/routewarden/config.toml config validate
+.fi
+.SH "SEE ALSO"
+\fBroutewarden\fR(8)
+"#;

@@ -165,7 +165,8 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
     }
 }
 
-/// The man pages (routewarden.8 standing alone, and one page per visible subcommand, which it refers to) and bash,
+/// The man pages (routewarden.8 standing alone, one page per visible subcommand, which it refers to, and
+/// routewarden-findings.7) and bash,
 /// zsh and fish completions without hidden commands, from the clap definition.
 fn generate_assets(dir: &std::path::Path) -> anyhow::Result<()> {
     use clap::CommandFactory;
@@ -184,14 +185,35 @@ fn generate_assets(dir: &std::path::Path) -> anyhow::Result<()> {
     man.extend_from_slice(routewarden::cli::MAN_SECTIONS.as_bytes());
     main.render_version_section(&mut man)?;
     std::fs::write(dir.join("routewarden.8"), man)?;
+    // Each subcommand's page: clap's sections, then its exit status, examples and see-also from cli.rs.
     fn subpages(cmd: &clap::Command, dir: &std::path::Path) -> std::io::Result<()> {
         for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-            clap_mangen::Man::new(sub.clone()).section("8").generate_to(dir)?;
+            let man = clap_mangen::Man::new(sub.clone()).section("8");
+            let name = sub.get_display_name().unwrap_or(sub.get_name()).to_string();
+            match routewarden::cli::subcommand_man_sections(&name) {
+                Some(extra) => {
+                    let mut page = Vec::new();
+                    man.render_title(&mut page)?;
+                    man.render_name_section(&mut page)?;
+                    man.render_synopsis_section(&mut page)?;
+                    man.render_description_section(&mut page)?;
+                    man.render_options_section(&mut page)?;
+                    if sub.has_subcommands() {
+                        man.render_subcommands_section(&mut page)?;
+                    }
+                    page.extend_from_slice(extra.as_bytes());
+                    std::fs::write(dir.join(format!("{name}.8")), page)?;
+                }
+                None => man.generate_to(dir).map(|_| ())?,
+            }
             subpages(sub, dir)?;
         }
         Ok(())
     }
     subpages(&cmd, dir)?;
+    // routewarden-findings(7), from the findings catalogue and the default journal rules.
+    let entries = routewarden::outputs::reference::entries()?;
+    std::fs::write(dir.join("routewarden-findings.7"), routewarden::outputs::reference::findings_man_page(&entries))?;
     // Completions from a copy without the hidden subcommands (clap_complete would offer them).
     let unbuilt = Cli::command();
     let mut shown = clap::Command::new("routewarden")

@@ -262,6 +262,16 @@ fn prometheus_scrapes_the_network_listener_over_tls_with_basic_auth_and_the_dash
     assert!(queries.len() >= 10, "the dashboard has {} queries: {queries:?}", queries.len());
     let failed: Vec<_> = results.iter().filter(|(_, v)| v["status"] != "success").collect();
     assert!(failed.is_empty(), "queries Prometheus refused: {failed:#?}");
+    // The per-proxy panel shows this world's kube-proxy with its node, not only a query that parses.
+    let (_, per_proxy) = results
+        .iter()
+        .find(|(q, _)| q.starts_with("max by (node, instance, proxy, mode) (routewarden_service_proxy_info"))
+        .expect("the dashboard's per-proxy panel");
+    let rows = per_proxy["data"]["result"].as_array().cloned().unwrap_or_default();
+    assert!(
+        rows.iter().any(|r| r["metric"]["proxy"] == "kube-proxy" && r["metric"]["node"] == "world-node"),
+        "the per-proxy panel does not show this node's kube-proxy: {per_proxy}"
+    );
 }
 
 #[test]

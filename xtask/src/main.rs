@@ -437,7 +437,7 @@ fn dist() -> Result<PathBuf> {
     run(Command::new(&binary).arg("generate-assets").arg(&assets))?;
     // Man pages: cargo-deb compresses them itself; the rpm gets compressed copies.
     sh(&format!(
-        "cd {a} && mv routewarden*.8 man/ && for f in man/*.8; do gzip -9nc $f > $f.gz; done",
+        "cd {a} && mv routewarden*.8 routewarden*.7 man/ && for f in man/*.8 man/*.7; do gzip -9nc $f > $f.gz; done",
         a = assets.display()
     ))?;
     std::fs::write(assets.join("THIRD-PARTY-LICENSES.txt"), third_party_licenses()?)?;
@@ -523,6 +523,7 @@ echo '# Debian 12 chroot: install the older build'
 inroot 'dpkg -i /tmp/old.deb'
 inroot 'test -x /usr/bin/routewarden && test -f /lib/systemd/system/routewarden.service && test -f /usr/share/man/man8/routewarden.8.gz'
 inroot 'for p in check snapshot serve wait scan-journal config; do test -f /usr/share/man/man8/routewarden-$p.8.gz || {{ echo "missing man page routewarden-$p(8)"; exit 1; }}; done'
+inroot 'test -f /usr/share/man/man7/routewarden-findings.7.gz || {{ echo "missing man page routewarden-findings(7)"; exit 1; }}'
 inroot 'test "$(stat -c %a /usr/bin/routewarden)" = 755 && test "$(stat -c %U /usr/bin/routewarden)" = root'
 inroot 'routewarden --version'
 echo '# a local change to the conffile and some state'

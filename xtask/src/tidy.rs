@@ -12,6 +12,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("model", 1),
     ("sys", 1),
     ("report", 2),
+    ("catalogue", 3),
     ("sources", 3),
     ("journal", 3),
     ("rules", 3),

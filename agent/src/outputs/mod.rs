@@ -3,6 +3,7 @@
 pub mod http;
 pub mod metrics;
 pub mod metrics_listener;
+pub mod reference;
 pub mod state;
 pub mod text;
 pub mod web_config;

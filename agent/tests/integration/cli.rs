@@ -24,6 +24,13 @@ fn help_names_every_command_with_examples_and_exit_codes() {
     assert!(out.contains("Exit codes: 0 healthy, 1 warnings, 2 critical") && out.contains("--snapshot"), "{out}");
     let (_, out, _) = rw(&["serve", "--help"]);
     assert!(out.contains("/metrics") && out.contains("SIGHUP"), "{out}");
+    for cmd in
+        [&["check"][..], &["snapshot"], &["serve"], &["wait"], &["scan-journal"], &["config"], &["config", "validate"]]
+    {
+        let args: Vec<&str> = cmd.iter().copied().chain(["--help"]).collect();
+        let (_, out, _) = rw(&args);
+        assert!(out.contains("Exit codes:") && out.contains("Example"), "{cmd:?} --help: {out}");
+    }
 }
 
 #[test]
@@ -240,4 +247,25 @@ fn scan_journal_with_a_journalctl_that_hangs_ends_at_the_command_timeout() {
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("printed nothing for 1 s"), "{err}");
     assert!(started.elapsed() < std::time::Duration::from_secs(300), "scan-journal waited for the hanging journalctl");
+}
+
+#[test]
+fn man_pages_give_each_command_its_exit_status_and_examples_and_list_every_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = rw(&["generate-assets", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for page in ["check", "snapshot", "serve", "wait", "scan-journal", "config", "config-defaults", "config-validate"] {
+        let text = std::fs::read_to_string(dir.path().join(format!("routewarden-{page}.8"))).unwrap();
+        for section in [".SH \"EXIT STATUS\"", ".SH EXAMPLES", ".SH \"SEE ALSO\""] {
+            assert!(text.contains(section), "routewarden-{page}(8) has no {section}");
+        }
+        assert!(!text.contains(".SH EXTRA"), "routewarden-{page}(8) still has clap's EXTRA section");
+    }
+    let findings = std::fs::read_to_string(dir.path().join("routewarden-findings.7")).unwrap();
+    assert!(findings.starts_with(".TH ROUTEWARDEN-FINDINGS 7"), "{findings}");
+    for id in routewarden::report::FindingId::BUILT_IN {
+        let roff_id = id.as_str().replace('-', "\\-");
+        assert!(findings.contains(&format!(".B {roff_id}\n")), "routewarden-findings(7) lacks {id}");
+    }
+    assert!(findings.contains(".B cni\\-apiserver.deadlock\n"), "the default journal rules' ids are listed too");
 }

@@ -9,6 +9,7 @@ mod cli;
 mod decisions;
 mod fixtures;
 mod packaging;
+mod reference;
 mod save_jumps;
 mod support;
 mod xtables;

@@ -79,7 +79,8 @@ fn metric_names(text: &str) -> Vec<String> {
 
 #[test]
 fn the_dashboard_has_the_fleet_panels_and_uses_only_exported_metrics() {
-    let metrics = routewarden::outputs::metrics::Metrics::new();
+    let mut metrics = routewarden::outputs::metrics::Metrics::new();
+    metrics.enable_kubernetes(true);
     let (_, text) = metrics.render();
     let exported: Vec<&str> =
         text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
@@ -103,8 +104,28 @@ fn the_dashboard_has_the_fleet_panels_and_uses_only_exported_metrics() {
         "Certificate expiry (days)",
         "Journal matches per rule",
         "Collection duration by source",
+        "Service proxy and mode per node",
+        "Nodes by Service proxy and mode",
+        "Conflicts by pair and severity",
+        "Findings by severity",
+        "Journal findings",
+        "Kubernetes exporter",
     ] {
         assert!(titles.iter().any(|t| t == want), "no panel {want:?} in {titles:?}");
+    }
+    // The journal panel names every default journal rule's own id (not those shared with a built-in finding).
+    let journal = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["title"] == "Journal findings")
+        .and_then(|p| p["targets"][0]["expr"].as_str())
+        .unwrap()
+        .to_string();
+    let rules = routewarden::journal::rules::parse(routewarden::journal::rules::DEFAULT_RULES, "defaults").unwrap();
+    for rule in rules {
+        let built_in = routewarden::report::FindingId::BUILT_IN.iter().any(|b| b.as_str() == rule.id);
+        assert!(built_in || journal.contains(&rule.id), "the journal findings panel leaves out {}", rule.id);
     }
     let used = metric_names(&exprs);
     assert!(used.len() >= 15, "{used:?}");
