@@ -1,5 +1,5 @@
 //! The report: what routewarden concluded about one snapshot. Its JSON form is the contract described in
-//! ARCHITECTURE.md ("Report contract").
+//! docs/report.md (with its schema history).
 
 use std::collections::BTreeMap;
 

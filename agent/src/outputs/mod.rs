@@ -10,7 +10,7 @@ pub mod web_config;
 
 use crate::report::Report;
 
-/// The report as pretty JSON (the contract in ARCHITECTURE.md, "Report contract").
+/// The report as pretty JSON (the contract in docs/report.md).
 pub fn json(report: &Report) -> String {
     serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"serialising the report: {e}\"}}"))
 }
