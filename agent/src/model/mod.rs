@@ -70,18 +70,17 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The chains of every iptables backend and family the snapshot read, borrowed: (`legacy`|`nft`,
-    /// `ipv4`|`ipv6`, chains), legacy first.
-    pub fn iptables_backends(&self) -> Vec<(&'static str, &'static str, nftables::Chains<'_>)> {
+    /// The chains of every iptables backend and family the snapshot read, borrowed, legacy first.
+    pub fn iptables_backends(&self) -> Vec<(Backend, Family, nftables::Chains<'_>)> {
         use nftables::Chains;
         let mut out = Vec::new();
         if let Some(ipt) = self.iptables_legacy.get() {
-            out.push(("legacy", "ipv4", Chains::Ruleset(&ipt.ipv4)));
-            out.push(("legacy", "ipv6", Chains::Ruleset(&ipt.ipv6)));
+            out.push((Backend::Legacy, Family::Ipv4, Chains::Ruleset(&ipt.ipv4)));
+            out.push((Backend::Legacy, Family::Ipv6, Chains::Ruleset(&ipt.ipv6)));
         }
         if let Some(nft) = self.nftables.get() {
-            out.push(("nft", "ipv4", Chains::Nft(nft, "ip")));
-            out.push(("nft", "ipv6", Chains::Nft(nft, "ip6")));
+            out.push((Backend::Nft, Family::Ipv4, Chains::Nft(nft, Family::Ipv4.nft_family())));
+            out.push((Backend::Nft, Family::Ipv6, Chains::Nft(nft, Family::Ipv6.nft_family())));
         }
         out
     }
@@ -243,6 +242,59 @@ impl<T> Source<T> {
     /// The data, when the source succeeded. `None` means "unknown", never "absent".
     pub fn get(&self) -> Option<&T> {
         self.data.as_ref()
+    }
+}
+
+/// An iptables backend: the kernel's x_tables (`iptables-legacy`) or nf_tables through `iptables-nft`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Backend {
+    Legacy,
+    Nft,
+}
+
+impl Backend {
+    /// The name in evidence, the report (`dataplane.kube_proxy.backend`) and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Legacy => "legacy",
+            Backend::Nft => "nft",
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An address family of iptables (`iptables` and `ip6tables`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "ipv4",
+            Family::Ipv6 => "ipv6",
+        }
+    }
+
+    /// The nftables family iptables-nft keeps this family's tables in.
+    pub fn nft_family(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "ip",
+            Family::Ipv6 => "ip6",
+        }
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

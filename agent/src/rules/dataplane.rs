@@ -3,17 +3,15 @@
 
 use crate::model::bpf::FrontendCounts;
 use crate::model::links::Link;
-use crate::model::Snapshot;
+use crate::model::{Backend, Family, Snapshot};
 use crate::report::{Dataplane, ProxyMode};
 use crate::rules::chains::Signals;
 
 /// Signals of one iptables backend and family.
 #[derive(Debug, Clone)]
 pub struct BackendSignals {
-    /// `legacy` or `nft`.
-    pub backend: &'static str,
-    /// `ipv4` or `ipv6`.
-    pub family: &'static str,
+    pub backend: Backend,
+    pub family: Family,
     pub signals: Signals,
     pub has_canary: bool,
 }
@@ -118,12 +116,12 @@ impl Facts {
         }
 
         let ipt_backend_names = |bs: &[&BackendSignals]| {
-            let legacy = bs.iter().any(|b| b.backend == "legacy");
-            let nft = bs.iter().any(|b| b.backend == "nft");
+            let legacy = bs.iter().any(|b| b.backend == Backend::Legacy);
+            let nft = bs.iter().any(|b| b.backend == Backend::Nft);
             match (legacy, nft) {
                 (true, true) => Some("legacy+nft".to_string()),
-                (true, false) => Some("legacy".to_string()),
-                (false, true) => Some("nft".to_string()),
+                (true, false) => Some(Backend::Legacy.to_string()),
+                (false, true) => Some(Backend::Nft.to_string()),
                 (false, false) => None,
             }
         };

@@ -1,7 +1,7 @@
 //! The decision table (docs/DATAPLANE-FACTS.md sections 7 and 10) as findings: conflict (kube-proxy and Cilium, and
 //! every other pair of proxies), overlap, stale rules, mixed backends, partial or missing routing, failed sources.
 
-use crate::model::{Snapshot, SourceStatus};
+use crate::model::{Backend, Snapshot, SourceStatus};
 use crate::report::{
     Finding, FindingId, ProxyKind, ProxyMode, ProxyPair, ServiceProxy, ServiceProxyMode, Severity, Traffic,
 };
@@ -97,8 +97,8 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
         });
     }
 
-    let legacy = f.backends.iter().any(|b| b.backend == "legacy" && b.signals.kube_proxy());
-    let nft = f.backends.iter().any(|b| b.backend == "nft" && b.signals.kube_proxy());
+    let legacy = f.backends.iter().any(|b| b.backend == Backend::Legacy && b.signals.kube_proxy());
+    let nft = f.backends.iter().any(|b| b.backend == Backend::Nft && b.signals.kube_proxy());
     if legacy && nft {
         let evidence = f
             .backends
