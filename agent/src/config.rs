@@ -334,11 +334,15 @@ impl Default for Binaries {
     }
 }
 
+/// `p` below `root`: the one join of a node path under `host_root` (an absolute `p` loses its leading `/`).
+pub fn under_root(root: &Path, p: &Path) -> PathBuf {
+    root.join(p.strip_prefix("/").unwrap_or(p))
+}
+
 impl Config {
     /// `p` below the host root.
     pub fn host_path(&self, p: &Path) -> PathBuf {
-        let rel = p.strip_prefix("/").unwrap_or(p);
-        self.host_root.join(rel)
+        under_root(&self.host_root, p)
     }
 
     pub fn command_timeout(&self) -> Duration {

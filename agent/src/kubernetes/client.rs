@@ -117,7 +117,7 @@ fn replace_ignoring_case(text: &str, lower: &str) -> String {
 
 /// The kubeconfig to read: `configured` under `host_root`, else the kubelet's other one.
 pub fn kubeconfig_path(host_root: &Path, configured: &Path) -> PathBuf {
-    let join = |p: &Path| host_root.join(p.strip_prefix("/").unwrap_or(p));
+    let join = |p: &Path| crate::config::under_root(host_root, p);
     let first = join(configured);
     if first.exists() {
         return first;
@@ -153,7 +153,7 @@ pub fn load(path: &Path, host_root: &Path) -> Result<Loaded, ClientError> {
     let resolve = |file: &str| -> PathBuf {
         let f = Path::new(file);
         if f.is_absolute() {
-            host_root.join(f.strip_prefix("/").unwrap_or(f))
+            crate::config::under_root(host_root, f)
         } else {
             dir.join(f)
         }
