@@ -43,10 +43,29 @@ fn date(unix: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// One row of the neighbours' decision table: the findings it raises for a snapshot, its dataplane and the
+/// snapshot's collection time.
+type Check = fn(&Snapshot, &Dataplane, Option<i64>) -> Vec<Finding>;
+
+/// Every check, in the order their findings are reported.
+const CHECKS: &[Check] = &[
+    certificate_expiry,
+    certificates_unreadable,
+    nfs_to_a_clusterip_under_socket_lb,
+    cni_config_missing,
+    kube_proxy_mode_mismatch,
+    kube_proxy_untrusted_answer,
+    kube_proxy_unhealthy,
+];
+
 /// `now` is the snapshot's collection time; without it (an unreadable `collected_at`) expiry is not judged.
 pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: Option<i64>) -> Vec<Finding> {
-    let mut out = Vec::new();
+    CHECKS.iter().flat_map(|check| check(snap, dp, now)).collect()
+}
 
+/// Certificates expired, not yet valid, or expiring within the configured days.
+fn certificate_expiry(snap: &Snapshot, _dp: &Dataplane, now: Option<i64>) -> Vec<Finding> {
+    let mut out = Vec::new();
     if let (Some(certs), Some(now)) = (snap.certificates.get(), now) {
         let mut expired = Vec::new();
         let mut critical = Vec::new();
@@ -88,6 +107,12 @@ pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: Option<i64>) -> Vec<Findin
             }
         }
     }
+    out
+}
+
+/// Certificate files that could not be read or parsed.
+fn certificates_unreadable(snap: &Snapshot, _dp: &Dataplane, _now: Option<i64>) -> Vec<Finding> {
+    let mut out = Vec::new();
     if let Some(certs) = snap.certificates.get() {
         if !certs.errors.is_empty() {
             out.push(Finding {
@@ -101,7 +126,12 @@ pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: Option<i64>) -> Vec<Findin
             });
         }
     }
+    out
+}
 
+/// NFS mounted from a ClusterIP while Cilium's socket-LB translates connections.
+fn nfs_to_a_clusterip_under_socket_lb(snap: &Snapshot, dp: &Dataplane, _now: Option<i64>) -> Vec<Finding> {
+    let mut out = Vec::new();
     if let (Some(mounts), Some(true)) = (snap.mounts.get(), dp.cilium.socket_lb) {
         let mut cluster_ips: Vec<IpAddr> = snap
             .bpf
@@ -134,7 +164,12 @@ pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: Option<i64>) -> Vec<Findin
             });
         }
     }
+    out
+}
 
+/// A kubelet without a usable CNI configuration.
+fn cni_config_missing(snap: &Snapshot, _dp: &Dataplane, _now: Option<i64>) -> Vec<Finding> {
+    let mut out = Vec::new();
     if let Some(cni) = snap.cni.get() {
         let kubelet = snap.processes.get().is_some_and(|p| !p.pids("kubelet").is_empty());
         if cni.active.is_none() && kubelet {
@@ -157,7 +192,12 @@ pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: Option<i64>) -> Vec<Findin
             });
         }
     }
+    out
+}
 
+/// kube-proxy's `/proxyMode` against the mode its rules show.
+fn kube_proxy_mode_mismatch(snap: &Snapshot, dp: &Dataplane, _now: Option<i64>) -> Vec<Finding> {
+    let mut out = Vec::new();
     let kp = &dp.kube_proxy;
     if let Some(reported) = &kp.reported_mode {
         let found = kp.mode.is_present().then(|| kp.mode.as_str());
@@ -179,6 +219,12 @@ pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: Option<i64>) -> Vec<Findin
             });
         }
     }
+    out
+}
+
+/// Answers on kube-proxy's ports from a socket no kube-proxy holds.
+fn kube_proxy_untrusted_answer(snap: &Snapshot, _dp: &Dataplane, _now: Option<i64>) -> Vec<Finding> {
+    let mut out = Vec::new();
     if let Some(api) = snap.kube_proxy_api.get().filter(|a| !a.ignored.is_empty()) {
         out.push(Finding {
             id: FindingId::KubeProxyUntrustedAnswer,
@@ -192,6 +238,13 @@ pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: Option<i64>) -> Vec<Findin
                 .into(),
         });
     }
+    out
+}
+
+/// kube-proxy running while its `/healthz` does not answer 200.
+fn kube_proxy_unhealthy(_snap: &Snapshot, dp: &Dataplane, _now: Option<i64>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let kp = &dp.kube_proxy;
     if kp.healthz_status.is_some_and(|c| c != 200) && !kp.pids.is_empty() {
         out.push(Finding {
             id: FindingId::KubeProxyUnhealthy,

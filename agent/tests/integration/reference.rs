@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use routewarden::model::kubernetes::ExporterStatus;
 use routewarden::model::Snapshot;
 use routewarden::outputs::metrics::Metrics;
-use routewarden::report::JournalCounters;
-use routewarden::rules::assemble;
 use routewarden::outputs::reference;
 use routewarden::report::Certificate;
+use routewarden::report::JournalCounters;
+use routewarden::rules::assemble;
 use routewarden::sys::process::ProcessStats;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
