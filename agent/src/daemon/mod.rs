@@ -532,7 +532,9 @@ impl Daemon {
                 }
             }
         };
-        report.sources.insert(SourceId::Kubernetes, SourceReport { status, error, duration_ms: 0, last_success });
+        report
+            .sources
+            .insert(SourceId::Kubernetes, SourceReport { status, error, duration_ms: 0, last_success, note: None });
     }
 
     fn reload(&mut self) {
@@ -657,6 +659,7 @@ impl JournalWatch {
     /// the follower runs and has finished replaying what a previous run read (its findings are those of now).
     fn add_to(&mut self, report: &mut Report, metrics: &Metrics) -> bool {
         let mut settled = false;
+        let mut note = None;
         let (status, error) = match self {
             JournalWatch::Disabled => (SourceStatus::Disabled, None),
             JournalWatch::Failed(e) => (SourceStatus::Failed, Some(e.clone())),
@@ -677,6 +680,7 @@ impl JournalWatch {
                 });
                 report.findings.extend(view.findings);
                 settled = !view.replaying;
+                note = view.cursor_note;
                 match view.error {
                     None => (SourceStatus::Ok, None),
                     Some(e) => (SourceStatus::Failed, Some(e)),
@@ -690,7 +694,9 @@ impl JournalWatch {
                 "check that journalctl runs and that the state directory is writable",
             ));
         }
-        report.sources.insert(SourceId::Journal, SourceReport { status, error, duration_ms: 0, last_success: None });
+        report
+            .sources
+            .insert(SourceId::Journal, SourceReport { status, error, duration_ms: 0, last_success: None, note });
         report.verdict = verdict(&report.findings);
         settled
     }

@@ -31,7 +31,10 @@ pub fn analyse(snap: &Snapshot, generated_at: String) -> Report {
         .statuses()
         .into_iter()
         .map(|(name, status, error, duration_ms)| {
-            (name, SourceReport { status, error: error.map(str::to_string), duration_ms, last_success: None })
+            (
+                name,
+                SourceReport { status, error: error.map(str::to_string), duration_ms, last_success: None, note: None },
+            )
         })
         .collect();
     Report {
