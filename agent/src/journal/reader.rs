@@ -972,7 +972,8 @@ mod tests {
 
     #[test]
     fn a_cursor_file_that_cannot_be_used_is_gone_said_in_the_source_and_the_lookback_is_read() {
-        let cases: Vec<(&str, Box<dyn FnOnce(&Path)>)> = vec![
+        type Damage = Box<dyn FnOnce(&Path)>;
+        let cases: Vec<(&str, Damage)> = vec![
             ("NUL bytes", Box::new(|p: &Path| std::fs::write(p, [0u8; 150]).unwrap())),
             ("garbage", Box::new(|p: &Path| std::fs::write(p, "hello world\n").unwrap())),
             ("too long", Box::new(|p: &Path| std::fs::write(p, format!("s={}\n", "a".repeat(2000))).unwrap())),
