@@ -138,6 +138,10 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
                 Output::Text => outputs::text::scan(&scan),
             };
             write_stdout(&text)?;
+            if let Some(why) = journal::reader::nothing_read(&scan, &input) {
+                eprintln!("routewarden: {why}");
+                return Ok(3);
+            }
             Ok(match report::verdict(&scan.findings) {
                 report::Verdict::Critical => 2,
                 report::Verdict::Warning => 1,

@@ -182,6 +182,39 @@ pub fn scan(
     Ok(scan)
 }
 
+/// Why a scan that read no journal entry proves nothing, with what was read and where to look (`None` once an
+/// entry was read): "no findings" over nothing is no all-clear, and `scan-journal` exits 3 as `check` does for a
+/// failed source.
+pub fn nothing_read(scan: &Scan, input: &Input) -> Option<String> {
+    if scan.entries > 0 {
+        return None;
+    }
+    let read = match (scan.bad_lines, scan.overlong_lines) {
+        (0, 0) => "nothing".to_string(),
+        (bad, 0) => format!("{bad} lines that are not journal entries"),
+        (0, long) => format!("{long} lines longer than {MAX_LINE} bytes"),
+        (bad, long) => format!("{bad} lines that are not journal entries and {long} longer than {MAX_LINE} bytes"),
+    };
+    let hint = match input {
+        Input::Stdin => {
+            "give journalctl's JSON output, e.g. `journalctl -u kubelet -o json | routewarden scan-journal -` \
+                         (plain `journalctl` text is not read)"
+                .to_string()
+        }
+        Input::Directory(d) => format!(
+            "{} holds no journal entries: give the directory that holds the *.journal files (e.g. /var/log/journal or \
+             /var/log/journal/<machine-id>)",
+            d.display()
+        ),
+        Input::File(f) => format!("{} holds no journal entries: give a *.journal file", f.display()),
+        Input::Root(r) => format!("the journal under {} holds no entries of the units followed", r.display()),
+        Input::System => "this machine's journal holds no entries of the units followed (no journal files, or the \
+                          journal is elsewhere: use --directory or --file)"
+            .to_string(),
+    };
+    Some(format!("read no journal entries ({read}), so the scan proves nothing: {hint}"))
+}
+
 /// Kills a one-shot journalctl that prints nothing for its deadline (a hung journald, a hung file system): the
 /// reader marks progress per line, a thread checks it and ends with the handle.
 struct StallWatch {
