@@ -83,6 +83,31 @@ fn bad_snapshot_files_are_usage_errors() {
     assert!(err.contains("bad.json") && err.contains("missing field"), "{err}");
 }
 
+#[test]
+fn a_snapshot_over_the_cap_is_refused_at_once_naming_the_file_and_the_cap() {
+    // A valid snapshot padded to 100 MB: once read whole and parsed (a 150 MB one peaked at 0.73 GB RSS).
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("huge.json");
+    let snap = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/snapshots/kube_proxy_nftables_mode_is_recognised.json"
+    ))
+    .unwrap();
+    let mut f = std::fs::File::create(&file).unwrap();
+    std::io::Write::write_all(&mut f, &snap).unwrap();
+    std::io::Write::write_all(&mut f, &vec![b' '; 100 << 20]).unwrap();
+    drop(f);
+    let started = std::time::Instant::now();
+    let (code, _, err) = rw(&["--config", "/dev/null", "check", "--snapshot", file.to_str().unwrap()]);
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("huge.json") && err.contains("more than the 67108864 bytes allowed"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "the snapshot was read before being refused");
+    // The same snapshot under the cap is read (streamed).
+    std::fs::write(&file, &snap).unwrap();
+    let (code, out, err) = rw(&["--config", "/dev/null", "check", "--snapshot", file.to_str().unwrap()]);
+    assert!((0..=2).contains(&code) && out.contains("kube-proxy"), "{code} {out} {err}");
+}
+
 /// Writes `text` as a configuration and runs `config validate` on it.
 fn validate(text: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
