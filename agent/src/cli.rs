@@ -242,7 +242,8 @@ routewarden scan\-journal \-\-directory /var/log/journal
 .fi
 .SH "SEE ALSO"
 \fBroutewarden\-check\fR(8), \fBroutewarden\-snapshot\fR(8), \fBroutewarden\-serve\fR(8), \fBroutewarden\-wait\fR(8),
-\fBroutewarden\-scan\-journal\fR(8), \fBroutewarden\-config\fR(8), \fBsystemd.service\fR(5), \fBjournalctl\fR(1)
+\fBroutewarden\-scan\-journal\fR(8), \fBroutewarden\-untaint\fR(8), \fBroutewarden\-config\fR(8), \fBsystemd.service\fR(5),
+\fBjournalctl\fR(1)
 "#;
 /// A pause between two looks: a duration of at least 10 ms (0 would spin a core).
 fn interval(text: &str) -> Result<std::time::Duration, String> {
@@ -263,6 +264,7 @@ pub fn subcommand_man_sections(name: &str) -> Option<&'static str> {
         "routewarden-serve" => SERVE_MAN,
         "routewarden-wait" => WAIT_MAN,
         "routewarden-scan-journal" => SCAN_JOURNAL_MAN,
+        "routewarden-untaint" => UNTAINT_MAN,
         "routewarden-config" | "routewarden-config-defaults" | "routewarden-config-validate" => CONFIG_MAN,
         _ => return None,
     })
@@ -296,6 +298,25 @@ routewarden check \-\-snapshot node\-7.json     # a snapshot taken on another no
 .fi
 .SH "SEE ALSO"
 \fBroutewarden\-findings\fR(7), \fBroutewarden\-snapshot\fR(8), \fBroutewarden\fR(8)
+"#;
+
+const UNTAINT_MAN: &str = r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+the taint was removed, or the Node did not carry it
+.TP
+\fB3\fR
+the API server could not be reached, or refused (a kubelet identity may not change taints: NodeRestriction)
+.TP
+\fB64\fR
+usage or configuration error
+.SH EXAMPLES
+.nf
+sudo systemctl stop routewarden && sudo routewarden untaint
+kubectl taint node NODE routewarden.io/service\-routing\-not\-ready:NoSchedule\-   # the same, from anywhere
+.fi
+.SH "SEE ALSO"
+\fBroutewarden\-serve\fR(8), \fBroutewarden\fR(8)
 "#;
 
 const SNAPSHOT_MAN: &str = r#".SH "EXIT STATUS"

@@ -14,7 +14,7 @@ use routewarden::{daemon, journal, outputs, report, rules, sources, wait};
 /// Exit code for usage and configuration errors (sysexits EX_USAGE).
 const EXIT_USAGE: u8 = 64;
 /// The largest snapshot file `check --snapshot` reads (a 50k-Service node's snapshot is a few MB).
-const MAX_SNAPSHOT_BYTES: u64 = 256 << 20;
+const MAX_SNAPSHOT_BYTES: u64 = 64 << 20;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -50,11 +50,14 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
         Command::Check { output, snapshot } => {
             let snap = match snapshot {
                 Some(path) => {
-                    let text = routewarden::settings::read_regular(&path, MAX_SNAPSHOT_BYTES)
-                        .map_err(|e| UsageError(format!("reading snapshot {}: {e}", path.display())))?;
-                    let snap: routewarden::model::Snapshot = serde_json::from_str(&text).map_err(|e| {
-                        UsageError(format!("snapshot {} is not a routewarden snapshot: {e}", path.display()))
-                    })?;
+                    // Parsed as it is read (no copy of the whole text in memory), at most MAX_SNAPSHOT_BYTES.
+                    let file = routewarden::sys::host::open_regular(&path, MAX_SNAPSHOT_BYTES)
+                        .map_err(|e| UsageError(format!("reading snapshot {}: {e}", path.display())))?
+                        .ok_or_else(|| UsageError(format!("snapshot {} is empty", path.display())))?;
+                    let snap: routewarden::model::Snapshot = serde_json::from_reader(std::io::BufReader::new(file))
+                        .map_err(|e| {
+                            UsageError(format!("snapshot {} is not a routewarden snapshot: {e}", path.display()))
+                        })?;
                     // Older snapshots read with what they lack as unknown (e.g. version 1 has no routes source).
                     if !(1..=routewarden::model::SCHEMA_VERSION).contains(&snap.schema_version) {
                         return Err(UsageError(format!(
@@ -150,6 +153,10 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
                 Output::Text => outputs::text::scan(&scan),
             };
             write_stdout(&text)?;
+            if let Some(why) = journal::reader::nothing_read(&scan, &input) {
+                eprintln!("routewarden: {why}");
+                return Ok(3);
+            }
             Ok(match report::verdict(&scan.findings) {
                 report::Verdict::Critical => 2,
                 report::Verdict::Warning => 1,

@@ -107,6 +107,10 @@ pub struct SourceReport {
     /// When the source last succeeded (RFC 3339), for sources that run beside the collections (`kubernetes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_success: Option<String>,
+    /// Something the source did differently and the reader should know (the journal's saved cursor could not be
+    /// used, so reading started from the look-back window); the source is still ok.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

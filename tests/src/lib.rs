@@ -161,6 +161,8 @@ pub struct World {
     /// Kubernetes node unless a test says otherwise.
     pub kubelet: bool,
     procs: Vec<String>,
+    /// Processes run by an unprivileged user (`nobody`), named like an agent: they must not count.
+    user_procs: Vec<String>,
     /// Processes that listen on a port: (comm, port).
     listeners: Vec<(String, u16)>,
     servers: Vec<String>,
@@ -199,6 +201,7 @@ impl World {
             wrapper: String::new(),
             kubelet: true,
             procs: Vec::new(),
+            user_procs: Vec::new(),
             listeners: Vec::new(),
             servers: Vec::new(),
             bpf: Vec::new(),
@@ -392,6 +395,17 @@ impl World {
         self.listeners.push((comm.to_string(), port));
     }
 
+    /// A process named `comm` run by `nobody` (a copy of `sleep` started through `setpriv`), as any local user
+    /// can start one, will run while `check` runs.
+    pub fn process_of_nobody(&mut self, comm: &str) {
+        self.user_procs.push(comm.to_string());
+    }
+
+    /// The root process named `comm` set up before will not run.
+    pub fn no_process(&mut self, comm: &str) {
+        self.procs.retain(|p| p != comm);
+    }
+
     /// A process named `comm` will run (in routewarden's private pid namespace) while `check` runs.
     pub fn process(&mut self, comm: &str) {
         self.procs.push(comm.to_string());
@@ -470,6 +484,14 @@ impl World {
         for c in &self.procs {
             script.push_str(&format!(
                 "cp /bin/sleep {dir}/{c} || exit 97; {dir}/{c} 600 & p=$!; n=0; \
+                 until grep -qx {c} /proc/$p/comm 2>/dev/null; do n=$((n+1)); [ $n -lt 1000 ] || exit 97; sleep 0.01; done; "
+            ));
+        }
+        for c in &self.user_procs {
+            // A directory nobody can reach (the world's own is private to root: let others through it).
+            script.push_str(&format!(
+                "chmod 711 {dir} && mkdir -p -m 755 {dir}/users && cp /bin/sleep {dir}/users/{c} || exit 97; \
+                 setpriv --reuid=nobody --regid=nogroup --clear-groups {dir}/users/{c} 600 & p=$!; n=0; \
                  until grep -qx {c} /proc/$p/comm 2>/dev/null; do n=$((n+1)); [ $n -lt 1000 ] || exit 97; sleep 0.01; done; "
             ));
         }
@@ -702,6 +724,8 @@ impl World {
             let dir = proc.join((100 + i).to_string());
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join("comm"), format!("{name}\n")).unwrap();
+            // Run by root, as the agents are: routewarden counts only those.
+            std::fs::write(dir.join("status"), format!("Name:\t{name}\nUid:\t0\t0\t0\t0\n")).unwrap();
         }
         std::fs::create_dir_all(&proc).unwrap();
         format!("proc_dir = \"{}\"\n", proc.display())

@@ -202,6 +202,26 @@ fn kube_proxy_rules_without_a_process_are_stale() {
 }
 
 #[test]
+fn a_local_users_process_named_kube_proxy_does_not_make_stale_rules_live() {
+    let Some(mut w) = World::new("stale-nobody") else { return };
+    w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
+    // An unprivileged `sleep` renamed kube-proxy turned this into OK.
+    w.process_of_nobody("kube-proxy");
+
+    let (code, r) = w.check();
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(ids(&r), vec!["kube-proxy.stale-rules"]);
+    assert_eq!(r["dataplane"]["kube_proxy"]["running"], false);
+    let note = r["sources"]["processes"]["note"].as_str().unwrap_or_default();
+    assert!(note.contains("kube-proxy (pid ") && note.contains("not root"), "{r:#}");
+    // kube-proxy run by root still counts: the rules are live.
+    w.process("kube-proxy");
+    let (code, r) = w.check();
+    assert_eq!(r["dataplane"]["kube_proxy"]["running"], true, "{r:#}");
+    assert_ne!(code, 1, "{r:#}");
+}
+
+#[test]
 fn kube_proxy_alone_is_healthy_with_mode_backend_and_services() {
     let Some(mut w) = World::new("kp-only") else { return };
     w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
@@ -583,6 +603,22 @@ fn pair(a: &str, b: &str) -> (String, String) {
 }
 
 #[test]
+fn a_local_users_process_named_calico_node_does_not_hide_that_the_agent_is_down() {
+    let Some(mut w) = World::new("calico-nobody") else { return };
+    calico_ebpf_world(&mut w);
+    // Calico's programs stay attached, calico-node is gone; an unprivileged `sleep` named calico-node hid that.
+    w.no_process("calico-node");
+    w.process_of_nobody("calico-node");
+
+    let (code, r) = w.check();
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(ids(&r), vec!["service-proxy.agent-down"], "{r:#}");
+    assert_eq!(r["dataplane"]["proxies"][0]["agent_running"], false, "{r:#}");
+    let note = r["sources"]["processes"]["note"].as_str().unwrap_or_default();
+    assert!(note.contains("calico-node (pid ") && note.contains("run by uid 65534"), "{r:#}");
+}
+
+#[test]
 fn calico_ebpf_alone_is_healthy() {
     let Some(mut w) = World::new("calico-ebpf") else { return };
     calico_ebpf_world(&mut w);
@@ -879,6 +915,14 @@ fn a_machine_without_a_kubelet_is_not_a_kubernetes_node_yet() {
     assert_eq!(f["severity"], "info");
     assert!(f["summary"].as_str().unwrap().starts_with("not a Kubernetes node (yet)"), "{f:#}");
     assert!(text.contains("INFO service-routing.missing: not a Kubernetes node (yet)"), "{text}");
+
+    // A local user's process named `kubelet` does not make it a node (it paged CRITICAL): still info, and said.
+    w.process_of_nobody("kubelet");
+    let (code, r) = w.check();
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(finding(&r, "service-routing.missing")["severity"], "info");
+    let note = r["sources"]["processes"]["note"].as_str().unwrap_or_default();
+    assert!(note.contains("kubelet (pid ") && note.contains("run by uid 65534, not root"), "{r:#}");
 
     // The same machine with a kubelet process (and still no configuration file) is a node: it pages.
     w.process("kubelet");

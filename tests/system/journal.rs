@@ -446,6 +446,39 @@ fn the_daemon_follows_a_journal_and_resumes_after_its_cursor() {
 }
 
 #[test]
+fn a_cursor_file_of_nul_bytes_is_gone_the_source_says_so_and_the_lookback_is_read() {
+    // What a crash can leave of a cursor saved without fsync: once "nul byte found" every 30 s, for ever.
+    if !journal_tools() {
+        return;
+    }
+    let Some(mut w) = World::new("journal-nul") else { return };
+    let jdir = w.dir.path().join("journal");
+    std::fs::create_dir(&jdir).unwrap();
+    let now = now_usec();
+    let cni = CNI_LINE.as_bytes();
+    journal_file(
+        &jdir.join("a.journal"),
+        &[(now - 30_000_000, K, cni), (now - 20_000_000, K, cni), (now - 10_000_000, K, cni)],
+    );
+    let cfg = format!("[journal]\ndirectory = \"{}\"\nlookback_secs = 3600\n", jdir.display());
+    let cursor = w.dir.path().join("state/journal.cursor");
+    std::fs::create_dir_all(cursor.parent().unwrap()).unwrap();
+    std::fs::write(&cursor, [0u8; 160]).unwrap();
+    let d = w.serve(&cfg);
+    d.wait_notify("READY=1");
+    let lines = "routewarden_journal_lines_total{unit=\"kubelet.service\"}";
+    wait_until("3 journal lines", || metric(&d, lines) == Some(3.0));
+    let s = status(&d);
+    assert_eq!(s["sources"]["journal"]["status"], "ok", "{s:#}");
+    let note = s["sources"]["journal"]["note"].as_str().unwrap_or_default();
+    assert!(note.contains("cannot be used") && note.contains("look-back window"), "{s:#}");
+    assert!(s["findings"].as_array().unwrap().iter().any(|f| f["id"] == "cni.not-ready"), "{s:#}");
+    wait_until("a usable cursor saved", || {
+        std::fs::read_to_string(&cursor).is_ok_and(|c| c.starts_with("s=") && !c.contains('\0'))
+    });
+}
+
+#[test]
 fn a_dying_journalctl_marks_the_journal_failed_and_is_restarted() {
     let Some(mut w) = World::new("journal-dies") else { return };
     let line = format!(

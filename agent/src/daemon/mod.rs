@@ -682,7 +682,13 @@ impl JournalWatch {
                     not_entries: view.not_entries,
                     overlong_lines: view.overlong_lines,
                 };
-                (rules::assemble::Journal::Running { error: view.error, findings: view.findings, counters }, settled)
+                let running = rules::assemble::Journal::Running {
+                    error: view.error,
+                    note: view.cursor_note,
+                    findings: view.findings,
+                    counters,
+                };
+                (running, settled)
             }
         }
     }

@@ -15,7 +15,7 @@ use super::assemble::Assembler;
 use super::engine::{Engine, Episode, Match};
 use super::entry::{parse_entry, Entry};
 use super::rules::RuleSet;
-use super::state::{Change, CursorStore};
+use super::state::{Change, CursorStore, SavedCursor};
 use crate::report::Finding;
 use crate::sys::exec::{self, ExecError};
 
@@ -81,6 +81,8 @@ pub enum ReadError {
     Io(#[from] std::io::Error),
     #[error("{program} stopped delivering entries: the journal has entries {behind} s newer than the last one read")]
     Hung { program: PathBuf, behind: u64 },
+    #[error("{0}")]
+    CursorRefused(String),
     #[error("{program} printed nothing for {} s: killed", secs.as_secs_f64())]
     Stalled { program: PathBuf, secs: Duration },
 }
@@ -178,6 +180,39 @@ pub fn scan(
     scan.episodes = engine.episodes();
     scan.episodes_dropped = engine.episodes_dropped;
     Ok(scan)
+}
+
+/// Why a scan that read no journal entry proves nothing, with what was read and where to look (`None` once an
+/// entry was read): "no findings" over nothing is no all-clear, and `scan-journal` exits 3 as `check` does for a
+/// failed source.
+pub fn nothing_read(scan: &Scan, input: &Input) -> Option<String> {
+    if scan.entries > 0 {
+        return None;
+    }
+    let read = match (scan.bad_lines, scan.overlong_lines) {
+        (0, 0) => "nothing".to_string(),
+        (bad, 0) => format!("{bad} lines that are not journal entries"),
+        (0, long) => format!("{long} lines longer than {MAX_LINE} bytes"),
+        (bad, long) => format!("{bad} lines that are not journal entries and {long} longer than {MAX_LINE} bytes"),
+    };
+    let hint = match input {
+        Input::Stdin => {
+            "give journalctl's JSON output, e.g. `journalctl -u kubelet -o json | routewarden scan-journal -` \
+                         (plain `journalctl` text is not read)"
+                .to_string()
+        }
+        Input::Directory(d) => format!(
+            "{} holds no journal entries: give the directory that holds the *.journal files (e.g. /var/log/journal or \
+             /var/log/journal/<machine-id>)",
+            d.display()
+        ),
+        Input::File(f) => format!("{} holds no journal entries: give a *.journal file", f.display()),
+        Input::Root(r) => format!("the journal under {} holds no entries of the units followed", r.display()),
+        Input::System => "this machine's journal holds no entries of the units followed (no journal files, or the \
+                          journal is elsewhere: use --directory or --file)"
+            .to_string(),
+    };
+    Some(format!("read no journal entries ({read}), so the scan proves nothing: {hint}"))
 }
 
 /// Kills a one-shot journalctl that prints nothing for its deadline (a hung journald, a hung file system): the
@@ -306,6 +341,11 @@ struct Followed {
     /// Replaying what a previous run already read (after a restart), so the findings are not yet those of now:
     /// true from the start until the saved cursor's entry (or a newer one) is read, or [`REPLAY_AT_MOST`] passed.
     replaying: bool,
+    /// Why the saved cursor was not used (unreadable, damaged, refused by journalctl): reading started from the
+    /// look-back window instead. Said in the journal source; the source stays ok.
+    cursor_note: Option<String>,
+    /// journalctl refused the saved cursor: later restarts do not offer it again.
+    saved_refused: bool,
 }
 
 /// How long after journalctl started a replay counts as finished even if the saved cursor's entry never came
@@ -341,6 +381,8 @@ pub struct JournalView {
     pub cursor: Option<String>,
     /// The follower is still replaying what a previous run read: its findings may be those of the past.
     pub replaying: bool,
+    /// Why the saved cursor was not used and reading started from the look-back window (the source stays ok).
+    pub cursor_note: Option<String>,
 }
 
 /// The daemon's handle on the follower thread.
@@ -367,6 +409,8 @@ impl Follower {
             not_entries: 0,
             overlong_lines: 0,
             replaying: true,
+            cursor_note: None,
+            saved_refused: false,
         }));
         let store = CursorStore::new(opts.cursor_file.clone());
         let thread_shared = Arc::clone(&shared);
@@ -391,6 +435,7 @@ impl Follower {
                     overlong_lines: j.overlong_lines,
                     cursor: (!j.cursor.is_empty()).then(|| format!("{}\n{}\n", j.cursor, j.cursor_usec)),
                     replaying: j.replaying,
+                    cursor_note: j.cursor_note.clone(),
                 }
             }
             Err(_) => JournalView {
@@ -403,6 +448,7 @@ impl Follower {
                 overlong_lines: 0,
                 cursor: None,
                 replaying: true,
+                cursor_note: None,
             },
         }
     }
@@ -434,6 +480,8 @@ fn follow(
     loop {
         let started = Instant::now();
         let why = match follow_once(opts, shared, on_change) {
+            // The saved cursor was refused (and is said in the source): start again at once from the look-back.
+            Err(ReadError::CursorRefused(_)) => continue,
             Ok(()) => "journalctl ended".to_string(),
             Err(e) => crate::model::error_chain(&e),
         };
@@ -461,8 +509,24 @@ fn follow_once(
 ) -> Result<(), ReadError> {
     // Resume after the newest entry this process read (the cursor file lags it by up to a second), else after
     // the saved cursor, else the look-back window.
-    let in_memory = shared.lock().map(|s| s.cursor.clone()).unwrap_or_default();
-    let saved = SavedCursor::parse(&std::fs::read_to_string(&opts.cursor_file).unwrap_or_default());
+    let (in_memory, refused) = shared.lock().map(|s| (s.cursor.clone(), s.saved_refused)).unwrap_or_default();
+    let saved = match (in_memory.is_empty() && !refused).then(|| super::state::load(&opts.cursor_file)) {
+        Some(Ok(saved)) => saved,
+        Some(Err(why)) => {
+            let note = format!(
+                "the saved journal cursor {} cannot be used ({why}): read from the look-back window ({} s) instead",
+                opts.cursor_file.display(),
+                opts.lookback_secs
+            );
+            log::warn!(source = "journal"; "{note}");
+            if let Ok(mut s) = shared.lock() {
+                s.cursor_note = Some(note);
+            }
+            on_change();
+            None
+        }
+        None => None,
+    };
     let replay_secs = shared.lock().map(|s| s.engine.rules().replay_secs()).unwrap_or(0).min(opts.lookback_secs);
     let (start, mut replay) = match (in_memory.as_str(), saved) {
         (c, _) if !c.is_empty() => (Start::AfterCursor(c.to_string()), None),
@@ -473,6 +537,7 @@ fn follow_once(
         (_, Some(SavedCursor { cursor, .. })) => (Start::AfterCursor(cursor), None),
         _ => (Start::Since((crate::sys::now_unix() as u64).saturating_sub(opts.lookback_secs)), None),
     };
+    let from_saved = in_memory.is_empty() && matches!(start, Start::AfterCursor(_));
     let mut child = exec::spawn_streaming(&opts.journalctl, &journalctl_args(&opts.input, &opts.units, true, start))?;
     if replay.is_none() {
         if let Ok(mut s) = shared.lock() {
@@ -572,8 +637,26 @@ fn follow_once(
         let _ = child.stop();
         return Err(e.into());
     }
-    child.wait()?;
-    Ok(())
+    match child.wait() {
+        // journalctl refuses a cursor it cannot seek to ("Failed to seek to cursor: Invalid argument") before it
+        // prints any entry: the saved cursor is gone, the next start reads the look-back window.
+        Err(ExecError::Failed { stderr, .. }) if from_saved && first && stderr.contains("cursor") => {
+            let note = format!(
+                "journalctl refused the saved journal cursor in {} ({}): read from the look-back window ({} s) instead",
+                opts.cursor_file.display(),
+                stderr.trim(),
+                opts.lookback_secs
+            );
+            log::warn!(source = "journal"; "{note}");
+            if let Ok(mut s) = shared.lock() {
+                s.saved_refused = true;
+                s.cursor_note = Some(note.clone());
+            }
+            Err(ReadError::CursorRefused(note))
+        }
+        Err(e) => Err(e.into()),
+        Ok(_) => Ok(()),
+    }
 }
 
 /// Unparsable lines in a row, with no entry between, after which the follower says the journal is not being read.
@@ -688,21 +771,6 @@ fn on_change_if(changed: bool, on_change: &impl Fn()) {
     }
 }
 
-/// The cursor file: the cursor, then (since the journal replay) the entry's time in µs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct SavedCursor {
-    cursor: String,
-    usec: Option<u64>,
-}
-
-impl SavedCursor {
-    fn parse(text: &str) -> Option<SavedCursor> {
-        let mut lines = text.lines().map(str::trim);
-        let cursor = lines.next().filter(|c| !c.is_empty())?.to_string();
-        Some(SavedCursor { cursor, usec: lines.next().and_then(|u| u.parse().ok()) })
-    }
-}
-
 /// The hang probe's deadline (at most; shorter when `hang_check` is shorter).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -730,10 +798,10 @@ mod tests {
     fn saved_cursors_with_and_without_their_time() {
         assert_eq!(
             SavedCursor::parse("s=1;i=2\n1790000000000000\n"),
-            Some(SavedCursor { cursor: "s=1;i=2".into(), usec: Some(1_790_000_000_000_000) })
+            Ok(SavedCursor { cursor: "s=1;i=2".into(), usec: Some(1_790_000_000_000_000) })
         );
-        assert_eq!(SavedCursor::parse("s=1\n"), Some(SavedCursor { cursor: "s=1".into(), usec: None }));
-        assert_eq!(SavedCursor::parse("\n"), None);
+        assert_eq!(SavedCursor::parse("s=1\n"), Ok(SavedCursor { cursor: "s=1".into(), usec: None }));
+        assert!(SavedCursor::parse("\n").is_err());
     }
 
     fn pieces(data: &[u8], max: usize, idle: bool) -> Vec<String> {
@@ -884,5 +952,93 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(started.elapsed() < REPLAY_AT_MOST, "ended by the cursor's entry, not by the time bound");
+    }
+
+    #[allow(clippy::disallowed_methods)] // A FIFO for the test, made the ordinary way.
+    fn mkfifo(path: &Path) {
+        assert!(std::process::Command::new("mkfifo").arg(path).status().unwrap().success());
+    }
+
+    /// A follower on a journalctl that writes its arguments to `args` and prints one entry (or, given a saved
+    /// cursor, refuses it as journalctl does when `refuse`), with `cursor_file` as left by `damage`.
+    fn follow_with_cursor(dir: &Path, damage: impl FnOnce(&Path), refuse: bool) -> (Follower, PathBuf) {
+        let now = (crate::sys::now_unix() * 1e6) as u64;
+        let args = dir.join("args");
+        let refusal = if refuse {
+            "case \"$*\" in *--after-cursor*) echo 'Failed to seek to cursor: Invalid argument' >&2; exit 1;; esac"
+        } else {
+            ""
+        };
+        let entry = format!(
+            r#"{{"__CURSOR":"s=9","__REALTIME_TIMESTAMP":"{}","_SYSTEMD_UNIT":"kubelet.service","MESSAGE":"x"}}"#,
+            now - 1_000_000
+        );
+        let j = fake_journalctl(
+            dir,
+            &format!("echo \"$@\" >> {}\n{refusal}\necho '{entry}'; exec sleep 10", args.display()),
+        );
+        let cursor_file = dir.join("journal.cursor");
+        damage(&cursor_file);
+        let opts = FollowOptions {
+            journalctl: j,
+            input: Input::System,
+            units: vec!["kubelet.service".into()],
+            cursor_file,
+            lookback_secs: 3600,
+            hang_check: Duration::from_secs(600),
+        };
+        (Follower::start(opts, RuleSet::with_defaults(Vec::new()).unwrap(), || {}), args)
+    }
+
+    /// Waits until the follower has read the entry; the view then.
+    fn read_entry(f: &Follower) -> JournalView {
+        let started = Instant::now();
+        loop {
+            let view = f.view((crate::sys::now_unix() * 1e6) as u64);
+            if view.cursor.is_some() {
+                return view;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "no entry read: {view:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_cursor_file_that_cannot_be_used_is_gone_said_in_the_source_and_the_lookback_is_read() {
+        type Damage = Box<dyn FnOnce(&Path)>;
+        let cases: Vec<(&str, Damage)> = vec![
+            ("NUL bytes", Box::new(|p: &Path| std::fs::write(p, [0u8; 150]).unwrap())),
+            ("garbage", Box::new(|p: &Path| std::fs::write(p, "hello world\n").unwrap())),
+            ("too long", Box::new(|p: &Path| std::fs::write(p, format!("s={}\n", "a".repeat(2000))).unwrap())),
+            ("1 GiB", Box::new(|p: &Path| std::fs::File::create(p).unwrap().set_len(1 << 30).unwrap())),
+            ("a FIFO", Box::new(|p: &Path| mkfifo(p))),
+        ];
+        for (what, damage) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let (f, args) = follow_with_cursor(dir.path(), damage, false);
+            let view = read_entry(&f);
+            assert_eq!(view.error, None, "{what}: the source stays ok");
+            let note =
+                view.cursor_note.unwrap_or_else(|| panic!("{what}: the source does not say the cursor was gone"));
+            assert!(note.contains("journal.cursor") && note.contains("look-back window"), "{what}: {note}");
+            let args = std::fs::read_to_string(args).unwrap();
+            assert!(args.contains("--since=@") && !args.contains("--after-cursor"), "{what}: {args}");
+        }
+    }
+
+    #[test]
+    fn a_cursor_journalctl_refuses_is_gone_and_the_lookback_is_read_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (f, args) = follow_with_cursor(dir.path(), |p| std::fs::write(p, "s=0123;i=77\n").unwrap(), true);
+        let started = Instant::now();
+        let view = read_entry(&f);
+        assert!(started.elapsed() < Duration::from_secs(5), "the refused cursor held the journal up");
+        assert_eq!(view.error, None);
+        let note = view.cursor_note.expect("the source says the cursor was refused");
+        assert!(note.contains("refused") && note.contains("Failed to seek to cursor"), "{note}");
+        let args = std::fs::read_to_string(args).unwrap();
+        let runs: Vec<&str> = args.lines().collect();
+        assert_eq!(runs.len(), 2, "{args}");
+        assert!(runs[0].contains("--after-cursor=s=0123;i=77") && runs[1].contains("--since=@"), "{args}");
     }
 }

@@ -102,16 +102,84 @@ impl CursorStore {
     }
 }
 
-/// Writes the file atomically (a temporary file, then rename), so a crash never leaves half a cursor; on failure
-/// the temporary file is removed (a full file system leaves it empty).
+/// Writes the file atomically (a temporary file, then rename), so a crash never leaves half a cursor: the file's
+/// data and then the directory are synced, so after a crash the name holds the old cursor or the new one, never
+/// zeroes. Whatever sits at the temporary name (a file a crash left, a FIFO) is removed and the file created anew
+/// (`O_EXCL`), so opening it never blocks. On failure the temporary file is removed (a full file system leaves it
+/// empty).
 pub fn write_atomically(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
     let tmp = path.with_extension("tmp");
-    let written =
-        ensure_dir(path).and_then(|()| std::fs::write(&tmp, content)).and_then(|()| std::fs::rename(&tmp, path));
+    let written = ensure_dir(path)
+        .and_then(|()| match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        })
+        .and_then(|()| std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp))
+        .and_then(|mut f| f.write_all(content.as_bytes()).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .and_then(|()| sync_dir(path));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// Syncs the directory holding `path`, so a rename into it survives a crash.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::File::open(dir)?.sync_all(),
+        _ => std::fs::File::open(".")?.sync_all(),
+    }
+}
+
+/// The most a cursor file holds: a journald cursor is about 140 bytes, the time 16 digits.
+pub const MAX_CURSOR_FILE: u64 = 4096;
+/// The longest cursor accepted.
+pub const MAX_CURSOR: usize = 1024;
+
+/// The cursor file: the cursor, then (since the journal replay) the entry's time in µs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedCursor {
+    pub cursor: String,
+    pub usec: Option<u64>,
+}
+
+impl SavedCursor {
+    /// The cursor and its time, or why this text is no cursor routewarden wrote (NUL bytes a crash left, garbage,
+    /// a cursor too long).
+    pub fn parse(text: &str) -> Result<SavedCursor, String> {
+        let mut lines = text.lines().map(str::trim);
+        let cursor = lines.next().filter(|c| !c.is_empty()).ok_or("it is empty")?;
+        // journald's cursors are `s=<hex>;i=<hex>;b=<hex>;m=<hex>;t=<hex>;x=<hex>`.
+        if cursor.len() > MAX_CURSOR {
+            return Err(format!("a cursor of {} bytes, longer than {MAX_CURSOR}", cursor.len()));
+        }
+        if !cursor.contains('=') || !cursor.bytes().all(|b| b.is_ascii_alphanumeric() || b"=;_-".contains(&b)) {
+            return Err(format!("not a journal cursor: {:?}", cursor.chars().take(40).collect::<String>()));
+        }
+        let usec = match lines.next() {
+            None | Some("") => None,
+            Some(u) => {
+                Some(u.parse().map_err(|_| format!("not a time in µs: {:?}", u.chars().take(40).collect::<String>()))?)
+            }
+        };
+        if lines.any(|l| !l.is_empty()) {
+            return Err("more than a cursor and its time".into());
+        }
+        Ok(SavedCursor { cursor: cursor.to_string(), usec })
+    }
+}
+
+/// Reads the cursor file bounded and without blocking (only a regular file of at most [`MAX_CURSOR_FILE`] bytes;
+/// a FIFO or a device is refused at once): `Ok(None)` when there is none, `Err` saying why one cannot be used.
+pub fn load(path: &Path) -> Result<Option<SavedCursor>, String> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        _ => {}
+    }
+    let text = crate::sys::host::read_regular(path, MAX_CURSOR_FILE)?;
+    SavedCursor::parse(&text).map(Some)
 }
 
 /// Checks that the directory exists (creating it) and takes a byte (a full file system refuses it).
@@ -201,5 +269,39 @@ mod tests {
         assert!(!path.exists(), "written again although unchanged");
         store.save(Some("s=2\n2\n"), t, false);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "s=2\n2\n");
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // A FIFO for the test, made the ordinary way.
+    fn a_fifo_at_the_temporary_name_does_not_block_the_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.cursor");
+        let fifo = dir.path().join("journal.tmp");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = path.clone();
+        std::thread::spawn(move || {
+            let mut store = CursorStore::new(p);
+            let _ = tx.send(store.save(Some("s=1\n1\n"), Instant::now(), false));
+        });
+        let change = rx.recv_timeout(Duration::from_secs(5)).expect("saving blocked on the FIFO at journal.tmp");
+        assert_eq!(change, Change::None);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "s=1\n1\n");
+        assert!(!fifo.exists());
+    }
+
+    #[test]
+    fn a_saved_cursor_loads_and_a_damaged_one_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.cursor");
+        assert_eq!(load(&path), Ok(None));
+        write_atomically(&path, "s=ab;i=1\n1790000000000000\n").unwrap();
+        assert_eq!(load(&path), Ok(Some(SavedCursor { cursor: "s=ab;i=1".into(), usec: Some(1_790_000_000_000_000) })));
+        std::fs::write(&path, [0u8; 64]).unwrap();
+        assert!(load(&path).unwrap_err().contains("not a journal cursor"));
+        std::fs::write(&path, "s=1\nnot-a-time\n").unwrap();
+        assert!(load(&path).unwrap_err().contains("not a time"));
+        std::fs::File::create(&path).unwrap().set_len(1 << 30).unwrap();
+        assert!(load(&path).unwrap_err().contains("more than the 4096 bytes"));
     }
 }

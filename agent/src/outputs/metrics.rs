@@ -550,6 +550,7 @@ mod tests {
         });
         let journal = crate::rules::assemble::Journal::Running {
             error: None,
+            note: None,
             findings: Vec::new(),
             counters: crate::report::JournalCounters {
                 matches: [("cni.not-ready".to_string(), 3)].into(),

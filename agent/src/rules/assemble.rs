@@ -17,9 +17,9 @@ pub enum Journal {
     Disabled,
     /// It could not start (the reason).
     Failed(String),
-    /// It runs: its error while it is down (journalctl gone, the cursor not saved), its findings as of now, its
-    /// counters.
-    Running { error: Option<String>, findings: Vec<Finding>, counters: JournalCounters },
+    /// It runs: its error while it is down (journalctl gone, the cursor not saved), what it says while it is up (a
+    /// saved cursor it could not use), its findings as of now, its counters.
+    Running { error: Option<String>, note: Option<String>, findings: Vec<Finding>, counters: JournalCounters },
 }
 
 /// Everything the daemon adds to a collection's report.
@@ -50,13 +50,13 @@ pub fn assemble(base: &Report, inputs: Inputs<'_>) -> Report {
     let flips: Vec<&str> = inputs.churn_flips.iter().map(String::as_str).collect();
     super::churn::apply(&mut report, &flips);
 
-    let (status, error, counters) = match inputs.journal {
-        Journal::Disabled => (SourceStatus::Disabled, None, None),
-        Journal::Failed(e) => (SourceStatus::Failed, Some(e), None),
-        Journal::Running { error, findings, counters } => {
+    let (status, error, note, counters) = match inputs.journal {
+        Journal::Disabled => (SourceStatus::Disabled, None, None, None),
+        Journal::Failed(e) => (SourceStatus::Failed, Some(e), None, None),
+        Journal::Running { error, note, findings, counters } => {
             report.findings.extend(findings);
             let status = if error.is_some() { SourceStatus::Failed } else { SourceStatus::Ok };
-            (status, error, Some(counters))
+            (status, error, note, Some(counters))
         }
     };
     if status == SourceStatus::Failed {
@@ -66,11 +66,13 @@ pub fn assemble(base: &Report, inputs: Inputs<'_>) -> Report {
             JOURNAL_REMEDY,
         ));
     }
-    report.sources.insert(SourceId::Journal, SourceReport { status, error, duration_ms: 0, last_success: None });
+    report.sources.insert(SourceId::Journal, SourceReport { status, error, duration_ms: 0, last_success: None, note });
 
     // The exporter's failure is no `source.failed` finding: no conclusion rests on it.
     let kubernetes = match &inputs.exporter {
-        None => SourceReport { status: SourceStatus::Disabled, error: None, duration_ms: 0, last_success: None },
+        None => {
+            SourceReport { status: SourceStatus::Disabled, error: None, duration_ms: 0, last_success: None, note: None }
+        }
         Some(s) => {
             let last = s.last_success_unix.and_then(|t| {
                 let at = std::time::UNIX_EPOCH.checked_add(std::time::Duration::try_from_secs_f64(t).ok()?)?;
@@ -81,7 +83,7 @@ pub fn assemble(base: &Report, inputs: Inputs<'_>) -> Report {
                 Some(false) => (SourceStatus::Failed, s.last_error.clone()),
                 None => (SourceStatus::Failed, Some("no exchange with the API server yet".to_string())),
             };
-            SourceReport { status, error, duration_ms: 0, last_success: last }
+            SourceReport { status, error, duration_ms: 0, last_success: last, note: None }
         }
     };
     report.sources.insert(SourceId::Kubernetes, kubernetes);
@@ -144,6 +146,7 @@ mod tests {
         // A journal finding raises it; a failed journal is a failed source and its finding; churn is a finding.
         let running = Journal::Running {
             error: None,
+            note: None,
             findings: vec![warning(FindingId::Journal("cni.not-ready".into()))],
             counters: JournalCounters::default(),
         };

@@ -33,7 +33,12 @@ pub fn analyse(snap: &Snapshot, generated_at: String) -> Report {
         .statuses()
         .into_iter()
         .map(|(name, status, error, duration_ms)| {
-            (name, SourceReport { status, error: error.map(str::to_string), duration_ms, last_success: None })
+            // Processes named like an agent but not counted are said in the processes source.
+            let note = match name {
+                crate::model::SourceId::Processes => snap.processes.get().and_then(|p| p.ignored_note()),
+                _ => None,
+            };
+            (name, SourceReport { status, error: error.map(str::to_string), duration_ms, last_success: None, note })
         })
         .collect();
     Report {

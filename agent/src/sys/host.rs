@@ -42,27 +42,36 @@ pub fn set_parent_death_signal() -> std::io::Result<()> {
 /// device would hang or never end), at most `cap` bytes, as UTF-8; the error says which of these it was.
 pub fn read_regular(path: &Path, cap: u64) -> Result<String, String> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    // O_NONBLOCK: opening a FIFO waits for a writer otherwise; for a regular file it changes nothing.
-    let f =
-        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| e.to_string())?;
-    let meta = f.metadata().map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        // `--config /dev/null` is the usual way to say "the defaults".
-        if path == Path::new("/dev/null") {
-            return Ok(String::new());
-        }
-        return Err(format!("not a regular file ({:?})", meta.file_type()));
-    }
-    if meta.len() > cap {
-        return Err(format!("{} bytes is more than the {cap} bytes allowed", meta.len()));
-    }
+    // `--config /dev/null` is the usual way to say "the defaults".
+    let Some(f) = open_regular(path, cap)? else { return Ok(String::new()) };
     let mut data = Vec::new();
     f.take(cap + 1).read_to_end(&mut data).map_err(|e| e.to_string())?;
     if data.len() as u64 > cap {
         return Err(format!("more than the {cap} bytes allowed"));
     }
     String::from_utf8(data).map_err(|e| format!("not UTF-8: {e}"))
+}
+
+/// Opens a file the user named for a streaming read, with the checks of [`read_regular`]: a regular file of at
+/// most `cap` bytes (the reader is limited to `cap + 1` bytes, so a file that grows is cut off, and that shows as
+/// an error of its parser); `None` for `/dev/null`.
+pub fn open_regular(path: &Path, cap: u64) -> Result<Option<std::io::Take<std::fs::File>>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: opening a FIFO waits for a writer otherwise; for a regular file it changes nothing.
+    let f =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| e.to_string())?;
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        if path == Path::new("/dev/null") {
+            return Ok(None);
+        }
+        return Err(format!("not a regular file ({:?})", meta.file_type()));
+    }
+    if meta.len() > cap {
+        return Err(format!("{} bytes is more than the {cap} bytes allowed", meta.len()));
+    }
+    Ok(Some(f.take(cap + 1)))
 }
 
 #[cfg(test)]

@@ -90,6 +90,31 @@ fn bad_snapshot_files_are_usage_errors() {
     assert!(err.contains("bad.json") && err.contains("missing field"), "{err}");
 }
 
+#[test]
+fn a_snapshot_over_the_cap_is_refused_at_once_naming_the_file_and_the_cap() {
+    // A valid snapshot padded to 100 MB: once read whole and parsed (a 150 MB one peaked at 0.73 GB RSS).
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("huge.json");
+    let snap = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/snapshots/kube_proxy_nftables_mode_is_recognised.json"
+    ))
+    .unwrap();
+    let mut f = std::fs::File::create(&file).unwrap();
+    std::io::Write::write_all(&mut f, &snap).unwrap();
+    std::io::Write::write_all(&mut f, &vec![b' '; 100 << 20]).unwrap();
+    drop(f);
+    let started = std::time::Instant::now();
+    let (code, _, err) = rw(&["--config", "/dev/null", "check", "--snapshot", file.to_str().unwrap()]);
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("huge.json") && err.contains("more than the 67108864 bytes allowed"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "the snapshot was read before being refused");
+    // The same snapshot under the cap is read (streamed).
+    std::fs::write(&file, &snap).unwrap();
+    let (code, out, err) = rw(&["--config", "/dev/null", "check", "--snapshot", file.to_str().unwrap()]);
+    assert!((0..=2).contains(&code) && out.contains("kube-proxy"), "{code} {out} {err}");
+}
+
 /// Writes `text` as a configuration and runs `config validate` on it.
 fn validate(text: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -221,9 +246,9 @@ fn scan_journal_on_stdin_without_newlines_skips_the_overlong_line_and_reads_the_
         "{v:#}"
     );
     assert_eq!(v["counts"]["iptables.lock-contention"], 1);
-    // Binary input that never has a newline at all.
+    // Binary input that never has a newline at all: no entry read, which proves nothing (exit 3).
     let (code, v, err) = scan_stdin(&vec![0u8; 3 << 20]);
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 3, "{err}");
     assert_eq!((v["entries"].as_u64(), v["overlong_lines"].as_u64()), (Some(0), Some(1)), "{v:#}");
 }
 
@@ -254,7 +279,17 @@ fn man_pages_give_each_command_its_exit_status_and_examples_and_list_every_findi
     let dir = tempfile::tempdir().unwrap();
     let (code, _, err) = rw(&["generate-assets", dir.path().to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    for page in ["check", "snapshot", "serve", "wait", "scan-journal", "config", "config-defaults", "config-validate"] {
+    for page in [
+        "check",
+        "snapshot",
+        "serve",
+        "wait",
+        "scan-journal",
+        "untaint",
+        "config",
+        "config-defaults",
+        "config-validate",
+    ] {
         let text = std::fs::read_to_string(dir.path().join(format!("routewarden-{page}.8"))).unwrap();
         for section in [".SH \"EXIT STATUS\"", ".SH EXAMPLES", ".SH \"SEE ALSO\""] {
             assert!(text.contains(section), "routewarden-{page}(8) has no {section}");
@@ -268,4 +303,59 @@ fn man_pages_give_each_command_its_exit_status_and_examples_and_list_every_findi
         assert!(findings.contains(&format!(".B {roff_id}\n")), "routewarden-findings(7) lacks {id}");
     }
     assert!(findings.contains(".B cni\\-apiserver.deadlock\n"), "the default journal rules' ids are listed too");
+}
+
+#[test]
+fn scan_journal_of_plain_journalctl_text_reads_nothing_and_says_so() {
+    // What `journalctl -u kubelet | routewarden scan-journal -` pipes in (no `-o json`): once "No findings", exit 0.
+    let text = b"Dec 06 10:00:01 node1 kubelet[812]: E1206 10:00:01.123456     812 kubelet.go:2855] \"Container runtime network not ready\" networkReady=\"NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized\"\n\
+Dec 06 10:00:02 node1 kubelet[812]: I1206 10:00:02.000001     812 kubelet.go:2400] \"SyncLoop ADD\" source=\"api\"\n";
+    let (code, v, err) = scan_stdin(text);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!((v["entries"].as_u64(), v["bad_lines"].as_u64()), (Some(0), Some(2)), "{v:#}");
+    assert!(err.contains("read no journal entries (2 lines that are not journal entries)"), "{err}");
+    assert!(err.contains("-o json"), "{err}");
+}
+
+/// Runs `scan-journal` with the real journalctl and `args`; returns (exit code, stdout, stderr).
+fn scan_with(config: Option<&std::path::Path>, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_routewarden"))
+        .arg("--config")
+        .arg(config.unwrap_or(std::path::Path::new("/dev/null")))
+        .arg("scan-journal")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn scan_journal_of_an_empty_directory_reads_nothing_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (code, out, err) = scan_with(None, &["--directory", d]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(out.contains("0 journal entries read"), "{out}");
+    assert!(err.contains("read no journal entries (nothing)") && err.contains(d) && err.contains("*.journal"), "{err}");
+}
+
+#[test]
+fn scan_journal_on_a_machine_without_journal_files_reads_nothing_and_says_so() {
+    // The real journalctl, pointed at a journal location with no files, as on a machine without journal files
+    // (the system's own journal cannot be removed for a test).
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("journal");
+    std::fs::create_dir(&empty).unwrap();
+    let journalctl = dir.path().join("journalctl");
+    std::fs::write(&journalctl, format!("#!/bin/sh\nexec journalctl --directory={} \"$@\"\n", empty.display()))
+        .unwrap();
+    std::fs::set_permissions(&journalctl, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, format!("[journal]\njournalctl = \"{}\"\n", journalctl.display())).unwrap();
+    let (code, out, err) = scan_with(Some(&config), &["-o", "json"]);
+    assert_eq!(code, 3, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["entries"], 0, "{v:#}");
+    assert!(err.contains("this machine's journal holds no entries") && err.contains("--directory"), "{err}");
 }

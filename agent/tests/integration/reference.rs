@@ -77,6 +77,7 @@ fn fed_metrics() -> Vec<String> {
     let daemon = |base: &routewarden::report::Report| {
         let journal = assemble::Journal::Running {
             error: None,
+            note: None,
             findings: Vec::new(),
             counters: JournalCounters {
                 matches: BTreeMap::from([("cni.not-ready".to_string(), 1)]),

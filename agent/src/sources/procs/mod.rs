@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::model::procs::{PortHolder, Process, ProcessState};
+use crate::model::procs::{IgnoredProcess, PortHolder, Process, ProcessState};
 use crate::sources::sockets;
 
 /// Process names (`/proc/PID/comm`, at most 15 characters) routewarden looks for.
@@ -58,7 +58,7 @@ fn holder(proc: &Path, port: u16) -> Option<PortHolder> {
 }
 
 fn scan(proc: &Path) -> std::io::Result<ProcessState> {
-    let mut processes = Vec::new();
+    let (mut processes, mut ignored) = (Vec::new(), Vec::new());
     for entry in std::fs::read_dir(proc)? {
         let entry = entry?;
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
@@ -66,9 +66,47 @@ fn scan(proc: &Path) -> std::io::Result<ProcessState> {
         let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else { continue };
         let comm = comm.trim_end();
         if WATCHED.contains(&comm) {
-            processes.push(Process { pid, comm: comm.to_string() });
+            match owner(&entry.path()) {
+                Owner::Root => processes.push(Process { pid, comm: comm.to_string() }),
+                Owner::Gone => {}
+                Owner::Other { uid, reason } => {
+                    ignored.push(IgnoredProcess { pid, comm: comm.to_string(), uid, reason })
+                }
+            }
         }
     }
     processes.sort_by_key(|p| p.pid);
-    Ok(ProcessState { processes, kubelet_files: Vec::new(), healthz_port: None })
+    ignored.sort_by_key(|p| p.pid);
+    Ok(ProcessState { processes, kubelet_files: Vec::new(), healthz_port: None, ignored })
+}
+
+/// Who runs a process with a watched name, as far as counting it goes.
+#[derive(Debug, PartialEq, Eq)]
+enum Owner {
+    /// Real and effective uid 0, as the agents run (on the host, or in a container of the node's runtime).
+    Root,
+    /// It exited while being read.
+    Gone,
+    /// Anything else: not counted; its uid if read, and why.
+    Other { uid: Option<u32>, reason: String },
+}
+
+/// Reads the process's owner from `/proc/PID/status` (`Uid:` real, effective, saved, filesystem). The uids are
+/// those of the reader's user namespace: the host's in the daemon's container with hostPID.
+fn owner(dir: &Path) -> Owner {
+    let status = match std::fs::read_to_string(dir.join("status")) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Owner::Gone,
+        Err(e) => return Owner::Other { uid: None, reason: format!("its owner cannot be read: {e}") },
+    };
+    let uids: Vec<u32> = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .map(|l| l.split_whitespace().filter_map(|u| u.parse().ok()).collect())
+        .unwrap_or_default();
+    match uids.as_slice() {
+        [0, 0, ..] => Owner::Root,
+        [real, ..] => Owner::Other { uid: Some(*real), reason: format!("run by uid {real}, not root") },
+        [] => Owner::Other { uid: None, reason: "no Uid line in its status".into() },
+    }
 }
