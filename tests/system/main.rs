@@ -14,3 +14,4 @@ mod kubernetes;
 mod legacy;
 mod neighbours;
 mod nftables;
+mod real_kube_proxy;
