@@ -35,6 +35,29 @@ fn real_kube_proxy_cleanup_leaves_only_harmless_markers() {
     assert_eq!(r["dataplane"]["kube_proxy"]["mode"], "none", "{r:#}");
 }
 
+/// The node: Cilium's kube-proxy replacement took over, kube-proxy was removed and `--cleanup` ran. Healthy,
+/// no findings (it used to warn `kube-proxy.stale-rules` and say "run kube-proxy --cleanup").
+#[test]
+fn real_kube_proxy_cleanup_next_to_cilium_kpr_is_healthy() {
+    let Some(mut w) = World::new("rkp-cleanup-kpr") else { return };
+    restore(
+        &w,
+        "nft",
+        "iptables-nft-mode.n40.after-cleanup.iptables-save.txt",
+        "iptables-nft-mode.n40.after-cleanup.ip6tables-save.txt",
+    );
+    w.veth("cilium_host", "cilium_net");
+    w.veth("eth0", "eth0peer");
+    w.socket_lb();
+    w.tc_ingress("eth0");
+    w.lb4_map(&[([10, 96, 0, 1], 443, 0)]);
+    w.process("cilium-agent");
+    let (code, r) = w.check();
+    w.assert_recorded("real_kube_proxy_cleanup_next_to_cilium_kpr_is_healthy");
+    assert_eq!(code, 0, "{r:#}");
+    assert!(ids(&r).is_empty(), "{r:#}");
+}
+
 /// The same kube-proxy killed without the cleanup: its 42 Service ports' rules are real stale Service routing.
 #[test]
 fn real_kube_proxy_killed_without_cleanup_leaves_stale_rules() {
