@@ -14,7 +14,8 @@ pub enum Requirement {
     Chain { table: String, chain: String },
     /// An nftables table: `nft-table:FAMILY/NAME`.
     NftTable { family: String, name: String },
-    /// kube-proxy's Service rules are programmed (any mode, at least one Service).
+    /// kube-proxy runs and its Service rules are programmed (any mode, at least one Service): what `check` calls
+    /// healthy. Rules without the process are stale and never meet it.
     KubeProxy,
     /// Cilium load-balances Services (socket-LB attached or a populated service map).
     CiliumLb,
