@@ -120,18 +120,4 @@ mod tests {
         assert_eq!(owner("nat", "KUBE-SEP-UHEGFW77JX3KXTOV"), Owner::KubeProxyIptables);
         assert_eq!(owner("filter", "KUBE-IPVS-FILTER"), Owner::KubeProxyIpvs);
     }
-
-    /// What a real v1.30.5 `kube-proxy --cleanup` leaves (issue 23) is no kube-proxy evidence.
-    #[test]
-    fn what_the_real_cleanup_leaves_is_no_kube_proxy() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/fixtures/real-kube-proxy-1.30.5/iptables-nft-mode.n40.after-cleanup.iptables-save.txt"
-        );
-        let text = std::fs::read_to_string(path).unwrap();
-        let rs = crate::sources::iptables::parse_save(&text, "filter").unwrap();
-        let s = Signals::of(Chains::Ruleset(&rs));
-        assert!(!s.kube_proxy(), "{s:?}");
-        assert_eq!(owner("mangle", "KUBE-PROXY-CANARY"), Owner::KubeProxyMarker);
-    }
 }
