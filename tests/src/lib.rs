@@ -520,12 +520,22 @@ impl World {
     }
 
     /// Starts the real binary inside the world with `args` (like `run`) without waiting for it.
+    /// The world's processes ([`World::process`]) run beside it in a private pid namespace, as with `run`.
     pub fn spawn(&self, args: &str) -> std::process::Child {
         let bin = bin();
         let bin = bin.display();
+        let dir = self.dir.path().display();
+        let mut script = String::new();
+        for c in &self.procs {
+            script.push_str(&format!(
+                "cp /bin/sleep {dir}/{c} || exit 97; {dir}/{c} 600 & p=$!; n=0; \
+                 until grep -qx {c} /proc/$p/comm 2>/dev/null; do n=$((n+1)); [ $n -lt 1000 ] || exit 97; sleep 0.01; done; "
+            ));
+        }
+        script.push_str(&format!("{bin} --config {} {args}", self.config().display()));
         Command::new("nsenter")
             .arg(format!("--net=/run/netns/{}", self.name))
-            .args(["sh", "-c", &format!("exec {bin} --config {} {args}", self.config().display())])
+            .args(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", &script])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -4,7 +4,7 @@
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use routewarden_system_tests::World;
+use routewarden_system_tests::{ids, World};
 
 /// Asserts that `wait` is still waiting (it must not return before the state it waits for exists).
 fn still_waiting(child: &mut Child) {
@@ -137,7 +137,8 @@ fn the_daemon_is_ready_only_once_the_gate_holds() {
 
 #[test]
 fn wait_for_kube_proxy_waits_for_its_rules_instead_of_giving_up() {
-    let Some(w) = World::new("gate-kp") else { return };
+    let Some(mut w) = World::new("gate-kp") else { return };
+    w.process("kube-proxy");
     let mut child = w.spawn("wait --for kube-proxy --timeout 20s");
     std::thread::sleep(Duration::from_millis(500));
     still_waiting(&mut child);
@@ -147,4 +148,38 @@ fn wait_for_kube_proxy_waits_for_its_rules_instead_of_giving_up() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("ok      kube-proxy: iptables mode, 2 services"), "{out}");
     released_before_timeout(took, Duration::from_secs(20));
+}
+
+/// Issue 23: kube-proxy's rules without its process are stale. `wait --for kube-proxy` used to release ("ok
+/// kube-proxy: iptables mode, 3 services") while `check` said NOT running and `kube-proxy.stale-rules`.
+#[test]
+fn wait_for_kube_proxy_does_not_release_on_stale_rules() {
+    let Some(mut w) = World::new("gate-kp-stale") else { return };
+    w.iptables_fixture("nft", "real-kube-proxy-1.30.5/iptables-nft-mode.n40.iptables-save.txt");
+    let (code, out, err) = w.run("wait --for kube-proxy --timeout 1s");
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("MISSING kube-proxy: kube-proxy NOT running; its iptables mode rules (42 services) are stale"),
+        "{out}"
+    );
+    let (_, report) = w.check();
+    assert_eq!(report["dataplane"]["kube_proxy"]["running"], false, "{report}");
+    assert!(ids(&report).contains(&"kube-proxy.stale-rules".to_string()), "{report}");
+
+    w.process("kube-proxy");
+    let (code, out, err) = w.run("wait --for kube-proxy --timeout 5s");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ok      kube-proxy: iptables mode, 42 services (kube-proxy running)"), "{out}");
+}
+
+/// Issue 23: on an empty node `wait` said "kube-proxy mode unknown" where `check` says "none"; "unknown" is for a
+/// failed source only.
+#[test]
+fn wait_and_check_call_an_empty_node_none() {
+    let Some(w) = World::new("gate-kp-none") else { return };
+    let (code, out, err) = w.run("wait --for kube-proxy --timeout 1s");
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("MISSING kube-proxy: kube-proxy mode none, 0 services"), "{out}");
+    let (_, text, _) = w.run("check");
+    assert!(text.contains("kube-proxy: none"), "{text}");
 }

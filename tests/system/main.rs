@@ -14,4 +14,5 @@ mod kubernetes;
 mod legacy;
 mod neighbours;
 mod nftables;
+mod real_kube_proxy;
 mod taint;

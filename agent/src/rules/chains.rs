@@ -17,6 +17,9 @@ pub enum Owner {
     Kubelet,
     /// Shared by kubelet (before 1.27) and kube-proxy: ignored on its own.
     Ambiguous,
+    /// kube-proxy's `KUBE-PROXY-CANARY`: an empty marker that `kube-proxy --cleanup` leaves behind. It shows that
+    /// kube-proxy ran once and routes nothing, so on its own it is no Service routing (section 1.3).
+    KubeProxyMarker,
     Cilium,
     Other,
 }
@@ -32,7 +35,8 @@ pub fn owner(table: &str, chain: &str) -> Owner {
         return Owner::KubeProxyIptables;
     }
     match (table, chain) {
-        (_, "KUBE-PROXY-CANARY" | "KUBE-NODEPORTS" | "KUBE-EXTERNAL-SERVICES") => Owner::KubeProxyIptables,
+        (_, "KUBE-PROXY-CANARY") => Owner::KubeProxyMarker,
+        (_, "KUBE-NODEPORTS" | "KUBE-EXTERNAL-SERVICES") => Owner::KubeProxyIptables,
         // Userspace proxy mode (removed in 1.26): only ever leftovers on a current node.
         (_, "KUBE-PORTALS-CONTAINER" | "KUBE-PORTALS-HOST" | "KUBE-NODEPORT-CONTAINER" | "KUBE-NODEPORT-HOST") => {
             Owner::KubeProxyIptables
@@ -87,7 +91,7 @@ impl Signals {
                 Owner::KubeProxy => s.shared_chains += 1,
                 Owner::Kubelet => s.kubelet_chains += 1,
                 Owner::Cilium => s.cilium_chains += 1,
-                Owner::Ambiguous | Owner::Other => {}
+                Owner::KubeProxyMarker | Owner::Ambiguous | Owner::Other => {}
             }
         }
         s

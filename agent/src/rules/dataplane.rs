@@ -32,6 +32,13 @@ pub struct Facts {
     pub proxies: crate::rules::proxies::ProxyFacts,
 }
 
+/// A per-Service-port chain of kube-proxy's nftables mode: `service-<HASH>-<namespace>/<name>/<protocol>/<port>`
+/// (`servicePortChainName` in pkg/proxy/nftables/proxier.go), not the fixed `service-endpoints-check` chain that
+/// shares the prefix (docs/DATAPLANE-FACTS.md section 3).
+fn is_nft_service_chain(chain: &str) -> bool {
+    chain.strip_prefix("service-").is_some_and(|rest| rest.contains('/'))
+}
+
 impl Facts {
     pub fn of(snap: &Snapshot) -> Facts {
         let mut f = Facts {
@@ -109,7 +116,7 @@ impl Facts {
             })
             .unwrap_or_default();
         let nft_services =
-            nft_tables.iter().map(|t| t.chains.iter().filter(|c| c.starts_with("service-")).count()).max().unwrap_or(0);
+            nft_tables.iter().map(|t| t.chains.iter().filter(|c| is_nft_service_chain(c)).count()).max().unwrap_or(0);
         let nft_services = u32::try_from(nft_services).unwrap_or(u32::MAX);
         for t in &nft_tables {
             ev.push(format!("nftables table {} kube-proxy: {} chains", t.family, t.chains.len()));
@@ -289,4 +296,25 @@ fn is_native(l: &Link) -> bool {
 
 fn join(pids: &[u32]) -> String {
     pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    /// Issue 23: `service-endpoints-check` made the count one more than the service ports kube-proxy balances.
+    #[test]
+    fn only_per_service_port_chains_count_as_services() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/fixtures/real-kube-proxy-1.30.5/nftables-mode.n40.nft-list-ruleset.txt"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let chains: Vec<&str> =
+            text.lines().filter_map(|l| l.trim().strip_prefix("chain ")?.split(' ').next()).collect();
+        let v4 = text.split("table ip6 ").next().unwrap_or("");
+        let v4_chains = v4.lines().filter_map(|l| l.trim().strip_prefix("chain ")?.split(' ').next());
+        assert_eq!(v4_chains.filter(|c| super::is_nft_service_chain(c)).count(), 42);
+        assert!(chains.contains(&"service-endpoints-check"));
+        assert!(!super::is_nft_service_chain("service-endpoints-check"));
+        assert!(super::is_nft_service_chain("service-ULMVA6XW-ns1/svc1/tcp/p80"));
+    }
 }

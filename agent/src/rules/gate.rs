@@ -14,7 +14,8 @@ pub enum Requirement {
     Chain { table: String, chain: String },
     /// An nftables table: `nft-table:FAMILY/NAME`.
     NftTable { family: String, name: String },
-    /// kube-proxy's Service rules are programmed (any mode, at least one Service).
+    /// kube-proxy runs and its Service rules are programmed (any mode, at least one Service): what `check` calls
+    /// healthy. Rules without the process are stale and never meet it.
     KubeProxy,
     /// Cilium load-balances Services (socket-LB attached or a populated service map).
     CiliumLb,
@@ -161,16 +162,32 @@ pub fn check(req: &Requirement, snap: &Snapshot, report: &Report) -> Check {
             None => Check::Missing("no such nftables table".into()),
         },
         Requirement::KubeProxy => {
+            // `check`'s meaning: kube-proxy runs and its Service rules are programmed. Rules without the process
+            // are stale (`kube-proxy.stale-rules`), never a reason to release dependents.
             let kp = &report.dataplane.kube_proxy;
-            match kp.mode {
-                mode if mode.is_present() && kp.services > 0 => {
-                    Check::Met(format!("{} mode, {} services", mode.as_str(), kp.services))
+            // The sources this requirement reads did not fail (checked above); others (BPF) are not read while
+            // waiting, which is all an `unknown` mode can mean here: `check` calls that state "none".
+            let mode = match kp.mode {
+                crate::report::ProxyMode::Unknown => "none",
+                mode => mode.as_str(),
+            };
+            let processes_failed =
+                report.sources.get(&SourceId::Processes).is_some_and(|s| s.status == SourceStatus::Failed);
+            match kp.running {
+                Some(true) if kp.mode.is_present() && kp.services > 0 => {
+                    Check::Met(format!("{mode} mode, {} services{kp_running}", kp.services))
                 }
-                // The sources this requirement reads did not fail (checked above); others are not read while
-                // waiting, so "unknown" here means "not there yet".
-                mode => {
-                    Check::Missing(format!("kube-proxy mode {}, {} services{kp_running}", mode.as_str(), kp.services))
-                }
+                None if processes_failed => Check::Unknown(format!(
+                    "kube-proxy mode {mode}, {} services, but whether kube-proxy runs is unknown: source processes \
+                     failed: {}",
+                    kp.services,
+                    report.sources.get(&SourceId::Processes).and_then(|s| s.error.as_deref()).unwrap_or("")
+                )),
+                Some(false) if kp.mode.is_present() => Check::Missing(format!(
+                    "kube-proxy NOT running; its {mode} mode rules ({} services) are stale (kube-proxy.stale-rules)",
+                    kp.services
+                )),
+                _ => Check::Missing(format!("kube-proxy mode {mode}, {} services{kp_running}", kp.services)),
             }
         }
         Requirement::CiliumLb => {

@@ -45,9 +45,9 @@ fn every_iptables_fixture_parses() {
     }
     expect![[r#"
         cilium-iptables_test-TestAddProxyRulesv4-mangle-S-after-add.txt
-        mangle: 11 chains, 9 rules, {"Cilium": 4, "KubeProxyIptables": 1, "Kubelet": 1, "Other": 5}
+        mangle: 11 chains, 9 rules, {"Cilium": 4, "KubeProxyMarker": 1, "Kubelet": 1, "Other": 5}
         cilium-iptables_test-TestCopyProxyRulesv4-mangle-S.txt
-        mangle: 9 chains, 6 rules, {"Cilium": 2, "KubeProxyIptables": 1, "Kubelet": 1, "Other": 5}
+        mangle: 9 chains, 6 rules, {"Cilium": 2, "KubeProxyMarker": 1, "Kubelet": 1, "Other": 5}
         kube-proxy-iptables-TestBadIPs.txt
         filter: 6 chains, 5 rules, {"KubeProxy": 3, "KubeProxyIptables": 2, "Kubelet": 1}
         nat: 8 chains, 18 rules, {"Ambiguous": 2, "KubeProxy": 1, "KubeProxyIptables": 5}
@@ -98,4 +98,21 @@ fn the_overall_dump_has_the_expected_service_chains() {
     assert_eq!(svc.len(), 5, "{svc:?}");
     assert!(rs.has_chain("filter", "KUBE-FIREWALL"), "kube-proxy's duplicate of kubelet's chain");
     assert_eq!(owner("filter", "KUBE-FIREWALL"), Owner::Kubelet);
+}
+
+/// What a real v1.30.5 `kube-proxy --cleanup` leaves (issue 23: KUBE-PROXY-CANARY, KUBE-FIREWALL, KUBE-MARK-MASQ)
+/// is no kube-proxy evidence, while the same kube-proxy's synced rules are.
+#[test]
+fn what_the_real_cleanup_leaves_is_no_kube_proxy() {
+    use routewarden::model::nftables::Chains;
+    use routewarden::rules::chains::Signals;
+    let signals = |name: &str| {
+        let rs = parse_save(&fixture(&format!("real-kube-proxy-1.30.5/{name}")), "filter").unwrap();
+        Signals::of(Chains::Ruleset(&rs))
+    };
+    let after = signals("iptables-nft-mode.n40.after-cleanup.iptables-save.txt");
+    assert!(!after.kube_proxy(), "{after:?}");
+    assert_eq!(owner("mangle", "KUBE-PROXY-CANARY"), Owner::KubeProxyMarker);
+    let synced = signals("iptables-nft-mode.n40.iptables-save.txt");
+    assert!(synced.kube_proxy() && synced.svc_chains == 42, "{synced:?}");
 }
