@@ -117,6 +117,34 @@ fn conflict_when_kube_proxy_runs_next_to_cilium_socket_lb() {
     assert!(text.contains("CRITICAL service-routing.conflict"), "{text}");
 }
 
+/// Cilium's socket-LB and maps left attached while no cilium-agent runs (an uninstall that did not clean up, a
+/// crashed agent) still balance Services from the stale maps: agent-down, and the conflict with a running kube-proxy
+/// stays.
+#[test]
+fn cilium_programs_without_cilium_agent_are_agent_down() {
+    let Some(mut w) = World::new("cil-orphan") else { return };
+    w.iptables_restore("nft", false, KUBELET_CHAINS);
+    w.veth("cilium_host", "cilium_net");
+    w.socket_lb();
+    w.lb4_map(&[([10, 96, 0, 1], 443, CLUSTER_IP), ([10, 96, 0, 10], 53, CLUSTER_IP)]);
+    let (code, r) = w.check();
+    w.assert_recorded("cilium_programs_without_cilium_agent_are_agent_down-alone");
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(r["dataplane"]["cilium"]["agent_running"], false);
+    assert_eq!(ids(&r), vec!["service-proxy.agent-down"], "{r:#}");
+    let f = finding(&r, "service-proxy.agent-down");
+    assert!(f["summary"].as_str().unwrap().contains("no cilium-agent process runs"), "{f:#}");
+    assert!(f["evidence"].to_string().contains("cil_sock4_conne"), "{f:#}");
+
+    w.iptables_fixture("nft", OVERALL);
+    w.process("kube-proxy");
+    let (code, r) = w.check();
+    w.assert_recorded("cilium_programs_without_cilium_agent_are_agent_down-with-kube-proxy");
+    assert_eq!(code, 2, "{r:#}");
+    assert_eq!(ids(&r), vec!["service-routing.conflict", "service-proxy.agent-down"], "{r:#}");
+    assert_eq!(finding(&r, "service-routing.conflict")["severity"], "critical");
+}
+
 #[test]
 fn cilium_without_kpr_next_to_kube_proxy_is_the_supported_overlap() {
     let Some(mut w) = World::new("overlap") else { return };
@@ -328,6 +356,7 @@ fn a_snapshot_taken_on_the_node_gives_the_same_report_elsewhere() {
     w.iptables_fixture("nft", OVERALL);
     w.socket_lb();
     w.process("kube-proxy");
+    w.process("cilium-agent");
 
     let (code, snap, err) = w.run("snapshot");
     assert_eq!(code, 0, "{err}");

@@ -285,15 +285,24 @@ fn pairs(f: &Facts, out: &mut Vec<Finding>, conflicts: &mut Vec<ProxyPair>) {
     }
 }
 
-/// A Service proxy (other than kube-proxy, which has `kube-proxy.stale-rules`, and Cilium, judged by section 7)
-/// whose programs, links or rules are there while its agent is known not to run: nothing keeps them in step with
-/// the Services. Only when the processes source was read (`agent_running` is `Some(false)`).
+/// A Service proxy (other than kube-proxy, which has `kube-proxy.stale-rules`) whose programs, links or rules are
+/// there while its agent is known not to run: nothing keeps them in step with the Services. Only when the
+/// processes source was read (`agent_running` is `Some(false)`). Cilium's socket-LB and tc programs keep balancing
+/// from their pinned maps after the agent is gone (an uninstall that did not clean up, a crashed agent); its
+/// conflict with a kube-proxy that also runs stays (section 7 does not ask whether cilium-agent runs).
 fn agents_down(f: &Facts, out: &mut Vec<Finding>) {
     for p in &f.proxies.proxies {
-        if matches!(p.proxy, ProxyKind::KubeProxy | ProxyKind::Cilium) || p.agent_running != Some(false) {
+        if p.proxy == ProxyKind::KubeProxy || p.agent_running != Some(false) {
             continue;
         }
         let (agent, remedy) = match p.proxy {
+            ProxyKind::Cilium => (
+                "cilium-agent",
+                "if Cilium should run here, find out why its cilium pod is not running (kubectl -n kube-system get \
+                 pods -l k8s-app=cilium -o wide); if it was removed, detach its programs (the cil_sock* cgroup \
+                 attachments and the cil_* tc/tcx programs), remove /sys/fs/bpf/tc/globals/cilium_* and its links, \
+                 or reboot the node, and deploy another Service proxy",
+            ),
             ProxyKind::CalicoEbpf => (
                 "calico-node",
                 "if Calico should run here, find out why its calico-node pod is not running; if it was removed, \
@@ -515,6 +524,31 @@ mod tests {
         assert_eq!((f, p), (vec![], vec![]));
         let (f, _) = decide(vec![proxy(K::Antrea, M::Unknown, Some(true))]);
         assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn cilium_programs_without_cilium_agent_are_agent_down_and_keep_the_conflict() {
+        let down = ("service-proxy.agent-down".to_string(), Severity::Warning);
+        let (f, _) = decide(vec![proxy(K::Cilium, M::KubeProxyReplacement, Some(false))]);
+        assert_eq!(f, vec![down.clone()]);
+        let (f, _) = decide(vec![proxy(K::Cilium, M::PodClusterIp, Some(false))]);
+        assert!(f.contains(&down), "{f:?}");
+        // Processes unread: nothing said about the agent.
+        let (f, _) = decide(vec![proxy(K::Cilium, M::KubeProxyReplacement, None)]);
+        assert!(f.is_empty(), "{f:?}");
+        // kube-proxy runs next to Cilium's orphaned socket-LB: still the critical conflict, plus the agent.
+        let mut facts = Facts { complete: true, ..Facts::default() };
+        facts.dataplane.kube_proxy.mode = ProxyMode::Iptables;
+        facts.dataplane.kube_proxy.running = Some(true);
+        facts.dataplane.cilium.kube_proxy_replacement = Some(true);
+        facts.dataplane.cilium.socket_lb = Some(true);
+        facts.dataplane.cilium.agent_running = Some(false);
+        facts.proxies.proxies =
+            vec![proxy(K::KubeProxy, M::Iptables, Some(true)), proxy(K::Cilium, M::KubeProxyReplacement, Some(false))];
+        let (findings, pairs) = evaluate(&snap(), &facts);
+        let ids: Vec<_> = findings.iter().map(|f| (f.id.to_string(), f.severity)).collect();
+        assert_eq!(ids, vec![("service-routing.conflict".to_string(), Severity::Critical), down]);
+        assert_eq!(pairs, vec![ProxyPair { a: K::KubeProxy, b: K::Cilium, severity: Severity::Critical }]);
     }
 
     #[test]
