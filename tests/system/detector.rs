@@ -278,6 +278,10 @@ fn kube_proxy_ipvs_mode_with_iptables_mode_leftovers() {
     let (code, r) = w.check();
     w.assert_recorded("kube_proxy_ipvs_mode_with_iptables_mode_leftovers");
     assert_eq!(code, 1, "{r:#}");
+    // IPVS mode is deprecated (Kubernetes 1.35): an info finding with the way to nftables mode.
+    let dep = finding(&r, "kube-proxy.ipvs-deprecated");
+    assert_eq!(dep["severity"], "info");
+    assert!(dep["remedy"].as_str().unwrap().contains("mode: nftables"), "{dep:#}");
     let kp = &r["dataplane"]["kube_proxy"];
     assert_eq!(
         (kp["mode"].as_str(), kp["backend"].as_str(), kp["services"].as_u64()),
@@ -649,7 +653,7 @@ fn conflict_when_kube_proxy_runs_next_to_calico_ebpf() {
     w.assert_recorded("conflict_when_kube_proxy_runs_next_to_calico_ebpf");
     assert_eq!(w.state(), before, "routewarden changed the node's state");
     assert_eq!(code, 2, "{r:#}");
-    assert_eq!(ids(&r), vec!["service-routing.conflict"]);
+    assert_eq!(ids(&r), vec!["kube-proxy.ipvs-deprecated", "service-routing.conflict"]);
     let f = finding(&r, "service-routing.conflict");
     assert_eq!(f["severity"], "critical");
     let summary = f["summary"].as_str().unwrap();

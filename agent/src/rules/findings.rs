@@ -122,6 +122,25 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
         });
     }
 
+    // IPVS mode is deprecated since 1.35 (kubernetes#134539, KEP-5495): the KubeProxyIPVS gate goes off by default
+    // in 1.40 and the mode is gone in 1.43. Said while kube-proxy programs it; stale IPVS rules have their own finding.
+    if kp.mode == ProxyMode::Ipvs && kp.running != Some(false) {
+        out.push(Finding {
+            id: FindingId::KubeProxyIpvsDeprecated,
+            severity: Severity::Info,
+            summary: format!(
+                "{kp_desc}: IPVS mode is deprecated since Kubernetes 1.35 and planned to be off by default in 1.40 and \
+                 removed in 1.43; nftables mode is the maintained successor (GA since 1.33, planned default in 1.40)"
+            ),
+            evidence: f.kube_proxy_evidence.clone(),
+            remedy: "plan the move to nftables mode: kernel 5.13 or later, set `mode: nftables` in the \
+                     KubeProxyConfiguration (kubectl -n kube-system edit cm kube-proxy) and roll kube-proxy node by \
+                     node, then remove the IPVS leftovers (`ipvsadm --clear`, `ip link delete kube-ipvs0`). Nodes on \
+                     older kernels move to iptables mode instead"
+                .into(),
+        });
+    }
+
     pairs(f, &mut out, &mut conflicts);
     agents_down(f, &mut out);
 
@@ -524,6 +543,24 @@ mod tests {
         assert_eq!((f, p), (vec![], vec![]));
         let (f, _) = decide(vec![proxy(K::Antrea, M::Unknown, Some(true))]);
         assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn kube_proxy_in_ipvs_mode_is_told_it_is_deprecated() {
+        let ids = |mode, running| {
+            let mut facts = Facts { complete: true, ..Facts::default() };
+            facts.dataplane.kube_proxy.mode = mode;
+            facts.dataplane.kube_proxy.running = running;
+            evaluate(&snap(), &facts).0.into_iter().map(|f| (f.id.to_string(), f.severity)).collect::<Vec<_>>()
+        };
+        let deprecated = ("kube-proxy.ipvs-deprecated".to_string(), Severity::Info);
+        assert_eq!(ids(ProxyMode::Ipvs, Some(true)), vec![deprecated.clone()]);
+        assert_eq!(ids(ProxyMode::Ipvs, None), vec![deprecated.clone()]);
+        // Stale IPVS rules are told by kube-proxy.stale-rules, whose remedy removes them.
+        assert!(!ids(ProxyMode::Ipvs, Some(false)).contains(&deprecated));
+        for mode in [ProxyMode::Iptables, ProxyMode::Nftables] {
+            assert!(!ids(mode, Some(true)).contains(&deprecated), "{mode:?}");
+        }
     }
 
     #[test]

@@ -456,7 +456,7 @@ mod tests {
             }
         });
         assert_eq!(modes(&r), vec![(ProxyKind::KubeProxy, ServiceProxyMode::Ipvs)]);
-        assert_eq!(ids(&r), vec![]);
+        assert_eq!(ids(&r), vec![("kube-proxy.ipvs-deprecated".to_string(), Severity::Info)]);
         // IPVS unread: unknown, neither a proxy nor "nobody programs Services".
         let r = analysed("kube_router_alone_is_healthy", |v| {
             v["ipvs"] = serde_json::json!({"status": "failed", "error": "reading /proc/net/ip_vs: denied"});
