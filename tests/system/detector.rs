@@ -653,7 +653,7 @@ fn conflict_when_kube_proxy_runs_next_to_calico_ebpf() {
     w.assert_recorded("conflict_when_kube_proxy_runs_next_to_calico_ebpf");
     assert_eq!(w.state(), before, "routewarden changed the node's state");
     assert_eq!(code, 2, "{r:#}");
-    assert_eq!(ids(&r), vec!["kube-proxy.ipvs-deprecated", "service-routing.conflict"]);
+    assert_eq!(ids(&r), vec!["service-routing.conflict"]);
     let f = finding(&r, "service-routing.conflict");
     assert_eq!(f["severity"], "critical");
     let summary = f["summary"].as_str().unwrap();
@@ -857,7 +857,7 @@ fn conflict_when_kube_router_runs_next_to_kube_proxy_ipvs() {
     w.assert_recorded("conflict_when_kube_router_runs_next_to_kube_proxy_ipvs");
     assert_eq!(w.state(), before, "routewarden changed the node's state");
     assert_eq!(code, 2, "{r:#}");
-    assert_eq!(ids(&r), vec!["service-routing.conflict"]);
+    assert_eq!(ids(&r), vec!["kube-proxy.ipvs-deprecated", "service-routing.conflict"]);
     let f = finding(&r, "service-routing.conflict");
     assert_eq!(f["severity"], "critical");
     let summary = f["summary"].as_str().unwrap();

@@ -59,14 +59,20 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
             }}),
         }
     } else if kp_present && kp.running == Some(false) {
+        let mut evidence = f.kube_proxy_evidence.clone();
+        let mut remedy = cleanup_remedy(kp.mode);
+        if let Some((note, also)) = calico_nftables_note(snap, kp.mode) {
+            evidence.push(note);
+            remedy.push_str(also);
+        }
         out.push(Finding {
             id: FindingId::KubeProxyStaleRules,
             severity: Severity::Warning,
             summary: format!(
                 "{kp_desc} rules are present but no kube-proxy process runs; they will not follow Service changes"
             ),
-            evidence: f.kube_proxy_evidence.clone(),
-            remedy: cleanup_remedy(kp.mode),
+            evidence,
+            remedy,
         });
     } else if kp_present && cil.present == Some(true) && cil.kube_proxy_replacement == Some(false) {
         out.push(Finding {
@@ -435,6 +441,24 @@ pub fn describe_kpr(f: &Facts) -> String {
         parts.push(format!("{n} services in its service maps"));
     }
     parts.join(", ")
+}
+
+/// Calico's Felix resolves `NFTablesMode=Auto` by listing the chains of the `ip`/`ip6` `kube-proxy` nftables tables:
+/// any chain means "kube-proxy runs in nftables mode" (calico `felix/nftables/utils.go`, `KubeProxyNftablesEnabledFn`),
+/// so a stale table misleads Calico too. Said only when calico-node runs and the stale rules are nftables ones.
+fn calico_nftables_note(snap: &Snapshot, mode: ProxyMode) -> Option<(String, &'static str)> {
+    let calico = snap.processes.get().map(|p| p.pids("calico-node")).filter(|p| !p.is_empty())?;
+    (mode == ProxyMode::Nftables).then(|| {
+        (
+            format!(
+                "calico-node runs (pid {}): with NFTablesMode=Auto, Felix takes any chain in the kube-proxy nftables \
+                 table as kube-proxy running in nftables mode, so this stale table misleads Calico's dataplane choice too",
+                calico.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+            ),
+            "; on this Calico node, delete the stale kube-proxy nftables tables (or set Felix's NFTablesMode \
+             explicitly) before relying on NFTablesMode=Auto, then restart calico-node so it chooses again",
+        )
+    })
 }
 
 fn cleanup_remedy(mode: ProxyMode) -> String {

@@ -440,6 +440,28 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_kube_proxy_nftables_table_on_a_calico_node_is_said_to_mislead_calico() {
+        let stale = |comms: &[&str]| {
+            analysed("kube_proxy_nftables_mode_is_recognised", |v| {
+                v["processes"]["data"]["processes"] = comms
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| serde_json::json!({"comm": c, "pid": 200 + i}))
+                    .collect::<Vec<_>>()
+                    .into();
+            })
+        };
+        let r = stale(&["calico-node"]);
+        let f = r.finding(&FindingId::KubeProxyStaleRules).unwrap();
+        assert!(f.evidence.iter().any(|e| e.contains("calico-node runs (pid 200)") && e.contains("NFTablesMode=Auto")));
+        assert!(f.remedy.contains("NFTablesMode"), "{f:?}");
+        // Without Calico the finding says nothing about it.
+        let r = stale(&[]);
+        let f = r.finding(&FindingId::KubeProxyStaleRules).unwrap();
+        assert!(!f.evidence.iter().any(|e| e.contains("NFTablesMode")) && !f.remedy.contains("NFTablesMode"));
+    }
+
+    #[test]
     fn kube_router_leftovers_without_ipvs_services_on_its_vips_are_no_proxy() {
         // kube-router runs on (BGP, policy) with --run-service-proxy=false: kube-dummy-if and its chains stay.
         let r = analysed("kube_router_alone_is_healthy", |v| {
