@@ -462,6 +462,31 @@ mod tests {
     }
 
     #[test]
+    fn kube_routers_nftables_policy_tables_are_no_service_routing() {
+        // kube-router 2.x writes network policy to nftables tables kube-router-filter-ipv4/-ipv6 (kops#18708); its
+        // service proxy is still IPVS. The tables are neither a proxy nor kube-proxy's leftovers.
+        let with_tables = |v: &mut serde_json::Value| {
+            let tables = v["nftables"]["data"]["tables"].as_array_mut().unwrap();
+            for (family, name) in [("ip", "kube-router-filter-ipv4"), ("ip6", "kube-router-filter-ipv6")] {
+                tables.push(
+                    serde_json::json!({"family": family, "name": name, "chains": ["INPUT", "FORWARD", "OUTPUT"]}),
+                );
+            }
+        };
+        let r = analysed("kube_router_alone_is_healthy", with_tables);
+        assert_eq!(modes(&r), vec![(ProxyKind::KubeRouter, ServiceProxyMode::Ipvs)]);
+        assert_eq!(ids(&r), vec![]);
+        assert_eq!(r.dataplane.kube_proxy.mode, ProxyMode::None, "{:?}", r.dataplane.kube_proxy);
+        // Its service proxy off: only the policy tables remain, and nobody programs Services.
+        let r = analysed("kube_router_alone_is_healthy", |v| {
+            with_tables(v);
+            v["ipvs"]["data"] = serde_json::json!({"loaded": true, "virtual_servers": 0});
+        });
+        assert_eq!(modes(&r), vec![]);
+        assert_eq!(ids(&r), vec![("service-routing.missing".to_string(), Severity::Critical)]);
+    }
+
+    #[test]
     fn kube_router_leftovers_without_ipvs_services_on_its_vips_are_no_proxy() {
         // kube-router runs on (BGP, policy) with --run-service-proxy=false: kube-dummy-if and its chains stay.
         let r = analysed("kube_router_alone_is_healthy", |v| {
