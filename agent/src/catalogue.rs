@@ -115,6 +115,18 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             remedy: "Read kube-proxy's logs (kubectl -n kube-system logs -l k8s-app=kube-proxy).",
             alerts: &["RoutewardenKubeProxyUnhealthy"],
         },
+        FindingId::KubeProxyIpvsDeprecated => FindingDoc {
+            title: "kube-proxy runs in IPVS mode, which is deprecated",
+            severity: "info",
+            meaning: "kube-proxy programs Services with IPVS. The IPVS mode is deprecated since Kubernetes 1.35 \
+                (KEP-5495: behind a feature gate in 1.37, off by default in 1.40, removed in 1.43); nftables is the \
+                mode kube-proxy's maintainers point to. Nothing is wrong today: the verdict and the Node conditions \
+                are unchanged.",
+            evidence: "kube-proxy's mode and the Services it balances in IPVS.",
+            remedy: "Plan the move to nftables mode (`mode: nftables` in the KubeProxyConfiguration; kernel 5.13 or \
+                newer), or iptables mode on older kernels, before the release that turns IPVS off.",
+            alerts: &[],
+        },
         FindingId::IptablesMixedBackends => FindingDoc {
             title: "Kubernetes rules in both iptables backends",
             severity: "warning",

@@ -398,13 +398,15 @@ pub enum FindingId {
     CoverageIncomplete,
     /// A Service proxy's programs or links are there but its agent does not run (other than kube-proxy).
     ServiceProxyAgentDown,
+    /// kube-proxy runs in IPVS mode, deprecated since Kubernetes 1.35 (KEP-5495): migrate to nftables.
+    KubeProxyIpvsDeprecated,
     /// A journal rule's configured id (`cni.not-ready`, `cni-apiserver.deadlock`, a user's own rule).
     Journal(String),
 }
 
 impl FindingId {
     /// Every id the rules themselves raise.
-    pub const BUILT_IN: [FindingId; 18] = [
+    pub const BUILT_IN: [FindingId; 19] = [
         FindingId::SourceFailed,
         FindingId::ServiceRoutingConflict,
         FindingId::ServiceRoutingOverlap,
@@ -423,6 +425,7 @@ impl FindingId {
         FindingId::KubeProxyUntrustedAnswer,
         FindingId::CoverageIncomplete,
         FindingId::ServiceProxyAgentDown,
+        FindingId::KubeProxyIpvsDeprecated,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -445,6 +448,7 @@ impl FindingId {
             FindingId::KubeProxyUntrustedAnswer => "kube-proxy.untrusted-answer",
             FindingId::CoverageIncomplete => "coverage.incomplete",
             FindingId::ServiceProxyAgentDown => "service-proxy.agent-down",
+            FindingId::KubeProxyIpvsDeprecated => "kube-proxy.ipvs-deprecated",
             FindingId::Journal(id) => id,
         }
     }

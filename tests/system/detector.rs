@@ -117,6 +117,34 @@ fn conflict_when_kube_proxy_runs_next_to_cilium_socket_lb() {
     assert!(text.contains("CRITICAL service-routing.conflict"), "{text}");
 }
 
+/// Cilium's socket-LB and maps left attached while no cilium-agent runs (an uninstall that did not clean up, a
+/// crashed agent) still balance Services from the stale maps: agent-down, and the conflict with a running kube-proxy
+/// stays.
+#[test]
+fn cilium_programs_without_cilium_agent_are_agent_down() {
+    let Some(mut w) = World::new("cil-orphan") else { return };
+    w.iptables_restore("nft", false, KUBELET_CHAINS);
+    w.veth("cilium_host", "cilium_net");
+    w.socket_lb();
+    w.lb4_map(&[([10, 96, 0, 1], 443, CLUSTER_IP), ([10, 96, 0, 10], 53, CLUSTER_IP)]);
+    let (code, r) = w.check();
+    w.assert_recorded("cilium_programs_without_cilium_agent_are_agent_down-alone");
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(r["dataplane"]["cilium"]["agent_running"], false);
+    assert_eq!(ids(&r), vec!["service-proxy.agent-down"], "{r:#}");
+    let f = finding(&r, "service-proxy.agent-down");
+    assert!(f["summary"].as_str().unwrap().contains("no cilium-agent process runs"), "{f:#}");
+    assert!(f["evidence"].to_string().contains("cil_sock4_conne"), "{f:#}");
+
+    w.iptables_fixture("nft", OVERALL);
+    w.process("kube-proxy");
+    let (code, r) = w.check();
+    w.assert_recorded("cilium_programs_without_cilium_agent_are_agent_down-with-kube-proxy");
+    assert_eq!(code, 2, "{r:#}");
+    assert_eq!(ids(&r), vec!["service-routing.conflict", "service-proxy.agent-down"], "{r:#}");
+    assert_eq!(finding(&r, "service-routing.conflict")["severity"], "critical");
+}
+
 #[test]
 fn cilium_without_kpr_next_to_kube_proxy_is_the_supported_overlap() {
     let Some(mut w) = World::new("overlap") else { return };
@@ -271,6 +299,10 @@ fn kube_proxy_ipvs_mode_with_iptables_mode_leftovers() {
     let (code, r) = w.check();
     w.assert_recorded("kube_proxy_ipvs_mode_with_iptables_mode_leftovers");
     assert_eq!(code, 1, "{r:#}");
+    // IPVS mode is deprecated (Kubernetes 1.35): an info finding with the way to nftables mode.
+    let dep = finding(&r, "kube-proxy.ipvs-deprecated");
+    assert_eq!(dep["severity"], "info");
+    assert!(dep["remedy"].as_str().unwrap().contains("mode: nftables"), "{dep:#}");
     let kp = &r["dataplane"]["kube_proxy"];
     assert_eq!(
         (kp["mode"].as_str(), kp["backend"].as_str(), kp["services"].as_u64()),
@@ -349,6 +381,7 @@ fn a_snapshot_taken_on_the_node_gives_the_same_report_elsewhere() {
     w.iptables_fixture("nft", OVERALL);
     w.socket_lb();
     w.process("kube-proxy");
+    w.process("cilium-agent");
 
     let (code, snap, err) = w.run("snapshot");
     assert_eq!(code, 0, "{err}");
@@ -861,7 +894,7 @@ fn conflict_when_kube_router_runs_next_to_kube_proxy_ipvs() {
     w.assert_recorded("conflict_when_kube_router_runs_next_to_kube_proxy_ipvs");
     assert_eq!(w.state(), before, "routewarden changed the node's state");
     assert_eq!(code, 2, "{r:#}");
-    assert_eq!(ids(&r), vec!["service-routing.conflict"]);
+    assert_eq!(ids(&r), vec!["kube-proxy.ipvs-deprecated", "service-routing.conflict"]);
     let f = finding(&r, "service-routing.conflict");
     assert_eq!(f["severity"], "critical");
     let summary = f["summary"].as_str().unwrap();

@@ -105,6 +105,7 @@ fn no_conflict_flips_with_cilium_socket_lb() {
     let (code, out, _) = w.run("wait --for no-conflict --for kube-proxy --timeout 5s");
     assert_eq!(code, 0, "{out}");
     w.assert_recorded("no_conflict_flips_with_cilium_socket_lb-before");
+    w.process("cilium-agent");
     w.socket_lb();
     w.assert_recorded("no_conflict_flips_with_cilium_socket_lb-after");
     let (code, out, _) = w.run("wait --for no-conflict --timeout 1s");

@@ -14,6 +14,7 @@ const MOUNTINFO: &str = "22 1 259:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
 #[test]
 fn nfs_to_a_clusterip_under_socket_lb() {
     let Some(mut w) = World::new("nfs") else { return };
+    w.process("cilium-agent");
     let mi = w.dir.path().join("mountinfo");
     std::fs::write(&mi, MOUNTINFO).unwrap();
     w.lb4_map(&[([10, 96, 0, 20], 2049, 0)]);

@@ -59,14 +59,20 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
             }}),
         }
     } else if kp_present && kp.running == Some(false) {
+        let mut evidence = f.kube_proxy_evidence.clone();
+        let mut remedy = cleanup_remedy(kp.mode);
+        if let Some((note, also)) = calico_nftables_note(snap, kp.mode) {
+            evidence.push(note);
+            remedy.push_str(also);
+        }
         out.push(Finding {
             id: FindingId::KubeProxyStaleRules,
             severity: Severity::Warning,
             summary: format!(
                 "{kp_desc} rules are present but no kube-proxy process runs; they will not follow Service changes"
             ),
-            evidence: f.kube_proxy_evidence.clone(),
-            remedy: cleanup_remedy(kp.mode),
+            evidence,
+            remedy,
         });
     } else if kp_present && cil.present == Some(true) && cil.kube_proxy_replacement == Some(false) {
         out.push(Finding {
@@ -118,6 +124,25 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
             remedy: "find which backend kubelet uses (the one holding KUBE-IPTABLES-HINT), then remove the other backend's \
                      KUBE-* chains with that backend's tools (iptables-legacy-save | grep -v KUBE | iptables-legacy-restore, \
                      or the -nft equivalents)"
+                .into(),
+        });
+    }
+
+    // IPVS mode is deprecated since 1.35 (kubernetes#134539, KEP-5495): the KubeProxyIPVS gate goes off by default
+    // in 1.40 and the mode is gone in 1.43. Said while kube-proxy programs it; stale IPVS rules have their own finding.
+    if kp.mode == ProxyMode::Ipvs && kp.running != Some(false) {
+        out.push(Finding {
+            id: FindingId::KubeProxyIpvsDeprecated,
+            severity: Severity::Info,
+            summary: format!(
+                "{kp_desc}: IPVS mode is deprecated since Kubernetes 1.35 and planned to be off by default in 1.40 and \
+                 removed in 1.43; nftables mode is the maintained successor (GA since 1.33, planned default in 1.40)"
+            ),
+            evidence: f.kube_proxy_evidence.clone(),
+            remedy: "plan the move to nftables mode: kernel 5.13 or later, set `mode: nftables` in the \
+                     KubeProxyConfiguration (kubectl -n kube-system edit cm kube-proxy) and roll kube-proxy node by \
+                     node, then remove the IPVS leftovers (`ipvsadm --clear`, `ip link delete kube-ipvs0`). Nodes on \
+                     older kernels move to iptables mode instead"
                 .into(),
         });
     }
@@ -285,15 +310,24 @@ fn pairs(f: &Facts, out: &mut Vec<Finding>, conflicts: &mut Vec<ProxyPair>) {
     }
 }
 
-/// A Service proxy (other than kube-proxy, which has `kube-proxy.stale-rules`, and Cilium, judged by section 7)
-/// whose programs, links or rules are there while its agent is known not to run: nothing keeps them in step with
-/// the Services. Only when the processes source was read (`agent_running` is `Some(false)`).
+/// A Service proxy (other than kube-proxy, which has `kube-proxy.stale-rules`) whose programs, links or rules are
+/// there while its agent is known not to run: nothing keeps them in step with the Services. Only when the
+/// processes source was read (`agent_running` is `Some(false)`). Cilium's socket-LB and tc programs keep balancing
+/// from their pinned maps after the agent is gone (an uninstall that did not clean up, a crashed agent); its
+/// conflict with a kube-proxy that also runs stays (section 7 does not ask whether cilium-agent runs).
 fn agents_down(f: &Facts, out: &mut Vec<Finding>) {
     for p in &f.proxies.proxies {
-        if matches!(p.proxy, ProxyKind::KubeProxy | ProxyKind::Cilium) || p.agent_running != Some(false) {
+        if p.proxy == ProxyKind::KubeProxy || p.agent_running != Some(false) {
             continue;
         }
         let (agent, remedy) = match p.proxy {
+            ProxyKind::Cilium => (
+                "cilium-agent",
+                "if Cilium should run here, find out why its cilium pod is not running (kubectl -n kube-system get \
+                 pods -l k8s-app=cilium -o wide); if it was removed, detach its programs (the cil_sock* cgroup \
+                 attachments and the cil_* tc/tcx programs), remove /sys/fs/bpf/tc/globals/cilium_* and its links, \
+                 or reboot the node, and deploy another Service proxy",
+            ),
             ProxyKind::CalicoEbpf => (
                 "calico-node",
                 "if Calico should run here, find out why its calico-node pod is not running; if it was removed, \
@@ -409,6 +443,24 @@ pub fn describe_kpr(f: &Facts) -> String {
     parts.join(", ")
 }
 
+/// Calico's Felix resolves `NFTablesMode=Auto` by listing the chains of the `ip`/`ip6` `kube-proxy` nftables tables:
+/// any chain means "kube-proxy runs in nftables mode" (calico `felix/nftables/utils.go`, `KubeProxyNftablesEnabledFn`),
+/// so a stale table misleads Calico too. Said only when calico-node runs and the stale rules are nftables ones.
+fn calico_nftables_note(snap: &Snapshot, mode: ProxyMode) -> Option<(String, &'static str)> {
+    let calico = snap.processes.get().map(|p| p.pids("calico-node")).filter(|p| !p.is_empty())?;
+    (mode == ProxyMode::Nftables).then(|| {
+        (
+            format!(
+                "calico-node runs (pid {}): with NFTablesMode=Auto, Felix takes any chain in the kube-proxy nftables \
+                 table as kube-proxy running in nftables mode, so this stale table misleads Calico's dataplane choice too",
+                calico.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+            ),
+            "; on this Calico node, delete the stale kube-proxy nftables tables (or set Felix's NFTablesMode \
+             explicitly) before relying on NFTablesMode=Auto, then restart calico-node so it chooses again",
+        )
+    })
+}
+
 fn cleanup_remedy(mode: ProxyMode) -> String {
     let how = match mode {
         ProxyMode::Nftables => "`nft delete table ip kube-proxy; nft delete table ip6 kube-proxy`",
@@ -515,6 +567,49 @@ mod tests {
         assert_eq!((f, p), (vec![], vec![]));
         let (f, _) = decide(vec![proxy(K::Antrea, M::Unknown, Some(true))]);
         assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn kube_proxy_in_ipvs_mode_is_told_it_is_deprecated() {
+        let ids = |mode, running| {
+            let mut facts = Facts { complete: true, ..Facts::default() };
+            facts.dataplane.kube_proxy.mode = mode;
+            facts.dataplane.kube_proxy.running = running;
+            evaluate(&snap(), &facts).0.into_iter().map(|f| (f.id.to_string(), f.severity)).collect::<Vec<_>>()
+        };
+        let deprecated = ("kube-proxy.ipvs-deprecated".to_string(), Severity::Info);
+        assert_eq!(ids(ProxyMode::Ipvs, Some(true)), vec![deprecated.clone()]);
+        assert_eq!(ids(ProxyMode::Ipvs, None), vec![deprecated.clone()]);
+        // Stale IPVS rules are told by kube-proxy.stale-rules, whose remedy removes them.
+        assert!(!ids(ProxyMode::Ipvs, Some(false)).contains(&deprecated));
+        for mode in [ProxyMode::Iptables, ProxyMode::Nftables] {
+            assert!(!ids(mode, Some(true)).contains(&deprecated), "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn cilium_programs_without_cilium_agent_are_agent_down_and_keep_the_conflict() {
+        let down = ("service-proxy.agent-down".to_string(), Severity::Warning);
+        let (f, _) = decide(vec![proxy(K::Cilium, M::KubeProxyReplacement, Some(false))]);
+        assert_eq!(f, vec![down.clone()]);
+        let (f, _) = decide(vec![proxy(K::Cilium, M::PodClusterIp, Some(false))]);
+        assert!(f.contains(&down), "{f:?}");
+        // Processes unread: nothing said about the agent.
+        let (f, _) = decide(vec![proxy(K::Cilium, M::KubeProxyReplacement, None)]);
+        assert!(f.is_empty(), "{f:?}");
+        // kube-proxy runs next to Cilium's orphaned socket-LB: still the critical conflict, plus the agent.
+        let mut facts = Facts { complete: true, ..Facts::default() };
+        facts.dataplane.kube_proxy.mode = ProxyMode::Iptables;
+        facts.dataplane.kube_proxy.running = Some(true);
+        facts.dataplane.cilium.kube_proxy_replacement = Some(true);
+        facts.dataplane.cilium.socket_lb = Some(true);
+        facts.dataplane.cilium.agent_running = Some(false);
+        facts.proxies.proxies =
+            vec![proxy(K::KubeProxy, M::Iptables, Some(true)), proxy(K::Cilium, M::KubeProxyReplacement, Some(false))];
+        let (findings, pairs) = evaluate(&snap(), &facts);
+        let ids: Vec<_> = findings.iter().map(|f| (f.id.to_string(), f.severity)).collect();
+        assert_eq!(ids, vec![("service-routing.conflict".to_string(), Severity::Critical), down]);
+        assert_eq!(pairs, vec![ProxyPair { a: K::KubeProxy, b: K::Cilium, severity: Severity::Critical }]);
     }
 
     #[test]

@@ -440,6 +440,53 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_kube_proxy_nftables_table_on_a_calico_node_is_said_to_mislead_calico() {
+        let stale = |comms: &[&str]| {
+            analysed("kube_proxy_nftables_mode_is_recognised", |v| {
+                v["processes"]["data"]["processes"] = comms
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| serde_json::json!({"comm": c, "pid": 200 + i}))
+                    .collect::<Vec<_>>()
+                    .into();
+            })
+        };
+        let r = stale(&["calico-node"]);
+        let f = r.finding(&FindingId::KubeProxyStaleRules).unwrap();
+        assert!(f.evidence.iter().any(|e| e.contains("calico-node runs (pid 200)") && e.contains("NFTablesMode=Auto")));
+        assert!(f.remedy.contains("NFTablesMode"), "{f:?}");
+        // Without Calico the finding says nothing about it.
+        let r = stale(&[]);
+        let f = r.finding(&FindingId::KubeProxyStaleRules).unwrap();
+        assert!(!f.evidence.iter().any(|e| e.contains("NFTablesMode")) && !f.remedy.contains("NFTablesMode"));
+    }
+
+    #[test]
+    fn kube_routers_nftables_policy_tables_are_no_service_routing() {
+        // kube-router 2.x writes network policy to nftables tables kube-router-filter-ipv4/-ipv6 (kops#18708); its
+        // service proxy is still IPVS. The tables are neither a proxy nor kube-proxy's leftovers.
+        let with_tables = |v: &mut serde_json::Value| {
+            let tables = v["nftables"]["data"]["tables"].as_array_mut().unwrap();
+            for (family, name) in [("ip", "kube-router-filter-ipv4"), ("ip6", "kube-router-filter-ipv6")] {
+                tables.push(
+                    serde_json::json!({"family": family, "name": name, "chains": ["INPUT", "FORWARD", "OUTPUT"]}),
+                );
+            }
+        };
+        let r = analysed("kube_router_alone_is_healthy", with_tables);
+        assert_eq!(modes(&r), vec![(ProxyKind::KubeRouter, ServiceProxyMode::Ipvs)]);
+        assert_eq!(ids(&r), vec![]);
+        assert_eq!(r.dataplane.kube_proxy.mode, ProxyMode::None, "{:?}", r.dataplane.kube_proxy);
+        // Its service proxy off: only the policy tables remain, and nobody programs Services.
+        let r = analysed("kube_router_alone_is_healthy", |v| {
+            with_tables(v);
+            v["ipvs"]["data"] = serde_json::json!({"loaded": true, "virtual_servers": 0});
+        });
+        assert_eq!(modes(&r), vec![]);
+        assert_eq!(ids(&r), vec![("service-routing.missing".to_string(), Severity::Critical)]);
+    }
+
+    #[test]
     fn kube_router_leftovers_without_ipvs_services_on_its_vips_are_no_proxy() {
         // kube-router runs on (BGP, policy) with --run-service-proxy=false: kube-dummy-if and its chains stay.
         let r = analysed("kube_router_alone_is_healthy", |v| {
@@ -456,7 +503,7 @@ mod tests {
             }
         });
         assert_eq!(modes(&r), vec![(ProxyKind::KubeProxy, ServiceProxyMode::Ipvs)]);
-        assert_eq!(ids(&r), vec![]);
+        assert_eq!(ids(&r), vec![("kube-proxy.ipvs-deprecated".to_string(), Severity::Info)]);
         // IPVS unread: unknown, neither a proxy nor "nobody programs Services".
         let r = analysed("kube_router_alone_is_healthy", |v| {
             v["ipvs"] = serde_json::json!({"status": "failed", "error": "reading /proc/net/ip_vs: denied"});
