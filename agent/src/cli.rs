@@ -139,6 +139,9 @@ pub enum ConfigAction {
     /// Check the configuration file and exit 0 if it is valid, 64 with the reason if not.
     #[command(after_help = "Example:\n  routewarden --config /etc/routewarden/config.toml config validate")]
     Validate,
+    /// Print the effective configuration: the file's values over the defaults (no key holds a secret itself).
+    #[command(after_help = "Example:\n  routewarden --config /etc/routewarden/config.toml config show")]
+    Show,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

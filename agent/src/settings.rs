@@ -584,6 +584,26 @@ mod tests {
     }
 
     #[test]
+    fn config_defaults_shows_every_key_and_config_show_the_effective_values() {
+        let defaults = Config::defaults_toml();
+        for (section, value) in known_keys() {
+            let keys: Vec<String> = match value {
+                toml::Value::Table(t) => t.keys().cloned().collect(),
+                _ => vec![section.clone()],
+            };
+            for key in keys {
+                let written = defaults.lines().any(|l| l.trim_start_matches("# ").starts_with(&format!("{key} = ")));
+                assert!(written, "config defaults lacks {section}.{key}:\n{defaults}");
+            }
+        }
+        let s = Settings::parse("[daemon]\nresync_secs = 7\n", Path::new("/etc/rw.toml")).unwrap();
+        let shown = s.config.effective_toml(s.path.as_deref());
+        assert!(shown.contains("/etc/rw.toml over the defaults") && shown.contains("resync_secs = 7"), "{shown}");
+        let back: Config = toml::from_str(&shown).unwrap();
+        assert_eq!(back, s.config);
+    }
+
+    #[test]
     fn edit_distance_and_nearest_key() {
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(nearest("lisen", ["listen", "unix_socket"].into_iter()), Some("listen"));
