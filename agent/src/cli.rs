@@ -84,10 +84,12 @@ Examples:\n  routewarden serve\n  routewarden serve --listen 127.0.0.1:9977\n  c
         after_help = "Requirements (all must hold):\n  chain:TABLE/CHAIN      an iptables chain, in either backend (e.g. chain:filter/KUBE-FORWARD)\n  \
 nft-table:FAMILY/NAME  an nftables table (e.g. nft-table:ip/kube-proxy)\n  kube-proxy             kube-proxy's Service rules are programmed\n  \
 cilium-lb              Cilium load-balances Services (socket-LB or a populated service map)\n  \
-no-conflict            kube-proxy and Cilium do not both program Services\n  \
+no-conflict            no two proxies (kube-proxy iptables/nftables/IPVS, Cilium, Calico eBPF, kube-router,\n                         Antrea proxyAll, OVN-Kubernetes) both program Services\n  \
 service-proxy          some Service proxy programs Services and its agent runs\n  link:NAME              a network link (e.g. link:cilium_host)\n  \
 bpf-prog:NAME          a loaded BPF program (e.g. bpf-prog:cil_sock4_connect)\n\n\
 Exit codes: 0 satisfied, 1 timed out (printing what was missing), 3 cannot inspect, 64 usage error.\n\n\
+Do not order the kubelet after `wait --for kube-proxy` (an ExecStartPre= of kubelet.service, or a unit\n\
+kubelet.service is After=/Requires=): the kubelet starts kube-proxy, so the kubelet would wait for ever.\n\n\
 Examples:\n  routewarden wait --for chain:filter/KUBE-FORWARD --timeout 5m\n  routewarden wait --for kube-proxy --for no-conflict"
     )]
     Wait {
@@ -163,6 +165,9 @@ pub enum ConfigAction {
 Example:\n  routewarden --config /etc/routewarden/config.toml config validate"
     )]
     Validate,
+    /// Print the effective configuration: the file's values over the defaults (no key holds a secret itself).
+    #[command(after_help = "Example:\n  routewarden --config /etc/routewarden/config.toml config show")]
+    Show,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

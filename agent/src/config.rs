@@ -354,9 +354,33 @@ impl Config {
         !self.disabled_sources.iter().any(|s| s == source)
     }
 
+    /// The effective configuration (this file over the defaults) as TOML, for `routewarden config show`. No key
+    /// holds a secret itself (kubeconfig and web_config name files; their contents are not read here), so nothing
+    /// needs redacting; `origin` names the file.
+    pub fn effective_toml(&self, origin: Option<&Path>) -> String {
+        let from =
+            origin.map_or("built-in defaults only".to_string(), |p| format!("{} over the defaults", p.display()));
+        format!("# routewarden effective configuration: {from}\n\n{}", toml::to_string_pretty(self).unwrap_or_default())
+    }
+
     /// The defaults as commented TOML, for `routewarden config defaults`.
     pub fn defaults_toml() -> String {
-        let body = toml::to_string_pretty(&Config::default()).unwrap_or_default().replacen(
+        let mut body = toml::to_string_pretty(&Config::default()).unwrap_or_default();
+        // Keys whose default is "none" are not serialized: shown commented out, with an example value.
+        for (section, line) in [
+            (
+                "daemon",
+                "# unix_socket = \"/run/routewarden/routewarden.sock\"  # also serve here (mode 0660); default: none",
+            ),
+            ("metrics", "# web_config = \"/etc/routewarden/web.yml\"  # TLS and basic auth for listen; default: none"),
+            (
+                "journal",
+                "# directory = \"/var/log/journal/remote\"  # read this instead of the system journal; default: none",
+            ),
+        ] {
+            body = body.replacen(&format!("\n[{section}]\n"), &format!("\n[{section}]\n{line}\n"), 1);
+        }
+        let body = body.replacen(
             "\n[kubernetes]\n",
             "\n# Node conditions and Events through the API server (see README, \"The cluster sees it too\").\n\
              # kubeconfig: also tried: /var/lib/kubelet/kubeconfig; a token or a client certificate.\n\

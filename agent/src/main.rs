@@ -163,6 +163,10 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
                 report::Verdict::Ok => 0,
             })
         }
+        Command::Config { action: ConfigAction::Show } => {
+            write_stdout(&settings.config.effective_toml(settings.path.as_deref()))?;
+            Ok(0)
+        }
         Command::Config { action: ConfigAction::Validate } => {
             // Loading validated the file and every part (main exits 64 on error); the rule files are checked here.
             settings.journal_rules.as_ref().map_err(|e| UsageError(format!("journal rules: {e}")))?;

@@ -55,8 +55,8 @@ impl WaitResult {
 
     pub fn text(&self) -> String {
         let mut out = match self.outcome {
-            Outcome::Satisfied => format!("satisfied after {} ms:\n", self.waited_ms),
-            Outcome::TimedOut => format!("timed out after {} ms; still missing:\n", self.waited_ms),
+            Outcome::Satisfied => format!("satisfied after {}:\n", human_duration(self.waited_ms)),
+            Outcome::TimedOut => format!("timed out after {}; still missing:\n", human_duration(self.waited_ms)),
             Outcome::CannotInspect => "cannot inspect:\n".to_string(),
         };
         for r in &self.requirements {
@@ -64,6 +64,20 @@ impl WaitResult {
             out.push_str(&format!("  {mark} {}: {}\n", r.requirement, r.detail));
         }
         out
+    }
+}
+
+/// A duration as people read it: `5m 0s`, `1h 2m 3s`, `42s`, `850 ms` (under a second).
+pub fn human_duration(ms: u64) -> String {
+    if ms < 1000 {
+        return format!("{ms} ms");
+    }
+    let secs = ms / 1000;
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m {s}s"),
+        _ => format!("{h}h {m}m {s}s"),
     }
 }
 
@@ -149,4 +163,26 @@ fn states(checks: Vec<(String, Check)>) -> Vec<RequirementState> {
             RequirementState { requirement, satisfied, detail }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_are_told_in_human_durations() {
+        let r = WaitResult {
+            outcome: Outcome::TimedOut,
+            waited_ms: 300_017,
+            requirements: vec![RequirementState {
+                requirement: "kube-proxy".into(),
+                satisfied: false,
+                detail: "no Service rules".into(),
+            }],
+        };
+        assert!(r.text().starts_with("timed out after 5m 0s; still missing:\n"), "{}", r.text());
+        assert_eq!(human_duration(850), "850 ms");
+        assert_eq!(human_duration(42_999), "42s");
+        assert_eq!(human_duration(3_723_000), "1h 2m 3s");
+    }
 }

@@ -128,7 +128,10 @@ fn validate(text: &str) -> (i32, String) {
 fn values_out_of_range_are_refused_with_their_line() {
     let (code, err) = validate("[daemon]\ndebounce_ms = 3600000\n");
     assert_eq!(code, 64, "{err}");
-    assert!(err.contains("daemon.debounce_ms = 3600000 is out of range") && err.contains("(line 2)"), "{err}");
+    assert!(
+        err.contains("daemon.debounce_ms = 3600000 is out of range") && err.contains("(line 2, column 1)"),
+        "{err}"
+    );
     let (code, err) = validate("[kube_proxy]\ntimeout_ms = 0\n");
     assert!(code == 64 && err.contains("kube_proxy.timeout_ms = 0") && err.contains("line 2"), "{err}");
     let (code, err) = validate("[certificates]\nwarning_days = 7\ncritical_days = 28\n");

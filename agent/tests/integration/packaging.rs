@@ -21,6 +21,34 @@ fn the_packaged_config_is_the_default_configuration() {
     );
 }
 
+/// docs/configuration.md, generated from the same source as `config defaults`.
+fn configuration_reference(defaults: &str) -> String {
+    format!(
+        "# Configuration reference\n\n<!-- Generated from `routewarden config defaults` by the test \
+         the_configuration_reference_is_generated_from_the_defaults; do not edit by hand. -->\n\n\
+         routewarden reads `/etc/routewarden/config.toml` (or `--config FILE`). Every key is optional; below is \
+         every key with its default. `routewarden config validate` reports every mistake of a \
+         file at once (file, line, column, and the nearest known key for a misspelt one); `routewarden config \
+         show` prints the configuration in force.\n\n```toml\n{defaults}```\n"
+    )
+}
+
+/// Rust-analyzer style: the test rewrites the file and fails if that changed it (commit the rewritten file).
+#[test]
+fn the_configuration_reference_is_generated_from_the_defaults() {
+    let out = Command::new(env!("CARGO_BIN_EXE_routewarden"))
+        .args(["--config", "/dev/null", "config", "defaults"])
+        .output()
+        .unwrap();
+    let want = configuration_reference(&String::from_utf8(out.stdout).unwrap());
+    let path = Path::new(ROOT).join("docs/configuration.md");
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    if have != want {
+        std::fs::write(&path, &want).unwrap();
+        panic!("docs/configuration.md was out of date and has been regenerated: commit it");
+    }
+}
+
 #[test]
 fn alerting_rules_pass_their_promtool_unit_tests() {
     if !crate::support::tool("promtool") {
