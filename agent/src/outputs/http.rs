@@ -59,7 +59,13 @@ pub fn refuse_unknown_hosts(router: Router) -> Router {
 }
 
 async fn check_host(req: Request, next: Next) -> Response {
-    match req.headers().get(header::HOST) {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let (first, second) = (hosts.next(), hosts.next());
+    if second.is_some() {
+        // Proxies and browsers may read either one: a second Host header could carry the rebinding name.
+        return (StatusCode::BAD_REQUEST, "refused: more than one Host header\n").into_response();
+    }
+    match first {
         Some(h) if !allowed_host(h.as_bytes()) => (
             StatusCode::FORBIDDEN,
             "refused: the Host header must be localhost or an IP address (DNS rebinding protection)\n",
@@ -671,6 +677,14 @@ mod tests {
         assert_eq!(call(&r, with_host("rebind.example:9977")).await.0, StatusCode::FORBIDDEN);
         assert_eq!(call(&r, with_host("localhost:9977")).await.0, StatusCode::OK);
         assert_eq!(call(&r, get("/healthz")).await.0, StatusCode::OK, "no Host at all (HTTP/1.0 clients)");
+        for pair in [["localhost:9977", "rebind.example:9977"], ["localhost", "127.0.0.1"]] {
+            let req = axum::http::Request::get("/healthz")
+                .header(header::HOST, pair[0])
+                .header(header::HOST, pair[1])
+                .body(Body::empty())
+                .unwrap();
+            assert_eq!(call(&r, req).await.0, StatusCode::BAD_REQUEST, "two Host headers {pair:?}");
+        }
 
         let m = metrics_router(Arc::clone(&shared), None);
         assert_eq!(call(&m, get("/healthz")).await.0, StatusCode::OK);

@@ -3,7 +3,6 @@
 //! rustls `ServerConfig` (whose certificate and key are re-read when their files change) and a basic-auth check.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
@@ -76,10 +75,8 @@ pub struct WebConfigFile {
 /// A web configuration that cannot be used, naming the file and what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum WebConfigError {
-    #[error("reading {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: larger than {MAX_FILE} bytes")]
-    TooLarge { path: PathBuf },
+    #[error("reading {path}: {what}")]
+    Read { path: PathBuf, what: String },
     #[error("{path}: {source}")]
     Yaml { path: PathBuf, source: Box<serde_saphyr::Error> },
     #[error("{path}: basic_auth_users.{user}: not a bcrypt hash ($2a$, $2b$ or $2y$): {source}")]
@@ -129,15 +126,12 @@ impl std::fmt::Debug for WebConfig {
     }
 }
 
+/// Reads a file the web configuration names like every other user-named file: a regular file only (opened
+/// non-blocking, so a FIFO put there is an error at once instead of a hang), at most [`MAX_FILE`] bytes.
 fn read_bounded(path: &Path) -> Result<Vec<u8>, WebConfigError> {
-    let read_err = |source| WebConfigError::Read { path: path.to_path_buf(), source };
-    let file = std::fs::File::open(path).map_err(read_err)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE + 1).read_to_end(&mut bytes).map_err(read_err)?;
-    if bytes.len() as u64 > MAX_FILE {
-        return Err(WebConfigError::TooLarge { path: path.to_path_buf() });
-    }
-    Ok(bytes)
+    crate::sys::host::read_regular(path, MAX_FILE)
+        .map(String::into_bytes)
+        .map_err(|what| WebConfigError::Read { path: path.to_path_buf(), what })
 }
 
 impl WebConfig {
@@ -556,6 +550,23 @@ mod tests {
             assert!(err.contains(want), "{yaml}: want {want:?} in {err}");
         }
         let big = write(dir.path(), "big.yml", &"#".repeat(2 << 20));
-        assert!(WebConfig::load(&big).unwrap_err().to_string().contains("larger than"));
+        assert!(WebConfig::load(&big).unwrap_err().to_string().contains("bytes allowed"));
+    }
+
+    #[test]
+    fn a_fifo_named_as_certificate_key_or_the_file_itself_is_an_error_at_once() {
+        let dir = pki();
+        let fifo = dir.path().join("fifo.pem");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let start = std::time::Instant::now();
+        let err = WebConfig::load(&fifo).unwrap_err().to_string();
+        assert!(err.contains("fifo.pem") && err.contains("not a regular file"), "{err}");
+        for (cert, key) in [("fifo.pem", "tls.key"), ("tls.crt", "fifo.pem")] {
+            let err = load(dir.path(), &format!("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("fifo.pem") && err.contains("not a regular file"), "{err}");
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(5), "no hang on a FIFO");
     }
 }
