@@ -25,6 +25,8 @@ pub struct Settings {
     pub path: Option<PathBuf>,
     /// `[metrics]`: the network listener's address and its web configuration, loaded (`None`: no listener).
     pub metrics: Option<MetricsListener>,
+    /// `daemon.listen`, parsed.
+    pub listen: std::net::SocketAddr,
 }
 
 /// The network metrics listener, validated.
@@ -53,8 +55,19 @@ pub enum SettingsError {
     InlineRule { path: PathBuf, index: usize, source: Box<toml::de::Error> },
     #[error("{path}: gate.requirements: {source}")]
     Requirement { path: PathBuf, source: RequirementError },
-    #[error("{path}: daemon.listen {value:?} is not an address such as 127.0.0.1:9977")]
+    #[error("{path}: daemon.listen {value:?} is not an address such as 127.0.0.1:9977 or localhost:9977")]
     Listen { path: PathBuf, value: String },
+    #[error(
+        "{path}: daemon.listen {value} is not loopback: that listener serves /status, /findings and /metrics over \
+         plain HTTP without authentication to anyone who can reach it; use [metrics] listen (TLS and basic auth) \
+         for remote scrapes, or set daemon.allow_remote = true to serve it anyway"
+    )]
+    Remote { path: PathBuf, value: String },
+    #[error(
+        "{path}: daemon.listen {daemon} and metrics.listen {metrics} would take the same port: give metrics.listen \
+         another port (without one it takes {METRICS_DEFAULT_PORT})"
+    )]
+    SameAddress { path: PathBuf, daemon: String, metrics: String },
     #[error("{path}: {key} = {value} is out of range ({range})")]
     Range { path: PathBuf, key: &'static str, value: u64, range: &'static str },
     #[error(
@@ -66,7 +79,7 @@ pub enum SettingsError {
     Read { path: PathBuf, what: String },
     #[error("{inner} (line {line})")]
     At { line: usize, inner: Box<SettingsError> },
-    #[error("{path}: metrics.listen {value:?} is not an address such as 10.0.0.5:9977")]
+    #[error("{path}: metrics.listen {value:?} is not an address such as 10.0.0.5:9978 or 0.0.0.0")]
     MetricsListen { path: PathBuf, value: String },
     #[error("{path}: metrics.listen {value} is not loopback: set metrics.web_config to a web configuration with tls_server_config (or allow_plaintext = true to serve it without TLS)")]
     Plaintext { path: PathBuf, value: String },
@@ -105,6 +118,57 @@ fn kubernetes(k: &crate::config::Kubernetes, path: &Path) -> Result<(), Settings
     Ok(())
 }
 
+/// The metrics listener's port when `metrics.listen` names none: its own, so that `0.0.0.0` never collides with
+/// `daemon.listen`'s 127.0.0.1:9977.
+pub const METRICS_DEFAULT_PORT: u16 = 9978;
+
+/// `daemon.listen` (or `serve --listen`): an address, or `localhost:PORT` (taken as 127.0.0.1, never resolved).
+pub fn parse_daemon_listen(value: &str) -> Option<std::net::SocketAddr> {
+    if let Some(port) = value.strip_prefix("localhost:").or_else(|| value.strip_prefix("LOCALHOST:")) {
+        return port.parse::<u16>().ok().map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p)));
+    }
+    value.parse().ok()
+}
+
+/// `metrics.listen`: an address, or an IP address alone (then [`METRICS_DEFAULT_PORT`]).
+fn parse_metrics_listen(value: &str) -> Option<std::net::SocketAddr> {
+    if let Ok(a) = value.parse() {
+        return Some(a);
+    }
+    let ip = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')).unwrap_or(value);
+    ip.parse::<std::net::IpAddr>().ok().map(|ip| std::net::SocketAddr::new(ip, METRICS_DEFAULT_PORT))
+}
+
+/// Whether two listeners would fight over one port: same port, and the same address or either unspecified in a
+/// family that reaches the other (Linux refuses such a second bind).
+fn overlap(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
+    let reaches = |x: std::net::IpAddr, y: std::net::IpAddr| x.is_unspecified() && (x.is_ipv6() || y.is_ipv4());
+    a.port() == b.port() && (a.ip() == b.ip() || reaches(a.ip(), b.ip()) || reaches(b.ip(), a.ip()))
+}
+
+/// The listener checks: `daemon.listen` parses, is loopback unless `daemon.allow_remote`, and is not the metrics
+/// listener's address.
+fn daemon_listener(
+    config: &Config,
+    path: &Path,
+    metrics: Option<&MetricsListener>,
+) -> Result<std::net::SocketAddr, SettingsError> {
+    let d = &config.daemon;
+    let listen = parse_daemon_listen(&d.listen)
+        .ok_or_else(|| SettingsError::Listen { path: path.into(), value: d.listen.clone() })?;
+    if !listen.ip().is_loopback() && !d.allow_remote {
+        return Err(SettingsError::Remote { path: path.into(), value: d.listen.clone() });
+    }
+    if let Some(m) = metrics.filter(|m| overlap(m.listen, listen)) {
+        return Err(SettingsError::SameAddress {
+            path: path.into(),
+            daemon: d.listen.clone(),
+            metrics: m.listen.to_string(),
+        });
+    }
+    Ok(listen)
+}
+
 /// `[metrics]`: no listener when `listen` is empty; a non-loopback address needs TLS unless `allow_plaintext`.
 fn metrics_listener(config: &Config, path: &Path) -> Result<Option<MetricsListener>, SettingsError> {
     let m = &config.metrics;
@@ -112,8 +176,8 @@ fn metrics_listener(config: &Config, path: &Path) -> Result<Option<MetricsListen
         return Ok(None);
     }
     let p = || path.to_path_buf();
-    let listen: std::net::SocketAddr =
-        m.listen.parse().map_err(|_| SettingsError::MetricsListen { path: p(), value: m.listen.clone() })?;
+    let listen = parse_metrics_listen(&m.listen)
+        .ok_or_else(|| SettingsError::MetricsListen { path: p(), value: m.listen.clone() })?;
     let web = match &m.web_config {
         Some(w) => Some(WebConfig::load(w).map_err(|source| SettingsError::WebConfig { path: p(), source })?),
         None => None,
@@ -198,13 +262,11 @@ impl Settings {
                 return Err(SettingsError::Cidr { path: p(), value: cidr.clone() });
             }
         }
-        if d.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(SettingsError::Listen { path: p(), value: d.listen.clone() });
-        }
         let metrics = metrics_listener(&config, path)?;
+        let listen = daemon_listener(&config, path, metrics.as_ref())?;
         kubernetes(&config.kubernetes, path)?;
         let journal_rules = journal_rules(&config, path)?.map_err(|e| crate::model::error_chain(&e));
-        Ok(Settings { config, gate, journal_rules, path: origin, metrics })
+        Ok(Settings { config, gate, journal_rules, path: origin, metrics, listen })
     }
 
     /// The directory for state: `$STATE_DIRECTORY` when systemd set it, else `daemon.state_dir`.
@@ -418,6 +480,40 @@ mod tests {
     }
 
     #[test]
+    fn the_two_listeners_never_share_a_port_and_daemon_listen_stays_local_unless_told() {
+        let parse = |t: &str| Settings::parse(t, Path::new("c.toml"));
+        // Issue 24: this collided with the default daemon.listen and `serve` exited 3.
+        let err = parse("[metrics]\nlisten = \"0.0.0.0:9977\"\nallow_plaintext = true\n").unwrap_err().to_string();
+        assert!(err.contains("daemon.listen") && err.contains("metrics.listen") && err.contains("9977"), "{err}");
+        let err = parse("[daemon]\nlisten = \"127.0.0.1:9000\"\n[metrics]\nlisten = \"127.0.0.1:9000\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("same port"), "{err}");
+        let err =
+            parse("[daemon]\nlisten = \"[::1]:9000\"\n[metrics]\nlisten = \"[::]:9000\"\nallow_plaintext = true\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("same port"), "{err}");
+        // Without a port the metrics listener takes its own.
+        let s = parse("[metrics]\nlisten = \"0.0.0.0\"\nallow_plaintext = true\n").unwrap();
+        assert_eq!(s.metrics.unwrap().listen, "0.0.0.0:9978".parse().unwrap());
+        assert_eq!(s.listen, "127.0.0.1:9977".parse().unwrap());
+        let v6 = parse("[metrics]\nlisten = \"[::1]\"\n").unwrap().metrics.unwrap();
+        assert_eq!(v6.listen, "[::1]:9978".parse().unwrap());
+        assert!(parse("[daemon]\nlisten = \"127.0.0.1:9000\"\n[metrics]\nlisten = \"127.0.0.2:9000\"\n").is_ok());
+
+        // daemon.listen: non-loopback refused with the reason, unless allow_remote; localhost:PORT accepted.
+        let err = parse("[daemon]\nlisten = \"0.0.0.0:9977\"\n").unwrap_err().to_string();
+        assert!(err.contains("not loopback") && err.contains("without authentication"), "{err}");
+        assert!(err.contains("daemon.allow_remote"), "{err}");
+        let s = parse("[daemon]\nlisten = \"0.0.0.0:9977\"\nallow_remote = true\n").unwrap();
+        assert_eq!(s.listen, "0.0.0.0:9977".parse().unwrap());
+        assert_eq!(parse("[daemon]\nlisten = \"localhost:9000\"\n").unwrap().listen, "127.0.0.1:9000".parse().unwrap());
+        assert!(matches!(parse("[daemon]\nlisten = \"localhost\"\n"), Err(SettingsError::Listen { .. })));
+        assert!(matches!(parse("[daemon]\nlisten = \"evil.example:9977\"\n"), Err(SettingsError::Listen { .. })));
+    }
+
+    #[test]
     fn a_network_metrics_listener_needs_tls_unless_plaintext_is_allowed() {
         let parse = |t: &str| Settings::parse(t, Path::new("c.toml"));
         assert!(parse("").unwrap().metrics.is_none(), "no network listener by default");
@@ -428,8 +524,8 @@ mod tests {
         std::fs::write(&users_only, format!("basic_auth_users:\n  p: {}\n", bcrypt::hash("x", 4).unwrap())).unwrap();
         let t = format!("[metrics]\nlisten = \"10.0.0.5:9977\"\nweb_config = \"{}\"\n", users_only.display());
         assert!(parse(&t).unwrap_err().to_string().contains("not loopback"), "basic auth without TLS is plaintext");
-        let m = parse("[metrics]\nlisten = \"0.0.0.0:9977\"\nallow_plaintext = true\n").unwrap().metrics.unwrap();
-        assert_eq!(m.listen.port(), 9977);
+        let m = parse("[metrics]\nlisten = \"0.0.0.0:9979\"\nallow_plaintext = true\n").unwrap().metrics.unwrap();
+        assert_eq!(m.listen.port(), 9979);
         assert!(parse("[metrics]\nlisten = \"127.0.0.1:9978\"\n").unwrap().metrics.unwrap().web.is_none());
         assert!(parse("[metrics]\nlisten = \"nonsense\"\n").unwrap_err().to_string().contains("metrics.listen"));
         let missing = "[metrics]\nlisten = \"127.0.0.1:9978\"\nweb_config = \"/nonexistent/web.yml\"\n";
