@@ -171,6 +171,9 @@ pub struct Daemon {
     /// Cilium 9962-9964/9879/9890/4240, node_exporter 9100, node-problem-detector 20256) uses 9977.
     /// Default "127.0.0.1:9977".
     pub listen: String,
+    /// Serve `listen` on a non-loopback address. It is plain HTTP without authentication (`/status` names the
+    /// node's proxies and findings): use `[metrics]` for remote scrapes. Default false.
+    pub allow_remote: bool,
     /// Also serve on this unix socket (mode 0660) when set. Default: none.
     pub unix_socket: Option<PathBuf>,
     /// Seconds between full re-collections, for what has no change events (iptables-legacy, BPF, processes).
@@ -192,6 +195,7 @@ impl Default for Daemon {
     fn default() -> Self {
         Daemon {
             listen: "127.0.0.1:9977".into(),
+            allow_remote: false,
             unix_socket: None,
             resync_secs: 30,
             debounce_ms: 300,
@@ -206,7 +210,8 @@ impl Default for Daemon {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsListener {
-    /// Address such as "10.0.0.5:9977" or "0.0.0.0:9977". Empty: no network listener. Default "".
+    /// Address such as "10.0.0.5:9978" or "0.0.0.0:9978"; without a port, 9978 (never daemon.listen's 9977).
+    /// Empty: no network listener. Default "".
     pub listen: String,
     /// A Prometheus exporter-toolkit web configuration file (`tls_server_config`, bcrypt `basic_auth_users`),
     /// e.g. "/etc/routewarden/web.yml". Required for a non-loopback `listen` unless `allow_plaintext`.

@@ -81,9 +81,12 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             Ok(u8::try_from(report.exit_code()).unwrap_or(3))
         }
         Command::Serve { listen } => {
-            if let Some(l) = listen.as_deref().filter(|l| l.parse::<std::net::SocketAddr>().is_err()) {
-                return Err(UsageError(format!("--listen {l:?} is not an address such as 127.0.0.1:9977")).into());
-            }
+            let listen = match listen.as_deref() {
+                None => None,
+                Some(l) => Some(routewarden::settings::parse_daemon_listen(l).ok_or_else(|| {
+                    UsageError(format!("--listen {l:?} is not an address such as 127.0.0.1:9977 or localhost:9977"))
+                })?),
+            };
             let level = match std::env::var("ROUTEWARDEN_LOG").as_deref() {
                 Ok("debug") => log::LevelFilter::Debug,
                 Ok("trace") => log::LevelFilter::Trace,

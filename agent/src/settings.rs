@@ -25,6 +25,8 @@ pub struct Settings {
     pub path: Option<PathBuf>,
     /// `[metrics]`: the network listener's address and its web configuration, loaded (`None`: no listener).
     pub metrics: Option<MetricsListener>,
+    /// `daemon.listen`, parsed.
+    pub listen: std::net::SocketAddr,
 }
 
 /// The network metrics listener, validated.
@@ -53,8 +55,19 @@ pub enum SettingsError {
     InlineRule { path: PathBuf, index: usize, source: Box<toml::de::Error> },
     #[error("{path}: gate.requirements: {source}")]
     Requirement { path: PathBuf, source: RequirementError },
-    #[error("{path}: daemon.listen {value:?} is not an address such as 127.0.0.1:9977")]
+    #[error("{path}: daemon.listen {value:?} is not an address such as 127.0.0.1:9977 or localhost:9977")]
     Listen { path: PathBuf, value: String },
+    #[error(
+        "{path}: daemon.listen {value} is not loopback: that listener serves /status, /findings and /metrics over \
+         plain HTTP without authentication to anyone who can reach it; use [metrics] listen (TLS and basic auth) \
+         for remote scrapes, or set daemon.allow_remote = true to serve it anyway"
+    )]
+    Remote { path: PathBuf, value: String },
+    #[error(
+        "{path}: daemon.listen {daemon} and metrics.listen {metrics} would take the same port: give metrics.listen \
+         another port (without one it takes {METRICS_DEFAULT_PORT})"
+    )]
+    SameAddress { path: PathBuf, daemon: String, metrics: String },
     #[error("{path}: {key} = {value} is out of range ({range})")]
     Range { path: PathBuf, key: &'static str, value: u64, range: &'static str },
     #[error(
@@ -70,7 +83,7 @@ pub enum SettingsError {
     UnknownKey { path: PathBuf, line: usize, column: usize, key: String, hint: Hint },
     #[error("{} mistakes:\n  {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
     Many(Vec<SettingsError>),
-    #[error("{path}: metrics.listen {value:?} is not an address such as 10.0.0.5:9977")]
+    #[error("{path}: metrics.listen {value:?} is not an address such as 10.0.0.5:9978 or 0.0.0.0")]
     MetricsListen { path: PathBuf, value: String },
     #[error("{path}: metrics.listen {value} is not loopback: set metrics.web_config to a web configuration with tls_server_config (or allow_plaintext = true to serve it without TLS)")]
     Plaintext { path: PathBuf, value: String },
@@ -142,6 +155,57 @@ fn is_taint_key(key: &str) -> bool {
     name_ok && prefix_ok
 }
 
+/// The metrics listener's port when `metrics.listen` names none: its own, so that `0.0.0.0` never collides with
+/// `daemon.listen`'s 127.0.0.1:9977.
+pub const METRICS_DEFAULT_PORT: u16 = 9978;
+
+/// `daemon.listen` (or `serve --listen`): an address, or `localhost:PORT` (taken as 127.0.0.1, never resolved).
+pub fn parse_daemon_listen(value: &str) -> Option<std::net::SocketAddr> {
+    if let Some(port) = value.strip_prefix("localhost:").or_else(|| value.strip_prefix("LOCALHOST:")) {
+        return port.parse::<u16>().ok().map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p)));
+    }
+    value.parse().ok()
+}
+
+/// `metrics.listen`: an address, or an IP address alone (then [`METRICS_DEFAULT_PORT`]).
+fn parse_metrics_listen(value: &str) -> Option<std::net::SocketAddr> {
+    if let Ok(a) = value.parse() {
+        return Some(a);
+    }
+    let ip = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')).unwrap_or(value);
+    ip.parse::<std::net::IpAddr>().ok().map(|ip| std::net::SocketAddr::new(ip, METRICS_DEFAULT_PORT))
+}
+
+/// Whether two listeners would fight over one port: same port, and the same address or either unspecified in a
+/// family that reaches the other (Linux refuses such a second bind).
+fn overlap(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
+    let reaches = |x: std::net::IpAddr, y: std::net::IpAddr| x.is_unspecified() && (x.is_ipv6() || y.is_ipv4());
+    a.port() == b.port() && (a.ip() == b.ip() || reaches(a.ip(), b.ip()) || reaches(b.ip(), a.ip()))
+}
+
+/// The listener checks: `daemon.listen` parses, is loopback unless `daemon.allow_remote`, and is not the metrics
+/// listener's address.
+fn daemon_listener(
+    config: &Config,
+    path: &Path,
+    metrics: Option<&MetricsListener>,
+) -> Result<std::net::SocketAddr, SettingsError> {
+    let d = &config.daemon;
+    let listen = parse_daemon_listen(&d.listen)
+        .ok_or_else(|| SettingsError::Listen { path: path.into(), value: d.listen.clone() })?;
+    if !listen.ip().is_loopback() && !d.allow_remote {
+        return Err(SettingsError::Remote { path: path.into(), value: d.listen.clone() });
+    }
+    if let Some(m) = metrics.filter(|m| overlap(m.listen, listen)) {
+        return Err(SettingsError::SameAddress {
+            path: path.into(),
+            daemon: d.listen.clone(),
+            metrics: m.listen.to_string(),
+        });
+    }
+    Ok(listen)
+}
+
 /// `[metrics]`: no listener when `listen` is empty; a non-loopback address needs TLS unless `allow_plaintext`.
 fn metrics_listener(config: &Config, path: &Path) -> Result<Option<MetricsListener>, SettingsError> {
     let m = &config.metrics;
@@ -149,8 +213,8 @@ fn metrics_listener(config: &Config, path: &Path) -> Result<Option<MetricsListen
         return Ok(None);
     }
     let p = || path.to_path_buf();
-    let listen: std::net::SocketAddr =
-        m.listen.parse().map_err(|_| SettingsError::MetricsListen { path: p(), value: m.listen.clone() })?;
+    let listen = parse_metrics_listen(&m.listen)
+        .ok_or_else(|| SettingsError::MetricsListen { path: p(), value: m.listen.clone() })?;
     let web = match &m.web_config {
         Some(w) => Some(WebConfig::load(w).map_err(|source| SettingsError::WebConfig { path: p(), source })?),
         None => None,
@@ -260,13 +324,11 @@ impl Settings {
                 errors.push(SettingsError::Cidr { path: p(), value: cidr.clone() });
             }
         }
-        if d.listen.parse::<std::net::SocketAddr>().is_err() {
-            errors.push(SettingsError::Listen { path: p(), value: d.listen.clone() });
-        }
         let metrics = metrics_listener(&config, path).unwrap_or_else(|e| {
             errors.push(e);
             None
         });
+        let listen = daemon_listener(&config, path, metrics.as_ref()).map_err(|e| errors.push(e)).ok();
         if let Err(e) = kubernetes(&config.kubernetes, path) {
             errors.push(e);
         }
@@ -277,10 +339,10 @@ impl Settings {
                 Err(String::new())
             }
         };
-        if !errors.is_empty() {
+        let Some(listen) = listen.filter(|_| errors.is_empty()) else {
             return Err(many(errors));
-        }
-        Ok(Settings { config, gate, journal_rules, path: origin, metrics })
+        };
+        Ok(Settings { config, gate, journal_rules, path: origin, metrics, listen })
     }
 
     /// The directory for state: `$STATE_DIRECTORY` when systemd set it, else `daemon.state_dir`.
@@ -424,7 +486,8 @@ fn error_key(e: &SettingsError) -> Option<String> {
         SettingsError::UnknownSource { .. } => "disabled_sources".into(),
         SettingsError::Cidr { .. } => "service_cidrs".into(),
         SettingsError::Requirement { .. } => "gate.requirements".into(),
-        SettingsError::Listen { .. } => "daemon.listen".into(),
+        SettingsError::Listen { .. } | SettingsError::Remote { .. } => "daemon.listen".into(),
+        SettingsError::SameAddress { .. } => "metrics.listen".into(),
         SettingsError::MetricsListen { .. } | SettingsError::Plaintext { .. } => "metrics.listen".into(),
         SettingsError::WebConfig { .. } => "metrics.web_config".into(),
         SettingsError::InlineRule { .. } | SettingsError::Rules { .. } => "journal.rules".into(),
@@ -693,11 +756,15 @@ mod tests {
         assert!(err.contains("command_timeout_secs must be at least 1 (line 1, column 1)"), "{err}");
         assert!(err.contains("\"10.0.0.0/99\" is not a CIDR such as 10.96.0.0/12 (line 2, column 1)"), "{err}");
         assert!(
-            err.contains("daemon.listen \"nonsense\" is not an address such as 127.0.0.1:9977 (line 4, column 1)"),
+            err.contains(
+                "daemon.listen \"nonsense\" is not an address such as 127.0.0.1:9977 or localhost:9977 (line 4, column 1)"
+            ),
             "{err}"
         );
         assert!(
-            err.contains("metrics.listen \"also nonsense\" is not an address such as 10.0.0.5:9977 (line 6, column 1)"),
+            err.contains(
+                "metrics.listen \"also nonsense\" is not an address such as 10.0.0.5:9978 or 0.0.0.0 (line 6, column 1)"
+            ),
             "{err}"
         );
     }
@@ -794,6 +861,42 @@ mod tests {
     }
 
     #[test]
+    fn the_two_listeners_never_share_a_port_and_daemon_listen_stays_local_unless_told() {
+        let parse = |t: &str| Settings::parse(t, Path::new("c.toml"));
+        // Issue 24: this collided with the default daemon.listen and `serve` exited 3.
+        let err = parse("[metrics]\nlisten = \"0.0.0.0:9977\"\nallow_plaintext = true\n").unwrap_err().to_string();
+        assert!(err.contains("daemon.listen") && err.contains("metrics.listen") && err.contains("9977"), "{err}");
+        let err = parse("[daemon]\nlisten = \"127.0.0.1:9000\"\n[metrics]\nlisten = \"127.0.0.1:9000\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("same port"), "{err}");
+        let err =
+            parse("[daemon]\nlisten = \"[::1]:9000\"\n[metrics]\nlisten = \"[::]:9000\"\nallow_plaintext = true\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("same port"), "{err}");
+        // Without a port the metrics listener takes its own.
+        let s = parse("[metrics]\nlisten = \"0.0.0.0\"\nallow_plaintext = true\n").unwrap();
+        assert_eq!(s.metrics.unwrap().listen, "0.0.0.0:9978".parse().unwrap());
+        assert_eq!(s.listen, "127.0.0.1:9977".parse().unwrap());
+        let v6 = parse("[metrics]\nlisten = \"[::1]\"\n").unwrap().metrics.unwrap();
+        assert_eq!(v6.listen, "[::1]:9978".parse().unwrap());
+        assert!(parse("[daemon]\nlisten = \"127.0.0.1:9000\"\n[metrics]\nlisten = \"127.0.0.2:9000\"\n").is_ok());
+
+        // daemon.listen: non-loopback refused with the reason, unless allow_remote; localhost:PORT accepted.
+        let err = parse("[daemon]\nlisten = \"0.0.0.0:9977\"\n").unwrap_err().to_string();
+        assert!(err.contains("not loopback") && err.contains("without authentication"), "{err}");
+        assert!(err.contains("daemon.allow_remote"), "{err}");
+        let s = parse("[daemon]\nlisten = \"0.0.0.0:9977\"\nallow_remote = true\n").unwrap();
+        assert_eq!(s.listen, "0.0.0.0:9977".parse().unwrap());
+        assert_eq!(parse("[daemon]\nlisten = \"localhost:9000\"\n").unwrap().listen, "127.0.0.1:9000".parse().unwrap());
+        for bad in ["localhost", "evil.example:9977"] {
+            let e = parse(&format!("[daemon]\nlisten = \"{bad}\"\n")).unwrap_err();
+            assert!(matches!(e.inner(), SettingsError::Listen { .. }), "{e}");
+        }
+    }
+
+    #[test]
     fn a_network_metrics_listener_needs_tls_unless_plaintext_is_allowed() {
         let parse = |t: &str| Settings::parse(t, Path::new("c.toml"));
         assert!(parse("").unwrap().metrics.is_none(), "no network listener by default");
@@ -804,8 +907,8 @@ mod tests {
         std::fs::write(&users_only, format!("basic_auth_users:\n  p: {}\n", bcrypt::hash("x", 4).unwrap())).unwrap();
         let t = format!("[metrics]\nlisten = \"10.0.0.5:9977\"\nweb_config = \"{}\"\n", users_only.display());
         assert!(parse(&t).unwrap_err().to_string().contains("not loopback"), "basic auth without TLS is plaintext");
-        let m = parse("[metrics]\nlisten = \"0.0.0.0:9977\"\nallow_plaintext = true\n").unwrap().metrics.unwrap();
-        assert_eq!(m.listen.port(), 9977);
+        let m = parse("[metrics]\nlisten = \"0.0.0.0:9979\"\nallow_plaintext = true\n").unwrap().metrics.unwrap();
+        assert_eq!(m.listen.port(), 9979);
         assert!(parse("[metrics]\nlisten = \"127.0.0.1:9978\"\n").unwrap().metrics.unwrap().web.is_none());
         assert!(parse("[metrics]\nlisten = \"nonsense\"\n").unwrap_err().to_string().contains("metrics.listen"));
         let missing = "[metrics]\nlisten = \"127.0.0.1:9978\"\nweb_config = \"/nonexistent/web.yml\"\n";

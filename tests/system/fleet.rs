@@ -157,7 +157,7 @@ fn prometheus_config(dir: &Path) -> String {
         "scrape-static.yml",
         &[
             ("job_name: routewarden", "job_name: routewarden-static".to_string()),
-            ("- 10.0.0.5:9977\n          - 10.0.0.6:9977", format!("- {NODE_IP}:9977")),
+            ("- 10.0.0.5:9978\n          - 10.0.0.6:9978", format!("- {NODE_IP}:9978")),
         ],
     );
     format!("global:\n  scrape_interval: 1s\nscrape_configs:\n{kubernetes}{static_}")
@@ -188,12 +188,12 @@ fn prometheus_scrapes_the_network_listener_over_tls_with_basic_auth_and_the_dash
     )
     .unwrap();
     let d = w.serve(&format!(
-        "[metrics]\nlisten = \"{NODE_IP}:9977\"\nweb_config = \"{}\"\n",
+        "[metrics]\nlisten = \"{NODE_IP}:9978\"\nweb_config = \"{}\"\n",
         dir.join("web.yml").display()
     ));
     d.wait_notify("READY=1");
 
-    let url = |path: &str| format!("https://{NODE_IP}:9977{path}");
+    let url = |path: &str| format!("https://{NODE_IP}:9978{path}");
     let ca = format!("--cacert {}", dir.join("fleet-ca.pem").display());
     let client =
         format!("--cert {} --key {}", dir.join("prometheus.crt").display(), dir.join("prometheus.key").display());
@@ -210,7 +210,7 @@ fn prometheus_scrapes_the_network_listener_over_tls_with_basic_auth_and_the_dash
     }
     assert_eq!(curl(&w, &format!("{ca} {creds} {}", url("/metrics"))), 0, "no client certificate: handshake refused");
     assert_eq!(curl(&w, &format!("{ca} {intruder} {creds} {}", url("/metrics"))), 0, "a certificate of another CA");
-    assert_eq!(curl(&w, &format!("{creds} http://{NODE_IP}:9977/metrics")), 0, "plain HTTP on the TLS port");
+    assert_eq!(curl(&w, &format!("{creds} http://{NODE_IP}:9978/metrics")), 0, "plain HTTP on the TLS port");
     // The loopback listener still serves everything, but not to a rebound DNS name.
     assert_eq!(curl(&w, "http://127.0.0.1:9977/status"), 200);
     assert_eq!(curl(&w, "-H 'Host: rebind.example:9977' http://127.0.0.1:9977/status"), 403);
@@ -256,7 +256,7 @@ fn prometheus_scrapes_the_network_listener_over_tls_with_basic_auth_and_the_dash
     assert_eq!(up["data"]["result"][0]["value"][1], "1", "up: {up}\n{log}");
     assert_eq!(services["data"]["result"][0]["value"][1], "2", "{services}");
     assert_eq!(up["data"]["result"][0]["metric"]["node"], "world-node", "{up}");
-    assert_eq!(up["data"]["result"][0]["metric"]["instance"], format!("{NODE_IP}:9977"), "{up}");
+    assert_eq!(up["data"]["result"][0]["metric"]["instance"], format!("{NODE_IP}:9978"), "{up}");
     assert_eq!(up_static["data"]["result"][0]["value"][1], "1", "static example: {up_static}\n{log}");
     assert_eq!(up_static["data"]["result"][0]["metric"]["node"], NODE_IP, "{up_static}");
     assert!(queries.len() >= 10, "the dashboard has {} queries: {queries:?}", queries.len());

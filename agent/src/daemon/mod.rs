@@ -39,7 +39,7 @@ pub struct Options {
     /// The configuration file to re-read on SIGHUP (`None`: the default path, if it exists).
     pub config_path: Option<PathBuf>,
     /// Overrides `daemon.listen`.
-    pub listen: Option<String>,
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// A kernel object class that announces its changes over netlink.
@@ -79,8 +79,9 @@ pub enum Event {
 pub enum ServeError {
     #[error("starting the async runtime: {0}")]
     Runtime(std::io::Error),
-    #[error("binding the HTTP listener {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    /// `why` is the OS error and, when the port is taken, who holds it: said once (no `source` chain repeating it).
+    #[error("binding the HTTP listener {addr}: {why}")]
+    Listen { addr: String, why: String },
     #[error("binding unix socket {path}: {source}")]
     Unix { path: PathBuf, source: std::io::Error },
     #[error("unix socket {path}: the path exists and is not a socket; refusing to replace it")]
@@ -99,6 +100,52 @@ pub fn run(opts: Options, settings: Settings) -> Result<(), ServeError> {
     // A collection still running (a hanging tool) must not hold up the exit: its own timeouts end it.
     rt.shutdown_timeout(Duration::from_millis(500));
     result
+}
+
+/// How long naming the holder of a taken port may take (a walk of `/proc/*/fd`).
+const HOLDER_DEADLINE: Duration = Duration::from_secs(2);
+
+/// A failed bind, said once; when the port is taken, with the processes (pid, name, user) whose sockets hold it,
+/// from procfs.
+fn bind_error(addr: std::net::SocketAddr, e: std::io::Error) -> ServeError {
+    let mut why = e.to_string();
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        why.push_str(&holders_of(Path::new("/proc"), addr));
+    }
+    ServeError::Listen { addr: addr.to_string(), why }
+}
+
+/// "; held by pid 12 (nc) of uid 1000 (alice)" for each listening socket a bind to `addr` collides with.
+fn holders_of(proc_dir: &Path, addr: std::net::SocketAddr) -> String {
+    use crate::sources::sockets;
+    let taken: Vec<sockets::Listener> = sockets::listeners(proc_dir)
+        .filter(|l| l.accepts(addr) || (addr.ip().is_unspecified() && l.port == addr.port()))
+        .take(16)
+        .collect();
+    if taken.is_empty() {
+        return String::new();
+    }
+    let inodes: Vec<u64> = taken.iter().map(|l| l.inode).collect();
+    let held = sockets::holders(proc_dir, &inodes, std::time::Instant::now() + HOLDER_DEADLINE, 16);
+    let mut out = Vec::new();
+    for l in &taken {
+        let user = user_name(l.uid).map(|n| format!(" ({n})")).unwrap_or_default();
+        let procs: Vec<String> =
+            held.iter().filter(|h| h.inode == l.inode).map(|h| format!("pid {} ({})", h.pid, h.comm)).collect();
+        let who = if procs.is_empty() { "a process".to_string() } else { procs.join(", ") };
+        out.push(format!("{who} of uid {}{user} listening on {}:{}", l.uid, l.addr, l.port));
+    }
+    format!("; held by {}", out.join("; "))
+}
+
+/// The name of `uid` in /etc/passwd (read bounded), if any.
+fn user_name(uid: u32) -> Option<String> {
+    let text = crate::sys::host::read_regular(Path::new("/etc/passwd"), 4 << 20).ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid.to_string()).then(|| name.to_string())
+    })
 }
 
 /// Binds the unix socket listener: a stale socket left by an earlier run is replaced, any other file is refused
@@ -192,10 +239,9 @@ struct Inbox {
 }
 
 async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> {
-    let listen = opts.listen.clone().unwrap_or_else(|| settings.config.daemon.listen.clone());
-    let bind_err = |source| ServeError::Listen { addr: listen.clone(), source };
-    let listener = tokio::net::TcpListener::bind(&listen).await.map_err(bind_err)?;
-    let local = listener.local_addr().map_err(bind_err)?;
+    let listen = opts.listen.unwrap_or(settings.listen);
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| bind_error(listen, e))?;
+    let local = listener.local_addr().map_err(|e| bind_error(listen, e))?;
     let shared = Shared::new(stall_after(&settings));
     let router = http::router(Arc::clone(&shared));
     let limits = Limits {
@@ -207,10 +253,8 @@ async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> 
     let mut servers = vec![tokio::spawn(http::serve(listener, loopback, limits, stop_rx.clone()))];
     log::info!("serving http://{local}/status and /metrics");
     if let Some(m) = &settings.metrics {
-        let addr = m.listen.to_string();
-        let bind_err = |source| ServeError::Listen { addr: addr.clone(), source };
-        let tcp = tokio::net::TcpListener::bind(m.listen).await.map_err(bind_err)?;
-        let local = tcp.local_addr().map_err(bind_err)?;
+        let tcp = tokio::net::TcpListener::bind(m.listen).await.map_err(|e| bind_error(m.listen, e))?;
+        let local = tcp.local_addr().map_err(|e| bind_error(m.listen, e))?;
         let auth = m.web.as_ref().and_then(|w| w.auth.clone());
         let users = if auth.is_some() { "basic auth" } else { "no basic auth" };
         let metrics = http::metrics_router(Arc::clone(&shared), auth);
@@ -760,4 +804,33 @@ fn summary(r: &Report, reload_error: Option<&str>) -> String {
     }
     // STATUS= is one line: a multi-line error (TOML's) is folded.
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_port_is_reported_once_with_the_process_and_user_holding_it() {
+        let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = squatter.local_addr().unwrap();
+        let e = std::net::TcpListener::bind(addr).unwrap_err();
+        let text = crate::model::error_chain(&bind_error(addr, e));
+        let me = format!("pid {} (", std::process::id());
+        let uid = format!("uid {}", own_uid());
+        assert!(text.contains(&me) && text.contains(&uid) && text.contains(&addr.to_string()), "{text}");
+        assert_eq!(text.matches("in use").count(), 1, "the OS error is said once: {text}");
+        // Any address on that port collides with the wildcard one.
+        let wild = std::net::SocketAddr::from(([0, 0, 0, 0], addr.port()));
+        assert!(holders_of(Path::new("/proc"), wild).contains(&me));
+        drop(squatter);
+        assert_eq!(holders_of(Path::new("/proc"), addr), "", "nobody holds it any more");
+    }
+
+    /// The test's own uid, from procfs (no libc call in a test).
+    fn own_uid() -> String {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().to_string()
+    }
 }

@@ -59,7 +59,13 @@ pub fn refuse_unknown_hosts(router: Router) -> Router {
 }
 
 async fn check_host(req: Request, next: Next) -> Response {
-    match req.headers().get(header::HOST) {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let (first, second) = (hosts.next(), hosts.next());
+    if second.is_some() {
+        // Proxies and browsers may read either one: a second Host header could carry the rebinding name.
+        return (StatusCode::BAD_REQUEST, "refused: more than one Host header\n").into_response();
+    }
+    match first {
         Some(h) if !allowed_host(h.as_bytes()) => (
             StatusCode::FORBIDDEN,
             "refused: the Host header must be localhost or an IP address (DNS rebinding protection)\n",
@@ -712,6 +718,14 @@ mod tests {
         assert_eq!(call(&r, with_host("rebind.example:9977")).await.0, StatusCode::FORBIDDEN);
         assert_eq!(call(&r, with_host("localhost:9977")).await.0, StatusCode::OK);
         assert_eq!(call(&r, get("/healthz")).await.0, StatusCode::OK, "no Host at all (HTTP/1.0 clients)");
+        for pair in [["localhost:9977", "rebind.example:9977"], ["localhost", "127.0.0.1"]] {
+            let req = axum::http::Request::get("/healthz")
+                .header(header::HOST, pair[0])
+                .header(header::HOST, pair[1])
+                .body(Body::empty())
+                .unwrap();
+            assert_eq!(call(&r, req).await.0, StatusCode::BAD_REQUEST, "two Host headers {pair:?}");
+        }
 
         let m = metrics_router(Arc::clone(&shared), None);
         assert_eq!(call(&m, get("/healthz")).await.0, StatusCode::OK);
@@ -739,5 +753,39 @@ mod tests {
         assert_eq!(call(&m, with("Basic cHJvbWV0aGV1czpubw==")).await.0, StatusCode::UNAUTHORIZED);
         // Unknown paths are 404 only for an authenticated client: nothing is learnt without credentials.
         assert_eq!(call(&m, get("/status")).await.0, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_of_wrong_passwords_runs_two_bcrypt_checks_at_a_time_and_the_rest_wait_or_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let web = dir.path().join("web.yml");
+        std::fs::write(&web, format!("basic_auth_users:\n  prometheus: {}\n", bcrypt::hash("pw", 6).unwrap())).unwrap();
+        let auth = crate::outputs::web_config::WebConfig::load(&web).unwrap().auth.unwrap();
+        let m = metrics_router(Shared::new(60), Some(Arc::clone(&auth)));
+        let wrong = || {
+            axum::http::Request::get("/metrics")
+                .header(header::AUTHORIZATION, "Basic cHJvbWV0aGV1czpubw==")
+                .body(Body::empty())
+                .unwrap()
+        };
+        let flood: Vec<_> = (0..120).map(|_| tokio::spawn(m.clone().oneshot(wrong()))).collect();
+        // Meanwhile tokio's blocking pool (collection's) answers at once: no bcrypt runs there.
+        let t = std::time::Instant::now();
+        tokio::task::spawn_blocking(|| ()).await.unwrap();
+        assert!(t.elapsed() < Duration::from_millis(200), "{:?}", t.elapsed());
+        let mut codes = std::collections::BTreeMap::new();
+        for f in flood {
+            *codes.entry(f.await.unwrap().unwrap().status()).or_insert(0) += 1;
+        }
+        assert!(auth.peak_running() <= 2, "at most two verifications at once, saw {}", auth.peak_running());
+        assert!(codes.get(&StatusCode::UNAUTHORIZED).is_some_and(|&n| n >= 2), "{codes:?}");
+        assert!(codes.get(&StatusCode::TOO_MANY_REQUESTS).is_some_and(|&n| n > 0), "{codes:?}");
+        assert!(codes.keys().all(|c| [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(c)));
+        // The right password still passes once the flood is over.
+        let ok = axum::http::Request::get("/metrics")
+            .header(header::AUTHORIZATION, "Basic cHJvbWV0aGV1czpwdw==")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(call(&m, ok).await.0, StatusCode::OK);
     }
 }

@@ -3,8 +3,8 @@
 //! rustls `ServerConfig` (whose certificate and key are re-read when their files change) and a basic-auth check.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
@@ -76,10 +76,8 @@ pub struct WebConfigFile {
 /// A web configuration that cannot be used, naming the file and what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum WebConfigError {
-    #[error("reading {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: larger than {MAX_FILE} bytes")]
-    TooLarge { path: PathBuf },
+    #[error("reading {path}: {what}")]
+    Read { path: PathBuf, what: String },
     #[error("{path}: {source}")]
     Yaml { path: PathBuf, source: Box<serde_saphyr::Error> },
     #[error("{path}: basic_auth_users.{user}: not a bcrypt hash ($2a$, $2b$ or $2y$): {source}")]
@@ -129,15 +127,12 @@ impl std::fmt::Debug for WebConfig {
     }
 }
 
+/// Reads a file the web configuration names like every other user-named file: a regular file only (opened
+/// non-blocking, so a FIFO put there is an error at once instead of a hang), at most [`MAX_FILE`] bytes.
 fn read_bounded(path: &Path) -> Result<Vec<u8>, WebConfigError> {
-    let read_err = |source| WebConfigError::Read { path: path.to_path_buf(), source };
-    let file = std::fs::File::open(path).map_err(read_err)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE + 1).read_to_end(&mut bytes).map_err(read_err)?;
-    if bytes.len() as u64 > MAX_FILE {
-        return Err(WebConfigError::TooLarge { path: path.to_path_buf() });
-    }
-    Ok(bytes)
+    crate::sys::host::read_regular(path, MAX_FILE)
+        .map(String::into_bytes)
+        .map_err(|what| WebConfigError::Read { path: path.to_path_buf(), what })
 }
 
 impl WebConfig {
@@ -313,13 +308,47 @@ pub struct BasicAuth {
     users: BTreeMap<String, String>,
     dummy: Option<String>,
     verified: Mutex<HashSet<[u8; 32]>>,
+    /// The verifiers' queue, started on first use.
+    queue: Mutex<Option<std::sync::mpsc::SyncSender<Job>>>,
+    /// Password checks running now, and the most ever at once.
+    running: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// At most this many bcrypt verifications run at once, each on a thread of its own pool: never on tokio's
+/// blocking pool, which collection uses (issue 27: a flood of wrong passwords took it to 518 threads and stalled
+/// collection). More wait in a queue of [`QUEUE`]; beyond that a request is refused at once (429).
+const VERIFIERS: usize = 2;
+const QUEUE: usize = 32;
+
+/// One password check waiting for a verifier; dropped unrun when its client has gone (`reply` closed).
+struct Job {
+    auth: Arc<BasicAuth>,
+    value: Option<HeaderValue>,
+    reply: tokio::sync::oneshot::Sender<bool>,
+}
+
+/// What became of a request's credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    Refused,
+    /// The verifiers and their queue were full.
+    Busy,
 }
 
 impl BasicAuth {
     fn new(users: BTreeMap<String, String>) -> BasicAuth {
         let cost = users.values().filter_map(|h| h.parse::<bcrypt::HashParts>().ok()).map(|h| h.get_cost()).max();
         let dummy = cost.and_then(|c| bcrypt::hash("routewarden-dummy", c).ok());
-        BasicAuth { users, dummy, verified: Mutex::new(HashSet::new()) }
+        BasicAuth {
+            users,
+            dummy,
+            verified: Mutex::new(HashSet::new()),
+            queue: Mutex::new(None),
+            running: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        }
     }
 
     fn digest(user: &str, password: &[u8]) -> [u8; 32] {
@@ -332,6 +361,37 @@ impl BasicAuth {
         out
     }
 
+    /// Checks credentials on the verifiers' own threads: a remembered credential at once, an unparsable header
+    /// at once, the rest queued (or [`Verdict::Busy`] when the queue is full). A check whose client has gone by
+    /// the time a verifier is free is not run.
+    pub async fn verify(self: &Arc<Self>, authorization: Option<HeaderValue>) -> Verdict {
+        let Some((user, password)) = authorization.as_ref().and_then(|v| parse_basic(v.as_bytes())) else {
+            return Verdict::Refused;
+        };
+        if self.verified.lock().is_ok_and(|v| v.contains(&BasicAuth::digest(&user, &password))) {
+            return Verdict::Accepted;
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job { auth: Arc::clone(self), value: authorization, reply };
+        let sent = {
+            let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            let tx = q.get_or_insert_with(start_verifiers);
+            tx.try_send(job)
+        };
+        match sent {
+            Ok(()) => match answer.await {
+                Ok(true) => Verdict::Accepted,
+                _ => Verdict::Refused,
+            },
+            Err(_) => Verdict::Busy,
+        }
+    }
+
+    /// The most password checks that ever ran at once.
+    pub fn peak_running(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
     /// Whether an `Authorization` header value names a configured user with the right password. Blocking (bcrypt).
     pub fn check(&self, authorization: Option<&HeaderValue>) -> bool {
         let Some((user, password)) = authorization.and_then(|v| parse_basic(v.as_bytes())) else { return false };
@@ -339,15 +399,10 @@ impl BasicAuth {
         if self.verified.lock().is_ok_and(|v| v.contains(&digest)) {
             return true;
         }
-        let ok = match self.users.get(&user) {
-            Some(hash) => bcrypt::verify(&password, hash).unwrap_or(false),
-            None => {
-                if let Some(d) = &self.dummy {
-                    let _ = bcrypt::verify(&password, d);
-                }
-                false
-            }
-        };
+        let now = self.running.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+        let ok = self.bcrypt(&user, &password);
+        self.running.fetch_sub(1, Ordering::Relaxed);
         if ok {
             if let Ok(mut v) = self.verified.lock() {
                 if v.len() >= MAX_CACHED {
@@ -358,6 +413,44 @@ impl BasicAuth {
         }
         ok
     }
+
+    fn bcrypt(&self, user: &str, password: &[u8]) -> bool {
+        match self.users.get(user) {
+            Some(hash) => bcrypt::verify(password, hash).unwrap_or(false),
+            None => {
+                if let Some(d) = &self.dummy {
+                    let _ = bcrypt::verify(password, d);
+                }
+                false
+            }
+        }
+    }
+}
+
+/// Starts the [`VERIFIERS`] threads behind a queue of [`QUEUE`] jobs; they end when the queue's sender goes (the
+/// `BasicAuth` replaced on reload). A thread that cannot start leaves the others (or, with none, every job
+/// waits in the queue and times out with its connection).
+fn start_verifiers() -> std::sync::mpsc::SyncSender<Job> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..VERIFIERS {
+        let rx = Arc::clone(&rx);
+        let spawned = std::thread::Builder::new().name(format!("rw-auth-{i}")).spawn(move || loop {
+            let job = match rx.lock().unwrap_or_else(PoisonError::into_inner).recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            };
+            if job.reply.is_closed() {
+                continue;
+            }
+            let ok = job.auth.check(job.value.as_ref());
+            let _ = job.reply.send(ok);
+        });
+        if let Err(e) = spawned {
+            log::warn!("metrics listener: starting password verifier {i}: {e}");
+        }
+    }
+    tx
 }
 
 /// `Basic base64(user:password)` to its parts.
@@ -376,9 +469,12 @@ fn parse_basic(value: &[u8]) -> Option<(String, Vec<u8>)> {
 /// Middleware: a request without valid credentials gets 401 with a `WWW-Authenticate` challenge.
 pub async fn require_basic_auth(State(auth): State<Arc<BasicAuth>>, req: Request, next: Next) -> Response {
     let value = req.headers().get(header::AUTHORIZATION).cloned();
-    let ok = tokio::task::spawn_blocking(move || auth.check(value.as_ref())).await.unwrap_or(false);
-    if ok {
+    let verdict = auth.verify(value).await;
+    if verdict == Verdict::Accepted {
         next.run(req).await
+    } else if verdict == Verdict::Busy {
+        (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, HeaderValue::from_static("1"))], "busy\n")
+            .into_response()
     } else {
         (
             StatusCode::UNAUTHORIZED,
@@ -556,6 +652,25 @@ mod tests {
             assert!(err.contains(want), "{yaml}: want {want:?} in {err}");
         }
         let big = write(dir.path(), "big.yml", &"#".repeat(2 << 20));
-        assert!(WebConfig::load(&big).unwrap_err().to_string().contains("larger than"));
+        assert!(WebConfig::load(&big).unwrap_err().to_string().contains("bytes allowed"));
+    }
+
+    #[test]
+    fn a_fifo_named_as_certificate_key_or_the_file_itself_is_an_error_at_once() {
+        let dir = pki();
+        let fifo = dir.path().join("fifo.pem");
+        #[allow(clippy::disallowed_methods)] // a test's own helper tool
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let start = std::time::Instant::now();
+        let err = WebConfig::load(&fifo).unwrap_err().to_string();
+        assert!(err.contains("fifo.pem") && err.contains("not a regular file"), "{err}");
+        for (cert, key) in [("fifo.pem", "tls.key"), ("tls.crt", "fifo.pem")] {
+            let err = load(dir.path(), &format!("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("fifo.pem") && err.contains("not a regular file"), "{err}");
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(5), "no hang on a FIFO");
     }
 }

@@ -176,7 +176,7 @@ fn the_scrape_examples_pass_promtool_check_config() {
     let kubernetes = std::fs::read_to_string(dir.join("scrape-kubernetes.yml")).unwrap();
     let discovery = "kubernetes_sd_configs:\n      # Prometheus outside the cluster also needs api_server and authorization here.\n      - role: node";
     assert!(kubernetes.contains(discovery), "{kubernetes}");
-    assert!(kubernetes.contains("replacement: '${1}:9977'") && kubernetes.contains("target_label: node"));
+    assert!(kubernetes.contains("replacement: '${1}:9978'") && kubernetes.contains("target_label: node"));
     let nodes = tmp.path().join("nodes.json");
     std::fs::write(&nodes, "[]").unwrap();
     let substituted =
