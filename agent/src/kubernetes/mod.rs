@@ -264,9 +264,12 @@ impl Task {
         if self.api.is_none() {
             let (path, root) = (self.path.clone(), self.host_root.clone());
             // Reading files blocks: off the runtime's worker threads.
-            let loaded = tokio::task::spawn_blocking(move || client::load(&path, &root)).await.map_err(|e| {
-                ClientError::Kubeconfig { path: self.path.clone(), what: format!("reading it did not finish: {e}") }
-            })??;
+            let loaded = tokio::task::spawn_blocking(move || client::load_or_in_cluster(&path, &root)).await.map_err(
+                |e| ClientError::Kubeconfig {
+                    path: self.path.clone(),
+                    what: format!("reading it did not finish: {e}"),
+                },
+            )??;
             let host = crate::sys::host::hostname();
             let node = client::node_name(&self.node_setting, loaded.kubelet_node.as_deref(), &host);
             let api = ApiClient::connect(loaded, &self.path).await?;
