@@ -225,6 +225,11 @@ impl ApiServer {
         )
     }
 
+    /// The test CA as PEM (what a Pod finds in its service account's `ca.crt`).
+    pub fn ca_pem(&self) -> String {
+        self.pki.ca_pem.clone()
+    }
+
     /// The Node's condition of `kind`, if it has one.
     pub fn condition(&self, kind: &str) -> Option<Value> {
         let s = self.state.lock().unwrap();

@@ -321,3 +321,32 @@ fn events_refused_for_good_are_dropped_and_hold_up_neither_the_source_nor_later_
         s.events().iter().any(|e| e["reason"] == "ServiceRoutingConflictCleared")
     });
 }
+
+/// In a Pod without a kubeconfig: the service account's CA and projected token (read by routewarden, bounded)
+/// authenticate against the stand-in; a token the kubelet rotated is what the next connection sends.
+#[test]
+fn in_cluster_the_service_accounts_token_and_ca_reach_the_api_server() {
+    use routewarden::kubernetes::client::{self, ApiClient};
+    let Some(w) = World::new("kube-incluster") else { return };
+    let token = "rw-sa-token-7c1d9e2fa3b44c6d8e0f1a2b3c4d5e6f";
+    let server = ApiServer::start(&w.name, NODE, &Auth::Token(token.into()));
+    let sa = tempfile::tempdir().unwrap();
+    std::fs::write(sa.path().join("ca.crt"), server.ca_pem()).unwrap();
+    let get_node = |written: &str| {
+        std::fs::write(sa.path().join("token"), format!("{written}\n")).unwrap();
+        let (dir, port) = (sa.path().to_path_buf(), server.port.to_string());
+        routewarden_system_tests::in_netns(&w.name, move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let loaded = client::in_cluster(&dir, "127.0.0.1", &port, Some(NODE)).map_err(|e| e.to_string())?;
+                let api = ApiClient::connect(loaded, &dir).await.map_err(|e| e.to_string())?;
+                api.get_node(NODE).await.map(|v| v.uid).map_err(|e| e.to_string())
+            })
+        })
+    };
+    assert_eq!(get_node(token).unwrap().as_deref(), Some("uid-node-a"));
+    let last = server.requests().last().cloned().unwrap();
+    assert_eq!((last.auth.as_str(), last.status), ("token", 200), "the projected token was sent");
+    let err = get_node("rw-rotated-away-0a1b2c3d4e5f60718293a4b5c6d7e8f9").unwrap_err();
+    assert!(err.contains("401") && !err.contains("rw-rotated-away"), "{err}");
+}

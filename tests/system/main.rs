@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod daemon;
+mod deploy;
 mod detector;
 mod fixtures;
 mod fleet;

@@ -25,6 +25,7 @@ const PACKAGES: &[&str] = &[
     "systemd-journal-remote",
     "prometheus",
     "curl",
+    "kubectl",
 ];
 
 /// A tool each package provides, to tell whether it is installed.
@@ -41,6 +42,7 @@ const TOOLS: &[&str] = &[
     "promtool",
     "curl",
     "/lib/systemd/systemd-journal-remote",
+    "kubectl",
 ];
 
 const HELP: &str = "cargo xtask <command>

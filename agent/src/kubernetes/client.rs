@@ -14,8 +14,15 @@ use serde_json::Value;
 
 use super::taint::NodeTaints;
 
-/// The largest kubeconfig (or token file) read.
+/// The largest kubeconfig (or certificate file) read.
 pub const MAX_KUBECONFIG_BYTES: u64 = 1 << 20;
+/// The largest bearer token file read (a projected service account token is about 1 KiB).
+pub const MAX_TOKEN_BYTES: u64 = 64 << 10;
+/// How often a token file is read again (the kubelet rotates projected tokens at 80 % of their life, an hour
+/// at the least; client-go re-reads each minute too).
+pub const TOKEN_REFRESH: Duration = Duration::from_secs(60);
+/// Where the kubelet projects a Pod's service account token, its CA and namespace.
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 /// The largest answer read from the API server (a Node object is a few KiB to a few hundred).
 pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
 /// Deadline of each connection attempt, and of each read and write on the connection.
@@ -136,20 +143,119 @@ pub struct Loaded {
     pub redactor: Redactor,
     /// `NAME` of a `system:node:NAME` identity (the user's name, or its client certificate's CN).
     pub kubelet_node: Option<String>,
+    /// The bearer token of the current user's `tokenFile`, read by routewarden (never by kube-rs) and read
+    /// again every [`TOKEN_REFRESH`].
+    pub bearer: Option<std::sync::Arc<BearerToken>>,
+}
+
+/// A token file's token, read bounded ([`MAX_TOKEN_BYTES`], a regular file only: never a FIFO or a device).
+#[derive(Debug)]
+pub struct BearerToken {
+    path: PathBuf,
+    current: std::sync::Mutex<(hyper::header::HeaderValue, std::time::Instant)>,
+}
+
+impl BearerToken {
+    /// Reads the token file at `path` (already resolved under the host root).
+    pub fn read(path: &Path) -> Result<BearerToken, String> {
+        let value = Self::header(path)?;
+        Ok(BearerToken { path: path.to_path_buf(), current: std::sync::Mutex::new((value, std::time::Instant::now())) })
+    }
+
+    fn header(path: &Path) -> Result<hyper::header::HeaderValue, String> {
+        let text = crate::sys::host::read_regular(path, MAX_TOKEN_BYTES)?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err("the token file is empty".into());
+        }
+        let mut value = hyper::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| "the token holds characters an HTTP header cannot".to_string())?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+
+    /// The token as the `Authorization` header, read again when older than [`TOKEN_REFRESH`]; when that read
+    /// fails the last good token is kept (the API server says 401 if it is stale) and the failure logged.
+    pub fn authorization(&self) -> hyper::header::HeaderValue {
+        let mut cur = match self.current.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if cur.1.elapsed() >= TOKEN_REFRESH {
+            cur.1 = std::time::Instant::now();
+            match Self::header(&self.path) {
+                Ok(v) => cur.0 = v,
+                Err(e) => {
+                    log::warn!(source = "kubernetes"; "token file {}: {e}; the last token is kept", self.path.display())
+                }
+            }
+        }
+        cur.0.clone()
+    }
+
+    fn secret(&self) -> String {
+        let cur = match self.current.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        cur.0.to_str().unwrap_or_default().trim_start_matches("Bearer ").to_string()
+    }
+}
+
+/// The API server from inside a Pod, when there is no kubeconfig: `KUBERNETES_SERVICE_HOST` and
+/// `KUBERNETES_SERVICE_PORT`, the CA and the projected token in `sa_dir` (read by routewarden, bounded, the
+/// token again every [`TOKEN_REFRESH`]), the Node from `node` (the DaemonSet's `NODE_NAME`). Blocking.
+pub fn in_cluster(sa_dir: &Path, host: &str, port: &str, node: Option<&str>) -> Result<Loaded, ClientError> {
+    let fail = |what: String| ClientError::Kubeconfig { path: sa_dir.to_path_buf(), what };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(fail(format!("in-cluster: KUBERNETES_SERVICE_HOST {host:?} / _PORT {port:?} is not an address")));
+    }
+    let server = if host.contains(':') { format!("https://[{host}]:{port}") } else { format!("https://{host}:{port}") };
+    let ca = sa_dir.join("ca.crt");
+    let token = sa_dir.join("token");
+    let text = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": "in-cluster",
+        "clusters": [{"name": "in-cluster", "cluster": {"server": server, "certificate-authority": ca}}],
+        "contexts": [{"name": "in-cluster", "context": {"cluster": "in-cluster", "user": "in-cluster"}}],
+        "users": [{"name": "in-cluster", "user": {"tokenFile": token}}],
+    })
+    .to_string();
+    let mut loaded = from_text(&text, sa_dir, Path::new("/"))?;
+    loaded.kubelet_node = node.filter(|n| !n.is_empty()).map(str::to_string);
+    Ok(loaded)
+}
+
+/// The kubeconfig at `path` if it exists; else, inside a Pod (`KUBERNETES_SERVICE_HOST` set), the in-cluster
+/// service account; else the error of reading `path`. Blocking.
+pub fn load_or_in_cluster(path: &Path, host_root: &Path) -> Result<Loaded, ClientError> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (path.exists(), env("KUBERNETES_SERVICE_HOST"), env("KUBERNETES_SERVICE_PORT")) {
+        (false, Some(host), Some(port)) => {
+            in_cluster(Path::new(SERVICE_ACCOUNT_DIR), &host, &port, env("NODE_NAME").as_deref())
+        }
+        _ => load(path, host_root),
+    }
 }
 
 /// Reads and checks the kubeconfig at `path` (a regular file of at most [`MAX_KUBECONFIG_BYTES`]). Every file
 /// it names (certificate-authority, client-certificate, client-key, tokenFile) is taken under `host_root` when
 /// absolute, from the kubeconfig's directory when relative (as kubectl does); the certificates and the key are
 /// read (regular files only, size-capped, never blocking on a FIFO) and inlined as `*-data`, so kube-rs reads no
-/// path of its own; `tokenFile` is kept (resolved) so kube-rs reads it again as the kubelet rotates it.
+/// path of its own; the current user's `tokenFile` is read the same way (at most [`MAX_TOKEN_BYTES`]) into
+/// [`Loaded::bearer`], which reads it again as the kubelet rotates it.
 /// `insecure-skip-tls-verify` is refused. Blocking: call it off the async runtime.
 pub fn load(path: &Path, host_root: &Path) -> Result<Loaded, ClientError> {
+    let text = crate::sys::host::read_regular(path, MAX_KUBECONFIG_BYTES)
+        .map_err(|what| ClientError::Kubeconfig { path: path.to_path_buf(), what })?;
+    from_text(&text, path, host_root)
+}
+
+/// [`load`] of a kubeconfig's `text`; `path` names it in errors (and its directory resolves relative paths).
+fn from_text(text: &str, path: &Path, host_root: &Path) -> Result<Loaded, ClientError> {
     use base64::Engine;
     let fail = |what: String| ClientError::Kubeconfig { path: path.to_path_buf(), what };
-    let text = crate::sys::host::read_regular(path, MAX_KUBECONFIG_BYTES).map_err(fail)?;
-    let mut kubeconfig = Kubeconfig::from_yaml(&text).map_err(|e| fail(Redactor::default().clean(&e.to_string())))?;
-    let dir = path.parent().unwrap_or(Path::new("/"));
+    let mut kubeconfig = Kubeconfig::from_yaml(text).map_err(|e| fail(Redactor::default().clean(&e.to_string())))?;
+    let dir = if path.is_dir() { path } else { path.parent().unwrap_or(Path::new("/")) };
     let resolve = |file: &str| -> PathBuf {
         let f = Path::new(file);
         if f.is_absolute() {
@@ -176,6 +282,7 @@ pub fn load(path: &Path, host_root: &Path) -> Result<Loaded, ClientError> {
             c.certificate_authority_data = Some(b64(&read("certificate-authority", &file)?));
         }
     }
+    let mut token_files = Vec::new();
     for named in &mut kubeconfig.auth_infos {
         let Some(a) = named.auth_info.as_mut() else { continue };
         if let Some(file) = a.client_certificate.take() {
@@ -184,8 +291,14 @@ pub fn load(path: &Path, host_root: &Path) -> Result<Loaded, ClientError> {
         if let Some(file) = a.client_key.take() {
             a.client_key_data = Some(secrecy::SecretString::from(b64(&read("client-key", &file)?)));
         }
+        // Read here, bounded, never by kube-rs (a FIFO would block a worker for ever, /dev/zero grow without
+        // end, a huge file be read again at every connection); an inline `token` wins, as in client-go.
         if let Some(file) = a.token_file.take() {
-            a.token_file = Some(resolve(&file).to_string_lossy().into_owned());
+            if a.token.is_none() {
+                let at = resolve(&file);
+                let bearer = BearerToken::read(&at).map_err(|e| fail(format!("tokenFile {}: {e}", at.display())))?;
+                token_files.push((named.name.clone(), std::sync::Arc::new(bearer)));
+            }
         }
     }
     let context_user = kubeconfig
@@ -215,11 +328,6 @@ pub fn load(path: &Path, host_root: &Path) -> Result<Loaded, ClientError> {
         if let Some(k) = &a.client_key_data {
             redactor.secrets.push(k.expose_secret().trim().to_string());
         }
-        if let Some(f) = &a.token_file {
-            if let Ok(t) = crate::sys::host::read_regular(Path::new(f), MAX_KUBECONFIG_BYTES) {
-                redactor.secrets.push(t.trim().to_string());
-            }
-        }
         if let Some(p) = &a.password {
             redactor.secrets.push(p.expose_secret().to_string());
         }
@@ -228,7 +336,11 @@ pub fn load(path: &Path, host_root: &Path) -> Result<Loaded, ClientError> {
             kubelet_node = pem.as_deref().and_then(node_from_certificate);
         }
     }
-    Ok(Loaded { kubeconfig, redactor, kubelet_node })
+    let bearer = named.and_then(|n| token_files.iter().find(|(name, _)| *name == n.name)).map(|(_, b)| b.clone());
+    if let Some(b) = &bearer {
+        redactor.secrets.push(b.secret());
+    }
+    Ok(Loaded { kubeconfig, redactor, kubelet_node, bearer })
 }
 
 fn base64_decode(data: &str) -> Option<Vec<u8>> {
@@ -312,7 +424,17 @@ impl ApiClient {
         // (kube's docs): spurious "no answer" errors on a kept connection.
         config.reset_reader_on_write = true;
         let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| fail(e.to_string()))?;
-        let client = builder.with_layer(&tower::util::MapResponseLayer::new(limit_body)).build();
+        let bearer = loaded.bearer.clone();
+        let authorize = move |mut req: hyper::Request<kube::client::Body>| {
+            if let Some(b) = &bearer {
+                req.headers_mut().insert(hyper::header::AUTHORIZATION, b.authorization());
+            }
+            req
+        };
+        let client = builder
+            .with_layer(&tower::util::MapResponseLayer::new(limit_body))
+            .with_layer(&tower::util::MapRequestLayer::new(authorize))
+            .build();
         Ok(ApiClient { client, redactor, deadline: IO_TIMEOUT + Duration::from_secs(5) })
     }
 
@@ -565,7 +687,9 @@ mod tests {
         let a = l.kubeconfig.auth_infos[0].auth_info.as_ref().unwrap();
         assert!(a.client_certificate.is_none() && a.client_key.is_none());
         assert!(a.client_certificate_data.is_some() && a.client_key_data.is_some());
-        assert_eq!(a.token_file.as_deref(), Some(host.path().join("var/lib/kubelet/token").to_str().unwrap()));
+        assert!(a.token_file.is_none() && a.token.is_none(), "kube-rs is given no token file to read");
+        let bearer = l.bearer.as_ref().expect("the token file was read under the root");
+        assert_eq!(bearer.authorization().to_str().unwrap(), "Bearer tok-0123456789abcdef");
         assert_eq!(l.redactor.clean("x tok-0123456789abcdef y"), "x <redacted> y");
 
         // A FIFO named as the key: an error naming it, at once (never a hang).
@@ -588,6 +712,107 @@ mod tests {
         std::fs::write(&path, conf("    token: abc", "    insecure-skip-tls-verify: true")).unwrap();
         let err = load(&path, host.path()).err().unwrap().to_string();
         assert!(err.contains("insecure-skip-tls-verify"), "{err}");
+    }
+
+    /// A kubeconfig in a fresh host root whose user has `tokenFile: /var/lib/kubelet/token`.
+    fn token_file_kubeconfig() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let host = tempfile::tempdir().unwrap();
+        let kdir = host.path().join("etc/kubernetes");
+        std::fs::create_dir_all(&kdir).unwrap();
+        std::fs::create_dir_all(host.path().join("var/lib/kubelet")).unwrap();
+        let path = kdir.join("kubelet.conf");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:6443\n\
+             contexts:\n- name: c\n  context:\n    cluster: k\n    user: u\ncurrent-context: c\n\
+             users:\n- name: u\n  user:\n    tokenFile: /var/lib/kubelet/token\n",
+        )
+        .unwrap();
+        let token = host.path().join("var/lib/kubelet/token");
+        (host, path, token)
+    }
+
+    /// Issue 27: kube-rs read `tokenFile` itself, unbounded, at every connection. Each of these loaded "fine"
+    /// before and then blocked a worker for ever (FIFO), grew without end (/dev/zero) or read a huge file.
+    #[test]
+    fn a_token_file_that_is_a_fifo_a_device_or_huge_is_an_error_at_once() {
+        let (host, path, token) = token_file_kubeconfig();
+        #[allow(clippy::disallowed_methods)] // a test's own helper tool
+        let made = std::process::Command::new("mkfifo").arg(&token).status().unwrap();
+        assert!(made.success());
+        let started = std::time::Instant::now();
+        let err = load(&path, host.path()).err().expect("a FIFO as tokenFile is refused").to_string();
+        assert!(err.contains("tokenFile") && err.contains("not a regular file"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2), "no wait for a writer");
+
+        std::fs::remove_file(&token).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &token).unwrap();
+        let err = load(&path, host.path()).err().expect("/dev/zero as tokenFile is refused").to_string();
+        assert!(err.contains("tokenFile") && err.contains("not a regular file"), "{err}");
+
+        std::fs::remove_file(&token).unwrap();
+        // 1 GiB, sparse: nothing of it is read.
+        std::fs::File::create(&token).unwrap().set_len(1 << 30).unwrap();
+        let err = load(&path, host.path()).err().expect("a 1 GiB tokenFile is refused").to_string();
+        assert!(err.contains("tokenFile") && err.contains("more than"), "{err}");
+
+        std::fs::write(&token, "").unwrap();
+        let err = load(&path, host.path()).err().expect("an empty tokenFile is refused").to_string();
+        assert!(err.contains("empty"), "{err}");
+    }
+
+    #[test]
+    fn the_token_is_read_again_on_routewardens_schedule_and_a_bad_read_keeps_the_last() {
+        let (host, path, token) = token_file_kubeconfig();
+        std::fs::write(&token, "first-token\n").unwrap();
+        let l = load(&path, host.path()).unwrap();
+        let b = l.bearer.unwrap();
+        std::fs::write(&token, "second-token\n").unwrap();
+        assert_eq!(b.authorization().to_str().unwrap(), "Bearer first-token", "not before TOKEN_REFRESH");
+        let age = |b: &BearerToken| {
+            let mut cur = b.current.lock().unwrap();
+            cur.1 = std::time::Instant::now().checked_sub(TOKEN_REFRESH).unwrap();
+        };
+        age(&b);
+        assert_eq!(b.authorization().to_str().unwrap(), "Bearer second-token", "rotated by the kubelet");
+        std::fs::remove_file(&token).unwrap();
+        #[allow(clippy::disallowed_methods)] // a test's own helper tool
+        let made = std::process::Command::new("mkfifo").arg(&token).status().unwrap();
+        assert!(made.success());
+        age(&b);
+        assert_eq!(b.authorization().to_str().unwrap(), "Bearer second-token", "a FIFO swapped in: the last kept");
+        assert!(b.authorization().is_sensitive());
+    }
+
+    #[test]
+    fn in_cluster_the_service_account_token_and_ca_are_read_bounded() {
+        let sa = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap().self_signed(&key).unwrap();
+        std::fs::write(sa.path().join("ca.crt"), ca.pem()).unwrap();
+        std::fs::write(sa.path().join("token"), "eyJhbGciOi.projected.Token0123456789\n").unwrap();
+        let l = in_cluster(sa.path(), "10.96.0.1", "443", Some("worker-7")).unwrap();
+        assert_eq!(l.kubelet_node.as_deref(), Some("worker-7"), "NODE_NAME from the downward API");
+        let c = l.kubeconfig.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(c.server.as_deref(), Some("https://10.96.0.1:443"));
+        assert!(c.certificate_authority_data.is_some() && c.certificate_authority.is_none());
+        let bearer = l.bearer.as_ref().unwrap();
+        assert_eq!(bearer.authorization().to_str().unwrap(), "Bearer eyJhbGciOi.projected.Token0123456789");
+        assert!(!l.redactor.clean("eyJhbGciOi.projected.Token0123456789").contains("projected"));
+        let v6 = in_cluster(sa.path(), "fd00::1", "6443", None).unwrap();
+        assert_eq!(
+            v6.kubeconfig.clusters[0].cluster.as_ref().unwrap().server.as_deref(),
+            Some("https://[fd00::1]:6443")
+        );
+        assert!(in_cluster(sa.path(), "", "443", None).is_err());
+        assert!(in_cluster(sa.path(), "10.96.0.1", "https", None).is_err());
+        // The projected token as a FIFO: an error, at once.
+        std::fs::remove_file(sa.path().join("token")).unwrap();
+        #[allow(clippy::disallowed_methods)] // a test's own helper tool
+        let made = std::process::Command::new("mkfifo").arg(sa.path().join("token")).status().unwrap();
+        assert!(made.success());
+        let err = in_cluster(sa.path(), "10.96.0.1", "443", None).err().unwrap().to_string();
+        assert!(err.contains("tokenFile") && err.contains("not a regular file"), "{err}");
     }
 
     #[test]

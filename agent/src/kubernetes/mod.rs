@@ -284,9 +284,12 @@ impl Task {
         if self.api.is_none() {
             let (path, root) = (self.path.clone(), self.host_root.clone());
             // Reading files blocks: off the runtime's worker threads.
-            let loaded = tokio::task::spawn_blocking(move || client::load(&path, &root)).await.map_err(|e| {
-                ClientError::Kubeconfig { path: self.path.clone(), what: format!("reading it did not finish: {e}") }
-            })??;
+            let loaded = tokio::task::spawn_blocking(move || client::load_or_in_cluster(&path, &root)).await.map_err(
+                |e| ClientError::Kubeconfig {
+                    path: self.path.clone(),
+                    what: format!("reading it did not finish: {e}"),
+                },
+            )??;
             let host = crate::sys::host::hostname();
             let node = client::node_name(&self.node_setting, loaded.kubelet_node.as_deref(), &host);
             let api = ApiClient::connect(loaded, &self.path).await?;
@@ -423,7 +426,7 @@ pub fn untaint(cfg: &config::Kubernetes, host_root: &std::path::Path) -> Result<
         .map_err(|e| ClientError::Api { op: "starting the client's runtime", what: e.to_string() })?;
     let path = client::kubeconfig_path(host_root, &cfg.kubeconfig);
     rt.block_on(async {
-        let loaded = client::load(&path, host_root)?;
+        let loaded = client::load_or_in_cluster(&path, host_root)?;
         let node = client::node_name(&cfg.node_name, loaded.kubelet_node.as_deref(), &crate::sys::host::hostname());
         let api = ApiClient::connect(loaded, &path).await?;
         let mut tries = 0;
