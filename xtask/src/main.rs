@@ -6,6 +6,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+mod image;
 #[cfg(test)]
 mod tidy;
 
@@ -53,6 +54,8 @@ Commands:
   bench   [detector|daemon] [ARGS]: time check against iptables-save on generated 1k/10k/50k-Service rulesets,
           and the daemon's memory, idle CPU and HTTP throughput (numbers go to BENCHMARKS.md)
   dist    build the release binary, man page, completions, license list, .deb and .rpm into target/dist/
+  image   [--twice]: the container image (OCI archive) from the release binary and a Debian 13 root built with
+          mmdebstrap, into target/image/; --twice builds it again and fails unless the digests are equal
   package-test  dist, then lintian and rpmlint, and install/upgrade/purge the .deb in a debootstrapped Debian
           root and the .rpm into an rpm --root (needs root and the Debian mirror)
   deps    install the Debian packages the tests need (apt-get; needs root)
@@ -67,6 +70,7 @@ fn main() -> Result<()> {
         Some("bench") => bench(&args[1..]),
         Some("deps") => deps(true),
         Some("dist") => dist().map(|_| ()),
+        Some("image") => image::image(&args[1..]).map(|_| ()),
         Some("package-test") => package_test(),
         Some("fuzz") => fuzz(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
@@ -410,15 +414,9 @@ fn glibc_versions(binary: &Path) -> Result<Vec<(u32, u32)>> {
     Ok(versions)
 }
 
-/// `cargo xtask dist`: release binary (glibc 2.17 floor, checked), generated assets, .deb, .rpm and SHA256SUMS in
-/// target/dist/.
-fn dist() -> Result<PathBuf> {
-    let dist = root().join("target/dist");
-    let assets = dist.join("assets");
-    let _ = std::fs::remove_dir_all(&dist);
-    std::fs::create_dir_all(assets.join("man"))?;
-    cargo_tool("deb", "cargo-deb@3.8.0")?;
-    cargo_tool("generate-rpm", "cargo-generate-rpm@0.21.1")?;
+/// The release binary (glibc 2.17 floor, checked), built with cargo-zigbuild: what `dist` packages and `image`
+/// puts in the container image.
+pub(crate) fn release_binary() -> Result<PathBuf> {
     let path = zigbuild()?;
     run(Command::new("cargo")
         .env("PATH", &path)
@@ -434,6 +432,19 @@ fn dist() -> Result<PathBuf> {
         (None, _) => bail!("{} has no GLIBC symbol versions: not a glibc binary?", binary.display()),
         (Some(&(major, minor)), _) => eprintln!("release binary: highest symbol GLIBC_{major}.{minor}"),
     }
+    Ok(binary)
+}
+
+/// `cargo xtask dist`: release binary (glibc 2.17 floor, checked), generated assets, .deb, .rpm and SHA256SUMS in
+/// target/dist/.
+fn dist() -> Result<PathBuf> {
+    let dist = root().join("target/dist");
+    let assets = dist.join("assets");
+    let _ = std::fs::remove_dir_all(&dist);
+    std::fs::create_dir_all(assets.join("man"))?;
+    cargo_tool("deb", "cargo-deb@3.8.0")?;
+    cargo_tool("generate-rpm", "cargo-generate-rpm@0.21.1")?;
+    let binary = release_binary()?;
     run(Command::new(&binary).arg("generate-assets").arg(&assets))?;
     // Man pages: cargo-deb compresses them itself; the rpm gets compressed copies.
     sh(&format!(
