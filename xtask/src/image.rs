@@ -23,6 +23,8 @@ const CONFIG: &str =
                       # Mount a ConfigMap over this file to change it.\nhost_root = \"/host\"\n";
 /// The name `podman load` gives the image.
 pub(crate) const REF_NAME: &str = "localhost/routewarden";
+/// The environment variable the image system tests (tests/system/image.rs) read the archive's path from.
+pub(crate) const IMAGE_ENV: &str = "ROUTEWARDEN_IMAGE";
 
 /// A built image: the archive and its manifest's digest (what a registry would call the image).
 pub(crate) struct Built {
@@ -39,9 +41,10 @@ pub(crate) fn image(args: &[String]) -> Result<Built> {
     };
     let binary = release_binary()?;
     let out = root().join("target/image");
-    let first = build(&binary, &out.join("a"))?;
+    let stamp = Stamp { epoch: source_date_epoch()?, revision: git_revision()? };
+    let first = build(&binary, &stamp, &out.join("a"))?;
     if twice {
-        let second = build(&binary, &out.join("b"))?;
+        let second = build(&binary, &stamp, &out.join("b"))?;
         if first.digest != second.digest {
             bail!(
                 "image not reproducible: {} has {}, {} has {}",
@@ -61,6 +64,12 @@ pub(crate) fn image(args: &[String]) -> Result<Built> {
     let size = std::fs::metadata(&archive)?.len();
     println!("{} {} ({:.1} MiB)", archive.display(), first.digest, size as f64 / 1048576.0);
     Ok(Built { archive, digest: first.digest })
+}
+
+/// What a build records of the source: read once, so both builds of `--twice` record the same.
+struct Stamp {
+    epoch: u64,
+    revision: String,
 }
 
 /// SOURCE_DATE_EPOCH from the environment, else the commit time of HEAD.
@@ -107,13 +116,13 @@ fn put_blob(layout: &Path, bytes: &[u8]) -> Result<(String, usize)> {
 }
 
 /// One build into `dir`: the root tar, one gzip layer, config, manifest, index, and the archive of that layout.
-fn build(binary: &Path, dir: &Path) -> Result<Built> {
+fn build(binary: &Path, stamp: &Stamp, dir: &Path) -> Result<Built> {
     let _ = std::fs::remove_dir_all(dir);
     let layout = dir.join("layout");
     std::fs::create_dir_all(layout.join("blobs/sha256"))?;
-    let epoch = source_date_epoch()?;
+    let epoch = stamp.epoch;
     let created = rfc3339(epoch)?;
-    let revision = git_revision()?;
+    let revision = &stamp.revision;
     let version = env!("CARGO_PKG_VERSION");
 
     // The root: mmdebstrap is reproducible under SOURCE_DATE_EPOCH (mtimes clamped, sorted tar, no machine-id),

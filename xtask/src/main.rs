@@ -26,6 +26,9 @@ const PACKAGES: &[&str] = &[
     "systemd-journal-remote",
     "prometheus",
     "curl",
+    "mmdebstrap",
+    "podman",
+    "runc",
 ];
 
 /// A tool each package provides, to tell whether it is installed.
@@ -42,6 +45,9 @@ const TOOLS: &[&str] = &[
     "promtool",
     "curl",
     "/lib/systemd/systemd-journal-remote",
+    "mmdebstrap",
+    "podman",
+    "runc",
 ];
 
 const HELP: &str = "cargo xtask <command>
@@ -144,8 +150,13 @@ fn test() -> Result<()> {
     let bin = debug_binary()?;
     // Unit tests, the agent crate's unprivileged integration tests, benches in test mode, xtask.
     run(Command::new("cargo").args(["test", "--workspace", "--all-targets", "--exclude", SYSTEM_TESTS]))?;
+    // The container image, built twice (the reproducibility check) and once per run for the image tests.
+    let mut system = Command::new("cargo");
+    if is_root() {
+        system.env(image::IMAGE_ENV, image::image(&["--twice".to_string()])?.archive);
+    }
     // The privileged system tests, against the binary just built.
-    run(Command::new("cargo").args(["test", "-p", SYSTEM_TESTS, "--all-targets"]).env("ROUTEWARDEN_BIN", &bin))?;
+    run(system.args(["test", "-p", SYSTEM_TESTS, "--all-targets"]).env("ROUTEWARDEN_BIN", &bin))?;
     verify_units()?;
     // A short run of every fuzzing target: a crash or hang fails, naming the input AFL kept.
     ensure_cargo_afl()?;

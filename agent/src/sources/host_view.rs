@@ -109,7 +109,9 @@ pub fn bpffs(config: &Config) -> Result<(), HostViewError> {
     let path = config.host_path(&config.bpffs);
     match crate::sys::host::is_bpffs(&path) {
         Ok(true) => Ok(()),
+        // A configured bpffs directory that does not exist in a container is a bpffs mount left out.
         Ok(false) => Err(HostViewError::NoBpffs { path }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(HostViewError::NoBpffs { path }),
         Err(source) => Err(HostViewError::BpffsUnreadable { path, source }),
     }
 }
