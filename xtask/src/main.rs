@@ -156,7 +156,13 @@ fn test() -> Result<()> {
         system.env(image::IMAGE_ENV, image::image(&["--twice".to_string()])?.archive);
     }
     // The privileged system tests, against the binary just built.
-    run(system.args(["test", "-p", SYSTEM_TESTS, "--all-targets"]).env("ROUTEWARDEN_BIN", &bin))?;
+    let tested = run(system.args(["test", "-p", SYSTEM_TESTS, "--all-targets"]).env("ROUTEWARDEN_BIN", &bin));
+    if is_root() {
+        // The image tests load the image under this name; remove it (their containers remove themselves).
+        let name = format!("{}:{}", image::REF_NAME, env!("CARGO_PKG_VERSION"));
+        let _ = Command::new("podman").args(["rmi", "-f", &name]).output();
+    }
+    tested?;
     verify_units()?;
     // A short run of every fuzzing target: a crash or hang fails, naming the input AFL kept.
     ensure_cargo_afl()?;
