@@ -103,12 +103,16 @@ fn pod(w: &mut World, image: &str, names: &[&str], extra_podman: &[&str]) -> Pod
     let out = Command::new("podman")
         .args(["run", "-d", "--name", &name, "--runtime", "runc"])
         .args(["--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"])
-        .arg(format!("--network=ns:/run/netns/{}", w.name))
+        .arg(if extra_podman.contains(&"--network=none") {
+            "--network=none".to_string()
+        } else {
+            format!("--network=ns:/run/netns/{}", w.name)
+        })
         .args(["--pid=host", "--read-only", "--cap-drop=all", &format!("--cap-add={CAPS}")])
         .args(["-v", "/:/host:ro,rslave"])
         .arg("-v")
         .arg(format!("{}:/var/lib/routewarden", dir.join("state").display()))
-        .args(extra_podman)
+        .args(extra_podman.iter().filter(|a| !a.starts_with("--network")))
         .arg(image)
         .arg("--config")
         .arg(format!("/host{}", config.display()))
@@ -216,4 +220,38 @@ fn the_image_without_the_bpffs_mount_fails_the_bpf_source_by_name() {
     assert!(err.contains("is not a bpffs mount") && err.contains("/host/sys/fs/bpf"), "{err}");
     assert_eq!(r["sources"]["iptables-legacy"]["status"], "ok", "{got:#}");
     assert_eq!(r["sources"]["nftables"]["status"], "ok", "{got:#}");
+}
+
+#[test]
+fn the_image_without_host_network_fails_the_network_sources_by_name() {
+    let Some(mut w) = World::new("img-nonet") else { return };
+    let Some(image) = image(&w.name.clone()) else { return };
+    w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
+    // A network namespace of its own: what a pod without hostNetwork gets; `check` with the image's configuration.
+    let pod = pod(&mut w, &image, &[], &["--network=none"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let report: serde_json::Value = loop {
+        let out = Command::new("podman")
+            .args(["exec", &pod.name, "routewarden", "check", "--output", "json"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if let Ok(v) = serde_json::from_str(&text) {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "no report from the container: {text}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    for source in ["iptables-legacy", "nftables", "links", "routes"] {
+        let s = &report["sources"][source];
+        assert_eq!(s["status"], "failed", "{source}: {report:#}");
+        // On this machine the host's PID 1 refuses the namespace link even with CAP_SYS_PTRACE (see the report):
+        // either message keeps the container's own netns from being read as the node's.
+        let e = s["error"].to_string();
+        assert!(
+            e.contains("not in the host's network namespace") || e.contains("cannot read /host/proc/1/ns/net"),
+            "{source}: {s}"
+        );
+    }
+    assert_ne!(report["verdict"], "ok", "a container that cannot see the node must not say all is well: {report:#}");
 }
