@@ -10,6 +10,7 @@ mod detector;
 mod fixtures;
 mod fleet;
 mod gate;
+mod image;
 mod journal;
 mod kubernetes;
 mod legacy;

@@ -6,6 +6,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+mod image;
 #[cfg(test)]
 mod tidy;
 
@@ -26,6 +27,9 @@ const PACKAGES: &[&str] = &[
     "prometheus",
     "curl",
     "kubectl",
+    "mmdebstrap",
+    "podman",
+    "runc",
 ];
 
 /// A tool each package provides, to tell whether it is installed.
@@ -43,6 +47,9 @@ const TOOLS: &[&str] = &[
     "curl",
     "/lib/systemd/systemd-journal-remote",
     "kubectl",
+    "mmdebstrap",
+    "podman",
+    "runc",
 ];
 
 const HELP: &str = "cargo xtask <command>
@@ -55,6 +62,8 @@ Commands:
   bench   [detector|daemon] [ARGS]: time check against iptables-save on generated 1k/10k/50k-Service rulesets,
           and the daemon's memory, idle CPU and HTTP throughput (numbers go to BENCHMARKS.md)
   dist    build the release binary, man page, completions, license list, .deb and .rpm into target/dist/
+  image   [--twice]: the container image (OCI archive) from the release binary and a Debian 13 root built with
+          mmdebstrap, into target/image/; --twice builds it again and fails unless the digests are equal
   package-test  dist, then lintian and rpmlint, and install/upgrade/purge the .deb in a debootstrapped Debian
           root and the .rpm into an rpm --root (needs root and the Debian mirror)
   deps    install the Debian packages the tests need (apt-get; needs root)
@@ -69,6 +78,7 @@ fn main() -> Result<()> {
         Some("bench") => bench(&args[1..]),
         Some("deps") => deps(true),
         Some("dist") => dist().map(|_| ()),
+        Some("image") => image::image(&args[1..]).map(|_| ()),
         Some("package-test") => package_test(),
         Some("fuzz") => fuzz(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
@@ -142,8 +152,19 @@ fn test() -> Result<()> {
     let bin = debug_binary()?;
     // Unit tests, the agent crate's unprivileged integration tests, benches in test mode, xtask.
     run(Command::new("cargo").args(["test", "--workspace", "--all-targets", "--exclude", SYSTEM_TESTS]))?;
+    // The container image, built twice (the reproducibility check) and once per run for the image tests.
+    let mut system = Command::new("cargo");
+    if is_root() {
+        system.env(image::IMAGE_ENV, image::image(&["--twice".to_string()])?.archive);
+    }
     // The privileged system tests, against the binary just built.
-    run(Command::new("cargo").args(["test", "-p", SYSTEM_TESTS, "--all-targets"]).env("ROUTEWARDEN_BIN", &bin))?;
+    let tested = run(system.args(["test", "-p", SYSTEM_TESTS, "--all-targets"]).env("ROUTEWARDEN_BIN", &bin));
+    if is_root() {
+        // The image tests load the image under this name; remove it (their containers remove themselves).
+        let name = format!("{}:{}", image::REF_NAME, env!("CARGO_PKG_VERSION"));
+        let _ = Command::new("podman").args(["rmi", "-f", &name]).output();
+    }
+    tested?;
     verify_units()?;
     // A short run of every fuzzing target: a crash or hang fails, naming the input AFL kept.
     ensure_cargo_afl()?;
@@ -412,15 +433,9 @@ fn glibc_versions(binary: &Path) -> Result<Vec<(u32, u32)>> {
     Ok(versions)
 }
 
-/// `cargo xtask dist`: release binary (glibc 2.17 floor, checked), generated assets, .deb, .rpm and SHA256SUMS in
-/// target/dist/.
-fn dist() -> Result<PathBuf> {
-    let dist = root().join("target/dist");
-    let assets = dist.join("assets");
-    let _ = std::fs::remove_dir_all(&dist);
-    std::fs::create_dir_all(assets.join("man"))?;
-    cargo_tool("deb", "cargo-deb@3.8.0")?;
-    cargo_tool("generate-rpm", "cargo-generate-rpm@0.21.1")?;
+/// The release binary (glibc 2.17 floor, checked), built with cargo-zigbuild: what `dist` packages and `image`
+/// puts in the container image.
+pub(crate) fn release_binary() -> Result<PathBuf> {
     let path = zigbuild()?;
     run(Command::new("cargo")
         .env("PATH", &path)
@@ -436,6 +451,19 @@ fn dist() -> Result<PathBuf> {
         (None, _) => bail!("{} has no GLIBC symbol versions: not a glibc binary?", binary.display()),
         (Some(&(major, minor)), _) => eprintln!("release binary: highest symbol GLIBC_{major}.{minor}"),
     }
+    Ok(binary)
+}
+
+/// `cargo xtask dist`: release binary (glibc 2.17 floor, checked), generated assets, .deb, .rpm and SHA256SUMS in
+/// target/dist/.
+fn dist() -> Result<PathBuf> {
+    let dist = root().join("target/dist");
+    let assets = dist.join("assets");
+    let _ = std::fs::remove_dir_all(&dist);
+    std::fs::create_dir_all(assets.join("man"))?;
+    cargo_tool("deb", "cargo-deb@3.8.0")?;
+    cargo_tool("generate-rpm", "cargo-generate-rpm@0.21.1")?;
+    let binary = release_binary()?;
     run(Command::new(&binary).arg("generate-assets").arg(&assets))?;
     // Man pages: cargo-deb compresses them itself; the rpm gets compressed copies.
     sh(&format!(

@@ -6,6 +6,7 @@ pub mod bpf;
 pub mod certs;
 pub mod cilium_agent;
 pub mod cni;
+pub mod host_view;
 pub mod iptables;
 pub mod ipvs;
 pub mod kube_proxy_api;
@@ -31,6 +32,7 @@ pub fn collect_reusing(config: &Config, nft: &mut nftables::Reuse) -> Snapshot {
 }
 
 fn collect_with(config: &Config, nft: Option<&mut nftables::Reuse>) -> Snapshot {
+    use host_view::{guarded, network, root};
     fn run<T, E: std::error::Error>(s: &Config, id: SourceId, f: impl FnOnce() -> Result<T, E>) -> Source<T> {
         if s.enabled(id.as_str()) {
             timed(f)
@@ -42,21 +44,26 @@ fn collect_with(config: &Config, nft: Option<&mut nftables::Reuse>) -> Snapshot 
         schema_version: SCHEMA_VERSION,
         node: crate::sys::host::hostname(),
         collected_at: crate::sys::now_rfc3339(),
-        iptables_legacy: run(config, SourceId::IptablesLegacy, || iptables::fetch(config)),
-        nftables: run(config, SourceId::Nftables, || match nft {
-            Some(reuse) => reuse.fetch(),
-            None => nftables::fetch(),
+        iptables_legacy: run(config, SourceId::IptablesLegacy, || guarded(network(config), || iptables::fetch(config))),
+        nftables: run(config, SourceId::Nftables, || {
+            guarded(network(config), || match nft {
+                Some(reuse) => reuse.fetch(),
+                None => nftables::fetch(),
+            })
         }),
-        links: run(config, SourceId::Links, links::fetch),
-        ipvs: run(config, SourceId::Ipvs, || ipvs::fetch(config)),
-        bpf: run(config, SourceId::Bpf, || bpf::fetch(config)),
-        processes: run(config, SourceId::Processes, || procs::fetch(config)),
-        certificates: run(config, SourceId::Certificates, || certs::fetch(config)),
-        mounts: run(config, SourceId::Mounts, || mounts::fetch(config)),
-        cni: run(config, SourceId::Cni, || cni::fetch(config)),
-        kube_proxy_api: run(config, SourceId::KubeProxyApi, || kube_proxy_api::fetch(config)),
-        cilium_agent: run(config, SourceId::CiliumAgent, || cilium_agent::fetch(config)),
-        routes: run(config, SourceId::Routes, || routes::fetch(config)),
+        links: run(config, SourceId::Links, || guarded(network(config), links::fetch)),
+        ipvs: run(config, SourceId::Ipvs, || guarded(network(config), || ipvs::fetch(config))),
+        bpf: run(config, SourceId::Bpf, || guarded(host_view::bpffs(config), || bpf::fetch(config))),
+        // Processes also read their listening sockets from /proc/net, which answers for the reader's netns.
+        processes: run(config, SourceId::Processes, || guarded(network(config), || procs::fetch(config))),
+        certificates: run(config, SourceId::Certificates, || guarded(root(config), || certs::fetch(config))),
+        mounts: run(config, SourceId::Mounts, || guarded(root(config), || mounts::fetch(config))),
+        cni: run(config, SourceId::Cni, || guarded(root(config), || cni::fetch(config))),
+        kube_proxy_api: run(config, SourceId::KubeProxyApi, || {
+            guarded(network(config), || kube_proxy_api::fetch(config))
+        }),
+        cilium_agent: run(config, SourceId::CiliumAgent, || guarded(root(config), || cilium_agent::fetch(config))),
+        routes: run(config, SourceId::Routes, || guarded(network(config), || routes::fetch(config))),
         raw: Default::default(),
     }
 }

@@ -74,6 +74,19 @@ pub fn open_regular(path: &Path, cap: u64) -> Result<Option<std::io::Take<std::f
     Ok(Some(f.take(cap + 1)))
 }
 
+/// The inode of the namespace a `/proc/<pid>/ns/<kind>` link names (stat follows it into nsfs): two processes
+/// share a namespace when these are equal. Reading another process's link needs ptrace read access to it.
+pub fn ns_inode(link: &Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(link).map(|m| m.ino())
+}
+
+/// Whether `path` lies on a bpffs mount (statfs's f_type is BPF_FS_MAGIC).
+pub fn is_bpffs(path: &Path) -> std::io::Result<bool> {
+    let st = nix::sys::statfs::statfs(path).map_err(std::io::Error::from)?;
+    Ok(st.filesystem_type() == nix::sys::statfs::BPF_FS_MAGIC)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

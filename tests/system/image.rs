@@ -1,0 +1,257 @@
+//! The container image (`cargo xtask image`; the archive named by `ROUTEWARDEN_IMAGE`) under podman with runc in a
+//! test world: the world's network namespace as the pod's host network, host PID, the host's `/` at `/host`
+//! read-only (recursively, so bpffs and cgroupfs come along), the least capabilities docs/container.md lists. The
+//! containerized daemon's `/status` must give the verdict, findings and proxies the host binary gives on the same
+//! world; a run with the bpffs mount left out must fail the bpf source by name while the others report.
+
+use std::process::Command;
+use std::sync::OnceLock;
+
+use routewarden_system_tests::{self as harness, World};
+
+/// The environment variable naming the OCI archive `cargo xtask image` wrote.
+const IMAGE_ENV: &str = "ROUTEWARDEN_IMAGE";
+/// Capabilities the daemon needs in the container (docs/container.md says which call needs each).
+const CAPS: &str = "SYS_ADMIN,NET_ADMIN,BPF,PERFMON,SYS_PTRACE,DAC_READ_SEARCH";
+
+const CLUSTER_IP: u8 = 0;
+
+/// Loads the image once per test run; `None` (after printing why, failing under CI=true) without podman or archive.
+fn image(test: &str) -> Option<String> {
+    static LOADED: OnceLock<Result<String, String>> = OnceLock::new();
+    if !harness::privileged(test) || !harness::tool("podman") || !harness::tool("runc") {
+        return None;
+    }
+    let loaded = LOADED.get_or_init(|| {
+        let Some(archive) = std::env::var_os(IMAGE_ENV).filter(|p| !p.is_empty()) else {
+            return Err(format!("{IMAGE_ENV} is not set (cargo xtask test builds the image and sets it)"));
+        };
+        let out = Command::new("podman").arg("load").arg("-q").arg("-i").arg(&archive).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            return Err(format!("podman load failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        // "Loaded image: localhost/routewarden:0.1.0"
+        text.lines()
+            .find_map(|l| l.strip_prefix("Loaded image: ").or_else(|| l.strip_prefix("Loaded image(s): ")))
+            .map(|s| s.trim().to_string())
+            .ok_or_else(|| format!("podman load said {text:?}"))
+    });
+    match loaded {
+        Ok(name) => Some(name.clone()),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{e} (CI=true turns this skip into a failure)")
+        }
+        Err(e) => {
+            eprintln!("skipping {test}: {e}");
+            None
+        }
+    }
+}
+
+/// A container of the image in world `w`, removed (by its name) on drop with the procfs of its world's processes.
+struct Pod {
+    name: String,
+    holder: std::process::Child,
+    proc: std::path::PathBuf,
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = Command::new("podman").args(["rm", "-f", "-t", "0", &self.name]).output();
+        let _ = Command::new("umount").arg("-l").arg(&self.proc).output();
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// Starts the world's processes (`names`) in a pid namespace of their own inside the world's netns, with its procfs
+/// mounted at `<world>/proc-ns` for the container's `proc_dir`, then `routewarden serve` in a container.
+fn pod(w: &mut World, image: &str, names: &[&str], extra_podman: &[&str]) -> Pod {
+    let dir = w.dir.path().to_path_buf();
+    let proc = dir.join("proc-ns");
+    std::fs::create_dir_all(&proc).unwrap();
+    let mut script = String::new();
+    for c in names {
+        script.push_str(&format!("cp /bin/sleep {d}/{c} && {d}/{c} 600 & ", d = dir.display()));
+    }
+    script.push_str(&format!("mount -t proc proc {} && exec sleep 600", proc.display()));
+    let holder = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", w.name))
+        .args(["unshare", "--pid", "--fork", "sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !names.iter().all(|n| {
+        std::fs::read_dir(&proc).is_ok_and(|d| {
+            d.flatten().any(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == *n))
+        })
+    }) {
+        assert!(std::time::Instant::now() < deadline, "the world's processes did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::create_dir_all(dir.join("state")).unwrap();
+    w.config_extra = format!(
+        "host_root = \"/host\"\nproc_dir = \"{}\"\n{}\n[journal]\nenabled = false\n",
+        proc.display(),
+        w.config_extra
+    );
+    let config = w.config();
+    let name = format!("{}-pod", w.name);
+    let _ = Command::new("podman").args(["rm", "-f", "-t", "0", &name]).output();
+    let pod = Pod { name: name.clone(), holder, proc };
+    let out = Command::new("podman")
+        .args(["run", "-d", "--name", &name, "--runtime", "runc"])
+        .args(["--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"])
+        .arg(if extra_podman.contains(&"--network=none") {
+            "--network=none".to_string()
+        } else {
+            format!("--network=ns:/run/netns/{}", w.name)
+        })
+        .args(["--pid=host", "--read-only", "--cap-drop=all", &format!("--cap-add={CAPS}")])
+        .args(["-v", "/:/host:ro,rslave"])
+        .arg("-v")
+        .arg(format!("{}:/var/lib/routewarden", dir.join("state").display()))
+        .args(extra_podman.iter().filter(|a| !a.starts_with("--network")))
+        .arg(image)
+        .arg("--config")
+        .arg(format!("/host{}", config.display()))
+        .args(["serve", "--listen", "127.0.0.1:9977"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "podman run failed: {}", String::from_utf8_lossy(&out.stderr));
+    pod
+}
+
+/// `/status` of the containerized daemon, once it has a report.
+fn status(w: &World, pod: &Pod) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let up = harness::in_netns(&w.name, || std::net::TcpStream::connect("127.0.0.1:9977").is_ok());
+        let (code, body) = if up {
+            harness::in_netns(&w.name, || harness::get("127.0.0.1:9977", "/status", ""))
+        } else {
+            (0, String::new())
+        };
+        if code == 200 {
+            return serde_json::from_str(&body).unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}"));
+        }
+        if std::time::Instant::now() > deadline {
+            let logs = Command::new("podman").args(["logs", &pod.name]).output().unwrap();
+            panic!(
+                "no /status from the container ({code} {body}); its log:\n{}{}",
+                String::from_utf8_lossy(&logs.stdout),
+                String::from_utf8_lossy(&logs.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// What must be equal between the host binary and the container: verdict, finding ids with severities, proxies.
+fn decision(r: &serde_json::Value) -> serde_json::Value {
+    let r = r.get("report").unwrap_or(r);
+    let findings: Vec<(String, String)> = r["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|f| (f["id"].as_str().unwrap_or("").into(), f["severity"].as_str().unwrap_or("").into()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let failed: Vec<String> = r["sources"]
+        .as_object()
+        .map(|m| m.iter().filter(|(_, v)| v["status"] == "failed").map(|(k, _)| k.clone()).collect())
+        .unwrap_or_default();
+    // Proxies without their evidence: it names pids, which differ between the two pid namespaces.
+    let mut proxies = r["dataplane"]["proxies"].clone();
+    for p in proxies.as_array_mut().into_iter().flatten() {
+        p.as_object_mut().map(|o| o.remove("evidence"));
+    }
+    serde_json::json!({
+        "verdict": r["verdict"],
+        "findings": findings,
+        "proxies": proxies,
+        "conflicts": r["dataplane"]["conflicts"],
+        "failed_sources": failed,
+    })
+}
+
+fn same_as_the_host(mut w: World, procs: &[&str]) {
+    let Some(image) = image(&w.name.clone()) else { return };
+    for p in procs {
+        w.process(p);
+    }
+    let (_, host) = w.check();
+    let pod = pod(&mut w, &image, procs, &[]);
+    let got = status(&w, &pod);
+    assert_eq!(decision(&got), decision(&host), "container:\n{got:#}\nhost:\n{host:#}");
+}
+
+#[test]
+fn the_image_sees_a_kube_proxy_and_cilium_conflict_as_the_host_binary_does() {
+    let Some(mut w) = World::new("img-conflict") else { return };
+    w.iptables_fixture("nft", "kube-proxy-iptables-TestOverallIPTablesRules.txt");
+    w.veth("cilium_host", "cilium_net");
+    w.socket_lb();
+    w.lb4_map(&[([10, 96, 0, 1], 443, CLUSTER_IP)]);
+    same_as_the_host(w, &["kube-proxy", "cilium-agent"]);
+}
+
+#[test]
+fn the_image_sees_stale_kube_proxy_rules_as_the_host_binary_does() {
+    let Some(w) = World::new("img-stale") else { return };
+    w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
+    same_as_the_host(w, &[]);
+}
+
+#[test]
+fn the_image_without_the_bpffs_mount_fails_the_bpf_source_by_name() {
+    let Some(mut w) = World::new("img-nobpffs") else { return };
+    let Some(image) = image(&w.name.clone()) else { return };
+    w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
+    // A tmpfs over the host's bpffs below /host: what a DaemonSet without the bpffs hostPath volume sees.
+    let pod = pod(&mut w, &image, &[], &["--mount", "type=tmpfs,destination=/host/sys/fs/bpf,notmpcopyup"]);
+    let got = status(&w, &pod);
+    let r = got.get("report").unwrap_or(&got);
+    let bpf = &r["sources"]["bpf"];
+    assert_eq!(bpf["status"], "failed", "{got:#}");
+    let err = bpf["error"].to_string();
+    assert!(err.contains("is not a bpffs mount") && err.contains("/host/sys/fs/bpf"), "{err}");
+    assert_eq!(r["sources"]["iptables-legacy"]["status"], "ok", "{got:#}");
+    assert_eq!(r["sources"]["nftables"]["status"], "ok", "{got:#}");
+}
+
+#[test]
+fn the_image_without_host_network_fails_the_network_sources_by_name() {
+    let Some(mut w) = World::new("img-nonet") else { return };
+    let Some(image) = image(&w.name.clone()) else { return };
+    w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
+    // A network namespace of its own: what a pod without hostNetwork gets; `check` with the image's configuration.
+    let pod = pod(&mut w, &image, &[], &["--network=none"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let report: serde_json::Value = loop {
+        let out = Command::new("podman")
+            .args(["exec", &pod.name, "routewarden", "check", "--output", "json"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if let Ok(v) = serde_json::from_str(&text) {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "no report from the container: {text}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    for source in ["iptables-legacy", "nftables", "links", "routes"] {
+        let s = &report["sources"][source];
+        assert_eq!(s["status"], "failed", "{source}: {report:#}");
+        // On this machine the host's PID 1 refuses the namespace link even with CAP_SYS_PTRACE (see the report):
+        // either message keeps the container's own netns from being read as the node's.
+        let e = s["error"].to_string();
+        assert!(
+            e.contains("not in the host's network namespace") || e.contains("cannot read /host/proc/1/ns/net"),
+            "{source}: {s}"
+        );
+    }
+    assert_ne!(report["verdict"], "ok", "a container that cannot see the node must not say all is well: {report:#}");
+}
