@@ -101,7 +101,8 @@ fn a_table_released_with_its_owner_is_noticed_without_a_new_generation() {
 #[test]
 fn the_daemon_resyncs_an_unchanged_ruleset_without_dumping_it_and_still_follows_a_change() {
     let Some(mut w) = World::new("nft-daemon-reuse") else { return };
-    w.ns("nft add table ip kube-proxy && nft add chain ip kube-proxy service-ONE");
+    // Service chains as kube-proxy names them (`service-<hash>-<ns>/<name>/<proto>/<port>`): only those count.
+    w.ns("nft add table ip kube-proxy && nft add chain ip kube-proxy service-AAAAAAAA-ns/one/tcp/p80");
     let d = w.serve("[daemon]\ndebounce_ms = 100\nresync_secs = 1\n");
     d.wait_notify("READY=1");
     let services = || {
@@ -116,7 +117,7 @@ fn the_daemon_resyncs_an_unchanged_ruleset_without_dumping_it_and_still_follows_
         assert!(Instant::now() < deadline, "no resync reused the nftables read: {}", d.log(&w));
         std::thread::sleep(Duration::from_millis(100));
     }
-    w.ns("nft add chain ip kube-proxy service-TWO");
+    w.ns("nft add chain ip kube-proxy service-BBBBBBBB-ns/two/tcp/p80");
     let deadline = Instant::now() + Duration::from_secs(5);
     while services() != 2 {
         assert!(Instant::now() < deadline, "/status did not follow the new chain: {}", d.log(&w));
