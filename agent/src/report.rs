@@ -50,6 +50,26 @@ pub struct DaemonState {
     /// The Kubernetes exporter's state (absent without `[kubernetes] enabled`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<crate::model::kubernetes::ExporterStatus>,
+    /// The network metrics listener's basic auth (absent without `basic_auth_users`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_auth: Option<AuthCounters>,
+}
+
+/// What the network metrics listener's basic auth did with requests since the start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthCounters {
+    /// Requests let through (remembered credentials and verified ones).
+    pub accepted: u64,
+    /// Requests refused: no, malformed or wrong credentials.
+    pub refused: u64,
+    /// Requests refused at once (429) because the password verifiers and their queue were full.
+    pub busy: u64,
+    /// Requests refused at once (429) because their client had used up its failed attempts.
+    pub rate_limited: u64,
+    /// The most bcrypt verifications that ran at once.
+    pub verifications_peak: u64,
+    /// Clients (addresses; IPv6 by /64) refused for failed attempts now.
+    pub limited_clients: u64,
 }
 
 /// The journal follower's totals since the start.

@@ -210,6 +210,8 @@ struct Daemon {
     journal: JournalWatch,
     /// The Kubernetes exporter, with `[kubernetes] enabled`.
     exporter: Option<Exporter>,
+    /// The network metrics listener's basic auth, with users in its web configuration.
+    metrics_auth: Option<Arc<crate::outputs::web_config::BasicAuth>>,
     watchdog: Option<Duration>,
     last_sources: BTreeMap<SourceId, SourceStatus>,
     last_findings: BTreeMap<FindingId, Severity>,
@@ -252,11 +254,13 @@ async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> 
     let loopback = http::refuse_unknown_hosts(router.clone());
     let mut servers = vec![tokio::spawn(http::serve(listener, loopback, limits, stop_rx.clone()))];
     log::info!("serving http://{local}/status and /metrics");
+    let mut metrics_auth = None;
     if let Some(m) = &settings.metrics {
         let tcp = tokio::net::TcpListener::bind(m.listen).await.map_err(|e| bind_error(m.listen, e))?;
         let local = tcp.local_addr().map_err(|e| bind_error(m.listen, e))?;
         let auth = m.web.as_ref().and_then(|w| w.auth.clone());
         let users = if auth.is_some() { "basic auth" } else { "no basic auth" };
+        metrics_auth.clone_from(&auth);
         let metrics = http::metrics_router(Arc::clone(&shared), auth);
         match m.web.as_ref().and_then(|w| w.tls.clone()) {
             Some(tls) => {
@@ -317,6 +321,9 @@ async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> 
     if settings.config.kubernetes.enabled {
         metrics.enable_kubernetes(settings.config.kubernetes.taint);
     }
+    if metrics_auth.is_some() {
+        metrics.enable_metrics_auth();
+    }
     let exporter = settings.config.kubernetes.enabled.then(|| {
         log::info!("exporting findings to the Kubernetes API as Node conditions and Events");
         Exporter::start(&settings.config.kubernetes, &settings.config.host_root, move || {
@@ -334,6 +341,7 @@ async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> 
         nft: Arc::default(),
         journal,
         exporter,
+        metrics_auth,
         watchdog,
         last_sources: BTreeMap::new(),
         last_findings: BTreeMap::new(),
@@ -548,6 +556,7 @@ impl Daemon {
                 collections: self.counters.collections,
                 rule_changes: self.counters.rule_changes,
                 last_collection_unix: self.counters.last_collection_unix,
+                metrics_auth: self.metrics_auth.as_ref().map(|a| a.counters()),
                 now_unix: now_unix(),
             },
         );

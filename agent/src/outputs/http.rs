@@ -218,7 +218,7 @@ pub struct Limits {
 
 /// Something that accepts connections (TCP or unix listener).
 pub trait Accept: Send + 'static {
-    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + PeerIp + 'static;
     fn accept(&self) -> impl std::future::Future<Output = std::io::Result<Self::Io>> + Send;
 }
 
@@ -235,6 +235,34 @@ impl Accept for tokio::net::UnixListener {
         tokio::net::UnixListener::accept(self).await.map(|(s, _)| s)
     }
 }
+
+/// The address a connection comes from, when it has one (a unix socket's peer has none): handed to each request
+/// as a [`Peer`] extension, so basic auth can limit failed attempts per client.
+pub trait PeerIp {
+    fn peer_ip(&self) -> Option<std::net::IpAddr>;
+}
+
+impl PeerIp for tokio::net::TcpStream {
+    fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        self.peer_addr().ok().map(|a| a.ip())
+    }
+}
+
+impl PeerIp for tokio::net::UnixStream {
+    fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        None
+    }
+}
+
+impl PeerIp for tokio::io::DuplexStream {
+    fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        None
+    }
+}
+
+/// A request's client address (see [`PeerIp`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub std::net::IpAddr);
 
 /// A step between accepting a connection and serving HTTP on it (TLS for the network metrics listener), run in
 /// the connection's own task within its header timeout, holding its place: the accept loop never waits for it.
@@ -267,6 +295,7 @@ struct Counted {
     inner: TowerToHyperService<Router>,
     requests: Arc<AtomicUsize>,
     health_only: bool,
+    peer: Option<std::net::IpAddr>,
 }
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -276,8 +305,11 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Counted 
     type Error = std::convert::Infallible;
     type Future = BoxFuture<Result<Response, Self::Error>>;
 
-    fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+    fn call(&self, mut req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(ip) = self.peer {
+            req.extensions_mut().insert(Peer(ip));
+        }
         if self.health_only && !matches!(req.uri().path(), "/healthz" | "/readyz") {
             let busy = (StatusCode::SERVICE_UNAVAILABLE, "too many connections: only /healthz and /readyz now\n");
             return Box::pin(std::future::ready(Ok(busy.into_response())));
@@ -364,7 +396,7 @@ pub async fn serve_with<L: Accept, H: Handshake<L::Io>>(
 /// Serves one connection holding `permit` (a slot, or a reserve place when `health_only`) until it ends, its
 /// deadlines pass, or shedding at the limit cuts it; the handshake first, within the header timeout (and cut like
 /// a silent connection at the limit).
-async fn connection<I: Send + 'static, H: Handshake<I>>(
+async fn connection<I: PeerIp + Send + 'static, H: Handshake<I>>(
     raw: I,
     handshake: H,
     router: Router,
@@ -373,7 +405,9 @@ async fn connection<I: Send + 'static, H: Handshake<I>>(
     health_only: bool,
     mut pressure: watch::Receiver<u64>,
 ) {
-    let svc = Counted { inner: TowerToHyperService::new(router), requests: Arc::new(AtomicUsize::new(0)), health_only };
+    let peer = raw.peer_ip();
+    let svc =
+        Counted { inner: TowerToHyperService::new(router), requests: Arc::new(AtomicUsize::new(0)), health_only, peer };
     let requests = Arc::clone(&svc.requests);
     let (header_timeout, lifetime) = if health_only {
         let t = limits.request_timeout.min(Duration::from_secs(1));
@@ -787,5 +821,81 @@ mod tests {
             .body(Body::empty())
             .unwrap();
         assert_eq!(call(&m, ok).await.0, StatusCode::OK);
+    }
+
+    /// A request for `/metrics` with `auth` (base64 of user:password) from `peer`.
+    fn scrape(auth: &str, peer: &str) -> axum::http::Request<Body> {
+        let mut r = axum::http::Request::get("/metrics")
+            .header(header::AUTHORIZATION, format!("Basic {auth}"))
+            .body(Body::empty())
+            .unwrap();
+        r.extensions_mut().insert(Peer(peer.parse().unwrap()));
+        r
+    }
+
+    #[tokio::test]
+    async fn a_client_that_used_up_its_failed_attempts_is_refused_without_a_check_and_others_are_not() {
+        // Before: every wrong password from one address ran a bcrypt verification, without end.
+        let dir = tempfile::tempdir().unwrap();
+        let web = dir.path().join("web.yml");
+        std::fs::write(&web, format!("basic_auth_users:\n  prometheus: {}\n", bcrypt::hash("pw", 4).unwrap())).unwrap();
+        let auth = crate::outputs::web_config::WebConfig::load(&web).unwrap().auth.unwrap();
+        let m = metrics_router(Shared::new(60), Some(Arc::clone(&auth)));
+        let (right, wrong) = ("cHJvbWV0aGV1czpwdw==", "cHJvbWV0aGV1czpubw==");
+        // A right password first: remembered, and it costs the client nothing.
+        assert_eq!(call(&m, scrape(right, "192.0.2.1")).await.0, StatusCode::OK);
+        for i in 0..10 {
+            assert_eq!(call(&m, scrape(wrong, "192.0.2.1")).await.0, StatusCode::UNAUTHORIZED, "attempt {i}");
+        }
+        let resp = m.clone().oneshot(scrape(wrong, "192.0.2.1")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers().get(header::RETRY_AFTER).unwrap(), "2");
+        let peak = auth.counters();
+        // Remembered credentials still pass from that address; another address is not limited.
+        assert_eq!(call(&m, scrape(right, "192.0.2.1")).await.0, StatusCode::OK);
+        assert_eq!(call(&m, scrape(wrong, "192.0.2.2")).await.0, StatusCode::UNAUTHORIZED);
+        // An IPv6 host is one /64: its neighbours share its allowance, the next /64 has its own.
+        for _ in 0..10 {
+            call(&m, scrape(wrong, "2001:db8:0:1::1")).await;
+        }
+        assert_eq!(call(&m, scrape(wrong, "2001:db8:0:1::ffff")).await.0, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(call(&m, scrape(wrong, "2001:db8:0:2::1")).await.0, StatusCode::UNAUTHORIZED);
+        let c = auth.counters();
+        assert_eq!((peak.accepted, peak.refused, peak.rate_limited), (1, 10, 1), "{peak:?}");
+        assert_eq!((c.accepted, c.refused, c.rate_limited, c.busy), (2, 22, 2, 0), "{c:?}");
+        assert_eq!(c.limited_clients, 2, "{c:?}");
+        assert!((1..=2).contains(&c.verifications_peak), "{c:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_listener_hands_each_request_its_client_address() {
+        // The limit needs the address of a real TCP connection (before: no request knew it).
+        let dir = tempfile::tempdir().unwrap();
+        let web = dir.path().join("web.yml");
+        std::fs::write(&web, format!("basic_auth_users:\n  prometheus: {}\n", bcrypt::hash("pw", 4).unwrap())).unwrap();
+        let auth = crate::outputs::web_config::WebConfig::load(&web).unwrap().auth.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_stop, stop) = watch::channel(false);
+        let limits = Limits { max_connections: 8, request_timeout: Duration::from_secs(5) };
+        tokio::spawn(serve(listener, metrics_router(Shared::new(60), Some(Arc::clone(&auth))), limits, stop));
+        let statuses = tokio::task::spawn_blocking(move || {
+            (0..11)
+                .map(|_| {
+                    use std::io::{Read, Write};
+                    let mut s = std::net::TcpStream::connect(addr).unwrap();
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    let req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n";
+                    write!(s, "{req}Authorization: Basic cHJvbWV0aGV1czpubw==\r\n\r\n").unwrap();
+                    let mut out = String::new();
+                    let _ = s.read_to_string(&mut out);
+                    out.split(' ').nth(1).unwrap_or("").to_string()
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        assert_eq!(statuses[..10], vec!["401"; 10][..], "{statuses:?}");
+        assert_eq!(statuses[10], "429", "{statuses:?}");
     }
 }

@@ -77,6 +77,11 @@ pub struct Metrics {
     /// With `[kubernetes] taint`: 1 for the taint's state now (present, absent, unknown), 0 for the others.
     kubernetes_taint: Family<Labels, Gauge>,
     kubernetes_taint_transitions: Counter,
+    /// The network metrics listener's basic auth (only with users): requests by result, the verifications' peak,
+    /// clients refused for failed attempts now.
+    metrics_auth_requests: Family<Labels, Counter>,
+    metrics_auth_verifications_peak: Gauge,
+    metrics_auth_limited_clients: Gauge,
     /// The `process_*` metrics, without the `routewarden_` prefix (as every exporter names them).
     process: Registry,
     process_cpu: Counter<f64, AtomicU64>,
@@ -135,6 +140,9 @@ impl Metrics {
             kubernetes_events_dropped: Counter::default(),
             kubernetes_taint: Family::default(),
             kubernetes_taint_transitions: Counter::default(),
+            metrics_auth_requests: Family::default(),
+            metrics_auth_verifications_peak: Gauge::default(),
+            metrics_auth_limited_clients: Gauge::default(),
             process: Registry::default(),
             process_cpu: Counter::default(),
             process_resident: Gauge::default(),
@@ -366,7 +374,44 @@ impl Metrics {
             if let Some(k) = &d.kubernetes {
                 self.update_kubernetes(k);
             }
+            if let Some(a) = &d.metrics_auth {
+                self.update_metrics_auth(a);
+            }
         }
+    }
+
+    /// Brings the basic-auth counters up to the listener's totals.
+    fn update_metrics_auth(&self, a: &crate::report::AuthCounters) {
+        for (result, total) in
+            [("accepted", a.accepted), ("refused", a.refused), ("busy", a.busy), ("rate-limited", a.rate_limited)]
+        {
+            let c = self.metrics_auth_requests.get_or_create(&vec![("result".to_string(), result.to_string())]);
+            c.inc_by(total.saturating_sub(c.get()));
+        }
+        self.metrics_auth_verifications_peak.set(i64::try_from(a.verifications_peak).unwrap_or(i64::MAX));
+        self.metrics_auth_limited_clients.set(i64::try_from(a.limited_clients).unwrap_or(i64::MAX));
+    }
+
+    /// Registers the network metrics listener's basic-auth metrics (only when its web configuration has users).
+    pub fn enable_metrics_auth(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "metrics_auth_requests",
+            "Requests to the network metrics listener by what basic auth did: accepted, refused (wrong or no \
+             credentials), busy (the password verifiers were full), rate-limited (the client used up its failed \
+             attempts)",
+            self.metrics_auth_requests.clone(),
+        );
+        r.register(
+            "metrics_auth_verifications_peak",
+            "The most bcrypt password verifications that ran at once since the start (at most 2)",
+            self.metrics_auth_verifications_peak.clone(),
+        );
+        r.register(
+            "metrics_auth_limited_clients",
+            "Clients (IPv4 addresses, IPv6 /64s) refused now for too many failed attempts",
+            self.metrics_auth_limited_clients.clone(),
+        );
     }
 
     /// Brings the journal counters up to the engine's totals.
@@ -582,11 +627,20 @@ mod tests {
                 collections: 1,
                 rule_changes: 2,
                 last_collection_unix: 1.0,
+                metrics_auth: Some(crate::report::AuthCounters {
+                    accepted: 5,
+                    refused: 4,
+                    busy: 3,
+                    rate_limited: 2,
+                    verifications_peak: 2,
+                    limited_clients: 1,
+                }),
                 now_unix: 1.0,
             },
         );
         let mut m = Metrics::new();
         m.enable_kubernetes(true);
+        m.enable_metrics_auth();
         m.update(&r);
         m.update_process(&crate::sys::process::self_stats());
         let now = series(&m);

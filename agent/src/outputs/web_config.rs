@@ -2,11 +2,12 @@
 //! node_exporter reads: `tls_server_config` and bcrypt `basic_auth_users`) parsed, validated, and turned into a
 //! rustls `ServerConfig` (whose certificate and key are re-read when their files change) and a basic-auth check.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -233,13 +234,27 @@ fn server_config(t: &TlsFile, dir: &Path, path: &Path) -> Result<(ServerConfig, 
 /// (cert-manager, a Secret volume swapping its `..data` link, a renewal script), and exporter-toolkit takes a new
 /// pair without a restart too. A pair that does not load (half written, key and certificate not matching) keeps
 /// the last good one, with one warning per change of the files.
+///
+/// The files are looked at on a thread of their own, never in a handshake: a handshake (on a tokio worker) takes
+/// the pair in hand and wakes the thread, which looks at most once per [`LOOK_EVERY`]. A file system that hangs
+/// (a dead NFS server) holds up that thread only; handshakes go on with the last good pair.
 #[derive(Debug)]
 struct RotatingCert {
+    pair: Arc<CertPair>,
+    /// Wakes the thread; it ends when this goes (the `ServerConfig` dropped).
+    wake: std::sync::mpsc::SyncSender<()>,
+}
+
+#[derive(Debug)]
+struct CertPair {
     cert: PathBuf,
     key: PathBuf,
     provider: Arc<CryptoProvider>,
     current: Mutex<(Option<Stamp>, Arc<CertifiedKey>)>,
 }
+
+/// The files are looked at no more often than this.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// A version of the two files: inode, size and modification time of each (metadata follows symlinks).
 type Stamp = [(u64, u64, Option<SystemTime>); 2];
@@ -253,32 +268,59 @@ fn stamp(cert: &Path, key: &Path) -> Option<Stamp> {
 impl RotatingCert {
     fn load(cert: PathBuf, key: PathBuf, provider: Arc<CryptoProvider>) -> Result<RotatingCert, WebConfigError> {
         let at = stamp(&cert, &key);
-        let pair = certified_key(&cert, &key, &provider)?;
-        Ok(RotatingCert { cert, key, provider, current: Mutex::new((at, Arc::new(pair))) })
+        let first = certified_key(&cert, &key, &provider)?;
+        let pair = Arc::new(CertPair { cert, key, provider, current: Mutex::new((at, Arc::new(first))) });
+        let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+        let watched = Arc::clone(&pair);
+        let spawned = std::thread::Builder::new().name("rw-cert".into()).spawn(move || {
+            while woken.recv().is_ok() {
+                watched.look();
+                std::thread::sleep(LOOK_EVERY);
+            }
+        });
+        if let Err(e) = spawned {
+            // Without the thread the first pair is served until a restart.
+            log::warn!(
+                "metrics listener: starting the certificate watcher: {e}; a renewed certificate needs a restart"
+            );
+        }
+        Ok(RotatingCert { pair, wake })
+    }
+}
+
+impl CertPair {
+    /// Re-reads the pair when the files changed since the last look. Blocking: only on the watcher's thread.
+    fn look(&self) {
+        #[cfg(test)]
+        let _stalled = tests::STALL.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = stamp(&self.cert, &self.key);
+        let seen = self.current.lock().unwrap_or_else(PoisonError::into_inner).0;
+        // A file missing for a moment (being replaced) keeps the pair and is looked at again next time.
+        if now.is_none() || now == seen {
+            return;
+        }
+        let loaded = certified_key(&self.cert, &self.key, &self.provider);
+        let mut cur = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        cur.0 = now;
+        match loaded {
+            Ok(pair) => {
+                log::info!("metrics listener: certificate {} reloaded", self.cert.display());
+                cur.1 = Arc::new(pair);
+            }
+            Err(e) => log::warn!("metrics listener: keeping the previous certificate: {e}"),
+        }
     }
 
-    /// The pair to present now, re-read first when the files changed since the last look.
     fn current(&self) -> Arc<CertifiedKey> {
-        let now = stamp(&self.cert, &self.key);
-        let mut cur = self.current.lock().unwrap_or_else(PoisonError::into_inner);
-        // A file missing for a moment (being replaced) keeps the pair and is looked at again next time.
-        if now.is_some() && now != cur.0 {
-            cur.0 = now;
-            match certified_key(&self.cert, &self.key, &self.provider) {
-                Ok(pair) => {
-                    log::info!("metrics listener: certificate {} reloaded", self.cert.display());
-                    cur.1 = Arc::new(pair);
-                }
-                Err(e) => log::warn!("metrics listener: keeping the previous certificate: {e}"),
-            }
-        }
-        Arc::clone(&cur.1)
+        Arc::clone(&self.current.lock().unwrap_or_else(PoisonError::into_inner).1)
     }
 }
 
 impl ResolvesServerCert for RotatingCert {
+    /// The pair in hand, at once; the watcher is told to look at the files (a wake already pending is enough).
     fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current())
+        let _ = self.wake.try_send(());
+        Some(self.pair.current())
     }
 }
 
@@ -313,6 +355,49 @@ pub struct BasicAuth {
     /// Password checks running now, and the most ever at once.
     running: AtomicUsize,
     peak: AtomicUsize,
+    /// Failed attempts left per client (see [`Strikes`]).
+    strikes: Mutex<HashMap<IpAddr, Strikes>>,
+    /// Requests accepted, refused, refused busy, refused for the client's failed attempts.
+    counts: [AtomicU64; 4],
+}
+
+/// A client's allowance of failed attempts: a bucket of [`BURST`] that refills one every [`REFILL`]. A wrong
+/// password takes one; a client whose bucket is empty is refused at once (429) without a verification. A scrape
+/// with the wrong password every 15 s never runs out; a flood from one address costs at most one bcrypt check per
+/// [`REFILL`] once its burst is spent. Remembered (already verified) credentials are accepted even then, so a
+/// Prometheus sharing its address with a misconfigured one keeps scraping.
+#[derive(Debug, Clone, Copy)]
+struct Strikes {
+    left: f64,
+    at: Instant,
+}
+
+const BURST: f64 = 10.0;
+const REFILL: Duration = Duration::from_secs(2);
+/// Clients tracked at most; past it, those whose bucket is full again are forgotten, and if that is not enough,
+/// all (the limit protects the verifiers; the verifiers' queue bounds the rest).
+const MAX_CLIENTS: usize = 4096;
+
+/// The key a client's failed attempts are counted under: its IPv4 address, its IPv6 /64 (one host's share).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
+impl Strikes {
+    /// The allowance now, refilled for the time since it was last looked at.
+    fn refilled(self, now: Instant) -> Strikes {
+        let gained = now.saturating_duration_since(self.at).as_secs_f64() / REFILL.as_secs_f64();
+        Strikes { left: (self.left + gained).min(BURST), at: now }
+    }
 }
 
 /// At most this many bcrypt verifications run at once, each on a thread of its own pool: never on tokio's
@@ -335,6 +420,8 @@ pub enum Verdict {
     Refused,
     /// The verifiers and their queue were full.
     Busy,
+    /// The client has used up its failed attempts for now.
+    Limited,
 }
 
 impl BasicAuth {
@@ -348,7 +435,62 @@ impl BasicAuth {
             queue: Mutex::new(None),
             running: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            strikes: Mutex::new(HashMap::new()),
+            counts: Default::default(),
         }
+    }
+
+    /// What this check did since the start, for the report.
+    pub fn counters(&self) -> crate::report::AuthCounters {
+        let [accepted, refused, busy, rate_limited] = self.counts.each_ref().map(|c| c.load(Ordering::Relaxed));
+        let now = Instant::now();
+        let limited_clients =
+            self.strikes.lock().map(|m| m.values().filter(|s| s.refilled(now).left < 1.0).count() as u64).unwrap_or(0);
+        crate::report::AuthCounters {
+            accepted,
+            refused,
+            busy,
+            rate_limited,
+            verifications_peak: self.peak.load(Ordering::Relaxed) as u64,
+            limited_clients,
+        }
+    }
+
+    /// Takes one failed attempt from `peer`'s allowance ahead of a verification; `false` when none is left.
+    fn take_strike(&self, peer: IpAddr, now: Instant) -> bool {
+        let mut m = self.strikes.lock().unwrap_or_else(PoisonError::into_inner);
+        if m.len() >= MAX_CLIENTS && !m.contains_key(&client_key(peer)) {
+            m.retain(|_, s| s.refilled(now).left < BURST);
+            if m.len() >= MAX_CLIENTS {
+                m.clear();
+            }
+        }
+        let s = m.entry(client_key(peer)).or_insert(Strikes { left: BURST, at: now });
+        *s = s.refilled(now);
+        if s.left < 1.0 {
+            return false;
+        }
+        s.left -= 1.0;
+        true
+    }
+
+    /// Gives back the attempt taken for a verification that succeeded.
+    fn return_strike(&self, peer: IpAddr) {
+        let mut m = self.strikes.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(s) = m.get_mut(&client_key(peer)) {
+            s.left = (s.left + 1.0).min(BURST);
+        }
+    }
+
+    fn count(&self, v: Verdict) -> Verdict {
+        let i = match v {
+            Verdict::Accepted => 0,
+            Verdict::Refused => 1,
+            Verdict::Busy => 2,
+            Verdict::Limited => 3,
+        };
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        v
     }
 
     fn digest(user: &str, password: &[u8]) -> [u8; 32] {
@@ -362,14 +504,24 @@ impl BasicAuth {
     }
 
     /// Checks credentials on the verifiers' own threads: a remembered credential at once, an unparsable header
-    /// at once, the rest queued (or [`Verdict::Busy`] when the queue is full). A check whose client has gone by
-    /// the time a verifier is free is not run.
-    pub async fn verify(self: &Arc<Self>, authorization: Option<HeaderValue>) -> Verdict {
+    /// at once, the rest queued (or [`Verdict::Busy`] when the queue is full, [`Verdict::Limited`] when `peer` has
+    /// used up its failed attempts). A check whose client has gone by the time a verifier is free is not run.
+    pub async fn verify(self: &Arc<Self>, authorization: Option<HeaderValue>, peer: Option<IpAddr>) -> Verdict {
+        let v = self.verify_uncounted(authorization, peer).await;
+        self.count(v)
+    }
+
+    async fn verify_uncounted(self: &Arc<Self>, authorization: Option<HeaderValue>, peer: Option<IpAddr>) -> Verdict {
         let Some((user, password)) = authorization.as_ref().and_then(|v| parse_basic(v.as_bytes())) else {
             return Verdict::Refused;
         };
         if self.verified.lock().is_ok_and(|v| v.contains(&BasicAuth::digest(&user, &password))) {
             return Verdict::Accepted;
+        }
+        if let Some(ip) = peer {
+            if !self.take_strike(ip, Instant::now()) {
+                return Verdict::Limited;
+            }
         }
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Job { auth: Arc::clone(self), value: authorization, reply };
@@ -378,13 +530,20 @@ impl BasicAuth {
             let tx = q.get_or_insert_with(start_verifiers);
             tx.try_send(job)
         };
-        match sent {
+        let verdict = match sent {
             Ok(()) => match answer.await {
                 Ok(true) => Verdict::Accepted,
                 _ => Verdict::Refused,
             },
             Err(_) => Verdict::Busy,
+        };
+        if verdict != Verdict::Refused {
+            // Only a wrong password counts against the client.
+            if let Some(ip) = peer {
+                self.return_strike(ip);
+            }
         }
+        verdict
     }
 
     /// The most password checks that ever ran at once.
@@ -469,12 +628,16 @@ fn parse_basic(value: &[u8]) -> Option<(String, Vec<u8>)> {
 /// Middleware: a request without valid credentials gets 401 with a `WWW-Authenticate` challenge.
 pub async fn require_basic_auth(State(auth): State<Arc<BasicAuth>>, req: Request, next: Next) -> Response {
     let value = req.headers().get(header::AUTHORIZATION).cloned();
-    let verdict = auth.verify(value).await;
+    let peer = req.extensions().get::<crate::outputs::http::Peer>().map(|p| p.0);
+    let verdict = auth.verify(value, peer).await;
     if verdict == Verdict::Accepted {
         next.run(req).await
     } else if verdict == Verdict::Busy {
         (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, HeaderValue::from_static("1"))], "busy\n")
             .into_response()
+    } else if verdict == Verdict::Limited {
+        let wait = HeaderValue::from(REFILL.as_secs());
+        (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, wait)], "too many failed attempts\n").into_response()
     } else {
         (
             StatusCode::UNAUTHORIZED,
@@ -488,6 +651,9 @@ pub async fn require_basic_auth(State(auth): State<Arc<BasicAuth>>, req: Request
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Held by a test to hold up every certificate watcher's look, as a hung file system would.
+    pub(super) static STALL: Mutex<()> = Mutex::new(());
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);
@@ -592,6 +758,25 @@ mod tests {
         let tls = w.tls.unwrap();
         let der = |pem: &str| CertificateDer::from_pem_slice(pem.as_bytes()).unwrap().to_vec();
         assert_eq!(presented(Arc::clone(&tls), &ca1).await.unwrap(), der(&cert1));
+        // The certificate served once the watcher has had its look (a handshake wakes it; it looks once a second).
+        let settled = |ca: String| {
+            let tls = Arc::clone(&tls);
+            async move {
+                let mut last = Err(std::io::Error::other("no handshake"));
+                for _ in 0..40 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    last = presented(Arc::clone(&tls), &ca).await;
+                    if last.is_ok() {
+                        // Once more after another look: the same pair stays.
+                        tokio::time::sleep(LOOK_EVERY + Duration::from_millis(200)).await;
+                        let _ = presented(Arc::clone(&tls), &ca).await;
+                        tokio::time::sleep(LOOK_EVERY + Duration::from_millis(200)).await;
+                        return presented(Arc::clone(&tls), &ca).await;
+                    }
+                }
+                last
+            }
+        };
 
         // Renewed in place, as a Secret volume does it: new files, then one rename each.
         let (ca2, cert2, key2) = signed_pair();
@@ -599,19 +784,53 @@ mod tests {
         write(dir.path(), "tls.key.new", &key2);
         std::fs::rename(dir.path().join("tls.key.new"), dir.path().join("tls.key")).unwrap();
         std::fs::rename(dir.path().join("tls.crt.new"), dir.path().join("tls.crt")).unwrap();
-        assert_eq!(presented(Arc::clone(&tls), &ca2).await.unwrap(), der(&cert2));
+        assert_eq!(settled(ca2.clone()).await.unwrap(), der(&cert2));
         assert!(presented(Arc::clone(&tls), &ca1).await.is_err(), "the old CA no longer verifies it");
 
         // A key that does not match the certificate (or a half-written file): the last good pair stays.
         write(dir.path(), "tls.key", &key1);
-        assert_eq!(presented(Arc::clone(&tls), &ca2).await.unwrap(), der(&cert2));
+        assert_eq!(settled(ca2.clone()).await.unwrap(), der(&cert2));
         write(dir.path(), "tls.key", "-----BEGIN PRIVATE KEY-----\nAAAA");
-        assert_eq!(presented(Arc::clone(&tls), &ca2).await.unwrap(), der(&cert2));
+        assert_eq!(settled(ca2.clone()).await.unwrap(), der(&cert2));
         // A missing file for a moment, then the right key again.
         std::fs::remove_file(dir.path().join("tls.key")).unwrap();
-        assert_eq!(presented(Arc::clone(&tls), &ca2).await.unwrap(), der(&cert2));
+        assert_eq!(settled(ca2.clone()).await.unwrap(), der(&cert2));
         write(dir.path(), "tls.key", &key2);
-        assert_eq!(presented(tls, &ca2).await.unwrap(), der(&cert2));
+        assert_eq!(settled(ca2).await.unwrap(), der(&cert2));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[allow(clippy::await_holding_lock)] // held on purpose: only the watcher's thread waits for it
+    async fn a_handshake_never_waits_for_the_certificate_files() {
+        // Before: the handshake itself looked at the files (on a tokio worker, holding the pair's lock), so a
+        // file system that hangs hung every TLS client. Here the watcher's look is held up (as a hung stat would
+        // hold it) while the files change: handshakes go on with the pair in hand, and the new pair comes after.
+        let dir = tempfile::tempdir().unwrap();
+        let (ca1, cert1, key1) = signed_pair();
+        write(dir.path(), "tls.crt", &cert1);
+        write(dir.path(), "tls.key", &key1);
+        let w = load(dir.path(), "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n").unwrap();
+        let tls = w.tls.unwrap();
+        let stall = STALL.lock().unwrap();
+        let (ca2, cert2, key2) = signed_pair();
+        write(dir.path(), "tls.crt", &cert2);
+        write(dir.path(), "tls.key", &key2);
+        let t = std::time::Instant::now();
+        for _ in 0..3 {
+            presented(Arc::clone(&tls), &ca1).await.unwrap();
+        }
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        drop(stall);
+        let mut served = Err(std::io::Error::other("none"));
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            served = presented(Arc::clone(&tls), &ca2).await;
+            if served.is_ok() {
+                break;
+            }
+        }
+        let der = CertificateDer::from_pem_slice(cert2.as_bytes()).unwrap().to_vec();
+        assert_eq!(served.unwrap(), der);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use crate::model::kubernetes::ExporterStatus;
 use crate::model::{SourceId, SourceStatus};
-use crate::report::{verdict, DaemonState, Finding, JournalCounters, Report, SourceReport};
+use crate::report::{verdict, AuthCounters, DaemonState, Finding, JournalCounters, Report, SourceReport};
 
 use super::gate::NodeGate;
 
@@ -36,6 +36,8 @@ pub struct Inputs<'a> {
     pub collections: u64,
     pub rule_changes: u64,
     pub last_collection_unix: f64,
+    /// The network metrics listener's basic auth counters; `None` without users.
+    pub metrics_auth: Option<AuthCounters>,
     /// Now (passed in so the function stays pure).
     pub now_unix: f64,
 }
@@ -97,6 +99,7 @@ pub fn assemble(base: &Report, inputs: Inputs<'_>) -> Report {
         rendered_unix: inputs.now_unix,
         journal: counters,
         kubernetes: inputs.exporter,
+        metrics_auth: inputs.metrics_auth,
     });
     report.verdict = verdict(&report.findings);
     report
@@ -122,6 +125,7 @@ mod tests {
             collections: 3,
             rule_changes: 1,
             last_collection_unix: 10.0,
+            metrics_auth: None,
             now_unix: 12.0,
         }
     }

@@ -73,6 +73,7 @@ fn alerts_use_only_metrics_the_daemon_exports() {
     // With every optional part on (`[kubernetes]`: its series exist only then).
     let mut metrics = routewarden::outputs::metrics::Metrics::new();
     metrics.enable_kubernetes(true);
+    metrics.enable_metrics_auth();
     let (_, text) = metrics.render();
     let exported: Vec<&str> =
         text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
@@ -109,6 +110,7 @@ fn metric_names(text: &str) -> Vec<String> {
 fn the_dashboard_has_the_fleet_panels_and_uses_only_exported_metrics() {
     let mut metrics = routewarden::outputs::metrics::Metrics::new();
     metrics.enable_kubernetes(true);
+    metrics.enable_metrics_auth();
     let (_, text) = metrics.render();
     let exported: Vec<&str> =
         text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();

@@ -73,6 +73,7 @@ fn fed_metrics() -> Vec<String> {
     names.sort();
     let mut m = Metrics::new();
     m.enable_kubernetes(true);
+    m.enable_metrics_auth();
     // The daemon's parts, as `rules::assemble` adds them: journal counters, the exporter with its taint.
     let daemon = |base: &routewarden::report::Report| {
         let journal = assemble::Journal::Running {
@@ -106,6 +107,7 @@ fn fed_metrics() -> Vec<String> {
                 collections: 1,
                 rule_changes: 1,
                 last_collection_unix: 1.0,
+                metrics_auth: Some(routewarden::report::AuthCounters { accepted: 1, ..Default::default() }),
                 now_unix: 1.0,
             },
         )
