@@ -335,6 +335,56 @@ pub struct Cilium {
     pub services: Option<u32>,
     /// Frontends for NodePort, ExternalIP, LoadBalancer and HostPort traffic.
     pub external_services: Option<u32>,
+    /// How Cilium's programs sit on the node's devices (its `cil_*` programs on links): `tc` (clsact filters),
+    /// `tcx` (bpf_link, Cilium's `bpf.enableTCX`), or `tc+tcx`; absent when none is attached to a link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach_mode: Option<AttachMode>,
+    /// The kind of Cilium's pod devices (`lxc*`): `veth`, `netkit` (`bpf.datapathMode=netkit`), or `veth+netkit`
+    /// while pods move over; absent without pod devices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_mode: Option<DeviceMode>,
+}
+
+/// How a proxy's programs are attached to devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttachMode {
+    #[serde(rename = "tc")]
+    Tc,
+    #[serde(rename = "tcx")]
+    Tcx,
+    #[serde(rename = "tc+tcx")]
+    Both,
+}
+
+impl AttachMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttachMode::Tc => "tc",
+            AttachMode::Tcx => "tcx",
+            AttachMode::Both => "tc+tcx",
+        }
+    }
+}
+
+/// The kind of a CNI's pod devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceMode {
+    #[serde(rename = "veth")]
+    Veth,
+    #[serde(rename = "netkit")]
+    Netkit,
+    #[serde(rename = "veth+netkit")]
+    Both,
+}
+
+impl DeviceMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceMode::Veth => "veth",
+            DeviceMode::Netkit => "netkit",
+            DeviceMode::Both => "veth+netkit",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

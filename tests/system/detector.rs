@@ -195,6 +195,31 @@ fn cilium_kpr_alone_with_only_kubelet_chains_is_healthy() {
     assert_eq!(c["external_services"], 1);
 }
 
+/// Cilium with `bpf.enableTCX`: the NIC's program a tcx link, pod devices `lxc*` veth pairs. The report says which
+/// attach and device mode the node uses (issue 23). Netkit pod devices (`bpf.datapathMode=netkit`) cannot be made
+/// here (this kernel has no CONFIG_NETKIT): `rules::dataplane`'s unit tests decide them from recorded links.
+#[test]
+fn cilium_kpr_over_tcx_with_pod_devices_is_found_and_its_mode_named() {
+    let Some(mut w) = World::new("kpr-tcx-pods") else { return };
+    w.veth("cilium_host", "cilium_net");
+    w.veth("eth1", "eth1peer");
+    w.veth("lxc0a1b2c3d4e5f", "pod0eth0");
+    w.veth("lxc_health", "health0eth0");
+    w.tcx_ingress("eth1");
+    w.socket_lb();
+    w.lb4_map(&[([10, 96, 0, 1], 443, CLUSTER_IP), ([0, 0, 0, 0], 30001, NODEPORT)]);
+    w.process("cilium-agent");
+
+    let (code, r) = w.check();
+    w.assert_recorded("cilium_kpr_over_tcx_with_pod_devices_is_found_and_its_mode_named");
+    assert_eq!(code, 0, "{r:#}");
+    let c = &r["dataplane"]["cilium"];
+    assert_eq!((c["kube_proxy_replacement"].as_bool(), c["bpf_nodeport"].as_bool()), (Some(true), Some(true)));
+    assert_eq!((c["attach_mode"].as_str(), c["device_mode"].as_str()), (Some("tcx"), Some("veth")), "{r:#}");
+    let (_, text, _) = w.run("check");
+    assert!(text.contains("tcx attach, veth devices"), "{text}");
+}
+
 #[test]
 fn conflict_when_cilium_balances_nodeports_in_bpf_on_the_nic_over_tcx() {
     let Some(mut w) = World::new("conflict-tcx") else { return };

@@ -79,7 +79,15 @@ pub fn render(r: &Report) -> String {
                 Some(false) => ", agent NOT running",
                 None => "",
             };
-            format!("{kpr}{svcs}{agent}")
+            let datapath: Vec<String> = [
+                c.attach_mode.map(|m| format!("{} attach", m.as_str())),
+                c.device_mode.map(|m| format!("{} devices", m.as_str())),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let datapath = if datapath.is_empty() { String::new() } else { format!(", {}", datapath.join(", ")) };
+            format!("{kpr}{svcs}{agent}{datapath}")
         }
     };
     let _ = writeln!(s, "  cilium:     {cil_line}");

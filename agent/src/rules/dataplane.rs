@@ -2,9 +2,9 @@
 //! what Cilium does, and (through `rules::proxies`) every other Service proxy. Unknown stays unknown: a failed source never turns into "absent".
 
 use crate::model::bpf::FrontendCounts;
-use crate::model::links::Link;
+use crate::model::links::{Link, LinksState};
 use crate::model::{Backend, Family, Snapshot};
-use crate::report::{Dataplane, ProxyMode};
+use crate::report::{AttachMode, Dataplane, DeviceMode, ProxyMode};
 use crate::rules::chains::Signals;
 
 /// Signals of one iptables backend and family.
@@ -286,6 +286,53 @@ impl Facts {
             || c.services.is_some()
             || any_true;
         c.present = if present || (links.is_some() && bpf.is_some()) { Some(present) } else { None };
+        if let (Some(true), Some(links)) = (c.present, links) {
+            let name = |id: u32, fallback: &str| {
+                bpf.and_then(|b| b.program(id)).map(|p| p.name.clone()).unwrap_or_else(|| fallback.to_string())
+            };
+            c.attach_mode = attach_mode(links, &name);
+            c.device_mode = device_mode(links);
+            if let Some(m) = c.device_mode {
+                let pods = links.links.iter().filter(|l| is_pod_device(l)).count();
+                ev.push(format!("{pods} pod devices (lxc*): {}", m.as_str()));
+            }
+        }
+    }
+}
+
+/// How Cilium's programs are attached: the mechanisms of every `cil_*` program on a link.
+fn attach_mode(links: &LinksState, name: &dyn Fn(u32, &str) -> String) -> Option<AttachMode> {
+    let (mut tc, mut tcx) = (false, false);
+    for p in links.links.iter().flat_map(|l| &l.programs) {
+        if name(p.prog_id, &p.name).starts_with("cil_") {
+            match p.mechanism.as_str() {
+                "tcx" => tcx = true,
+                _ => tc = true,
+            }
+        }
+    }
+    match (tc, tcx) {
+        (true, true) => Some(AttachMode::Both),
+        (true, false) => Some(AttachMode::Tc),
+        (false, true) => Some(AttachMode::Tcx),
+        (false, false) => None,
+    }
+}
+
+/// Cilium's host-side pod devices: `lxc` + a hash of the endpoint, for veth and netkit alike (cilium
+/// `pkg/datapath/connector/netkit.go` `SetupNetkit`: `lxcIfName := Endpoint2IfName(id)`), and `lxc_health`.
+fn is_pod_device(l: &Link) -> bool {
+    l.name.starts_with("lxc") && matches!(l.kind.as_deref(), Some("veth" | "netkit"))
+}
+
+/// The kind of Cilium's pod devices, from the link kinds of `lxc*` devices.
+fn device_mode(links: &LinksState) -> Option<DeviceMode> {
+    let kinds: Vec<&str> = links.links.iter().filter(|l| is_pod_device(l)).filter_map(|l| l.kind.as_deref()).collect();
+    match (kinds.contains(&"veth"), kinds.contains(&"netkit")) {
+        (true, true) => Some(DeviceMode::Both),
+        (true, false) => Some(DeviceMode::Veth),
+        (false, true) => Some(DeviceMode::Netkit),
+        (false, false) => None,
     }
 }
 
@@ -300,6 +347,33 @@ fn join(pids: &[u32]) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// Netkit pod devices (Cilium's `bpf.datapathMode=netkit`), which this machine's kernel cannot make: the links
+    /// of a real tcx world with the pod devices' kind as rtnetlink reports a netkit pair (`IFLA_INFO_KIND` "netkit").
+    #[test]
+    fn netkit_pod_devices_are_named_and_a_move_from_veth_shows_both() {
+        use crate::report::{AttachMode, DeviceMode};
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/snapshots/cilium_kpr_over_tcx_with_pod_devices_is_found_and_its_mode_named.json"
+        );
+        let snap: crate::model::Snapshot = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let decide = |kinds: [&str; 2]| {
+            let mut s = snap.clone();
+            let links = s.links.data.as_mut().unwrap();
+            let mut pods = links.links.iter_mut().filter(|l| l.name.starts_with("lxc"));
+            for k in kinds {
+                pods.next().unwrap().kind = Some(k.to_string());
+            }
+            let r = crate::rules::analyse(&s, "t".into());
+            (r.dataplane.cilium.attach_mode, r.dataplane.cilium.device_mode, r.dataplane.cilium.kube_proxy_replacement)
+        };
+        assert_eq!(decide(["veth", "veth"]), (Some(AttachMode::Tcx), Some(DeviceMode::Veth), Some(true)));
+        assert_eq!(decide(["netkit", "netkit"]), (Some(AttachMode::Tcx), Some(DeviceMode::Netkit), Some(true)));
+        assert_eq!(decide(["netkit", "veth"]), (Some(AttachMode::Tcx), Some(DeviceMode::Both), Some(true)));
+        // An lxc* device of another kind (a bridge someone named so) is no pod device.
+        assert_eq!(decide(["bridge", "bridge"]).1, None);
+    }
+
     /// Issue 23: `service-endpoints-check` made the count one more than the service ports kube-proxy balances.
     #[test]
     fn only_per_service_port_chains_count_as_services() {
