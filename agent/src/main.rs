@@ -80,6 +80,44 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             write_stdout(&text)?;
             Ok(u8::try_from(report.exit_code()).unwrap_or(3))
         }
+        Command::Status { socket, url, output, timeout } => {
+            use routewarden::status::{self, Choice, Target};
+            let choice = match (socket, url) {
+                (Some(path), _) => Choice::Socket(path),
+                (None, Some(url)) => Choice::Url(Target::from_url(&url).map_err(UsageError)?),
+                (None, None) => Choice::Default {
+                    socket: settings.config.daemon.unix_socket.clone().unwrap_or_else(|| status::DEFAULT_SOCKET.into()),
+                    listen: settings.listen,
+                },
+            };
+            let answer = match status::fetch(&choice, timeout) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("routewarden: {e}");
+                    return Ok(3);
+                }
+            };
+            let text = match output {
+                Output::Json => answer.json.trim_end().to_string() + "\n",
+                Output::Text => {
+                    let age = answer.report.daemon.as_ref().map(|d| d.last_collection_unix).unwrap_or(0.0);
+                    let now = routewarden::sys::now_unix();
+                    format!(
+                        "asked the daemon on {} (last collection {})\n{}{}",
+                        answer.target,
+                        if age > 0.0 {
+                            format!("{} s ago", (now - age).max(0.0).round())
+                        } else {
+                            "not yet".to_string()
+                        },
+                        outputs::text::render(&answer.report),
+                        outputs::text::daemon_state(&answer.report, now)
+                    )
+                }
+            };
+            write_stdout(&text)?;
+            Ok(u8::try_from(answer.report.exit_code()).unwrap_or(3))
+        }
         Command::Serve { listen } => {
             let listen = match listen.as_deref() {
                 None => None,
