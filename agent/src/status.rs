@@ -114,9 +114,7 @@ pub fn fetch(choice: &Choice, timeout: Duration) -> Result<Answer, StatusError> 
                     other => other,
                 };
             }
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                return Err(StatusError::PermissionDenied { path: socket.clone() })
-            }
+            // It exists, or cannot be seen (a root-only directory): connecting says which, never another listener.
             _ => Target::Unix(socket.clone()),
         },
     };
@@ -246,5 +244,46 @@ mod tests {
         parse(&v.to_string()).unwrap();
         v["schema_version"] = 99.into();
         assert!(parse(&v.to_string()).unwrap_err().contains("schema_version 99"));
+    }
+
+    #[test]
+    fn the_daemon_part_shows_the_journal_and_the_exporter_as_they_are() {
+        use crate::model::kubernetes::{ExporterStatus, TaintState};
+        use crate::report::{DaemonState, JournalCounters};
+        let snap =
+            include_str!("../tests/data/snapshots/kube_proxy_alone_is_healthy_with_mode_backend_and_services.json");
+        let mut r = crate::rules::analyse(&serde_json::from_str(snap).unwrap(), String::new());
+        r.daemon = Some(DaemonState {
+            collections: 7,
+            rule_changes: 3,
+            last_collection_unix: 1000.0,
+            rendered_unix: 1000.0,
+            journal: Some(JournalCounters {
+                matches: [("cni-apiserver.deadlock".to_string(), 2), ("quiet".to_string(), 0)].into(),
+                lines: [("kubelet.service".to_string(), 40), ("kernel".to_string(), 2)].into(),
+                lag_seconds: 0.25,
+                not_entries: 1,
+                overlong_lines: 0,
+            }),
+            kubernetes: Some(ExporterStatus {
+                node: "n1".into(),
+                up: Some(false),
+                last_error: Some("connection refused".into()),
+                requests_ok: 5,
+                requests_failed: 2,
+                taint: Some(TaintState::Present),
+                ..ExporterStatus::default()
+            }),
+        });
+        let text = crate::outputs::text::daemon_state(&r, 1012.0);
+        let want =
+            "\ndaemon:\n  collections: 7 since start, the last 12s ago; kube-proxy chains added or removed since \
+start: 3\n  journal:    42 entries read (kernel 2, kubelet.service 40), 0.2 s behind the clock\n              matches: \
+cni-apiserver.deadlock 2\n              skipped: 1 lines that were not journal entries, 0 over the line bound\n  \
+kubernetes: Node n1, API server NOT reached: connection refused; requests 5 ok, 2 failed; 0 events dropped; taint \
+present\n";
+        assert_eq!(text, want);
+        r.daemon = None;
+        assert!(crate::outputs::text::daemon_state(&r, 0.0).contains("sent no counters"));
     }
 }
