@@ -100,19 +100,10 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             let text = match output {
                 Output::Json => answer.json.trim_end().to_string() + "\n",
                 Output::Text => {
-                    let age = answer.report.daemon.as_ref().map(|d| d.last_collection_unix).unwrap_or(0.0);
-                    let now = routewarden::sys::now_unix();
-                    format!(
-                        "asked the daemon on {} (last collection {})\n{}{}",
-                        answer.target,
-                        if age > 0.0 {
-                            format!("{} s ago", (now - age).max(0.0).round())
-                        } else {
-                            "not yet".to_string()
-                        },
-                        outputs::text::render(&answer.report),
-                        outputs::text::daemon_state(&answer.report, now)
-                    )
+                    let (r, now) = (&answer.report, routewarden::sys::now_unix());
+                    outputs::text::daemon_header(&answer.target.to_string(), r, now)
+                        + &outputs::text::render(r)
+                        + &outputs::text::daemon_state(r, now)
                 }
             };
             write_stdout(&text)?;

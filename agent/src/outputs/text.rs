@@ -188,6 +188,12 @@ fn findings(s: &mut String, list: &[crate::report::Finding]) {
     }
 }
 
+/// `routewarden status`'s first line: whom it asked (`target`) and the age of the daemon's last collection.
+pub fn daemon_header(target: &str, r: &Report, now_unix: f64) -> String {
+    let last = r.daemon.as_ref().map_or(0.0, |d| d.last_collection_unix);
+    format!("asked the daemon on {target} (last collection {})\n", ago(now_unix, last))
+}
+
 /// What only the running daemon knows, for `routewarden status` (after [`render`]): its collections and their age,
 /// kube-proxy rule churn, the journal follower's counters and the Kubernetes exporter's state. `now_unix` is the
 /// reader's clock.
