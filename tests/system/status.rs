@@ -69,6 +69,9 @@ fn status_shows_the_daemons_conflict_and_exporter_and_exits_critical() {
     assert_eq!(r["daemon"]["kubernetes"]["up"], true, "{:#}", r["daemon"]);
     assert!(r["daemon"]["kubernetes"]["requests_ok"].as_u64().unwrap() > 0, "{:#}", r["daemon"]);
     assert_eq!(r["node_gate"]["state"], "unmet", "{:#}", r["node_gate"]);
+    // The report type reads all of it back, the exporter's and the gate's parts included.
+    let back: routewarden::report::Report = serde_json::from_str(&json).unwrap();
+    assert_eq!(serde_json::to_value(&back).unwrap(), r, "the daemon's report does not round-trip");
 
     // Stopped: the socket is gone and status says no daemon answers.
     d.signal(libc::SIGTERM);
