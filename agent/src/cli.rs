@@ -50,8 +50,8 @@ routewarden check --snapshot node.json   # analyse a snapshot taken on another n
         long_about = "Asks the running `routewarden serve` for its last report (GET /status) and prints it like \
 `check`, with what only the daemon knows: its collections and their age, kube-proxy rule churn, the journal \
 follower's counters and the Kubernetes exporter's state. Nothing is collected again.\n\n\
-It asks --socket, or --url, or by default daemon.unix_socket (else /run/routewarden/routewarden.sock, which the \
-packaged units create: root only), and daemon.listen only when that socket does not exist. The first line says \
+It asks --socket, or --url, or by default daemon.unix_socket (else /run/routewarden/routewarden.sock, the packaged \
+units' socket: root only), and daemon.listen only when that socket does not exist. The first line says \
 which it asked.",
         after_help = "Exit codes: 0 healthy, 1 warnings, 2 critical findings, 3 could not inspect (a source of the \
 daemon failed, or no daemon answered, or its answer was not a report), 64 usage or configuration error.\n\n\
@@ -440,7 +440,8 @@ curl \-s localhost:9977/metrics | grep '^routewarden_findings'
 routewarden serve \-\-listen 127.0.0.1:9978     # a second instance, by hand
 .fi
 .SH "SEE ALSO"
-\fBroutewarden\-wait\fR(8), \fBroutewarden\-findings\fR(7), \fBroutewarden\fR(8)
+\fBroutewarden\-status\fR(8) (what the daemon sees, as text), \fBroutewarden\-wait\fR(8), \fBroutewarden\-findings\fR(7),
+\fBroutewarden\fR(8)
 "#;
 
 const WAIT_MAN: &str = r#".SH "EXIT STATUS"
