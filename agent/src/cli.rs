@@ -20,7 +20,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 maps, and processes, and decides who programs Service routing on this node. It never changes anything.\n\n\
 Run it as root (it needs CAP_NET_ADMIN and CAP_SYS_ADMIN to read rules and BPF objects).",
     after_help = "Examples:\n  routewarden check\n  routewarden check --output json | jq .findings\n  \
-routewarden snapshot > node.json && routewarden check --snapshot node.json\n  routewarden config defaults"
+routewarden snapshot > node.json && routewarden check --snapshot node.json\n  sudo routewarden status   # what the running daemon sees\n  \
+routewarden config defaults"
 )]
 pub struct Cli {
     /// Configuration file (TOML). Default: /etc/routewarden/config.toml when it exists, else built-in defaults.
@@ -43,6 +44,33 @@ routewarden check --snapshot node.json   # analyse a snapshot taken on another n
         /// Analyse this snapshot file (from `routewarden snapshot`) instead of the live node.
         #[arg(long, value_name = "FILE")]
         snapshot: Option<PathBuf>,
+    },
+    /// Show what the running daemon sees (its last report, journal, churn, exporter), asking it over its socket.
+    #[command(
+        long_about = "Asks the running `routewarden serve` for its last report (GET /status) and prints it like \
+`check`, with what only the daemon knows: its collections and their age, kube-proxy rule churn, the journal \
+follower's counters and the Kubernetes exporter's state. Nothing is collected again.\n\n\
+It asks --socket, or --url, or by default daemon.unix_socket (else /run/routewarden/routewarden.sock, the packaged \
+units' socket: root only), and daemon.listen only when that socket does not exist. The first line says \
+which it asked.",
+        after_help = "Exit codes: 0 healthy, 1 warnings, 2 critical findings, 3 could not inspect (a source of the \
+daemon failed, or no daemon answered, or its answer was not a report), 64 usage or configuration error.\n\n\
+Examples:\n  sudo routewarden status\n  sudo routewarden status --output json | jq .daemon\n  \
+routewarden status --url http://127.0.0.1:9977"
+    )]
+    Status {
+        /// Ask the daemon on this unix socket.
+        #[arg(long, value_name = "PATH", conflicts_with = "url")]
+        socket: Option<PathBuf>,
+        /// Ask the daemon at this loopback address (http://HOST:PORT) instead of its socket.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Output format: text, or the daemon's JSON report as it sent it.
+        #[arg(long, short, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        /// Give up when the daemon has not answered within this long (connect, request and answer).
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = interval)]
+        timeout: std::time::Duration,
     },
     /// Print the raw inputs of one collection as JSON, for support tickets and `check --snapshot`.
     #[command(
@@ -194,7 +222,7 @@ warnings; for \fBwait\fR: timed out, printing what was missing
 critical findings (for example \fBservice\-routing.conflict\fR)
 .TP
 \fB3\fR
-could not inspect: a source failed, or the journal could not be read
+could not inspect: a source failed, the journal could not be read, or no daemon answered \fBstatus\fR
 .TP
 \fB64\fR
 usage or configuration error (the message names the file, key or argument)
@@ -218,7 +246,8 @@ additional or replacing journal rules
 state: the journal cursor (\fB$STATE_DIRECTORY\fR under systemd)
 .TP
 \fI/run/routewarden/\fR
-the runtime directory for \fBdaemon.unix_socket\fR
+the runtime directory for \fBdaemon.unix_socket\fR; \fIroutewarden.sock\fR there is where \fBroutewarden status\fR
+asks first
 .TP
 \fI/lib/systemd/system/routewarden.service\fR, \fIroutewarden\-wait@.service\fR
 the daemon (Type=notify, watchdog) and the one\-shot gate per requirement
@@ -241,12 +270,13 @@ set by systemd's StateDirectory=; overrides \fBdaemon.state_dir\fR
 sudo routewarden check
 sudo routewarden check \-\-output json | jq .findings
 sudo routewarden snapshot > node.json; routewarden check \-\-snapshot node.json
+sudo routewarden status
 curl \-s localhost:9977/status?pretty
 routewarden wait \-\-for chain:filter/KUBE\-FORWARD \-\-timeout 5m
 routewarden scan\-journal \-\-directory /var/log/journal
 .fi
 .SH "SEE ALSO"
-\fBroutewarden\-check\fR(8), \fBroutewarden\-snapshot\fR(8), \fBroutewarden\-serve\fR(8), \fBroutewarden\-wait\fR(8),
+\fBroutewarden\-check\fR(8), \fBroutewarden\-status\fR(8), \fBroutewarden\-snapshot\fR(8), \fBroutewarden\-serve\fR(8), \fBroutewarden\-wait\fR(8),
 \fBroutewarden\-scan\-journal\fR(8), \fBroutewarden\-untaint\fR(8), \fBroutewarden\-config\fR(8), \fBsystemd.service\fR(5),
 \fBjournalctl\fR(1)
 "#;
@@ -265,6 +295,7 @@ fn interval(text: &str) -> Result<std::time::Duration, String> {
 pub fn subcommand_man_sections(name: &str) -> Option<&'static str> {
     Some(match name {
         "routewarden-check" => SEE_FINDINGS_CHECK,
+        "routewarden-status" => STATUS_MAN,
         "routewarden-snapshot" => SNAPSHOT_MAN,
         "routewarden-serve" => SERVE_MAN,
         "routewarden-wait" => WAIT_MAN,
@@ -303,6 +334,40 @@ routewarden check \-\-snapshot node\-7.json     # a snapshot taken on another no
 .fi
 .SH "SEE ALSO"
 \fBroutewarden\-findings\fR(7), \fBroutewarden\-snapshot\fR(8), \fBroutewarden\fR(8)
+"#;
+
+const STATUS_MAN: &str = r#".SH "EXIT STATUS"
+.TP
+\fB0\fR
+the daemon's report is healthy
+.TP
+\fB1\fR
+warnings in the daemon's report
+.TP
+\fB2\fR
+critical findings in the daemon's report; wins over 3
+.TP
+\fB3\fR
+could not inspect: a source of the daemon failed, or no daemon answered (the message names the socket or address
+asked and why: no such socket, connection refused, permission denied, no answer within \fB\-\-timeout\fR), or it
+answered with an error (503 before its first collection) or with something that is not a routewarden report
+.TP
+\fB64\fR
+usage or configuration error (\fB\-\-url\fR that is not http://HOST:PORT)
+.SH OUTPUT
+The first line names the socket or address asked and the age of the daemon's last collection; then the report as
+\fBcheck\fR prints it; then a \fBdaemon:\fR section: collections and kube\-proxy rule churn since the start, the
+journal follower's entries, lag and matches per rule, the Kubernetes exporter's state. \fB\-\-output json\fR prints
+the daemon's report as it sent it (the \fB/status\fR JSON, with its \fBdaemon\fR and \fBnode_gate\fR parts).
+.SH EXAMPLES
+.nf
+sudo routewarden status
+sudo routewarden status \-\-output json | jq .daemon.journal
+routewarden status \-\-socket /run/routewarden/routewarden.sock \-\-timeout 2s
+routewarden status \-\-url http://127.0.0.1:9977    # the loopback listener
+.fi
+.SH "SEE ALSO"
+\fBroutewarden\-serve\fR(8), \fBroutewarden\-check\fR(8), \fBroutewarden\-findings\fR(7)
 "#;
 
 const UNTAINT_MAN: &str = r#".SH "EXIT STATUS"
@@ -375,7 +440,8 @@ curl \-s localhost:9977/metrics | grep '^routewarden_findings'
 routewarden serve \-\-listen 127.0.0.1:9978     # a second instance, by hand
 .fi
 .SH "SEE ALSO"
-\fBroutewarden\-wait\fR(8), \fBroutewarden\-findings\fR(7), \fBroutewarden\fR(8)
+\fBroutewarden\-status\fR(8) (what the daemon sees, as text), \fBroutewarden\-wait\fR(8), \fBroutewarden\-findings\fR(7),
+\fBroutewarden\fR(8)
 "#;
 
 const WAIT_MAN: &str = r#".SH "EXIT STATUS"

@@ -7,7 +7,7 @@
 //!    `catalogue` (what each finding id means, for the generated references);
 //! 4. `outputs` (text, JSON, metrics, HTTP), `kubernetes` (Node conditions and Events through the API server);
 //! 5. `settings` (validated configuration: each subsystem checks its own part);
-//! 6. `daemon`, `wait`, `cli`, `logging` (what the binary runs).
+//! 6. `daemon`, `wait`, `status`, `cli`, `logging` (what the binary runs).
 //!
 //! The binary (`main.rs`) is a thin CLI over these modules; benches and tests use them directly.
 
@@ -24,5 +24,6 @@ pub mod report;
 pub mod rules;
 pub mod settings;
 pub mod sources;
+pub mod status;
 pub mod sys;
 pub mod wait;

@@ -80,6 +80,35 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             write_stdout(&text)?;
             Ok(u8::try_from(report.exit_code()).unwrap_or(3))
         }
+        Command::Status { socket, url, output, timeout } => {
+            use routewarden::status::{self, Choice, Target};
+            let choice = match (socket, url) {
+                (Some(path), _) => Choice::Socket(path),
+                (None, Some(url)) => Choice::Url(Target::from_url(&url).map_err(UsageError)?),
+                (None, None) => Choice::Default {
+                    socket: settings.config.daemon.unix_socket.clone().unwrap_or_else(|| status::DEFAULT_SOCKET.into()),
+                    listen: settings.listen,
+                },
+            };
+            let answer = match status::fetch(&choice, timeout) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("routewarden: {e}");
+                    return Ok(3);
+                }
+            };
+            let text = match output {
+                Output::Json => answer.json.trim_end().to_string() + "\n",
+                Output::Text => {
+                    let (r, now) = (&answer.report, routewarden::sys::now_unix());
+                    outputs::text::daemon_header(&answer.target.to_string(), r, now)
+                        + &outputs::text::render(r)
+                        + &outputs::text::daemon_state(r, now)
+                }
+            };
+            write_stdout(&text)?;
+            Ok(u8::try_from(answer.report.exit_code()).unwrap_or(3))
+        }
         Command::Serve { listen } => {
             let listen = match listen.as_deref() {
                 None => None,

@@ -17,4 +17,5 @@ mod legacy;
 mod neighbours;
 mod nftables;
 mod real_kube_proxy;
+mod status;
 mod taint;

@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("settings", 5),
     ("daemon", 6),
     ("wait", 6),
+    ("status", 6),
     ("cli", 6),
     ("logging", 6),
 ];

@@ -195,3 +195,83 @@ fn findings(s: &mut String, list: &[crate::report::Finding]) {
         let _ = writeln!(s, "  remedy: {}", f.remedy);
     }
 }
+
+/// `routewarden status`'s first line: whom it asked (`target`) and the age of the daemon's last collection.
+pub fn daemon_header(target: &str, r: &Report, now_unix: f64) -> String {
+    let last = r.daemon.as_ref().map_or(0.0, |d| d.last_collection_unix);
+    format!("asked the daemon on {target} (last collection {})\n", ago(now_unix, last))
+}
+
+/// What only the running daemon knows, for `routewarden status` (after [`render`]): its collections and their age,
+/// kube-proxy rule churn, the journal follower's counters and the Kubernetes exporter's state. `now_unix` is the
+/// reader's clock.
+pub fn daemon_state(r: &Report, now_unix: f64) -> String {
+    let mut s = String::from("\ndaemon:\n");
+    let Some(d) = &r.daemon else {
+        s.push_str("  sent no counters (a daemon older than this routewarden)\n");
+        return s;
+    };
+    let _ = writeln!(
+        s,
+        "  collections: {} since start, the last {}; kube-proxy chains added or removed since start: {}",
+        d.collections,
+        ago(now_unix, d.last_collection_unix),
+        d.rule_changes
+    );
+    match &d.journal {
+        None => s.push_str("  journal:    not followed (journal.enabled = false, or the follower has not started)\n"),
+        Some(j) => {
+            let lines: u64 = j.lines.values().sum();
+            let per_unit = j.lines.iter().map(|(u, n)| format!("{u} {n}")).collect::<Vec<_>>().join(", ");
+            let _ = writeln!(
+                s,
+                "  journal:    {lines} entries read{}, {:.1} s behind the clock",
+                if per_unit.is_empty() { String::new() } else { format!(" ({per_unit})") },
+                j.lag_seconds
+            );
+            let matched: Vec<_> = j.matches.iter().filter(|(_, n)| **n > 0).map(|(r, n)| format!("{r} {n}")).collect();
+            let _ = writeln!(
+                s,
+                "              matches: {}",
+                if matched.is_empty() { "none".to_string() } else { matched.join(", ") }
+            );
+            if j.not_entries + j.overlong_lines > 0 {
+                let _ = writeln!(
+                    s,
+                    "              skipped: {} lines that were not journal entries, {} over the line bound",
+                    j.not_entries, j.overlong_lines
+                );
+            }
+        }
+    }
+    match &d.kubernetes {
+        None => s.push_str("  kubernetes: exporter off ([kubernetes] enabled = false)\n"),
+        Some(k) => {
+            let node = if k.node.is_empty() { "Node not resolved yet".to_string() } else { format!("Node {}", k.node) };
+            let state = match (k.up, &k.last_error) {
+                (None, _) => "no exchange with the API server yet".to_string(),
+                (Some(true), _) => format!(
+                    "API server reached, last success {}",
+                    k.last_success_unix.map_or("never".to_string(), |t| ago(now_unix, t))
+                ),
+                (Some(false), e) => format!("API server NOT reached: {}", e.as_deref().unwrap_or("no error text")),
+            };
+            let taint = k.taint.map(|t| format!("; taint {}", t.as_str())).unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "  kubernetes: {node}, {state}; requests {} ok, {} failed; {} events dropped{taint}",
+                k.requests_ok, k.requests_failed, k.events_dropped
+            );
+        }
+    }
+    s
+}
+
+/// "12s ago" from two unix times (never negative; "never" for 0).
+fn ago(now_unix: f64, then_unix: f64) -> String {
+    if then_unix <= 0.0 {
+        return "never".to_string();
+    }
+    let secs = (now_unix - then_unix).max(0.0).round() as u64;
+    format!("{} ago", humantime::format_duration(std::time::Duration::from_secs(secs)))
+}

@@ -284,6 +284,7 @@ fn man_pages_give_each_command_its_exit_status_and_examples_and_list_every_findi
     assert_eq!(code, 0, "{err}");
     for page in [
         "check",
+        "status",
         "snapshot",
         "serve",
         "wait",

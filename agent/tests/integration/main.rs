@@ -11,5 +11,6 @@ mod fixtures;
 mod packaging;
 mod reference;
 mod save_jumps;
+mod status;
 mod support;
 mod xtables;
