@@ -274,6 +274,14 @@ mod tests {
                 taint: Some(TaintState::Present),
                 ..ExporterStatus::default()
             }),
+            metrics_auth: Some(crate::report::AuthCounters {
+                accepted: 9,
+                refused: 4,
+                busy: 0,
+                rate_limited: 2,
+                verifications_peak: 2,
+                limited_clients: 1,
+            }),
         });
         let text = crate::outputs::text::daemon_state(&r, 1012.0);
         let want =
@@ -281,7 +289,7 @@ mod tests {
 start: 3\n  journal:    42 entries read (kernel 2, kubelet.service 40), 0.2 s behind the clock\n              matches: \
 cni-apiserver.deadlock 2\n              skipped: 1 lines that were not journal entries, 0 over the line bound\n  \
 kubernetes: Node n1, API server NOT reached: connection refused; requests 5 ok, 2 failed; 0 events dropped; taint \
-present\n";
+present\n  basic auth: 9 accepted, 4 refused, 0 busy, 2 rate-limited; 1 clients limited now\n";
         assert_eq!(text, want);
         r.daemon = None;
         assert!(crate::outputs::text::daemon_state(&r, 0.0).contains("sent no counters"));

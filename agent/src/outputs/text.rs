@@ -264,6 +264,13 @@ pub fn daemon_state(r: &Report, now_unix: f64) -> String {
             );
         }
     }
+    if let Some(a) = &d.metrics_auth {
+        let _ = writeln!(
+            s,
+            "  basic auth: {} accepted, {} refused, {} busy, {} rate-limited; {} clients limited now",
+            a.accepted, a.refused, a.busy, a.rate_limited, a.limited_clients
+        );
+    }
     s
 }
 
