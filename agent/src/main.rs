@@ -185,7 +185,9 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
                 Output::Text => outputs::text::scan(&scan),
             };
             write_stdout(&text)?;
-            if let Some(why) = journal::reader::nothing_read(&scan, &input) {
+            if let Some(why) =
+                journal::reader::nothing_read(&scan, &input).or_else(|| journal::reader::unreadable(&scan))
+            {
                 eprintln!("routewarden: {why}");
                 return Ok(3);
             }

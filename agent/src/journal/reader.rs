@@ -105,6 +105,9 @@ pub struct Scan {
     /// Episodes beyond the engine's bound, left out (oldest first).
     #[serde(skip_serializing_if = "is_zero")]
     pub episodes_dropped: u64,
+    /// Journal files journalctl said it ignores, and why.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub ignored_files: IgnoredFiles,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -130,7 +133,9 @@ pub fn scan(
         findings: Vec::new(),
         episodes: Vec::new(),
         episodes_dropped: 0,
+        ignored_files: IgnoredFiles::new(),
     };
+    let ignored = Arc::new(Mutex::new(IgnoredFiles::new()));
     let mut asm = Assembler::new();
     // Rule ids by index, for the matches list (the engine is borrowed while it feeds).
     let ids: Vec<String> = engine.rules().rules.iter().map(|c| c.rule.id.clone()).collect();
@@ -154,7 +159,15 @@ pub fn scan(
     match input {
         Input::Stdin => read_lines(std::io::stdin().lock(), MAX_LINE, false, |l| feed(l, &mut engine, &mut scan))?,
         _ => {
-            let mut child = exec::spawn_streaming(journalctl, &journalctl_args(input, units, false, Start::Beginning))?;
+            let seen = Arc::clone(&ignored);
+            let mut child =
+                exec::spawn_streaming_with(journalctl, &journalctl_args(input, units, false, Start::Beginning), {
+                    move |line| {
+                        if let Ok(mut f) = seen.lock() {
+                            note_ignored(&mut f, line);
+                        }
+                    }
+                })?;
             let watch = StallWatch::start(child.killer(), stall);
             if let Some(out) = child.take_stdout() {
                 let read = read_lines(out, MAX_LINE, false, |l| {
@@ -179,7 +192,14 @@ pub fn scan(
     scan.findings = engine.findings();
     scan.episodes = engine.episodes();
     scan.episodes_dropped = engine.episodes_dropped;
+    scan.ignored_files = ignored.lock().map(|f| f.clone()).unwrap_or_default();
     Ok(scan)
+}
+
+/// Why a scan proves nothing about some of the journal (`None` when every file was read): journalctl ignored
+/// files written by a newer systemd, so `scan-journal` exits 3 as for a source that failed.
+pub fn unreadable(scan: &Scan) -> Option<String> {
+    ignored_files_say(&scan.ignored_files).0
 }
 
 /// Why a scan that read no journal entry proves nothing, with what was read and where to look (`None` once an
@@ -259,6 +279,78 @@ impl StallWatch {
 /// about 4 times longer as an array of bytes. A longer line is skipped to its newline without being buffered, and
 /// counted.
 pub const MAX_LINE: usize = 1 << 20;
+
+/// Why journalctl ignores a journal file, as it warns on stderr (systemd `src/shared/journal-util.c`,
+/// `journal_access_check_and_warn`, the same words from v246 to v257) and keeps going without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ignored {
+    /// "uses an unsupported feature": written by a newer systemd than this journalctl. Every entry in it is
+    /// unread, for as long as this journalctl runs: the journal source fails.
+    UnsupportedFeature,
+    /// "is truncated" (a file being created or cut short), "corrupted" (typically an old `.journal~` left by an
+    /// unclean shutdown), "Too many journal files": said in the source's note; the source stays ok.
+    Truncated,
+    Corrupted,
+    TooManyFiles,
+}
+
+/// Journal files a journalctl said it ignores, at most [`MAX_IGNORED`] kept.
+pub type IgnoredFiles = std::collections::BTreeMap<String, Ignored>;
+const MAX_IGNORED: usize = 32;
+
+/// The file and why, from one line of journalctl's stderr (`None` for any other line).
+pub fn ignored_file(line: &str) -> Option<(String, Ignored)> {
+    if let Some(rest) = line.strip_prefix("Too many journal files") {
+        let path = rest.split_once("ignoring file '")?.1.strip_suffix("'.")?;
+        return Some((path.to_string(), Ignored::TooManyFiles));
+    }
+    let rest = line.strip_prefix("Journal file ")?.strip_suffix(", ignoring file.")?;
+    [
+        (" uses an unsupported feature", Ignored::UnsupportedFeature),
+        (" is truncated", Ignored::Truncated),
+        (" corrupted", Ignored::Corrupted),
+    ]
+    .into_iter()
+    .find_map(|(why, kind)| rest.strip_suffix(why).map(|path| (path.to_string(), kind)))
+}
+
+fn note_ignored(files: &mut IgnoredFiles, line: &str) -> bool {
+    match ignored_file(line) {
+        Some((path, why)) if files.len() < MAX_IGNORED || files.contains_key(&path) => {
+            files.insert(path, why) != Some(why)
+        }
+        _ => false,
+    }
+}
+
+/// What journalctl's ignored files mean for the journal source: an error when a file's format is newer than
+/// this journalctl (its entries are never read: no all-clear may rest on it), a note for the others.
+pub fn ignored_files_say(files: &IgnoredFiles) -> (Option<String>, Option<String>) {
+    let list = |kind: Ignored| files.iter().filter(move |(_, k)| **k == kind).map(|(p, _)| p.as_str());
+    let unsupported: Vec<&str> = list(Ignored::UnsupportedFeature).collect();
+    let error = (!unsupported.is_empty()).then(|| {
+        format!(
+            "journalctl cannot read {} journal file(s) written by a newer systemd (\"uses an unsupported feature\"), so \
+             their entries are not read: {}. Use a journalctl at least as new as the node's systemd",
+            unsupported.len(),
+            unsupported.join(", ")
+        )
+    });
+    let others: Vec<String> = [
+        (Ignored::Truncated, "truncated"),
+        (Ignored::Corrupted, "corrupted"),
+        (Ignored::TooManyFiles, "over journalctl's file limit"),
+    ]
+    .into_iter()
+    .filter_map(|(kind, word)| {
+        let l: Vec<&str> = list(kind).collect();
+        (!l.is_empty()).then(|| format!("{word}: {}", l.join(", ")))
+    })
+    .collect();
+    let note = (!others.is_empty()).then(|| format!("journalctl ignores journal files ({})", others.join("; ")));
+    (error, note)
+}
 
 /// One piece of journalctl's output, as [`read_lines`] hands it out.
 #[derive(Debug, PartialEq, Eq)]
@@ -346,6 +438,8 @@ struct Followed {
     cursor_note: Option<String>,
     /// journalctl refused the saved cursor: later restarts do not offer it again.
     saved_refused: bool,
+    /// Files the running journalctl said it ignores (cleared when it is started again: it says them again).
+    ignored: IgnoredFiles,
 }
 
 /// How long after journalctl started a replay counts as finished even if the saved cursor's entry never came
@@ -411,6 +505,7 @@ impl Follower {
             replaying: true,
             cursor_note: None,
             saved_refused: false,
+            ignored: IgnoredFiles::new(),
         }));
         let store = CursorStore::new(opts.cursor_file.clone());
         let thread_shared = Arc::clone(&shared);
@@ -425,9 +520,10 @@ impl Follower {
         match self.shared.lock() {
             Ok(mut j) => {
                 j.engine.advance(now_usec);
+                let (unreadable, ignored_note) = ignored_files_say(&j.ignored);
                 JournalView {
                     findings: j.engine.findings(),
-                    error: j.error.clone().or_else(|| j.garbage.clone()).or(store_error),
+                    error: j.error.clone().or_else(|| j.garbage.clone()).or(unreadable).or(store_error),
                     matches: j.engine.counts.clone(),
                     lines: j.engine.lines.clone(),
                     lag_seconds: j.lag_seconds,
@@ -435,7 +531,10 @@ impl Follower {
                     overlong_lines: j.overlong_lines,
                     cursor: (!j.cursor.is_empty()).then(|| format!("{}\n{}\n", j.cursor, j.cursor_usec)),
                     replaying: j.replaying,
-                    cursor_note: j.cursor_note.clone(),
+                    cursor_note: match (j.cursor_note.clone(), ignored_note) {
+                        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+                        (a, b) => a.or(b),
+                    },
                 }
             }
             Err(_) => JournalView {
@@ -538,7 +637,21 @@ fn follow_once(
         _ => (Start::Since((crate::sys::now_unix() as u64).saturating_sub(opts.lookback_secs)), None),
     };
     let from_saved = in_memory.is_empty() && matches!(start, Start::AfterCursor(_));
-    let mut child = exec::spawn_streaming(&opts.journalctl, &journalctl_args(&opts.input, &opts.units, true, start))?;
+    if let Ok(mut s) = shared.lock() {
+        s.ignored.clear();
+    }
+    let mut child = {
+        let (shared, on_change) = (Arc::clone(shared), on_change.clone());
+        exec::spawn_streaming_with(&opts.journalctl, &journalctl_args(&opts.input, &opts.units, true, start), {
+            move |line| {
+                let changed = shared.lock().is_ok_and(|mut s| note_ignored(&mut s.ignored, line));
+                if changed {
+                    log::warn!(source = "journal"; "journalctl: {line}");
+                    on_change();
+                }
+            }
+        })?
+    };
     if replay.is_none() {
         if let Ok(mut s) = shared.lock() {
             s.replaying = false;
@@ -776,6 +889,40 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests {
+    /// journalctl's warnings as users pasted them (an OKD node's `journalctl --verify`, rkt's troubleshooting
+    /// guide) and as systemd's `src/shared/journal-util.c` words them; other stderr lines are not files.
+    #[test]
+    fn the_files_journalctl_ignores_are_read_from_its_warnings() {
+        let lines = [
+            "Journal file /var/log/journal/674cc4f6256143379fd7935e328f9d5a/system@0005fc3742709c54-6eca9ce9bfe3ba10.journal~ uses an unsupported feature, ignoring file.",
+            "Use SYSTEMD_LOG_LEVEL=debug journalctl --file=/var/log/journal/x/system.journal to see the details.",
+            "Journal file /var/log/journal/x/system@2.journal~ corrupted, ignoring file.",
+            "Journal file /run/log/journal/x/system.journal is truncated, ignoring file.",
+            "Too many journal files (limit is at 7168) in scope, ignoring file '/var/log/journal/x/user-1000.journal'.",
+            "Data from the specified boot (+0) is not available: No such boot ID in journal",
+        ];
+        let mut files = IgnoredFiles::new();
+        let changed: Vec<bool> = lines.iter().map(|l| note_ignored(&mut files, l)).collect();
+        assert_eq!(changed, [true, false, true, true, true, false]);
+        assert!(!note_ignored(&mut files, lines[0]), "said again, nothing changes");
+        assert_eq!(files.len(), 4);
+        let (error, note) = ignored_files_say(&files);
+        let error = error.unwrap();
+        assert!(error.contains("newer systemd") && error.contains("6eca9ce9bfe3ba10.journal~"), "{error}");
+        let note = note.unwrap();
+        assert!(note.contains("corrupted: /var/log/journal/x/system@2.journal~"), "{note}");
+        assert!(note.contains("truncated: /run/log/journal/x/system.journal"), "{note}");
+        assert!(note.contains("limit: /var/log/journal/x/user-1000.journal"), "{note}");
+        // Only corrupted or truncated files: a note, the source stays ok.
+        files.retain(|_, k| *k != Ignored::UnsupportedFeature);
+        assert_eq!(ignored_files_say(&files).0, None);
+        // Bounded.
+        for i in 0..100 {
+            note_ignored(&mut files, &format!("Journal file /j/{i}.journal corrupted, ignoring file."));
+        }
+        assert_eq!(files.len(), MAX_IGNORED);
+    }
+
     use super::*;
 
     #[test]

@@ -224,6 +224,16 @@ const STDERR_LINE_BYTES: usize = 1024;
 
 /// Starts `program args...` with stdout to read as a stream.
 pub fn spawn_streaming<S: AsRef<std::ffi::OsStr>>(program: &Path, args: &[S]) -> Result<Streaming, ExecError> {
+    spawn_streaming_with(program, args, |_| {})
+}
+
+/// [`spawn_streaming`], with each line of stderr (at most [`STDERR_LINE_BYTES`]) also handed to `on_stderr` as it
+/// comes, on the thread that reads stderr: what the program warns about while it keeps running.
+pub fn spawn_streaming_with<S: AsRef<std::ffi::OsStr>>(
+    program: &Path,
+    args: &[S],
+    mut on_stderr: impl FnMut(&str) + Send + 'static,
+) -> Result<Streaming, ExecError> {
     let mut child =
         command(program, args).spawn().map_err(|source| ExecError::Spawn { program: program.to_path_buf(), source })?;
     let stdout = child.stdout.take();
@@ -234,7 +244,9 @@ pub fn spawn_streaming<S: AsRef<std::ffi::OsStr>>(program: &Path, args: &[S]) ->
             let mut buf = Vec::new();
             while r.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
                 buf.truncate(STDERR_LINE_BYTES);
-                tail.push(String::from_utf8_lossy(&buf).trim_end().to_string());
+                let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+                on_stderr(&line);
+                tail.push(line);
                 if tail.len() > STDERR_LINES {
                     tail.remove(0);
                 }
