@@ -1,5 +1,8 @@
 //! Processes from procfs (under the host root): which Service proxies' agents and whether a kubelet run, and
-//! which kubelet configuration files exist; who holds kube-proxy's health port.
+//! which kubelet configuration files exist; who holds kube-proxy's health port. A process with a watched name
+//! counts only when root runs it and its origin fits ([`origin`]).
+
+mod origin;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -63,15 +66,25 @@ fn scan(proc: &Path) -> std::io::Result<ProcessState> {
         let entry = entry?;
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
         // A process may exit between readdir and read; that is not an error.
-        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else { continue };
+        let Ok(comm) = read_small(&entry.path().join("comm")) else { continue };
         let comm = comm.trim_end();
         if WATCHED.contains(&comm) {
+            let comm = comm.to_string();
             match owner(&entry.path()) {
-                Owner::Root => processes.push(Process { pid, comm: comm.to_string() }),
-                Owner::Gone => {}
-                Owner::Other { uid, reason } => {
-                    ignored.push(IgnoredProcess { pid, comm: comm.to_string(), uid, reason })
+                Owner::Root => {
+                    let exe = std::fs::read_link(entry.path().join("exe"))
+                        .map(|p| p.display().to_string())
+                        .map_err(|e| e.to_string());
+                    let cgroup = read_small(&entry.path().join("cgroup")).map_err(|e| e.to_string());
+                    match origin::judge(&comm, exe, cgroup) {
+                        (origin, None) => processes.push(Process { pid, comm, origin: Some(origin) }),
+                        (origin, Some(reason)) => {
+                            ignored.push(IgnoredProcess { pid, comm, uid: Some(0), reason, origin: Some(origin) })
+                        }
+                    }
                 }
+                Owner::Gone => {}
+                Owner::Other { uid, reason } => ignored.push(IgnoredProcess { pid, comm, uid, reason, origin: None }),
             }
         }
     }
@@ -94,7 +107,7 @@ enum Owner {
 /// Reads the process's owner from `/proc/PID/status` (`Uid:` real, effective, saved, filesystem). The uids are
 /// those of the reader's user namespace: the host's in the daemon's container with hostPID.
 fn owner(dir: &Path) -> Owner {
-    let status = match std::fs::read_to_string(dir.join("status")) {
+    let status = match read_small(&dir.join("status")) {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Owner::Gone,
         Err(e) => return Owner::Other { uid: None, reason: format!("its owner cannot be read: {e}") },
@@ -109,4 +122,15 @@ fn owner(dir: &Path) -> Owner {
         [real, ..] => Owner::Other { uid: Some(*real), reason: format!("run by uid {real}, not root") },
         [] => Owner::Other { uid: None, reason: "no Uid line in its status".into() },
     }
+}
+
+/// The most of one procfs file (`comm`, `status`, `cgroup`) that is read: each is a few hundred bytes.
+const PROC_FILE_CAP: u64 = 64 * 1024;
+
+/// Reads a small procfs file, at most [`PROC_FILE_CAP`] bytes (a longer one is cut there).
+fn read_small(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?.take(PROC_FILE_CAP).read_to_string(&mut text)?;
+    Ok(text)
 }
