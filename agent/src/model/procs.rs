@@ -141,6 +141,23 @@ impl ProcessState {
     pub fn pids(&self, comm: &str) -> Vec<u32> {
         self.processes.iter().filter(|p| p.comm == comm).map(|p| p.pid).collect()
     }
+
+    /// The pids of processes named `comm` for evidence, each with where it runs when known:
+    /// `7 (a container of containerd), 9`.
+    pub fn pids_text(&self, comm: &str) -> String {
+        let each: Vec<String> = self
+            .processes
+            .iter()
+            .filter(|p| p.comm == comm)
+            .map(|p| match p.origin.as_ref().map(|o| &o.kind) {
+                Some(k @ (CgroupKind::Container { .. } | CgroupKind::Unit { .. } | CgroupKind::Root)) => {
+                    format!("{} ({k})", p.pid)
+                }
+                _ => p.pid.to_string(),
+            })
+            .collect();
+        each.join(", ")
+    }
 }
 
 impl ProcessState {
@@ -176,5 +193,51 @@ impl ProcessState {
             ));
         }
         (!parts.is_empty()).then(|| parts.join(". "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn process(pid: u32, comm: &str, origin: Option<Origin>) -> Process {
+        Process { pid, comm: comm.into(), origin }
+    }
+
+    #[test]
+    fn evidence_names_where_each_process_runs_and_the_note_what_was_not_checked() {
+        let container = Origin {
+            exe: Some("/usr/local/bin/kube-proxy".into()),
+            cgroup: Some("/kubepods.slice/cri-containerd-x.scope".into()),
+            kind: CgroupKind::Container { runtime: Runtime::Containerd },
+            unchecked: None,
+        };
+        let unread = Origin {
+            exe: None,
+            cgroup: Some("/system.slice/kubelet.service".into()),
+            kind: CgroupKind::Unit { manager: Manager::Systemd, unit: "kubelet.service".into() },
+            unchecked: Some("its executable cannot be read (Permission denied (os error 13))".into()),
+        };
+        let state = ProcessState {
+            processes: vec![
+                process(7, "kube-proxy", Some(container)),
+                process(9, "kube-proxy", None),
+                process(12, "kubelet", Some(unread)),
+            ],
+            ..ProcessState::default()
+        };
+        assert_eq!(state.pids_text("kube-proxy"), "7 (a container of containerd), 9");
+        assert_eq!(state.pids_text("kubelet"), "12 (systemd unit kubelet.service)");
+        assert_eq!(
+            state.note().as_deref(),
+            Some(
+                "counted on their owner alone, as their origin could not be checked: kubelet (pid 12): its \
+                 executable cannot be read (Permission denied (os error 13))"
+            )
+        );
+        // A snapshot from before origins were read still loads.
+        let old: ProcessState = serde_json::from_str(r#"{"processes": [{"pid": 7, "comm": "kube-proxy"}]}"#).unwrap();
+        assert_eq!(old.processes[0].origin, None);
+        assert_eq!(old.note(), None);
     }
 }
