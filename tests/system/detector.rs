@@ -509,6 +509,8 @@ fn the_unit_capabilities_are_the_ones_the_sources_need() {
     w.iptables_fixture("legacy", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
     w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
     w.socket_lb();
+    // An agent with every capability (as kube-proxy's container and the kubelet have): its executable is read.
+    w.process("kube-proxy");
     let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../systemd/routewarden.service")).unwrap();
     let caps: Vec<String> = unit
         .lines()
@@ -517,12 +519,15 @@ fn the_unit_capabilities_are_the_ones_the_sources_need() {
         .split_whitespace()
         .map(|c| c.trim_start_matches("CAP_").to_lowercase())
         .collect();
-    let failed = |w: &mut World, caps: &[String]| -> Vec<String> {
+    let check = |w: &mut World, caps: &[String]| -> serde_json::Value {
         w.wrapper = format!(
             "setpriv --inh-caps -all --bounding-set -all,{} -- ",
             caps.iter().map(|c| format!("+{c}")).collect::<Vec<_>>().join(",")
         );
-        let (_, r) = w.check();
+        w.check().1
+    };
+    let failed = |w: &mut World, caps: &[String]| -> Vec<String> {
+        let r = check(w, caps);
         r["sources"]
             .as_object()
             .unwrap()
@@ -540,6 +545,14 @@ fn the_unit_capabilities_are_the_ones_the_sources_need() {
         let fewer: Vec<String> = caps.iter().filter(|c| *c != cap).cloned().collect();
         assert_eq!(failed(&mut w, &fewer), sources, "without {cap}");
     }
+    // SYS_PTRACE: without it the agents' executables cannot be read, and the processes source says so.
+    let r = check(&mut w, &caps);
+    assert!(r["sources"]["processes"]["note"].is_null(), "with the unit's capabilities: {:#}", r["sources"]);
+    let fewer: Vec<String> = caps.iter().filter(|c| *c != "sys_ptrace").cloned().collect();
+    let r = check(&mut w, &fewer);
+    let note = r["sources"]["processes"]["note"].as_str().unwrap_or_default();
+    assert!(note.contains("kube-proxy (pid ") && note.contains("its executable cannot be read"), "{:#}", r["sources"]);
+    assert_eq!(r["dataplane"]["kube_proxy"]["running"], true, "an unread executable does not drop it: {r:#}");
 }
 
 #[test]
