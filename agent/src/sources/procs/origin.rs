@@ -134,11 +134,13 @@ fn kind_of(path: &str, openrc: bool) -> Option<CgroupKind> {
             if i > 0 && comps[i - 1] == "docker" {
                 return Some(CgroupKind::Container { runtime: Runtime::Docker });
             }
-            if under_kubepods(i) {
+            // Under `pod<uid>` too: from routewarden's own pod (a private cgroup namespace) the `kubepods`
+            // ancestors are hidden behind `..` steps.
+            if under_kubepods(i) || (i > 0 && is_pod_dir(comps[i - 1])) {
                 return Some(CgroupKind::Container { runtime: Runtime::Kubepods });
             }
         }
-        if c.contains("kubepods") || (c.starts_with("pod") && under_kubepods(i)) {
+        if c.contains("kubepods") || is_pod_dir(c) {
             return Some(CgroupKind::Container { runtime: Runtime::Kubepods });
         }
         if [".service", ".scope", ".slice"].iter().any(|s| c.ends_with(s)) {
@@ -180,6 +182,15 @@ fn runtime_scope(c: &str) -> Option<Runtime> {
         return Some(Runtime::Podman);
     }
     None
+}
+
+/// A pod's directory of the kubelet's cgroupfs driver: `pod` and the pod's uid (32 hex digits, with or without
+/// `-` or `_` between the groups).
+fn is_pod_dir(c: &str) -> bool {
+    c.strip_prefix("pod").is_some_and(|uid| {
+        let hex = uid.bytes().filter(|b| *b != b'-' && *b != b'_');
+        hex.clone().count() == 32 && hex.clone().all(|b| b.is_ascii_hexdigit()) && uid.len() <= 36
+    })
 }
 
 /// A container id as runtimes write it: 64 lowercase hex digits.
@@ -262,6 +273,9 @@ mod tests {
         // From routewarden's own container (a private cgroup namespace): `..` steps to the common ancestor.
         let p = format!("0::/../../kubepods-besteffort-pod1b2c.slice/cri-containerd-{ID}.scope\n");
         assert_eq!(kind(&p), container(Runtime::Containerd));
+        // The same with the cgroupfs driver: the `kubepods` ancestors are hidden, the pod's directory is not.
+        let p = format!("0::/../../../burstable/pod2ca4a155-3599-498d-bb9d-4446693fa3ea/{ID}\n");
+        assert_eq!(kind(&p), container(Runtime::Kubepods));
     }
 
     #[test]
