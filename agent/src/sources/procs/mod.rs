@@ -127,10 +127,58 @@ fn owner(dir: &Path) -> Owner {
 /// The most of one procfs file (`comm`, `status`, `cgroup`) that is read: each is a few hundred bytes.
 const PROC_FILE_CAP: u64 = 64 * 1024;
 
-/// Reads a small procfs file, at most [`PROC_FILE_CAP`] bytes (a longer one is cut there).
+/// Reads a small procfs file, at most [`PROC_FILE_CAP`] bytes (a longer one is cut there). Opened non-blocking:
+/// `proc_dir` is configurable, and a FIFO there must not hang the source (procfs files ignore the flag).
 fn read_small(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
     let mut text = String::new();
-    std::fs::File::open(path)?.take(PROC_FILE_CAP).read_to_string(&mut text)?;
+    file.take(PROC_FILE_CAP).read_to_string(&mut text)?;
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A procfs stand-in entry: `comm`, a root `status`, `exe` linking to `exe`, and `cgroup`.
+    fn entry(proc: &Path, pid: u32, comm: &str, exe: &str, cgroup: &str) {
+        let dir = proc.join(pid.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("comm"), format!("{comm}\n")).unwrap();
+        std::fs::write(dir.join("status"), format!("Name:\t{comm}\nUid:\t0\t0\t0\t0\n")).unwrap();
+        std::os::unix::fs::symlink(exe, dir.join("exe")).unwrap();
+        std::fs::write(dir.join("cgroup"), cgroup).unwrap();
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // A FIFO for the test, made the ordinary way.
+    fn a_root_process_counts_only_from_its_agents_executable_and_a_runtimes_cgroup() {
+        let tmp = tempfile::tempdir().unwrap();
+        let proc = tmp.path();
+        let pod = "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/cri-containerd-\
+                   0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope\n";
+        entry(proc, 10, "kube-proxy", "/usr/local/bin/kube-proxy", pod);
+        entry(proc, 11, "kube-proxy", "/usr/bin/sleep", pod);
+        entry(proc, 12, "kubelet", "/usr/bin/kubelet", "0::/tests/agents\n");
+        entry(proc, 13, "kubelet", "/usr/bin/kubelet (deleted)", "0::/system.slice/kubelet.service\n");
+        // A FIFO where a file should be (proc_dir is configurable) neither hangs nor drops the others.
+        std::fs::create_dir_all(proc.join("14")).unwrap();
+        let fifo = proc.join("14/comm");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+
+        let state = scan(proc).unwrap();
+        let counted: Vec<(u32, &str)> = state.processes.iter().map(|p| (p.pid, p.comm.as_str())).collect();
+        assert_eq!(counted, vec![(10, "kube-proxy"), (13, "kubelet")]);
+        let ignored: Vec<(u32, &str)> = state.ignored.iter().map(|p| (p.pid, p.reason.as_str())).collect();
+        assert_eq!(
+            ignored,
+            vec![
+                (11, "its executable is /usr/bin/sleep, not kube-proxy's"),
+                (12, "its cgroup /tests/agents is a cgroup of no container runtime or service manager"),
+            ]
+        );
+        assert_eq!(state.pids_text("kubelet"), "13 (systemd unit kubelet.service)");
+    }
 }
