@@ -145,6 +145,14 @@ fn ensure_bpffs() {
 /// Names of the worlds that exist now in this process.
 static LIVE_WORLDS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
+/// A root process named like an agent that is not one (for [`World::impostor`]).
+pub enum Impostor {
+    /// `sleep` run through a symlink named like the agent: the name is the agent's, the executable `sleep`'s.
+    Renamed,
+    /// A copy of `sleep` named like the agent, in this cgroup under the world's (no runtime's or unit's layout).
+    Cgroup(String),
+}
+
 pub struct World {
     pub name: String,
     pub dir: tempfile::TempDir,
@@ -161,6 +169,8 @@ pub struct World {
     /// Kubernetes node unless a test says otherwise.
     pub kubelet: bool,
     procs: Vec<String>,
+    /// Root processes named like an agent that are not one: (comm, where).
+    impostors: Vec<(String, Impostor)>,
     /// Processes run by an unprivileged user (`nobody`), named like an agent: they must not count.
     user_procs: Vec<String>,
     /// Processes that listen on a port: (comm, port).
@@ -201,6 +211,7 @@ impl World {
             wrapper: String::new(),
             kubelet: true,
             procs: Vec::new(),
+            impostors: Vec::new(),
             user_procs: Vec::new(),
             listeners: Vec::new(),
             servers: Vec::new(),
@@ -401,6 +412,68 @@ impl World {
         self.user_procs.push(comm.to_string());
     }
 
+    /// A root process named `comm` that is not the agent will run while `check` runs (see [`Impostor`]).
+    pub fn impostor(&mut self, comm: &str, how: Impostor) {
+        self.impostors.push((comm.to_string(), how));
+    }
+
+    /// The cgroup (under the world's) a stand-in agent named `comm` runs in: the kubelet in a systemd service
+    /// (`system.slice/kubelet.service`, as kubeadm's package installs it), every other agent in a container laid
+    /// out as containerd's with the kubelet's systemd cgroup driver (`kubepods.slice/.../cri-containerd-<id>.scope`).
+    pub fn agent_cgroup(&self, comm: &str) -> PathBuf {
+        if comm == "kubelet" {
+            return self.cgroup.join("system.slice/kubelet.service");
+        }
+        // A pod uid and a container id of the runtimes' forms, the same in every run (from the name).
+        let hex: String =
+            comm.bytes().map(|b| format!("{b:02x}")).collect::<String>().chars().cycle().take(64).collect();
+        let uid = format!("{}_{}_{}_{}_{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]);
+        self.cgroup.join(format!(
+            "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid}.slice/cri-containerd-{hex}.scope"
+        ))
+    }
+
+    /// A shell step that moves process `$p` into the cgroup `cg` (made first).
+    fn join_cgroup(cg: &Path) -> String {
+        format!("mkdir -p {c} && echo $p > {c}/cgroup.procs || exit 97; ", c = cg.display())
+    }
+
+    /// Shell steps that start the world's root stand-ins for agents ([`World::process`]): each a copy of `sleep`
+    /// named like the agent, in the agent's cgroup ([`World::agent_cgroup`]), waited for until it bears the name.
+    fn agents_script(&self) -> String {
+        let dir = self.dir.path().display();
+        let mut script = String::new();
+        for c in &self.procs {
+            script.push_str(&format!("cp /bin/sleep {dir}/{c} || exit 97; {dir}/{c} 600 & p=$!; "));
+            script.push_str(&Self::join_cgroup(&self.agent_cgroup(c)));
+            script.push_str(&Self::wait_comm(c));
+        }
+        for (c, how) in &self.impostors {
+            match how {
+                Impostor::Renamed => script.push_str(&format!(
+                    "mkdir -p {dir}/renamed && ln -sf /bin/sleep {dir}/renamed/{c} || exit 97; {dir}/renamed/{c} 600 & p=$!; "
+                )),
+                Impostor::Cgroup(_) => script.push_str(&format!(
+                    "mkdir -p {dir}/elsewhere && cp /bin/sleep {dir}/elsewhere/{c} || exit 97; {dir}/elsewhere/{c} 600 & p=$!; "
+                )),
+            }
+            let cg = match how {
+                Impostor::Renamed => self.agent_cgroup(c),
+                Impostor::Cgroup(rel) => self.cgroup.join(rel),
+            };
+            script.push_str(&Self::join_cgroup(&cg));
+            script.push_str(&Self::wait_comm(c));
+        }
+        script
+    }
+
+    /// A shell step that waits (up to 10 s) until process `$p` is named `comm`.
+    fn wait_comm(comm: &str) -> String {
+        format!(
+            "n=0; until grep -qx {comm} /proc/$p/comm 2>/dev/null; do n=$((n+1)); [ $n -lt 1000 ] || exit 97; sleep 0.01; done; "
+        )
+    }
+
     /// The root process named `comm` set up before will not run.
     pub fn no_process(&mut self, comm: &str) {
         self.procs.retain(|p| p != comm);
@@ -419,9 +492,10 @@ impl World {
         let own = format!("{dir}/server-{}", self.servers.len());
         let ready = format!("{own}/ready");
         self.servers.push(format!(
-            "mkdir -p {own}; rm -f {ready}; cp {bin} {own}/{comm}; {own}/{comm} {addr} {ready} {} & p=$!; \
+            "mkdir -p {own}; rm -f {ready}; cp {bin} {own}/{comm}; {own}/{comm} {addr} {ready} {} & p=$!; {join}\
              until [ -e {ready} ] || ! kill -0 $p 2>/dev/null; do sleep 0.01; done; ",
-            answers.join(" ")
+            answers.join(" "),
+            join = Self::join_cgroup(&self.agent_cgroup(comm)),
         ));
     }
 
@@ -480,13 +554,7 @@ impl World {
         let bin = bin();
         let bin = bin.display();
         let dir = self.dir.path().display();
-        let mut script = String::new();
-        for c in &self.procs {
-            script.push_str(&format!(
-                "cp /bin/sleep {dir}/{c} || exit 97; {dir}/{c} 600 & p=$!; n=0; \
-                 until grep -qx {c} /proc/$p/comm 2>/dev/null; do n=$((n+1)); [ $n -lt 1000 ] || exit 97; sleep 0.01; done; "
-            ));
-        }
+        let mut script = self.agents_script();
         for c in &self.user_procs {
             // A directory nobody can reach (the world's own is private to root: let others through it).
             script.push_str(&format!(
@@ -498,9 +566,10 @@ impl World {
         for (c, port) in &self.listeners {
             let listen = listen_binary();
             script.push_str(&format!(
-                "mkdir -p {dir}/listeners; cp {l} {dir}/listeners/{c} || exit 97; {dir}/listeners/{c} {port} & n=0; \
+                "mkdir -p {dir}/listeners; cp {l} {dir}/listeners/{c} || exit 97; {dir}/listeners/{c} {port} & p=$!; {join}n=0; \
                  until grep -qi ':{port:04X} [0-9A-F:]* 0A' /proc/net/tcp; do n=$((n+1)); [ $n -lt 1000 ] || exit 97; sleep 0.01; done; ",
-                l = listen.display()
+                l = listen.display(),
+                join = Self::join_cgroup(&self.agent_cgroup(c)),
             ));
         }
         for s in &self.servers {
@@ -524,14 +593,7 @@ impl World {
     pub fn spawn(&self, args: &str) -> std::process::Child {
         let bin = bin();
         let bin = bin.display();
-        let dir = self.dir.path().display();
-        let mut script = String::new();
-        for c in &self.procs {
-            script.push_str(&format!(
-                "cp /bin/sleep {dir}/{c} || exit 97; {dir}/{c} 600 & p=$!; n=0; \
-                 until grep -qx {c} /proc/$p/comm 2>/dev/null; do n=$((n+1)); [ $n -lt 1000 ] || exit 97; sleep 0.01; done; "
-            ));
-        }
+        let mut script = self.agents_script();
         script.push_str(&format!("{bin} --config {} {args}", self.config().display()));
         Command::new("nsenter")
             .arg(format!("--net=/run/netns/{}", self.name))
@@ -598,8 +660,26 @@ impl Drop for World {
         self.bpf.clear();
         let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
         let _ = std::fs::remove_dir_all(&self.bpffs);
-        let _ = std::fs::remove_dir(&self.cgroup);
+        remove_cgroup(&self.cgroup);
         LIVE_WORLDS.lock().unwrap_or_else(|e| e.into_inner()).retain(|n| *n != self.name);
+    }
+}
+
+/// Removes the cgroup `dir` and those under it, deepest first; the processes of a finished run may take a
+/// moment to leave them (a populated cgroup cannot be removed), so each is tried for up to 2 s.
+fn remove_cgroup(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup(&e.path());
+            }
+        }
+    }
+    for _ in 0..200 {
+        match std::fs::remove_dir(dir) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            _ => return,
+        }
     }
 }
 
@@ -736,6 +816,11 @@ impl World {
             std::fs::write(dir.join("comm"), format!("{name}\n")).unwrap();
             // Run by root, as the agents are: routewarden counts only those.
             std::fs::write(dir.join("status"), format!("Name:\t{name}\nUid:\t0\t0\t0\t0\n")).unwrap();
+            // From where the agents come from: their own executable, in a container (the kubelet in its unit).
+            std::os::unix::fs::symlink(format!("/usr/local/bin/{name}"), dir.join("exe")).unwrap();
+            let cg = self.agent_cgroup(name);
+            let cg = cg.strip_prefix(&self.cgroup).unwrap_or(&cg);
+            std::fs::write(dir.join("cgroup"), format!("0::/{}\n", cg.display())).unwrap();
         }
         std::fs::create_dir_all(&proc).unwrap();
         format!("proc_dir = \"{}\"\n", proc.display())

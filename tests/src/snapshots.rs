@@ -37,7 +37,7 @@ const FIRST_PROG_ID: u64 = 1;
 ///   every program on the host (other tests' too); their ids become 1, 2, ... in the order of the real ids,
 ///   everywhere they appear, and their tags (a hash of the compiled code) become empty;
 /// - link indexes become 0;
-/// - process pids become 101, 102, ... in the snapshot's order;
+/// - process pids become 101, 102, ... in the snapshot's order; their `origin` is left out;
 /// - in every string, each `(from, to)` of `replace` is applied in order (the world's temporary directory and
 ///   name, which contain random characters and the test's pid).
 ///
@@ -94,6 +94,16 @@ pub fn normalise(snap: &mut Value, replace: &[(String, String)]) {
         }
     }
 
+    // Where each process came from names the runner's cgroup layout (`/unified/...` on a host with cgroup v2
+    // alone) and the world's directory: the decisions read only which processes count, so recordings leave it out
+    // (the system tests on processes check it).
+    for list in ["/processes/data/processes", "/processes/data/ignored"] {
+        for p in snap.pointer_mut(list).and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(p) = p.as_object_mut() {
+                p.remove("origin");
+            }
+        }
+    }
     let mut pids = Vec::new();
     if let Some(procs) = snap.pointer_mut("/processes/data/processes").and_then(Value::as_array_mut) {
         for (p, pid) in procs.iter_mut().zip(FIRST_PID..) {

@@ -3,7 +3,7 @@
 //! snapshot is also compared with its recording in `agent/tests/data/snapshots/`, whose decisions the agent crate
 //! checks without root. They need root; without it they skip with a reason, and under CI=true a skip fails.
 
-use routewarden_system_tests::{self as harness, bin, finding, ids, World};
+use routewarden_system_tests::{self as harness, bin, finding, ids, Impostor, World};
 
 const OVERALL: &str = "kube-proxy-iptables-TestOverallIPTablesRules.txt";
 
@@ -274,6 +274,78 @@ fn a_local_users_process_named_kube_proxy_does_not_make_stale_rules_live() {
     assert_ne!(code, 1, "{r:#}");
 }
 
+/// The snapshot's processes (`counted` or `ignored`) named `comm`.
+fn snapshot_processes(w: &World, list: &str, comm: &str) -> Vec<serde_json::Value> {
+    let (code, out, err) = w.run("snapshot");
+    assert_eq!(code, 0, "{err}");
+    let snap: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let all = snap["processes"]["data"][list].as_array().cloned().unwrap_or_default();
+    all.into_iter().filter(|p| p["comm"] == comm).collect()
+}
+
+#[test]
+fn a_root_process_named_kube_proxy_that_runs_sleep_or_sits_in_no_runtimes_cgroup_does_not_count() {
+    let Some(mut w) = World::new("stale-impostor") else { return };
+    w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
+    // Root's `sleep` started through a symlink named kube-proxy: the name is kube-proxy's, the executable is not.
+    w.impostor("kube-proxy", Impostor::Renamed);
+
+    let (code, r) = w.check();
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(ids(&r), vec!["kube-proxy.stale-rules"]);
+    assert_eq!(r["dataplane"]["kube_proxy"]["running"], false, "{r:#}");
+    let note = r["sources"]["processes"]["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("kube-proxy (pid ") && note.contains("its executable is /") && note.contains("sleep"),
+        "{r:#}"
+    );
+    let ignored = snapshot_processes(&w, "ignored", "kube-proxy");
+    assert_eq!(ignored.len(), 1, "{ignored:?}");
+    assert_eq!(ignored[0]["uid"], 0);
+    assert!(ignored[0]["origin"]["exe"].as_str().is_some_and(|e| e.ends_with("/sleep")), "{ignored:?}");
+    assert_eq!(ignored[0]["origin"]["kind"]["kind"], "container", "{ignored:?}");
+
+    // kube-proxy's own executable, in a cgroup no runtime or service manager makes.
+    let mut w2 = World::new("stale-elsewhere").unwrap();
+    w2.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
+    w2.impostor("kube-proxy", Impostor::Cgroup("tests/agents".into()));
+    let (code, r) = w2.check();
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(r["dataplane"]["kube_proxy"]["running"], false, "{r:#}");
+    let note = r["sources"]["processes"]["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("its cgroup /") && note.contains("tests/agents is a cgroup of no container runtime"),
+        "{r:#}"
+    );
+}
+
+#[test]
+fn agents_in_a_runtimes_container_or_a_systemd_unit_count_with_their_origin() {
+    let Some(mut w) = World::new("agents-origin") else { return };
+    w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
+    // As World::process starts them: kube-proxy in a containerd container, the kubelet in kubelet.service.
+    w.process("kube-proxy");
+    w.process("kubelet");
+
+    let (_, r) = w.check();
+    assert_eq!(r["dataplane"]["kube_proxy"]["running"], true, "{r:#}");
+    assert!(r["sources"]["processes"]["note"].is_null(), "{r:#}");
+    let kp = snapshot_processes(&w, "processes", "kube-proxy");
+    assert_eq!(kp.len(), 1, "{kp:?}");
+    let o = &kp[0]["origin"];
+    assert!(o["exe"].as_str().is_some_and(|e| e.ends_with("/kube-proxy")), "{o}");
+    assert_eq!(o["kind"], serde_json::json!({"kind": "container", "runtime": "containerd"}), "{o}");
+    assert!(o["cgroup"].as_str().is_some_and(|c| c.contains("/kubepods.slice/kubepods-besteffort.slice/")), "{o}");
+    assert!(o["unchecked"].is_null(), "{o}");
+    let kubelet = snapshot_processes(&w, "processes", "kubelet");
+    assert_eq!(kubelet.len(), 1, "{kubelet:?}");
+    assert_eq!(
+        kubelet[0]["origin"]["kind"],
+        serde_json::json!({"kind": "unit", "manager": "systemd", "unit": "kubelet.service"}),
+        "{kubelet:?}"
+    );
+}
+
 #[test]
 fn kube_proxy_alone_is_healthy_with_mode_backend_and_services() {
     let Some(mut w) = World::new("kp-only") else { return };
@@ -462,6 +534,8 @@ fn the_unit_capabilities_are_the_ones_the_sources_need() {
     w.iptables_fixture("legacy", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
     w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
     w.socket_lb();
+    // An agent with every capability (as kube-proxy's container and the kubelet have): its executable is read.
+    w.process("kube-proxy");
     let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../systemd/routewarden.service")).unwrap();
     let caps: Vec<String> = unit
         .lines()
@@ -470,12 +544,15 @@ fn the_unit_capabilities_are_the_ones_the_sources_need() {
         .split_whitespace()
         .map(|c| c.trim_start_matches("CAP_").to_lowercase())
         .collect();
-    let failed = |w: &mut World, caps: &[String]| -> Vec<String> {
+    let check = |w: &mut World, caps: &[String]| -> serde_json::Value {
         w.wrapper = format!(
             "setpriv --inh-caps -all --bounding-set -all,{} -- ",
             caps.iter().map(|c| format!("+{c}")).collect::<Vec<_>>().join(",")
         );
-        let (_, r) = w.check();
+        w.check().1
+    };
+    let failed = |w: &mut World, caps: &[String]| -> Vec<String> {
+        let r = check(w, caps);
         r["sources"]
             .as_object()
             .unwrap()
@@ -493,6 +570,14 @@ fn the_unit_capabilities_are_the_ones_the_sources_need() {
         let fewer: Vec<String> = caps.iter().filter(|c| *c != cap).cloned().collect();
         assert_eq!(failed(&mut w, &fewer), sources, "without {cap}");
     }
+    // SYS_PTRACE: without it the agents' executables cannot be read, and the processes source says so.
+    let r = check(&mut w, &caps);
+    assert!(r["sources"]["processes"]["note"].is_null(), "with the unit's capabilities: {:#}", r["sources"]);
+    let fewer: Vec<String> = caps.iter().filter(|c| *c != "sys_ptrace").cloned().collect();
+    let r = check(&mut w, &fewer);
+    let note = r["sources"]["processes"]["note"].as_str().unwrap_or_default();
+    assert!(note.contains("kube-proxy (pid ") && note.contains("its executable cannot be read"), "{:#}", r["sources"]);
+    assert_eq!(r["dataplane"]["kube_proxy"]["running"], true, "an unread executable does not drop it: {r:#}");
 }
 
 #[test]

@@ -155,7 +155,7 @@ impl Facts {
             let embedded = ["k3s-server", "k3s-agent", "k3s"].iter().any(|c| !procs.pids(c).is_empty());
             kp.running = Some(!kp.pids.is_empty() || embedded);
             if !kp.pids.is_empty() {
-                ev.push(format!("kube-proxy process: pid {}", join(&kp.pids)));
+                ev.push(format!("kube-proxy process: pid {}", procs.pids_text("kube-proxy")));
             } else if embedded {
                 ev.push("k3s process runs (kube-proxy embedded)".into());
             }
@@ -192,7 +192,7 @@ impl Facts {
             let pids = procs.pids("cilium-agent");
             c.agent_running = Some(!pids.is_empty());
             if !pids.is_empty() {
-                ev.push(format!("cilium-agent process: pid {}", join(&pids)));
+                ev.push(format!("cilium-agent process: pid {}", procs.pids_text("cilium-agent")));
             }
         }
 
@@ -339,10 +339,6 @@ fn device_mode(links: &LinksState) -> Option<DeviceMode> {
 /// A link that carries node traffic (not one of Cilium's own devices, a pod veth, or loopback).
 fn is_native(l: &Link) -> bool {
     !(l.name.starts_with("cilium_") || l.name.starts_with("lxc") || l.name == "lo")
-}
-
-fn join(pids: &[u32]) -> String {
-    pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]

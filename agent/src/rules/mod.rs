@@ -35,7 +35,7 @@ pub fn analyse(snap: &Snapshot, generated_at: String) -> Report {
         .map(|(name, status, error, duration_ms)| {
             // Processes named like an agent but not counted are said in the processes source.
             let note = match name {
-                crate::model::SourceId::Processes => snap.processes.get().and_then(|p| p.ignored_note()),
+                crate::model::SourceId::Processes => snap.processes.get().and_then(|p| p.note()),
                 _ => None,
             };
             (name, SourceReport { status, error: error.map(str::to_string), duration_ms, last_success: None, note })

@@ -48,8 +48,8 @@ pub fn detect(
     let procs = snap.processes.get();
     let running = |comm: &str| procs.map(|p| !p.pids(comm).is_empty());
     let pid_note = |comm: &str| -> Option<String> {
-        let pids = procs?.pids(comm);
-        (!pids.is_empty()).then(|| format!("{comm} process: pid {}", join(&pids)))
+        let procs = procs?;
+        (!procs.pids(comm).is_empty()).then(|| format!("{comm} process: pid {}", procs.pids_text(comm)))
     };
     let chains = iptables_chains(snap);
     let nft = snap.nftables.get();
@@ -59,7 +59,7 @@ pub fn detect(
         let pids = p.pids("kubelet");
         let k3s: Vec<u32> = ["k3s-server", "k3s-agent", "k3s", "kubelite"].iter().flat_map(|c| p.pids(c)).collect();
         if !pids.is_empty() {
-            out.kubelet_evidence.push(format!("kubelet process: pid {}", join(&pids)));
+            out.kubelet_evidence.push(format!("kubelet process: pid {}", p.pids_text("kubelet")));
         }
         if !k3s.is_empty() {
             out.kubelet_evidence.push(format!("k3s or MicroK8s process (kubelet embedded): pid {}", join(&k3s)));

@@ -1,5 +1,8 @@
 //! Processes from procfs (under the host root): which Service proxies' agents and whether a kubelet run, and
-//! which kubelet configuration files exist; who holds kube-proxy's health port.
+//! which kubelet configuration files exist; who holds kube-proxy's health port. A process with a watched name
+//! counts only when root runs it and its origin fits ([`origin`]).
+
+mod origin;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -63,15 +66,25 @@ fn scan(proc: &Path) -> std::io::Result<ProcessState> {
         let entry = entry?;
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
         // A process may exit between readdir and read; that is not an error.
-        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else { continue };
+        let Ok(comm) = read_small(&entry.path().join("comm")) else { continue };
         let comm = comm.trim_end();
         if WATCHED.contains(&comm) {
+            let comm = comm.to_string();
             match owner(&entry.path()) {
-                Owner::Root => processes.push(Process { pid, comm: comm.to_string() }),
-                Owner::Gone => {}
-                Owner::Other { uid, reason } => {
-                    ignored.push(IgnoredProcess { pid, comm: comm.to_string(), uid, reason })
+                Owner::Root => {
+                    let exe = std::fs::read_link(entry.path().join("exe"))
+                        .map(|p| p.display().to_string())
+                        .map_err(|e| e.to_string());
+                    let cgroup = read_small(&entry.path().join("cgroup")).map_err(|e| e.to_string());
+                    match origin::judge(&comm, exe, cgroup) {
+                        (origin, None) => processes.push(Process { pid, comm, origin: Some(origin) }),
+                        (origin, Some(reason)) => {
+                            ignored.push(IgnoredProcess { pid, comm, uid: Some(0), reason, origin: Some(origin) })
+                        }
+                    }
                 }
+                Owner::Gone => {}
+                Owner::Other { uid, reason } => ignored.push(IgnoredProcess { pid, comm, uid, reason, origin: None }),
             }
         }
     }
@@ -94,7 +107,7 @@ enum Owner {
 /// Reads the process's owner from `/proc/PID/status` (`Uid:` real, effective, saved, filesystem). The uids are
 /// those of the reader's user namespace: the host's in the daemon's container with hostPID.
 fn owner(dir: &Path) -> Owner {
-    let status = match std::fs::read_to_string(dir.join("status")) {
+    let status = match read_small(&dir.join("status")) {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Owner::Gone,
         Err(e) => return Owner::Other { uid: None, reason: format!("its owner cannot be read: {e}") },
@@ -108,5 +121,64 @@ fn owner(dir: &Path) -> Owner {
         [0, 0, ..] => Owner::Root,
         [real, ..] => Owner::Other { uid: Some(*real), reason: format!("run by uid {real}, not root") },
         [] => Owner::Other { uid: None, reason: "no Uid line in its status".into() },
+    }
+}
+
+/// The most of one procfs file (`comm`, `status`, `cgroup`) that is read: each is a few hundred bytes.
+const PROC_FILE_CAP: u64 = 64 * 1024;
+
+/// Reads a small procfs file, at most [`PROC_FILE_CAP`] bytes (a longer one is cut there). Opened non-blocking:
+/// `proc_dir` is configurable, and a FIFO there must not hang the source (procfs files ignore the flag).
+fn read_small(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let mut text = String::new();
+    file.take(PROC_FILE_CAP).read_to_string(&mut text)?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A procfs stand-in entry: `comm`, a root `status`, `exe` linking to `exe`, and `cgroup`.
+    fn entry(proc: &Path, pid: u32, comm: &str, exe: &str, cgroup: &str) {
+        let dir = proc.join(pid.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("comm"), format!("{comm}\n")).unwrap();
+        std::fs::write(dir.join("status"), format!("Name:\t{comm}\nUid:\t0\t0\t0\t0\n")).unwrap();
+        std::os::unix::fs::symlink(exe, dir.join("exe")).unwrap();
+        std::fs::write(dir.join("cgroup"), cgroup).unwrap();
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // A FIFO for the test, made the ordinary way.
+    fn a_root_process_counts_only_from_its_agents_executable_and_a_runtimes_cgroup() {
+        let tmp = tempfile::tempdir().unwrap();
+        let proc = tmp.path();
+        let pod = "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/cri-containerd-\
+                   0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope\n";
+        entry(proc, 10, "kube-proxy", "/usr/local/bin/kube-proxy", pod);
+        entry(proc, 11, "kube-proxy", "/usr/bin/sleep", pod);
+        entry(proc, 12, "kubelet", "/usr/bin/kubelet", "0::/tests/agents\n");
+        entry(proc, 13, "kubelet", "/usr/bin/kubelet (deleted)", "0::/system.slice/kubelet.service\n");
+        // A FIFO where a file should be (proc_dir is configurable) neither hangs nor drops the others.
+        std::fs::create_dir_all(proc.join("14")).unwrap();
+        let fifo = proc.join("14/comm");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+
+        let state = scan(proc).unwrap();
+        let counted: Vec<(u32, &str)> = state.processes.iter().map(|p| (p.pid, p.comm.as_str())).collect();
+        assert_eq!(counted, vec![(10, "kube-proxy"), (13, "kubelet")]);
+        let ignored: Vec<(u32, &str)> = state.ignored.iter().map(|p| (p.pid, p.reason.as_str())).collect();
+        assert_eq!(
+            ignored,
+            vec![
+                (11, "its executable is /usr/bin/sleep, not kube-proxy's"),
+                (12, "its cgroup /tests/agents is a cgroup of no container runtime or service manager"),
+            ]
+        );
+        assert_eq!(state.pids_text("kubelet"), "13 (systemd unit kubelet.service)");
     }
 }
