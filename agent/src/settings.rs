@@ -620,7 +620,9 @@ struct RuleBudget {
 impl RuleBudget {
     fn take(&mut self, rule: &Rule, origin: &Path) -> Result<(), RulesError> {
         self.rules += 1;
-        self.patterns += rule.all_patterns().count() + usize::from(rule.clear_pattern.is_some());
+        self.patterns += rule.all_patterns().count()
+            + usize::from(rule.clear_pattern.is_some())
+            + usize::from(rule.unless.is_some());
         if self.rules > MAX_USER_RULES || self.patterns > MAX_USER_PATTERNS {
             return Err(RulesError::Invalid {
                 id: origin.display().to_string(),
@@ -669,7 +671,7 @@ fn check_rule(rule: &Rule) -> Result<(), RulesError> {
     if rule.id.trim().is_empty() {
         return Err(RulesError::Invalid { id: "\"\"".into(), why: "the id is empty".into() });
     }
-    for (what, p) in [("pattern", &rule.pattern), ("clear_pattern", &rule.clear_pattern)] {
+    for (what, p) in [("pattern", &rule.pattern), ("clear_pattern", &rule.clear_pattern), ("unless", &rule.unless)] {
         if p.as_deref().is_some_and(|p| p.is_empty()) {
             return Err(RulesError::Invalid {
                 id: rule.id.clone(),

@@ -116,6 +116,8 @@ pub struct Compiled {
     /// The patterns with a `subject` group, again, for captures on matching lines only.
     pub capture: Vec<Regex>,
     pub clear: Option<Regex>,
+    /// `unless`: a matching line that also matches this does not count.
+    pub unless: Option<regex::bytes::Regex>,
     /// Indices of the rules in `all_of`.
     pub parts: Vec<usize>,
 }
@@ -214,7 +216,15 @@ impl RuleSet {
                 }
                 None => None,
             };
-            compiled.push(Compiled { rule, capture, clear, parts });
+            let unless = match &rule.unless {
+                Some(p) => Some(regex::bytes::Regex::new(&ascii(p)).map_err(|source| RulesError::Regex {
+                    id: rule.id.clone(),
+                    what: "unless",
+                    source: Box::new(source),
+                })?),
+                None => None,
+            };
+            compiled.push(Compiled { rule, capture, clear, unless, parts });
         }
         let set = RegexSetBuilder::new(patterns.iter().map(|p| ascii(p))).dfa_size_limit(DFA_CACHE).build().map_err(
             |source| RulesError::Regex { id: "(all)".into(), what: "pattern set", source: Box::new(source) },
@@ -253,9 +263,11 @@ impl RuleSet {
             if out.last() == Some(&i) {
                 continue;
             }
-            let r = &self.rules[i].rule;
+            let c = &self.rules[i];
+            let r = &c.rule;
             if (r.units.is_empty() || r.units.iter().any(|u| u == unit))
                 && (self.set_any_level[p] || r.levels.is_empty() || r.levels.iter().any(|l| l == lvl.name()))
+                && !c.unless.as_ref().is_some_and(|u| u.is_match(message.as_bytes()))
             {
                 out.push(i);
             }
@@ -510,6 +522,25 @@ mod tests {
         assert!(units.contains(&"docker.service".to_string()) && !units.iter().any(|u| u.starts_with("docker/")));
         assert!(!units.contains(&"kernel".to_string()) && units.contains(&"kubelet.service".to_string()));
         assert!(rs.writers().contains(&"docker/kube-proxy".to_string()));
+    }
+
+    #[test]
+    fn a_line_that_matches_unless_does_not_count() {
+        let crio = "I0107 23:21:12.685783 7674 factory.go:219] Registration of the crio container factory failed: Get \"http://%2Fvar%2Frun%2Fcrio%2Fcrio.sock/info\": dial unix /var/run/crio/crio.sock: connect: no such file or directory";
+        let down = r#"E0107 23:25:00.000001 7674 remote_runtime.go:633] "Status from runtime service failed" err="rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial unix /var/run/crio/crio.sock: connect: connection refused\"""#;
+        let rs = RuleSet::with_defaults(Vec::new()).unwrap();
+        let mut out = Vec::new();
+        rs.matches("kubelet.service", crio, &mut out);
+        assert!(out.is_empty(), "cAdvisor's probe of a runtime the node does not run");
+        rs.matches("kubelet.service", down, &mut out);
+        assert_eq!(out.len(), 1, "the runtime really down still counts");
+        let bad = parse(
+            "[[rules]]\nid = \"x\"\npattern = \"a\"\nunless = \"(\"\nseverity = \"warning\"\nsummary = \"s\"\n",
+            "u",
+        )
+        .unwrap();
+        let e = RuleSet::compile(bad).unwrap_err().to_string();
+        assert!(e.contains("rule x") && e.contains("unless"), "{e}");
     }
 
     #[test]

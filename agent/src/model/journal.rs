@@ -35,6 +35,10 @@ pub struct Rule {
     pub clear_after_secs: Option<u64>,
     #[serde(default)]
     pub clear_pattern: Option<String>,
+    /// A line that matches a pattern but also this one does not count for the rule (a benign line that shares the
+    /// failure's words, such as cAdvisor probing a runtime the node does not run).
+    #[serde(default)]
+    pub unless: Option<String>,
     #[serde(default)]
     pub all_of: Vec<String>,
     #[serde(default)]
