@@ -424,7 +424,8 @@ mod tests {
         out
     }
 
-    /// Recall per rule (hits, lines), per rule and version, the misses and the benign lines matched, with every
+    /// Recall per rule (hits, lines), per rule and version (for "benign": lines that matched nothing, lines), the
+    /// misses and the benign lines matched, with every
     /// group's `api_server` as `{apiserver}` (`with_endpoints`) or the fallback for all.
     #[allow(clippy::type_complexity)]
     fn measure(
@@ -447,6 +448,10 @@ mod tests {
             rs.matches(&l.unit, &l.message, &mut out);
             let got: Vec<&str> = out.iter().map(|&i| rs.rules[i].rule.id.as_str()).collect();
             if l.label == "benign" {
+                // Benign lines per version count the ones that stayed clean.
+                let e = per_version.entry(("benign".to_string(), l.version.clone())).or_insert((0, 0));
+                e.0 += u32::from(got.is_empty());
+                e.1 += 1;
                 if !got.is_empty() {
                     benign_hits.push(format!("{got:?} on benign {}: {} ({})", l.unit, l.message, l.source));
                 }
