@@ -687,6 +687,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_node_journal_rules_name_the_kubelets_api_server() {
+        use crate::model::journal::ApiServer;
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("host_root = \"{}\"\n", dir.path().display());
+        let s = Settings::parse(&text, Path::new("c.toml")).unwrap();
+        let (rules, unusable) = s.node_journal_rules(None).unwrap();
+        assert_eq!((rules.api_server, unusable.len()), (ApiServer::Unknown, 0), "no kubeconfig: the known ports");
+        std::fs::create_dir_all(dir.path().join("etc/kubernetes")).unwrap();
+        std::fs::write(
+            dir.path().join("etc/kubernetes/kubelet.conf"),
+            "clusters:\n- name: k\n  cluster:\n    server: https://lb.example:6553\n",
+        )
+        .unwrap();
+        let (rules, _) = s.node_journal_rules(None).unwrap();
+        assert!(rules.api_server.describe().starts_with("https://lb.example:6553 (from /etc/kubernetes/kubelet.conf"));
+        let (rules, _) = s.node_journal_rules(Some("https://10.0.0.9:5000")).unwrap();
+        assert!(matches!(rules.api_server, ApiServer::Known { port: 5000, .. }), "--api-server wins");
+        let e = s.node_journal_rules(Some("10.0.0.9:5000")).unwrap_err();
+        assert!(e.contains("--api-server \"10.0.0.9:5000\""), "{e}");
+        let e =
+            Settings::parse(&format!("{text}[journal]\napi_server = \"lb:6443\"\n"), Path::new("c.toml")).unwrap_err();
+        assert!(e.to_string().contains("journal.api_server \"lb:6443\""), "{e}");
+    }
+
+    #[test]
     fn a_broken_rules_file_fails_only_the_journal_rules() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("10-bad.toml"), "[[rules]]\nid = \"b\"\n").unwrap();
