@@ -169,6 +169,12 @@ mod tests {
         let l = fetch(&config);
         assert_eq!(known(&l.api_server), ("127.0.0.1".into(), 6444, false));
         assert!(l.errors[0].to_string().contains("/etc/kubernetes/kubelet.conf"), "{:?}", l.errors);
+        // Over the bound: named, and the next one is used.
+        std::fs::write(dir.path().join("etc/kubernetes/kubelet.conf"), vec![b'#'; MAX_KUBECONFIG as usize + 1])
+            .unwrap();
+        let l = fetch(&config);
+        assert_eq!(known(&l.api_server), ("127.0.0.1".into(), 6444, false));
+        assert!(l.errors[0].to_string().contains("more than the 1048576 bytes"), "{:?}", l.errors);
         config.journal.api_server = "https://api.example:6553".into();
         assert_eq!(known(&fetch(&config).api_server), ("api.example".into(), 6553, false));
     }
