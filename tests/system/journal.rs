@@ -555,6 +555,40 @@ fn the_daemon_follows_a_journal_and_resumes_after_its_cursor() {
 }
 
 #[test]
+fn the_daemon_matches_the_configured_api_server_on_any_port() {
+    // kubernetes#127747: the API server behind a load balancer on port 5000, which no fallback port covers.
+    if !journal_tools() {
+        return;
+    }
+    let Some(mut w) = World::new("journal-apiserver") else { return };
+    let jdir = w.dir.path().join("journal");
+    std::fs::create_dir(&jdir).unwrap();
+    let line = all_lines_of("https://github.com/kubernetes/kubernetes/issues/127747");
+    let now = now_usec();
+    let entries: Vec<harness::JournalLine> =
+        (0..3).map(|i| (now - 30_000_000 + i * 5_000_000, K, line.as_bytes())).collect();
+    journal_file(&jdir.join("a.journal"), &entries);
+    let cfg = format!(
+        "[journal]\ndirectory = \"{}\"\nlookback_secs = 3600\napi_server = \"https://10.99.99.99:5000\"\n",
+        jdir.display()
+    );
+    let d = w.serve(&cfg);
+    d.wait_notify("READY=1");
+    wait_until("3 journal lines", || {
+        metric(&d, "routewarden_journal_lines_total{unit=\"kubelet.service\"}") == Some(3.0)
+    });
+    assert_eq!(metric(&d, "routewarden_journal_matches_total{rule=\"apiserver.unreachable\"}"), Some(3.0));
+    let s: serde_json::Value = serde_json::from_str(&d.get("/status").1).unwrap();
+    assert!(s["findings"].as_array().unwrap().iter().any(|f| f["id"] == "apiserver.unreachable"), "{s:#}");
+    assert!(d.log(&w).contains("API server endpoint https://10.99.99.99:5000 (as given)"), "{}", d.log(&w));
+}
+
+/// The message of the (single-line) corpus group from `source`.
+fn all_lines_of(source: &str) -> String {
+    corpus().into_iter().find(|c| c.source == source).map(|c| c.message).unwrap()
+}
+
+#[test]
 fn a_cursor_file_of_nul_bytes_is_gone_the_source_says_so_and_the_lookback_is_read() {
     // What a crash can leave of a cursor saved without fsync: once "nul byte found" every 30 s, for ever.
     if !journal_tools() {
