@@ -154,6 +154,10 @@ Without --file, --directory or -, the system journal is read. Exit codes: 0 no f
         /// Read `journalctl -o json` lines from standard input (write `-`).
         #[arg(value_name = "-", value_parser = clap::builder::PossibleValuesParser::new(["-"]))]
         stdin: Option<String>,
+        /// The API server the node's kubelet used (its kubeconfig's `server:`), for a journal from another node.
+        /// Default: `journal.api_server`, else the kubelet's kubeconfig on this machine, else the known ports.
+        #[arg(long, value_name = "URL")]
+        api_server: Option<String>,
         /// Output format.
         #[arg(long, short, value_enum, default_value_t = Output::Text)]
         output: Output,

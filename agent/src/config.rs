@@ -129,6 +129,13 @@ pub struct Journal {
     /// Rules added to the defaults (a rule with a default's id replaces it), in the form of a rules file's
     /// `[[rules]]` entries (validated by `settings`). Default: none.
     pub rules: Vec<toml::Table>,
+    /// The API server the kubelet uses, as a URL ("https://10.0.0.1:6443"): what `{apiserver}` in the rules stands
+    /// for. Empty: the `server:` of the first of `kubelet_kubeconfigs` that has one. Default "".
+    pub api_server: String,
+    /// The kubelet's kubeconfigs, under host_root, tried in order for the API server's address: kubeadm's, the
+    /// kubelet's own (EKS and hand-built nodes), k3s's and rke2's agent, MicroK8s's. Without any, the rules fall
+    /// back to the ports API servers are known to listen on. Default: those five.
+    pub kubelet_kubeconfigs: Vec<PathBuf>,
 }
 
 impl Default for Journal {
@@ -142,6 +149,18 @@ impl Default for Journal {
             hang_check_secs: 60,
             rules_dir: "/etc/routewarden/rules.d".into(),
             rules: Vec::new(),
+            api_server: String::new(),
+            // kubeadm (kubeadm's constants, KubeletKubeConfigFileName); the kubelet's --kubeconfig on EKS
+            // (amazon-eks-ami) and hand-built nodes; k3s and rke2 (k3s pkg/agent/config/config.go:
+            // <data-dir>/agent/kubelet.kubeconfig); MicroK8s (microk8s-resources/default-args/kubelet:
+            // --kubeconfig=${SNAP_DATA}/credentials/kubelet.config).
+            kubelet_kubeconfigs: vec![
+                "/etc/kubernetes/kubelet.conf".into(),
+                "/var/lib/kubelet/kubeconfig".into(),
+                "/var/lib/rancher/k3s/agent/kubelet.kubeconfig".into(),
+                "/var/lib/rancher/rke2/agent/kubelet.kubeconfig".into(),
+                "/var/snap/microk8s/current/credentials/kubelet.config".into(),
+            ],
         }
     }
 }

@@ -166,7 +166,7 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             write_stdout(&Config::defaults_toml())?;
             Ok(0)
         }
-        Command::ScanJournal { file, directory, stdin, output } => {
+        Command::ScanJournal { file, directory, stdin, output, api_server } => {
             let input = match (file, directory, stdin) {
                 (Some(f), _, _) => journal::reader::Input::File(f),
                 (_, Some(d), _) => journal::reader::Input::Directory(d),
@@ -174,7 +174,10 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
                 _ => journal::reader::Input::System,
             };
             let units = settings.journal_units();
-            let rules = settings.journal_rules.clone().map_err(|e| UsageError(format!("journal rules: {e}")))?;
+            let (rules, unusable) = settings.node_journal_rules(api_server.as_deref()).map_err(UsageError)?;
+            for e in unusable {
+                eprintln!("routewarden: the kubelet's API server endpoint: {e}");
+            }
             let engine = journal::Engine::new(rules);
             let journalctl = &settings.config.journal.journalctl;
             let stall = settings.config.command_timeout();

@@ -49,6 +49,8 @@ pub enum SettingsError {
     Zero { path: PathBuf, key: &'static str },
     #[error("{path}: service_cidrs entry {value:?} is not a CIDR such as 10.96.0.0/12")]
     Cidr { path: PathBuf, value: String },
+    #[error("{path}: journal.api_server {value:?} is not an http(s)://host[:port] URL such as https://10.0.0.1:6443")]
+    ApiServer { path: PathBuf, value: String },
     #[error("{path}: journal rules: {source}")]
     Rules { path: PathBuf, source: RulesError },
     #[error("{path}: journal.rules[{index}]: {source}")]
@@ -324,6 +326,10 @@ impl Settings {
                 errors.push(SettingsError::Cidr { path: p(), value: cidr.clone() });
             }
         }
+        let api = config.journal.api_server.trim();
+        if !api.is_empty() && crate::model::journal::ApiServer::from_url(api, "").is_none() {
+            errors.push(SettingsError::ApiServer { path: p(), value: api.into() });
+        }
         let metrics = metrics_listener(&config, path).unwrap_or_else(|e| {
             errors.push(e);
             None
@@ -351,6 +357,28 @@ impl Settings {
             Some(d) if !d.is_empty() => PathBuf::from(d),
             _ => self.config.daemon.state_dir.clone(),
         }
+    }
+
+    /// The journal rules with `{apiserver}` standing for the API server the kubelet uses: `api_server` when given
+    /// (scan-journal's `--api-server`), else `journal.api_server`, else the `server:` of the first of
+    /// `journal.kubelet_kubeconfigs` that has one; with the kubeconfigs that exist but could not be used.
+    pub fn node_journal_rules(
+        &self,
+        api_server: Option<&str>,
+    ) -> Result<(RuleSet, Vec<crate::sources::kubelet_api::KubeconfigError>), String> {
+        let rules = self.journal_rules.as_ref().map_err(|e| format!("journal rules: {e}"))?;
+        let mut config = self.config.clone();
+        if let Some(a) = api_server {
+            if crate::model::journal::ApiServer::from_url(a, "").is_none() {
+                return Err(format!(
+                    "--api-server {a:?} is not an http(s)://host[:port] URL such as https://10.0.0.1:6443"
+                ));
+            }
+            config.journal.api_server = a.to_string();
+        }
+        let found = crate::sources::kubelet_api::fetch(&config);
+        let rules = rules.for_api_server(&found.api_server).map_err(|e| format!("journal rules: {e}"))?;
+        Ok((rules, found.errors))
     }
 
     /// The units the journal follower reads: `journal.units`, else every unit a rule names.
@@ -485,6 +513,7 @@ fn error_key(e: &SettingsError) -> Option<String> {
         SettingsError::Thresholds { .. } => "certificates.critical_days".into(),
         SettingsError::UnknownSource { .. } => "disabled_sources".into(),
         SettingsError::Cidr { .. } => "service_cidrs".into(),
+        SettingsError::ApiServer { .. } => "journal.api_server".into(),
         SettingsError::Requirement { .. } => "gate.requirements".into(),
         SettingsError::Listen { .. } | SettingsError::Remote { .. } => "daemon.listen".into(),
         SettingsError::SameAddress { .. } => "metrics.listen".into(),
@@ -591,7 +620,9 @@ struct RuleBudget {
 impl RuleBudget {
     fn take(&mut self, rule: &Rule, origin: &Path) -> Result<(), RulesError> {
         self.rules += 1;
-        self.patterns += rule.all_patterns().count() + usize::from(rule.clear_pattern.is_some());
+        self.patterns += rule.all_patterns().count()
+            + usize::from(rule.clear_pattern.is_some())
+            + usize::from(rule.unless.is_some());
         if self.rules > MAX_USER_RULES || self.patterns > MAX_USER_PATTERNS {
             return Err(RulesError::Invalid {
                 id: origin.display().to_string(),
@@ -640,7 +671,7 @@ fn check_rule(rule: &Rule) -> Result<(), RulesError> {
     if rule.id.trim().is_empty() {
         return Err(RulesError::Invalid { id: "\"\"".into(), why: "the id is empty".into() });
     }
-    for (what, p) in [("pattern", &rule.pattern), ("clear_pattern", &rule.clear_pattern)] {
+    for (what, p) in [("pattern", &rule.pattern), ("clear_pattern", &rule.clear_pattern), ("unless", &rule.unless)] {
         if p.as_deref().is_some_and(|p| p.is_empty()) {
             return Err(RulesError::Invalid {
                 id: rule.id.clone(),
@@ -654,6 +685,31 @@ fn check_rule(rule: &Rule) -> Result<(), RulesError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_node_journal_rules_name_the_kubelets_api_server() {
+        use crate::model::journal::ApiServer;
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("host_root = \"{}\"\n", dir.path().display());
+        let s = Settings::parse(&text, Path::new("c.toml")).unwrap();
+        let (rules, unusable) = s.node_journal_rules(None).unwrap();
+        assert_eq!((rules.api_server, unusable.len()), (ApiServer::Unknown, 0), "no kubeconfig: the known ports");
+        std::fs::create_dir_all(dir.path().join("etc/kubernetes")).unwrap();
+        std::fs::write(
+            dir.path().join("etc/kubernetes/kubelet.conf"),
+            "clusters:\n- name: k\n  cluster:\n    server: https://lb.example:6553\n",
+        )
+        .unwrap();
+        let (rules, _) = s.node_journal_rules(None).unwrap();
+        assert!(rules.api_server.describe().starts_with("https://lb.example:6553 (from /etc/kubernetes/kubelet.conf"));
+        let (rules, _) = s.node_journal_rules(Some("https://10.0.0.9:5000")).unwrap();
+        assert!(matches!(rules.api_server, ApiServer::Known { port: 5000, .. }), "--api-server wins");
+        let e = s.node_journal_rules(Some("10.0.0.9:5000")).unwrap_err();
+        assert!(e.contains("--api-server \"10.0.0.9:5000\""), "{e}");
+        let e =
+            Settings::parse(&format!("{text}[journal]\napi_server = \"lb:6443\"\n"), Path::new("c.toml")).unwrap_err();
+        assert!(e.to_string().contains("journal.api_server \"lb:6443\""), "{e}");
+    }
 
     #[test]
     fn a_broken_rules_file_fails_only_the_journal_rules() {

@@ -20,6 +20,7 @@ pub const TARGETS: &[&str] = &[
     "journal_entry",
     "journal_records",
     "xtables_entries",
+    "kubeconfig",
 ];
 
 /// The shipped journal rules, compiled once per fuzzing process (each input gets a fresh engine).
@@ -65,6 +66,15 @@ pub fn run(name: &str, data: &[u8]) {
             if let Ok(snap) = serde_json::from_slice::<routewarden::model::Snapshot>(data) {
                 let report = routewarden::rules::analyse(&snap, String::new());
                 let _ = routewarden::outputs::text::render(&report);
+            }
+        }
+        "kubeconfig" => {
+            // A kubeconfig's server, as the journal rules' `{apiserver}`: whatever URL is accepted must give
+            // patterns that compile.
+            if let Ok(api) = sources::kubelet_api::parse(&text(), "fuzz.conf") {
+                if let Some(rules) = journal_rules() {
+                    assert!(rules.for_api_server(&api).is_ok(), "{api:?}");
+                }
             }
         }
         "journal_entry" => {

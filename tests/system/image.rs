@@ -15,6 +15,7 @@ const IMAGE_ENV: &str = "ROUTEWARDEN_IMAGE";
 const CAPS: &str = "SYS_ADMIN,NET_ADMIN,BPF,PERFMON,SYS_PTRACE,DAC_READ_SEARCH";
 
 const CLUSTER_IP: u8 = 0;
+const NODEPORT: u8 = 1 << 1;
 
 /// Loads the image once per test run; `None` (after printing why, failing under CI=true) without podman or archive.
 fn image(test: &str) -> Option<String> {
@@ -91,11 +92,9 @@ fn pod(w: &mut World, image: &str, names: &[&str], extra_podman: &[&str]) -> Pod
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     std::fs::create_dir_all(dir.join("state")).unwrap();
-    w.config_extra = format!(
-        "host_root = \"/host\"\nproc_dir = \"{}\"\n{}\n[journal]\nenabled = false\n",
-        proc.display(),
-        w.config_extra
-    );
+    // The journal off unless the test gives its own `[journal]` (then last in the file).
+    let journal = if w.config_extra.contains("[journal]") { "" } else { "[journal]\nenabled = false\n" };
+    w.config_extra = format!("host_root = \"/host\"\nproc_dir = \"{}\"\n{}\n{journal}", proc.display(), w.config_extra);
     let config = w.config();
     let name = format!("{}-pod", w.name);
     let _ = Command::new("podman").args(["rm", "-f", "-t", "0", &name]).output();
@@ -111,8 +110,12 @@ fn pod(w: &mut World, image: &str, names: &[&str], extra_podman: &[&str]) -> Pod
         .args(["--pid=host", "--read-only", "--cap-drop=all", &format!("--cap-add={CAPS}")])
         .args(["-v", "/:/host:ro,rslave"])
         .arg("-v")
-        .arg(format!("{}:/var/lib/routewarden", dir.join("state").display()))
-        .args(extra_podman.iter().filter(|a| !a.starts_with("--network")))
+        .arg(format!(
+            "{}:/var/lib/routewarden{}",
+            dir.join("state").display(),
+            if extra_podman.contains(&"--state-ro") { ":ro" } else { "" }
+        ))
+        .args(extra_podman.iter().filter(|a| !a.starts_with("--network") && **a != "--state-ro"))
         .arg(image)
         .arg("--config")
         .arg(format!("/host{}", config.display()))
@@ -199,6 +202,18 @@ fn the_image_sees_a_kube_proxy_and_cilium_conflict_as_the_host_binary_does() {
 }
 
 #[test]
+fn the_image_sees_a_healthy_cilium_kpr_node_as_the_host_binary_does() {
+    let Some(mut w) = World::new("img-kpr") else { return };
+    w.iptables_restore("nft", true, "*mangle\n:KUBE-IPTABLES-HINT - [0:0]\n:KUBE-KUBELET-CANARY - [0:0]\nCOMMIT\n");
+    w.veth("cilium_host", "cilium_net");
+    w.veth("eth0", "eth0peer");
+    w.socket_lb();
+    w.tc_ingress("eth0");
+    w.lb4_map(&[([10, 96, 0, 1], 443, CLUSTER_IP), ([0, 0, 0, 0], 30080, NODEPORT)]);
+    same_as_the_host(w, &["cilium-agent"]);
+}
+
+#[test]
 fn the_image_sees_stale_kube_proxy_rules_as_the_host_binary_does() {
     let Some(w) = World::new("img-stale") else { return };
     w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
@@ -254,4 +269,102 @@ fn the_image_without_host_network_fails_the_network_sources_by_name() {
         );
     }
     assert_ne!(report["verdict"], "ok", "a container that cannot see the node must not say all is well: {report:#}");
+}
+
+/// The kubelet's CNI line as it logs it (tests/system/journal.rs has the corpus it comes from).
+const CNI_LINE: &str = r#"E0102 10:00:00.123456    1234 kubelet.go:2855] "Container runtime network not ready" networkReady="NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized""#;
+
+fn now_usec() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64
+}
+
+/// A journal directory of the world, with three CNI lines written by systemd-journal-remote, and the `[journal]`
+/// section that points the container's daemon at it (through /host).
+fn cni_journal(w: &mut World) -> std::path::PathBuf {
+    let jdir = w.dir.path().join("journal");
+    std::fs::create_dir_all(&jdir).unwrap();
+    let now = now_usec();
+    let cni = CNI_LINE.as_bytes();
+    let k = "kubelet.service";
+    harness::journal_file(
+        &jdir.join("a.journal"),
+        &[(now - 30_000_000, k, cni), (now - 20_000_000, k, cni), (now - 10_000_000, k, cni)],
+    );
+    w.config_extra.push_str(&format!("\n[journal]\ndirectory = \"/host{}\"\nlookback_secs = 3600\n", jdir.display()));
+    jdir
+}
+
+fn journal_lines(r: &serde_json::Value) -> u64 {
+    r["daemon"]["journal"]["lines"]["kubelet.service"].as_u64().unwrap_or(0)
+}
+
+/// `/status` once `ready` holds (polled for 30 s).
+fn status_when(w: &World, pod: &Pod, what: &str, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = status(w, pod);
+        if ready(&r) {
+            return r;
+        }
+        assert!(std::time::Instant::now() < deadline, "no {what} in the container's /status: {r:#}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn the_image_reads_the_hosts_journal_and_its_cursor_survives_a_container_restart() {
+    if !harness::journal_tools() {
+        return;
+    }
+    let Some(mut w) = World::new("img-journal") else { return };
+    let Some(image) = image(&w.name.clone()) else { return };
+    let jdir = cni_journal(&mut w);
+    let pod = pod(&mut w, &image, &[], &[]);
+    let r = status_when(&w, &pod, "journal finding", |r| {
+        r["findings"].as_array().is_some_and(|f| f.iter().any(|f| f["id"] == "cni.not-ready")) && journal_lines(r) == 3
+    });
+    assert_eq!(r["sources"]["journal"]["status"], "ok", "{r:#}");
+    let cursor = w.dir.path().join("state/journal.cursor");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cursor.exists() {
+        assert!(std::time::Instant::now() < deadline, "no cursor in the hostPath state directory");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // A pod restart: the same state directory, one new entry; only that one is counted.
+    let later = now_usec();
+    harness::journal_file(&jdir.join("b.journal"), &[(later, "kubelet.service", CNI_LINE.as_bytes())]);
+    let out = Command::new("podman").args(["restart", "-t", "5", &pod.name]).output().unwrap();
+    assert!(out.status.success(), "podman restart: {}", String::from_utf8_lossy(&out.stderr));
+    let r = status_when(&w, &pod, "the new entry after the restart", |r| {
+        r["daemon"]["collections"].as_u64().is_some_and(|c| c >= 1) && journal_lines(r) >= 1
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let r2 = status(&w, &pod);
+    assert_eq!(journal_lines(&r2), 1, "entries before the saved cursor were counted again: {r:#}");
+    assert!(
+        r2["findings"].as_array().unwrap().iter().any(|f| f["id"] == "cni.not-ready"),
+        "the finding survives the restart (its window is replayed, nothing counted twice): {r2:#}"
+    );
+}
+
+#[test]
+fn the_image_with_a_read_only_state_directory_fails_the_journal_source_only() {
+    if !harness::journal_tools() {
+        return;
+    }
+    let Some(mut w) = World::new("img-state-ro") else { return };
+    let Some(image) = image(&w.name.clone()) else { return };
+    w.iptables_fixture("nft", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
+    cni_journal(&mut w);
+    let pod = pod(&mut w, &image, &[], &["--state-ro"]);
+    let r = status_when(&w, &pod, "the journal source failing on its state directory", |r| {
+        r["sources"]["journal"]["status"] == "failed"
+    });
+    let err = r["sources"]["journal"]["error"].to_string();
+    assert!(err.contains("Read-only file system") && err.contains("/var/lib/routewarden"), "{err}");
+    // The journal is still read and the other sources report.
+    assert!(r["findings"].as_array().unwrap().iter().any(|f| f["id"] == "cni.not-ready"), "{r:#}");
+    assert!(r["findings"].as_array().unwrap().iter().any(|f| f["id"] == "kube-proxy.stale-rules"), "{r:#}");
+    assert_eq!(r["sources"]["nftables"]["status"], "ok", "{r:#}");
 }

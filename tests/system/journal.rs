@@ -20,6 +20,9 @@ const API_LINE: &str = r#"E0102 10:00:01.000000    1234 reflector.go:147] k8s.io
 struct Group {
     source: String,
     unit: String,
+    /// The kubelet's API server the group's lines are about (its kubeconfig's `server:`), if the group gives it.
+    #[serde(default)]
+    api_server: Option<String>,
     lines: Vec<(String, String)>,
 }
 
@@ -28,12 +31,13 @@ struct CorpusFile {
     group: Vec<Group>,
 }
 
-/// One corpus line: its writer, label (a rule id or "benign"), message and source.
+/// One corpus line: its writer, label (a rule id or "benign"), message, source and API server.
 struct Labelled {
     unit: String,
     label: String,
     message: String,
     source: String,
+    api_server: Option<String>,
 }
 
 /// Every line of `agent/tests/data/journal/corpus-*.toml`.
@@ -50,7 +54,13 @@ fn corpus() -> Vec<Labelled> {
         let f: CorpusFile = toml::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         for g in f.group {
             for (label, message) in g.lines {
-                out.push(Labelled { unit: g.unit.clone(), label, message, source: g.source.clone() });
+                out.push(Labelled {
+                    unit: g.unit.clone(),
+                    label,
+                    message,
+                    source: g.source.clone(),
+                    api_server: g.api_server.clone(),
+                });
             }
         }
     }
@@ -76,7 +86,9 @@ fn the_corpus_written_to_a_real_journal_meets_recall_and_raises_nothing_benign()
     if !journal_tools() {
         return;
     }
-    let corpus = corpus();
+    // Lines about a kubeconfig's API server are scanned with that kubeconfig in
+    // `the_api_server_of_the_kubelets_kubeconfig_is_recognised_through_a_real_journal`.
+    let corpus: Vec<Labelled> = corpus().into_iter().filter(|c| c.api_server.is_none()).collect();
     assert!(corpus.len() >= 400 && corpus.iter().filter(|c| c.label == "benign").count() >= 150);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("corpus.journal");
@@ -156,6 +168,103 @@ fn the_corpus_written_to_a_real_journal_meets_recall_and_raises_nothing_benign()
     let rules: Vec<&str> = v["counts"].as_object().unwrap().keys().map(String::as_str).collect();
     for rule in per_rule.keys() {
         assert!(rules.contains(rule), "{rule} is not a default rule");
+    }
+}
+
+/// Writes `lines` into a real journal at `file` as journald stores them (a multi-line message one entry per
+/// physical line, from the same _PID), the i-th line at `ts(i)`.
+fn write_corpus(file: &std::path::Path, lines: &[&Labelled], ts: impl Fn(usize) -> u64) {
+    let mut recs = Vec::new();
+    for (i, c) in lines.iter().enumerate() {
+        let whole = records(c, ts(i), 20_000 + i as u32);
+        for (k, line) in c.message.split('\n').enumerate() {
+            recs.push(harness::JournalRecord {
+                usec: ts(i) + k as u64 * 1000,
+                message: line.as_bytes(),
+                fields: whole.fields.clone(),
+                ..whole
+            });
+        }
+    }
+    harness::journal_records(file, &recs);
+}
+
+#[test]
+fn the_api_server_of_the_kubelets_kubeconfig_is_recognised_through_a_real_journal() {
+    if !journal_tools() {
+        return;
+    }
+    let all = corpus();
+    let mut servers: Vec<&str> = all.iter().filter_map(|c| c.api_server.as_deref()).collect();
+    servers.sort_unstable();
+    servers.dedup();
+    assert!(servers.len() >= 3, "{servers:?}");
+    for server in servers {
+        let lines: Vec<&Labelled> = all.iter().filter(|c| c.api_server.as_deref() == Some(server)).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kubelet.journal");
+        let ts = |i: usize| 1_790_000_000_000_000u64 + i as u64 * 1_000_000;
+        write_corpus(&file, &lines, ts);
+        // A node's host root with the kubelet's kubeconfig where kubeadm writes it.
+        let root = dir.path().join("host");
+        std::fs::create_dir_all(root.join("etc/kubernetes")).unwrap();
+        std::fs::write(
+            root.join("etc/kubernetes/kubelet.conf"),
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority-data: LS0tCg==\n    \
+                 server: {server}\n  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: \
+                 system:node:node-a\n  name: system:node:node-a@kubernetes\ncurrent-context: \
+                 system:node:node-a@kubernetes\nusers:\n- name: system:node:node-a\n  user:\n    client-certificate: \
+                 /var/lib/kubelet/pki/kubelet-client-current.pem\n"
+            ),
+        )
+        .unwrap();
+        let config = dir.path().join("routewarden.toml");
+        std::fs::write(&config, format!("host_root = \"{}\"\n", root.display())).unwrap();
+        let run = |config: &std::path::Path| {
+            let out = Command::new(bin())
+                .arg("--config")
+                .arg(config)
+                .args(["scan-journal", "--output", "json", "--file"])
+                .arg(&file)
+                .output()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+            v
+        };
+        let matched = |v: &serde_json::Value, i: usize| -> Vec<String> {
+            v["matches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["realtime_usec"] == ts(i))
+                .map(|m| m["rule"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let v = run(&config);
+        assert!(v["api_server"].as_str().unwrap().starts_with(server), "{}", v["api_server"]);
+        assert!(v["api_server"].as_str().unwrap().contains("/etc/kubernetes/kubelet.conf"), "{}", v["api_server"]);
+        let mut fallback_hits = 0;
+        let fallback = run(std::path::Path::new("/dev/null"));
+        for (i, c) in lines.iter().enumerate() {
+            let got = matched(&v, i);
+            if c.label == "benign" {
+                assert!(got.is_empty(), "{got:?} on benign {} ({})", c.message, c.source);
+                assert!(matched(&fallback, i).is_empty(), "benign under the fallback: {}", c.message);
+            } else {
+                assert!(got.contains(&c.label), "{} missed with {server}: {} ({})", c.label, c.message, c.source);
+                fallback_hits += usize::from(matched(&fallback, i).contains(&c.label));
+            }
+        }
+        let labelled = lines.iter().filter(|c| c.label != "benign").count();
+        println!(
+            "{server}: {labelled}/{labelled} with the kubeconfig, {fallback_hits}/{labelled} on the fallback ports"
+        );
+        if !server.ends_with(":8443") {
+            // Port 5000, 6553, or an info-level line: the fallback alone misses them.
+            assert!(fallback_hits < labelled, "{server}: the fallback reached every line");
+        }
     }
 }
 
@@ -443,6 +552,40 @@ fn the_daemon_follows_a_journal_and_resumes_after_its_cursor() {
     assert!(s["findings"].as_array().unwrap().iter().any(|f| f["id"] == "cni.not-ready"), "{s:#}");
     let saved = std::fs::read_to_string(&cursor).unwrap();
     assert_eq!(saved.lines().count(), 2, "cursor and its time: {saved:?}");
+}
+
+#[test]
+fn the_daemon_matches_the_configured_api_server_on_any_port() {
+    // kubernetes#127747: the API server behind a load balancer on port 5000, which no fallback port covers.
+    if !journal_tools() {
+        return;
+    }
+    let Some(mut w) = World::new("journal-apiserver") else { return };
+    let jdir = w.dir.path().join("journal");
+    std::fs::create_dir(&jdir).unwrap();
+    let line = all_lines_of("https://github.com/kubernetes/kubernetes/issues/127747");
+    let now = now_usec();
+    let entries: Vec<harness::JournalLine> =
+        (0..3).map(|i| (now - 30_000_000 + i * 5_000_000, K, line.as_bytes())).collect();
+    journal_file(&jdir.join("a.journal"), &entries);
+    let cfg = format!(
+        "[journal]\ndirectory = \"{}\"\nlookback_secs = 3600\napi_server = \"https://10.99.99.99:5000\"\n",
+        jdir.display()
+    );
+    let d = w.serve(&cfg);
+    d.wait_notify("READY=1");
+    wait_until("3 journal lines", || {
+        metric(&d, "routewarden_journal_lines_total{unit=\"kubelet.service\"}") == Some(3.0)
+    });
+    assert_eq!(metric(&d, "routewarden_journal_matches_total{rule=\"apiserver.unreachable\"}"), Some(3.0));
+    let s: serde_json::Value = serde_json::from_str(&d.get("/status").1).unwrap();
+    assert!(s["findings"].as_array().unwrap().iter().any(|f| f["id"] == "apiserver.unreachable"), "{s:#}");
+    assert!(d.log(&w).contains("API server endpoint https://10.99.99.99:5000 (as given)"), "{}", d.log(&w));
+}
+
+/// The message of the (single-line) corpus group from `source`.
+fn all_lines_of(source: &str) -> String {
+    corpus().into_iter().find(|c| c.source == source).map(|c| c.message).unwrap()
 }
 
 #[test]

@@ -660,9 +660,15 @@ impl JournalWatch {
         if !config.journal.enabled {
             return JournalWatch::Disabled;
         }
-        let rules = match &settings.journal_rules {
-            Ok(r) => r.clone(),
-            Err(e) => return JournalWatch::Failed(format!("journal rules: {e}")),
+        let rules = match settings.node_journal_rules(None) {
+            Ok((r, unusable)) => {
+                for e in unusable {
+                    log::warn!("the kubelet's API server endpoint: {e}");
+                }
+                log::info!("journal rules: API server endpoint {}", r.api_server.describe());
+                r
+            }
+            Err(e) => return JournalWatch::Failed(e),
         };
         let state = settings.state_dir();
         let input = match &config.journal.directory {

@@ -498,6 +498,17 @@ mod tests {
     }
 
     #[test]
+    fn a_kubelet_without_a_bootstrap_kubeconfig_is_a_certificate_finding_with_its_remedy() {
+        // kubernetes/minikube#11966: the client certificate expired and kubeadm left no bootstrap kubeconfig.
+        let line = "F0713 12:37:13.644415   30147 server.go:273] failed to run Kubelet: unable to load bootstrap kubeconfig: stat /etc/kubernetes/bootstrap-kubelet.conf: no such file or directory";
+        let mut e = Engine::new(RuleSet::with_defaults(Vec::new()).unwrap());
+        assert_eq!(e.feed(&entry(0, "kubelet.service", line)), vec!["certificate.expired"]);
+        let f = e.findings();
+        assert_eq!(f[0].severity, Severity::Critical);
+        assert!(f[0].remedy.contains("kubeadm kubeconfig user") && f[0].remedy.contains("re-join"), "{}", f[0].remedy);
+    }
+
+    #[test]
     fn lines_of_units_no_rule_names_count_as_other() {
         let mut e = Engine::new(RuleSet::with_defaults(Vec::new()).unwrap());
         for u in ["kubelet.service", "sshd.service", "cron.service", "kernel", "docker/kube-proxy"] {

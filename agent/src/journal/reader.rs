@@ -90,6 +90,8 @@ pub enum ReadError {
 /// Result of `scan-journal`.
 #[derive(Debug, Serialize)]
 pub struct Scan {
+    /// The API server endpoint the rules' `{apiserver}` stood for, and where it came from.
+    pub api_server: String,
     pub entries: u64,
     /// Lines that were not journal entries (reported, not fatal).
     pub bad_lines: u64,
@@ -125,6 +127,7 @@ pub fn scan(
     stall: Duration,
 ) -> Result<Scan, ReadError> {
     let mut scan = Scan {
+        api_server: engine.rules().api_server.describe(),
         entries: 0,
         bad_lines: 0,
         overlong_lines: 0,

@@ -35,6 +35,10 @@ pub struct Rule {
     pub clear_after_secs: Option<u64>,
     #[serde(default)]
     pub clear_pattern: Option<String>,
+    /// A line that matches a pattern but also this one does not count for the rule (a benign line that shares the
+    /// failure's words, such as cAdvisor probing a runtime the node does not run).
+    #[serde(default)]
+    pub unless: Option<String>,
     #[serde(default)]
     pub all_of: Vec<String>,
     #[serde(default)]
@@ -74,3 +78,105 @@ fn default_window() -> u64 {
 fn one() -> u32 {
     1
 }
+
+/// The API server endpoint the kubelet talks to, as `apiserver` in journal rule patterns stands for it: the
+/// `server:` of the kubelet's kubeconfig, or, when none was found, any host on the ports API servers are known to
+/// listen on.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub enum ApiServer {
+    /// No kubeconfig (or none with a usable `server:`): the known ports.
+    #[default]
+    Unknown,
+    /// From a kubeconfig's `server:` URL.
+    Known {
+        /// The URL as the kubeconfig has it.
+        url: String,
+        /// Host as a URL carries it: a name, an IPv4 address or a bracketed IPv6 address (`[fd00::1]`).
+        host: String,
+        /// The port, explicit or the scheme's default.
+        port: u16,
+        /// Whether the URL leaves the port out (then a URL in a log line has none either).
+        default_port: bool,
+        /// The file it came from (empty when given on the command line).
+        from: String,
+    },
+}
+
+impl ApiServer {
+    /// Parses an `http(s)://host[:port][/path]` URL; `None` when it is not one.
+    pub fn from_url(url: &str, from: &str) -> Option<ApiServer> {
+        let url = url.trim();
+        let (rest, scheme_port) = if let Some(r) = url.strip_prefix("https://") {
+            (r, 443)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (r, 80)
+        } else {
+            return None;
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        // userinfo is not used by kubeconfigs; refuse rather than guess.
+        if authority.is_empty() || authority.contains('@') {
+            return None;
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (inner, after) = v6.split_once(']')?;
+            if inner.is_empty() || !inner.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') {
+                return None;
+            }
+            (format!("[{inner}]"), after.strip_prefix(':'))
+        } else {
+            match authority.split_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (authority.to_string(), None),
+            }
+        };
+        let host_ok = |h: &str| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        if !host.starts_with('[') && !host_ok(&host) {
+            return None;
+        }
+        let (port, default_port) = match port {
+            None => (scheme_port, true),
+            Some(p) => (p.parse().ok().filter(|&p: &u16| p != 0)?, false),
+        };
+        Some(ApiServer::Known {
+            url: url.to_string(),
+            host: host.to_ascii_lowercase(),
+            port,
+            default_port,
+            from: from.into(),
+        })
+    }
+
+    /// The endpoint and where it came from, in words.
+    pub fn describe(&self) -> String {
+        match self {
+            ApiServer::Unknown => {
+                "not known (no kubelet kubeconfig with a server): any host on the known API server ports".into()
+            }
+            ApiServer::Known { url, from, .. } if from.is_empty() => format!("{url} (as given)"),
+            ApiServer::Known { url, from, .. } => format!("{url} (from {from})"),
+        }
+    }
+
+    /// Host and port as a log line's `dial tcp` target or URL authority has them, as a regex.
+    pub fn regex(&self) -> String {
+        match self {
+            ApiServer::Unknown => FALLBACK_API_SERVER.to_string(),
+            ApiServer::Known { host, port, default_port, .. } => {
+                let h = regex::escape(host);
+                if *default_port {
+                    // A URL in the line has no port (as the kubeconfig's), a dial target always has it.
+                    format!("{h}(?::{port})?")
+                } else {
+                    format!("{h}:{port}")
+                }
+            }
+        }
+    }
+}
+
+/// What `{apiserver}` stands for without a kubeconfig: any host on 6443 (kubeadm), 443 (the kubernetes Service,
+/// managed clusters), 8443 (minikube), 9345 (the rke2 supervisor), 6444 (the k3s agent's load balancer), 16443
+/// (microk8s), and 8080 on loopback only (the old insecure port: pods' probes use 8080 too).
+pub const FALLBACK_API_SERVER: &str =
+    r#"(?:[^\s"\\/]*:(?:6443|443|8443|9345|6444|16443)|(?:127\.0\.0\.1|localhost|\[::1\]):8080)"#;

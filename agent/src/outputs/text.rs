@@ -149,6 +149,7 @@ pub fn scan(sc: &crate::journal::reader::Scan) -> String {
             String::new()
         }
     );
+    let _ = writeln!(s, "API server endpoint: {}", sc.api_server);
     let _ = writeln!(s, "matches per rule:");
     for (rule, n) in &sc.counts {
         let _ = writeln!(s, "  {n:>8}  {rule}");

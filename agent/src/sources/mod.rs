@@ -10,6 +10,7 @@ pub mod host_view;
 pub mod iptables;
 pub mod ipvs;
 pub mod kube_proxy_api;
+pub mod kubelet_api;
 pub mod links;
 pub mod mounts;
 pub mod nftables;
