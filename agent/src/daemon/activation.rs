@@ -5,7 +5,7 @@
 //! their socket unit unless `FileDescriptorName=` is set, and that name applies to every socket of the unit) goes
 //! by family: a unix socket is the unix socket, a TCP one the loopback listener.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use crate::sys::activation::{self as sys, Family};
 
@@ -174,10 +174,8 @@ pub fn take() -> Result<Inherited, InheritedError> {
     let fds = sys::take_passed(passed.names.len());
     let mut out = Inherited::default();
     let mut seen: Vec<(Role, i32)> = Vec::new();
-    for (fd, name) in fds.into_iter().zip(passed.names) {
-        let fd_no = |r: &std::io::Result<OwnedFd>| r.as_ref().map(AsRawFd::as_raw_fd).unwrap_or(-1);
-        let number = fd_no(&fd);
-        let fd = fd.map_err(|source| InheritedError::Io { fd: number, name: name.clone(), source })?;
+    for ((fd, name), number) in fds.into_iter().zip(passed.names).zip(sys::FIRST_FD..) {
+        let fd: OwnedFd = fd.map_err(|source| InheritedError::Io { fd: number, name: name.clone(), source })?;
         let kind = sys::kind(&fd).map_err(|source| InheritedError::Io { fd: number, name: name.clone(), source })?;
         let Some(role) = role(&name, kind.family) else {
             out.ignored.push(format!("fd {number} ({name:?}): {}", family_name(kind.family)));
