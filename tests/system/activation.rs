@@ -47,8 +47,12 @@ fn unix(path: &Path) -> std::os::unix::net::UnixStream {
 }
 
 fn tcp(ns: &str) -> std::net::TcpStream {
-    in_netns(ns, || {
-        let s = std::net::TcpStream::connect("127.0.0.1:9977").unwrap();
+    tcp_to(ns, "127.0.0.1:9977")
+}
+
+fn tcp_to(ns: &str, addr: &'static str) -> std::net::TcpStream {
+    in_netns(ns, move || {
+        let s = std::net::TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
         s
     })
@@ -158,4 +162,37 @@ fn an_inherited_socket_of_the_wrong_family_for_its_name_is_refused_with_the_reas
         ),
         "{log}"
     );
+}
+
+#[test]
+fn an_inherited_socket_on_another_address_than_configured_is_served_with_a_warning_naming_both() {
+    if !harness::tool("systemd-socket-activate") {
+        return;
+    }
+    let Some(mut w) = World::new("sockact-other") else { return };
+    w.serve_launcher = launcher(&["127.0.0.1:9978"], Some("http"));
+    // `serve` is started with --listen 127.0.0.1:9977.
+    let d = w.serve("");
+    let start = Instant::now();
+    let early = loop {
+        let probe = in_netns(&w.name, || std::net::TcpStream::connect("127.0.0.1:9978"));
+        if let Ok(s) = probe {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "9978 was never bound: {}", d.log(&w));
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    early.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let reply = ask(early, "/healthz");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}\n{}", d.log(&w));
+    d.wait_notify("READY=1");
+    assert!(ask(tcp_to(&w.name, "127.0.0.1:9978"), "/readyz").starts_with("HTTP/1.1 200"));
+    let log = d.log(&w);
+    let warning =
+        "the inherited HTTP (daemon.listen) socket listens on 127.0.0.1:9978, not on --listen 127.0.0.1:9977: \
+                   serving 127.0.0.1:9978";
+    assert_eq!(log.matches(warning).count(), 1, "said once: {log}");
+    // The configured address is not bound besides: one loopback listener, the one systemd holds.
+    let refused = in_netns(&w.name, || std::net::TcpStream::connect("127.0.0.1:9977"));
+    assert!(refused.is_err(), "the daemon bound the configured address too");
 }
