@@ -237,7 +237,8 @@ usage or configuration error (the message names the file, key or argument)
 one kept (\fBsystemctl reload routewarden\fR validates first and fails visibly).
 .TP
 \fBSIGTERM\fR, \fBSIGINT\fR
-\fBserve\fR saves the journal cursor, tells systemd STOPPING=1, removes its unix socket and exits 0.
+\fBserve\fR saves the journal cursor, tells systemd STOPPING=1, removes a unix socket it bound itself (never one
+passed by \fBroutewarden.socket\fR) and exits 0.
 .SH FILES
 .TP
 \fI/etc/routewarden/config.toml\fR
@@ -249,12 +250,13 @@ additional or replacing journal rules
 \fI/var/lib/routewarden/\fR
 state: the journal cursor (\fB$STATE_DIRECTORY\fR under systemd)
 .TP
-\fI/run/routewarden/\fR
-the runtime directory for \fBdaemon.unix_socket\fR; \fIroutewarden.sock\fR there is where \fBroutewarden status\fR
-asks first
+\fI/run/routewarden/routewarden.sock\fR
+the unix socket for local tools (root only), held from boot by \fBroutewarden.socket\fR; where
+\fBroutewarden status\fR asks first
 .TP
-\fI/lib/systemd/system/routewarden.service\fR, \fIroutewarden\-wait@.service\fR
-the daemon (Type=notify, watchdog) and the one\-shot gate per requirement
+\fI/lib/systemd/system/routewarden.service\fR, \fIroutewarden.socket\fR, \fIroutewarden\-wait@.service\fR
+the daemon (Type=notify, watchdog), its listeners held by systemd from boot (127.0.0.1:9977 and the unix socket,
+passed as LISTEN_FDS; kept across restarts) and the one\-shot gate per requirement
 .TP
 \fI/usr/share/routewarden/prometheus/\fR
 alerting rules for Prometheus
@@ -269,6 +271,9 @@ start never times out), STATUS=, WATCHDOG=1
 .TP
 \fBSTATE_DIRECTORY\fR
 set by systemd's StateDirectory=; overrides \fBdaemon.state_dir\fR
+.TP
+\fBLISTEN_PID\fR, \fBLISTEN_FDS\fR, \fBLISTEN_FDNAMES\fR
+set by systemd's socket activation: \fBserve\fR serves the passed sockets instead of binding (see sd_listen_fds(3))
 .SH EXAMPLES
 .nf
 sudo routewarden check

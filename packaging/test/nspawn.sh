@@ -67,10 +67,19 @@ active_within() { # unit seconds
     return 1
 }
 
-step "install: the unit is enabled, active and READY, /status answers"
+step "install: the unit and its socket unit are enabled, the listeners held before the daemon starts, READY, /status answers"
 inside dpkg -i /root/new.deb >/dev/null
 inside systemctl is-enabled --quiet routewarden || fail "not enabled after install"
+inside systemctl is-enabled --quiet routewarden.socket || fail "routewarden.socket not enabled after install"
+prop routewarden.socket WantedBy | grep -qw sockets.target || fail "routewarden.socket is not wanted by sockets.target"
 active_within routewarden.service 30 || fail "not active after install: $(prop routewarden ActiveState)"
+[ "$(prop routewarden.socket ActiveState)" = active ] || fail "routewarden.socket is $(prop routewarden.socket ActiveState)"
+sock_at=$(prop routewarden.socket ActiveEnterTimestampMonotonic)
+main_at=$(prop routewarden ExecMainStartTimestampMonotonic)
+[ "$sock_at" -gt 0 ] && [ "$sock_at" -lt "$main_at" ] ||
+    fail "the listeners were not held before the daemon started (socket at $sock_at, daemon at $main_at)"
+inside journalctl --no-pager -u routewarden | grep -q "serving the inherited HTTP (daemon.listen) socket on 127.0.0.1:9977" ||
+    fail "the daemon did not take the loopback listener from routewarden.socket"
 status=$(prop routewarden StatusText)
 [ -n "$status" ] || fail "no STATUS= after READY"
 echo "  STATUS=$status"
@@ -92,21 +101,34 @@ if inside systemctl reload routewarden 2>/dev/null; then fail "systemctl reload 
 inside cp /tmp/config.good /etc/routewarden/config.toml
 inside systemctl reload routewarden || fail "systemctl reload of a good configuration failed"
 
-step "the unix socket lives in RuntimeDirectory and is removed on stop"
-inside sh -c 'printf "[daemon]\nunix_socket = \"/run/routewarden/routewarden.sock\"\n" > /etc/routewarden/config.toml'
-inside systemctl restart routewarden
-active_within routewarden.service 30 || fail "not active with a unix socket in /run/routewarden"
+step "the unix socket in root-only /run/routewarden answers; a restart or a stop of the daemon keeps both listeners"
 inside curl -sf --max-time 5 --unix-socket /run/routewarden/routewarden.sock http://localhost/healthz >/dev/null ||
     fail "no answer on /run/routewarden/routewarden.sock"
-inside systemctl stop routewarden
-inside test ! -e /run/routewarden/routewarden.sock || fail "the unix socket was left behind on stop"
-inside cp /tmp/config.good /etc/routewarden/config.toml
-inside systemctl start routewarden
+[ "$(inside stat -c '%a %U %G' /run/routewarden)" = "750 root root" ] ||
+    fail "/run/routewarden is $(inside stat -c '%a %U %G' /run/routewarden), not 750 root root"
+[ "$(inside stat -c '%a %U %G' /run/routewarden/routewarden.sock)" = "660 root root" ] ||
+    fail "the socket is $(inside stat -c '%a %U %G' /run/routewarden/routewarden.sock), not 660 root root"
+# Connections made while the daemon restarts wait in the held sockets' queues: none is refused (curl exit 7).
+pid=$(prop routewarden MainPID)
+inside sh -c 'systemctl restart --no-block routewarden
+    i=0; while [ $i -lt 40 ]; do curl -s --max-time 30 -o /dev/null http://127.0.0.1:9977/healthz || exit $?; i=$((i+1)); done' ||
+    fail "a connection during a restart of the daemon failed (curl exit $?)"
+active_within routewarden.service 30 || fail "not active after the restart"
+[ "$(prop routewarden MainPID)" != "$pid" ] || fail "the daemon was not restarted"
+inside systemctl stop routewarden.service
+[ "$(prop routewarden.socket ActiveState)" = active ] || fail "stopping the daemon closed its listeners"
+inside test -S /run/routewarden/routewarden.sock || fail "stopping the daemon removed the unix socket"
+# While it is stopped the port stays systemd's: a connection is queued and starts the daemon, which answers it.
+inside curl -sf --max-time 30 --unix-socket /run/routewarden/routewarden.sock http://localhost/healthz >/dev/null ||
+    fail "a connection to the held unix socket with the daemon stopped was not answered"
+active_within routewarden.service 30 || fail "a connection to the held socket did not start the daemon"
 
 step "remove, then install again: active again (not masked)"
 inside dpkg -r routewarden >/dev/null
 inside dpkg -i /root/new.deb >/dev/null
 [ "$(inside systemctl is-enabled routewarden 2>&1 || true)" = enabled ] || fail "after remove + install: $(inside systemctl is-enabled routewarden 2>&1 || true)"
+[ "$(inside systemctl is-enabled routewarden.socket 2>&1 || true)" = enabled ] ||
+    fail "after remove + install, routewarden.socket is $(inside systemctl is-enabled routewarden.socket 2>&1 || true)"
 active_within routewarden.service 30 || fail "not active after remove + install"
 
 step "an unmet gate holds dependents without a start timeout or a restart, and releases them"
@@ -181,4 +203,8 @@ inside dpkg --purge routewarden >/dev/null
 inside test ! -e /var/lib/routewarden || fail "purge left /var/lib/routewarden"
 inside test ! -e /etc/routewarden || fail "purge left /etc/routewarden"
 inside test ! -e /lib/systemd/system/routewarden.service || fail "purge left the unit"
+inside test ! -e /lib/systemd/system/routewarden.socket || fail "purge left the socket unit"
+inside test ! -e /run/routewarden/routewarden.sock || fail "removal left the unix socket"
+rc=0; inside curl -s --max-time 5 -o /dev/null http://127.0.0.1:9977/healthz || rc=$?
+[ "$rc" = 7 ] || fail "port 9977 is still held after removal (curl exit $rc)"
 echo "systemd-nspawn package test: ok"

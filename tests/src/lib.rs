@@ -165,6 +165,9 @@ pub struct World {
     /// Shell commands run before `serve` in a private mount namespace of its own (`unshare -m`, propagation
     /// private: a tmpfs or a read-only bind mount there never reaches the host); `None` runs it in the host's.
     pub serve_mounts: Option<String>,
+    /// A command that execs the binary under `serve` with the rest of its arguments (systemd-socket-activate with
+    /// its listeners, say); the variables `serve` sets are passed through it with `-E`.
+    pub serve_launcher: Vec<String>,
     /// Whether the world has a kubelet configuration file (true unless [`World::no_kubelet`]): a world is a
     /// Kubernetes node unless a test says otherwise.
     pub kubelet: bool,
@@ -208,6 +211,7 @@ impl World {
             cgroup,
             config_extra: String::new(),
             serve_mounts: None,
+            serve_launcher: Vec::new(),
             wrapper: String::new(),
             kubelet: true,
             procs: Vec::new(),
@@ -787,6 +791,7 @@ impl World {
                 .arg("sh");
         }
         let child = cmd
+            .args(&self.serve_launcher)
             .arg(bin())
             .arg("--config")
             .arg(self.config())

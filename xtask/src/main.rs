@@ -206,14 +206,19 @@ fn verify_units() -> Result<()> {
     for entry in std::fs::read_dir(root().join("systemd"))? {
         let path = entry?.path();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if !(name.ends_with(".service") || name.ends_with(".conf")) {
+        if !(name.ends_with(".service") || name.ends_with(".socket") || name.ends_with(".conf")) {
             continue;
         }
         let text = std::fs::read_to_string(&path)?.replace("/usr/bin/routewarden", &bin.to_string_lossy());
         std::fs::write(tmp.join(&name), text)?;
-        if !name.ends_with(".service") {
-            continue;
-        }
+    }
+    // Verified once every unit is in place: the service requires its socket unit, found beside it.
+    let mut names: Vec<String> = std::fs::read_dir(&tmp)?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.ends_with(".service") || n.ends_with(".socket"))
+        .collect();
+    names.sort();
+    for name in names {
         // A template is verified through an instance, looked up in the working directory.
         let target = match name.split_once("@.") {
             Some((base, ext)) => format!("{base}@kube\\x2dproxy.{ext}"),
@@ -223,6 +228,10 @@ fn verify_units() -> Result<()> {
         let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         if !out.status.success() || !said.trim().is_empty() {
             bail!("systemd-analyze verify {name}: {said}");
+        }
+        if !name.ends_with(".service") {
+            // The exposure is a service's sandbox; a socket unit runs nothing.
+            continue;
         }
         let sec = Command::new("systemd-analyze").args(["security", "--offline=yes"]).arg(tmp.join(&name)).output()?;
         let text = String::from_utf8_lossy(&sec.stdout);

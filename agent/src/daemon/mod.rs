@@ -4,6 +4,7 @@
 //! never wait for a slow source. Collects on start, on kernel change events (debounced) and on a periodic resync;
 //! publishes pre-rendered outputs; speaks sd_notify (READY, STATUS, WATCHDOG, RELOADING, STOPPING).
 
+mod activation;
 mod notify;
 
 use std::collections::BTreeMap;
@@ -31,6 +32,7 @@ use crate::settings::Settings;
 use crate::sys::events::EventSocket;
 use crate::sys::now_unix;
 use crate::{rules, sources};
+use activation::Role;
 use notify::Notifier;
 
 /// What `serve` was started with.
@@ -88,15 +90,27 @@ pub enum ServeError {
     NotASocket { path: PathBuf },
     #[error("installing the {signal} handler: {source}")]
     Signal { signal: &'static str, source: std::io::Error },
+    #[error("socket activation: {0}")]
+    Inherited(#[from] activation::InheritedError),
+    #[error(
+        "socket activation: the inherited {role} socket listens on {addr}, which is not loopback; {allow} \
+         (or change ListenStream= in routewarden.socket)"
+    )]
+    InheritedRemote { role: activation::Role, addr: std::net::SocketAddr, allow: &'static str },
+    #[error("socket activation: the inherited {role} socket: {source}")]
+    InheritedSocket { role: activation::Role, source: std::io::Error },
 }
 
 pub fn run(opts: Options, settings: Settings) -> Result<(), ServeError> {
+    // Before any thread starts: the descriptors are made close-on-exec and LISTEN_* leave the environment before a
+    // tool could inherit them.
+    let inherited = activation::take()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
-    let result = rt.block_on(run_async(opts, settings));
+    let result = rt.block_on(run_async(opts, settings, inherited));
     // A collection still running (a hanging tool) must not hold up the exit: its own timeouts end it.
     rt.shutdown_timeout(Duration::from_millis(500));
     result
@@ -146,6 +160,60 @@ fn user_name(uid: u32) -> Option<String> {
         let name = f.next()?;
         (f.nth(1)? == uid.to_string()).then(|| name.to_string())
     })
+}
+
+/// An inherited TCP listener for `role`, checked against the configuration `(key, address)`: one that is not
+/// loopback is refused unless `remote_ok` (`allow` says how to allow it), as the configured address would be; one
+/// on another address is served all the same (it is the socket systemd holds, and binding the configured one
+/// instead would race any local user for it), with a warning naming both.
+fn adopt_tcp(
+    l: std::net::TcpListener,
+    role: Role,
+    (key, configured): (&str, std::net::SocketAddr),
+    remote_ok: bool,
+    allow: &'static str,
+) -> Result<tokio::net::TcpListener, ServeError> {
+    let err = |source| ServeError::InheritedSocket { role, source };
+    let addr = l.local_addr().map_err(err)?;
+    if !addr.ip().is_loopback() && !remote_ok {
+        return Err(ServeError::InheritedRemote { role, addr, allow });
+    }
+    if addr == configured {
+        log::info!("socket activation: serving the inherited {role} socket on {addr}");
+    } else {
+        log::warn!(
+            "socket activation: the inherited {role} socket listens on {addr}, not on {key} {configured}: serving \
+             {addr}, the socket systemd holds; make ListenStream= in routewarden.socket and {key} agree"
+        );
+    }
+    l.set_nonblocking(true).map_err(err)?;
+    tokio::net::TcpListener::from_std(l).map_err(err)
+}
+
+/// An inherited unix socket listener, checked against `daemon.unix_socket` as [`adopt_tcp`] checks an address.
+fn adopt_unix(
+    l: std::os::unix::net::UnixListener,
+    configured: Option<&Path>,
+) -> Result<tokio::net::UnixListener, ServeError> {
+    let err = |source| ServeError::InheritedSocket { role: Role::Unix, source };
+    let addr = l.local_addr().map_err(err)?;
+    let path = addr.as_pathname().map(Path::to_path_buf);
+    let shown = path.as_ref().map_or_else(|| "an unnamed socket".to_string(), |p| p.display().to_string());
+    match configured {
+        Some(c) if path.as_deref() == Some(c) => {
+            log::info!("socket activation: serving on the inherited unix socket {shown}")
+        }
+        Some(c) => log::warn!(
+            "socket activation: the inherited unix socket is {shown}, not daemon.unix_socket {}: serving {shown}, \
+             the socket systemd holds; make ListenStream= in routewarden.socket and daemon.unix_socket agree",
+            c.display()
+        ),
+        None => log::info!(
+            "socket activation: serving on the inherited unix socket {shown} (daemon.unix_socket is not set)"
+        ),
+    }
+    l.set_nonblocking(true).map_err(err)?;
+    tokio::net::UnixListener::from_std(l).map_err(err)
 }
 
 /// Binds the unix socket listener: a stale socket left by an earlier run is replaced, any other file is refused
@@ -240,9 +308,22 @@ struct Inbox {
     sighup: Signal,
 }
 
-async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> {
+async fn run_async(opts: Options, settings: Settings, mut inherited: activation::Inherited) -> Result<(), ServeError> {
+    if let Some(e) = &inherited.not_ours {
+        log::warn!("socket activation: {e}; ignoring them and binding the configured addresses");
+    }
+    for fd in &inherited.ignored {
+        log::warn!("socket activation: ignoring inherited {fd}: no listener serves that family");
+    }
     let listen = opts.listen.unwrap_or(settings.listen);
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| bind_error(listen, e))?;
+    let listener = match inherited.http.take() {
+        Some(l) => {
+            let key = if opts.listen.is_some() { "--listen" } else { "daemon.listen" };
+            let remote_ok = settings.config.daemon.allow_remote;
+            adopt_tcp(l, Role::Http, (key, listen), remote_ok, "set daemon.allow_remote = true to serve it anyway")?
+        }
+        None => tokio::net::TcpListener::bind(listen).await.map_err(|e| bind_error(listen, e))?,
+    };
     let local = listener.local_addr().map_err(|e| bind_error(listen, e))?;
     let shared = Shared::new(stall_after(&settings));
     let router = http::router(Arc::clone(&shared));
@@ -255,30 +336,55 @@ async fn run_async(opts: Options, settings: Settings) -> Result<(), ServeError> 
     let mut servers = vec![tokio::spawn(http::serve(listener, loopback, limits, stop_rx.clone()))];
     log::info!("serving http://{local}/status and /metrics");
     let mut metrics_auth = None;
-    if let Some(m) = &settings.metrics {
-        let tcp = tokio::net::TcpListener::bind(m.listen).await.map_err(|e| bind_error(m.listen, e))?;
-        let local = tcp.local_addr().map_err(|e| bind_error(m.listen, e))?;
-        let auth = m.web.as_ref().and_then(|w| w.auth.clone());
-        let users = if auth.is_some() { "basic auth" } else { "no basic auth" };
-        metrics_auth.clone_from(&auth);
-        let metrics = http::metrics_router(Arc::clone(&shared), auth);
-        match m.web.as_ref().and_then(|w| w.tls.clone()) {
-            Some(tls) => {
-                servers.push(tokio::spawn(metrics_listener::serve_tls(tcp, tls, metrics, limits, stop_rx.clone())));
-                log::info!("serving https://{local}/metrics ({users})");
-            }
-            None => {
-                servers.push(tokio::spawn(http::serve(tcp, metrics, limits, stop_rx.clone())));
-                log::info!("serving http://{local}/metrics without TLS ({users})");
+    match (&settings.metrics, inherited.metrics.take()) {
+        (None, Some(_)) => {
+            log::warn!("socket activation: ignoring the inherited metrics socket: [metrics] listen is not set")
+        }
+        (None, None) => {}
+        (Some(m), held) => {
+            let tls = m.web.as_ref().is_some_and(|w| w.tls.is_some());
+            let tcp = match held {
+                Some(l) => adopt_tcp(
+                    l,
+                    Role::Metrics,
+                    ("metrics.listen", m.listen),
+                    tls || settings.config.metrics.allow_plaintext,
+                    "set metrics.web_config with tls_server_config (or metrics.allow_plaintext = true)",
+                )?,
+                None => tokio::net::TcpListener::bind(m.listen).await.map_err(|e| bind_error(m.listen, e))?,
+            };
+            let local = tcp.local_addr().map_err(|e| bind_error(m.listen, e))?;
+            let auth = m.web.as_ref().and_then(|w| w.auth.clone());
+            let users = if auth.is_some() { "basic auth" } else { "no basic auth" };
+            metrics_auth.clone_from(&auth);
+            let metrics = http::metrics_router(Arc::clone(&shared), auth);
+            match m.web.as_ref().and_then(|w| w.tls.clone()) {
+                Some(tls) => {
+                    servers.push(tokio::spawn(metrics_listener::serve_tls(tcp, tls, metrics, limits, stop_rx.clone())));
+                    log::info!("serving https://{local}/metrics ({users})");
+                }
+                None => {
+                    servers.push(tokio::spawn(http::serve(tcp, metrics, limits, stop_rx.clone())));
+                    log::info!("serving http://{local}/metrics without TLS ({users})");
+                }
             }
         }
     }
-    let unix_socket = settings.config.daemon.unix_socket.clone();
-    if let Some(path) = &unix_socket {
-        let unix = bind_unix(path)?;
-        servers.push(tokio::spawn(http::serve(unix, router, limits, stop_rx.clone())));
-        log::info!("serving on unix socket {}", path.display());
-    }
+    // Removed at exit only when this process made it: an inherited socket is systemd's (it outlives restarts).
+    let unix_socket = match (inherited.unix.take(), &settings.config.daemon.unix_socket) {
+        (Some(held), configured) => {
+            let unix = adopt_unix(held, configured.as_deref())?;
+            servers.push(tokio::spawn(http::serve(unix, router, limits, stop_rx.clone())));
+            None
+        }
+        (None, Some(path)) => {
+            let unix = bind_unix(path)?;
+            servers.push(tokio::spawn(http::serve(unix, router, limits, stop_rx.clone())));
+            log::info!("serving on unix socket {}", path.display());
+            Some(path.clone())
+        }
+        (None, None) => None,
+    };
 
     let (kernel_tx, kernel) = mpsc::channel::<Kernel>(4);
     for (sock, what) in [(EventSocket::links(), Kernel::Links), (EventSocket::nftables(), Kernel::Nftables)] {

@@ -3,6 +3,7 @@
 //!
 //! Nothing here interprets what it reads; sources call these and hand bytes or plain records to pure parsers.
 
+pub mod activation;
 pub mod bpf;
 pub mod events;
 pub mod exec;
