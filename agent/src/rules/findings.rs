@@ -278,6 +278,29 @@ fn pairs(f: &Facts, out: &mut Vec<Finding>, conflicts: &mut Vec<ProxyPair>) {
                 });
                 continue;
             }
+            // LoxiLB runs next to kube-proxy by design: as the LoadBalancer provider of kube-loxilb (any kube-proxy
+            // mode), and in its service-proxy mode it imports kube-proxy's IPVS services (--ipvs-compat) and takes
+            // their traffic on its tc hooks (docs/DATAPLANE-FACTS.md section 11.1).
+            if (a.proxy, b.proxy) == (ProxyKind::KubeProxy, ProxyKind::Loxilb) {
+                let how = if a.mode == ServiceProxyMode::Ipvs {
+                    "LoxiLB's service-proxy mode imports kube-proxy's IPVS services (--ipvs-compat) and balances them \
+                     in eBPF before they reach IPVS"
+                } else {
+                    "LoxiLB balances the LoadBalancer services kube-loxilb gives it, kube-proxy the rest"
+                };
+                out.push(Finding {
+                    id: FindingId::ServiceRoutingOverlap,
+                    severity: Severity::Info,
+                    summary: format!(
+                        "{} and {} both balance {shared_text}; {how}. This is a supported combination",
+                        describe(a),
+                        describe(b)
+                    ),
+                    evidence,
+                    remedy: "nothing to do; keep kube-proxy: LoxiLB does not replace it on its own".into(),
+                });
+                continue;
+            }
             let documented = match (a.proxy, b.proxy) {
                 // Felix deletes kube-proxy's chains while kube-proxy re-creates them (calico#10538): a running
                 // kube-proxy without its rules is that fight. Rules present next to Calico's programs mean Felix's
@@ -343,6 +366,12 @@ fn agents_down(f: &Facts, out: &mut Vec<Finding>) {
                 "antrea-agent",
                 "if Antrea should run here, find out why its antrea-agent pod is not running; if it was removed, \
                  delete antrea-gw0, its routes and its ANTREA-* chains",
+            ),
+            ProxyKind::Loxilb => (
+                "loxilb",
+                "if LoxiLB should run here, find out why its loxilb pod is not running (kubectl -n kube-system get \
+                 pods -o wide | grep loxilb); if it was removed, detach its programs (tc_packet_func* on tc, \
+                 xdp_packet_func on XDP), delete its TAP device llb0 and unmount /opt/loxilb/dp",
             ),
             _ => (
                 "ovnkube",

@@ -1,6 +1,6 @@
 //! Every Service proxy on the node, from what the kernel shows (docs/DATAPLANE-FACTS.md sections 7 and 10):
 //! kube-proxy and Cilium from the facts `dataplane` already read, Calico's eBPF dataplane, kube-router's service
-//! proxy, Antrea (proxyAll or AntreaProxy) and OVN-Kubernetes from attachments, maps, links, routes, chains,
+//! proxy, Antrea (proxyAll or AntreaProxy), OVN-Kubernetes and LoxiLB from attachments, maps, links, routes, chains,
 //! nftables tables and processes; and whether a kubelet runs or is installed. Pure.
 
 use crate::model::bpf::BpfState;
@@ -290,8 +290,63 @@ pub fn detect(
             evidence,
         });
     }
+    if let Some(mut p) = loxilb(links, bpf) {
+        p.agent_running = running("loxilb");
+        p.evidence.extend(pid_note("loxilb"));
+        out.proxies.push(p);
+    }
     out.proxies.sort_by_key(|p| p.proxy);
     out
+}
+
+/// LoxiLB's eBPF datapath (docs/DATAPLANE-FACTS.md section 11.1): `tc_packet_func_fast` (section
+/// `tc_packet_hook0`, stored as `tc_packet_func_`) on tc ingress/egress of the interfaces it manages, and
+/// `xdp_packet_func` on XDP of its own TAP `llb0` (and of every interface with `--rss-enable`). Its programs on
+/// `llb0` alone balance no Service traffic. Its pinned maps (`/opt/loxilb/dp/bpf/`) are not read.
+fn loxilb(links: Option<&LinksState>, bpf: Option<&BpfState>) -> Option<ServiceProxy> {
+    let name = |id: u32, fallback: &str| {
+        bpf.and_then(|b| b.program(id)).map(|p| p.name.clone()).unwrap_or_else(|| fallback.to_string())
+    };
+    let mut evidence = Vec::new();
+    let mut balances = Vec::new();
+    for l in links.map(|l| l.links.as_slice()).unwrap_or_default() {
+        let mut on_link = false;
+        for p in &l.programs {
+            let n = name(p.prog_id, &p.name);
+            if n.starts_with("tc_packet_func") {
+                evidence.push(format!("{n} ({} {}, prog id {}) on {}", p.mechanism, p.direction, p.prog_id, l.name));
+                on_link |= p.direction == "ingress";
+            }
+        }
+        if let Some(id) = l.xdp_prog_id {
+            let n = name(id, "");
+            if n.starts_with("xdp_packet_func") {
+                evidence.push(format!("{n} (xdp, prog id {id}) on {}", l.name));
+                on_link = true;
+            }
+        }
+        // Packets arriving at the node pass an ingress hook of the device they enter by; a pod's packets enter
+        // the host by the host side of its veth (a data device by name is the node's, whatever its kind).
+        if on_link && l.name != "llb0" {
+            let pod_side = l.kind.as_deref() == Some("veth") && !is_data_device(&l.name);
+            let t = if pod_side { Traffic::ClusterIpFromPods } else { Traffic::External };
+            if !balances.contains(&t) {
+                balances.push(t);
+            }
+        }
+    }
+    if evidence.is_empty() {
+        return None;
+    }
+    balances.sort();
+    Some(ServiceProxy {
+        proxy: ProxyKind::Loxilb,
+        mode: ServiceProxyMode::Ebpf,
+        balances,
+        services: None,
+        agent_running: None,
+        evidence,
+    })
 }
 
 /// Calico's eBPF dataplane: `cali_tc_preamble` attached on a device, or connect-time load balancing on a cgroup.
