@@ -131,6 +131,19 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
     // IPVS mode is deprecated since 1.35 (kubernetes#134539, KEP-5495): the KubeProxyIPVS gate goes off by default
     // in 1.40 and the mode is gone in 1.43. Said while kube-proxy programs it; stale IPVS rules have their own finding.
     if kp.mode == ProxyMode::Ipvs && kp.running != Some(false) {
+        let mut remedy = String::from(
+            "plan the move to nftables mode: kernel 5.13 or later, set `mode: nftables` in the \
+             KubeProxyConfiguration (kubectl -n kube-system edit cm kube-proxy) and roll kube-proxy node by \
+             node, then remove the IPVS leftovers (`ipvsadm --clear`, `ip link delete kube-ipvs0`). Nodes on \
+             older kernels move to iptables mode instead",
+        );
+        // LoxiLB's service-proxy mode reads IPVS only (docs/DATAPLANE-FACTS.md section 11.1).
+        if f.proxies.proxies.iter().any(|p| p.proxy == ProxyKind::Loxilb) {
+            remedy.push_str(
+                ". LoxiLB runs here: its service-proxy mode (--ipvs-compat) imports kube-proxy's IPVS services \
+                 and works with IPVS mode only, so moving kube-proxy off IPVS ends that import",
+            );
+        }
         out.push(Finding {
             id: FindingId::KubeProxyIpvsDeprecated,
             severity: Severity::Info,
@@ -139,11 +152,7 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
                  removed in 1.43; nftables mode is the maintained successor (GA since 1.33, planned default in 1.40)"
             ),
             evidence: f.kube_proxy_evidence.clone(),
-            remedy: "plan the move to nftables mode: kernel 5.13 or later, set `mode: nftables` in the \
-                     KubeProxyConfiguration (kubectl -n kube-system edit cm kube-proxy) and roll kube-proxy node by \
-                     node, then remove the IPVS leftovers (`ipvsadm --clear`, `ip link delete kube-ipvs0`). Nodes on \
-                     older kernels move to iptables mode instead"
-                .into(),
+            remedy,
         });
     }
 
@@ -580,10 +589,29 @@ mod tests {
         assert_eq!(f, conflict(Severity::Warning));
     }
 
+    /// LoxiLB runs next to kube-proxy by design (DATAPLANE-FACTS section 11.1): in every kube-proxy mode the
+    /// supported overlap, never a conflict; next to another datapath a conflict as any two.
+    #[test]
+    fn loxilb_next_to_kube_proxy_is_the_supported_overlap_and_next_to_a_datapath_a_conflict() {
+        let loxilb = || ServiceProxy { balances: vec![Traffic::External], ..proxy(K::Loxilb, M::Ebpf, Some(true)) };
+        let overlap = vec![("service-routing.overlap".to_string(), Severity::Info)];
+        for mode in [M::Iptables, M::Nftables, M::Ipvs] {
+            let (f, p) = decide(vec![proxy(K::KubeProxy, mode, Some(true)), loxilb()]);
+            assert_eq!((f, p), (overlap.clone(), vec![]), "{mode:?}");
+        }
+        let (f, p) = decide(vec![proxy(K::Cilium, M::KubeProxyReplacement, Some(true)), loxilb()]);
+        assert_eq!(f, vec![("service-routing.conflict".to_string(), Severity::Critical)]);
+        assert_eq!(p, vec![ProxyPair { a: K::Cilium, b: K::Loxilb, severity: Severity::Critical }]);
+        // Its programs on llb0 alone (its own TAP) balance nothing: no pair.
+        let idle = ServiceProxy { balances: vec![], ..loxilb() };
+        let (f, p) = decide(vec![proxy(K::KubeProxy, M::Iptables, Some(true)), idle]);
+        assert_eq!((f, p), (vec![], vec![]));
+    }
+
     #[test]
     fn a_proxy_whose_agent_is_gone_warns_and_an_unknown_mode_decides_nothing() {
         let down = vec![("service-proxy.agent-down".to_string(), Severity::Warning)];
-        for k in [K::CalicoEbpf, K::KubeRouter, K::Antrea, K::OvnKubernetes] {
+        for k in [K::CalicoEbpf, K::KubeRouter, K::Antrea, K::OvnKubernetes, K::Loxilb] {
             let (f, _) = decide(vec![proxy(k, M::Ebpf, Some(false))]);
             assert_eq!(f, down, "{k:?}");
             // Processes unread: no word about the agent.

@@ -624,6 +624,38 @@ mod tests {
         assert!(r.finding(&FindingId::ServiceProxyAgentDown).is_none(), "{:?}", r.findings);
     }
 
+    /// LoxiLB from a recorded world (its tc and XDP programs, its process), changed: without the `loxilb` process
+    /// its programs are agent-down; programs named otherwise, or its programs only on llb0, are no LoxiLB traffic.
+    #[test]
+    fn loxilb_is_told_by_its_attached_programs_and_its_process() {
+        let r = analysed("loxilb_alone_is_healthy", |_| {});
+        assert_eq!(modes(&r), vec![(ProxyKind::Loxilb, ServiceProxyMode::Ebpf)]);
+        assert_eq!(r.dataplane.proxies[0].balances, vec![Traffic::External]);
+        let r = analysed("loxilb_alone_is_healthy", |v| {
+            v["processes"]["data"]["processes"].as_array_mut().unwrap().retain(|p| p["comm"] != "loxilb");
+        });
+        assert_eq!(ids(&r), vec![("service-proxy.agent-down".to_string(), Severity::Warning)]);
+        assert!(r.findings[0].summary.contains("no loxilb process"), "{:?}", r.findings[0]);
+        // Other programs on the same hooks: not LoxiLB, and nobody programs Services.
+        let r = analysed("loxilb_alone_is_healthy", |v| {
+            for p in v["bpf"]["data"]["programs"].as_array_mut().unwrap() {
+                p["name"] = "my_filter".into();
+            }
+        });
+        assert!(modes(&r).is_empty(), "{:?}", r.dataplane.proxies);
+        assert_eq!(ids(&r), vec![("service-routing.missing".to_string(), Severity::Critical)]);
+        // Only on llb0, LoxiLB's own TAP: listed, balancing nothing.
+        let r = analysed("loxilb_alone_is_healthy", |v| {
+            for l in v["links"]["data"]["links"].as_array_mut().unwrap() {
+                if l["name"] == "eth0" {
+                    l.as_object_mut().unwrap().remove("programs");
+                }
+            }
+        });
+        assert_eq!(modes(&r), vec![(ProxyKind::Loxilb, ServiceProxyMode::Ebpf)]);
+        assert!(r.dataplane.proxies[0].balances.is_empty(), "{:?}", r.dataplane.proxies);
+    }
+
     #[test]
     fn felix_data_devices() {
         for yes in ["eth0", "ens3", "enp0s3", "eno1", "wlp2s0", "bond0", "wlan0"] {
