@@ -64,10 +64,12 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             title: "a proxy balances only part of Service traffic",
             severity: "warning",
             meaning: "A CNI balances pod traffic to ClusterIPs (Cilium without kube-proxy replacement, AntreaProxy \
-                without proxyAll) but nothing handles host-network and NodePort traffic.",
+                without proxyAll) but nothing handles host-network and NodePort traffic; or LoxiLB runs on a \
+                Kubernetes node without kube-proxy (it balances its LoadBalancer services, and ClusterIPs only as it \
+                imports them from kube-proxy's IPVS mode), so ClusterIP traffic goes nowhere.",
             evidence: "The proxy's programs or rules, and the absence of kube-proxy.",
             remedy: "Enable the CNI's full replacement (Cilium kubeProxyReplacement, Antrea proxyAll) or deploy \
-                kube-proxy.",
+                kube-proxy (in IPVS mode next to LoxiLB's service-proxy mode).",
             alerts: &[],
         },
         FindingId::ServiceRoutingMissing => FindingDoc {

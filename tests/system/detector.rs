@@ -1016,18 +1016,21 @@ fn loxilb_world(w: &mut World) {
     w.process("loxilb");
 }
 
+/// LoxiLB alone on a Kubernetes node: it does not replace kube-proxy by itself (DATAPLANE-FACTS section 11.1), so
+/// ClusterIP traffic goes nowhere: partial, not an all-clear.
 #[test]
-fn loxilb_alone_is_healthy() {
+fn loxilb_alone_on_a_node_is_partial() {
     let Some(mut w) = World::new("loxilb") else { return };
     loxilb_world(&mut w);
 
     let before = w.state();
     let (code, r) = w.check();
     let (_, text, _) = w.run("check");
-    w.assert_recorded("loxilb_alone_is_healthy");
+    w.assert_recorded("loxilb_alone_on_a_node_is_partial");
     assert_eq!(w.state(), before, "routewarden changed the node's state");
-    assert_eq!(code, 0, "{r:#}");
-    assert!(ids(&r).is_empty(), "LoxiLB balances Services: {r:#}");
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(ids(&r), vec!["service-routing.partial"], "{r:#}");
+    assert!(finding(&r, "service-routing.partial")["remedy"].as_str().unwrap().contains("--ipvs-compat"), "{r:#}");
     assert_eq!(proxies(&r), vec![pair("loxilb", "ebpf")]);
     let p = &r["dataplane"]["proxies"][0];
     assert_eq!(p["agent_running"], true, "{p:#}");
@@ -1039,6 +1042,20 @@ fn loxilb_alone_is_healthy() {
     );
     assert!(ev.contains("loxilb process: pid"), "{ev}");
     assert!(text.contains("proxy:      loxilb (ebpf mode"), "{text}");
+}
+
+/// LoxiLB on a machine that is only a load balancer (no kubelet, as its external mode runs it): healthy.
+#[test]
+fn loxilb_alone_on_a_load_balancer_machine_is_healthy() {
+    let Some(mut w) = World::new("loxilb-lb") else { return };
+    loxilb_world(&mut w);
+    w.no_kubelet();
+
+    let (code, r) = w.check();
+    w.assert_recorded("loxilb_alone_on_a_load_balancer_machine_is_healthy");
+    assert_eq!(code, 0, "{r:#}");
+    assert!(ids(&r).is_empty(), "{r:#}");
+    assert_eq!(proxies(&r), vec![pair("loxilb", "ebpf")]);
 }
 
 /// LoxiLB's service-proxy mode runs next to kube-proxy in IPVS mode and imports its IPVS services (--ipvs-compat,

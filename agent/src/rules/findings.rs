@@ -162,9 +162,18 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
     let cilium_lb = cil.kube_proxy_replacement == Some(true);
     let cilium_pod_lb = cil.services.unwrap_or(0) > 0;
     // Another proxy that balances more than pod ClusterIP traffic and whose agent is not known to be gone.
+    // (LoxiLB is not one: it balances the traffic that arrives on its interfaces, and ClusterIPs only as it imports
+    // them from kube-proxy's IPVS; docs/DATAPLANE-FACTS.md section 11.1.)
     let other_full = f.proxies.proxies.iter().any(|p| {
-        !matches!(p.proxy, ProxyKind::KubeProxy | ProxyKind::Cilium) && !is_split(p) && p.agent_running != Some(false)
+        !matches!(p.proxy, ProxyKind::KubeProxy | ProxyKind::Cilium | ProxyKind::Loxilb)
+            && !is_split(p)
+            && p.agent_running != Some(false)
     });
+    // LoxiLB as the only proxy whose agent is not known to be gone.
+    let loxilb =
+        f.proxies.proxies.iter().find(|p| p.proxy == ProxyKind::Loxilb && p.agent_running != Some(false)).filter(
+            |_| f.proxies.proxies.iter().all(|p| p.proxy == ProxyKind::Loxilb || p.agent_running == Some(false)),
+        );
     let antrea_split = f.proxies.proxies.iter().find(|p| p.mode == ServiceProxyMode::AntreaProxy);
     if !kp_present && !cilium_lb && !other_full {
         // A kube-proxy that runs without rules right now (another writer deleted them) still serves the rest.
@@ -180,6 +189,20 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
                         .into(),
                 evidence: antrea.evidence.clone(),
                 remedy: "enable antreaProxy.proxyAll in the Antrea configuration, or deploy kube-proxy".into(),
+            });
+        } else if let (Some(lx), false) = (loxilb, f.proxies.kubelet == Some(false)) {
+            out.push(Finding {
+                id: FindingId::ServiceRoutingPartial,
+                severity: Severity::Warning,
+                summary: "no kube-proxy, and LoxiLB does not replace it on its own: it balances the LoadBalancer \
+                          services kube-loxilb gives it, and ClusterIP and NodePort services only as it imports them \
+                          from kube-proxy's IPVS mode (--ipvs-compat); ClusterIP traffic goes nowhere"
+                    .into(),
+                evidence: [lx.evidence.clone(), f.proxies.kubelet_evidence.clone()].concat(),
+                remedy: "deploy kube-proxy in IPVS mode next to LoxiLB (its service-proxy mode, loxilb started with \
+                         --ipvs-compat), or another Service proxy; a machine that is only a LoxiLB load balancer \
+                         should run no kubelet"
+                    .into(),
             });
         } else if cilium_pod_lb {
             out.push(Finding {

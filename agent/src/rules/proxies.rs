@@ -628,16 +628,18 @@ mod tests {
     /// its programs are agent-down; programs named otherwise, or its programs only on llb0, are no LoxiLB traffic.
     #[test]
     fn loxilb_is_told_by_its_attached_programs_and_its_process() {
-        let r = analysed("loxilb_alone_is_healthy", |_| {});
+        const LB: &str = "loxilb_alone_on_a_load_balancer_machine_is_healthy";
+        let r = analysed(LB, |_| {});
         assert_eq!(modes(&r), vec![(ProxyKind::Loxilb, ServiceProxyMode::Ebpf)]);
         assert_eq!(r.dataplane.proxies[0].balances, vec![Traffic::External]);
-        let r = analysed("loxilb_alone_is_healthy", |v| {
+        assert!(ids(&r).is_empty(), "{:?}", r.findings);
+        let r = analysed(LB, |v| {
             v["processes"]["data"]["processes"].as_array_mut().unwrap().retain(|p| p["comm"] != "loxilb");
         });
         assert_eq!(ids(&r), vec![("service-proxy.agent-down".to_string(), Severity::Warning)]);
         assert!(r.findings[0].summary.contains("no loxilb process"), "{:?}", r.findings[0]);
-        // Other programs on the same hooks: not LoxiLB, and nobody programs Services.
-        let r = analysed("loxilb_alone_is_healthy", |v| {
+        // Other programs on the same hooks of a node: not LoxiLB, and nobody programs Services.
+        let r = analysed("loxilb_alone_on_a_node_is_partial", |v| {
             for p in v["bpf"]["data"]["programs"].as_array_mut().unwrap() {
                 p["name"] = "my_filter".into();
             }
@@ -645,7 +647,7 @@ mod tests {
         assert!(modes(&r).is_empty(), "{:?}", r.dataplane.proxies);
         assert_eq!(ids(&r), vec![("service-routing.missing".to_string(), Severity::Critical)]);
         // Only on llb0, LoxiLB's own TAP: listed, balancing nothing.
-        let r = analysed("loxilb_alone_is_healthy", |v| {
+        let r = analysed(LB, |v| {
             for l in v["links"]["data"]["links"].as_array_mut().unwrap() {
                 if l["name"] == "eth0" {
                     l.as_object_mut().unwrap().remove("programs");
@@ -654,6 +656,16 @@ mod tests {
         });
         assert_eq!(modes(&r), vec![(ProxyKind::Loxilb, ServiceProxyMode::Ebpf)]);
         assert!(r.dataplane.proxies[0].balances.is_empty(), "{:?}", r.dataplane.proxies);
+    }
+
+    /// LoxiLB alone on a node (a kubelet is configured) is partial: it does not replace kube-proxy on its own.
+    #[test]
+    fn loxilb_without_kube_proxy_on_a_node_is_partial_and_not_an_all_clear() {
+        let r = analysed("loxilb_alone_on_a_node_is_partial", |_| {});
+        assert_eq!(ids(&r), vec![("service-routing.partial".to_string(), Severity::Warning)]);
+        // A kube-proxy next to it: the supported overlap, nothing partial.
+        let r = analysed("loxilb_next_to_kube_proxy_ipvs_is_the_supported_overlap", |_| {});
+        assert!(r.finding(&FindingId::ServiceRoutingPartial).is_none(), "{:?}", r.findings);
     }
 
     #[test]
