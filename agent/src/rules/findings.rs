@@ -190,7 +190,8 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
                 evidence: antrea.evidence.clone(),
                 remedy: "enable antreaProxy.proxyAll in the Antrea configuration, or deploy kube-proxy".into(),
             });
-        } else if let (Some(lx), false) = (loxilb, f.proxies.kubelet == Some(false)) {
+        } else if let (Some(lx), Some(true)) = (loxilb, f.proxies.kubelet) {
+            // (Only on a known Kubernetes node: with processes unread, whether this is one is not known.)
             out.push(Finding {
                 id: FindingId::ServiceRoutingPartial,
                 severity: Severity::Warning,
