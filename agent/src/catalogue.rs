@@ -41,7 +41,7 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
                 to Calico eBPF with its rules deleted or flip-flopping, next to kube-router in IPVS mode, two BPF \
                 datapaths); warning for other pairs or when an agent's state is unknown",
             meaning: "Two Service proxies (kube-proxy, Cilium, Calico eBPF, kube-router, Antrea proxyAll, \
-                OVN-Kubernetes) both balance the same Service traffic on this node. Which one a packet meets \
+                OVN-Kubernetes, LoxiLB) both balance the same Service traffic on this node. Which one a packet meets \
                 depends on hook order: connections break or go to stale backends.",
             evidence: "Each proxy's rules, programs or links (chain counts, program ids and attach points, VIP \
                 links), its process, and any other process on kube-proxy's health port 10256.",
@@ -52,8 +52,10 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
         FindingId::ServiceRoutingOverlap => FindingDoc {
             title: "two proxies present, in a supported combination",
             severity: "info",
-            meaning: "Cilium without kube-proxy replacement next to kube-proxy, or AntreaProxy without proxyAll \
-                next to kube-proxy: each balances a different part of the traffic, as their projects document.",
+            meaning: "Cilium without kube-proxy replacement next to kube-proxy, AntreaProxy without proxyAll \
+                next to kube-proxy, or LoxiLB next to kube-proxy (its LoadBalancer mode, or its service-proxy mode \
+                that imports kube-proxy's IPVS services): each takes its part of the traffic, as their projects \
+                document.",
             evidence: "What each proxy programs.",
             remedy: "Nothing to do.",
             alerts: &[],
@@ -62,10 +64,12 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             title: "a proxy balances only part of Service traffic",
             severity: "warning",
             meaning: "A CNI balances pod traffic to ClusterIPs (Cilium without kube-proxy replacement, AntreaProxy \
-                without proxyAll) but nothing handles host-network and NodePort traffic.",
+                without proxyAll) but nothing handles host-network and NodePort traffic; or LoxiLB runs on a \
+                Kubernetes node without kube-proxy (it balances its LoadBalancer services, and ClusterIPs only as it \
+                imports them from kube-proxy's IPVS mode), so ClusterIP traffic goes nowhere.",
             evidence: "The proxy's programs or rules, and the absence of kube-proxy.",
             remedy: "Enable the CNI's full replacement (Cilium kubeProxyReplacement, Antrea proxyAll) or deploy \
-                kube-proxy.",
+                kube-proxy (in IPVS mode next to LoxiLB's service-proxy mode).",
             alerts: &[],
         },
         FindingId::ServiceRoutingMissing => FindingDoc {
@@ -205,8 +209,8 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
         FindingId::ServiceProxyAgentDown => FindingDoc {
             title: "a Service proxy is programmed but its agent does not run",
             severity: "warning",
-            meaning: "Calico eBPF, kube-router, Antrea or OVN-Kubernetes has its programs, rules or links on the \
-                node but its agent process (calico-node, kube-router, antrea-agent, ovnkube) does not run: nothing \
+            meaning: "Calico eBPF, kube-router, Antrea, OVN-Kubernetes or LoxiLB has its programs, rules or links on \
+                the node but its agent process (calico-node, kube-router, antrea-agent, ovnkube, loxilb) does not run: nothing \
                 keeps them up to date.",
             evidence: "What is programmed, and that the process list has no agent.",
             remedy: "Check the agent's pod on this node and its logs.",

@@ -112,7 +112,7 @@ Examples:\n  routewarden serve\n  routewarden serve --listen 127.0.0.1:9977\n  c
         after_help = "Requirements (all must hold):\n  chain:TABLE/CHAIN      an iptables chain, in either backend (e.g. chain:filter/KUBE-FORWARD)\n  \
 nft-table:FAMILY/NAME  an nftables table (e.g. nft-table:ip/kube-proxy)\n  kube-proxy             kube-proxy's Service rules are programmed\n  \
 cilium-lb              Cilium load-balances Services (socket-LB or a populated service map)\n  \
-no-conflict            no two proxies (kube-proxy iptables/nftables/IPVS, Cilium, Calico eBPF, kube-router,\n                         Antrea proxyAll, OVN-Kubernetes) both program Services\n  \
+no-conflict            no two proxies (kube-proxy iptables/nftables/IPVS, Cilium, Calico eBPF, kube-router,\n                         Antrea proxyAll, OVN-Kubernetes, LoxiLB) both program Services\n  \
 service-proxy          some Service proxy programs Services and its agent runs\n  link:NAME              a network link (e.g. link:cilium_host)\n  \
 bpf-prog:NAME          a loaded BPF program (e.g. bpf-prog:cil_sock4_connect)\n\n\
 Exit codes: 0 satisfied, 1 timed out (printing what was missing), 3 cannot inspect, 64 usage error.\n\n\

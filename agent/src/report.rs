@@ -157,6 +157,8 @@ pub enum ProxyKind {
     KubeRouter,
     Antrea,
     OvnKubernetes,
+    /// LoxiLB's eBPF datapath (docs/DATAPLANE-FACTS.md section 11.1).
+    Loxilb,
 }
 
 impl ProxyKind {
@@ -168,6 +170,7 @@ impl ProxyKind {
             ProxyKind::KubeRouter => "kube-router",
             ProxyKind::Antrea => "antrea",
             ProxyKind::OvnKubernetes => "ovn-kubernetes",
+            ProxyKind::Loxilb => "loxilb",
         }
     }
 }
@@ -186,7 +189,7 @@ pub enum ServiceProxyMode {
     KubeProxyReplacement,
     /// Cilium without kube-proxy replacement: ClusterIP from pods only.
     PodClusterIp,
-    /// Calico's eBPF dataplane.
+    /// Calico's eBPF dataplane, LoxiLB's.
     Ebpf,
     /// Antrea with `proxyAll`.
     ProxyAll,

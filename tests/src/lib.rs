@@ -111,7 +111,7 @@ pub fn bpf_object(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("routewarden-bpf-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("bpf");
-        for prog in ["cilium_sock", "cilium_tc", "cilium_xdp", "cilium_maps", "calico", "calico_maps"] {
+        for prog in ["cilium_sock", "cilium_tc", "cilium_xdp", "cilium_maps", "calico", "calico_maps", "loxilb"] {
             sh(&format!(
                 "clang -O2 -g -target bpf -I/usr/include/$(uname -m)-linux-gnu -c {}/{prog}.c -o {}/{prog}.o",
                 src.display(),
@@ -300,6 +300,26 @@ impl World {
             "export TC_BPF_MNT={b}; ip link set dev {dev} xdpgeneric obj {o} sec xdp",
             b = self.bpffs.display(),
             o = obj.display()
+        ));
+    }
+
+    /// Attaches the program of section `sec` of test object `obj` to `dev`'s tc `dir` hook (clsact, handle 1,
+    /// priority 1, direct action) with the real `tc`, as LoxiLB's loader does; creates the clsact qdisc if needed.
+    pub fn tc_sec(&self, obj: &str, sec: &str, dev: &str, dir: &str) {
+        self.ns(&format!(
+            "export TC_BPF_MNT={b}; (tc qdisc show dev {dev} | grep -q clsact || tc qdisc add dev {dev} clsact) && \
+             tc filter add dev {dev} {dir} prio 1 handle 1 bpf da obj {o} sec {sec}",
+            b = self.bpffs.display(),
+            o = bpf_object(obj).display()
+        ));
+    }
+
+    /// Attaches the program of section `sec` of test object `obj` to `dev` in generic XDP mode with the real `ip`.
+    pub fn xdp_sec(&self, obj: &str, sec: &str, dev: &str) {
+        self.ns(&format!(
+            "export TC_BPF_MNT={b}; ip link set dev {dev} xdpgeneric obj {o} sec {sec}",
+            b = self.bpffs.display(),
+            o = bpf_object(obj).display()
         ));
     }
 

@@ -1112,3 +1112,106 @@ fn stale_calico_pins_with_nothing_attached_are_no_proxy() {
     let ev = finding(&r, "service-routing.missing")["evidence"].to_string();
     assert!(ev.contains("cali_v4_nat_fe3: 1 NAT frontends") && ev.contains("stale pins, not a proxy"), "{ev}");
 }
+
+/// LoxiLB as its loader leaves a node (docs/DATAPLANE-FACTS.md section 11.1): `tc_packet_func_fast` (section
+/// `tc_packet_hook0`) on tc ingress of the interface it manages and of its own TAP `llb0`, `xdp_packet_func` in
+/// generic XDP on `llb0`, and the `loxilb` process.
+fn loxilb_world(w: &mut World) {
+    w.iptables_restore("nft", false, KUBELET_CHAINS);
+    w.veth("eth0", "eth0peer");
+    w.ns("ip tuntap add llb0 mode tap && ip link set llb0 up");
+    w.tc_sec("loxilb", "tc_packet_hook0", "eth0", "ingress");
+    w.tc_sec("loxilb", "tc_packet_hook0", "llb0", "ingress");
+    w.xdp_sec("loxilb", "xdp_packet_hook", "llb0");
+    w.process("loxilb");
+}
+
+/// LoxiLB alone on a Kubernetes node: it does not replace kube-proxy by itself (DATAPLANE-FACTS section 11.1), so
+/// ClusterIP traffic goes nowhere: partial, not an all-clear.
+#[test]
+fn loxilb_alone_on_a_node_is_partial() {
+    let Some(mut w) = World::new("loxilb") else { return };
+    loxilb_world(&mut w);
+
+    let before = w.state();
+    let (code, r) = w.check();
+    let (_, text, _) = w.run("check");
+    w.assert_recorded("loxilb_alone_on_a_node_is_partial");
+    assert_eq!(w.state(), before, "routewarden changed the node's state");
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(ids(&r), vec!["service-routing.partial"], "{r:#}");
+    assert!(finding(&r, "service-routing.partial")["remedy"].as_str().unwrap().contains("--ipvs-compat"), "{r:#}");
+    assert_eq!(proxies(&r), vec![pair("loxilb", "ebpf")]);
+    let p = &r["dataplane"]["proxies"][0];
+    assert_eq!(p["agent_running"], true, "{p:#}");
+    assert_eq!(p["balances"], serde_json::json!(["external"]), "llb0 is LoxiLB's own TAP: {p:#}");
+    let ev = p["evidence"].to_string();
+    assert!(
+        ev.contains("tc_packet_func_ (tc ingress") && ev.contains("on eth0") && ev.contains("xdp_packet_func (xdp"),
+        "{ev}"
+    );
+    assert!(ev.contains("loxilb process: pid"), "{ev}");
+    assert!(text.contains("proxy:      loxilb (ebpf mode"), "{text}");
+}
+
+/// LoxiLB on a machine that is only a load balancer (no kubelet, as its external mode runs it): healthy.
+#[test]
+fn loxilb_alone_on_a_load_balancer_machine_is_healthy() {
+    let Some(mut w) = World::new("loxilb-lb") else { return };
+    loxilb_world(&mut w);
+    w.no_kubelet();
+
+    let (code, r) = w.check();
+    w.assert_recorded("loxilb_alone_on_a_load_balancer_machine_is_healthy");
+    assert_eq!(code, 0, "{r:#}");
+    assert!(ids(&r).is_empty(), "{r:#}");
+    assert_eq!(proxies(&r), vec![pair("loxilb", "ebpf")]);
+}
+
+/// LoxiLB's service-proxy mode runs next to kube-proxy in IPVS mode and imports its IPVS services (--ipvs-compat,
+/// loxilbdocs service-proxy-flannel.md): the supported overlap, never a conflict.
+#[test]
+fn loxilb_next_to_kube_proxy_ipvs_is_the_supported_overlap() {
+    let Some(mut w) = World::new("loxilb-kp-ipvs") else { return };
+    loxilb_world(&mut w);
+    w.ns("ipset create KUBE-CLUSTER-IP hash:ip,port");
+    w.iptables_restore("legacy", false, IPVS_CHAINS);
+    w.veth("kube-ipvs0", "ipvspeer");
+    w.ns("ip addr add 10.96.0.1/32 dev kube-ipvs0 && ip addr add 10.96.0.10/32 dev kube-ipvs0");
+    w.ip_vs(IP_VS_CLUSTER_IPS);
+    w.process("kube-proxy");
+
+    let (code, r) = w.check();
+    w.assert_recorded("loxilb_next_to_kube_proxy_ipvs_is_the_supported_overlap");
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(ids(&r), vec!["kube-proxy.ipvs-deprecated", "service-routing.overlap"], "{r:#}");
+    let f = finding(&r, "service-routing.overlap");
+    assert_eq!(f["severity"], "info");
+    let summary = f["summary"].as_str().unwrap();
+    assert!(summary.contains("kube-proxy (ipvs mode") && summary.contains("--ipvs-compat"), "{summary}");
+    assert_eq!(r["dataplane"]["conflicts"], serde_json::json!([]));
+    assert_eq!(proxies(&r), vec![pair("kube-proxy", "ipvs"), pair("loxilb", "ebpf")]);
+}
+
+/// Two eBPF datapaths on the same device rewrite the same packets: LoxiLB next to Calico's eBPF dataplane.
+#[test]
+fn conflict_when_loxilb_runs_next_to_calico_ebpf() {
+    let Some(mut w) = World::new("loxilb-calico") else { return };
+    calico_ebpf_world(&mut w);
+    w.ns("ip tuntap add llb0 mode tap && ip link set llb0 up");
+    w.tc_sec("loxilb", "tc_packet_hook0", "eth0", "ingress");
+    w.xdp_sec("loxilb", "xdp_packet_hook", "llb0");
+    w.process("loxilb");
+
+    let (code, r) = w.check();
+    w.assert_recorded("conflict_when_loxilb_runs_next_to_calico_ebpf");
+    assert_eq!(code, 2, "{r:#}");
+    assert_eq!(ids(&r), vec!["service-routing.conflict"], "{r:#}");
+    let f = finding(&r, "service-routing.conflict");
+    assert_eq!(f["severity"], "critical");
+    assert!(f["summary"].as_str().unwrap().contains("both balance external"), "{f:#}");
+    assert_eq!(
+        r["dataplane"]["conflicts"],
+        serde_json::json!([{"a": "calico-ebpf", "b": "loxilb", "severity": "critical"}])
+    );
+}

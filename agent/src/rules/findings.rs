@@ -131,6 +131,19 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
     // IPVS mode is deprecated since 1.35 (kubernetes#134539, KEP-5495): the KubeProxyIPVS gate goes off by default
     // in 1.40 and the mode is gone in 1.43. Said while kube-proxy programs it; stale IPVS rules have their own finding.
     if kp.mode == ProxyMode::Ipvs && kp.running != Some(false) {
+        let mut remedy = String::from(
+            "plan the move to nftables mode: kernel 5.13 or later, set `mode: nftables` in the \
+             KubeProxyConfiguration (kubectl -n kube-system edit cm kube-proxy) and roll kube-proxy node by \
+             node, then remove the IPVS leftovers (`ipvsadm --clear`, `ip link delete kube-ipvs0`). Nodes on \
+             older kernels move to iptables mode instead",
+        );
+        // LoxiLB's service-proxy mode reads IPVS only (docs/DATAPLANE-FACTS.md section 11.1).
+        if f.proxies.proxies.iter().any(|p| p.proxy == ProxyKind::Loxilb) {
+            remedy.push_str(
+                ". LoxiLB runs here: its service-proxy mode (--ipvs-compat) imports kube-proxy's IPVS services \
+                 and works with IPVS mode only, so moving kube-proxy off IPVS ends that import",
+            );
+        }
         out.push(Finding {
             id: FindingId::KubeProxyIpvsDeprecated,
             severity: Severity::Info,
@@ -139,11 +152,7 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
                  removed in 1.43; nftables mode is the maintained successor (GA since 1.33, planned default in 1.40)"
             ),
             evidence: f.kube_proxy_evidence.clone(),
-            remedy: "plan the move to nftables mode: kernel 5.13 or later, set `mode: nftables` in the \
-                     KubeProxyConfiguration (kubectl -n kube-system edit cm kube-proxy) and roll kube-proxy node by \
-                     node, then remove the IPVS leftovers (`ipvsadm --clear`, `ip link delete kube-ipvs0`). Nodes on \
-                     older kernels move to iptables mode instead"
-                .into(),
+            remedy,
         });
     }
 
@@ -153,9 +162,18 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
     let cilium_lb = cil.kube_proxy_replacement == Some(true);
     let cilium_pod_lb = cil.services.unwrap_or(0) > 0;
     // Another proxy that balances more than pod ClusterIP traffic and whose agent is not known to be gone.
+    // (LoxiLB is not one: it balances the traffic that arrives on its interfaces, and ClusterIPs only as it imports
+    // them from kube-proxy's IPVS; docs/DATAPLANE-FACTS.md section 11.1.)
     let other_full = f.proxies.proxies.iter().any(|p| {
-        !matches!(p.proxy, ProxyKind::KubeProxy | ProxyKind::Cilium) && !is_split(p) && p.agent_running != Some(false)
+        !matches!(p.proxy, ProxyKind::KubeProxy | ProxyKind::Cilium | ProxyKind::Loxilb)
+            && !is_split(p)
+            && p.agent_running != Some(false)
     });
+    // LoxiLB as the only proxy whose agent is not known to be gone.
+    let loxilb =
+        f.proxies.proxies.iter().find(|p| p.proxy == ProxyKind::Loxilb && p.agent_running != Some(false)).filter(
+            |_| f.proxies.proxies.iter().all(|p| p.proxy == ProxyKind::Loxilb || p.agent_running == Some(false)),
+        );
     let antrea_split = f.proxies.proxies.iter().find(|p| p.mode == ServiceProxyMode::AntreaProxy);
     if !kp_present && !cilium_lb && !other_full {
         // A kube-proxy that runs without rules right now (another writer deleted them) still serves the rest.
@@ -171,6 +189,21 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
                         .into(),
                 evidence: antrea.evidence.clone(),
                 remedy: "enable antreaProxy.proxyAll in the Antrea configuration, or deploy kube-proxy".into(),
+            });
+        } else if let (Some(lx), Some(true)) = (loxilb, f.proxies.kubelet) {
+            // (Only on a known Kubernetes node: with processes unread, whether this is one is not known.)
+            out.push(Finding {
+                id: FindingId::ServiceRoutingPartial,
+                severity: Severity::Warning,
+                summary: "no kube-proxy, and LoxiLB does not replace it on its own: it balances the LoadBalancer \
+                          services kube-loxilb gives it, and ClusterIP and NodePort services only as it imports them \
+                          from kube-proxy's IPVS mode (--ipvs-compat); ClusterIP traffic goes nowhere"
+                    .into(),
+                evidence: [lx.evidence.clone(), f.proxies.kubelet_evidence.clone()].concat(),
+                remedy: "deploy kube-proxy in IPVS mode next to LoxiLB (its service-proxy mode, loxilb started with \
+                         --ipvs-compat), or another Service proxy; a machine that is only a LoxiLB load balancer \
+                         should run no kubelet"
+                    .into(),
             });
         } else if cilium_pod_lb {
             out.push(Finding {
@@ -278,6 +311,29 @@ fn pairs(f: &Facts, out: &mut Vec<Finding>, conflicts: &mut Vec<ProxyPair>) {
                 });
                 continue;
             }
+            // LoxiLB runs next to kube-proxy by design: as the LoadBalancer provider of kube-loxilb (any kube-proxy
+            // mode), and in its service-proxy mode it imports kube-proxy's IPVS services (--ipvs-compat) and takes
+            // their traffic on its tc hooks (docs/DATAPLANE-FACTS.md section 11.1).
+            if (a.proxy, b.proxy) == (ProxyKind::KubeProxy, ProxyKind::Loxilb) {
+                let how = if a.mode == ServiceProxyMode::Ipvs {
+                    "LoxiLB's service-proxy mode imports kube-proxy's IPVS services (--ipvs-compat) and balances them \
+                     in eBPF before they reach IPVS"
+                } else {
+                    "LoxiLB balances the LoadBalancer services kube-loxilb gives it, kube-proxy the rest"
+                };
+                out.push(Finding {
+                    id: FindingId::ServiceRoutingOverlap,
+                    severity: Severity::Info,
+                    summary: format!(
+                        "{} and {} both balance {shared_text}; {how}. This is a supported combination",
+                        describe(a),
+                        describe(b)
+                    ),
+                    evidence,
+                    remedy: "nothing to do; keep kube-proxy: LoxiLB does not replace it on its own".into(),
+                });
+                continue;
+            }
             let documented = match (a.proxy, b.proxy) {
                 // Felix deletes kube-proxy's chains while kube-proxy re-creates them (calico#10538): a running
                 // kube-proxy without its rules is that fight. Rules present next to Calico's programs mean Felix's
@@ -343,6 +399,12 @@ fn agents_down(f: &Facts, out: &mut Vec<Finding>) {
                 "antrea-agent",
                 "if Antrea should run here, find out why its antrea-agent pod is not running; if it was removed, \
                  delete antrea-gw0, its routes and its ANTREA-* chains",
+            ),
+            ProxyKind::Loxilb => (
+                "loxilb",
+                "if LoxiLB should run here, find out why its loxilb pod is not running (kubectl -n kube-system get \
+                 pods -o wide | grep loxilb); if it was removed, detach its programs (tc_packet_func* on tc, \
+                 xdp_packet_func on XDP), delete its TAP device llb0 and unmount /opt/loxilb/dp",
             ),
             _ => (
                 "ovnkube",
@@ -551,10 +613,29 @@ mod tests {
         assert_eq!(f, conflict(Severity::Warning));
     }
 
+    /// LoxiLB runs next to kube-proxy by design (DATAPLANE-FACTS section 11.1): in every kube-proxy mode the
+    /// supported overlap, never a conflict; next to another datapath a conflict as any two.
+    #[test]
+    fn loxilb_next_to_kube_proxy_is_the_supported_overlap_and_next_to_a_datapath_a_conflict() {
+        let loxilb = || ServiceProxy { balances: vec![Traffic::External], ..proxy(K::Loxilb, M::Ebpf, Some(true)) };
+        let overlap = vec![("service-routing.overlap".to_string(), Severity::Info)];
+        for mode in [M::Iptables, M::Nftables, M::Ipvs] {
+            let (f, p) = decide(vec![proxy(K::KubeProxy, mode, Some(true)), loxilb()]);
+            assert_eq!((f, p), (overlap.clone(), vec![]), "{mode:?}");
+        }
+        let (f, p) = decide(vec![proxy(K::Cilium, M::KubeProxyReplacement, Some(true)), loxilb()]);
+        assert_eq!(f, vec![("service-routing.conflict".to_string(), Severity::Critical)]);
+        assert_eq!(p, vec![ProxyPair { a: K::Cilium, b: K::Loxilb, severity: Severity::Critical }]);
+        // Its programs on llb0 alone (its own TAP) balance nothing: no pair.
+        let idle = ServiceProxy { balances: vec![], ..loxilb() };
+        let (f, p) = decide(vec![proxy(K::KubeProxy, M::Iptables, Some(true)), idle]);
+        assert_eq!((f, p), (vec![], vec![]));
+    }
+
     #[test]
     fn a_proxy_whose_agent_is_gone_warns_and_an_unknown_mode_decides_nothing() {
         let down = vec![("service-proxy.agent-down".to_string(), Severity::Warning)];
-        for k in [K::CalicoEbpf, K::KubeRouter, K::Antrea, K::OvnKubernetes] {
+        for k in [K::CalicoEbpf, K::KubeRouter, K::Antrea, K::OvnKubernetes, K::Loxilb] {
             let (f, _) = decide(vec![proxy(k, M::Ebpf, Some(false))]);
             assert_eq!(f, down, "{k:?}");
             // Processes unread: no word about the agent.

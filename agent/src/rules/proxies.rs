@@ -1,6 +1,6 @@
 //! Every Service proxy on the node, from what the kernel shows (docs/DATAPLANE-FACTS.md sections 7 and 10):
 //! kube-proxy and Cilium from the facts `dataplane` already read, Calico's eBPF dataplane, kube-router's service
-//! proxy, Antrea (proxyAll or AntreaProxy) and OVN-Kubernetes from attachments, maps, links, routes, chains,
+//! proxy, Antrea (proxyAll or AntreaProxy), OVN-Kubernetes and LoxiLB from attachments, maps, links, routes, chains,
 //! nftables tables and processes; and whether a kubelet runs or is installed. Pure.
 
 use crate::model::bpf::BpfState;
@@ -290,8 +290,63 @@ pub fn detect(
             evidence,
         });
     }
+    if let Some(mut p) = loxilb(links, bpf) {
+        p.agent_running = running("loxilb");
+        p.evidence.extend(pid_note("loxilb"));
+        out.proxies.push(p);
+    }
     out.proxies.sort_by_key(|p| p.proxy);
     out
+}
+
+/// LoxiLB's eBPF datapath (docs/DATAPLANE-FACTS.md section 11.1): `tc_packet_func_fast` (section
+/// `tc_packet_hook0`, stored as `tc_packet_func_`) on tc ingress/egress of the interfaces it manages, and
+/// `xdp_packet_func` on XDP of its own TAP `llb0` (and of every interface with `--rss-enable`). Its programs on
+/// `llb0` alone balance no Service traffic. Its pinned maps (`/opt/loxilb/dp/bpf/`) are not read.
+fn loxilb(links: Option<&LinksState>, bpf: Option<&BpfState>) -> Option<ServiceProxy> {
+    let name = |id: u32, fallback: &str| {
+        bpf.and_then(|b| b.program(id)).map(|p| p.name.clone()).unwrap_or_else(|| fallback.to_string())
+    };
+    let mut evidence = Vec::new();
+    let mut balances = Vec::new();
+    for l in links.map(|l| l.links.as_slice()).unwrap_or_default() {
+        let mut on_link = false;
+        for p in &l.programs {
+            let n = name(p.prog_id, &p.name);
+            if n.starts_with("tc_packet_func") {
+                evidence.push(format!("{n} ({} {}, prog id {}) on {}", p.mechanism, p.direction, p.prog_id, l.name));
+                on_link |= p.direction == "ingress";
+            }
+        }
+        if let Some(id) = l.xdp_prog_id {
+            let n = name(id, "");
+            if n.starts_with("xdp_packet_func") {
+                evidence.push(format!("{n} (xdp, prog id {id}) on {}", l.name));
+                on_link = true;
+            }
+        }
+        // Packets arriving at the node pass an ingress hook of the device they enter by; a pod's packets enter
+        // the host by the host side of its veth (a data device by name is the node's, whatever its kind).
+        if on_link && l.name != "llb0" {
+            let pod_side = l.kind.as_deref() == Some("veth") && !is_data_device(&l.name);
+            let t = if pod_side { Traffic::ClusterIpFromPods } else { Traffic::External };
+            if !balances.contains(&t) {
+                balances.push(t);
+            }
+        }
+    }
+    if evidence.is_empty() {
+        return None;
+    }
+    balances.sort();
+    Some(ServiceProxy {
+        proxy: ProxyKind::Loxilb,
+        mode: ServiceProxyMode::Ebpf,
+        balances,
+        services: None,
+        agent_running: None,
+        evidence,
+    })
 }
 
 /// Calico's eBPF dataplane: `cali_tc_preamble` attached on a device, or connect-time load balancing on a cgroup.
@@ -567,6 +622,50 @@ mod tests {
             v["processes"] = serde_json::json!({"status": "failed", "error": "proc"});
         });
         assert!(r.finding(&FindingId::ServiceProxyAgentDown).is_none(), "{:?}", r.findings);
+    }
+
+    /// LoxiLB from a recorded world (its tc and XDP programs, its process), changed: without the `loxilb` process
+    /// its programs are agent-down; programs named otherwise, or its programs only on llb0, are no LoxiLB traffic.
+    #[test]
+    fn loxilb_is_told_by_its_attached_programs_and_its_process() {
+        const LB: &str = "loxilb_alone_on_a_load_balancer_machine_is_healthy";
+        let r = analysed(LB, |_| {});
+        assert_eq!(modes(&r), vec![(ProxyKind::Loxilb, ServiceProxyMode::Ebpf)]);
+        assert_eq!(r.dataplane.proxies[0].balances, vec![Traffic::External]);
+        assert!(ids(&r).is_empty(), "{:?}", r.findings);
+        let r = analysed(LB, |v| {
+            v["processes"]["data"]["processes"].as_array_mut().unwrap().retain(|p| p["comm"] != "loxilb");
+        });
+        assert_eq!(ids(&r), vec![("service-proxy.agent-down".to_string(), Severity::Warning)]);
+        assert!(r.findings[0].summary.contains("no loxilb process"), "{:?}", r.findings[0]);
+        // Other programs on the same hooks of a node: not LoxiLB, and nobody programs Services.
+        let r = analysed("loxilb_alone_on_a_node_is_partial", |v| {
+            for p in v["bpf"]["data"]["programs"].as_array_mut().unwrap() {
+                p["name"] = "my_filter".into();
+            }
+        });
+        assert!(modes(&r).is_empty(), "{:?}", r.dataplane.proxies);
+        assert_eq!(ids(&r), vec![("service-routing.missing".to_string(), Severity::Critical)]);
+        // Only on llb0, LoxiLB's own TAP: listed, balancing nothing.
+        let r = analysed(LB, |v| {
+            for l in v["links"]["data"]["links"].as_array_mut().unwrap() {
+                if l["name"] == "eth0" {
+                    l.as_object_mut().unwrap().remove("programs");
+                }
+            }
+        });
+        assert_eq!(modes(&r), vec![(ProxyKind::Loxilb, ServiceProxyMode::Ebpf)]);
+        assert!(r.dataplane.proxies[0].balances.is_empty(), "{:?}", r.dataplane.proxies);
+    }
+
+    /// LoxiLB alone on a node (a kubelet is configured) is partial: it does not replace kube-proxy on its own.
+    #[test]
+    fn loxilb_without_kube_proxy_on_a_node_is_partial_and_not_an_all_clear() {
+        let r = analysed("loxilb_alone_on_a_node_is_partial", |_| {});
+        assert_eq!(ids(&r), vec![("service-routing.partial".to_string(), Severity::Warning)]);
+        // A kube-proxy next to it: the supported overlap, nothing partial.
+        let r = analysed("loxilb_next_to_kube_proxy_ipvs_is_the_supported_overlap", |_| {});
+        assert!(r.finding(&FindingId::ServiceRoutingPartial).is_none(), "{:?}", r.findings);
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub const WATCHED: &[&str] = &[
     "kube-router",
     "antrea-agent",
     "ovnkube",
+    // LoxiLB (section 11.1).
+    "loxilb",
 ];
 
 #[derive(Debug, thiserror::Error)]
