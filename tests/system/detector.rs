@@ -1006,6 +1006,27 @@ fn kube_router_alone_is_healthy() {
     assert!(ev.contains("KUBE-ROUTER-SERVICES") && !ev.contains("KUBE-ROUTER-INPUT"), "{ev}");
 }
 
+/// kube-router 2.x writes network policy to nftables (tables `kube-router-filter-ipv4`/`-ipv6`, kops#18708): real
+/// tables with its chains next to its IPVS service proxy are neither a second proxy nor kube-proxy's leftovers.
+#[test]
+fn kube_router_2_policy_tables_in_nftables_are_no_service_routing() {
+    let Some(mut w) = World::new("kube-router-nft") else { return };
+    kube_router_world(&mut w);
+    for (family, name) in [("ip", "kube-router-filter-ipv4"), ("ip6", "kube-router-filter-ipv6")] {
+        w.ns(&format!(
+            "nft add table {family} {name} && nft add chain {family} {name} INPUT '{{ type filter hook input priority 0; }}' \
+             && nft add chain {family} {name} FORWARD '{{ type filter hook forward priority 0; }}' \
+             && nft add chain {family} {name} OUTPUT '{{ type filter hook output priority 0; }}'"
+        ));
+    }
+
+    let (code, r) = w.check();
+    assert_eq!(code, 0, "{r:#}");
+    assert!(ids(&r).is_empty(), "{r:#}");
+    assert_eq!(proxies(&r), vec![pair("kube-router", "ipvs")]);
+    assert_eq!(r["dataplane"]["kube_proxy"]["mode"], "none", "{r:#}");
+}
+
 #[test]
 fn conflict_when_kube_router_runs_next_to_kube_proxy_ipvs() {
     let Some(mut w) = World::new("kube-router-kp") else { return };
