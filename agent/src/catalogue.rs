@@ -31,8 +31,13 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
                 certificates, mounts, cni, journal, ...) failed. Nothing is concluded from it: a conflict or a \
                 missing proxy that would show only there is unknown, and `check` exits 3.",
             evidence: "The error chain of the failed read (the tool, the file or the syscall, and why).",
-            remedy: "Fix what the error names: usually a capability the process lacks (CAP_NET_ADMIN, CAP_SYS_ADMIN, \
-                read access to bpffs), a tool that is not installed, or a configured path that does not exist.",
+            remedy: "The remedy follows the error's kind (`sources.<name>.failure.kind` in the JSON report): permission \
+                denied names the capability each source needs (CAP_NET_ADMIN for iptables-legacy and nftables, \
+                CAP_SYS_ADMIN for bpf) or root; a missing tool names the binary and its Debian and RPM package; over \
+                a size bound or a deadline names the configuration key that raises it (`iptables_legacy_max_bytes`, \
+                `command_timeout_secs`); not found names the path's key; a parse error is a bug to report with the \
+                file; in a container, the mount the host view lacks. Sources that failed the same way share one \
+                remedy, printed once by `check`.",
             alerts: &["RoutewardenSourceFailing"],
         },
         FindingId::ServiceRoutingConflict => FindingDoc {

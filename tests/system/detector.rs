@@ -358,6 +358,35 @@ fn a_failing_source_is_reported_while_the_others_still_report() {
     assert_eq!(r["sources"]["nftables"]["status"], "ok");
     assert_eq!(r["dataplane"]["kube_proxy"]["mode"], "iptables");
     assert_eq!(r["dataplane"]["kube_proxy"]["backend"], "nft");
+    // The remedy follows the error: the key that raises the bound, not "run as root".
+    assert_eq!(r["sources"]["iptables-legacy"]["failure"]["kind"], "over-size-bound", "{r:#}");
+    let remedy = finding(&r, "source.failed")["remedy"].as_str().unwrap();
+    assert!(remedy.contains("raise `iptables_legacy_max_bytes`") && !remedy.contains("root"), "{remedy}");
+}
+
+#[test]
+fn a_remedy_follows_the_permission_error_and_is_printed_once_for_every_source_it_fits() {
+    let Some(mut w) = World::new("src-perm") else { return };
+    w.iptables_restore("legacy", false, KUBELET_CHAINS);
+    w.iptables_fixture("nft", OVERALL);
+    w.socket_lb();
+    // Root without a single capability: the kernel refuses the rule dumps and the BPF listing with EPERM.
+    w.wrapper = "setpriv --inh-caps -all --bounding-set -all -- ".into();
+
+    let (code, r) = w.check();
+    assert_eq!(code, 3, "{r:#}");
+    for s in ["iptables-legacy", "nftables", "bpf"] {
+        assert_eq!(r["sources"][s]["status"], "failed", "{s}: {r:#}");
+        assert_eq!(r["sources"][s]["failure"]["kind"], "permission-denied", "{s}: {r:#}");
+    }
+    let remedy = finding(&r, "source.failed")["remedy"].as_str().unwrap();
+    assert!(remedy.contains("iptables-legacy and nftables need CAP_NET_ADMIN; bpf needs CAP_SYS_ADMIN"), "{remedy}");
+
+    let (code, text, err) = w.run("check");
+    assert_eq!(code, 3, "{text}\n{err}");
+    assert_eq!(text.matches("  remedy: ").count(), 1, "one remedy for three sources failing alike:\n{text}");
+    assert_eq!(text.matches("WARNING source.failed").count(), 3, "{text}");
+    assert!(text.contains("bpf needs CAP_SYS_ADMIN"), "{text}");
 }
 
 #[test]

@@ -172,9 +172,13 @@ pub fn scan(sc: &crate::journal::reader::Scan) -> String {
     s
 }
 
-/// Each finding: severity, id and summary, then its evidence and remedy.
+/// Each finding: severity, id and summary, then its evidence and remedy. Sources that failed the same way share one
+/// remedy naming them all: it is printed once, under the last of them.
 fn findings(s: &mut String, list: &[crate::report::Finding]) {
-    for f in list {
+    use crate::report::FindingId;
+    for (i, f) in list.iter().enumerate() {
+        let shared_later = f.id == FindingId::SourceFailed
+            && list[i + 1..].iter().any(|g| g.id == FindingId::SourceFailed && g.remedy == f.remedy);
         let sev = match f.severity {
             Severity::Info => "INFO",
             Severity::Warning => "WARNING",
@@ -184,6 +188,8 @@ fn findings(s: &mut String, list: &[crate::report::Finding]) {
         for e in &f.evidence {
             let _ = writeln!(s, "  evidence: {e}");
         }
-        let _ = writeln!(s, "  remedy: {}", f.remedy);
+        if !shared_later {
+            let _ = writeln!(s, "  remedy: {}", f.remedy);
+        }
     }
 }

@@ -20,7 +20,8 @@ pub use parse::{parse_save, ParseError};
 pub enum IptablesError {
     #[error("reading {path}: {source}")]
     TableNames { path: std::path::PathBuf, source: std::io::Error },
-    #[error(transparent)]
+    /// Not `transparent`: the kernel reader's error stays in the chain, so `failure::classify` sees its type.
+    #[error("{0}")]
     Read(#[from] XtablesError),
     #[error("decoding the {family} table {table:?} from the kernel: {source}")]
     Decode { family: Family, table: String, source: entries::DecodeError },
