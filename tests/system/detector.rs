@@ -384,6 +384,8 @@ fn a_remedy_follows_the_permission_error_and_is_printed_once_for_every_source_it
 
     let (code, text, err) = w.run("check");
     assert_eq!(code, 3, "{text}\n{err}");
+    let first = text.lines().next().unwrap_or("");
+    assert!(first.ends_with(": UNKNOWN (could not inspect: 3 sources failed)"), "exit 3 is no WARNING: {first}");
     assert_eq!(text.matches("  remedy: ").count(), 1, "one remedy for three sources failing alike:\n{text}");
     assert_eq!(text.matches("WARNING source.failed").count(), 3, "{text}");
     assert!(text.contains("bpf needs CAP_SYS_ADMIN"), "{text}");

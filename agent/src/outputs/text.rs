@@ -7,12 +7,7 @@ use crate::report::{ProxyKind, ProxyMode, Report, ServiceProxy, Severity, Verdic
 
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
-    let verdict = match r.verdict {
-        Verdict::Ok => "OK",
-        Verdict::Warning => "WARNING",
-        Verdict::Critical => "CRITICAL",
-    };
-    let _ = writeln!(s, "routewarden on {}: {verdict}", r.node);
+    let _ = writeln!(s, "routewarden on {}: {}", r.node, headline(r));
 
     let kp = &r.dataplane.kube_proxy;
     let kp_line = match kp.mode {
@@ -113,6 +108,23 @@ pub fn render(r: &Report) -> String {
     }
     findings(&mut s, &r.findings);
     s
+}
+
+/// The first line's word, as the exit code means it: `UNKNOWN (could not inspect: ...)` when a source failed and
+/// nothing critical was found (exit 3), not the `WARNING` of the failed source's finding.
+fn headline(r: &Report) -> String {
+    if r.exit_code() == 3 {
+        let failed: Vec<&str> =
+            r.sources.iter().filter(|(_, v)| v.status == SourceStatus::Failed).map(|(k, _)| k.as_str()).collect();
+        let n = failed.len();
+        return format!("UNKNOWN (could not inspect: {n} source{} failed)", if n == 1 { "" } else { "s" });
+    }
+    match r.verdict {
+        Verdict::Ok => "OK",
+        Verdict::Warning => "WARNING",
+        Verdict::Critical => "CRITICAL",
+    }
+    .to_string()
 }
 
 /// "calico-ebpf (ebpf mode, 3 services): balances cluster-ip-from-pods, external; agent running".
