@@ -137,8 +137,12 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             severity: "warning",
             meaning: "KUBE-* chains exist in iptables-legacy and iptables-nft: one set is stale and may win.",
             evidence: "The chains found in each backend.",
-            remedy: "Find the backend the kubelet uses (the one holding KUBE-IPTABLES-HINT) and remove the other \
-                backend's rules.",
+            remedy: "The remedy names what was read: which backend holds how many KUBE-SVC-* chains, where the \
+                kubelet's KUBE-IPTABLES-HINT is (the backend kube-proxy's iptables-wrapper follows), and which \
+                backend the node's `iptables` writes (its update-alternatives symlink chain, `iptables_command`). \
+                Keep the kubelet's backend and remove the other backend's KUBE-* chains with that backend's own \
+                tools (`iptables-legacy-save | grep -v KUBE | iptables-legacy-restore`, or the -nft ones); when the \
+                node's `iptables` points elsewhere, `update-alternatives --set iptables` it to the kubelet's.",
             alerts: &["RoutewardenIptablesMixedBackends"],
         },
         FindingId::CertificateExpired => FindingDoc {

@@ -52,6 +52,10 @@ pub struct Config {
     /// a larger one fails the iptables-legacy source instead of being allocated. Default 2147483648 (2 GiB; a
     /// kube-proxy nat table takes about 1 MB per 100 Services).
     pub iptables_legacy_max_bytes: u64,
+    /// The node's `iptables` command, under host_root: never run, only its symlink chain (update-alternatives) is
+    /// read to tell which backend the node's tools write (named by `iptables.mixed-backends`).
+    /// Default "/usr/sbin/iptables".
+    pub iptables_command: PathBuf,
     pub metrics: MetricsListener,
     pub kubernetes: Kubernetes,
 }
@@ -321,6 +325,7 @@ impl Default for Config {
                 "/var/snap/microk8s/current/args/kubelet".into(),
             ],
             iptables_legacy_max_bytes: 2 << 30,
+            iptables_command: "/usr/sbin/iptables".into(),
             metrics: MetricsListener::default(),
             kubernetes: Kubernetes::default(),
         }

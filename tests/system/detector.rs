@@ -317,6 +317,13 @@ fn kube_rules_in_both_backends_are_mixed_backends() {
     let Some(mut w) = World::new("mixed") else { return };
     w.iptables_fixture("legacy", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
     w.iptables_fixture("nft", OVERALL);
+    // The kubelet writes nft (its hint is there), and so does the node's `iptables` as update-alternatives links it.
+    w.iptables_restore("nft", false, "*mangle\n:KUBE-IPTABLES-HINT - [0:0]\nCOMMIT\n");
+    let dir = w.dir.path().to_path_buf();
+    std::fs::create_dir(dir.join("alternatives")).unwrap();
+    std::os::unix::fs::symlink(dir.join("alternatives/iptables"), dir.join("iptables")).unwrap();
+    std::os::unix::fs::symlink(dir.join("iptables-nft"), dir.join("alternatives/iptables")).unwrap();
+    std::os::unix::fs::symlink("xtables-nft-multi", dir.join("iptables-nft")).unwrap();
     w.process("kube-proxy");
 
     let (code, r) = w.check();
@@ -326,6 +333,28 @@ fn kube_rules_in_both_backends_are_mixed_backends() {
     assert_eq!(r["dataplane"]["kube_proxy"]["backend"], "legacy+nft");
     let ev = finding(&r, "iptables.mixed-backends")["evidence"].to_string();
     assert!(ev.contains("iptables-legacy ipv4") && ev.contains("iptables-nft ipv4"), "{ev}");
+    // Both backends were read: the remedy says which holds what and which to keep, not "find out".
+    let remedy = finding(&r, "iptables.mixed-backends")["remedy"].as_str().unwrap().to_string();
+    for want in [
+        "iptables-nft holds kube-proxy chains with 5 KUBE-SVC-* (ipv4)",
+        "iptables-legacy holds kube-proxy chains with 2 KUBE-SVC-* (ipv4)",
+        "the kubelet's KUBE-IPTABLES-HINT is in iptables-nft",
+        "the node's `iptables` is iptables-nft (",
+        "keep iptables-nft",
+        "remove the KUBE-* chains from iptables-legacy",
+    ] {
+        assert!(remedy.contains(want), "{want:?} not in {remedy}");
+    }
+    assert!(!remedy.contains("find which backend"), "{remedy}");
+
+    // The node's alternatives point at the other backend than the kubelet's: say so.
+    let dir = w.dir.path().to_path_buf();
+    std::fs::remove_file(dir.join("iptables-nft")).unwrap();
+    std::os::unix::fs::symlink("xtables-legacy-multi", dir.join("iptables-nft")).unwrap();
+    let (_, r) = w.check();
+    let remedy = finding(&r, "iptables.mixed-backends")["remedy"].as_str().unwrap().to_string();
+    assert!(remedy.contains("keep iptables-nft"), "the kubelet's hint decides: {remedy}");
+    assert!(remedy.contains("update-alternatives --set iptables /usr/sbin/iptables-nft"), "{remedy}");
 }
 
 #[test]

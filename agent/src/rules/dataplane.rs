@@ -14,6 +14,9 @@ pub struct BackendSignals {
     pub family: Family,
     pub signals: Signals,
     pub has_canary: bool,
+    /// The kubelet's `KUBE-IPTABLES-HINT` (mangle): the backend the kubelet writes, which kube-proxy's
+    /// iptables-wrapper follows.
+    pub has_hint: bool,
 }
 
 /// Everything the findings need, with human-readable evidence collected along the way.
@@ -53,7 +56,8 @@ impl Facts {
         for (backend, family, rs) in snap.iptables_backends() {
             let signals = Signals::of(rs);
             let has_canary = ["mangle", "nat", "filter"].iter().any(|t| rs.has_chain(t, "KUBE-PROXY-CANARY"));
-            f.backends.push(BackendSignals { backend, family, signals, has_canary });
+            let has_hint = rs.has_chain("mangle", "KUBE-IPTABLES-HINT");
+            f.backends.push(BackendSignals { backend, family, signals, has_canary, has_hint });
         }
         f.kube_proxy(snap);
         f.cilium(snap);

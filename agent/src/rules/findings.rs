@@ -112,10 +112,7 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
             severity: Severity::Warning,
             summary: "kube-proxy chains exist in both iptables-legacy and iptables-nft; one set is stale or two writers disagree".into(),
             evidence,
-            remedy: "find which backend kubelet uses (the one holding KUBE-IPTABLES-HINT), then remove the other backend's \
-                     KUBE-* chains with that backend's tools (iptables-legacy-save | grep -v KUBE | iptables-legacy-restore, \
-                     or the -nft equivalents)"
-                .into(),
+            remedy: crate::rules::remedy::mixed_backends(snap, &f.backends),
         });
     }
 

@@ -2,8 +2,10 @@
 //! needs, the package of a missing tool, the configuration key of a bound or a deadline. Sources that failed the
 //! same way share one remedy text naming them all, so `check`'s text can print it once.
 
-use crate::model::{Failure, Snapshot, SourceId, SourceStatus};
+use crate::model::iptables::CommandBackend;
+use crate::model::{Backend, Failure, Snapshot, SourceId, SourceStatus};
 use crate::report::Finding;
+use crate::rules::dataplane::BackendSignals;
 
 /// One `source.failed` finding per failed source of the snapshot, in the snapshot's order.
 pub fn source_failures(snap: &Snapshot) -> Vec<Finding> {
@@ -88,6 +90,73 @@ pub fn remedy(failure: &Failure, sources: &[SourceId]) -> String {
         ),
         Failure::Other => format!("{names}: fix what the error names; if it persists, report it with the error"),
     }
+}
+
+/// `iptables.mixed-backends`' remedy from what was read: which backend holds which kube-proxy chains, where the
+/// kubelet's KUBE-IPTABLES-HINT is, and which backend the node's `iptables` command writes; then which set to remove.
+pub fn mixed_backends(snap: &Snapshot, backends: &[BackendSignals]) -> String {
+    let name = |b: Backend| format!("iptables-{b}");
+    let mut parts = Vec::new();
+    for b in [Backend::Nft, Backend::Legacy] {
+        let of: Vec<&BackendSignals> = backends.iter().filter(|s| s.backend == b && s.signals.kube_proxy()).collect();
+        if of.is_empty() {
+            continue;
+        }
+        let svc: u32 = of.iter().map(|s| s.signals.svc_chains).sum();
+        let families = list(of.iter().map(|s| s.family.as_str().to_string()).collect());
+        parts.push(format!("{} holds kube-proxy chains with {svc} KUBE-SVC-* ({families})", name(b)));
+    }
+    let hints: Vec<Backend> = {
+        let mut h: Vec<Backend> = backends.iter().filter(|s| s.has_hint).map(|s| s.backend).collect();
+        h.dedup();
+        h
+    };
+    parts.push(match hints.as_slice() {
+        [] => "no backend holds the kubelet's KUBE-IPTABLES-HINT".to_string(),
+        [one] => format!("the kubelet's KUBE-IPTABLES-HINT is in {}", name(*one)),
+        _ => "both backends hold the kubelet's KUBE-IPTABLES-HINT".to_string(),
+    });
+    let command = snap.iptables_legacy.get().and_then(|s| s.command.as_ref());
+    let command_backend = command.map(|c| match c.backend {
+        CommandBackend::Legacy => Backend::Legacy,
+        CommandBackend::Nft => Backend::Nft,
+    });
+    if let Some(c) = command {
+        parts.push(format!("the node's `iptables` is iptables-{} ({})", c.backend.as_str(), c.chain.join(" -> ")));
+    }
+    let hint = match hints.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    };
+    let keep = hint.or(command_backend);
+    let action = match keep {
+        Some(keep) => {
+            let other = if keep == Backend::Nft { Backend::Legacy } else { Backend::Nft };
+            let mut a = format!(
+                "keep {k} (kube-proxy's iptables-wrapper follows the backend the kubelet writes) and remove the KUBE-* \
+                    chains from {o} with its own tools: {o}-save | grep -v KUBE | {o}-restore, and the same with \
+                    ip6tables-{other}",
+                k = name(keep),
+                o = name(other),
+            );
+            if let (Some(h), Some(c)) = (hint, command_backend) {
+                if h != c {
+                    a.push_str(&format!(
+                        "; the node's `iptables` writes {} while the kubelet writes {}: point it at the kubelet's \
+                            (update-alternatives --set iptables /usr/sbin/iptables-{h})",
+                        name(c),
+                        name(h),
+                    ));
+                }
+            }
+            a
+        }
+        None => "find which backend the kubelet writes (it creates KUBE-IPTABLES-HINT there), then remove the other \
+            backend's KUBE-* chains with that backend's tools (iptables-legacy-save | grep -v KUBE | \
+            iptables-legacy-restore, or the -nft equivalents)"
+            .to_string(),
+    };
+    format!("{}. {action}", parts.join("; "))
 }
 
 /// "a", "a and b", "a, b and c".
