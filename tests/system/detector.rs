@@ -113,6 +113,8 @@ fn conflict_when_kube_proxy_runs_next_to_cilium_socket_lb() {
     assert_eq!(f["severity"], "critical");
     let evidence = f["evidence"].to_string();
     assert!(evidence.contains("cil_sock4_conne") && evidence.contains("kube-proxy process: pid"), "{evidence}");
+    // The kernel keeps 15 characters; the program's BTF (clang -g) gives the function's full name.
+    assert!(evidence.contains("cil_sock4_connect (prog id"), "the full name from BTF: {evidence}");
     assert!(f["remedy"].as_str().unwrap().contains("kube-proxy --cleanup"));
     assert!(text.contains("CRITICAL service-routing.conflict"), "{text}");
 }
@@ -747,7 +749,7 @@ fn calico_ebpf_alone_is_healthy() {
     assert_eq!(p["balances"], serde_json::json!(["cluster-ip-from-pods", "cluster-ip-from-host", "external"]));
     let ev = p["evidence"].to_string();
     assert!(
-        ev.contains("cali_tc_preambl (tcx ingress") && ev.contains("on eth0") && ev.contains("calico_connect_"),
+        ev.contains("cali_tc_preamble (tcx ingress") && ev.contains("on eth0") && ev.contains("calico_connect_v4"),
         "{ev}"
     );
     assert!(ev.contains("cali_v4_nat_fe3: 3 NAT frontends (1 NodePort, 3 with backends)"), "{ev}");

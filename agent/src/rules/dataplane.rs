@@ -206,7 +206,7 @@ impl Facts {
             for cg in &bpf.cgroups {
                 for (hook, ids) in &cg.hooks {
                     for id in ids {
-                        let name = bpf.program(*id).map(|p| p.name.as_str()).unwrap_or("");
+                        let name = bpf.program(*id).map(|p| p.display_name()).unwrap_or("");
                         if name.starts_with("cil_sock") && hook.starts_with("connect") {
                             sock.push(format!("{name} (prog id {id}) on {hook} of {}", cg.path.display()));
                         }
@@ -236,7 +236,7 @@ impl Facts {
 
             if let Some(links) = links {
                 let prog_name = |id: u32, fallback: &str| {
-                    bpf.program(id).map(|p| p.name.clone()).unwrap_or_else(|| fallback.to_string())
+                    bpf.program(id).map(|p| p.display_name().to_string()).unwrap_or_else(|| fallback.to_string())
                 };
                 let mut nodeport = false;
                 let mut xdp = false;
