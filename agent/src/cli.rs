@@ -157,7 +157,7 @@ reason).\n\nExamples:\n  routewarden config defaults\n  routewarden --config /et
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigAction {
-    /// Print the default configuration with comments.
+    /// Print the default configuration, every key with a one-line comment (the shipped config.toml).
     Defaults,
     /// Check the configuration file and exit 0 if it is valid, 64 with the reason if not.
     #[command(
@@ -165,7 +165,7 @@ pub enum ConfigAction {
 Example:\n  routewarden --config /etc/routewarden/config.toml config validate"
     )]
     Validate,
-    /// Print the effective configuration: the file's values over the defaults (no key holds a secret itself).
+    /// Print the effective configuration: the file's values over the defaults (a key named like a secret is redacted).
     #[command(after_help = "Example:\n  routewarden --config /etc/routewarden/config.toml config show")]
     Show,
 }
