@@ -89,7 +89,8 @@ service-proxy          some Service proxy programs Services and its agent runs\n
 bpf-prog:NAME          a loaded BPF program (e.g. bpf-prog:cil_sock4_connect)\n\n\
 Exit codes: 0 satisfied, 1 timed out (printing what was missing), 3 cannot inspect, 64 usage error.\n\n\
 Do not order the kubelet after `wait --for kube-proxy` (an ExecStartPre= of kubelet.service, or a unit\n\
-kubelet.service is After=/Requires=): the kubelet starts kube-proxy, so the kubelet would wait for ever.\n\n\
+kubelet.service is After=): the kubelet starts kube-proxy, so the kubelet would wait for ever; run from such\n\
+a unit, wait says so on stderr (DEADLOCK: ...).\n\n\
 Examples:\n  routewarden wait --for chain:filter/KUBE-FORWARD --timeout 5m\n  routewarden wait --for kube-proxy --for no-conflict"
     )]
     Wait {

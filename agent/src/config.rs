@@ -282,6 +282,9 @@ pub struct Binaries {
     pub ip6tables_nft_save: PathBuf,
     /// Used only by `snapshot --full`, for the kube-proxy tables by name. Default "/usr/sbin/nft".
     pub nft: PathBuf,
+    /// Used only by `wait` run from a systemd unit (`systemctl show -p Before`), to warn when the kubelet is
+    /// ordered after a wait for kube-proxy. Default "/usr/bin/systemctl".
+    pub systemctl: PathBuf,
 }
 
 impl Default for Config {
@@ -340,6 +343,7 @@ impl Default for Binaries {
             iptables_nft_save: "/usr/sbin/iptables-nft-save".into(),
             ip6tables_nft_save: "/usr/sbin/ip6tables-nft-save".into(),
             nft: "/usr/sbin/nft".into(),
+            systemctl: "/usr/bin/systemctl".into(),
         }
     }
 }
@@ -443,6 +447,7 @@ const KEY_DOCS: &[(&str, &str)] = &[
     ("binaries.iptables_nft_save", "Used only by `snapshot --full`."),
     ("binaries.ip6tables_nft_save", "Used only by `snapshot --full`."),
     ("binaries.nft", "Used only by `snapshot --full`, for the kube-proxy tables by name."),
+    ("binaries.systemctl", "Used only by `wait` under systemd, to warn when the kubelet is ordered after it."),
     ("daemon.listen", "HTTP address of `serve` (plain HTTP: loopback unless allow_remote)."),
     ("daemon.allow_remote", "Serve listen on a non-loopback address (no TLS, no authentication: prefer [metrics])."),
     ("daemon.unix_socket", "Also serve on this unix socket (mode 0660); default: none."),
