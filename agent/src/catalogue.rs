@@ -31,8 +31,13 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
                 certificates, mounts, cni, journal, ...) failed. Nothing is concluded from it: a conflict or a \
                 missing proxy that would show only there is unknown, and `check` exits 3.",
             evidence: "The error chain of the failed read (the tool, the file or the syscall, and why).",
-            remedy: "Fix what the error names: usually a capability the process lacks (CAP_NET_ADMIN, CAP_SYS_ADMIN, \
-                read access to bpffs), a tool that is not installed, or a configured path that does not exist.",
+            remedy: "The remedy follows the error's kind (`sources.<name>.failure.kind` in the JSON report): permission \
+                denied names the capability each source needs (CAP_NET_ADMIN for iptables-legacy and nftables, \
+                CAP_SYS_ADMIN for bpf) or root; a missing tool names the binary and its Debian and RPM package; over \
+                a size bound or a deadline names the configuration key that raises it (`iptables_legacy_max_bytes`, \
+                `command_timeout_secs`); not found names the path's key; a parse error is a bug to report with the \
+                file; in a container, the mount the host view lacks. Sources that failed the same way share one \
+                remedy, printed once by `check`.",
             alerts: &["RoutewardenSourceFailing"],
         },
         FindingId::ServiceRoutingConflict => FindingDoc {
@@ -136,8 +141,12 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             severity: "warning",
             meaning: "KUBE-* chains exist in iptables-legacy and iptables-nft: one set is stale and may win.",
             evidence: "The chains found in each backend.",
-            remedy: "Find the backend the kubelet uses (the one holding KUBE-IPTABLES-HINT) and remove the other \
-                backend's rules.",
+            remedy: "The remedy names what was read: which backend holds how many KUBE-SVC-* chains, where the \
+                kubelet's KUBE-IPTABLES-HINT is (the backend kube-proxy's iptables-wrapper follows), and which \
+                backend the node's `iptables` writes (its update-alternatives symlink chain, `iptables_command`). \
+                Keep the kubelet's backend and remove the other backend's KUBE-* chains with that backend's own \
+                tools (`iptables-legacy-save | grep -v KUBE | iptables-legacy-restore`, or the -nft ones); when the \
+                node's `iptables` points elsewhere, `update-alternatives --set iptables` it to the kubelet's.",
             alerts: &["RoutewardenIptablesMixedBackends"],
         },
         FindingId::CertificateExpired => FindingDoc {

@@ -117,7 +117,8 @@ service-proxy          some Service proxy programs Services and its agent runs\n
 bpf-prog:NAME          a loaded BPF program (e.g. bpf-prog:cil_sock4_connect)\n\n\
 Exit codes: 0 satisfied, 1 timed out (printing what was missing), 3 cannot inspect, 64 usage error.\n\n\
 Do not order the kubelet after `wait --for kube-proxy` (an ExecStartPre= of kubelet.service, or a unit\n\
-kubelet.service is After=/Requires=): the kubelet starts kube-proxy, so the kubelet would wait for ever.\n\n\
+kubelet.service is After=): the kubelet starts kube-proxy, so the kubelet would wait for ever; run from such\n\
+a unit, wait says so on stderr (DEADLOCK: ...).\n\n\
 Examples:\n  routewarden wait --for chain:filter/KUBE-FORWARD --timeout 5m\n  routewarden wait --for kube-proxy --for no-conflict"
     )]
     Wait {
@@ -189,7 +190,7 @@ reason).\n\nExamples:\n  routewarden config defaults\n  routewarden --config /et
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigAction {
-    /// Print the default configuration with comments.
+    /// Print the default configuration, every key with a one-line comment (the shipped config.toml).
     Defaults,
     /// Check the configuration file and exit 0 if it is valid, 64 with the reason if not.
     #[command(
@@ -197,7 +198,7 @@ pub enum ConfigAction {
 Example:\n  routewarden --config /etc/routewarden/config.toml config validate"
     )]
     Validate,
-    /// Print the effective configuration: the file's values over the defaults (no key holds a secret itself).
+    /// Print the effective configuration: the file's values over the defaults (a key named like a secret is redacted).
     #[command(after_help = "Example:\n  routewarden --config /etc/routewarden/config.toml config show")]
     Show,
 }

@@ -52,6 +52,10 @@ pub struct Config {
     /// a larger one fails the iptables-legacy source instead of being allocated. Default 2147483648 (2 GiB; a
     /// kube-proxy nat table takes about 1 MB per 100 Services).
     pub iptables_legacy_max_bytes: u64,
+    /// The node's `iptables` command, under host_root: never run, only its symlink chain (update-alternatives) is
+    /// read to tell which backend the node's tools write (named by `iptables.mixed-backends`).
+    /// Default "/usr/sbin/iptables".
+    pub iptables_command: PathBuf,
     pub metrics: MetricsListener,
     pub kubernetes: Kubernetes,
 }
@@ -297,6 +301,9 @@ pub struct Binaries {
     pub ip6tables_nft_save: PathBuf,
     /// Used only by `snapshot --full`, for the kube-proxy tables by name. Default "/usr/sbin/nft".
     pub nft: PathBuf,
+    /// Used only by `wait` run from a systemd unit (`systemctl show -p Before`), to warn when the kubelet is
+    /// ordered after a wait for kube-proxy. Default "/usr/bin/systemctl".
+    pub systemctl: PathBuf,
 }
 
 impl Default for Config {
@@ -340,6 +347,7 @@ impl Default for Config {
                 "/var/snap/microk8s/current/args/kubelet".into(),
             ],
             iptables_legacy_max_bytes: 2 << 30,
+            iptables_command: "/usr/sbin/iptables".into(),
             metrics: MetricsListener::default(),
             kubernetes: Kubernetes::default(),
         }
@@ -354,6 +362,7 @@ impl Default for Binaries {
             iptables_nft_save: "/usr/sbin/iptables-nft-save".into(),
             ip6tables_nft_save: "/usr/sbin/ip6tables-nft-save".into(),
             nft: "/usr/sbin/nft".into(),
+            systemctl: "/usr/bin/systemctl".into(),
         }
     }
 }
@@ -378,44 +387,165 @@ impl Config {
         !self.disabled_sources.iter().any(|s| s == source)
     }
 
-    /// The effective configuration (this file over the defaults) as TOML, for `routewarden config show`. No key
-    /// holds a secret itself (kubeconfig and web_config name files; their contents are not read here), so nothing
-    /// needs redacting; `origin` names the file.
+    /// The effective configuration (this file over the defaults) as TOML, for `routewarden config show`; `origin`
+    /// names the file. No key holds a secret today (kubeconfig and web_config name files whose contents are not
+    /// read here), but any key named like one ([`is_secret_key`]) is shown as `<redacted>`, so a secret key added
+    /// later cannot leak through `config show`.
     pub fn effective_toml(&self, origin: Option<&Path>) -> String {
         let from =
             origin.map_or("built-in defaults only".to_string(), |p| format!("{} over the defaults", p.display()));
-        format!("# routewarden effective configuration: {from}\n\n{}", toml::to_string_pretty(self).unwrap_or_default())
+        let text = redact(&toml::to_string_pretty(self).unwrap_or_default());
+        format!("# routewarden effective configuration: {from}\n\n{text}")
     }
 
-    /// The defaults as commented TOML, for `routewarden config defaults`.
+    /// The defaults as TOML with a one-line comment above every key, for `routewarden config defaults` (the
+    /// shipped `/etc/routewarden/config.toml`). Keys whose default is "none" are shown commented out with an example.
     pub fn defaults_toml() -> String {
-        let mut body = toml::to_string_pretty(&Config::default()).unwrap_or_default();
-        // Keys whose default is "none" are not serialized: shown commented out, with an example value.
-        for (section, line) in [
-            (
-                "daemon",
-                "# unix_socket = \"/run/routewarden/routewarden.sock\"  # also serve here (mode 0660); default: none",
-            ),
-            ("metrics", "# web_config = \"/etc/routewarden/web.yml\"  # TLS and basic auth for listen; default: none"),
-            (
-                "journal",
-                "# directory = \"/var/log/journal/remote\"  # read this instead of the system journal; default: none",
-            ),
-        ] {
-            body = body.replacen(&format!("\n[{section}]\n"), &format!("\n[{section}]\n{line}\n"), 1);
-        }
-        let body = body.replacen(
-            "\n[kubernetes]\n",
-            "\n# Node conditions and Events through the API server (see README, \"The cluster sees it too\").\n\
-             # kubeconfig: also tried: /var/lib/kubelet/kubeconfig; a token or a client certificate.\n\
-             # node_name: empty is the kubelet's node name, else the host name.\n[kubernetes]\n",
-            1,
-        );
-        format!(
+        let body = toml::to_string_pretty(&Config::default()).unwrap_or_default();
+        let mut out = format!(
             "# routewarden configuration ({DEFAULT_PATH}). Every key is optional; these are the defaults.\n\
-             # Paths below host_root are joined under it (set host_root = \"/host\" in a container).\n\n{body}"
-        )
+             # Paths below host_root are joined under it (set host_root = \"/host\" in a container).\n\n"
+        );
+        let mut section = String::new();
+        for line in body.lines() {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.to_string();
+                out.push_str(line);
+                out.push('\n');
+                for (key, example) in
+                    UNSET_EXAMPLES.iter().filter(|(k, _)| k.split_once('.').map(|s| s.0) == Some(name))
+                {
+                    let short = key.split_once('.').map_or(*key, |s| s.1);
+                    out.push_str(&format!("# {}\n# {short} = {example}\n", key_doc(key).unwrap_or("")));
+                }
+                continue;
+            }
+            if !line.starts_with([' ', ']', '#']) {
+                if let Some((key, _)) = line.split_once(" = ") {
+                    let full = if section.is_empty() { key.to_string() } else { format!("{section}.{key}") };
+                    if let Some(doc) = key_doc(&full) {
+                        out.push_str(&format!("# {doc}\n"));
+                    }
+                }
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
     }
+}
+
+/// Keys whose default is "none" (not serialised), with the example `config defaults` shows commented out.
+const UNSET_EXAMPLES: &[(&str, &str)] = &[
+    ("daemon.unix_socket", "\"/run/routewarden/routewarden.sock\""),
+    ("journal.directory", "\"/var/log/journal/remote\""),
+    ("metrics.web_config", "\"/etc/routewarden/web.yml\""),
+];
+
+/// One line per key (`section.key`), the comment `config defaults` writes above it; the field docs above say more.
+const KEY_DOCS: &[(&str, &str)] = &[
+    ("host_root", "Prefix for every host path below (\"/host\" in a container that mounts the host there)."),
+    ("proc_dir", "procfs, under host_root."),
+    ("ipvs_file", "IPVS virtual server table, under host_root."),
+    ("bpffs", "bpffs mount, under host_root (Cilium pins its maps in <bpffs>/tc/globals)."),
+    ("cgroup_roots", "cgroup v2 roots searched for socket-LB programs, under host_root; missing ones are skipped."),
+    ("command_timeout_secs", "Seconds an external command or a netlink dump may run before it is stopped."),
+    ("disabled_sources", "Sources not to read at all (reported as disabled), e.g. [\"ipvs\", \"cilium-agent\"]."),
+    ("mountinfo", "The host's mount table, under host_root (PID 1's view)."),
+    ("service_cidrs", "Service CIDRs (e.g. [\"10.96.0.0/12\"]) whose addresses count as ClusterIPs."),
+    ("cni_dir", "CNI configuration directory, under host_root."),
+    ("cilium_socket", "The Cilium agent's API socket, under host_root."),
+    ("kubelet_files", "Kubelet configuration files, under host_root: any that exists makes this a Kubernetes node."),
+    (
+        "iptables_legacy_max_bytes",
+        "The largest legacy iptables table read from the kernel, in bytes (~1 MB per 100 Services).",
+    ),
+    ("iptables_command", "The node's iptables command, under host_root: never run, its symlinks tell its backend."),
+    ("binaries.iptables_legacy_save", "Used only by `snapshot --full`."),
+    ("binaries.ip6tables_legacy_save", "Used only by `snapshot --full`."),
+    ("binaries.iptables_nft_save", "Used only by `snapshot --full`."),
+    ("binaries.ip6tables_nft_save", "Used only by `snapshot --full`."),
+    ("binaries.nft", "Used only by `snapshot --full`, for the kube-proxy tables by name."),
+    ("binaries.systemctl", "Used only by `wait` under systemd, to warn when the kubelet is ordered after it."),
+    ("daemon.listen", "HTTP address of `serve` (plain HTTP: loopback unless allow_remote)."),
+    ("daemon.allow_remote", "Serve listen on a non-loopback address (no TLS, no authentication: prefer [metrics])."),
+    ("daemon.unix_socket", "Also serve on this unix socket (mode 0660); default: none."),
+    ("daemon.resync_secs", "Seconds between full re-collections, for what has no change events."),
+    ("daemon.debounce_ms", "Milliseconds to wait after a change event for the burst to end before collecting."),
+    ("daemon.state_dir", "Where state survives restarts (the journal cursor); $STATE_DIRECTORY wins."),
+    ("daemon.max_connections", "At most this many HTTP connections at once; more wait in the accept queue."),
+    ("daemon.request_timeout_secs", "Seconds a client may take to send its request headers."),
+    (
+        "gate.requirements",
+        "Readiness requirements, as for `routewarden wait --for` (none: ready after the first collection).",
+    ),
+    ("gate.poll_secs", "Seconds between re-checks while the gate is closed, for what has no change events."),
+    ("journal.enabled", "Follow the kubelet journal in `serve`."),
+    ("journal.journalctl", "The journalctl binary."),
+    ("journal.directory", "Read this journal directory instead of the system journal; default: none."),
+    ("journal.units", "Units to follow (kernel messages always come along); empty: every unit a rule names."),
+    ("journal.lookback_secs", "On the first start (no saved cursor), read this many seconds back."),
+    ("journal.hang_check_secs", "Seconds between checks that the following journalctl still delivers."),
+    ("journal.rules_dir", "Extra rule files (*.toml with [[rules]]), read in name order."),
+    ("journal.rules", "Rules added to the defaults, as a rules file's [[rules]] entries."),
+    (
+        "certificates.paths",
+        "PEM certificates, bundles or kubeconfigs to watch: files or globs (*, **) under host_root.",
+    ),
+    ("certificates.warning_days", "Warn this many days before expiry."),
+    ("certificates.critical_days", "Critical this many days before expiry."),
+    ("kube_proxy.metrics_address", "Where kube-proxy answers /proxyMode."),
+    ("kube_proxy.healthz_address", "Where kube-proxy answers /healthz."),
+    ("kube_proxy.timeout_ms", "Milliseconds to wait for each."),
+    (
+        "metrics.listen",
+        "Address of the remote-scrape listener (/metrics, /healthz only); empty: none; port 9978 if omitted.",
+    ),
+    ("metrics.web_config", "TLS and basic auth for listen (exporter-toolkit web config); default: none."),
+    ("metrics.allow_plaintext", "Serve a non-loopback listen without TLS."),
+    ("kubernetes.enabled", "Patch the Node's conditions and post Events through the API server."),
+    ("kubernetes.kubeconfig", "Kubeconfig under host_root (/var/lib/kubelet/kubeconfig is tried when it is missing)."),
+    ("kubernetes.node_name", "The Node to report on; empty: the kubelet's node name, else the host name."),
+    ("kubernetes.heartbeat_secs", "Seconds between heartbeats of unchanged conditions."),
+    ("kubernetes.taint", "Taint the Node NoSchedule while its Service routing is not programmed (the node gate)."),
+    ("kubernetes.taint_key", "The taint's key (effect NoSchedule)."),
+];
+
+fn key_doc(key: &str) -> Option<&'static str> {
+    KEY_DOCS.iter().find(|(k, _)| *k == key).map(|(_, d)| *d)
+}
+
+/// Whether a key's value would be a secret: its name says password, token or secret (a `*_file`/`*File` key names
+/// a file and is not one).
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    let names_file = k.ends_with("file") || k.ends_with("_path") || k.ends_with("dir");
+    !names_file && ["password", "passwd", "token", "secret", "private_key"].iter().any(|w| k.contains(w))
+}
+
+/// `toml::to_string_pretty` output with the value of every secret-named key ([`is_secret_key`]), in any table,
+/// replaced by `"<redacted>"` (a multi-line array value with all its lines). Works on the text so the keys keep
+/// their order.
+pub fn redact(text: &str) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        if skipping {
+            skipping = line != "]";
+            continue;
+        }
+        match line.split_once(" = ") {
+            Some((key, value)) if !line.starts_with([' ', '#', '[']) && is_secret_key(key.trim_matches('"')) => {
+                out.push_str(&format!("{key} = \"<redacted>\"\n"));
+                skipping = value == "[";
+            }
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -426,6 +556,57 @@ mod tests {
     fn defaults_round_trip_through_their_own_toml() {
         let parsed: Config = toml::from_str(&Config::defaults_toml()).unwrap();
         assert_eq!(parsed, Config::default());
+    }
+
+    /// Every key the defaults hold (and every key whose default is none) has its one-line comment, and no comment
+    /// is left for a key that is gone.
+    #[test]
+    fn every_key_of_the_defaults_has_a_comment() {
+        let value = toml::Value::try_from(Config::default()).unwrap();
+        let mut keys: Vec<String> = UNSET_EXAMPLES.iter().map(|(k, _)| k.to_string()).collect();
+        for (k, v) in value.as_table().unwrap() {
+            match v.as_table() {
+                Some(t) => keys.extend(t.keys().map(|sub| format!("{k}.{sub}"))),
+                None => keys.push(k.clone()),
+            }
+        }
+        keys.sort();
+        let mut documented: Vec<String> = KEY_DOCS.iter().map(|(k, _)| k.to_string()).collect();
+        documented.sort();
+        assert_eq!(keys, documented, "KEY_DOCS must list exactly the configuration's keys");
+
+        let text = Config::defaults_toml();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let is_key = !line.starts_with([' ', ']', '#', '[']) && line.contains(" = ");
+            let is_unset = line.starts_with("# ")
+                && UNSET_EXAMPLES
+                    .iter()
+                    .any(|(k, _)| line.starts_with(&format!("# {} = ", k.split_once('.').unwrap().1)));
+            if is_key || is_unset {
+                assert!(i > 0 && lines[i - 1].starts_with("# ") && lines[i - 1].len() > 3, "no comment above {line:?}");
+            }
+        }
+    }
+
+    /// No key holds a secret today; one added later (a token, a password) is redacted by `config show` by its name.
+    #[test]
+    fn config_show_redacts_a_secret_key_added_later() {
+        let text = redact(
+            "token = \"abc\"\nkeys = [\n    \"x\",\n]\n\n[kubernetes]\npassword = \"hunter2\"\nbearer_token = [\n    \"t1\",\n]\n\
+             token_file = \"/run/t\"\nkubeconfig = \"/etc/kubernetes/kubelet.conf\"\n",
+        );
+        for secret in ["abc", "hunter2", "t1"] {
+            assert!(!text.contains(secret), "{secret} shown: {text}");
+        }
+        assert_eq!(text.matches("<redacted>").count(), 3, "{text}");
+        assert!(
+            text.contains("/run/t") && text.contains("/etc/kubernetes/kubelet.conf"),
+            "paths are no secrets: {text}"
+        );
+        assert!(text.contains("keys = [\n    \"x\",\n]"), "{text}");
+        // Today's configuration has nothing to redact.
+        assert!(!Config::default().effective_toml(None).contains("<redacted>"));
     }
 
     #[test]

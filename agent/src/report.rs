@@ -123,6 +123,9 @@ pub struct Certificate {
 pub struct SourceReport {
     pub status: SourceStatus,
     pub error: Option<String>,
+    /// Why a collected source failed (`permission-denied`, `missing-tool`, ...), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<crate::model::Failure>,
     pub duration_ms: u64,
     /// When the source last succeeded (RFC 3339), for sources that run beside the collections (`kubernetes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

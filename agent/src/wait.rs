@@ -100,7 +100,77 @@ pub fn evaluate(config: &Config, reqs: &[Requirement], nft: &mut sources::nftabl
     reqs.iter().map(|r| (r.to_string(), check(r, &snap, &report))).collect()
 }
 
+/// The unit the kubelet runs as.
+const KUBELET_UNIT: &str = "kubelet.service";
+/// How long `systemctl show` may take.
+const SYSTEMCTL_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most `systemctl show -p Before` output read.
+const SYSTEMCTL_MAX: usize = 1 << 20;
+
+/// Whether a requirement is met only once kube-proxy has run: `kube-proxy`, a kube-proxy chain
+/// (`chain:filter/KUBE-FORWARD`) or its nftables table (`nft-table:ip/kube-proxy`).
+pub fn needs_kube_proxy(r: &Requirement) -> bool {
+    use crate::rules::chains::{owner, Owner};
+    match r {
+        Requirement::KubeProxy => true,
+        Requirement::Chain { table, chain } => {
+            matches!(owner(table, chain), Owner::KubeProxy | Owner::KubeProxyIptables | Owner::KubeProxyIpvs)
+        }
+        Requirement::NftTable { name, .. } => name == "kube-proxy",
+        _ => false,
+    }
+}
+
+/// The warning `wait` prints when it would deadlock the node: a requirement needs kube-proxy while this wait runs
+/// inside the kubelet's unit (an ExecStartPre=) or in a unit the kubelet is ordered after (`before` is the unit's
+/// `Before=` list). The kubelet starts kube-proxy, so the kubelet would wait for ever. `None` when that cannot
+/// happen or cannot be told.
+pub fn kubelet_deadlock(reqs: &[Requirement], unit: &str, before: &[&str]) -> Option<String> {
+    let needing: Vec<String> = reqs.iter().filter(|r| needs_kube_proxy(r)).map(Requirement::to_string).collect();
+    if needing.is_empty() {
+        return None;
+    }
+    let how = if unit == KUBELET_UNIT {
+        format!("runs inside {KUBELET_UNIT} (an ExecStartPre=)")
+    } else if before.contains(&KUBELET_UNIT) {
+        format!("runs in {unit}, which {KUBELET_UNIT} is ordered after (Before={KUBELET_UNIT})")
+    } else {
+        return None;
+    };
+    Some(format!(
+        "DEADLOCK: this wait for {} {how}; the kubelet starts kube-proxy, so the kubelet would wait for ever and \
+         kube-proxy never start. Do not order the kubelet after a wait for kube-proxy (docs/gate.md)",
+        needing.join(", ")
+    ))
+}
+
+/// Says [`kubelet_deadlock`]'s warning once on stderr when systemd started this wait and `systemctl show` tells
+/// the ordering within its deadline; says nothing when it cannot tell.
+fn warn_kubelet_deadlock(config: &Config, reqs: &[Requirement]) {
+    if !reqs.iter().any(needs_kube_proxy) {
+        return;
+    }
+    let Some(unit) = crate::sys::host::own_systemd_unit() else { return };
+    let before = if unit == KUBELET_UNIT {
+        String::new()
+    } else {
+        let args = ["show", "-p", "Before", "--value", unit.as_str()];
+        match crate::sys::exec::run_capped(&config.binaries.systemctl, &args, SYSTEMCTL_TIMEOUT, SYSTEMCTL_MAX) {
+            Ok(out) => String::from_utf8_lossy(&out).into_owned(),
+            Err(e) => {
+                log::debug!("cannot tell the ordering of {unit}: {}", crate::model::error_chain(&e));
+                return;
+            }
+        }
+    };
+    let before: Vec<&str> = before.split_whitespace().collect();
+    if let Some(w) = kubelet_deadlock(reqs, &unit, &before) {
+        log::warn!("{w}");
+    }
+}
+
 pub fn wait(config: &Config, opts: &WaitOptions) -> WaitResult {
+    warn_kubelet_deadlock(config, &opts.requirements);
     let start = Instant::now();
     // Subscribe before the first look, so a change between looking and listening is not lost.
     let (tx, rx) = mpsc::channel::<()>();
@@ -168,6 +238,36 @@ fn states(checks: Vec<(String, Check)>) -> Vec<RequirementState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wait_for_kube_proxy_that_the_kubelet_is_ordered_after_is_a_deadlock() {
+        let kp: Vec<Requirement> = vec!["kube-proxy".parse().unwrap()];
+        let unit = "routewarden-wait@kube\\x2dproxy.service";
+        let w = kubelet_deadlock(&kp, unit, &["multi-user.target", "kubelet.service"]).unwrap();
+        assert!(w.contains("the kubelet starts kube-proxy") && w.contains("Before=kubelet.service"), "{w}");
+        let w = kubelet_deadlock(&kp, "kubelet.service", &[]).unwrap();
+        assert!(w.contains("ExecStartPre="), "{w}");
+        // kube-proxy's own chain and table need kube-proxy too; the kubelet's chain and Cilium do not.
+        for r in ["chain:filter/KUBE-FORWARD", "nft-table:ip/kube-proxy"] {
+            assert!(kubelet_deadlock(&[r.parse().unwrap()], "kubelet.service", &[]).is_some(), "{r}");
+        }
+        for r in ["chain:filter/KUBE-FIREWALL", "cilium-lb", "link:eth0"] {
+            assert!(kubelet_deadlock(&[r.parse().unwrap()], "kubelet.service", &[]).is_none(), "{r}");
+        }
+        // Ordered after the kubelet, or not ordered against it: no deadlock.
+        assert!(kubelet_deadlock(&kp, unit, &["multi-user.target"]).is_none());
+        assert!(kubelet_deadlock(&kp, unit, &[]).is_none());
+    }
+
+    #[test]
+    fn the_unit_is_read_from_the_cgroup_v2_path() {
+        use crate::sys::host::unit_of_cgroup;
+        let unit = unit_of_cgroup("0::/system.slice/routewarden-wait@kube\\x2dproxy.service\n");
+        assert_eq!(unit.as_deref(), Some("routewarden-wait@kube\\x2dproxy.service"));
+        assert_eq!(unit_of_cgroup("0::/system.slice/kubelet.service/init.scope\n").as_deref(), Some("init.scope"));
+        assert_eq!(unit_of_cgroup("0::/\n"), None);
+        assert_eq!(unit_of_cgroup("12:cpu:/x.service\n"), None, "cgroup v1 lines are not read");
+    }
 
     #[test]
     fn waits_are_told_in_human_durations() {

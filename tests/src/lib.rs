@@ -560,7 +560,7 @@ impl World {
             }
             text.push_str(&format!("kubelet_files = [\"{}\"]\n", file.display()));
         }
-        for (key, file) in [("cni_dir", "net.d"), ("cilium_socket", "cilium.sock")] {
+        for (key, file) in [("cni_dir", "net.d"), ("cilium_socket", "cilium.sock"), ("iptables_command", "iptables")] {
             if !sets(key) {
                 text.push_str(&format!("{key} = \"{}\"\n", self.dir.path().join(file).display()));
             }

@@ -113,6 +113,8 @@ fn conflict_when_kube_proxy_runs_next_to_cilium_socket_lb() {
     assert_eq!(f["severity"], "critical");
     let evidence = f["evidence"].to_string();
     assert!(evidence.contains("cil_sock4_conne") && evidence.contains("kube-proxy process: pid"), "{evidence}");
+    // The kernel keeps 15 characters; the program's BTF (clang -g) gives the function's full name.
+    assert!(evidence.contains("cil_sock4_connect (prog id"), "the full name from BTF: {evidence}");
     assert!(f["remedy"].as_str().unwrap().contains("kube-proxy --cleanup"));
     assert!(text.contains("CRITICAL service-routing.conflict"), "{text}");
 }
@@ -414,6 +416,13 @@ fn kube_rules_in_both_backends_are_mixed_backends() {
     let Some(mut w) = World::new("mixed") else { return };
     w.iptables_fixture("legacy", "kube-proxy-iptables-TestSyncProxyRulesRepeated-step1-initial.txt");
     w.iptables_fixture("nft", OVERALL);
+    // The kubelet writes nft (its hint is there), and so does the node's `iptables` as update-alternatives links it.
+    w.iptables_restore("nft", false, "*mangle\n:KUBE-IPTABLES-HINT - [0:0]\nCOMMIT\n");
+    let dir = w.dir.path().to_path_buf();
+    std::fs::create_dir(dir.join("alternatives")).unwrap();
+    std::os::unix::fs::symlink(dir.join("alternatives/iptables"), dir.join("iptables")).unwrap();
+    std::os::unix::fs::symlink(dir.join("iptables-nft"), dir.join("alternatives/iptables")).unwrap();
+    std::os::unix::fs::symlink("xtables-nft-multi", dir.join("iptables-nft")).unwrap();
     w.process("kube-proxy");
 
     let (code, r) = w.check();
@@ -423,6 +432,28 @@ fn kube_rules_in_both_backends_are_mixed_backends() {
     assert_eq!(r["dataplane"]["kube_proxy"]["backend"], "legacy+nft");
     let ev = finding(&r, "iptables.mixed-backends")["evidence"].to_string();
     assert!(ev.contains("iptables-legacy ipv4") && ev.contains("iptables-nft ipv4"), "{ev}");
+    // Both backends were read: the remedy says which holds what and which to keep, not "find out".
+    let remedy = finding(&r, "iptables.mixed-backends")["remedy"].as_str().unwrap().to_string();
+    for want in [
+        "iptables-nft holds kube-proxy chains with 5 KUBE-SVC-* (ipv4)",
+        "iptables-legacy holds kube-proxy chains with 2 KUBE-SVC-* (ipv4)",
+        "the kubelet's KUBE-IPTABLES-HINT is in iptables-nft",
+        "the node's `iptables` is iptables-nft (",
+        "keep iptables-nft",
+        "remove the KUBE-* chains from iptables-legacy",
+    ] {
+        assert!(remedy.contains(want), "{want:?} not in {remedy}");
+    }
+    assert!(!remedy.contains("find which backend"), "{remedy}");
+
+    // The node's alternatives point at the other backend than the kubelet's: say so.
+    let dir = w.dir.path().to_path_buf();
+    std::fs::remove_file(dir.join("iptables-nft")).unwrap();
+    std::os::unix::fs::symlink("xtables-legacy-multi", dir.join("iptables-nft")).unwrap();
+    let (_, r) = w.check();
+    let remedy = finding(&r, "iptables.mixed-backends")["remedy"].as_str().unwrap().to_string();
+    assert!(remedy.contains("keep iptables-nft"), "the kubelet's hint decides: {remedy}");
+    assert!(remedy.contains("update-alternatives --set iptables /usr/sbin/iptables-nft"), "{remedy}");
 }
 
 #[test]
@@ -455,6 +486,37 @@ fn a_failing_source_is_reported_while_the_others_still_report() {
     assert_eq!(r["sources"]["nftables"]["status"], "ok");
     assert_eq!(r["dataplane"]["kube_proxy"]["mode"], "iptables");
     assert_eq!(r["dataplane"]["kube_proxy"]["backend"], "nft");
+    // The remedy follows the error: the key that raises the bound, not "run as root".
+    assert_eq!(r["sources"]["iptables-legacy"]["failure"]["kind"], "over-size-bound", "{r:#}");
+    let remedy = finding(&r, "source.failed")["remedy"].as_str().unwrap();
+    assert!(remedy.contains("raise `iptables_legacy_max_bytes`") && !remedy.contains("root"), "{remedy}");
+}
+
+#[test]
+fn a_remedy_follows_the_permission_error_and_is_printed_once_for_every_source_it_fits() {
+    let Some(mut w) = World::new("src-perm") else { return };
+    w.iptables_restore("legacy", false, KUBELET_CHAINS);
+    w.iptables_fixture("nft", OVERALL);
+    w.socket_lb();
+    // Root without a single capability: the kernel refuses the rule dumps and the BPF listing with EPERM.
+    w.wrapper = "setpriv --inh-caps -all --bounding-set -all -- ".into();
+
+    let (code, r) = w.check();
+    assert_eq!(code, 3, "{r:#}");
+    for s in ["iptables-legacy", "nftables", "bpf"] {
+        assert_eq!(r["sources"][s]["status"], "failed", "{s}: {r:#}");
+        assert_eq!(r["sources"][s]["failure"]["kind"], "permission-denied", "{s}: {r:#}");
+    }
+    let remedy = finding(&r, "source.failed")["remedy"].as_str().unwrap();
+    assert!(remedy.contains("iptables-legacy and nftables need CAP_NET_ADMIN; bpf needs CAP_SYS_ADMIN"), "{remedy}");
+
+    let (code, text, err) = w.run("check");
+    assert_eq!(code, 3, "{text}\n{err}");
+    let first = text.lines().next().unwrap_or("");
+    assert!(first.ends_with(": UNKNOWN (could not inspect: 3 sources failed)"), "exit 3 is no WARNING: {first}");
+    assert_eq!(text.matches("  remedy: ").count(), 1, "one remedy for three sources failing alike:\n{text}");
+    assert_eq!(text.matches("WARNING source.failed").count(), 3, "{text}");
+    assert!(text.contains("bpf needs CAP_SYS_ADMIN"), "{text}");
 }
 
 #[test]
@@ -797,7 +859,7 @@ fn calico_ebpf_alone_is_healthy() {
     assert_eq!(p["balances"], serde_json::json!(["cluster-ip-from-pods", "cluster-ip-from-host", "external"]));
     let ev = p["evidence"].to_string();
     assert!(
-        ev.contains("cali_tc_preambl (tcx ingress") && ev.contains("on eth0") && ev.contains("calico_connect_"),
+        ev.contains("cali_tc_preamble (tcx ingress") && ev.contains("on eth0") && ev.contains("calico_connect_v4"),
         "{ev}"
     );
     assert!(ev.contains("cali_v4_nat_fe3: 3 NAT frontends (1 NodePort, 3 with backends)"), "{ev}");

@@ -36,8 +36,19 @@ pub struct Program {
     pub id: u32,
     #[serde(rename = "type")]
     pub kind: String,
+    /// The kernel's name, cut to 15 characters.
     pub name: String,
     pub tag: String,
+    /// The full name from the program's BTF when the kernel's is cut (`cil_sock4_connect` for `cil_sock4_conne`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_name: Option<String>,
+}
+
+impl Program {
+    /// The name to show people: the full one when BTF gave it, else the kernel's.
+    pub fn display_name(&self) -> &str {
+        self.full_name.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// Programs attached directly to one cgroup, per attach point.

@@ -86,9 +86,15 @@ impl Snapshot {
     }
 
     /// Each collected source with its outcome, in a fixed order.
-    pub fn statuses(&self) -> Vec<(SourceId, SourceStatus, Option<&str>, u64)> {
-        fn row<T>(id: SourceId, s: &Source<T>) -> (SourceId, SourceStatus, Option<&str>, u64) {
-            (id, s.status, s.error.as_deref(), s.duration_ms)
+    pub fn statuses(&self) -> Vec<SourceRow<'_>> {
+        fn row<T>(id: SourceId, s: &Source<T>) -> SourceRow<'_> {
+            SourceRow {
+                id,
+                status: s.status,
+                error: s.error.as_deref(),
+                failure: s.failure.as_ref(),
+                duration_ms: s.duration_ms,
+            }
         }
         vec![
             row(SourceId::IptablesLegacy, &self.iptables_legacy),
@@ -105,6 +111,16 @@ impl Snapshot {
             row(SourceId::Routes, &self.routes),
         ]
     }
+}
+
+/// One source's outcome in a snapshot, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceRow<'a> {
+    pub id: SourceId,
+    pub status: SourceStatus,
+    pub error: Option<&'a str>,
+    pub failure: Option<&'a Failure>,
+    pub duration_ms: u64,
 }
 
 /// Every source routewarden reads, by the name used in JSON, metrics labels, `disabled_sources` and text.
@@ -207,12 +223,44 @@ pub enum SourceStatus {
     Disabled,
 }
 
+/// Why a source failed, decided where the error happened (`sources::failure` reads the typed error chain), so the
+/// remedy can follow the actual error. Serialised as `{"kind": "missing-tool", "binary": "/usr/sbin/nft"}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Failure {
+    /// The kernel or a file refused routewarden (EPERM/EACCES): it lacks root or a capability.
+    PermissionDenied,
+    /// A program routewarden runs is not installed at its configured path.
+    MissingTool { binary: String },
+    /// What was read is larger than its bound; `key` is the configuration key that raises it, when one does.
+    OverSizeBound {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+    },
+    /// The read did not finish before its deadline; `key` is the configuration key that sets it, when one does.
+    TimedOut {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+    },
+    /// A file or socket the source reads does not exist.
+    NotFound,
+    /// What was read could not be decoded (a bug in routewarden, or a format it does not know yet).
+    Parse,
+    /// In a container: the host's root, network namespace or bpffs is not visible (a mount or setting is missing).
+    HostViewMissing,
+    /// Anything else; the error text says what.
+    Other,
+}
+
 /// One source's slot: its status, its error when it failed, and its data when it succeeded.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Source<T> {
     pub status: SourceStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why it failed (absent in snapshots older than the field: read as `other`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
     #[serde(default)]
     pub duration_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -228,15 +276,15 @@ impl<T> Default for Source<T> {
 
 impl<T> Source<T> {
     pub fn ok(data: T, duration_ms: u64) -> Self {
-        Source { status: SourceStatus::Ok, error: None, duration_ms, data: Some(data) }
+        Source { status: SourceStatus::Ok, error: None, failure: None, duration_ms, data: Some(data) }
     }
 
-    pub fn failed(error: String, duration_ms: u64) -> Self {
-        Source { status: SourceStatus::Failed, error: Some(error), duration_ms, data: None }
+    pub fn failed(error: String, failure: Failure, duration_ms: u64) -> Self {
+        Source { status: SourceStatus::Failed, error: Some(error), failure: Some(failure), duration_ms, data: None }
     }
 
     pub fn disabled() -> Self {
-        Source { status: SourceStatus::Disabled, error: None, duration_ms: 0, data: None }
+        Source { status: SourceStatus::Disabled, error: None, failure: None, duration_ms: 0, data: None }
     }
 
     /// The data, when the source succeeded. `None` means "unknown", never "absent".

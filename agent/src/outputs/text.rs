@@ -7,12 +7,7 @@ use crate::report::{ProxyKind, ProxyMode, Report, ServiceProxy, Severity, Verdic
 
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
-    let verdict = match r.verdict {
-        Verdict::Ok => "OK",
-        Verdict::Warning => "WARNING",
-        Verdict::Critical => "CRITICAL",
-    };
-    let _ = writeln!(s, "routewarden on {}: {verdict}", r.node);
+    let _ = writeln!(s, "routewarden on {}: {}", r.node, headline(r));
 
     let kp = &r.dataplane.kube_proxy;
     let kp_line = match kp.mode {
@@ -123,6 +118,23 @@ pub fn render(r: &Report) -> String {
     s
 }
 
+/// The first line's word, as the exit code means it: `UNKNOWN (could not inspect: ...)` when a source failed and
+/// nothing critical was found (exit 3), not the `WARNING` of the failed source's finding.
+fn headline(r: &Report) -> String {
+    if r.exit_code() == 3 {
+        let failed: Vec<&str> =
+            r.sources.iter().filter(|(_, v)| v.status == SourceStatus::Failed).map(|(k, _)| k.as_str()).collect();
+        let n = failed.len();
+        return format!("UNKNOWN (could not inspect: {n} source{} failed)", if n == 1 { "" } else { "s" });
+    }
+    match r.verdict {
+        Verdict::Ok => "OK",
+        Verdict::Warning => "WARNING",
+        Verdict::Critical => "CRITICAL",
+    }
+    .to_string()
+}
+
 /// "calico-ebpf (ebpf mode, 3 services): balances cluster-ip-from-pods, external; agent running".
 fn proxy_line(p: &ServiceProxy) -> String {
     let services = p.services.map(|n| format!(", {n} services")).unwrap_or_default();
@@ -181,9 +193,13 @@ pub fn scan(sc: &crate::journal::reader::Scan) -> String {
     s
 }
 
-/// Each finding: severity, id and summary, then its evidence and remedy.
+/// Each finding: severity, id and summary, then its evidence and remedy. Sources that failed the same way share one
+/// remedy naming them all: it is printed once, under the last of them.
 fn findings(s: &mut String, list: &[crate::report::Finding]) {
-    for f in list {
+    use crate::report::FindingId;
+    for (i, f) in list.iter().enumerate() {
+        let shared_later = f.id == FindingId::SourceFailed
+            && list[i + 1..].iter().any(|g| g.id == FindingId::SourceFailed && g.remedy == f.remedy);
         let sev = match f.severity {
             Severity::Info => "INFO",
             Severity::Warning => "WARNING",
@@ -193,7 +209,9 @@ fn findings(s: &mut String, list: &[crate::report::Finding]) {
         for e in &f.evidence {
             let _ = writeln!(s, "  evidence: {e}");
         }
-        let _ = writeln!(s, "  remedy: {}", f.remedy);
+        if !shared_later {
+            let _ = writeln!(s, "  remedy: {}", f.remedy);
+        }
     }
 }
 

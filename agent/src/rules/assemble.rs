@@ -68,13 +68,21 @@ pub fn assemble(base: &Report, inputs: Inputs<'_>) -> Report {
             JOURNAL_REMEDY,
         ));
     }
-    report.sources.insert(SourceId::Journal, SourceReport { status, error, duration_ms: 0, last_success: None, note });
+    report.sources.insert(
+        SourceId::Journal,
+        SourceReport { status, error, failure: None, duration_ms: 0, last_success: None, note },
+    );
 
     // The exporter's failure is no `source.failed` finding: no conclusion rests on it.
     let kubernetes = match &inputs.exporter {
-        None => {
-            SourceReport { status: SourceStatus::Disabled, error: None, duration_ms: 0, last_success: None, note: None }
-        }
+        None => SourceReport {
+            status: SourceStatus::Disabled,
+            error: None,
+            failure: None,
+            duration_ms: 0,
+            last_success: None,
+            note: None,
+        },
         Some(s) => {
             let last = s.last_success_unix.and_then(|t| {
                 let at = std::time::UNIX_EPOCH.checked_add(std::time::Duration::try_from_secs_f64(t).ok()?)?;
@@ -85,7 +93,7 @@ pub fn assemble(base: &Report, inputs: Inputs<'_>) -> Report {
                 Some(false) => (SourceStatus::Failed, s.last_error.clone()),
                 None => (SourceStatus::Failed, Some("no exchange with the API server yet".to_string())),
             };
-            SourceReport { status, error, duration_ms: 0, last_success: last, note: None }
+            SourceReport { status, error, failure: None, duration_ms: 0, last_success: last, note: None }
         }
     };
     report.sources.insert(SourceId::Kubernetes, kubernetes);

@@ -14,6 +14,9 @@ pub struct BackendSignals {
     pub family: Family,
     pub signals: Signals,
     pub has_canary: bool,
+    /// The kubelet's `KUBE-IPTABLES-HINT` (mangle): the backend the kubelet writes, which kube-proxy's
+    /// iptables-wrapper follows.
+    pub has_hint: bool,
 }
 
 /// Everything the findings need, with human-readable evidence collected along the way.
@@ -53,7 +56,8 @@ impl Facts {
         for (backend, family, rs) in snap.iptables_backends() {
             let signals = Signals::of(rs);
             let has_canary = ["mangle", "nat", "filter"].iter().any(|t| rs.has_chain(t, "KUBE-PROXY-CANARY"));
-            f.backends.push(BackendSignals { backend, family, signals, has_canary });
+            let has_hint = rs.has_chain("mangle", "KUBE-IPTABLES-HINT");
+            f.backends.push(BackendSignals { backend, family, signals, has_canary, has_hint });
         }
         f.kube_proxy(snap);
         f.cilium(snap);
@@ -202,7 +206,7 @@ impl Facts {
             for cg in &bpf.cgroups {
                 for (hook, ids) in &cg.hooks {
                     for id in ids {
-                        let name = bpf.program(*id).map(|p| p.name.as_str()).unwrap_or("");
+                        let name = bpf.program(*id).map(|p| p.display_name()).unwrap_or("");
                         if name.starts_with("cil_sock") && hook.starts_with("connect") {
                             sock.push(format!("{name} (prog id {id}) on {hook} of {}", cg.path.display()));
                         }
@@ -232,7 +236,7 @@ impl Facts {
 
             if let Some(links) = links {
                 let prog_name = |id: u32, fallback: &str| {
-                    bpf.program(id).map(|p| p.name.clone()).unwrap_or_else(|| fallback.to_string())
+                    bpf.program(id).map(|p| p.display_name().to_string()).unwrap_or_else(|| fallback.to_string())
                 };
                 let mut nodeport = false;
                 let mut xdp = false;

@@ -1,7 +1,7 @@
 //! The decision table (docs/DATAPLANE-FACTS.md sections 7 and 10) as findings: conflict (kube-proxy and Cilium, and
 //! every other pair of proxies), overlap, stale rules, mixed backends, partial or missing routing, failed sources.
 
-use crate::model::{Backend, Snapshot, SourceStatus};
+use crate::model::{Backend, Snapshot};
 use crate::report::{
     Finding, FindingId, ProxyKind, ProxyMode, ProxyPair, ServiceProxy, ServiceProxyMode, Severity, Traffic,
 };
@@ -17,16 +17,7 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
     let kp_desc = describe_kube_proxy(f);
     let both_evidence = || [f.kube_proxy_evidence.clone(), f.cilium_evidence.clone()].concat();
 
-    for (name, status, error, _) in snap.statuses() {
-        if status == SourceStatus::Failed {
-            out.push(crate::report::source_failed(
-                name,
-                error.unwrap_or(""),
-                "run routewarden as root (it needs CAP_NET_ADMIN, CAP_NET_RAW and CAP_SYS_ADMIN to read rules and \
-                 BPF), install the missing tool, or fix the path in the configuration",
-            ));
-        }
-    }
+    out.extend(crate::rules::remedy::source_failures(snap));
 
     if kp_present && cil.kube_proxy_replacement == Some(true) {
         let how = describe_kpr(f);
@@ -121,10 +112,7 @@ pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
             severity: Severity::Warning,
             summary: "kube-proxy chains exist in both iptables-legacy and iptables-nft; one set is stale or two writers disagree".into(),
             evidence,
-            remedy: "find which backend kubelet uses (the one holding KUBE-IPTABLES-HINT), then remove the other backend's \
-                     KUBE-* chains with that backend's tools (iptables-legacy-save | grep -v KUBE | iptables-legacy-restore, \
-                     or the -nft equivalents)"
-                .into(),
+            remedy: crate::rules::remedy::mixed_backends(snap, &f.backends),
         });
     }
 

@@ -221,7 +221,12 @@ pub fn check(req: &Requirement, snap: &Snapshot, report: &Report) -> Check {
         },
         Requirement::BpfProg(name) => {
             let short: String = name.chars().take(15).collect();
-            match snap.bpf.get().and_then(|b| b.programs.iter().find(|p| p.name == *name || p.name == short)) {
+            // The full name from BTF when there is one; else the kernel's, which may be the requested name cut.
+            let named = |p: &&crate::model::bpf::Program| match &p.full_name {
+                Some(full) => full == name || p.name == *name,
+                None => p.name == *name || p.name == short,
+            };
+            match snap.bpf.get().and_then(|b| b.programs.iter().find(named)) {
                 Some(p) => Check::Met(format!("prog id {}", p.id)),
                 None => Check::Missing("no loaded program with that name".into()),
             }

@@ -12,6 +12,7 @@ pub mod findings;
 pub mod gate;
 pub mod neighbours;
 pub mod proxies;
+pub mod remedy;
 
 use crate::model::Snapshot;
 use crate::report::{verdict, Report, SourceReport};
@@ -32,13 +33,25 @@ pub fn analyse(snap: &Snapshot, generated_at: String) -> Report {
     let sources = snap
         .statuses()
         .into_iter()
-        .map(|(name, status, error, duration_ms)| {
+        .map(|row| {
+            let crate::model::SourceRow { id: name, status, error, failure, duration_ms } = row;
             // Processes named like an agent but not counted are said in the processes source.
             let note = match name {
                 crate::model::SourceId::Processes => snap.processes.get().and_then(|p| p.note()),
                 _ => None,
             };
-            (name, SourceReport { status, error: error.map(str::to_string), duration_ms, last_success: None, note })
+            let failure = failure.cloned();
+            (
+                name,
+                SourceReport {
+                    status,
+                    error: error.map(str::to_string),
+                    failure,
+                    duration_ms,
+                    last_success: None,
+                    note,
+                },
+            )
         })
         .collect();
     Report {

@@ -357,7 +357,7 @@ fn calico_ebpf(
     not_proxies: &mut Vec<String>,
 ) -> Option<ServiceProxy> {
     let name = |id: u32, fallback: &str| {
-        bpf.and_then(|b| b.program(id)).map(|p| p.name.clone()).unwrap_or_else(|| fallback.to_string())
+        bpf.and_then(|b| b.program(id)).map(|p| p.display_name().to_string()).unwrap_or_else(|| fallback.to_string())
     };
     let mut evidence = Vec::new();
     let mut balances = Vec::new();

@@ -45,11 +45,13 @@ pub enum HostViewError {
 
 /// A source's error or the host-view check that stopped it from reading.
 #[derive(Debug, thiserror::Error)]
+/// Both variants keep the wrapped error as their source (not `transparent`), so [`super::failure::classify`] sees its
+/// type; the text is the wrapped error's.
 pub enum Guarded<E: std::error::Error + 'static> {
-    #[error(transparent)]
+    #[error("{0}")]
     View(#[from] HostViewError),
-    #[error(transparent)]
-    Source(E),
+    #[error("{0}")]
+    Source(#[source] E),
 }
 
 /// Runs `f` when `check` passed.

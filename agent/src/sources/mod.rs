@@ -6,6 +6,7 @@ pub mod bpf;
 pub mod certs;
 pub mod cilium_agent;
 pub mod cni;
+pub mod failure;
 pub mod host_view;
 pub mod iptables;
 pub mod ipvs;
@@ -34,7 +35,7 @@ pub fn collect_reusing(config: &Config, nft: &mut nftables::Reuse) -> Snapshot {
 
 fn collect_with(config: &Config, nft: Option<&mut nftables::Reuse>) -> Snapshot {
     use host_view::{guarded, network, root};
-    fn run<T, E: std::error::Error>(s: &Config, id: SourceId, f: impl FnOnce() -> Result<T, E>) -> Source<T> {
+    fn run<T, E: std::error::Error + 'static>(s: &Config, id: SourceId, f: impl FnOnce() -> Result<T, E>) -> Source<T> {
         if s.enabled(id.as_str()) {
             timed(f)
         } else {
@@ -110,13 +111,14 @@ pub fn raw_dumps(config: &Config, snap: &Snapshot) -> std::collections::BTreeMap
     out
 }
 
-/// Runs one fetch, timing it and turning its error (with its whole chain) into a failed slot.
-pub fn timed<T, E: std::error::Error>(f: impl FnOnce() -> Result<T, E>) -> Source<T> {
+/// Runs one fetch, timing it and turning its error (with its whole chain and its [`failure::classify`] kind) into a
+/// failed slot.
+pub fn timed<T, E: std::error::Error + 'static>(f: impl FnOnce() -> Result<T, E>) -> Source<T> {
     let start = std::time::Instant::now();
     let result = f();
     let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     match result {
         Ok(data) => Source::ok(data, ms),
-        Err(e) => Source::failed(error_chain(&e), ms),
+        Err(e) => Source::failed(error_chain(&e), failure::classify(&e), ms),
     }
 }

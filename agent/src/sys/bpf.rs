@@ -1,17 +1,18 @@
 //! BPF objects: loaded programs (aya), pinned map entries (aya: hash maps and LPM tries), and programs attached to
-//! a cgroup (raw BPF_PROG_QUERY).
+//! a cgroup (raw BPF_PROG_QUERY), and a program's full function name from its BTF (raw BPF_OBJ_GET_INFO_BY_FD for
+//! func_info, BPF_BTF_GET_FD_BY_ID, then a bounded read of the BTF's type and string sections).
 //!
 //! aya 0.14 cannot list cgroup attachments (its generic query is private), so `cgroup_attached` issues
 //! BPF_PROG_QUERY on the cgroup's fd itself, with the `bpf_attr` bindings aya-obj generates from the kernel headers.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use aya::maps::{HashMap, LpmTrie, Map, MapData};
 use aya::programs::tc::{SchedClassifier, TcAttachType};
 use aya_obj::generated::{
     bpf_attach_type, bpf_attr, bpf_attr__bindgen_ty_10, bpf_attr__bindgen_ty_10__bindgen_ty_1,
-    bpf_attr__bindgen_ty_10__bindgen_ty_2, bpf_cmd,
+    bpf_attr__bindgen_ty_10__bindgen_ty_2, bpf_attr__bindgen_ty_9, bpf_btf_info, bpf_cmd, bpf_func_info, bpf_prog_info,
 };
 
 /// A BPF operation that failed, naming what it was applied to.
@@ -31,14 +32,22 @@ pub enum BpfError {
     Query { path: PathBuf, source: std::io::Error },
 }
 
-/// A loaded program as the kernel lists it (names cut to 15 characters).
+/// A loaded program as the kernel lists it (names cut to 15 characters), with its function's full name from BTF.
 #[derive(Debug, Clone)]
 pub struct Prog {
     pub id: u32,
     pub kind: String,
     pub name: String,
     pub tag: String,
+    /// The name of the program's function in its BTF (`func_info[0]`'s type), when the kernel's name may be cut
+    /// (15 characters) and the BTF name extends it.
+    pub full_name: Option<String>,
 }
+
+/// The kernel's program names hold at most this many characters (BPF_OBJ_NAME_LEN 16, with the NUL).
+pub const KERNEL_NAME_LEN: usize = 15;
+/// The largest program BTF read for a name.
+pub const MAX_BTF: u32 = 16 << 20;
 
 /// Lists every loaded BPF program.
 pub fn loaded_programs() -> Result<Vec<Prog>, BpfError> {
@@ -52,14 +61,147 @@ pub fn loaded_programs() -> Result<Vec<Prog>, BpfError> {
             }
             Err(e) => return Err(BpfError::Programs(e)),
         };
+        let name = info.name_as_str().unwrap_or("").to_string();
+        // Only a name the kernel may have cut is looked up; a failed lookup keeps the kernel's name.
+        let full_name = match (name.len() == KERNEL_NAME_LEN, info.btf_id()) {
+            (true, Some(btf_id)) => info
+                .fd()
+                .ok()
+                .and_then(|fd| func_btf(fd.as_fd(), btf_id).ok().flatten())
+                .and_then(|(btf, type_id)| btf_func_name(&btf, type_id))
+                .filter(|full| full.len() > name.len() && full.starts_with(&name)),
+            _ => None,
+        };
         out.push(Prog {
             id: info.id(),
             kind: prog_type_name(info.program_type() as u32),
-            name: info.name_as_str().unwrap_or("").to_string(),
+            name,
             tag: format!("{:016x}", info.tag()),
+            full_name,
         });
     }
     Ok(out)
+}
+
+/// BPF_OBJ_GET_INFO_BY_FD into `info`, a zeroed or partly filled `bpf_*_info` the kernel completes.
+fn obj_info<T>(call: &'static str, fd: BorrowedFd<'_>, info: &mut T) -> Result<(), BtfCallError> {
+    let mut attr = bpf_attr {
+        info: bpf_attr__bindgen_ty_9 {
+            bpf_fd: u32::try_from(fd.as_raw_fd()).unwrap_or(u32::MAX),
+            info_len: std::mem::size_of::<T>() as u32,
+            info: info as *mut T as u64,
+        },
+    };
+    let size = std::mem::size_of::<bpf_attr__bindgen_ty_9>() as u32;
+    // SAFETY: the info member (no padding) is the prefix of union bpf_attr the kernel reads for
+    // BPF_OBJ_GET_INFO_BY_FD; it writes at most info_len bytes to `info`, which is a valid, exclusively borrowed T
+    // for the whole call, and any pointers the caller put in `info` point at buffers of the sizes it declared.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_bpf, bpf_cmd::BPF_OBJ_GET_INFO_BY_FD as libc::c_long, &mut attr as *mut bpf_attr, size)
+    };
+    if rc < 0 {
+        return Err(BtfCallError { call, source: std::io::Error::last_os_error() });
+    }
+    Ok(())
+}
+
+/// A syscall of the BTF name lookup that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{call}: {source}")]
+pub struct BtfCallError {
+    call: &'static str,
+    source: std::io::Error,
+}
+
+/// The BTF of the program behind `fd` (object `btf_id`) and the type id of its first function, or `None` when it
+/// has no func_info. At most [`MAX_BTF`] bytes.
+pub fn func_btf(fd: BorrowedFd<'_>, btf_id: u32) -> Result<Option<(Vec<u8>, u32)>, BtfCallError> {
+    let mut first = bpf_func_info { insn_off: 0, type_id: 0 };
+    // SAFETY: bpf_prog_info is plain integers (and bitfields of integers): all zeroes is a valid value.
+    let mut info: bpf_prog_info = unsafe { std::mem::zeroed() };
+    info.nr_func_info = 1;
+    info.func_info_rec_size = std::mem::size_of::<bpf_func_info>() as u32;
+    info.func_info = &mut first as *mut bpf_func_info as u64;
+    obj_info("BPF_OBJ_GET_INFO_BY_FD (program func_info)", fd, &mut info)?;
+    if info.nr_func_info == 0 || first.type_id == 0 {
+        return Ok(None);
+    }
+
+    // SAFETY: the btf_id member of this union is a u32 like every other; the rest stays zero.
+    let mut attr: bpf_attr = unsafe { std::mem::zeroed() };
+    attr.__bindgen_anon_6.__bindgen_anon_1.btf_id = btf_id;
+    let size = std::mem::size_of::<aya_obj::generated::bpf_attr__bindgen_ty_8>() as u32;
+    // SAFETY: BPF_BTF_GET_FD_BY_ID reads the btf_id member of a fully initialised (zeroed) attr and returns a new
+    // file descriptor, owned here from then on.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_bpf, bpf_cmd::BPF_BTF_GET_FD_BY_ID as libc::c_long, &mut attr as *mut bpf_attr, size)
+    };
+    if rc < 0 {
+        return Err(BtfCallError { call: "BPF_BTF_GET_FD_BY_ID", source: std::io::Error::last_os_error() });
+    }
+    let raw = i32::try_from(rc)
+        .map_err(|_| BtfCallError { call: "BPF_BTF_GET_FD_BY_ID", source: std::io::Error::other("bad fd") })?;
+    // SAFETY: `raw` is a descriptor the kernel just returned to this process and nobody else owns.
+    let btf_fd = unsafe { OwnedFd::from_raw_fd(raw) };
+
+    // SAFETY: bpf_btf_info is plain integers: all zeroes is a valid value.
+    let mut bi: bpf_btf_info = unsafe { std::mem::zeroed() };
+    obj_info("BPF_OBJ_GET_INFO_BY_FD (BTF size)", btf_fd.as_fd(), &mut bi)?;
+    let len = bi.btf_size;
+    if len == 0 || len > MAX_BTF {
+        return Ok(None);
+    }
+    let mut buf = vec![0u8; len as usize];
+    // SAFETY: as above.
+    let mut bi: bpf_btf_info = unsafe { std::mem::zeroed() };
+    bi.btf = buf.as_mut_ptr() as u64;
+    bi.btf_size = len;
+    obj_info("BPF_OBJ_GET_INFO_BY_FD (BTF)", btf_fd.as_fd(), &mut bi)?;
+    buf.truncate(bi.btf_size.min(len) as usize);
+    Ok(Some((buf, first.type_id)))
+}
+
+/// The name of BTF type `type_id` when it is a function (BTF_KIND_FUNC), read from raw little-endian BTF (header,
+/// type section, string section; include/uapi/linux/btf.h). Anything malformed or out of bounds is `None`.
+pub fn btf_func_name(btf: &[u8], type_id: u32) -> Option<String> {
+    let u32_at = |b: &[u8], off: usize| -> Option<u32> {
+        b.get(off..off.checked_add(4)?).and_then(|s| s.try_into().ok()).map(u32::from_le_bytes)
+    };
+    if btf.get(0..2)? != [0x9f, 0xeb] {
+        return None;
+    }
+    let hdr_len = u32_at(btf, 4)? as usize;
+    let (type_off, type_len) = (u32_at(btf, 8)? as usize, u32_at(btf, 12)? as usize);
+    let (str_off, str_len) = (u32_at(btf, 16)? as usize, u32_at(btf, 20)? as usize);
+    let types = btf.get(hdr_len.checked_add(type_off)?..hdr_len.checked_add(type_off)?.checked_add(type_len)?)?;
+    let strings = btf.get(hdr_len.checked_add(str_off)?..hdr_len.checked_add(str_off)?.checked_add(str_len)?)?;
+    let mut off = 0usize;
+    let mut id = 1u32;
+    while off < types.len() {
+        let name_off = u32_at(types, off)? as usize;
+        let info = u32_at(types, off + 4)?;
+        let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
+        if id == type_id {
+            if kind != 12 {
+                return None;
+            }
+            let name = strings.get(name_off..)?;
+            let end = name.iter().position(|&b| b == 0)?;
+            return std::str::from_utf8(&name[..end]).ok().filter(|n| !n.is_empty()).map(str::to_string);
+        }
+        // The kind-specific data after the 12-byte common part.
+        let extra = match kind {
+            1 | 14 | 17 => 4,                         // INT, VAR, DECL_TAG
+            3 => 12,                                  // ARRAY
+            4 | 5 | 15 | 19 => vlen.checked_mul(12)?, // STRUCT, UNION, DATASEC, ENUM64
+            6 | 13 => vlen.checked_mul(8)?,           // ENUM, FUNC_PROTO
+            2 | 7..=12 | 16 | 18 => 0, // PTR, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC, FLOAT, TYPE_TAG
+            _ => return None,
+        };
+        off = off.checked_add(12)?.checked_add(extra)?;
+        id += 1;
+    }
+    None
 }
 
 fn prog_type_name(t: u32) -> String {
@@ -234,6 +376,36 @@ fn query_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// BTF as clang writes it for `int cil_sock4_connect(void)`: INT, FUNC_PROTO, FUNC.
+    fn btf() -> Vec<u8> {
+        let strings = b"\0int\0cil_sock4_connect\0";
+        let mut types = Vec::new();
+        for w in [1u32, 1 << 24, 4, 0x20, /* FUNC_PROTO */ 0, 13 << 24, 1, /* FUNC */ 5, 12 << 24, 2] {
+            types.extend_from_slice(&w.to_le_bytes());
+        }
+        let mut out = vec![0x9f, 0xeb, 1, 0];
+        for w in [24u32, 0, types.len() as u32, types.len() as u32, strings.len() as u32] {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.extend_from_slice(&types);
+        out.extend_from_slice(strings);
+        out
+    }
+
+    #[test]
+    fn a_function_name_is_read_from_btf() {
+        let b = btf();
+        assert_eq!(btf_func_name(&b, 3).as_deref(), Some("cil_sock4_connect"));
+        assert_eq!(btf_func_name(&b, 1), None, "an INT is no function");
+        assert_eq!(btf_func_name(&b, 4), None, "no such type");
+        for cut in 0..b.len() {
+            let _ = btf_func_name(&b[..cut], 3);
+        }
+        let mut bad = b.clone();
+        bad[8 + 4..8 + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(btf_func_name(&bad, 3), None, "a type section past the end");
+    }
 
     /// A walk that the kernel restarts (a key deleted meanwhile) yields keys again: each is kept once, and a walk
     /// that would restart for ever stops after max_entries steps.

@@ -87,6 +87,24 @@ pub fn is_bpffs(path: &Path) -> std::io::Result<bool> {
     Ok(st.filesystem_type() == nix::sys::statfs::BPF_FS_MAGIC)
 }
 
+/// This process's own cgroup file (not a host path: it always describes the caller).
+const OWN_CGROUP: &str = "/proc/self/cgroup";
+
+/// The systemd unit this process runs in, when systemd started it (`$INVOCATION_ID` is set) and its cgroup v2 path
+/// ends in a unit: `0::/system.slice/routewarden-wait@kube\x2dproxy.service` is that service.
+pub fn own_systemd_unit() -> Option<String> {
+    std::env::var_os("INVOCATION_ID")?;
+    let text = read_regular(Path::new(OWN_CGROUP), 64 << 10).ok()?;
+    unit_of_cgroup(&text)
+}
+
+/// The unit in `/proc/self/cgroup`'s text: the last path component of the cgroup v2 line (`0::PATH`) that names a
+/// service or scope.
+pub fn unit_of_cgroup(text: &str) -> Option<String> {
+    let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    path.rsplit('/').find(|c| c.ends_with(".service") || c.ends_with(".scope")).map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,7 @@ fn configuration_reference(defaults: &str) -> String {
         "# Configuration reference\n\n<!-- Generated from `routewarden config defaults` by the test \
          the_configuration_reference_is_generated_from_the_defaults; do not edit by hand. -->\n\n\
          routewarden reads `/etc/routewarden/config.toml` (or `--config FILE`). Every key is optional; below is \
-         every key with its default. `routewarden config validate` reports every mistake of a \
+         every key with its default and a one-line comment (the shipped `/etc/routewarden/config.toml` is this text). `routewarden config validate` reports every mistake of a \
          file at once (file, line, column, and the nearest known key for a misspelt one); `routewarden config \
          show` prints the configuration in force.\n\n```toml\n{defaults}```\n"
     )

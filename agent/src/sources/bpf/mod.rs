@@ -21,7 +21,7 @@ const CALICO_NAT_MAPS: [(&str, LbFamily); 2] = [("cali_v4_nat_fe3", LbFamily::V4
 pub fn fetch(config: &Config) -> Result<BpfState, BpfError> {
     let programs = bpf::loaded_programs()?
         .into_iter()
-        .map(|Prog { id, kind, name, tag }| Program { id, kind, name, tag })
+        .map(|Prog { id, kind, name, tag, full_name }| Program { id, kind, name, tag, full_name })
         .collect();
 
     let mut cgroups = Vec::new();

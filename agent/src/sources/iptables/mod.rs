@@ -11,7 +11,7 @@ pub mod entries;
 pub mod parse;
 
 use crate::config::Config;
-use crate::model::iptables::{Chain, IptablesState, Ruleset};
+use crate::model::iptables::{Chain, CommandBackend, IptablesCommand, IptablesState, Ruleset};
 use crate::sys::xtables::{self, Family, XtablesError};
 pub use parse::{parse_save, ParseError};
 
@@ -20,7 +20,8 @@ pub use parse::{parse_save, ParseError};
 pub enum IptablesError {
     #[error("reading {path}: {source}")]
     TableNames { path: std::path::PathBuf, source: std::io::Error },
-    #[error(transparent)]
+    /// Not `transparent`: the kernel reader's error stays in the chain, so `failure::classify` sees its type.
+    #[error("{0}")]
     Read(#[from] XtablesError),
     #[error("decoding the {family} table {table:?} from the kernel: {source}")]
     Decode { family: Family, table: String, source: entries::DecodeError },
@@ -32,7 +33,27 @@ pub fn fetch(config: &Config) -> Result<IptablesState, IptablesError> {
     Ok(IptablesState {
         ipv4: read_family(&net.join("ip_tables_names"), Family::Ipv4, max)?,
         ipv6: read_family(&net.join("ip6_tables_names"), Family::Ipv6, max)?,
+        command: command(config),
     })
+}
+
+/// The node's `iptables` command and the backend its symlink chain names (read as links, never run).
+pub fn command(config: &Config) -> Option<IptablesCommand> {
+    let mut cur = config.iptables_command.clone();
+    if std::fs::symlink_metadata(config.host_path(&cur)).is_err() {
+        return None;
+    }
+    let mut chain = vec![cur.display().to_string()];
+    for _ in 0..8 {
+        let Ok(target) = std::fs::read_link(config.host_path(&cur)) else { break };
+        cur = match cur.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+        chain.push(cur.display().to_string());
+    }
+    let backend = CommandBackend::of_names(chain.iter().map(|p| p.rsplit('/').next().unwrap_or(p)))?;
+    Some(IptablesCommand { chain, backend })
 }
 
 /// Reads every table `names` lists for `family`, in the calling thread's network namespace; `max` bounds each

@@ -12,13 +12,13 @@ use rtnetlink::packet_route::tc::{TcAttribute, TcFilterBpfOption, TcOption};
 #[derive(Debug, thiserror::Error)]
 pub enum LinksError {
     #[error("starting the netlink runtime: {0}")]
-    Runtime(std::io::Error),
+    Runtime(#[source] std::io::Error),
     #[error("opening an rtnetlink socket: {0}")]
-    Connect(std::io::Error),
+    Connect(#[source] std::io::Error),
     #[error("dumping links: {0}")]
-    Links(rtnetlink::Error),
+    Links(#[source] rtnetlink::Error),
     #[error("dumping addresses: {0}")]
-    Addresses(rtnetlink::Error),
+    Addresses(#[source] rtnetlink::Error),
     #[error("dumping tc filters of {link}: {source}")]
     Filters { link: String, source: rtnetlink::Error },
 }

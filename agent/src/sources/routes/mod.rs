@@ -17,9 +17,9 @@ use crate::model::routes::{Neighbour, Route, RoutesState, KEPT_DEVICES, MAX_ENTR
 #[derive(Debug, thiserror::Error)]
 pub enum RoutesError {
     #[error("starting the netlink runtime: {0}")]
-    Runtime(std::io::Error),
+    Runtime(#[source] std::io::Error),
     #[error("opening an rtnetlink socket: {0}")]
-    Connect(std::io::Error),
+    Connect(#[source] std::io::Error),
     #[error("dumping {what}: {source}")]
     Dump { what: &'static str, source: rtnetlink::Error },
     #[error("dumping routes and neighbours did not finish within {0:?}")]
