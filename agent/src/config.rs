@@ -488,6 +488,8 @@ const KEY_DOCS: &[(&str, &str)] = &[
     ("journal.hang_check_secs", "Seconds between checks that the following journalctl still delivers."),
     ("journal.rules_dir", "Extra rule files (*.toml with [[rules]]), read in name order."),
     ("journal.rules", "Rules added to the defaults, as a rules file's [[rules]] entries."),
+    ("journal.api_server", "The kubelet's API server URL for the rules' {apiserver}; empty: from its kubeconfig."),
+    ("journal.kubelet_kubeconfigs", "The kubelet's kubeconfigs (under host_root), tried in order for its API server."),
     (
         "certificates.paths",
         "PEM certificates, bundles or kubeconfigs to watch: files or globs (*, **) under host_root.",
