@@ -107,7 +107,8 @@ fn pod(w: &mut World, image: &str, names: &[&str], extra_podman: &[&str]) -> Pod
         } else {
             format!("--network=ns:/run/netns/{}", w.name)
         })
-        .args(["--pid=host", "--read-only", "--cap-drop=all", &format!("--cap-add={CAPS}")])
+        .args(["--pid=host", "--read-only", "--cap-drop=all"])
+        .arg(format!("--cap-add={}", extra_podman.iter().find_map(|a| a.strip_prefix("--caps=")).unwrap_or(CAPS)))
         .args(["-v", "/:/host:ro,rslave"])
         .arg("-v")
         .arg(format!(
@@ -115,7 +116,11 @@ fn pod(w: &mut World, image: &str, names: &[&str], extra_podman: &[&str]) -> Pod
             dir.join("state").display(),
             if extra_podman.contains(&"--state-ro") { ":ro" } else { "" }
         ))
-        .args(extra_podman.iter().filter(|a| !a.starts_with("--network") && **a != "--state-ro"))
+        .args(
+            extra_podman
+                .iter()
+                .filter(|a| !a.starts_with("--network") && **a != "--state-ro" && !a.starts_with("--caps=")),
+        )
         .arg(image)
         .arg("--config")
         .arg(format!("/host{}", config.display()))
@@ -367,4 +372,74 @@ fn the_image_with_a_read_only_state_directory_fails_the_journal_source_only() {
     assert!(r["findings"].as_array().unwrap().iter().any(|f| f["id"] == "cni.not-ready"), "{r:#}");
     assert!(r["findings"].as_array().unwrap().iter().any(|f| f["id"] == "kube-proxy.stale-rules"), "{r:#}");
     assert_eq!(r["sources"]["nftables"]["status"], "ok", "{r:#}");
+}
+
+/// The failed sources, certificate read errors and decision of one container run, for comparing runs.
+fn outcome(r: &serde_json::Value) -> (Vec<String>, u64, serde_json::Value) {
+    let r = r.get("report").unwrap_or(r);
+    let failed = r["sources"]
+        .as_object()
+        .map(|m| m.iter().filter(|(_, v)| v["status"] == "failed").map(|(k, _)| k.clone()).collect())
+        .unwrap_or_default();
+    (failed, r["certificate_read_errors"].as_u64().unwrap_or(0), decision(r))
+}
+
+/// The least privilege, measured: a conflict world (kube-proxy's nft rules, Cilium's socket-LB and map, both
+/// processes, a kubelet certificate only its owner may read) read by the container with every capability of
+/// [`CAPS`], then once without each. Each capability left out must change what the container sees (a source
+/// fails, a certificate cannot be read, or the decision differs): one that changes nothing is not needed and must
+/// go from CAPS, docs/container.md and the DaemonSet. Also the daemon's peak memory, against the DaemonSet's limit.
+#[test]
+fn the_image_needs_each_capability_it_asks_for_and_fits_its_memory_limit() {
+    let Some(mut w) = World::new("img-caps") else { return };
+    let Some(image) = image(&w.name.clone()) else { return };
+    w.iptables_fixture("nft", "kube-proxy-iptables-TestOverallIPTablesRules.txt");
+    w.veth("cilium_host", "cilium_net");
+    w.socket_lb();
+    w.lb4_map(&[([10, 96, 0, 1], 443, CLUSTER_IP)]);
+    for p in ["kube-proxy", "cilium-agent"] {
+        w.process(p);
+    }
+    // A kubelet client certificate in a directory only uid 1000 may enter (as on nodes where the kubelet's
+    // files belong to another user): root without CAP_DAC_READ_SEARCH (or DAC_OVERRIDE) cannot read it.
+    let pki = w.dir.path().join("pki");
+    std::fs::create_dir(&pki).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["node".to_string()]).unwrap().self_signed(&key).unwrap();
+    std::fs::write(pki.join("kubelet-client-current.pem"), cert.pem()).unwrap();
+    harness::sh(&format!("chown -R 1000:1000 {p} && chmod 0700 {p} && chmod 0600 {p}/*", p = pki.display()));
+    w.config_extra.push_str(&format!("\n[certificates]\npaths = [\"{}/*.pem\"]\n", pki.display()));
+    let base_config = w.config_extra.clone();
+
+    let run = |w: &mut World, caps: &str| {
+        w.config_extra = base_config.clone();
+        let pod = pod(w, &image, &["kube-proxy", "cilium-agent"], &[&format!("--caps={caps}")]);
+        let r = status(w, &pod);
+        let pid = Command::new("podman").args(["inspect", "-f", "{{.State.Pid}}", &pod.name]).output().unwrap();
+        let pid = String::from_utf8_lossy(&pid.stdout).trim().to_string();
+        let hwm_kb = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| {
+                        l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+                    })
+                    .flatten()
+            })
+            .unwrap_or(0);
+        (outcome(&r), hwm_kb)
+    };
+    let (full, hwm_kb) = run(&mut w, CAPS);
+    assert!(full.0.is_empty() && full.1 == 0, "with every capability nothing fails: {full:?}");
+    eprintln!("peak RSS of the containerized daemon: {} KiB", hwm_kb);
+    assert!(hwm_kb > 0 && hwm_kb < 256 * 1024, "peak RSS {hwm_kb} KiB against the DaemonSet's 256Mi limit");
+    let mut table = Vec::new();
+    for cap in CAPS.split(',') {
+        let fewer: Vec<&str> = CAPS.split(',').filter(|c| *c != cap).collect();
+        let (got, _) = run(&mut w, &fewer.join(","));
+        let changed = got != full;
+        table.push(format!("without {cap}: failed sources {:?}, certificate read errors {}", got.0, got.1));
+        assert!(changed, "{cap} changes nothing the container sees: drop it from CAPS and docs/container.md");
+    }
+    eprintln!("{}", table.join("\n"));
 }
