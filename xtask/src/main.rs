@@ -7,6 +7,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 mod image;
+mod sysext;
 #[cfg(test)]
 mod tidy;
 
@@ -30,6 +31,7 @@ const PACKAGES: &[&str] = &[
     "mmdebstrap",
     "podman",
     "runc",
+    "squashfs-tools",
 ];
 
 /// A tool each package provides, to tell whether it is installed.
@@ -50,6 +52,7 @@ const TOOLS: &[&str] = &[
     "mmdebstrap",
     "podman",
     "runc",
+    "mksquashfs",
 ];
 
 const HELP: &str = "cargo xtask <command>
@@ -64,6 +67,8 @@ Commands:
   dist    build the release binary, man page, completions, license list, .deb and .rpm into target/dist/
   image   [--twice]: the container image (OCI archive) from the release binary and a Debian 13 root built with
           mmdebstrap, into target/image/; --twice builds it again and fails unless the digests are equal
+  sysext  [--twice]: the systemd-sysext image (squashfs) from the release binary, units and default configuration,
+          into target/sysext/routewarden-<version>-x86-64.raw; --twice builds it again and fails unless identical
   package-test  dist, then lintian and rpmlint, and install/upgrade/purge the .deb in a debootstrapped Debian
           root and the .rpm into an rpm --root (needs root and the Debian mirror)
   deps    install the Debian packages the tests need (apt-get; needs root)
@@ -79,6 +84,7 @@ fn main() -> Result<()> {
         Some("deps") => deps(true),
         Some("dist") => dist().map(|_| ()),
         Some("image") => image::image(&args[1..]).map(|_| ()),
+        Some("sysext") => sysext::sysext(&args[1..]).map(|_| ()),
         Some("package-test") => package_test(),
         Some("fuzz") => fuzz(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
