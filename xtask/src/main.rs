@@ -70,7 +70,8 @@ Commands:
   sysext  [--twice]: the systemd-sysext image (squashfs) from the release binary, units and default configuration,
           into target/sysext/routewarden-<version>-x86-64.raw; --twice builds it again and fails unless identical
   package-test  dist, then lintian and rpmlint, and install/upgrade/purge the .deb in a debootstrapped Debian
-          root and the .rpm into an rpm --root (needs root and the Debian mirror)
+          root and the .rpm into an rpm --root; the sysext image merged under systemd-nspawn --boot (needs root and
+          the Debian mirror)
   deps    install the Debian packages the tests need (apt-get; needs root)
   fuzz    TARGET [--secs N]: build fuzz/ with cargo-afl and run afl-fuzz on one target from its seeds for N seconds
           (default 60; TARGET `all` runs each); fails on any crash or hang (needs `cargo install cargo-afl`)";
@@ -507,13 +508,15 @@ fn debian_root(suite: &str, include: &str) -> Result<PathBuf> {
 
 /// Lints both packages, installs, upgrades and purges the .deb in a Debian 12 root (chroot) and installs it in a
 /// Debian 11 root (the glibc floor), boots Debian 12 under systemd-nspawn to test the unit for real
-/// (`packaging/test/nspawn.sh`), and installs the .rpm into an rpm --root.
+/// (`packaging/test/nspawn.sh`) and the systemd-sysext image (`packaging/test/sysext.sh`), and installs the .rpm
+/// into an rpm --root.
 fn package_test() -> Result<()> {
     if !is_root() {
         bail!("the package test uses debootstrap, chroot and systemd-nspawn: run it as root");
     }
-    if !have("lintian") || !have("rpmlint") || !have("debootstrap") || !have("systemd-nspawn") {
-        sh("apt-get install -y -qq --no-install-recommends lintian rpmlint rpm debootstrap systemd-container >/dev/null")?;
+    if !have("lintian") || !have("rpmlint") || !have("debootstrap") || !have("systemd-nspawn") || !have("mksquashfs") {
+        sh("apt-get install -y -qq --no-install-recommends lintian rpmlint rpm debootstrap systemd-container \
+            squashfs-tools >/dev/null")?;
     }
     let dist = dist()?;
     sh(&format!(
@@ -613,6 +616,13 @@ echo 'deb install on Debian 11: ok'
         .arg(&bookworm)
         .arg(deb(&dist)?)
         .arg(deb(&old)?)
+        .arg(&work))?;
+    // The systemd-sysext image, built twice (reproducible), merged and run under the same Debian 12 systemd.
+    let sysext = sysext::sysext(&["--twice".to_string()])?;
+    run(Command::new(root().join("packaging/test/sysext.sh"))
+        .arg(&bookworm)
+        .arg(&sysext.raw)
+        .arg(env!("CARGO_PKG_VERSION"))
         .arg(&work))?;
     sh(&format!(
         r#"set -e
