@@ -7,6 +7,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 mod image;
+mod release;
 mod sysext;
 #[cfg(test)]
 mod tidy;
@@ -69,7 +70,10 @@ Commands:
           mmdebstrap, into target/image/; --twice builds it again and fails unless the digests are equal
   sysext  [--twice]: the systemd-sysext image (squashfs) from the release binary, units and default configuration,
           into target/sysext/routewarden-<version>-x86-64.raw; --twice builds it again and fails unless identical
-  package-test  dist, then lintian and rpmlint, and install/upgrade/purge the .deb in a debootstrapped Debian
+  release [--image]: dist, then the binary tarball, the sysext image, a CycloneDX SBOM (cargo-cyclonedx, pinned)
+          and SHA256SUMS (with the OCI archive when --image) into target/release-artefacts/, checked: the sums
+          match and the tarball's binary runs
+  package-test  release (dist and the artefacts), then lintian and rpmlint, and install/upgrade/purge the .deb in a debootstrapped Debian
           root and the .rpm into an rpm --root; the sysext image merged under systemd-nspawn --boot (needs root and
           the Debian mirror)
   deps    install the Debian packages the tests need (apt-get; needs root)
@@ -85,6 +89,7 @@ fn main() -> Result<()> {
         Some("deps") => deps(true),
         Some("dist") => dist().map(|_| ()),
         Some("image") => image::image(&args[1..]).map(|_| ()),
+        Some("release") => release::release(&args[1..]).map(|_| ()),
         Some("sysext") => sysext::sysext(&args[1..]).map(|_| ()),
         Some("package-test") => package_test(),
         Some("fuzz") => fuzz(&args[1..]),
@@ -518,7 +523,9 @@ fn package_test() -> Result<()> {
         sh("apt-get install -y -qq --no-install-recommends lintian rpmlint rpm debootstrap systemd-container \
             squashfs-tools >/dev/null")?;
     }
-    let dist = dist()?;
+    // The release artefacts (which build dist's .deb and .rpm), checked against their SHA256SUMS.
+    release::release(&[])?;
+    let dist = root().join("target/dist");
     sh(&format!(
         r#"set -e
 cd {dist}
