@@ -104,13 +104,16 @@ fn tarball(binary: &Path, assets: &Path, out: &Path, epoch: u64) -> Result<PathB
     Ok(tar)
 }
 
-/// `routewarden-<v>.cdx.json`: a CycloneDX SBOM of the routewarden package (its Cargo.lock graph) from the pinned
-/// cargo-cyclonedx. It writes next to each Cargo.toml; the file is moved out of the source tree.
+/// `routewarden-<v>.cdx.json`: a CycloneDX SBOM of the routewarden package (its Cargo.lock graph without build
+/// dependencies, which are not in the binary) from the pinned cargo-cyclonedx. It writes `<package>.cdx.json` next to
+/// every workspace member's Cargo.toml; routewarden's is moved out of the source tree and the others removed.
 fn sbom(out: &Path) -> Result<PathBuf> {
     cargo_tool("cyclonedx", CYCLONEDX)?;
-    let written = root().join("agent/routewarden.cdx.json");
-    let _ = std::fs::remove_file(&written);
-    run(Command::new("cargo").args([
+    let members = [("agent", "routewarden"), ("xtask", "xtask"), ("tests", "routewarden-system-tests")];
+    let written = |dir: &str, name: &str| root().join(dir).join(format!("{name}.cdx.json"));
+    let remove_all = || members.iter().for_each(|(d, n)| drop(std::fs::remove_file(written(d, n))));
+    remove_all();
+    let ran = run(Command::new("cargo").args([
         "cyclonedx",
         "--manifest-path",
         "agent/Cargo.toml",
@@ -118,13 +121,23 @@ fn sbom(out: &Path) -> Result<PathBuf> {
         "json",
         "--spec-version",
         "1.5",
+        "--no-build-deps",
         "--target",
         crate::TRIPLE,
-    ]))?;
+    ]));
     let sbom = out.join(format!("routewarden-{}.cdx.json", env!("CARGO_PKG_VERSION")));
-    std::fs::rename(&written, &sbom).with_context(|| {
-        format!("cargo cyclonedx did not write {} (moving it to {})", written.display(), sbom.display())
-    })?;
+    let moved = ran.and_then(|()| {
+        std::fs::rename(written("agent", "routewarden"), &sbom)
+            .with_context(|| format!("cargo cyclonedx did not write agent/routewarden.cdx.json for {}", sbom.display()))
+    });
+    remove_all();
+    moved?;
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&sbom)?).context("parsing the SBOM")?;
+    let components = doc["components"].as_array().map_or(0, Vec::len);
+    if doc["bomFormat"] != "CycloneDX" || components < 10 {
+        bail!("{} is not a CycloneDX SBOM of the dependency graph ({components} components)", sbom.display());
+    }
+    eprintln!("SBOM: {} ({components} components)", sbom.display());
     Ok(sbom)
 }
 
