@@ -453,7 +453,7 @@ pub(crate) fn release_binary() -> Result<PathBuf> {
         .env("PATH", &path)
         .args(["zigbuild", "--release", "--locked", "-p", "routewarden", "--target"])
         .arg(format!("{TRIPLE}.{GLIBC_FLOOR}")))?;
-    let binary = root().join(format!("target/{TRIPLE}/release/routewarden"));
+    let binary = dist_binary();
     let floor = GLIBC_FLOOR.split_once('.').and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
     let versions = glibc_versions(&binary)?;
     match (versions.last(), floor) {
@@ -464,6 +464,11 @@ pub(crate) fn release_binary() -> Result<PathBuf> {
         (Some(&(major, minor)), _) => eprintln!("release binary: highest symbol GLIBC_{major}.{minor}"),
     }
     Ok(binary)
+}
+
+/// Where `release_binary` leaves the binary.
+fn dist_binary() -> PathBuf {
+    root().join(format!("target/{TRIPLE}/release/routewarden"))
 }
 
 /// `cargo xtask dist`: release binary (glibc 2.17 floor, checked), generated assets, .deb, .rpm and SHA256SUMS in
@@ -625,7 +630,7 @@ echo 'deb install on Debian 11: ok'
         .arg(deb(&old)?)
         .arg(&work))?;
     // The systemd-sysext image, built twice (reproducible), merged and run under the same Debian 12 systemd.
-    let sysext = sysext::sysext(&["--twice".to_string()])?;
+    let sysext = sysext::build_image(&dist_binary(), true)?;
     run(Command::new(root().join("packaging/test/sysext.sh"))
         .arg(&bookworm)
         .arg(&sysext.raw)

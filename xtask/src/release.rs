@@ -25,7 +25,8 @@ pub(crate) fn release(args: &[String]) -> Result<PathBuf> {
     std::fs::create_dir_all(&out)?;
     let dist = crate::dist()?;
     let epoch = crate::image::source_date_epoch()?;
-    let binary = crate::release_binary()?;
+    // dist built and checked it; building again would only relink.
+    let binary = crate::dist_binary();
     tarball(&binary, &dist.join("assets"), &out, epoch)?;
     for entry in std::fs::read_dir(&dist)? {
         let path = entry?.path();
@@ -34,7 +35,7 @@ pub(crate) fn release(args: &[String]) -> Result<PathBuf> {
             std::fs::copy(&path, out.join(name))?;
         }
     }
-    let sysext = crate::sysext::sysext(&[])?;
+    let sysext = crate::sysext::build_image(&binary, false)?;
     std::fs::copy(&sysext.raw, out.join(crate::sysext::file_name()))?;
     if image {
         let built = crate::image::image(&[])?;

@@ -48,12 +48,17 @@ pub(crate) fn sysext(args: &[String]) -> Result<Built> {
         _ => bail!("usage: cargo xtask sysext [--twice]"),
     };
     need_mksquashfs()?;
-    let binary = release_binary()?;
+    build_image(&release_binary()?, twice)
+}
+
+/// The image from a release binary already built (and checked) by `release_binary`.
+pub(crate) fn build_image(binary: &Path, twice: bool) -> Result<Built> {
+    need_mksquashfs()?;
     let epoch = crate::image::source_date_epoch()?;
     let out = root().join("target/sysext");
-    let first = build(&binary, epoch, &out.join("a"))?;
+    let first = build(binary, epoch, &out.join("a"))?;
     if twice {
-        let second = build(&binary, epoch, &out.join("b"))?;
+        let second = build(binary, epoch, &out.join("b"))?;
         if first.sha256 != second.sha256 {
             bail!("sysext image not reproducible: {} then {}", first.sha256, second.sha256);
         }
