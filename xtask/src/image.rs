@@ -73,7 +73,7 @@ struct Stamp {
 }
 
 /// SOURCE_DATE_EPOCH from the environment, else the commit time of HEAD.
-fn source_date_epoch() -> Result<u64> {
+pub(crate) fn source_date_epoch() -> Result<u64> {
     if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
         return v.trim().parse().with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds"));
     }
@@ -96,7 +96,7 @@ fn rfc3339(epoch: u64) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn sha256(path: &Path) -> Result<String> {
+pub(crate) fn sha256(path: &Path) -> Result<String> {
     let out = Command::new("sha256sum").arg(path).output().context("running sha256sum")?;
     let text = String::from_utf8_lossy(&out.stdout);
     match text.split_whitespace().next() {

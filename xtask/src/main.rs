@@ -7,6 +7,8 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 mod image;
+mod release;
+mod sysext;
 #[cfg(test)]
 mod tidy;
 
@@ -30,6 +32,7 @@ const PACKAGES: &[&str] = &[
     "mmdebstrap",
     "podman",
     "runc",
+    "squashfs-tools",
 ];
 
 /// A tool each package provides, to tell whether it is installed.
@@ -50,6 +53,7 @@ const TOOLS: &[&str] = &[
     "mmdebstrap",
     "podman",
     "runc",
+    "mksquashfs",
 ];
 
 const HELP: &str = "cargo xtask <command>
@@ -64,8 +68,14 @@ Commands:
   dist    build the release binary, man page, completions, license list, .deb and .rpm into target/dist/
   image   [--twice]: the container image (OCI archive) from the release binary and a Debian 13 root built with
           mmdebstrap, into target/image/; --twice builds it again and fails unless the digests are equal
-  package-test  dist, then lintian and rpmlint, and install/upgrade/purge the .deb in a debootstrapped Debian
-          root and the .rpm into an rpm --root (needs root and the Debian mirror)
+  sysext  [--twice]: the systemd-sysext image (squashfs) from the release binary, units and default configuration,
+          into target/sysext/routewarden-<version>-x86-64.raw; --twice builds it again and fails unless identical
+  release [--image]: dist, then the binary tarball, the sysext image, a CycloneDX SBOM (cargo-cyclonedx, pinned)
+          and SHA256SUMS (with the OCI archive when --image) into target/release-artefacts/, checked: the sums
+          match and the tarball's binary runs
+  package-test  release (dist and the artefacts), then lintian and rpmlint, and install/upgrade/purge the .deb in a debootstrapped Debian
+          root and the .rpm into an rpm --root; the sysext image merged under systemd-nspawn --boot (needs root and
+          the Debian mirror)
   deps    install the Debian packages the tests need (apt-get; needs root)
   fuzz    TARGET [--secs N]: build fuzz/ with cargo-afl and run afl-fuzz on one target from its seeds for N seconds
           (default 60; TARGET `all` runs each); fails on any crash or hang (needs `cargo install cargo-afl`)";
@@ -79,6 +89,8 @@ fn main() -> Result<()> {
         Some("deps") => deps(true),
         Some("dist") => dist().map(|_| ()),
         Some("image") => image::image(&args[1..]).map(|_| ()),
+        Some("release") => release::release(&args[1..]).map(|_| ()),
+        Some("sysext") => sysext::sysext(&args[1..]).map(|_| ()),
         Some("package-test") => package_test(),
         Some("fuzz") => fuzz(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
@@ -450,7 +462,7 @@ pub(crate) fn release_binary() -> Result<PathBuf> {
         .env("PATH", &path)
         .args(["zigbuild", "--release", "--locked", "-p", "routewarden", "--target"])
         .arg(format!("{TRIPLE}.{GLIBC_FLOOR}")))?;
-    let binary = root().join(format!("target/{TRIPLE}/release/routewarden"));
+    let binary = dist_binary();
     let floor = GLIBC_FLOOR.split_once('.').and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
     let versions = glibc_versions(&binary)?;
     match (versions.last(), floor) {
@@ -461,6 +473,11 @@ pub(crate) fn release_binary() -> Result<PathBuf> {
         (Some(&(major, minor)), _) => eprintln!("release binary: highest symbol GLIBC_{major}.{minor}"),
     }
     Ok(binary)
+}
+
+/// Where `release_binary` leaves the binary.
+fn dist_binary() -> PathBuf {
+    root().join(format!("target/{TRIPLE}/release/routewarden"))
 }
 
 /// `cargo xtask dist`: release binary (glibc 2.17 floor, checked), generated assets, .deb, .rpm and SHA256SUMS in
@@ -510,15 +527,19 @@ fn debian_root(suite: &str, include: &str) -> Result<PathBuf> {
 
 /// Lints both packages, installs, upgrades and purges the .deb in a Debian 12 root (chroot) and installs it in a
 /// Debian 11 root (the glibc floor), boots Debian 12 under systemd-nspawn to test the unit for real
-/// (`packaging/test/nspawn.sh`), and installs the .rpm into an rpm --root.
+/// (`packaging/test/nspawn.sh`) and the systemd-sysext image (`packaging/test/sysext.sh`), and installs the .rpm
+/// into an rpm --root.
 fn package_test() -> Result<()> {
     if !is_root() {
         bail!("the package test uses debootstrap, chroot and systemd-nspawn: run it as root");
     }
-    if !have("lintian") || !have("rpmlint") || !have("debootstrap") || !have("systemd-nspawn") {
-        sh("apt-get install -y -qq --no-install-recommends lintian rpmlint rpm debootstrap systemd-container >/dev/null")?;
+    if !have("lintian") || !have("rpmlint") || !have("debootstrap") || !have("systemd-nspawn") || !have("mksquashfs") {
+        sh("apt-get install -y -qq --no-install-recommends lintian rpmlint rpm debootstrap systemd-container \
+            squashfs-tools >/dev/null")?;
     }
-    let dist = dist()?;
+    // The release artefacts (which build dist's .deb and .rpm), checked against their SHA256SUMS.
+    release::release(&[])?;
+    let dist = root().join("target/dist");
     sh(&format!(
         r#"set -e
 cd {dist}
@@ -616,6 +637,13 @@ echo 'deb install on Debian 11: ok'
         .arg(&bookworm)
         .arg(deb(&dist)?)
         .arg(deb(&old)?)
+        .arg(&work))?;
+    // The systemd-sysext image, built twice (reproducible), merged and run under the same Debian 12 systemd.
+    let sysext = sysext::build_image(&dist_binary(), true)?;
+    run(Command::new(root().join("packaging/test/sysext.sh"))
+        .arg(&bookworm)
+        .arg(&sysext.raw)
+        .arg(env!("CARGO_PKG_VERSION"))
         .arg(&work))?;
     sh(&format!(
         r#"set -e
