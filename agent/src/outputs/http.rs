@@ -237,7 +237,7 @@ impl Accept for tokio::net::UnixListener {
 }
 
 /// The address a connection comes from, when it has one (a unix socket's peer has none): handed to each request
-/// as a [`Peer`] extension, so basic auth can limit failed attempts per client.
+/// as a [`crate::outputs::web_config::Peer`] extension, so basic auth can limit failed attempts per client.
 pub trait PeerIp {
     fn peer_ip(&self) -> Option<std::net::IpAddr>;
 }
@@ -259,10 +259,6 @@ impl PeerIp for tokio::io::DuplexStream {
         None
     }
 }
-
-/// A request's client address (see [`PeerIp`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer(pub std::net::IpAddr);
 
 /// A step between accepting a connection and serving HTTP on it (TLS for the network metrics listener), run in
 /// the connection's own task within its header timeout, holding its place: the accept loop never waits for it.
@@ -308,7 +304,7 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Counted 
     fn call(&self, mut req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         self.requests.fetch_add(1, Ordering::Relaxed);
         if let Some(ip) = self.peer {
-            req.extensions_mut().insert(Peer(ip));
+            req.extensions_mut().insert(crate::outputs::web_config::Peer(ip));
         }
         if self.health_only && !matches!(req.uri().path(), "/healthz" | "/readyz") {
             let busy = (StatusCode::SERVICE_UNAVAILABLE, "too many connections: only /healthz and /readyz now\n");
@@ -829,7 +825,7 @@ mod tests {
             .header(header::AUTHORIZATION, format!("Basic {auth}"))
             .body(Body::empty())
             .unwrap();
-        r.extensions_mut().insert(Peer(peer.parse().unwrap()));
+        r.extensions_mut().insert(crate::outputs::web_config::Peer(peer.parse().unwrap()));
         r
     }
 

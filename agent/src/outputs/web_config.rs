@@ -406,6 +406,11 @@ impl Strikes {
 const VERIFIERS: usize = 2;
 const QUEUE: usize = 32;
 
+/// A request's client address, which the listener hands each request (`http::PeerIp`): what failed attempts are
+/// counted under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub IpAddr);
+
 /// One password check waiting for a verifier; dropped unrun when its client has gone (`reply` closed).
 struct Job {
     auth: Arc<BasicAuth>,
@@ -628,7 +633,7 @@ fn parse_basic(value: &[u8]) -> Option<(String, Vec<u8>)> {
 /// Middleware: a request without valid credentials gets 401 with a `WWW-Authenticate` challenge.
 pub async fn require_basic_auth(State(auth): State<Arc<BasicAuth>>, req: Request, next: Next) -> Response {
     let value = req.headers().get(header::AUTHORIZATION).cloned();
-    let peer = req.extensions().get::<crate::outputs::http::Peer>().map(|p| p.0);
+    let peer = req.extensions().get::<Peer>().map(|p| p.0);
     let verdict = auth.verify(value, peer).await;
     if verdict == Verdict::Accepted {
         next.run(req).await
