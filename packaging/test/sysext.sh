@@ -119,10 +119,12 @@ inside curl -sf --max-time 5 http://127.0.0.1:9977/status | grep -q '"schema_ver
 
 step "configuration from /etc/routewarden (not in the image): a restart picks it up"
 inside mkdir -p /etc/routewarden
-inside sh -c 'printf "[daemon]\nlisten = \"127.0.0.1:9978\"\n" > /etc/routewarden/config.toml'
+# (Not the listen address: routewarden.socket holds 127.0.0.1:9977 and the daemon serves what it inherits.)
+inside sh -c 'printf "disabled_sources = [\"ipvs\"]\n" > /etc/routewarden/config.toml'
 inside systemctl restart routewarden
 active_within routewarden.service 30 || fail "not active with /etc/routewarden/config.toml"
-inside curl -sf --max-time 5 http://127.0.0.1:9978/healthz >/dev/null || fail "the daemon did not listen where /etc/routewarden/config.toml says"
+inside sh -c 'curl -sf --max-time 5 "http://127.0.0.1:9977/status?pretty=0" | grep -Eq "\"ipvs\":\{[^}]*\"status\":\"disabled\""' \
+    || fail "the daemon did not take /etc/routewarden/config.toml (ipvs not disabled in /status)"
 inside rm -f /etc/routewarden/config.toml
 
 step "opt out of the autostart by masking the drop-in"
@@ -135,9 +137,12 @@ sleep 2
 inside rm -f /etc/systemd/system/multi-user.target.d/10-routewarden.conf
 
 step "systemd-sysext unmerge leaves nothing of it in /usr"
+# As docs/install.md says: stop the units (the socket too, or a connection starts the daemon again) first.
+inside systemctl stop routewarden.socket routewarden.service
 inside systemd-sysext unmerge || fail "systemd-sysext unmerge failed"
 inside systemctl daemon-reload
 for f in /usr/bin/routewarden /usr/lib/systemd/system/routewarden.service /usr/lib/systemd/system/routewarden-wait@.service \
+    /usr/lib/systemd/system/routewarden.socket \
     /usr/lib/systemd/system/multi-user.target.d/10-routewarden.conf /usr/share/routewarden \
     /usr/lib/extension-release.d/extension-release.routewarden; do
     inside test ! -e "$f" || fail "$f is still there after unmerge"
