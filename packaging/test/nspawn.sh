@@ -5,6 +5,8 @@
 # ROOT_TAR: a debootstrapped root with systemd, iptables, nftables and curl (xtask caches it under target/).
 # Everything runs inside the container's namespaces; the host's network, rules and units are never touched.
 set -euo pipefail
+# shellcheck source=packaging/test/boot.sh
+. "$(dirname "$0")/boot.sh"
 
 ROOT_TAR=$1 NEW_DEB=$2 OLD_DEB=$3 WORK=$4
 C=$WORK/root
@@ -40,32 +42,7 @@ systemd-machine-id-setup --root="$C" >/dev/null 2>&1 || true
 rm -f "$C/etc/systemd/system/getty.target.wants/"* 2>/dev/null || true
 
 step "boot (systemd-nspawn --boot)"
-# --keep-unit: no machined on the host bus; --system-call-filter=bpf: nspawn's own seccomp filter refuses bpf().
-systemd-nspawn -D "$C" --boot --register=no --keep-unit --private-network --console=read-only \
-    --capability=all --system-call-filter=bpf --machine="rw-nspawn-$$" >"$LOG" 2>&1 &
-NSPAWN=$!
-LEADER=
-for _ in $(seq 1 100); do
-    LEADER=$(ps -o pid= --ppid "$NSPAWN" | tr -d ' ' | head -1 || true)
-    [ -n "$LEADER" ] && [ "$(cat /proc/"$LEADER"/comm 2>/dev/null)" = systemd ] && break
-    LEADER=
-    sleep 0.1
-done
-[ -n "$LEADER" ] || { cat "$LOG" >&2; fail "the container's systemd did not start"; }
-inside() { nsenter -t "$LEADER" -m -u -i -n -p -C -- "$@"; }
-state=
-for _ in $(seq 1 150); do
-    state=$(inside systemctl is-system-running 2>/dev/null || true)
-    case $state in running|degraded) break ;; esac
-    sleep 0.2
-done
-case $state in running|degraded) ;; *) fail "the container did not finish booting (state: $state)" ;; esac
-inside ip link set lo up
-prop() { inside systemctl show -P "$2" "$1"; }
-active_within() { # unit seconds
-    for _ in $(seq 1 $(($2 * 5))); do [ "$(prop "$1" ActiveState)" = active ] && return 0; sleep 0.2; done
-    return 1
-}
+boot_container "rw-nspawn-$$"
 
 step "install: the unit and its socket unit are enabled, the listeners held before the daemon starts, READY, /status answers"
 inside dpkg -i /root/new.deb >/dev/null

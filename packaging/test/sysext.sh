@@ -7,6 +7,8 @@
 # The container gets the host's loop devices (systemd-sysext attaches the image to one, read-only); everything else
 # runs inside its namespaces: the host's network, rules, units and /usr are never touched.
 set -euo pipefail
+# shellcheck source=packaging/test/boot.sh
+. "$(dirname "$0")/boot.sh"
 
 ROOT_TAR=$1 RAW=$2 VERSION=$3 WORK=$4
 C=$WORK/sysext-root
@@ -70,31 +72,7 @@ binds=(--bind=/dev/loop-control)
 for d in /dev/loop[0-9]*; do binds+=("--bind=$d"); done
 
 step "boot (systemd-nspawn --boot, systemd $(tar -xOf "$ROOT_TAR" ./var/lib/dpkg/status | sed -n '/^Package: systemd$/,/^$/s/^Version: //p'))"
-systemd-nspawn -D "$C" --boot --register=no --keep-unit --private-network --console=read-only \
-    --capability=all --system-call-filter=bpf "${binds[@]}" --machine="rw-sysext-$$" >"$LOG" 2>&1 &
-NSPAWN=$!
-LEADER=
-for _ in $(seq 1 100); do
-    LEADER=$(ps -o pid= --ppid "$NSPAWN" | tr -d ' ' | head -1 || true)
-    [ -n "$LEADER" ] && [ "$(cat /proc/"$LEADER"/comm 2>/dev/null)" = systemd ] && break
-    LEADER=
-    sleep 0.1
-done
-[ -n "$LEADER" ] || { cat "$LOG" >&2; fail "the container's systemd did not start"; }
-inside() { nsenter -t "$LEADER" -m -u -i -n -p -C -- "$@"; }
-state=
-for _ in $(seq 1 150); do
-    state=$(inside systemctl is-system-running 2>/dev/null || true)
-    case $state in running|degraded) break ;; esac
-    sleep 0.2
-done
-case $state in running|degraded) ;; *) fail "the container did not finish booting (state: $state)" ;; esac
-inside ip link set lo up
-prop() { inside systemctl show -P "$2" "$1"; }
-active_within() { # unit seconds
-    for _ in $(seq 1 $(($2 * 5))); do [ "$(prop "$1" ActiveState)" = active ] && return 0; sleep 0.2; done
-    return 1
-}
+boot_container "rw-sysext-$$" "${binds[@]}"
 
 step "systemd-sysext merge"
 inside systemd-sysext list --no-pager | grep -q routewarden || fail "systemd-sysext list does not show the image"
