@@ -59,6 +59,14 @@ struct Pod {
     proc: std::path::PathBuf,
 }
 
+impl Pod {
+    /// The container's log (`podman logs`), for a failure message.
+    fn log(&self) -> String {
+        let out = Command::new("podman").args(["logs", &self.name]).output().unwrap();
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    }
+}
+
 impl Drop for Pod {
     fn drop(&mut self) {
         let _ = Command::new("podman").args(["rm", "-f", "-t", "0", &self.name]).output();
@@ -149,12 +157,7 @@ fn status(w: &World, pod: &Pod) -> serde_json::Value {
             return serde_json::from_str(&body).unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}"));
         }
         if std::time::Instant::now() > deadline {
-            let logs = Command::new("podman").args(["logs", &pod.name]).output().unwrap();
-            panic!(
-                "no /status from the container ({code} {body}); its log:\n{}{}",
-                String::from_utf8_lossy(&logs.stdout),
-                String::from_utf8_lossy(&logs.stderr)
-            );
+            panic!("no /status from the container ({code} {body}); its log:\n{}", pod.log());
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
@@ -316,12 +319,7 @@ fn status_when(w: &World, pod: &Pod, what: &str, ready: impl Fn(&serde_json::Val
             return r;
         }
         if std::time::Instant::now() > deadline {
-            let logs = Command::new("podman").args(["logs", &pod.name]).output().unwrap();
-            panic!(
-                "no {what} in the container's /status: {r:#}\nits log:\n{}{}",
-                String::from_utf8_lossy(&logs.stdout),
-                String::from_utf8_lossy(&logs.stderr)
-            );
+            panic!("no {what} in the container's /status: {r:#}\nits log:\n{}", pod.log());
         }
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
