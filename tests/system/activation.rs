@@ -145,7 +145,15 @@ fn an_inherited_socket_of_the_wrong_family_for_its_name_is_refused_with_the_reas
     w.serve_launcher = launcher(&[&sock.to_string_lossy()], Some("http"));
     let mut d = w.serve("");
     wait_bound(&sock, &d, &w);
-    let _trigger = unix(&sock);
+    // The path exists from bind(); listen() follows, so the first connect may be refused for a moment.
+    let start = Instant::now();
+    let _trigger = loop {
+        match std::os::unix::net::UnixStream::connect(&sock) {
+            Ok(s) => break s,
+            Err(e) => assert!(start.elapsed() < Duration::from_secs(10), "connecting to {sock:?}: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let start = Instant::now();
     let status = loop {
         if let Some(s) = d.child.try_wait().unwrap() {

@@ -352,12 +352,12 @@ fn the_image_reads_the_hosts_journal_and_its_cursor_survives_a_container_restart
     harness::journal_file(&jdir.join("b.journal"), &[(later, "kubelet.service", CNI_LINE.as_bytes())]);
     let out = Command::new("podman").args(["start", &pod.name]).output().unwrap();
     assert!(out.status.success(), "podman start: {}", String::from_utf8_lossy(&out.stderr));
-    let r = status_when(&w, &pod, "the new entry after the restart", |r| {
+    status_when(&w, &pod, "the new entry after the restart", |r| {
         r["daemon"]["collections"].as_u64().is_some_and(|c| c >= 1) && journal_lines(r) >= 1
     });
     std::thread::sleep(std::time::Duration::from_secs(2));
     let r2 = status(&w, &pod);
-    assert_eq!(journal_lines(&r2), 1, "entries before the saved cursor were counted again: {r:#}");
+    assert_eq!(journal_lines(&r2), 1, "entries before the saved cursor were counted again: {r2:#}");
     assert!(
         r2["findings"].as_array().unwrap().iter().any(|f| f["id"] == "cni.not-ready"),
         "the finding survives the restart (its window is replayed, nothing counted twice): {r2:#}"

@@ -88,7 +88,9 @@ fn a_conflict_sets_the_condition_its_resolution_clears_it_and_events_deduplicate
     assert_eq!(patch.content_type, "application/strategic-merge-patch+json");
     assert_eq!(patch.status, 200);
     assert_eq!(patch.body["status"]["conditions"].as_array().unwrap().len(), 1, "{}", patch.body);
-    server.wait_for(5, "a Warning Event", |s| s.events().iter().any(|e| e["type"] == "Warning"));
+    server.wait_for(5, "the conflict's Warning Event", |s| {
+        s.events().iter().any(|e| e["type"] == "Warning" && e["reason"] == "ServiceRoutingConflict")
+    });
     let e = server.events().into_iter().find(|e| e["reason"] == "ServiceRoutingConflict").unwrap();
     assert_eq!(e["involvedObject"]["uid"], format!("uid-{NODE}"), "the Node's uid from the API server: {e}");
     wait_source(&d, "ok");
@@ -207,7 +209,7 @@ fn the_api_server_away_for_a_minute_never_holds_up_the_local_endpoints_and_a_tok
 
     server.restart();
     let back = Instant::now();
-    server.wait_for(40, "ServiceRoutingConflict no longer True once the API server is back", |s| {
+    server.wait_for(60, "ServiceRoutingConflict no longer True once the API server is back", |s| {
         is(s, "ServiceRoutingConflict", UNKNOWN)
     });
     eprintln!("condition arrived {} ms after the API server came back", back.elapsed().as_millis());

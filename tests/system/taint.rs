@@ -151,7 +151,7 @@ fn the_taint_follows_the_node_gate_and_never_touches_other_taints() {
     }
     assert!(ours(&server.taints()), "nothing changed while the API server was away");
     server.restart();
-    server.wait_for(40, "the taint removed once the API server is back", |s| !ours(&s.taints()));
+    server.wait_for(60, "the taint removed once the API server is back", |s| !ours(&s.taints()));
     assert_eq!(server.taints(), vec![other.clone(), third.clone()]);
 
     // Stopped with the taint on: `routewarden untaint` removes it and only it.
