@@ -758,6 +758,41 @@ mod tests {
         assert!(r.finding(&FindingId::ServiceRoutingPartial).is_none(), "{:?}", r.findings);
     }
 
+    /// OVN-Kubernetes from a recorded world (its Service chains, `ovn-k8s-mp0`, `ovnkube`), changed: its Service
+    /// chains gone (its egress and management-port SNAT chains stay, which balance nothing), it is told by its
+    /// nftables table alone (newer releases) or by its management port with `ovnkube` running; the port alone is
+    /// no proxy.
+    #[test]
+    fn ovn_kubernetes_is_told_by_its_chains_its_nftables_table_or_its_port_with_ovnkube() {
+        const OVN: &str = "ovn_kubernetes_alone_is_healthy";
+        let without_service_chains = |v: &mut serde_json::Value| {
+            for t in v["nftables"]["data"]["tables"].as_array_mut().unwrap() {
+                t["chains"].as_array_mut().unwrap().retain(|c| !OVN_SERVICE_CHAINS.contains(&c.as_str().unwrap()));
+            }
+        };
+        let no_processes = |v: &mut serde_json::Value| v["processes"]["data"]["processes"] = serde_json::json!([]);
+        let r = analysed(OVN, |v| {
+            without_service_chains(v);
+            no_processes(v);
+            v["nftables"]["data"]["tables"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"family": "inet", "name": "ovn-kubernetes", "chains": ["mgmtport-snat"]}));
+        });
+        assert_eq!(modes(&r), vec![(ProxyKind::OvnKubernetes, ServiceProxyMode::Ovn)]);
+        let p = &r.dataplane.proxies[0];
+        assert_eq!(p.agent_running, Some(false));
+        assert_eq!(p.evidence, ["management port ovn-k8s-mp0", "nftables table inet ovn-kubernetes (1 chains)"]);
+        let r = analysed(OVN, without_service_chains);
+        assert_eq!(modes(&r), vec![(ProxyKind::OvnKubernetes, ServiceProxyMode::Ovn)]);
+        assert_eq!(r.dataplane.proxies[0].evidence, ["management port ovn-k8s-mp0", "ovnkube process: pid 101"]);
+        let r = analysed(OVN, |v| {
+            without_service_chains(v);
+            no_processes(v);
+        });
+        assert_eq!(modes(&r), vec![], "{:?}", r.dataplane.proxies);
+    }
+
     #[test]
     fn felix_data_devices() {
         for yes in ["eth0", "ens3", "enp0s3", "eno1", "wlp2s0", "bond0", "wlan0"] {
