@@ -125,9 +125,8 @@ impl Found {
     }
 }
 
-/// The kubelet (K8 of section 7 is the kubelet's chains; here its process): a `kubelet` process, k3s or MicroK8s
-/// embedding it, or its configuration files (a node that has not joined yet still has them). `None` and no
-/// evidence when processes could not be read.
+/// The kubelet: a `kubelet` process, k3s or MicroK8s (`kubelite`) embedding it, or its configuration files (a node
+/// that has not joined yet still has them). `None` and no evidence when processes could not be read.
 fn kubelet(procs: Option<&ProcessState>) -> (Option<bool>, Vec<String>) {
     let Some(p) = procs else { return (None, Vec::new()) };
     let mut evidence = Vec::new();
