@@ -1,5 +1,6 @@
 //! eBPF state: loaded programs, cgroup attachments, and Cilium's service maps counted by Service type.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -65,9 +66,10 @@ pub struct LbMap {
     pub path: PathBuf,
     pub entries: u32,
     pub frontends: FrontendCounts,
-    /// Addresses of the ClusterIP frontends (at most `parse::MAX_ADDRESSES`).
+    /// Addresses of the ClusterIP frontends (at most `parse::MAX_ADDRESSES`), sorted. Serialised as the strings
+    /// they always were (`"10.96.0.1"`); a snapshot with anything else there does not load.
     #[serde(default)]
-    pub cluster_ips: Vec<String>,
+    pub cluster_ips: Vec<IpAddr>,
 }
 
 impl BpfState {

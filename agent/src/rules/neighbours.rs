@@ -136,7 +136,7 @@ fn nfs_to_a_clusterip_under_socket_lb(snap: &Snapshot, dp: &Dataplane, _now: Opt
         let mut cluster_ips: Vec<IpAddr> = snap
             .bpf
             .get()
-            .map(|b| b.lb_maps.iter().flat_map(|m| m.cluster_ips.iter().filter_map(|s| s.parse().ok())).collect())
+            .map(|b| b.lb_maps.iter().flat_map(|m| m.cluster_ips.iter().copied()).collect())
             .unwrap_or_default();
         cluster_ips.sort();
         let cidrs: Vec<IpNet> = mounts.service_cidrs.iter().filter_map(|c| parse_cidr(c)).collect();

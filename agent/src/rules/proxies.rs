@@ -2,9 +2,14 @@
 //! kube-proxy and Cilium from the facts `dataplane` already read, Calico's eBPF dataplane, kube-router's service
 //! proxy, Antrea (proxyAll or AntreaProxy), OVN-Kubernetes and LoxiLB from attachments, maps, links, routes, chains,
 //! nftables tables and processes; and whether a kubelet runs or is installed. Pure.
+//!
+//! `detect` is a conductor: one function per proxy says what it found (the proxy, notes on look-alikes, whether a
+//! source it needed failed), in the order the notes are reported.
 
 use crate::model::bpf::BpfState;
 use crate::model::links::LinksState;
+use crate::model::nftables::NftablesState;
+use crate::model::procs::ProcessState;
 use crate::model::Snapshot;
 use crate::report::{Cilium, KubeProxy, ProxyKind, ProxyMode, ServiceProxy, ServiceProxyMode, Traffic};
 
@@ -35,6 +40,7 @@ const ANTREA_VIRTUAL_SERVICE_IPS: &[&str] = &["169.254.0.253", "fc01::aabb:ccdd:
 const EMBEDDED_KUBE_PROXY: &[&str] =
     &["kube-proxy", "k3s", "k3s-server", "k3s-agent", "rke2", "rke2-server", "rke2-agent"];
 
+/// Every Service proxy and the kubelet, from the snapshot and what `dataplane` read of kube-proxy and Cilium.
 pub fn detect(
     snap: &Snapshot,
     kp: &KubeProxy,
@@ -42,268 +48,351 @@ pub fn detect(
     cil: &Cilium,
     cil_evidence: &[String],
 ) -> ProxyFacts {
-    let mut out = ProxyFacts::default();
-    let links = snap.links.get();
-    let bpf = snap.bpf.get();
-    let procs = snap.processes.get();
-    let running = |comm: &str| procs.map(|p| !p.pids(comm).is_empty());
-    let pid_note = |comm: &str| -> Option<String> {
-        let procs = procs?;
+    let node = Node::of(snap);
+    let (kubelet, kubelet_evidence) = kubelet(node.procs);
+    let mut out = ProxyFacts { kubelet, kubelet_evidence, ..ProxyFacts::default() };
+    let found = [
+        Found::proxy(kube_proxy(&node, kp, kp_evidence)),
+        Found::proxy(cilium(cil, cil_evidence)),
+        calico_ebpf(&node),
+        kube_router(&node),
+        antrea(&node),
+        Found::proxy(ovn_kubernetes(&node)),
+        Found::proxy(loxilb(&node)),
+    ];
+    for f in found {
+        out.proxies.extend(f.proxy);
+        out.not_proxies.extend(f.not_proxies);
+        out.incomplete |= f.incomplete;
+    }
+    out.proxies.sort_by_key(|p| p.proxy);
+    out
+}
+
+/// The parts of a snapshot the proxies' checks read, borrowed once (`None`: the source failed or is disabled).
+struct Node<'a> {
+    snap: &'a Snapshot,
+    links: Option<&'a LinksState>,
+    bpf: Option<&'a BpfState>,
+    procs: Option<&'a ProcessState>,
+    nft: Option<&'a NftablesState>,
+    /// The other proxies' iptables chains, from `iptables_chains`.
+    chains: Vec<(String, String)>,
+}
+
+impl<'a> Node<'a> {
+    fn of(snap: &'a Snapshot) -> Self {
+        Node {
+            snap,
+            links: snap.links.get(),
+            bpf: snap.bpf.get(),
+            procs: snap.processes.get(),
+            nft: snap.nftables.get(),
+            chains: iptables_chains(snap),
+        }
+    }
+
+    /// Whether a process named `comm` runs; `None` when processes could not be read.
+    fn running(&self, comm: &str) -> Option<bool> {
+        self.procs.map(|p| !p.pids(comm).is_empty())
+    }
+
+    /// `<comm> process: pid N, M` when it runs.
+    fn pid_note(&self, comm: &str) -> Option<String> {
+        let procs = self.procs?;
         (!procs.pids(comm).is_empty()).then(|| format!("{comm} process: pid {}", procs.pids_text(comm)))
+    }
+
+    /// The chains of `chains` whose name is one of `names`, as `iptables-<backend> <family> <table>/<chain>`.
+    fn chains_named(&self, names: &[&str]) -> Vec<&String> {
+        self.chains.iter().filter(|(_, c)| names.contains(&c.as_str())).map(|(w, _)| w).collect()
+    }
+}
+
+/// What one proxy's check found: the proxy when it is there, notes on what looks like it and is not, and whether a
+/// source it needed failed.
+#[derive(Debug, Default)]
+struct Found {
+    proxy: Option<ServiceProxy>,
+    not_proxies: Vec<String>,
+    incomplete: bool,
+}
+
+impl Found {
+    /// A check that only ever finds the proxy or nothing.
+    fn proxy(proxy: Option<ServiceProxy>) -> Self {
+        Found { proxy, ..Found::default() }
+    }
+}
+
+/// The kubelet: a `kubelet` process, k3s or MicroK8s (`kubelite`) embedding it, or its configuration files (a node
+/// that has not joined yet still has them). `None` and no evidence when processes could not be read.
+fn kubelet(procs: Option<&ProcessState>) -> (Option<bool>, Vec<String>) {
+    let Some(p) = procs else { return (None, Vec::new()) };
+    let mut evidence = Vec::new();
+    let k3s: Vec<u32> = ["k3s-server", "k3s-agent", "k3s", "kubelite"].iter().flat_map(|c| p.pids(c)).collect();
+    if !p.pids("kubelet").is_empty() {
+        evidence.push(format!("kubelet process: pid {}", p.pids_text("kubelet")));
+    }
+    if !k3s.is_empty() {
+        evidence.push(format!("k3s or MicroK8s process (kubelet embedded): pid {}", join(&k3s)));
+    }
+    for f in &p.kubelet_files {
+        evidence.push(format!("kubelet configuration {f}"));
+    }
+    (Some(!evidence.is_empty()), evidence)
+}
+
+/// kube-proxy, in the mode `dataplane` read from its rules (section 7 rows K1 process or `/proxyMode`, K3 iptables,
+/// K6 nftables, K7 IPVS with its VIPs on `kube-ipvs0`), and P1: another process holding its health port (Calico and
+/// Cilium bind it too, calico#10748). A k3s process alone with no rules is not counted (k3s may run with
+/// --disable-kube-proxy).
+fn kube_proxy(node: &Node, kp: &KubeProxy, kp_evidence: &[String]) -> Option<ServiceProxy> {
+    if !(kp.mode.is_present() || !kp.pids.is_empty() || kp.reported_mode.is_some()) {
+        return None;
+    }
+    let mode = match kp.mode {
+        ProxyMode::Iptables => ServiceProxyMode::Iptables,
+        ProxyMode::Nftables => ServiceProxyMode::Nftables,
+        ProxyMode::Ipvs => ServiceProxyMode::Ipvs,
+        ProxyMode::None => ServiceProxyMode::NoRules,
+        ProxyMode::Unknown => ServiceProxyMode::Unknown,
     };
-    let chains = iptables_chains(snap);
-    let nft = snap.nftables.get();
-
-    // Kubelet: a process, or its configuration files (a node that has not joined yet still has them).
-    if let Some(p) = procs {
-        let pids = p.pids("kubelet");
-        let k3s: Vec<u32> = ["k3s-server", "k3s-agent", "k3s", "kubelite"].iter().flat_map(|c| p.pids(c)).collect();
-        if !pids.is_empty() {
-            out.kubelet_evidence.push(format!("kubelet process: pid {}", p.pids_text("kubelet")));
-        }
-        if !k3s.is_empty() {
-            out.kubelet_evidence.push(format!("k3s or MicroK8s process (kubelet embedded): pid {}", join(&k3s)));
-        }
-        for f in &p.kubelet_files {
-            out.kubelet_evidence.push(format!("kubelet configuration {f}"));
-        }
-        out.kubelet = Some(!out.kubelet_evidence.is_empty());
-    }
-
-    // kube-proxy: its rules, its own process, or its API answering. A k3s process alone with no rules is not
-    // counted (k3s may run with --disable-kube-proxy).
-    let kp_listed = kp.mode.is_present() || !kp.pids.is_empty() || kp.reported_mode.is_some();
-    if kp_listed {
-        let mode = match kp.mode {
-            ProxyMode::Iptables => ServiceProxyMode::Iptables,
-            ProxyMode::Nftables => ServiceProxyMode::Nftables,
-            ProxyMode::Ipvs => ServiceProxyMode::Ipvs,
-            ProxyMode::None => ServiceProxyMode::NoRules,
-            ProxyMode::Unknown => ServiceProxyMode::Unknown,
-        };
-        let mut evidence = kp_evidence.to_vec();
-        // Another process on kube-proxy's health port: Calico and Cilium bind it too (calico#10748). A socket whose
-        // process is not visible (another pid namespace) says nothing; k3s and rke2 embed kube-proxy.
-        if let Some(h) = procs.and_then(|p| p.healthz_port.as_ref()) {
-            if let (Some(comm), Some(pid)) = (&h.comm, h.pid) {
-                if !EMBEDDED_KUBE_PROXY.contains(&comm.as_str()) {
-                    evidence.push(format!(":{} (kube-proxy's health port) is held by {comm} (pid {pid})", h.port));
-                }
+    let mut evidence = kp_evidence.to_vec();
+    // A socket whose process is not visible (another pid namespace) says nothing; k3s and rke2 embed kube-proxy.
+    if let Some(h) = node.procs.and_then(|p| p.healthz_port.as_ref()) {
+        if let (Some(comm), Some(pid)) = (&h.comm, h.pid) {
+            if !EMBEDDED_KUBE_PROXY.contains(&comm.as_str()) {
+                evidence.push(format!(":{} (kube-proxy's health port) is held by {comm} (pid {pid})", h.port));
             }
         }
-        match kp.mode {
-            ProxyMode::None => evidence
-                .push("no kube-proxy Service rules right now (deleted by another writer, or not synced yet)".into()),
-            ProxyMode::Unknown => {
-                evidence.push("a rules source could not be read: kube-proxy's mode is unknown".into());
-            }
-            _ => {}
-        }
-        let services = match (kp.mode, vips_on(links, "kube-ipvs0")) {
-            (ProxyMode::Ipvs, Some(vips)) => Some(ipvs_vips_in(snap, &vips)),
-            (m, _) if m.is_present() => Some(kp.services),
-            _ => None,
-        };
-        out.proxies.push(ServiceProxy {
-            proxy: ProxyKind::KubeProxy,
-            mode,
-            balances: Traffic::ALL.to_vec(),
-            services,
-            agent_running: kp.running,
-            evidence,
-        });
     }
-
-    // Cilium: kube-proxy replacement, or per-packet ClusterIP balancing for pods (KPR off).
-    if cil.kube_proxy_replacement == Some(true) || (cil.present == Some(true) && cil.services.unwrap_or(0) > 0) {
-        let kpr = cil.kube_proxy_replacement == Some(true);
-        let mut balances = Vec::new();
-        let datapath = [cil.socket_lb, cil.bpf_nodeport, cil.xdp_nodeport].contains(&Some(true));
-        if cil.services.unwrap_or(0) > 0 || cil.socket_lb == Some(true) || (kpr && !datapath) {
-            balances.push(Traffic::ClusterIpFromPods);
+    match kp.mode {
+        ProxyMode::None => {
+            evidence.push("no kube-proxy Service rules right now (deleted by another writer, or not synced yet)".into())
         }
-        if cil.socket_lb == Some(true) || (kpr && !datapath) {
-            balances.push(Traffic::ClusterIpFromHost);
-        }
-        if cil.bpf_nodeport == Some(true) || cil.xdp_nodeport == Some(true) || (kpr && !datapath) {
-            balances.push(Traffic::External);
-        }
-        out.proxies.push(ServiceProxy {
-            proxy: ProxyKind::Cilium,
-            mode: if kpr { ServiceProxyMode::KubeProxyReplacement } else { ServiceProxyMode::PodClusterIp },
-            balances,
-            services: cil.services,
-            agent_running: cil.agent_running,
-            evidence: cil_evidence.to_vec(),
-        });
+        ProxyMode::Unknown => evidence.push("a rules source could not be read: kube-proxy's mode is unknown".into()),
+        _ => {}
     }
-
-    if let Some(p) = calico_ebpf(links, bpf, &mut out.not_proxies) {
-        let mut p = p;
-        p.agent_running = running("calico-node");
-        p.evidence.extend(pid_note("calico-node"));
-        out.proxies.push(p);
-    }
-
-    // kube-router's service proxy balances when IPVS virtual servers have their VIPs on kube-dummy-if. The link and
-    // its chains alone are leftovers: kube-router runs on as CNI, BGP or policy agent with --run-service-proxy=false.
-    let dummy = links.and_then(|l| l.get("kube-dummy-if"));
-    let kr_chains: Vec<&String> =
-        chains.iter().filter(|(_, c)| KUBE_ROUTER_PROXY_CHAINS.contains(&c.as_str())).map(|(w, _)| w).collect();
-    let kr_services = match (links, snap.ipvs.get()) {
-        (Some(_), Some(_)) => Some(vips_on(links, "kube-dummy-if").map(|v| ipvs_vips_in(snap, &v)).unwrap_or(0)),
+    let services = match (kp.mode, vips_on(node.links, "kube-ipvs0")) {
+        (ProxyMode::Ipvs, Some(vips)) => Some(ipvs_vips_in(node.snap, &vips)),
+        (m, _) if m.is_present() => Some(kp.services),
         _ => None,
     };
-    let kr_signs = dummy.is_some() || !kr_chains.is_empty();
-    if kr_signs && kr_services.is_none() {
-        out.incomplete = true;
-        out.not_proxies.push(
-            "kube-dummy-if or kube-router's service chains are there, but links or IPVS could not be read: whether \
-             kube-router balances Services is unknown"
-                .into(),
-        );
-    } else if kr_signs && kr_services == Some(0) {
-        out.not_proxies.push(format!(
-            "kube-router leftovers ({}), but no IPVS virtual server on a kube-dummy-if address: its service proxy \
-             is off (--run-service-proxy=false) or gone, not a proxy",
-            dummy
-                .map(|_| "link kube-dummy-if".to_string())
-                .into_iter()
-                .chain(kr_chains.iter().map(|c| format!("chain {c}")))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    } else if let Some(services) = kr_services.filter(|n| *n > 0) {
-        let mut evidence = Vec::new();
-        let services = Some(services);
-        if let Some(d) = dummy {
-            evidence.push(format!(
-                "link kube-dummy-if{} with {} addresses",
-                d.kind.as_deref().map(|k| format!(" ({k})")).unwrap_or_default(),
-                d.addresses.len()
-            ));
-        }
-        if let Some(n) = services {
-            evidence.push(format!("{n} IPVS virtual servers on kube-router's VIPs"));
-        }
-        evidence.extend(kr_chains.iter().map(|c| format!("chain {c}")));
-        evidence.extend(pid_note("kube-router"));
-        out.proxies.push(ServiceProxy {
-            proxy: ProxyKind::KubeRouter,
-            mode: ServiceProxyMode::Ipvs,
-            balances: Traffic::ALL.to_vec(),
-            services,
-            agent_running: running("kube-router"),
-            evidence,
-        });
-    }
+    Some(ServiceProxy {
+        proxy: ProxyKind::KubeProxy,
+        mode,
+        balances: Traffic::ALL.to_vec(),
+        services,
+        agent_running: kp.running,
+        evidence,
+    })
+}
 
-    // Antrea: proxyAll routes the Service CIDR via its virtual IP on antrea-gw0; AntreaProxy alone balances pod
-    // ClusterIP traffic in OVS, which the kernel does not show.
-    let gw = links.and_then(|l| l.get("antrea-gw0"));
-    let antrea_chains = chains.iter().filter(|(_, c)| c.starts_with("ANTREA-")).count();
-    let antrea_nft = nft.and_then(|n| n.tables.iter().find(|t| t.name == "antrea"));
-    let antrea_agent = running("antrea-agent");
-    if gw.is_some() || antrea_nft.is_some() || antrea_agent == Some(true) {
-        let mut evidence = Vec::new();
-        if gw.is_some() {
-            evidence.push("link antrea-gw0".to_string());
+/// Cilium, from what `dataplane` read (section 7 rows C2-C6): kube-proxy replacement, or per-packet ClusterIP
+/// balancing for pods with KPR off (C2, the X2 overlap). What it balances: ClusterIPs from pods with service
+/// entries or socket-LB (C4), from the host with socket-LB, external traffic with BPF NodePort on the NIC (C3) or
+/// XDP (C5); KPR reported with no datapath seen yet balances all three.
+fn cilium(cil: &Cilium, cil_evidence: &[String]) -> Option<ServiceProxy> {
+    let kpr = cil.kube_proxy_replacement == Some(true);
+    if !(kpr || (cil.present == Some(true) && cil.services.unwrap_or(0) > 0)) {
+        return None;
+    }
+    let mut balances = Vec::new();
+    let datapath = [cil.socket_lb, cil.bpf_nodeport, cil.xdp_nodeport].contains(&Some(true));
+    if cil.services.unwrap_or(0) > 0 || cil.socket_lb == Some(true) || (kpr && !datapath) {
+        balances.push(Traffic::ClusterIpFromPods);
+    }
+    if cil.socket_lb == Some(true) || (kpr && !datapath) {
+        balances.push(Traffic::ClusterIpFromHost);
+    }
+    if cil.bpf_nodeport == Some(true) || cil.xdp_nodeport == Some(true) || (kpr && !datapath) {
+        balances.push(Traffic::External);
+    }
+    Some(ServiceProxy {
+        proxy: ProxyKind::Cilium,
+        mode: if kpr { ServiceProxyMode::KubeProxyReplacement } else { ServiceProxyMode::PodClusterIp },
+        balances,
+        services: cil.services,
+        agent_running: cil.agent_running,
+        evidence: cil_evidence.to_vec(),
+    })
+}
+
+/// kube-router's service proxy (section 10, row kube-router): it balances when IPVS virtual servers have their VIPs
+/// on `kube-dummy-if`. The link and its chains (`KUBE-ROUTER-SERVICES`, `KUBE-ROUTER-HAIRPIN`) alone are
+/// leftovers, noted as no proxy: kube-router runs on as CNI, BGP or policy agent with --run-service-proxy=false.
+/// With those signs and links or IPVS unread, the view is incomplete.
+fn kube_router(node: &Node) -> Found {
+    let dummy = node.links.and_then(|l| l.get("kube-dummy-if"));
+    let chains = node.chains_named(KUBE_ROUTER_PROXY_CHAINS);
+    let services = match (node.links, node.snap.ipvs.get()) {
+        (Some(_), Some(_)) => {
+            Some(vips_on(node.links, "kube-dummy-if").map(|v| ipvs_vips_in(node.snap, &v)).unwrap_or(0))
         }
-        if antrea_chains > 0 {
-            evidence.push(format!("{antrea_chains} ANTREA-* iptables chains"));
-        }
-        // Whether proxyAll is on: `None` while routes could not be read and nothing else tells.
-        let mut proxy_all = None;
-        let virtual_ip = |a: &str| ANTREA_VIRTUAL_SERVICE_IPS.contains(&a);
-        match snap.routes.get() {
-            Some(r) => {
-                proxy_all = Some(false);
-                for route in
-                    r.routes.iter().filter(|r| virtual_ip(&r.gateway) && r.device.as_deref() == Some("antrea-gw0"))
-                {
-                    proxy_all = Some(true);
-                    evidence.push(format!("route {} via {} dev antrea-gw0", route.destination, route.gateway));
-                }
-                for n in
-                    r.neighbours.iter().filter(|n| virtual_ip(&n.address) && n.device.as_deref() == Some("antrea-gw0"))
-                {
-                    evidence.push(format!("permanent neighbour {} on antrea-gw0", n.address));
-                }
+        _ => None,
+    };
+    let signs = dummy.is_some() || !chains.is_empty();
+    match services {
+        None if signs => Found {
+            incomplete: true,
+            not_proxies: vec![
+                "kube-dummy-if or kube-router's service chains are there, but links or IPVS could not be read: \
+                 whether kube-router balances Services is unknown"
+                    .into(),
+            ],
+            ..Found::default()
+        },
+        Some(0) if signs => Found {
+            not_proxies: vec![format!(
+                "kube-router leftovers ({}), but no IPVS virtual server on a kube-dummy-if address: its service \
+                 proxy is off (--run-service-proxy=false) or gone, not a proxy",
+                dummy
+                    .map(|_| "link kube-dummy-if".to_string())
+                    .into_iter()
+                    .chain(chains.iter().map(|c| format!("chain {c}")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )],
+            ..Found::default()
+        },
+        Some(n) if n > 0 => {
+            let mut evidence = Vec::new();
+            if let Some(d) = dummy {
+                evidence.push(format!(
+                    "link kube-dummy-if{} with {} addresses",
+                    d.kind.as_deref().map(|k| format!(" ({k})")).unwrap_or_default(),
+                    d.addresses.len()
+                ));
             }
-            None => {
-                out.incomplete = true;
-                evidence.push("routes could not be read: whether proxyAll is on is unknown".into());
-            }
+            evidence.push(format!("{n} IPVS virtual servers on kube-router's VIPs"));
+            evidence.extend(chains.iter().map(|c| format!("chain {c}")));
+            evidence.extend(node.pid_note("kube-router"));
+            Found::proxy(Some(ServiceProxy {
+                proxy: ProxyKind::KubeRouter,
+                mode: ServiceProxyMode::Ipvs,
+                balances: Traffic::ALL.to_vec(),
+                services: Some(n),
+                agent_running: node.running("kube-router"),
+                evidence,
+            }))
         }
-        if let Some(t) = antrea_nft {
-            let pa: Vec<&String> = t.chains.iter().filter(|c| c.ends_with("-proxy-all")).collect();
-            if !pa.is_empty() {
+        _ => Found::default(),
+    }
+}
+
+/// Antrea (section 10, row Antrea `proxyAll`): listed when `antrea-gw0`, its nftables table `antrea` or an
+/// `antrea-agent` process is there. proxyAll routes the Service CIDR via its virtual IP on `antrea-gw0` (with a
+/// permanent neighbour), or has the table's `*-proxy-all` chains; without it AntreaProxy alone balances pod
+/// ClusterIP traffic in OVS, which the kernel does not show (like Cilium without KPR). Routes unread and no
+/// proxy-all chain: the mode is unknown and the view incomplete.
+fn antrea(node: &Node) -> Found {
+    let gw = node.links.and_then(|l| l.get("antrea-gw0"));
+    let antrea_chains = node.chains.iter().filter(|(_, c)| c.starts_with("ANTREA-")).count();
+    let antrea_nft = node.nft.and_then(|n| n.tables.iter().find(|t| t.name == "antrea"));
+    let antrea_agent = node.running("antrea-agent");
+    if gw.is_none() && antrea_nft.is_none() && antrea_agent != Some(true) {
+        return Found::default();
+    }
+    let mut incomplete = false;
+    let mut evidence = Vec::new();
+    if gw.is_some() {
+        evidence.push("link antrea-gw0".to_string());
+    }
+    if antrea_chains > 0 {
+        evidence.push(format!("{antrea_chains} ANTREA-* iptables chains"));
+    }
+    // Whether proxyAll is on: `None` while routes could not be read and nothing else tells.
+    let mut proxy_all = None;
+    let virtual_ip = |a: &str| ANTREA_VIRTUAL_SERVICE_IPS.contains(&a);
+    match node.snap.routes.get() {
+        Some(r) => {
+            proxy_all = Some(false);
+            for route in r.routes.iter().filter(|r| virtual_ip(&r.gateway) && r.device.as_deref() == Some("antrea-gw0"))
+            {
                 proxy_all = Some(true);
+                evidence.push(format!("route {} via {} dev antrea-gw0", route.destination, route.gateway));
             }
-            evidence.push(format!(
-                "nftables table {} antrea{}",
-                t.family,
-                pa.iter().map(|c| format!(", chain {c}")).collect::<String>()
-            ));
+            for n in r.neighbours.iter().filter(|n| virtual_ip(&n.address) && n.device.as_deref() == Some("antrea-gw0"))
+            {
+                evidence.push(format!("permanent neighbour {} on antrea-gw0", n.address));
+            }
         }
-        evidence.extend(pid_note("antrea-agent"));
-        if proxy_all != Some(true) {
-            evidence.push("AntreaProxy balances ClusterIP traffic from pods in OVS flows (on by default)".into());
+        None => {
+            incomplete = true;
+            evidence.push("routes could not be read: whether proxyAll is on is unknown".into());
         }
-        let (mode, balances) = match proxy_all {
-            Some(true) => (ServiceProxyMode::ProxyAll, Traffic::ALL.to_vec()),
-            Some(false) => (ServiceProxyMode::AntreaProxy, vec![Traffic::ClusterIpFromPods]),
-            None => (ServiceProxyMode::Unknown, vec![Traffic::ClusterIpFromPods]),
-        };
-        out.proxies.push(ServiceProxy {
+    }
+    if let Some(t) = antrea_nft {
+        let pa: Vec<&String> = t.chains.iter().filter(|c| c.ends_with("-proxy-all")).collect();
+        if !pa.is_empty() {
+            proxy_all = Some(true);
+        }
+        evidence.push(format!(
+            "nftables table {} antrea{}",
+            t.family,
+            pa.iter().map(|c| format!(", chain {c}")).collect::<String>()
+        ));
+    }
+    evidence.extend(node.pid_note("antrea-agent"));
+    if proxy_all != Some(true) {
+        evidence.push("AntreaProxy balances ClusterIP traffic from pods in OVS flows (on by default)".into());
+    }
+    let (mode, balances) = match proxy_all {
+        Some(true) => (ServiceProxyMode::ProxyAll, Traffic::ALL.to_vec()),
+        Some(false) => (ServiceProxyMode::AntreaProxy, vec![Traffic::ClusterIpFromPods]),
+        None => (ServiceProxyMode::Unknown, vec![Traffic::ClusterIpFromPods]),
+    };
+    Found {
+        proxy: Some(ServiceProxy {
             proxy: ProxyKind::Antrea,
             mode,
             balances,
             services: None,
             agent_running: antrea_agent,
             evidence,
-        });
+        }),
+        incomplete,
+        not_proxies: Vec::new(),
     }
+}
 
-    // OVN-Kubernetes: its Service chains or nftables table, or its management port with ovnkube running.
-    let mp0 = links.and_then(|l| l.get("ovn-k8s-mp0")).is_some();
-    let ovn_chains: Vec<&String> =
-        chains.iter().filter(|(_, c)| OVN_SERVICE_CHAINS.contains(&c.as_str())).map(|(w, _)| w).collect();
-    let ovn_nft = nft.and_then(|n| n.table("inet", "ovn-kubernetes"));
-    let ovnkube = running("ovnkube");
-    if !ovn_chains.is_empty() || ovn_nft.is_some() || (mp0 && ovnkube == Some(true)) {
-        let mut evidence = Vec::new();
-        if mp0 {
-            evidence.push("management port ovn-k8s-mp0".to_string());
-        }
-        evidence.extend(ovn_chains.iter().map(|c| format!("chain {c}")));
-        if let Some(t) = ovn_nft {
-            evidence.push(format!("nftables table inet ovn-kubernetes ({} chains)", t.chains.len()));
-        }
-        evidence.extend(pid_note("ovnkube"));
-        out.proxies.push(ServiceProxy {
-            proxy: ProxyKind::OvnKubernetes,
-            mode: ServiceProxyMode::Ovn,
-            balances: Traffic::ALL.to_vec(),
-            services: None,
-            agent_running: ovnkube,
-            evidence,
-        });
+/// OVN-Kubernetes (section 10, row OVN-Kubernetes): its Service chains (`OVN-KUBE-NODEPORT`, `-EXTERNALIP`, `-ETP`,
+/// `-ITP`; not `OVN-KUBE-EGRESS-*`) or its nftables table `inet ovn-kubernetes`, or its management port
+/// `ovn-k8s-mp0` with `ovnkube` running.
+fn ovn_kubernetes(node: &Node) -> Option<ServiceProxy> {
+    let mp0 = node.links.and_then(|l| l.get("ovn-k8s-mp0")).is_some();
+    let ovn_chains = node.chains_named(OVN_SERVICE_CHAINS);
+    let ovn_nft = node.nft.and_then(|n| n.table("inet", "ovn-kubernetes"));
+    let ovnkube = node.running("ovnkube");
+    if ovn_chains.is_empty() && ovn_nft.is_none() && !(mp0 && ovnkube == Some(true)) {
+        return None;
     }
-    if let Some(mut p) = loxilb(links, bpf) {
-        p.agent_running = running("loxilb");
-        p.evidence.extend(pid_note("loxilb"));
-        out.proxies.push(p);
+    let mut evidence = Vec::new();
+    if mp0 {
+        evidence.push("management port ovn-k8s-mp0".to_string());
     }
-    out.proxies.sort_by_key(|p| p.proxy);
-    out
+    evidence.extend(ovn_chains.iter().map(|c| format!("chain {c}")));
+    if let Some(t) = ovn_nft {
+        evidence.push(format!("nftables table inet ovn-kubernetes ({} chains)", t.chains.len()));
+    }
+    evidence.extend(node.pid_note("ovnkube"));
+    Some(ServiceProxy {
+        proxy: ProxyKind::OvnKubernetes,
+        mode: ServiceProxyMode::Ovn,
+        balances: Traffic::ALL.to_vec(),
+        services: None,
+        agent_running: ovnkube,
+        evidence,
+    })
 }
 
 /// LoxiLB's eBPF datapath (docs/DATAPLANE-FACTS.md section 11.1): `tc_packet_func_fast` (section
 /// `tc_packet_hook0`, stored as `tc_packet_func_`) on tc ingress/egress of the interfaces it manages, and
 /// `xdp_packet_func` on XDP of its own TAP `llb0` (and of every interface with `--rss-enable`). Its programs on
 /// `llb0` alone balance no Service traffic. Its pinned maps (`/opt/loxilb/dp/bpf/`) are not read.
-fn loxilb(links: Option<&LinksState>, bpf: Option<&BpfState>) -> Option<ServiceProxy> {
+fn loxilb(node: &Node) -> Option<ServiceProxy> {
+    let (links, bpf) = (node.links, node.bpf);
     let name = |id: u32, fallback: &str| {
         bpf.and_then(|b| b.program(id)).map(|p| p.name.clone()).unwrap_or_else(|| fallback.to_string())
     };
@@ -339,23 +428,22 @@ fn loxilb(links: Option<&LinksState>, bpf: Option<&BpfState>) -> Option<ServiceP
         return None;
     }
     balances.sort();
+    evidence.extend(node.pid_note("loxilb"));
     Some(ServiceProxy {
         proxy: ProxyKind::Loxilb,
         mode: ServiceProxyMode::Ebpf,
         balances,
         services: None,
-        agent_running: None,
+        agent_running: node.running("loxilb"),
         evidence,
     })
 }
 
-/// Calico's eBPF dataplane: `cali_tc_preamble` attached on a device, or connect-time load balancing on a cgroup.
-/// Pinned NAT maps alone (nothing attached) are stale and noted in `not_proxies`.
-fn calico_ebpf(
-    links: Option<&LinksState>,
-    bpf: Option<&BpfState>,
-    not_proxies: &mut Vec<String>,
-) -> Option<ServiceProxy> {
+/// Calico's eBPF dataplane (section 10, row Calico eBPF): `cali_tc_preamble` attached on a device, or connect-time
+/// load balancing on a cgroup; the NAT frontends of its pinned maps counted. Pinned NAT maps alone (nothing
+/// attached) are stale and noted as no proxy.
+fn calico_ebpf(node: &Node) -> Found {
+    let (links, bpf) = (node.links, node.bpf);
     let name = |id: u32, fallback: &str| {
         bpf.and_then(|b| b.program(id)).map(|p| p.display_name().to_string()).unwrap_or_else(|| fallback.to_string())
     };
@@ -411,25 +499,26 @@ fn calico_ebpf(
         })
         .collect();
     if evidence.is_empty() {
+        let mut found = Found::default();
         if frontends > 0 {
-            not_proxies.extend(
-                map_notes.into_iter().map(|n| {
-                    format!("{n}, but no Calico program is attached (tc, tcx, cgroup): stale pins, not a proxy")
-                }),
-            );
+            found.not_proxies = map_notes
+                .into_iter()
+                .map(|n| format!("{n}, but no Calico program is attached (tc, tcx, cgroup): stale pins, not a proxy"))
+                .collect();
         }
-        return None;
+        return found;
     }
     balances.sort();
     evidence.extend(map_notes);
-    Some(ServiceProxy {
+    evidence.extend(node.pid_note("calico-node"));
+    Found::proxy(Some(ServiceProxy {
         proxy: ProxyKind::CalicoEbpf,
         mode: ServiceProxyMode::Ebpf,
         balances,
         services: (!maps.is_empty()).then_some(frontends),
-        agent_running: None,
+        agent_running: node.running("calico-node"),
         evidence,
-    })
+    }))
 }
 
 /// Felix's default data-device pattern `^((en|wl|ww|sl|ib)[Popsx].*|(eth|wlan|wwan|bond).*)`.
@@ -666,6 +755,41 @@ mod tests {
         // A kube-proxy next to it: the supported overlap, nothing partial.
         let r = analysed("loxilb_next_to_kube_proxy_ipvs_is_the_supported_overlap", |_| {});
         assert!(r.finding(&FindingId::ServiceRoutingPartial).is_none(), "{:?}", r.findings);
+    }
+
+    /// OVN-Kubernetes from a recorded world (its Service chains, `ovn-k8s-mp0`, `ovnkube`), changed: its Service
+    /// chains gone (its egress and management-port SNAT chains stay, which balance nothing), it is told by its
+    /// nftables table alone (newer releases) or by its management port with `ovnkube` running; the port alone is
+    /// no proxy.
+    #[test]
+    fn ovn_kubernetes_is_told_by_its_chains_its_nftables_table_or_its_port_with_ovnkube() {
+        const OVN: &str = "ovn_kubernetes_alone_is_healthy";
+        let without_service_chains = |v: &mut serde_json::Value| {
+            for t in v["nftables"]["data"]["tables"].as_array_mut().unwrap() {
+                t["chains"].as_array_mut().unwrap().retain(|c| !OVN_SERVICE_CHAINS.contains(&c.as_str().unwrap()));
+            }
+        };
+        let no_processes = |v: &mut serde_json::Value| v["processes"]["data"]["processes"] = serde_json::json!([]);
+        let r = analysed(OVN, |v| {
+            without_service_chains(v);
+            no_processes(v);
+            v["nftables"]["data"]["tables"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"family": "inet", "name": "ovn-kubernetes", "chains": ["mgmtport-snat"]}));
+        });
+        assert_eq!(modes(&r), vec![(ProxyKind::OvnKubernetes, ServiceProxyMode::Ovn)]);
+        let p = &r.dataplane.proxies[0];
+        assert_eq!(p.agent_running, Some(false));
+        assert_eq!(p.evidence, ["management port ovn-k8s-mp0", "nftables table inet ovn-kubernetes (1 chains)"]);
+        let r = analysed(OVN, without_service_chains);
+        assert_eq!(modes(&r), vec![(ProxyKind::OvnKubernetes, ServiceProxyMode::Ovn)]);
+        assert_eq!(r.dataplane.proxies[0].evidence, ["management port ovn-k8s-mp0", "ovnkube process: pid 101"]);
+        let r = analysed(OVN, |v| {
+            without_service_chains(v);
+            no_processes(v);
+        });
+        assert_eq!(modes(&r), vec![], "{:?}", r.dataplane.proxies);
     }
 
     #[test]

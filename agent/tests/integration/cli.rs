@@ -205,6 +205,27 @@ fn a_snapshot_of_another_schema_version_is_refused() {
     assert!(code != 64 && out.contains("kube-proxy"), "{code} {out}{err}");
 }
 
+/// A ClusterIP in Cilium's service map that is no address (a hand-edited or damaged snapshot) refuses the file,
+/// naming it: skipped, it could hide the NFS-under-socket-LB warning this recording gives.
+#[test]
+fn a_snapshot_with_a_cluster_ip_that_is_no_address_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorded = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/snapshots/nfs_to_a_clusterip_under_socket_lb-with-socket-lb.json"
+    );
+    let text = std::fs::read_to_string(recorded).unwrap();
+    assert_eq!(text.matches("\"cluster_ips\": [").count(), 1);
+    let f = dir.path().join("node-7.json");
+    std::fs::write(&f, text.replace("\"cluster_ips\": [", "\"cluster_ips\": [\"10.96.0.300\", ")).unwrap();
+    let (code, out, err) = rw(&["--config", "/dev/null", "check", "--snapshot", f.to_str().unwrap()]);
+    assert_eq!(code, 64, "{out}{err}");
+    assert!(err.contains("node-7.json") && err.contains("invalid IP address syntax"), "{err}");
+    // The recording itself loads and warns.
+    let (code, out, err) = rw(&["--config", "/dev/null", "check", "--snapshot", recorded]);
+    assert!(code == 1 && out.contains("nfs.clusterip-socket-lb"), "{code} {out}{err}");
+}
+
 #[test]
 fn a_zero_poll_interval_and_a_nonsense_listen_address_are_usage_errors() {
     let (code, _, err) = rw(&["wait", "--poll-interval", "0", "--for", "chain:nat/KUBE-SERVICES"]);

@@ -4,6 +4,8 @@
 //! Key: address, dport (2), backend_slot (2), proto, scope, pad. Slot 0 is the service frontend; other slots
 //! are backends. Value: backend_id/count (4), count (2), rev_nat_index (2), flags (1), flags2 (1), qcount (2).
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 use crate::model::bpf::FrontendCounts;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,12 +22,12 @@ pub const SVC_FLAG_LOADBALANCER: u8 = 1 << 5;
 /// At most this many ClusterIP addresses are kept per map.
 pub const MAX_ADDRESSES: usize = 65_536;
 
-/// Counts (all entries, frontends by type, ClusterIP frontend addresses) over raw (key, value) pairs. Entries too
-/// short to decode are counted but not classified.
+/// Counts (all entries, frontends by type, ClusterIP frontend addresses sorted and each once) over raw (key, value)
+/// pairs. Entries too short to decode are counted but not classified.
 pub fn count_frontends<'a>(
     family: LbFamily,
     entries: impl Iterator<Item = (&'a [u8], &'a [u8])>,
-) -> (u32, FrontendCounts, Vec<String>) {
+) -> (u32, FrontendCounts, Vec<IpAddr>) {
     let slot_at = match family {
         LbFamily::V4 => 6,
         LbFamily::V6 => 18,
@@ -51,14 +53,13 @@ pub fn count_frontends<'a>(
             c.cluster_ip += 1;
             if addrs.len() < MAX_ADDRESSES {
                 let addr = match family {
-                    LbFamily::V4 => key
-                        .get(..4)
-                        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                        .map(|a| std::net::Ipv4Addr::from(a).to_string()),
+                    LbFamily::V4 => {
+                        key.get(..4).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(|a| IpAddr::from(Ipv4Addr::from(a)))
+                    }
                     LbFamily::V6 => key
                         .get(..16)
                         .and_then(|b| <[u8; 16]>::try_from(b).ok())
-                        .map(|a| std::net::Ipv6Addr::from(a).to_string()),
+                        .map(|a| IpAddr::from(Ipv6Addr::from(a))),
                 };
                 addrs.extend(addr);
             }
@@ -155,7 +156,7 @@ mod tests {
             (key4([192, 0, 2, 8], 80, 0), val(SVC_FLAG_EXTERNAL_IP)),
         ];
         let (total, c, ips) = count_frontends(LbFamily::V4, entries.iter().map(|(k, v)| (&k[..], &v[..])));
-        assert_eq!(ips, vec!["10.96.0.1".to_string()]);
+        assert_eq!(ips, vec![IpAddr::from([10, 96, 0, 1])]);
         assert_eq!(total, 5);
         assert_eq!(c, FrontendCounts { cluster_ip: 1, node_port: 1, external_ip: 1, load_balancer: 1, host_port: 0 });
         assert_eq!((c.total(), c.external()), (4, 3));
