@@ -103,7 +103,8 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             title: "kube-proxy rules without kube-proxy",
             severity: "warning",
             meaning: "kube-proxy's chains or tables are present but no kube-proxy runs: the rules still steer \
-                traffic to endpoints that no longer get updated.",
+                traffic to endpoints that no longer get updated. Also raised for iptables-mode chains left over from \
+                an earlier mode while kube-proxy now runs in IPVS or nftables mode.",
             evidence: "The chains or tables found, per backend.",
             remedy: "Run `kube-proxy --cleanup` on the node (with the mode it ran in), or restart kube-proxy.",
             alerts: &["RoutewardenStaleKubeProxyRules"],
@@ -220,9 +221,10 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
         FindingId::ServiceProxyAgentDown => FindingDoc {
             title: "a Service proxy is programmed but its agent does not run",
             severity: "warning",
-            meaning: "Calico eBPF, kube-router, Antrea, OVN-Kubernetes or LoxiLB has its programs, rules or links on \
-                the node but its agent process (calico-node, kube-router, antrea-agent, ovnkube, loxilb) does not run: nothing \
-                keeps them up to date.",
+            meaning: "Cilium, Calico eBPF, kube-router, Antrea, OVN-Kubernetes or LoxiLB has its programs, rules or \
+                links on the node but its agent process (cilium-agent, calico-node, kube-router, antrea-agent, ovnkube, \
+                loxilb) does not run: nothing keeps them up to date. Cilium's socket-LB and tc programs keep balancing \
+                from their pinned maps meanwhile, and a kube-proxy that also runs is still in conflict with them.",
             evidence: "What is programmed, and that the process list has no agent.",
             remedy: "Check the agent's pod on this node and its logs.",
             alerts: &[],
