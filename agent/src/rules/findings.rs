@@ -11,6 +11,9 @@ use crate::report::{
 use crate::rules::dataplane::Facts;
 
 /// The findings, and the pairs of proxies in conflict (for `dataplane.conflicts`), in the order they are reported.
+/// Section 7's X4 (kube-proxy with Cilium only as the CNI) is healthy and X5 (the canary alone) inconclusive: neither
+/// raises a finding (`chains` counts the KUBE-PROXY-CANARY marker as no kube-proxy rule), so neither has a function
+/// here.
 pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
     let mut out = crate::rules::remedy::source_failures(snap);
     let mut conflicts = Vec::new();
