@@ -1,8 +1,10 @@
 //! The findings catalogue: for every built-in `FindingId`, what it means, what evidence it carries, what usually
 //! fixes it and which shipped alert fires. The findings reference (`docs/findings/`) and `routewarden-findings(7)`
-//! are generated from it (`outputs::reference`); the rules' own summaries and remedies stay where they are raised.
+//! are generated from it (`outputs::reference`). Below the entries, the texts the rules raise: every summary,
+//! remedy and fixed evidence line, as constants or small functions of what was read (names, modes, counts), grouped
+//! by finding id; the rules choose which applies.
 
-use crate::report::FindingId;
+use crate::report::{Cilium, FindingId, KubeProxy, ProxyMode, ServiceProxy, ServiceProxyMode};
 
 /// What a user reads about one built-in finding id. Plain text (Markdown backticks allowed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +103,8 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             title: "kube-proxy rules without kube-proxy",
             severity: "warning",
             meaning: "kube-proxy's chains or tables are present but no kube-proxy runs: the rules still steer \
-                traffic to endpoints that no longer get updated.",
+                traffic to endpoints that no longer get updated. Also raised for iptables-mode chains left over from \
+                an earlier mode while kube-proxy now runs in IPVS or nftables mode.",
             evidence: "The chains or tables found, per backend.",
             remedy: "Run `kube-proxy --cleanup` on the node (with the mode it ran in), or restart kube-proxy.",
             alerts: &["RoutewardenStaleKubeProxyRules"],
@@ -218,9 +221,10 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
         FindingId::ServiceProxyAgentDown => FindingDoc {
             title: "a Service proxy is programmed but its agent does not run",
             severity: "warning",
-            meaning: "Calico eBPF, kube-router, Antrea, OVN-Kubernetes or LoxiLB has its programs, rules or links on \
-                the node but its agent process (calico-node, kube-router, antrea-agent, ovnkube, loxilb) does not run: nothing \
-                keeps them up to date.",
+            meaning: "Cilium, Calico eBPF, kube-router, Antrea, OVN-Kubernetes or LoxiLB has its programs, rules or \
+                links on the node but its agent process (cilium-agent, calico-node, kube-router, antrea-agent, ovnkube, \
+                loxilb) does not run: nothing keeps them up to date. Cilium's socket-LB and tc programs keep balancing \
+                from their pinned maps meanwhile, and a kube-proxy that also runs is still in conflict with them.",
             evidence: "What is programmed, and that the process list has no agent.",
             remedy: "Check the agent's pod on this node and its logs.",
             alerts: &[],
@@ -228,6 +232,549 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
         FindingId::Journal(_) => return None,
     };
     Some(d)
+}
+
+// The texts the rules raise, by finding id: summaries and remedies, and the names they give proxies. Each returns
+// exactly what a finding carries (the decisions test compares every recorded report byte for byte); the rules
+// decide which text applies and fill in what was read.
+
+/// How the findings name kube-proxy: "kube-proxy (iptables mode, nft backend, 143 services)".
+pub fn kube_proxy(kp: &KubeProxy) -> String {
+    let mut parts = vec![format!("{} mode", mode_name(kp.mode))];
+    if let Some(b) = &kp.backend {
+        parts.push(format!("{b} backend"));
+    }
+    parts.push(format!("{} services", kp.services));
+    format!("kube-proxy ({})", parts.join(", "))
+}
+
+/// How the findings name Cilium's kube-proxy replacement: "socket-LB, BPF NodePort, 141 services in its service
+/// maps".
+pub fn cilium_kpr(c: &Cilium) -> String {
+    let mut parts = Vec::new();
+    if c.socket_lb == Some(true) {
+        parts.push("socket-LB".to_string());
+    }
+    if c.bpf_nodeport == Some(true) {
+        parts.push("BPF NodePort".to_string());
+    }
+    if c.xdp_nodeport == Some(true) {
+        parts.push("XDP NodePort".to_string());
+    }
+    if let Some(mode) = &c.configured_kpr {
+        parts.push(format!("configured kubeProxyReplacement {mode}"));
+    }
+    if let Some(n) = c.services {
+        parts.push(format!("{n} services in its service maps"));
+    }
+    parts.join(", ")
+}
+
+/// How the findings name a Service proxy of the pair table: "calico-ebpf (ebpf mode, 3 services)".
+pub fn proxy(p: &ServiceProxy) -> String {
+    if p.mode == ServiceProxyMode::NoRules {
+        return format!("{} (runs, with no Service rules right now)", p.proxy.as_str());
+    }
+    let services = p.services.map(|n| format!(", {n} services")).unwrap_or_default();
+    format!("{} ({} mode{services})", p.proxy.as_str(), p.mode.as_str())
+}
+
+/// kube-proxy's mode as a sentence says it: "iptables", "IPVS", "an unknown".
+fn mode_name(m: ProxyMode) -> &'static str {
+    match m {
+        ProxyMode::Iptables => "iptables",
+        ProxyMode::Nftables => "nftables",
+        ProxyMode::Ipvs => "IPVS",
+        ProxyMode::None => "no",
+        ProxyMode::Unknown => "an unknown",
+    }
+}
+
+/// "a", "a and b", "a, b and c".
+fn list(mut items: Vec<String>) -> String {
+    match items.len() {
+        0 => String::new(),
+        1 => items.remove(0),
+        _ => {
+            let last = items.pop().unwrap_or_default();
+            format!("{} and {last}", items.join(", "))
+        }
+    }
+}
+
+/// `source.failed`: the remedy follows the failure's kind; sources that failed alike share one text naming them all.
+pub mod source_failed {
+    use crate::model::{Failure, SourceId};
+
+    /// The remedy for `sources`, which all failed with `failure`.
+    pub fn remedy(failure: &Failure, sources: &[SourceId]) -> String {
+        let names = super::list(sources.iter().map(|s| s.as_str().to_string()).collect());
+        match failure {
+            Failure::PermissionDenied => {
+                // Each capability with the sources that need it, in the order first needed.
+                let mut needs: Vec<(&str, Vec<String>)> = Vec::new();
+                for s in sources {
+                    let cap = capability(*s);
+                    match needs.iter_mut().find(|(c, _)| *c == cap) {
+                        Some((_, v)) => v.push(s.as_str().to_string()),
+                        None => needs.push((cap, vec![s.as_str().to_string()])),
+                    }
+                }
+                let needs: Vec<String> = needs
+                    .into_iter()
+                    .map(|(cap, srcs)| {
+                        let verb = if srcs.len() == 1 { "needs" } else { "need" };
+                        format!("{} {verb} {cap}", super::list(srcs))
+                    })
+                    .collect();
+                format!(
+                    "permission denied: run routewarden as root, or with the capabilities the packaged unit grants \
+                     (CAP_NET_ADMIN CAP_NET_RAW CAP_SYS_ADMIN CAP_DAC_READ_SEARCH); {}",
+                    needs.join("; ")
+                )
+            }
+            Failure::MissingTool { binary } => {
+                let (deb, rpm) = package(binary);
+                format!(
+                    "{binary} is not installed: install it (Debian/Ubuntu: apt-get install {deb}; RHEL/Fedora: dnf \
+                     install {rpm}), or set its path under [binaries] in the configuration (needed by {names})"
+                )
+            }
+            Failure::OverSizeBound { key: Some(key) } => format!(
+                "{names}: what was read is over the configured bound: raise `{key}` in the configuration \
+                 (`routewarden config show` prints the value in effect)"
+            ),
+            Failure::OverSizeBound { key: None } => format!(
+                "{names}: what was read is over routewarden's fixed bound (no key raises it): report it as a bug with \
+                 the error and the node's size (rules, Services)"
+            ),
+            Failure::TimedOut { key: Some(key) } => format!(
+                "{names} did not answer in time: raise `{key}` in the configuration, and look for what makes the \
+                 node slow (load, a very large ruleset)"
+            ),
+            Failure::TimedOut { key: None } => {
+                format!(
+                    "{names} did not answer in time: look for what makes the node slow (load, a very large ruleset)"
+                )
+            }
+            Failure::NotFound => {
+                let keys = super::list(sources.iter().map(|s| format!("`{}`", path_key(*s))).collect());
+                format!(
+                    "{names}: a file or socket it reads does not exist: check {keys} in the configuration (and \
+                     `host_root` in a container)"
+                )
+            }
+            Failure::Parse => format!(
+                "{names}: routewarden could not decode what it read: this is a bug or a format it does not know yet; \
+                 report it with the error and the file or dump it names (`routewarden snapshot --full` holds the \
+                 rules)"
+            ),
+            Failure::HostViewMissing => format!(
+                "{names}: the container does not see the host: add the mount or setting the error names \
+                 (docs/container.md)"
+            ),
+            Failure::Other => format!("{names}: fix what the error names; if it persists, report it with the error"),
+        }
+    }
+
+    /// The capability a source's reads need when it runs unprivileged.
+    fn capability(s: SourceId) -> &'static str {
+        match s {
+            // IPT_SO_GET_INFO/ENTRIES and NFT_MSG_GET* dumps, IPVS and tc dumps check CAP_NET_ADMIN.
+            SourceId::IptablesLegacy | SourceId::Nftables | SourceId::Ipvs | SourceId::Links | SourceId::Routes => {
+                "CAP_NET_ADMIN"
+            }
+            // Listing loaded programs (BPF_PROG_GET_NEXT_ID) and BPF_PROG_QUERY on cgroups.
+            SourceId::Bpf => "CAP_SYS_ADMIN",
+            // Other users' /proc/<pid>/fd and /proc/1/mountinfo.
+            SourceId::Processes | SourceId::Mounts => "CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH",
+            // Root-only files: the kubelet's PKI, the CNI directory, the Cilium agent's socket.
+            SourceId::Certificates | SourceId::Cni | SourceId::CiliumAgent | SourceId::KubeProxyApi => {
+                "CAP_DAC_READ_SEARCH (read access to its files)"
+            }
+            SourceId::Journal | SourceId::Kubernetes => "read access to its files",
+        }
+    }
+
+    /// The configuration key naming what a source reads.
+    fn path_key(s: SourceId) -> &'static str {
+        match s {
+            SourceId::IptablesLegacy | SourceId::Processes => "proc_dir",
+            SourceId::Ipvs => "ipvs_file",
+            SourceId::Bpf => "bpffs",
+            SourceId::Mounts => "mountinfo",
+            SourceId::Cni => "cni_dir",
+            SourceId::Certificates => "certificates.paths",
+            SourceId::CiliumAgent => "cilium_socket",
+            SourceId::KubeProxyApi => "kube_proxy.metrics_address",
+            SourceId::Journal => "journal.journalctl",
+            SourceId::Kubernetes => "kubernetes.kubeconfig",
+            SourceId::Nftables | SourceId::Links | SourceId::Routes => "host_root",
+        }
+    }
+
+    /// The Debian and RPM packages that ship `binary` (by its file name).
+    fn package(binary: &str) -> (&'static str, &'static str) {
+        let name = binary.rsplit('/').next().unwrap_or(binary);
+        match name {
+            "nft" => ("nftables", "nftables"),
+            "journalctl" => ("systemd", "systemd"),
+            n if n.contains("legacy") => ("iptables", "iptables-legacy"),
+            n if n.contains("tables") => ("iptables", "iptables-nft"),
+            _ => ("the package that ships it", "the package that ships it"),
+        }
+    }
+}
+
+/// `service-routing.conflict`: kube-proxy next to Cilium's kube-proxy replacement (X1), and the pair table.
+pub mod conflict {
+    use crate::report::ProxyKind;
+
+    /// X1. `running_known` is whether the processes said if kube-proxy runs.
+    pub fn kube_proxy_and_cilium(kube_proxy: &str, kpr: &str, running_known: bool) -> String {
+        format!(
+            "{kube_proxy} and Cilium kube-proxy replacement ({kpr}) both program Services{}",
+            if running_known { "" } else { " (could not tell whether kube-proxy runs)" }
+        )
+    }
+
+    pub const KUBE_PROXY_AND_CILIUM_REMEDY: &str =
+        "remove kube-proxy (kubectl -n kube-system delete ds kube-proxy; kubectl -n kube-system delete cm \
+         kube-proxy), then run `kube-proxy --cleanup` on each node; or turn kubeProxyReplacement off in \
+         Cilium. For new clusters: kubeadm init --skip-phases=addon/kube-proxy";
+
+    /// Two proxies (named by [`super::proxy`]) that both balance `shared`.
+    pub fn pair(a: &str, b: &str, shared: &str, both_running: bool) -> String {
+        format!(
+            "{a} and {b} both balance {shared} on this node{}",
+            if both_running { "" } else { " (could not tell whether both agents run)" }
+        )
+    }
+
+    /// How to end a pair's conflict.
+    pub fn pair_remedy(a: ProxyKind, b: ProxyKind) -> String {
+        match (a, b) {
+            (ProxyKind::KubeProxy, ProxyKind::CalicoEbpf) => {
+                "Calico's eBPF dataplane replaces kube-proxy: remove kube-proxy from this node (kubectl -n kube-system \
+                 delete ds kube-proxy, or a nodeSelector that keeps it off eBPF nodes) and keep Felix's \
+                 BPFKubeProxyIptablesCleanupEnabled=true so Felix removes its leftovers; if kube-proxy must stay, set \
+                 BPFKubeProxyIptablesCleanupEnabled=false so the two stop deleting each other's state, and move one of \
+                 them off the :10256 health port"
+                    .into()
+            }
+            (ProxyKind::KubeProxy, ProxyKind::KubeRouter) => {
+                "run kube-router with --run-service-proxy=false, or remove kube-proxy (kubectl -n kube-system delete \
+                 ds kube-proxy); do not run `kube-proxy --cleanup` while kube-router serves Services: it flushes every \
+                 IPVS service, kube-router's too"
+                    .into()
+            }
+            (ProxyKind::KubeProxy, ProxyKind::Antrea) => {
+                "Antrea proxyAll replaces kube-proxy: remove kube-proxy (kubectl -n kube-system delete ds kube-proxy, \
+                 then clean its rules) or set antreaProxy.proxyAll=false"
+                    .into()
+            }
+            (ProxyKind::KubeProxy, ProxyKind::OvnKubernetes) => {
+                "OVN-Kubernetes balances Services itself: remove kube-proxy (kubectl -n kube-system delete ds \
+                 kube-proxy) and clean its rules with `kube-proxy --cleanup`"
+                    .into()
+            }
+            (x, y) => format!(
+                "run one Service proxy on this node: turn Service handling off in {} or in {} (two datapaths rewriting \
+                 the same Service traffic break connections unpredictably)",
+                x.as_str(),
+                y.as_str()
+            ),
+        }
+    }
+}
+
+/// `service-routing.overlap`: a supported combination (X2, a split, LoxiLB next to kube-proxy).
+pub mod overlap {
+    /// X2: kube-proxy next to Cilium without kube-proxy replacement.
+    pub fn kube_proxy_and_cilium(kube_proxy: &str) -> String {
+        format!(
+            "{kube_proxy} programs Services; Cilium runs without kube-proxy replacement (it only balances ClusterIP \
+             traffic from pods). This is the supported combination"
+        )
+    }
+
+    pub const REMEDY: &str = "nothing to do";
+
+    /// Two proxies sharing `shared`, one of which (`split`) balances only pod ClusterIP traffic.
+    pub fn split(a: &str, b: &str, shared: &str, split: &str) -> String {
+        format!(
+            "{a} and {b} both balance {shared}; {split} balances only ClusterIP traffic from pods by design. \
+             This is a supported combination"
+        )
+    }
+
+    /// kube-proxy (`a`, in IPVS mode when `ipvs`) next to LoxiLB (`b`), sharing `shared` (DATAPLANE-FACTS 11.1).
+    pub fn loxilb(a: &str, b: &str, shared: &str, ipvs: bool) -> String {
+        let how = if ipvs {
+            "LoxiLB's service-proxy mode imports kube-proxy's IPVS services (--ipvs-compat) and balances them \
+             in eBPF before they reach IPVS"
+        } else {
+            "LoxiLB balances the LoadBalancer services kube-loxilb gives it, kube-proxy the rest"
+        };
+        format!("{a} and {b} both balance {shared}; {how}. This is a supported combination")
+    }
+
+    pub const LOXILB_REMEDY: &str = "nothing to do; keep kube-proxy: LoxiLB does not replace it on its own";
+}
+
+/// `service-routing.partial`: no kube-proxy, and the proxy that runs balances only part of Service traffic.
+pub mod partial {
+    pub const ANTREA: &str = "no kube-proxy, and Antrea runs without proxyAll: AntreaProxy balances only ClusterIP \
+         traffic from pods; NodePort, LoadBalancer and host traffic to Services go nowhere";
+    pub const ANTREA_REMEDY: &str = "enable antreaProxy.proxyAll in the Antrea configuration, or deploy kube-proxy";
+
+    pub const LOXILB: &str = "no kube-proxy, and LoxiLB does not replace it on its own: it balances the LoadBalancer \
+         services kube-loxilb gives it, and ClusterIP and NodePort services only as it imports them \
+         from kube-proxy's IPVS mode (--ipvs-compat); ClusterIP traffic goes nowhere";
+    pub const LOXILB_REMEDY: &str = "deploy kube-proxy in IPVS mode next to LoxiLB (its service-proxy mode, loxilb \
+         started with --ipvs-compat), or another Service proxy; a machine that is only a LoxiLB load balancer \
+         should run no kubelet";
+
+    pub const CILIUM: &str = "no kube-proxy, and Cilium runs without kube-proxy replacement: only ClusterIP traffic \
+         from pods is load-balanced; NodePort, LoadBalancer and host traffic to Services go nowhere";
+    pub const CILIUM_REMEDY: &str = "enable kubeProxyReplacement in Cilium, or deploy kube-proxy";
+}
+
+/// `service-routing.missing`: nobody programs Service routing (K8: the kubelet's chains alone), on a node or on a
+/// machine that is none yet.
+pub mod missing {
+    /// What was looked at, on any machine.
+    pub const LOOKED_AT: [&str; 3] = [
+        "no KUBE-SVC-*/KUBE-SERVICES chains in iptables-legacy or iptables-nft",
+        "no nftables table ip/ip6 kube-proxy, no kube-ipvs0 link",
+        "no Cilium socket-LB program on the cgroup roots and no populated cilium_lb*_services map",
+    ];
+
+    /// What else was looked at, and the kubelet's absence, on a machine without one.
+    pub const NOT_A_NODE_LOOKED_AT: [&str; 2] = [
+        "no Calico eBPF program attached, no kube-router kube-dummy-if or service chains, no Antrea, no \
+         OVN-Kubernetes Service chains",
+        "no kubelet process and no kubelet configuration file",
+    ];
+    pub const NOT_A_NODE: &str = "not a Kubernetes node (yet): no kubelet runs or is configured here, and nobody \
+         programs Service routing";
+    pub const NOT_A_NODE_REMEDY: &str = "nothing to do until this machine joins a cluster; if it should be a node, \
+         install and start the kubelet (kubeadm join, or your distribution's node setup)";
+
+    pub const KUBELET_UNKNOWN: &str = "processes could not be read: whether a kubelet runs is unknown";
+    pub const SUMMARY: &str = "nobody programs Service routing on this node: no kube-proxy rules (iptables, \
+         nftables or IPVS) and no Cilium service load-balancing";
+    pub const REMEDY: &str = "check that kube-proxy (DaemonSet or static pod) or Cilium with kubeProxyReplacement \
+         runs on this node: kubectl -n kube-system get pods -o wide --field-selector spec.nodeName=$(hostname)";
+}
+
+/// `kube-proxy.stale-rules`: kube-proxy's rules left behind by a kube-proxy that is gone (X3, K5), or by its
+/// earlier mode.
+pub mod stale_rules {
+    use crate::report::ProxyMode;
+
+    /// X3: under Cilium's kube-proxy replacement (`kpr`, as [`super::cilium_kpr`] names it).
+    pub fn under_replacement(kube_proxy: &str, kpr: &str) -> String {
+        format!(
+            "{kube_proxy} rules are left behind while kube-proxy does not run; Cilium ({kpr}) handles Services, \
+             but traffic that reaches netfilter is still rewritten by the stale rules"
+        )
+    }
+
+    /// K5: no kube-proxy process, nothing replacing it.
+    pub fn without_process(kube_proxy: &str) -> String {
+        format!("{kube_proxy} rules are present but no kube-proxy process runs; they will not follow Service changes")
+    }
+
+    /// How to remove the rules of a kube-proxy that ran in `mode`.
+    pub fn cleanup(mode: ProxyMode) -> String {
+        let how = match mode {
+            ProxyMode::Nftables => "`nft delete table ip kube-proxy; nft delete table ip6 kube-proxy`",
+            ProxyMode::Ipvs => {
+                "`ipvsadm --clear`, `ip link delete kube-ipvs0` and removal of the KUBE-* chains and ipsets"
+            }
+            _ => "`iptables-save | grep -v KUBE | iptables-restore` (and ip6tables; kubelet re-creates its own chains)",
+        };
+        format!(
+            "if kube-proxy was removed on purpose, run `kube-proxy --cleanup` on this node (with the same iptables \
+             backend), or by hand {how}; if it should run, find out why its pod is not running"
+        )
+    }
+
+    /// Evidence that calico-node (`pids`) runs next to a stale kube-proxy nftables table.
+    pub fn calico_nftables_note(pids: &[u32]) -> String {
+        format!(
+            "calico-node runs (pid {}): with NFTablesMode=Auto, Felix takes any chain in the kube-proxy nftables \
+             table as kube-proxy running in nftables mode, so this stale table misleads Calico's dataplane choice too",
+            pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+        )
+    }
+
+    /// Added to [`cleanup`]'s remedy with [`calico_nftables_note`].
+    pub const CALICO_NFTABLES_REMEDY: &str = "; on this Calico node, delete the stale kube-proxy nftables tables (or \
+         set Felix's NFTablesMode explicitly) before relying on NFTablesMode=Auto, then restart calico-node so it \
+         chooses again";
+
+    /// K5 after a mode switch: `count` iptables-mode chains while kube-proxy runs in `mode`.
+    pub fn earlier_mode(count: u32, mode: ProxyMode) -> String {
+        format!(
+            "{count} iptables-mode kube-proxy chains are left over from an earlier mode; kube-proxy now runs in {} \
+             mode",
+            super::mode_name(mode)
+        )
+    }
+
+    pub const EARLIER_MODE_REMEDY: &str = "remove the iptables-mode leftovers: `kube-proxy --cleanup` (then restart \
+         kube-proxy), or `iptables-save | grep -v KUBE-SVC | ...` by hand";
+}
+
+/// `iptables.mixed-backends` (K10): the summary, the evidence lines, and the remedy's parts from what was read.
+pub mod mixed_backends {
+    use crate::model::iptables::IptablesCommand;
+    use crate::model::{Backend, Family};
+
+    pub const SUMMARY: &str =
+        "kube-proxy chains exist in both iptables-legacy and iptables-nft; one set is stale or two writers disagree";
+
+    /// One backend and family's kube-proxy chains: `chains` in all, `svc` of them KUBE-SVC-*.
+    pub fn evidence(backend: Backend, family: Family, chains: u32, svc: u32) -> String {
+        format!("iptables-{backend} {family}: {chains} kube-proxy chains ({svc} KUBE-SVC-*)")
+    }
+
+    fn name(b: Backend) -> String {
+        format!("iptables-{b}")
+    }
+
+    /// `backend` holds kube-proxy chains, `svc` KUBE-SVC-* of them, in `families`.
+    pub fn holds(backend: Backend, svc: u32, families: &[Family]) -> String {
+        let families = super::list(families.iter().map(|f| f.as_str().to_string()).collect());
+        format!("{} holds kube-proxy chains with {svc} KUBE-SVC-* ({families})", name(backend))
+    }
+
+    /// Where the kubelet's KUBE-IPTABLES-HINT is (`hints`: the backends holding it).
+    pub fn hint(hints: &[Backend]) -> String {
+        match hints {
+            [] => "no backend holds the kubelet's KUBE-IPTABLES-HINT".to_string(),
+            [one] => format!("the kubelet's KUBE-IPTABLES-HINT is in {}", name(*one)),
+            _ => "both backends hold the kubelet's KUBE-IPTABLES-HINT".to_string(),
+        }
+    }
+
+    /// Which backend the node's `iptables` command writes, through which links.
+    pub fn command(c: &IptablesCommand) -> String {
+        format!("the node's `iptables` is iptables-{} ({})", c.backend.as_str(), c.chain.join(" -> "))
+    }
+
+    /// Keep `keep`, remove the other backend's chains; `misdirected` is (the command's backend, the kubelet's) when
+    /// they differ.
+    pub fn keep(keep: Backend, misdirected: Option<(Backend, Backend)>) -> String {
+        let other = if keep == Backend::Nft { Backend::Legacy } else { Backend::Nft };
+        let mut a = format!(
+            "keep {k} (kube-proxy's iptables-wrapper follows the backend the kubelet writes) and remove the KUBE-* \
+                chains from {o} with its own tools: {o}-save | grep -v KUBE | {o}-restore, and the same with \
+                ip6tables-{other}",
+            k = name(keep),
+            o = name(other),
+        );
+        if let Some((c, h)) = misdirected {
+            a.push_str(&format!(
+                "; the node's `iptables` writes {} while the kubelet writes {}: point it at the kubelet's \
+                    (update-alternatives --set iptables /usr/sbin/iptables-{h})",
+                name(c),
+                name(h),
+            ));
+        }
+        a
+    }
+
+    /// With no backend to keep known.
+    pub const FIND_WHICH: &str = "find which backend the kubelet writes (it creates KUBE-IPTABLES-HINT there), then \
+        remove the other backend's KUBE-* chains with that backend's tools (iptables-legacy-save | grep -v KUBE | \
+        iptables-legacy-restore, or the -nft equivalents)";
+
+    /// What was read (`parts`), then what to do.
+    pub fn remedy(parts: &[String], action: &str) -> String {
+        format!("{}. {action}", parts.join("; "))
+    }
+}
+
+/// `kube-proxy.ipvs-deprecated`: IPVS mode is deprecated since 1.35 (kubernetes#134539, KEP-5495): the
+/// KubeProxyIPVS gate goes off by default in 1.40 and the mode is gone in 1.43.
+pub mod ipvs_deprecated {
+    pub fn summary(kube_proxy: &str) -> String {
+        format!(
+            "{kube_proxy}: IPVS mode is deprecated since Kubernetes 1.35 and planned to be off by default in 1.40 and \
+             removed in 1.43; nftables mode is the maintained successor (GA since 1.33, planned default in 1.40)"
+        )
+    }
+
+    pub const REMEDY: &str = "plan the move to nftables mode: kernel 5.13 or later, set `mode: nftables` in the \
+         KubeProxyConfiguration (kubectl -n kube-system edit cm kube-proxy) and roll kube-proxy node by \
+         node, then remove the IPVS leftovers (`ipvsadm --clear`, `ip link delete kube-ipvs0`). Nodes on \
+         older kernels move to iptables mode instead";
+
+    /// Added to [`REMEDY`] when LoxiLB runs: its service-proxy mode reads IPVS only (DATAPLANE-FACTS 11.1).
+    pub const LOXILB_REMEDY: &str = ". LoxiLB runs here: its service-proxy mode (--ipvs-compat) imports kube-proxy's \
+         IPVS services and works with IPVS mode only, so moving kube-proxy off IPVS ends that import";
+}
+
+/// `service-proxy.agent-down`: a proxy's programs, links or rules without its agent (C7 for Cilium).
+pub mod agent_down {
+    use crate::report::ProxyKind;
+
+    /// The agent's process name and how to bring it back or clean up after it. kube-proxy has
+    /// `kube-proxy.stale-rules` instead.
+    pub fn agent(proxy: ProxyKind) -> (&'static str, &'static str) {
+        match proxy {
+            ProxyKind::Cilium => (
+                "cilium-agent",
+                "if Cilium should run here, find out why its cilium pod is not running (kubectl -n kube-system get \
+                 pods -l k8s-app=cilium -o wide); if it was removed, detach its programs (the cil_sock* cgroup \
+                 attachments and the cil_* tc/tcx programs), remove /sys/fs/bpf/tc/globals/cilium_* and its links, \
+                 or reboot the node, and deploy another Service proxy",
+            ),
+            ProxyKind::CalicoEbpf => (
+                "calico-node",
+                "if Calico should run here, find out why its calico-node pod is not running; if it was removed, \
+                 detach its programs (the cali_* tc/tcx and cgroup attachments) and remove the \
+                 /sys/fs/bpf/tc/globals/cali_* pins, and deploy another Service proxy",
+            ),
+            ProxyKind::KubeRouter => (
+                "kube-router",
+                "if kube-router should run here, find out why its pod is not running; if it was removed, clear its \
+                 IPVS services (`ipvsadm --clear`), delete kube-dummy-if and its KUBE-ROUTER-* chains",
+            ),
+            ProxyKind::Antrea => (
+                "antrea-agent",
+                "if Antrea should run here, find out why its antrea-agent pod is not running; if it was removed, \
+                 delete antrea-gw0, its routes and its ANTREA-* chains",
+            ),
+            ProxyKind::Loxilb => (
+                "loxilb",
+                "if LoxiLB should run here, find out why its loxilb pod is not running (kubectl -n kube-system get \
+                 pods -o wide | grep loxilb); if it was removed, detach its programs (tc_packet_func* on tc, \
+                 xdp_packet_func on XDP), delete its TAP device llb0 and unmount /opt/loxilb/dp",
+            ),
+            _ => (
+                "ovnkube",
+                "if OVN-Kubernetes should run here, find out why its ovnkube-node pod is not running; if it was \
+                 removed, delete its OVN-KUBE-* chains and its nftables table inet ovn-kubernetes",
+            ),
+        }
+    }
+
+    /// The proxy (as [`super::proxy`] names it) is programmed and `agent` does not run.
+    pub fn summary(proxy: &str, agent: &str) -> String {
+        format!(
+            "{proxy} is programmed on this node but no {agent} process runs: its Service rules will not follow \
+             Service changes"
+        )
+    }
+
+    /// The evidence line that the agent is gone.
+    pub fn no_process(agent: &str) -> String {
+        format!("no {agent} process")
+    }
 }
 
 #[cfg(test)]
@@ -241,5 +788,26 @@ mod tests {
             assert!(!d.title.is_empty() && !d.meaning.is_empty() && !d.remedy.is_empty(), "{id}");
         }
         assert_eq!(doc(&FindingId::Journal("cni.not-ready".into())), None);
+    }
+
+    #[test]
+    fn each_kind_of_failure_gets_its_own_remedy() {
+        use crate::model::{Failure, SourceId};
+        use source_failed::remedy;
+        let perm = remedy(&Failure::PermissionDenied, &[SourceId::IptablesLegacy, SourceId::Nftables, SourceId::Bpf]);
+        assert!(perm.contains("iptables-legacy and nftables need CAP_NET_ADMIN; bpf needs CAP_SYS_ADMIN"), "{perm}");
+        let tool = remedy(&Failure::MissingTool { binary: "/usr/sbin/nft".into() }, &[SourceId::Nftables]);
+        assert!(tool.contains("apt-get install nftables") && tool.contains("[binaries]"), "{tool}");
+        let big = remedy(
+            &Failure::OverSizeBound { key: Some("iptables_legacy_max_bytes".into()) },
+            &[SourceId::IptablesLegacy],
+        );
+        assert!(big.contains("raise `iptables_legacy_max_bytes`") && !big.contains("root"), "{big}");
+        let slow = remedy(&Failure::TimedOut { key: Some("command_timeout_secs".into()) }, &[SourceId::Routes]);
+        assert!(slow.contains("raise `command_timeout_secs`"), "{slow}");
+        let parse = remedy(&Failure::Parse, &[SourceId::Nftables]);
+        assert!(parse.contains("bug") && parse.contains("report"), "{parse}");
+        let nf = remedy(&Failure::NotFound, &[SourceId::Ipvs, SourceId::Mounts]);
+        assert!(nf.contains("`ipvs_file` and `mountinfo`"), "{nf}");
     }
 }

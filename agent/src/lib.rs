@@ -3,11 +3,12 @@
 //! Layers, each importing only the ones below it (checked by the tidy test in `xtask/src/tidy.rs`):
 //! 1. `config` (plain serde data), `model` (the snapshot and its state types), `sys` (the OS);
 //! 2. `report` (the JSON contract);
-//! 3. `sources` (I/O into the model), `journal` (the kubelet journal), `rules` (pure analysis and the gate check),
-//!    `catalogue` (what each finding id means, for the generated references);
-//! 4. `outputs` (text, JSON, metrics, HTTP), `kubernetes` (Node conditions and Events through the API server);
-//! 5. `settings` (validated configuration: each subsystem checks its own part);
-//! 6. `daemon`, `wait`, `status`, `cli`, `logging` (what the binary runs).
+//! 3. `sources` (I/O into the model), `journal` (the kubelet journal), `catalogue` (what each finding id means, for
+//!    the generated references, and the decision table's finding texts);
+//! 4. `rules` (pure analysis and the gate check);
+//! 5. `outputs` (text, JSON, metrics, HTTP), `kubernetes` (Node conditions and Events through the API server);
+//! 6. `settings` (validated configuration: each subsystem checks its own part);
+//! 7. `daemon`, `wait`, `status`, `cli`, `logging` (what the binary runs).
 //!
 //! The binary (`main.rs`) is a thin CLI over these modules; benches and tests use them directly.
 

@@ -1,257 +1,194 @@
 //! The decision table (docs/DATAPLANE-FACTS.md sections 7 and 10) as findings: conflict (kube-proxy and Cilium, and
 //! every other pair of proxies), overlap, stale rules, mixed backends, partial or missing routing, failed sources.
+//! [`evaluate`] conducts; each row is one function named after its row (`x1_*`, `k10_*`, ...) or, where the table
+//! has none, after what it tells. The texts are the catalogue's (`crate::catalogue`).
 
+use crate::catalogue as text;
 use crate::model::{Backend, Snapshot};
 use crate::report::{
     Finding, FindingId, ProxyKind, ProxyMode, ProxyPair, ServiceProxy, ServiceProxyMode, Severity, Traffic,
 };
 use crate::rules::dataplane::Facts;
 
-/// The findings, and the pairs of proxies in conflict (for `dataplane.conflicts`).
+/// The findings, and the pairs of proxies in conflict (for `dataplane.conflicts`), in the order they are reported.
+/// Section 7's X4 (kube-proxy with Cilium only as the CNI) is healthy and X5 (the canary alone) inconclusive: neither
+/// raises a finding (`chains` counts the KUBE-PROXY-CANARY marker as no kube-proxy rule), so neither has a function
+/// here.
 pub fn evaluate(snap: &Snapshot, f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
-    let mut out = Vec::new();
+    let mut out = crate::rules::remedy::source_failures(snap);
     let mut conflicts = Vec::new();
-    let kp = &f.dataplane.kube_proxy;
-    let cil = &f.dataplane.cilium;
-    let kp_present = kp.mode.is_present();
-    let kp_desc = describe_kube_proxy(f);
-    let both_evidence = || [f.kube_proxy_evidence.clone(), f.cilium_evidence.clone()].concat();
-
-    out.extend(crate::rules::remedy::source_failures(snap));
-
-    if kp_present && cil.kube_proxy_replacement == Some(true) {
-        let how = describe_kpr(f);
-        match kp.running {
-            Some(false) => out.push(Finding {
-                id: FindingId::KubeProxyStaleRules,
-                severity: Severity::Warning,
-                summary: format!(
-                    "{kp_desc} rules are left behind while kube-proxy does not run; Cilium ({how}) handles Services, \
-                     but traffic that reaches netfilter is still rewritten by the stale rules"
-                ),
-                evidence: both_evidence(),
-                remedy: cleanup_remedy(kp.mode),
-            }),
-            running => out.push({
-                let severity = if running == Some(true) { Severity::Critical } else { Severity::Warning };
-                conflicts.push(ProxyPair { a: ProxyKind::KubeProxy, b: ProxyKind::Cilium, severity });
-                Finding {
-                id: FindingId::ServiceRoutingConflict,
-                severity,
-                summary: format!(
-                    "{kp_desc} and Cilium kube-proxy replacement ({how}) both program Services{}",
-                    if running.is_none() { " (could not tell whether kube-proxy runs)" } else { "" }
-                ),
-                evidence: both_evidence(),
-                remedy: "remove kube-proxy (kubectl -n kube-system delete ds kube-proxy; kubectl -n kube-system delete cm \
-                         kube-proxy), then run `kube-proxy --cleanup` on each node; or turn kubeProxyReplacement off in \
-                         Cilium. For new clusters: kubeadm init --skip-phases=addon/kube-proxy"
-                    .into(),
-            }}),
-        }
-    } else if kp_present && kp.running == Some(false) {
-        let mut evidence = f.kube_proxy_evidence.clone();
-        let mut remedy = cleanup_remedy(kp.mode);
-        if let Some((note, also)) = calico_nftables_note(snap, kp.mode) {
-            evidence.push(note);
-            remedy.push_str(also);
-        }
-        out.push(Finding {
-            id: FindingId::KubeProxyStaleRules,
-            severity: Severity::Warning,
-            summary: format!(
-                "{kp_desc} rules are present but no kube-proxy process runs; they will not follow Service changes"
-            ),
-            evidence,
-            remedy,
-        });
-    } else if kp_present && cil.present == Some(true) && cil.kube_proxy_replacement == Some(false) {
-        out.push(Finding {
-            id: FindingId::ServiceRoutingOverlap,
-            severity: Severity::Info,
-            summary: format!(
-                "{kp_desc} programs Services; Cilium runs without kube-proxy replacement (it only balances ClusterIP \
-                 traffic from pods). This is the supported combination"
-            ),
-            evidence: both_evidence(),
-            remedy: "nothing to do".into(),
-        });
+    // Section 7, kube-proxy next to Cilium: at most one of these four holds.
+    if let Some((finding, pair)) = x1_conflict(f) {
+        out.push(finding);
+        conflicts.push(pair);
     }
-
-    if f.other_mode_leftovers > 0 && kp.running != Some(false) {
-        out.push(Finding {
-            id: FindingId::KubeProxyStaleRules,
-            severity: Severity::Warning,
-            summary: format!(
-                "{} iptables-mode kube-proxy chains are left over from an earlier mode; kube-proxy now runs in {} mode",
-                f.other_mode_leftovers,
-                mode_name(kp.mode)
-            ),
-            evidence: f.kube_proxy_evidence.clone(),
-            remedy: "remove the iptables-mode leftovers: `kube-proxy --cleanup` (then restart kube-proxy), or \
-                     `iptables-save | grep -v KUBE-SVC | ...` by hand"
-                .into(),
-        });
-    }
-
-    let legacy = f.backends.iter().any(|b| b.backend == Backend::Legacy && b.signals.kube_proxy());
-    let nft = f.backends.iter().any(|b| b.backend == Backend::Nft && b.signals.kube_proxy());
-    if legacy && nft {
-        let evidence = f
-            .backends
-            .iter()
-            .filter(|b| b.signals.kube_proxy())
-            .map(|b| {
-                let s = &b.signals;
-                let n = s.iptables_mode_chains + s.ipvs_mode_chains + s.shared_chains;
-                format!("iptables-{} {}: {n} kube-proxy chains ({} KUBE-SVC-*)", b.backend, b.family, s.svc_chains)
-            })
-            .collect();
-        out.push(Finding {
-            id: FindingId::IptablesMixedBackends,
-            severity: Severity::Warning,
-            summary: "kube-proxy chains exist in both iptables-legacy and iptables-nft; one set is stale or two writers disagree".into(),
-            evidence,
-            remedy: crate::rules::remedy::mixed_backends(snap, &f.backends),
-        });
-    }
-
-    // IPVS mode is deprecated since 1.35 (kubernetes#134539, KEP-5495): the KubeProxyIPVS gate goes off by default
-    // in 1.40 and the mode is gone in 1.43. Said while kube-proxy programs it; stale IPVS rules have their own finding.
-    if kp.mode == ProxyMode::Ipvs && kp.running != Some(false) {
-        let mut remedy = String::from(
-            "plan the move to nftables mode: kernel 5.13 or later, set `mode: nftables` in the \
-             KubeProxyConfiguration (kubectl -n kube-system edit cm kube-proxy) and roll kube-proxy node by \
-             node, then remove the IPVS leftovers (`ipvsadm --clear`, `ip link delete kube-ipvs0`). Nodes on \
-             older kernels move to iptables mode instead",
-        );
-        // LoxiLB's service-proxy mode reads IPVS only (docs/DATAPLANE-FACTS.md section 11.1).
-        if f.proxies.proxies.iter().any(|p| p.proxy == ProxyKind::Loxilb) {
-            remedy.push_str(
-                ". LoxiLB runs here: its service-proxy mode (--ipvs-compat) imports kube-proxy's IPVS services \
-                 and works with IPVS mode only, so moving kube-proxy off IPVS ends that import",
-            );
-        }
-        out.push(Finding {
-            id: FindingId::KubeProxyIpvsDeprecated,
-            severity: Severity::Info,
-            summary: format!(
-                "{kp_desc}: IPVS mode is deprecated since Kubernetes 1.35 and planned to be off by default in 1.40 and \
-                 removed in 1.43; nftables mode is the maintained successor (GA since 1.33, planned default in 1.40)"
-            ),
-            evidence: f.kube_proxy_evidence.clone(),
-            remedy,
-        });
-    }
-
-    pairs(f, &mut out, &mut conflicts);
-    agents_down(f, &mut out);
-
-    let cilium_lb = cil.kube_proxy_replacement == Some(true);
-    let cilium_pod_lb = cil.services.unwrap_or(0) > 0;
-    // Another proxy that balances more than pod ClusterIP traffic and whose agent is not known to be gone.
-    // (LoxiLB is not one: it balances the traffic that arrives on its interfaces, and ClusterIPs only as it imports
-    // them from kube-proxy's IPVS; docs/DATAPLANE-FACTS.md section 11.1.)
-    let other_full = f.proxies.proxies.iter().any(|p| {
-        !matches!(p.proxy, ProxyKind::KubeProxy | ProxyKind::Cilium | ProxyKind::Loxilb)
-            && !is_split(p)
-            && p.agent_running != Some(false)
-    });
-    // LoxiLB as the only proxy whose agent is not known to be gone.
-    let loxilb =
-        f.proxies.proxies.iter().find(|p| p.proxy == ProxyKind::Loxilb && p.agent_running != Some(false)).filter(
-            |_| f.proxies.proxies.iter().all(|p| p.proxy == ProxyKind::Loxilb || p.agent_running == Some(false)),
-        );
-    let antrea_split = f.proxies.proxies.iter().find(|p| p.mode == ServiceProxyMode::AntreaProxy);
-    if !kp_present && !cilium_lb && !other_full {
-        // A kube-proxy that runs without rules right now (another writer deleted them) still serves the rest.
-        let kp_listed =
-            f.proxies.proxies.iter().any(|p| p.proxy == ProxyKind::KubeProxy && p.agent_running != Some(false));
-        if let (Some(antrea), false, false) = (antrea_split, cilium_pod_lb, kp_listed) {
-            out.push(Finding {
-                id: FindingId::ServiceRoutingPartial,
-                severity: Severity::Warning,
-                summary:
-                    "no kube-proxy, and Antrea runs without proxyAll: AntreaProxy balances only ClusterIP traffic \
-                          from pods; NodePort, LoadBalancer and host traffic to Services go nowhere"
-                        .into(),
-                evidence: antrea.evidence.clone(),
-                remedy: "enable antreaProxy.proxyAll in the Antrea configuration, or deploy kube-proxy".into(),
-            });
-        } else if let (Some(lx), Some(true)) = (loxilb, f.proxies.kubelet) {
-            // (Only on a known Kubernetes node: with processes unread, whether this is one is not known.)
-            out.push(Finding {
-                id: FindingId::ServiceRoutingPartial,
-                severity: Severity::Warning,
-                summary: "no kube-proxy, and LoxiLB does not replace it on its own: it balances the LoadBalancer \
-                          services kube-loxilb gives it, and ClusterIP and NodePort services only as it imports them \
-                          from kube-proxy's IPVS mode (--ipvs-compat); ClusterIP traffic goes nowhere"
-                    .into(),
-                evidence: [lx.evidence.clone(), f.proxies.kubelet_evidence.clone()].concat(),
-                remedy: "deploy kube-proxy in IPVS mode next to LoxiLB (its service-proxy mode, loxilb started with \
-                         --ipvs-compat), or another Service proxy; a machine that is only a LoxiLB load balancer \
-                         should run no kubelet"
-                    .into(),
-            });
-        } else if cilium_pod_lb {
-            out.push(Finding {
-                id: FindingId::ServiceRoutingPartial,
-                severity: Severity::Warning,
-                summary:
-                    "no kube-proxy, and Cilium runs without kube-proxy replacement: only ClusterIP traffic from pods \
-                          is load-balanced; NodePort, LoadBalancer and host traffic to Services go nowhere"
-                        .into(),
-                evidence: f.cilium_evidence.clone(),
-                remedy: "enable kubeProxyReplacement in Cilium, or deploy kube-proxy".into(),
-            });
-        } else if f.complete && f.proxies.proxies.iter().all(|p| p.proxy == ProxyKind::KubeProxy) {
-            // (A kube-proxy process without rules is listed, yet programs nothing: missing, as it always was.)
-            let mut evidence: Vec<String> = vec![
-                "no KUBE-SVC-*/KUBE-SERVICES chains in iptables-legacy or iptables-nft".into(),
-                "no nftables table ip/ip6 kube-proxy, no kube-ipvs0 link".into(),
-                "no Cilium socket-LB program on the cgroup roots and no populated cilium_lb*_services map".into(),
-            ];
-            evidence.extend(f.proxies.not_proxies.iter().cloned());
-            if f.proxies.kubelet == Some(false) {
-                evidence.push(
-                    "no Calico eBPF program attached, no kube-router kube-dummy-if or service chains, no Antrea, no \
-                     OVN-Kubernetes Service chains"
-                        .into(),
-                );
-                evidence.push("no kubelet process and no kubelet configuration file".into());
-                out.push(Finding {
-                    id: FindingId::ServiceRoutingMissing,
-                    severity: Severity::Info,
-                    summary: "not a Kubernetes node (yet): no kubelet runs or is configured here, and nobody programs \
-                              Service routing"
-                        .into(),
-                    evidence,
-                    remedy: "nothing to do until this machine joins a cluster; if it should be a node, install and \
-                             start the kubelet (kubeadm join, or your distribution's node setup)"
-                        .into(),
-                });
-            } else {
-                // (The kubelet's evidence is not listed: a node's missing routing reads as it always did.)
-                if f.proxies.kubelet.is_none() {
-                    evidence.push("processes could not be read: whether a kubelet runs is unknown".into());
-                }
-                out.push(Finding {
-                    id: FindingId::ServiceRoutingMissing,
-                    severity: Severity::Critical,
-                    summary:
-                        "nobody programs Service routing on this node: no kube-proxy rules (iptables, nftables or IPVS) \
-                              and no Cilium service load-balancing"
-                            .into(),
-                    evidence,
-                    remedy:
-                        "check that kube-proxy (DaemonSet or static pod) or Cilium with kubeProxyReplacement runs on this \
-                             node: kubectl -n kube-system get pods -o wide --field-selector spec.nodeName=$(hostname)"
-                            .into(),
-                });
-            }
-        }
-    }
+    out.extend(x3_stale_under_replacement(f));
+    out.extend(k5_stale_without_process(snap, f));
+    out.extend(x2_supported_overlap(f));
+    out.extend(k5_earlier_mode_leftovers(f));
+    out.extend(k10_mixed_backends(snap, f));
+    out.extend(ipvs_deprecated(f));
+    let (pair_findings, pair_conflicts) = pairs(f);
+    out.extend(pair_findings);
+    conflicts.extend(pair_conflicts);
+    out.extend(c7_agents_down(f));
+    out.extend(no_kube_proxy(f));
     (out, conflicts)
+}
+
+/// kube-proxy's and Cilium's evidence together.
+fn both_evidence(f: &Facts) -> Vec<String> {
+    [f.kube_proxy_evidence.clone(), f.cilium_evidence.clone()].concat()
+}
+
+/// X1: kube-proxy's rules (running, or not known not to) next to Cilium's kube-proxy replacement: a conflict,
+/// critical when kube-proxy is known to run.
+fn x1_conflict(f: &Facts) -> Option<(Finding, ProxyPair)> {
+    let kp = &f.dataplane.kube_proxy;
+    if !kp.mode.is_present() || f.dataplane.cilium.kube_proxy_replacement != Some(true) || kp.running == Some(false) {
+        return None;
+    }
+    let severity = if kp.running == Some(true) { Severity::Critical } else { Severity::Warning };
+    let finding = Finding {
+        id: FindingId::ServiceRoutingConflict,
+        severity,
+        summary: text::conflict::kube_proxy_and_cilium(
+            &text::kube_proxy(kp),
+            &text::cilium_kpr(&f.dataplane.cilium),
+            kp.running.is_some(),
+        ),
+        evidence: both_evidence(f),
+        remedy: text::conflict::KUBE_PROXY_AND_CILIUM_REMEDY.into(),
+    };
+    Some((finding, ProxyPair { a: ProxyKind::KubeProxy, b: ProxyKind::Cilium, severity }))
+}
+
+/// X3: kube-proxy's rules without its process under Cilium's kube-proxy replacement: stale leftovers that still
+/// rewrite what reaches netfilter.
+fn x3_stale_under_replacement(f: &Facts) -> Option<Finding> {
+    let kp = &f.dataplane.kube_proxy;
+    if !kp.mode.is_present() || f.dataplane.cilium.kube_proxy_replacement != Some(true) || kp.running != Some(false) {
+        return None;
+    }
+    Some(Finding {
+        id: FindingId::KubeProxyStaleRules,
+        severity: Severity::Warning,
+        summary: text::stale_rules::under_replacement(&text::kube_proxy(kp), &text::cilium_kpr(&f.dataplane.cilium)),
+        evidence: both_evidence(f),
+        remedy: text::stale_rules::cleanup(kp.mode),
+    })
+}
+
+/// K5 (the DaemonSet deleted): kube-proxy's rules without its process and without a replacement. On a Calico node
+/// whose Felix reads the stale nftables table, that is said too.
+fn k5_stale_without_process(snap: &Snapshot, f: &Facts) -> Option<Finding> {
+    let kp = &f.dataplane.kube_proxy;
+    if !kp.mode.is_present() || f.dataplane.cilium.kube_proxy_replacement == Some(true) || kp.running != Some(false) {
+        return None;
+    }
+    let mut evidence = f.kube_proxy_evidence.clone();
+    let mut remedy = text::stale_rules::cleanup(kp.mode);
+    if let Some(pids) = calico_reads_stale_nftables(snap, kp.mode) {
+        evidence.push(text::stale_rules::calico_nftables_note(&pids));
+        remedy.push_str(text::stale_rules::CALICO_NFTABLES_REMEDY);
+    }
+    Some(Finding {
+        id: FindingId::KubeProxyStaleRules,
+        severity: Severity::Warning,
+        summary: text::stale_rules::without_process(&text::kube_proxy(kp)),
+        evidence,
+        remedy,
+    })
+}
+
+/// Calico's Felix resolves `NFTablesMode=Auto` by listing the chains of the `ip`/`ip6` `kube-proxy` nftables tables:
+/// any chain means "kube-proxy runs in nftables mode" (calico `felix/nftables/utils.go`, `KubeProxyNftablesEnabledFn`),
+/// so a stale table misleads Calico too. calico-node's pids, when it runs and the stale rules are nftables ones.
+fn calico_reads_stale_nftables(snap: &Snapshot, mode: ProxyMode) -> Option<Vec<u32>> {
+    let calico = snap.processes.get().map(|p| p.pids("calico-node")).filter(|p| !p.is_empty())?;
+    (mode == ProxyMode::Nftables).then_some(calico)
+}
+
+/// X2: kube-proxy (running, or not known not to) next to Cilium without kube-proxy replacement: the supported
+/// overlap.
+fn x2_supported_overlap(f: &Facts) -> Option<Finding> {
+    let (kp, cil) = (&f.dataplane.kube_proxy, &f.dataplane.cilium);
+    if !kp.mode.is_present()
+        || kp.running == Some(false)
+        || cil.present != Some(true)
+        || cil.kube_proxy_replacement != Some(false)
+    {
+        return None;
+    }
+    Some(Finding {
+        id: FindingId::ServiceRoutingOverlap,
+        severity: Severity::Info,
+        summary: text::overlap::kube_proxy_and_cilium(&text::kube_proxy(kp)),
+        evidence: both_evidence(f),
+        remedy: text::overlap::REMEDY.into(),
+    })
+}
+
+/// K5 (the mode switched): iptables-mode chains left over while kube-proxy (running, or not known not to) runs in
+/// another mode.
+fn k5_earlier_mode_leftovers(f: &Facts) -> Option<Finding> {
+    let kp = &f.dataplane.kube_proxy;
+    if f.other_mode_leftovers == 0 || kp.running == Some(false) {
+        return None;
+    }
+    Some(Finding {
+        id: FindingId::KubeProxyStaleRules,
+        severity: Severity::Warning,
+        summary: text::stale_rules::earlier_mode(f.other_mode_leftovers, kp.mode),
+        evidence: f.kube_proxy_evidence.clone(),
+        remedy: text::stale_rules::EARLIER_MODE_REMEDY.into(),
+    })
+}
+
+/// K10: kube-proxy's chains in both iptables-legacy and iptables-nft.
+fn k10_mixed_backends(snap: &Snapshot, f: &Facts) -> Option<Finding> {
+    let kube_proxy_in = |backend| f.backends.iter().any(|b| b.backend == backend && b.signals.kube_proxy());
+    if !kube_proxy_in(Backend::Legacy) || !kube_proxy_in(Backend::Nft) {
+        return None;
+    }
+    let evidence = f
+        .backends
+        .iter()
+        .filter(|b| b.signals.kube_proxy())
+        .map(|b| {
+            let s = &b.signals;
+            let chains = s.iptables_mode_chains + s.ipvs_mode_chains + s.shared_chains;
+            text::mixed_backends::evidence(b.backend, b.family, chains, s.svc_chains)
+        })
+        .collect();
+    Some(Finding {
+        id: FindingId::IptablesMixedBackends,
+        severity: Severity::Warning,
+        summary: text::mixed_backends::SUMMARY.into(),
+        evidence,
+        remedy: crate::rules::remedy::mixed_backends(snap, &f.backends),
+    })
+}
+
+/// No row (a release fact): IPVS mode is deprecated since 1.35 (kubernetes#134539, KEP-5495). Said while kube-proxy
+/// programs it (running, or not known not to); stale IPVS rules have their own finding.
+fn ipvs_deprecated(f: &Facts) -> Option<Finding> {
+    let kp = &f.dataplane.kube_proxy;
+    if kp.mode != ProxyMode::Ipvs || kp.running == Some(false) {
+        return None;
+    }
+    let mut remedy = String::from(text::ipvs_deprecated::REMEDY);
+    // LoxiLB's service-proxy mode reads IPVS only (docs/DATAPLANE-FACTS.md section 11.1).
+    if f.proxies.proxies.iter().any(|p| p.proxy == ProxyKind::Loxilb) {
+        remedy.push_str(text::ipvs_deprecated::LOXILB_REMEDY);
+    }
+    Some(Finding {
+        id: FindingId::KubeProxyIpvsDeprecated,
+        severity: Severity::Info,
+        summary: text::ipvs_deprecated::summary(&text::kube_proxy(kp)),
+        evidence: f.kube_proxy_evidence.clone(),
+        remedy,
+    })
 }
 
 /// A proxy that balances only ClusterIP traffic from pods by design (a supported split with kube-proxy).
@@ -260,267 +197,248 @@ fn is_split(p: &ServiceProxy) -> bool {
 }
 
 /// The decision table over pairs of proxies (docs/DATAPLANE-FACTS.md section 10), for every pair but kube-proxy
-/// and Cilium (section 7, above): a conflict when both balance the same traffic, an overlap for a supported split.
-/// A proxy whose agent is known not to run is left to the stale-rules findings.
-fn pairs(f: &Facts, out: &mut Vec<Finding>, conflicts: &mut Vec<ProxyPair>) {
+/// and Cilium (section 7, above): an overlap for a supported split or LoxiLB next to kube-proxy, else a conflict.
+fn pairs(f: &Facts) -> (Vec<Finding>, Vec<ProxyPair>) {
+    let (mut out, mut conflicts) = (Vec::new(), Vec::new());
     let ps = &f.proxies.proxies;
     for (i, a) in ps.iter().enumerate() {
         for b in &ps[i + 1..] {
-            if (a.proxy, b.proxy) == (ProxyKind::KubeProxy, ProxyKind::Cilium) {
-                continue;
+            let Some(shared) = contested(a, b) else { continue };
+            let shared = shared.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ");
+            if let Some(finding) = split_overlap(a, b, &shared).or_else(|| loxilb_overlap(a, b, &shared)) {
+                out.push(finding);
+            } else {
+                let (finding, pair) = pair_conflict(a, b, &shared);
+                out.push(finding);
+                conflicts.push(pair);
             }
-            if a.agent_running == Some(false) || b.agent_running == Some(false) {
-                continue;
-            }
-            // What a proxy of unknown mode balances is not known (Antrea with routes unread): neither a split
-            // nor a conflict. (kube-proxy's Unknown still balances everything it has rules for.)
-            if [a, b].iter().any(|p| p.mode == ServiceProxyMode::Unknown && p.proxy != ProxyKind::KubeProxy) {
-                continue;
-            }
-            let shared: Vec<Traffic> = a.balances.iter().filter(|t| b.balances.contains(t)).copied().collect();
-            if shared.is_empty() {
-                continue;
-            }
-            let evidence = [a.evidence.clone(), b.evidence.clone()].concat();
-            let shared_text = shared.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ");
-            if is_split(a) || is_split(b) {
-                out.push(Finding {
-                    id: FindingId::ServiceRoutingOverlap,
-                    severity: Severity::Info,
-                    summary: format!(
-                        "{} and {} both balance {shared_text}; {} balances only ClusterIP traffic from pods by design. \
-                         This is a supported combination",
-                        describe(a),
-                        describe(b),
-                        if is_split(a) { a.proxy.as_str() } else { b.proxy.as_str() }
-                    ),
-                    evidence,
-                    remedy: "nothing to do".into(),
-                });
-                continue;
-            }
-            // LoxiLB runs next to kube-proxy by design: as the LoadBalancer provider of kube-loxilb (any kube-proxy
-            // mode), and in its service-proxy mode it imports kube-proxy's IPVS services (--ipvs-compat) and takes
-            // their traffic on its tc hooks (docs/DATAPLANE-FACTS.md section 11.1).
-            if (a.proxy, b.proxy) == (ProxyKind::KubeProxy, ProxyKind::Loxilb) {
-                let how = if a.mode == ServiceProxyMode::Ipvs {
-                    "LoxiLB's service-proxy mode imports kube-proxy's IPVS services (--ipvs-compat) and balances them \
-                     in eBPF before they reach IPVS"
-                } else {
-                    "LoxiLB balances the LoadBalancer services kube-loxilb gives it, kube-proxy the rest"
-                };
-                out.push(Finding {
-                    id: FindingId::ServiceRoutingOverlap,
-                    severity: Severity::Info,
-                    summary: format!(
-                        "{} and {} both balance {shared_text}; {how}. This is a supported combination",
-                        describe(a),
-                        describe(b)
-                    ),
-                    evidence,
-                    remedy: "nothing to do; keep kube-proxy: LoxiLB does not replace it on its own".into(),
-                });
-                continue;
-            }
-            let documented = match (a.proxy, b.proxy) {
-                // Felix deletes kube-proxy's chains while kube-proxy re-creates them (calico#10538): a running
-                // kube-proxy without its rules is that fight. Rules present next to Calico's programs mean Felix's
-                // cleanup is off (BPFKubeProxyIptablesCleanupEnabled=false): shadowed, not fought over; the
-                // daemon's churn raises it again when the rules flip-flop.
-                (ProxyKind::KubeProxy, ProxyKind::CalicoEbpf) => a.mode == ServiceProxyMode::NoRules,
-                // Each deletes the other's IPVS services (kube-router service_endpoints_sync.go).
-                (ProxyKind::KubeProxy, ProxyKind::KubeRouter) => a.mode == ServiceProxyMode::Ipvs,
-                // kube-proxy next to Antrea proxyAll or OVN-Kubernetes: shadowed rules, clashing health ports.
-                (ProxyKind::KubeProxy, _) => false,
-                // Two datapaths rewriting the same packets.
-                _ => true,
-            };
-            let both_running = a.agent_running == Some(true) && b.agent_running == Some(true);
-            let severity = if documented && both_running { Severity::Critical } else { Severity::Warning };
-            conflicts.push(ProxyPair { a: a.proxy, b: b.proxy, severity });
-            out.push(Finding {
-                id: FindingId::ServiceRoutingConflict,
-                severity,
-                summary: format!(
-                    "{} and {} both balance {shared_text} on this node{}",
-                    describe(a),
-                    describe(b),
-                    if both_running { "" } else { " (could not tell whether both agents run)" }
-                ),
-                evidence,
-                remedy: pair_remedy(a, b),
-            });
         }
     }
+    (out, conflicts)
 }
 
-/// A Service proxy (other than kube-proxy, which has `kube-proxy.stale-rules`) whose programs, links or rules are
-/// there while its agent is known not to run: nothing keeps them in step with the Services. Only when the
-/// processes source was read (`agent_running` is `Some(false)`). Cilium's socket-LB and tc programs keep balancing
-/// from their pinned maps after the agent is gone (an uninstall that did not clean up, a crashed agent); its
-/// conflict with a kube-proxy that also runs stays (section 7 does not ask whether cilium-agent runs).
-fn agents_down(f: &Facts, out: &mut Vec<Finding>) {
-    for p in &f.proxies.proxies {
-        if p.proxy == ProxyKind::KubeProxy || p.agent_running != Some(false) {
-            continue;
-        }
-        let (agent, remedy) = match p.proxy {
-            ProxyKind::Cilium => (
-                "cilium-agent",
-                "if Cilium should run here, find out why its cilium pod is not running (kubectl -n kube-system get \
-                 pods -l k8s-app=cilium -o wide); if it was removed, detach its programs (the cil_sock* cgroup \
-                 attachments and the cil_* tc/tcx programs), remove /sys/fs/bpf/tc/globals/cilium_* and its links, \
-                 or reboot the node, and deploy another Service proxy",
-            ),
-            ProxyKind::CalicoEbpf => (
-                "calico-node",
-                "if Calico should run here, find out why its calico-node pod is not running; if it was removed, \
-                 detach its programs (the cali_* tc/tcx and cgroup attachments) and remove the \
-                 /sys/fs/bpf/tc/globals/cali_* pins, and deploy another Service proxy",
-            ),
-            ProxyKind::KubeRouter => (
-                "kube-router",
-                "if kube-router should run here, find out why its pod is not running; if it was removed, clear its \
-                 IPVS services (`ipvsadm --clear`), delete kube-dummy-if and its KUBE-ROUTER-* chains",
-            ),
-            ProxyKind::Antrea => (
-                "antrea-agent",
-                "if Antrea should run here, find out why its antrea-agent pod is not running; if it was removed, \
-                 delete antrea-gw0, its routes and its ANTREA-* chains",
-            ),
-            ProxyKind::Loxilb => (
-                "loxilb",
-                "if LoxiLB should run here, find out why its loxilb pod is not running (kubectl -n kube-system get \
-                 pods -o wide | grep loxilb); if it was removed, detach its programs (tc_packet_func* on tc, \
-                 xdp_packet_func on XDP), delete its TAP device llb0 and unmount /opt/loxilb/dp",
-            ),
-            _ => (
-                "ovnkube",
-                "if OVN-Kubernetes should run here, find out why its ovnkube-node pod is not running; if it was \
-                 removed, delete its OVN-KUBE-* chains and its nftables table inet ovn-kubernetes",
-            ),
-        };
-        out.push(Finding {
-            id: FindingId::ServiceProxyAgentDown,
-            severity: Severity::Warning,
-            summary: format!(
-                "{} is programmed on this node but no {agent} process runs: its Service rules will not follow \
-                 Service changes",
-                describe(p)
-            ),
-            evidence: [p.evidence.clone(), vec![format!("no {agent} process")]].concat(),
-            remedy: remedy.into(),
-        });
+/// The traffic both proxies of a pair balance, when the pair table judges them. kube-proxy and Cilium are section
+/// 7's; a proxy whose agent is known not to run is left to the stale-rules and agent-down findings; what a proxy of
+/// unknown mode balances is not known (Antrea with routes unread): neither a split nor a conflict (kube-proxy's
+/// Unknown still balances everything it has rules for).
+fn contested(a: &ServiceProxy, b: &ServiceProxy) -> Option<Vec<Traffic>> {
+    if (a.proxy, b.proxy) == (ProxyKind::KubeProxy, ProxyKind::Cilium)
+        || a.agent_running == Some(false)
+        || b.agent_running == Some(false)
+        || [a, b].iter().any(|p| p.mode == ServiceProxyMode::Unknown && p.proxy != ProxyKind::KubeProxy)
+    {
+        return None;
     }
+    let shared: Vec<Traffic> = a.balances.iter().filter(|t| b.balances.contains(t)).copied().collect();
+    (!shared.is_empty()).then_some(shared)
 }
 
-/// "calico-ebpf (ebpf mode, 3 services)".
-fn describe(p: &ServiceProxy) -> String {
-    if p.mode == ServiceProxyMode::NoRules {
-        return format!("{} (runs, with no Service rules right now)", p.proxy.as_str());
-    }
-    let services = p.services.map(|n| format!(", {n} services")).unwrap_or_default();
-    format!("{} ({} mode{services})", p.proxy.as_str(), p.mode.as_str())
-}
-
-fn pair_remedy(a: &ServiceProxy, b: &ServiceProxy) -> String {
-    match (a.proxy, b.proxy) {
-        (ProxyKind::KubeProxy, ProxyKind::CalicoEbpf) => "Calico's eBPF dataplane replaces kube-proxy: remove kube-proxy from \
-             this node (kubectl -n kube-system delete ds kube-proxy, or a nodeSelector that keeps it off eBPF nodes) and \
-             keep Felix's BPFKubeProxyIptablesCleanupEnabled=true so Felix removes its leftovers; if kube-proxy must \
-             stay, set BPFKubeProxyIptablesCleanupEnabled=false so the two stop deleting each other's state, and move \
-             one of them off the :10256 health port"
-            .into(),
-        (ProxyKind::KubeProxy, ProxyKind::KubeRouter) => "run kube-router with --run-service-proxy=false, or remove kube-proxy \
-             (kubectl -n kube-system delete ds kube-proxy); do not run `kube-proxy --cleanup` while kube-router serves \
-             Services: it flushes every IPVS service, kube-router's too"
-            .into(),
-        (ProxyKind::KubeProxy, ProxyKind::Antrea) => "Antrea proxyAll replaces kube-proxy: remove kube-proxy (kubectl -n \
-             kube-system delete ds kube-proxy, then clean its rules) or set antreaProxy.proxyAll=false"
-            .into(),
-        (ProxyKind::KubeProxy, ProxyKind::OvnKubernetes) => "OVN-Kubernetes balances Services itself: remove kube-proxy \
-             (kubectl -n kube-system delete ds kube-proxy) and clean its rules with `kube-proxy --cleanup`"
-            .into(),
-        (x, y) => format!(
-            "run one Service proxy on this node: turn Service handling off in {} or in {} (two datapaths rewriting the same \
-             Service traffic break connections unpredictably)",
-            x.as_str(),
-            y.as_str()
-        ),
-    }
-}
-
-fn mode_name(m: ProxyMode) -> &'static str {
-    match m {
-        ProxyMode::Iptables => "iptables",
-        ProxyMode::Nftables => "nftables",
-        ProxyMode::Ipvs => "IPVS",
-        ProxyMode::None => "no",
-        ProxyMode::Unknown => "an unknown",
-    }
-}
-
-/// "kube-proxy (iptables mode, nft backend, 143 services)".
-pub fn describe_kube_proxy(f: &Facts) -> String {
-    let kp = &f.dataplane.kube_proxy;
-    let mut parts = vec![format!("{} mode", mode_name(kp.mode))];
-    if let Some(b) = &kp.backend {
-        parts.push(format!("{b} backend"));
-    }
-    parts.push(format!("{} services", kp.services));
-    format!("kube-proxy ({})", parts.join(", "))
-}
-
-/// "socket-LB, BPF NodePort, 141 services".
-pub fn describe_kpr(f: &Facts) -> String {
-    let c = &f.dataplane.cilium;
-    let mut parts = Vec::new();
-    if c.socket_lb == Some(true) {
-        parts.push("socket-LB".to_string());
-    }
-    if c.bpf_nodeport == Some(true) {
-        parts.push("BPF NodePort".to_string());
-    }
-    if c.xdp_nodeport == Some(true) {
-        parts.push("XDP NodePort".to_string());
-    }
-    if let Some(mode) = &c.configured_kpr {
-        parts.push(format!("configured kubeProxyReplacement {mode}"));
-    }
-    if let Some(n) = c.services {
-        parts.push(format!("{n} services in its service maps"));
-    }
-    parts.join(", ")
-}
-
-/// Calico's Felix resolves `NFTablesMode=Auto` by listing the chains of the `ip`/`ip6` `kube-proxy` nftables tables:
-/// any chain means "kube-proxy runs in nftables mode" (calico `felix/nftables/utils.go`, `KubeProxyNftablesEnabledFn`),
-/// so a stale table misleads Calico too. Said only when calico-node runs and the stale rules are nftables ones.
-fn calico_nftables_note(snap: &Snapshot, mode: ProxyMode) -> Option<(String, &'static str)> {
-    let calico = snap.processes.get().map(|p| p.pids("calico-node")).filter(|p| !p.is_empty())?;
-    (mode == ProxyMode::Nftables).then(|| {
-        (
-            format!(
-                "calico-node runs (pid {}): with NFTablesMode=Auto, Felix takes any chain in the kube-proxy nftables \
-                 table as kube-proxy running in nftables mode, so this stale table misleads Calico's dataplane choice too",
-                calico.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
-            ),
-            "; on this Calico node, delete the stale kube-proxy nftables tables (or set Felix's NFTablesMode \
-             explicitly) before relying on NFTablesMode=Auto, then restart calico-node so it chooses again",
-        )
+/// Section 10, a split (Cilium without kube-proxy replacement, AntreaProxy without proxyAll): the supported overlap.
+fn split_overlap(a: &ServiceProxy, b: &ServiceProxy, shared: &str) -> Option<Finding> {
+    let split = if is_split(a) {
+        a
+    } else if is_split(b) {
+        b
+    } else {
+        return None;
+    };
+    Some(Finding {
+        id: FindingId::ServiceRoutingOverlap,
+        severity: Severity::Info,
+        summary: text::overlap::split(&text::proxy(a), &text::proxy(b), shared, split.proxy.as_str()),
+        evidence: [a.evidence.clone(), b.evidence.clone()].concat(),
+        remedy: text::overlap::REMEDY.into(),
     })
 }
 
-fn cleanup_remedy(mode: ProxyMode) -> String {
-    let how = match mode {
-        ProxyMode::Nftables => "`nft delete table ip kube-proxy; nft delete table ip6 kube-proxy`",
-        ProxyMode::Ipvs => "`ipvsadm --clear`, `ip link delete kube-ipvs0` and removal of the KUBE-* chains and ipsets",
-        _ => "`iptables-save | grep -v KUBE | iptables-restore` (and ip6tables; kubelet re-creates its own chains)",
+/// Section 11.1: LoxiLB runs next to kube-proxy by design: as the LoadBalancer provider of kube-loxilb (any
+/// kube-proxy mode), and in its service-proxy mode it imports kube-proxy's IPVS services (--ipvs-compat) and takes
+/// their traffic on its tc hooks. The supported overlap.
+fn loxilb_overlap(a: &ServiceProxy, b: &ServiceProxy, shared: &str) -> Option<Finding> {
+    if (a.proxy, b.proxy) != (ProxyKind::KubeProxy, ProxyKind::Loxilb) {
+        return None;
+    }
+    Some(Finding {
+        id: FindingId::ServiceRoutingOverlap,
+        severity: Severity::Info,
+        summary: text::overlap::loxilb(&text::proxy(a), &text::proxy(b), shared, a.mode == ServiceProxyMode::Ipvs),
+        evidence: [a.evidence.clone(), b.evidence.clone()].concat(),
+        remedy: text::overlap::LOXILB_REMEDY.into(),
+    })
+}
+
+/// Section 10, any other pair balancing the same traffic: a conflict, critical for the documented fights when both
+/// agents are known to run.
+fn pair_conflict(a: &ServiceProxy, b: &ServiceProxy, shared: &str) -> (Finding, ProxyPair) {
+    let documented = match (a.proxy, b.proxy) {
+        // Felix deletes kube-proxy's chains while kube-proxy re-creates them (calico#10538): a running
+        // kube-proxy without its rules is that fight. Rules present next to Calico's programs mean Felix's
+        // cleanup is off (BPFKubeProxyIptablesCleanupEnabled=false): shadowed, not fought over; the
+        // daemon's churn raises it again when the rules flip-flop.
+        (ProxyKind::KubeProxy, ProxyKind::CalicoEbpf) => a.mode == ServiceProxyMode::NoRules,
+        // Each deletes the other's IPVS services (kube-router service_endpoints_sync.go).
+        (ProxyKind::KubeProxy, ProxyKind::KubeRouter) => a.mode == ServiceProxyMode::Ipvs,
+        // kube-proxy next to Antrea proxyAll or OVN-Kubernetes: shadowed rules, clashing health ports.
+        (ProxyKind::KubeProxy, _) => false,
+        // Two datapaths rewriting the same packets.
+        _ => true,
     };
-    format!(
-        "if kube-proxy was removed on purpose, run `kube-proxy --cleanup` on this node (with the same iptables backend), \
-         or by hand {how}; if it should run, find out why its pod is not running"
-    )
+    let both_running = a.agent_running == Some(true) && b.agent_running == Some(true);
+    let severity = if documented && both_running { Severity::Critical } else { Severity::Warning };
+    let finding = Finding {
+        id: FindingId::ServiceRoutingConflict,
+        severity,
+        summary: text::conflict::pair(&text::proxy(a), &text::proxy(b), shared, both_running),
+        evidence: [a.evidence.clone(), b.evidence.clone()].concat(),
+        remedy: text::conflict::pair_remedy(a.proxy, b.proxy),
+    };
+    (finding, ProxyPair { a: a.proxy, b: b.proxy, severity })
+}
+
+/// C7, for every Service proxy (other than kube-proxy, which has `kube-proxy.stale-rules`): its programs, links or
+/// rules are there while its agent is known not to run: nothing keeps them in step with the Services. Only when the
+/// processes source was read (`agent_running` is `Some(false)`). Cilium's socket-LB and tc programs keep balancing
+/// from their pinned maps after the agent is gone (an uninstall that did not clean up, a crashed agent); its
+/// conflict with a kube-proxy that also runs stays (X1 does not ask whether cilium-agent runs).
+fn c7_agents_down(f: &Facts) -> Vec<Finding> {
+    f.proxies
+        .proxies
+        .iter()
+        .filter(|p| p.proxy != ProxyKind::KubeProxy && p.agent_running == Some(false))
+        .map(|p| {
+            let (agent, remedy) = text::agent_down::agent(p.proxy);
+            Finding {
+                id: FindingId::ServiceProxyAgentDown,
+                severity: Severity::Warning,
+                summary: text::agent_down::summary(&text::proxy(p), agent),
+                evidence: [p.evidence.clone(), vec![text::agent_down::no_process(agent)]].concat(),
+                remedy: remedy.into(),
+            }
+        })
+        .collect()
+}
+
+/// No kube-proxy rules, no Cilium kube-proxy replacement and no other full proxy whose agent is not known to be
+/// gone: what balances part of Service traffic, else nobody. The first row that holds, in this order.
+fn no_kube_proxy(f: &Facts) -> Option<Finding> {
+    // Another proxy that balances more than pod ClusterIP traffic and whose agent is not known to be gone.
+    // (LoxiLB is not one: it balances the traffic that arrives on its interfaces, and ClusterIPs only as it imports
+    // them from kube-proxy's IPVS; docs/DATAPLANE-FACTS.md section 11.1.)
+    let other_full = f.proxies.proxies.iter().any(|p| {
+        !matches!(p.proxy, ProxyKind::KubeProxy | ProxyKind::Cilium | ProxyKind::Loxilb)
+            && !is_split(p)
+            && p.agent_running != Some(false)
+    });
+    if f.dataplane.kube_proxy.mode.is_present() || f.dataplane.cilium.kube_proxy_replacement == Some(true) || other_full
+    {
+        return None;
+    }
+    partial_antrea(f)
+        .or_else(|| partial_loxilb(f))
+        .or_else(|| partial_cilium(f))
+        .or_else(|| not_a_node(f))
+        .or_else(|| k8_nobody_programs_services(f))
+}
+
+/// Whether Cilium balances pod ClusterIP traffic (C2: its service maps hold frontends).
+fn cilium_pod_lb(f: &Facts) -> bool {
+    f.dataplane.cilium.services.unwrap_or(0) > 0
+}
+
+/// No row (section 10, Antrea): AntreaProxy without proxyAll, no kube-proxy (not even one that runs without rules
+/// right now: another writer deleted them, it still serves the rest) and no Cilium pod load-balancing: partial.
+fn partial_antrea(f: &Facts) -> Option<Finding> {
+    let antrea = f.proxies.proxies.iter().find(|p| p.mode == ServiceProxyMode::AntreaProxy)?;
+    let kp_listed = f.proxies.proxies.iter().any(|p| p.proxy == ProxyKind::KubeProxy && p.agent_running != Some(false));
+    if cilium_pod_lb(f) || kp_listed {
+        return None;
+    }
+    Some(Finding {
+        id: FindingId::ServiceRoutingPartial,
+        severity: Severity::Warning,
+        summary: text::partial::ANTREA.into(),
+        evidence: antrea.evidence.clone(),
+        remedy: text::partial::ANTREA_REMEDY.into(),
+    })
+}
+
+/// No row (section 11.1): LoxiLB as the only proxy whose agent is not known to be gone, on a known Kubernetes node
+/// (with processes unread, whether this is one is not known): partial.
+fn partial_loxilb(f: &Facts) -> Option<Finding> {
+    let ps = &f.proxies.proxies;
+    let lx = ps.iter().find(|p| p.proxy == ProxyKind::Loxilb && p.agent_running != Some(false))?;
+    if !ps.iter().all(|p| p.proxy == ProxyKind::Loxilb || p.agent_running == Some(false))
+        || f.proxies.kubelet != Some(true)
+    {
+        return None;
+    }
+    Some(Finding {
+        id: FindingId::ServiceRoutingPartial,
+        severity: Severity::Warning,
+        summary: text::partial::LOXILB.into(),
+        evidence: [lx.evidence.clone(), f.proxies.kubelet_evidence.clone()].concat(),
+        remedy: text::partial::LOXILB_REMEDY.into(),
+    })
+}
+
+/// C2 without kube-proxy (X2's Cilium half alone): Cilium balances only ClusterIP traffic from pods: partial.
+fn partial_cilium(f: &Facts) -> Option<Finding> {
+    cilium_pod_lb(f).then(|| Finding {
+        id: FindingId::ServiceRoutingPartial,
+        severity: Severity::Warning,
+        summary: text::partial::CILIUM.into(),
+        evidence: f.cilium_evidence.clone(),
+        remedy: text::partial::CILIUM_REMEDY.into(),
+    })
+}
+
+/// Whether nothing programs Service routing as far as every source shows: all read, and no proxy but a kube-proxy
+/// process without rules (listed, yet programs nothing: missing, as it always was).
+fn nothing_programs(f: &Facts) -> bool {
+    f.complete && f.proxies.proxies.iter().all(|p| p.proxy == ProxyKind::KubeProxy)
+}
+
+/// What was looked at for the missing rows.
+fn looked_at(f: &Facts) -> Vec<String> {
+    let mut evidence: Vec<String> = text::missing::LOOKED_AT.iter().map(|s| s.to_string()).collect();
+    evidence.extend(f.proxies.not_proxies.iter().cloned());
+    evidence
+}
+
+/// No row: nothing programs Services and no kubelet runs or is configured: not a Kubernetes node (yet), info.
+fn not_a_node(f: &Facts) -> Option<Finding> {
+    if !nothing_programs(f) || f.proxies.kubelet != Some(false) {
+        return None;
+    }
+    let mut evidence = looked_at(f);
+    evidence.extend(text::missing::NOT_A_NODE_LOOKED_AT.iter().map(|s| s.to_string()));
+    Some(Finding {
+        id: FindingId::ServiceRoutingMissing,
+        severity: Severity::Info,
+        summary: text::missing::NOT_A_NODE.into(),
+        evidence,
+        remedy: text::missing::NOT_A_NODE_REMEDY.into(),
+    })
+}
+
+/// K8 (the kubelet's chains alone, no kube-proxy) with no replacement either, where a kubelet runs or is not known
+/// not to: nobody programs Service routing, critical. (The kubelet's evidence is not listed: a node's missing
+/// routing reads as it always did.)
+fn k8_nobody_programs_services(f: &Facts) -> Option<Finding> {
+    if !nothing_programs(f) || f.proxies.kubelet == Some(false) {
+        return None;
+    }
+    let mut evidence = looked_at(f);
+    if f.proxies.kubelet.is_none() {
+        evidence.push(text::missing::KUBELET_UNKNOWN.into());
+    }
+    Some(Finding {
+        id: FindingId::ServiceRoutingMissing,
+        severity: Severity::Critical,
+        summary: text::missing::SUMMARY.into(),
+        evidence,
+        remedy: text::missing::REMEDY.into(),
+    })
 }
 
 #[cfg(test)]
@@ -695,6 +613,76 @@ mod tests {
             proxy(K::Cilium, M::KubeProxyReplacement, Some(true)),
         ]);
         assert!(f.is_empty(), "{f:?}");
+    }
+
+    /// X1 and X3 by kube-proxy's process (no recorded world has kube-proxy's rules without its process under
+    /// Cilium's replacement, nor an unknown process state next to it).
+    #[test]
+    fn kube_proxy_rules_under_cilium_kpr_conflict_while_it_may_run_and_are_stale_once_it_is_gone() {
+        let decide = |running| {
+            let mut f = Facts { complete: true, ..Facts::default() };
+            f.dataplane.kube_proxy.mode = ProxyMode::Nftables;
+            f.dataplane.kube_proxy.services = 4;
+            f.dataplane.kube_proxy.running = running;
+            f.dataplane.cilium.kube_proxy_replacement = Some(true);
+            f.dataplane.cilium.socket_lb = Some(true);
+            evaluate(&snap(), &f)
+        };
+        let (findings, pairs) = decide(Some(false));
+        assert_eq!(pairs, vec![]);
+        let [stale] = findings.as_slice() else { panic!("{findings:?}") };
+        assert_eq!((stale.id.to_string(), stale.severity), ("kube-proxy.stale-rules".to_string(), Severity::Warning));
+        assert!(
+            stale.summary.starts_with("kube-proxy (nftables mode, 4 services) rules are left behind")
+                && stale.summary.contains("Cilium (socket-LB) handles Services"),
+            "{}",
+            stale.summary
+        );
+        assert!(stale.remedy.contains("nft delete table ip kube-proxy"), "{}", stale.remedy);
+
+        let (findings, pairs) = decide(None);
+        let [conflict] = findings.as_slice() else { panic!("{findings:?}") };
+        assert_eq!(conflict.severity, Severity::Warning);
+        assert!(conflict.summary.ends_with("(could not tell whether kube-proxy runs)"), "{}", conflict.summary);
+        assert_eq!(pairs, vec![ProxyPair { a: K::KubeProxy, b: K::Cilium, severity: Severity::Warning }]);
+    }
+
+    /// K5 on a Calico node (no recorded world has calico-node next to a stale kube-proxy nftables table): Felix's
+    /// NFTablesMode=Auto is misled too, which the evidence and the remedy say; iptables-mode leftovers do not.
+    #[test]
+    fn stale_kube_proxy_nftables_tables_on_a_calico_node_say_felix_is_misled() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/snapshots/conflict_when_kube_proxy_runs_next_to_calico_ebpf.json"
+        );
+        let calico: Snapshot = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let pids = calico.processes.get().unwrap().pids("calico-node");
+        assert!(!pids.is_empty());
+        let stale = |mode| {
+            let mut f = Facts { complete: true, ..Facts::default() };
+            f.dataplane.kube_proxy.mode = mode;
+            f.dataplane.kube_proxy.running = Some(false);
+            f.kube_proxy_evidence = vec!["table ip kube-proxy".into()];
+            let (findings, _) = evaluate(&calico, &f);
+            findings.into_iter().find(|f| f.id == FindingId::KubeProxyStaleRules).unwrap()
+        };
+        let nft = stale(ProxyMode::Nftables);
+        assert_eq!(nft.evidence.len(), 2, "{:?}", nft.evidence);
+        assert!(nft.evidence[1].starts_with(&format!("calico-node runs (pid {})", pids[0])), "{:?}", nft.evidence);
+        assert!(nft.remedy.contains("then restart calico-node so it chooses again"), "{}", nft.remedy);
+        let ipt = stale(ProxyMode::Iptables);
+        assert_eq!(ipt.evidence, vec!["table ip kube-proxy".to_string()]);
+        assert!(!ipt.remedy.contains("calico-node"), "{}", ipt.remedy);
+    }
+
+    /// K8 with the processes unread (no recorded world): still critical, and the evidence says the kubelet is unknown.
+    #[test]
+    fn nobody_programming_services_with_processes_unread_is_critical_and_says_so() {
+        let (f, _) = decide(vec![]);
+        assert_eq!(f, vec![("service-routing.missing".to_string(), Severity::Critical)]);
+        let facts = Facts { complete: true, ..Facts::default() };
+        let (findings, _) = evaluate(&snap(), &facts);
+        assert_eq!(findings[0].evidence.last().map(String::as_str), Some(crate::catalogue::missing::KUBELET_UNKNOWN));
     }
 
     #[test]
