@@ -124,7 +124,7 @@ impl<'de> Deserialize<'de> for Item {
 
 /// A line that is not a journal entry.
 #[derive(Debug, thiserror::Error)]
-#[error("not a journalctl JSON entry: {0}")]
+#[error("not a journalctl JSON entry")]
 pub struct EntryError(#[from] serde_json::Error);
 
 /// Parses one line of `journalctl --output=json`.

@@ -77,7 +77,7 @@ pub enum Start {
 pub enum ReadError {
     #[error(transparent)]
     Exec(#[from] ExecError),
-    #[error("reading the journal: {0}")]
+    #[error("reading the journal")]
     Io(#[from] std::io::Error),
     #[error("{program} stopped delivering entries: the journal has entries {behind} s newer than the last one read")]
     Hung { program: PathBuf, behind: u64 },
@@ -615,6 +615,7 @@ fn follow_once(
     let saved = match (in_memory.is_empty() && !refused).then(|| super::state::load(&opts.cursor_file)) {
         Some(Ok(saved)) => saved,
         Some(Err(why)) => {
+            let why = crate::model::error_chain(&why);
             let note = format!(
                 "the saved journal cursor {} cannot be used ({why}): read from the look-back window ({} s) instead",
                 opts.cursor_file.display(),
@@ -729,6 +730,7 @@ fn follow_once(
                     asm.push(e, &mut record)
                 }
                 Err(err) => {
+                    let err = crate::model::error_chain(&err);
                     log::debug!("skipping a journalctl line that is not an entry: {err}");
                     note_line(shared, &mut health, Some((format!("{err}: {}", excerpt(line)), false)), on_change);
                 }

@@ -7,7 +7,7 @@ use std::io::ErrorKind;
 
 use crate::model::Failure;
 use crate::sources::host_view::HostViewError;
-use crate::sources::iptables::{entries::DecodeError, ParseError};
+use crate::sources::iptables::{entries::DecodeError, IptablesError, ParseError};
 use crate::sources::routes::RoutesError;
 use crate::sys::exec::ExecError;
 use crate::sys::nfnetlink::NetlinkError;
@@ -52,6 +52,10 @@ fn typed(err: &(dyn Error + 'static)) -> Option<Failure> {
             ExecError::Failed { .. } => Failure::Other,
             ExecError::Io { source, .. } => from_io(source),
         });
+    }
+    // Transparent: the kernel reader's error is inside, not the next in the chain.
+    if let Some(IptablesError::Read(e)) = err.downcast_ref::<IptablesError>() {
+        return typed(e);
     }
     if let Some(e) = err.downcast_ref::<XtablesError>() {
         return Some(match e {
@@ -145,11 +149,11 @@ mod tests {
         };
         let wrapped: crate::sources::host_view::Guarded<crate::sources::iptables::IptablesError> =
             crate::sources::host_view::Guarded::Source(inner.into());
-        assert_eq!(classify(&wrapped), Failure::PermissionDenied);
+        assert_eq!(classify(wrapped.error()), Failure::PermissionDenied);
         let big = XtablesError::TooLarge { family: Family::Ipv4, table: "nat".into(), size: 9, max: 1 };
         let wrapped: crate::sources::host_view::Guarded<crate::sources::iptables::IptablesError> =
             crate::sources::host_view::Guarded::Source(big.into());
-        assert_eq!(classify(&wrapped), Failure::OverSizeBound { key: Some(IPTABLES_MAX_KEY.into()) });
+        assert_eq!(classify(wrapped.error()), Failure::OverSizeBound { key: Some(IPTABLES_MAX_KEY.into()) });
         let routes = RoutesError::Timeout(Duration::from_secs(10));
         assert_eq!(classify(&routes), Failure::TimedOut { key: Some(COMMAND_TIMEOUT_KEY.into()) });
     }

@@ -20,7 +20,7 @@ pub struct EventSocket {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("subscribing to {what} change events: {source}")]
+#[error("subscribing to {what} change events")]
 pub struct EventError {
     what: &'static str,
     source: std::io::Error,

@@ -17,7 +17,7 @@ use nix::unistd::Pid;
 /// A subprocess that could not run or did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
-    #[error("could not start {program}: {source}")]
+    #[error("could not start {program}")]
     Spawn { program: PathBuf, source: std::io::Error },
     #[error("{program} did not finish within {timeout:?} and was killed")]
     Timeout { program: PathBuf, timeout: Duration },
@@ -25,7 +25,7 @@ pub enum ExecError {
     TooLarge { program: PathBuf, limit: usize },
     #[error("{program} exited with {status}: {stderr}")]
     Failed { program: PathBuf, status: std::process::ExitStatus, stderr: String },
-    #[error("reading the output of {program}: {source}")]
+    #[error("reading the output of {program}")]
     Io { program: PathBuf, source: std::io::Error },
 }
 

@@ -61,14 +61,14 @@ pub struct NftObject {
 /// A netlink exchange that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
-    #[error("opening a NETLINK_NETFILTER socket: {0}")]
-    Socket(std::io::Error),
-    #[error("sending the nftables dump request: {0}")]
-    Send(std::io::Error),
-    #[error("receiving the nftables dump: {0}")]
-    Recv(std::io::Error),
-    #[error("the kernel refused the nftables dump: {0}")]
-    Kernel(std::io::Error),
+    #[error("opening a NETLINK_NETFILTER socket")]
+    Socket(#[source] std::io::Error),
+    #[error("sending the nftables dump request")]
+    Send(#[source] std::io::Error),
+    #[error("receiving the nftables dump")]
+    Recv(#[source] std::io::Error),
+    #[error("the kernel refused the nftables dump")]
+    Kernel(#[source] std::io::Error),
     #[error("malformed netlink message at byte {offset}: {what}")]
     Malformed { offset: usize, what: &'static str },
     #[error("the nftables ruleset kept changing during the dump; gave up after {0} tries")]

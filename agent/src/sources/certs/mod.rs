@@ -37,7 +37,7 @@ impl Default for Bounds {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("invalid certificate path pattern {pattern:?}: {source}")]
+#[error("invalid certificate path pattern {pattern:?}")]
 pub struct CertsError {
     pattern: String,
     source: glob::PatternError,
@@ -106,7 +106,7 @@ pub fn fetch_bounded(config: &Config, bounds: Bounds) -> Result<CertState, Certs
                     state.certificates.extend(certs);
                     state.errors.extend(errors.into_iter().map(|e| (path.clone(), e)));
                 }
-                Err(e) => state.errors.push((path, e)),
+                Err(e) => state.errors.push((path, crate::model::error_chain(&e))),
             }
         }
     }
@@ -128,12 +128,22 @@ fn literal_prefix(path: &Path) -> (PathBuf, Vec<String>) {
     (root, rest)
 }
 
-fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, String> {
-    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+/// Why a certificate file was not read (kept in the state as text, per path).
+#[derive(Debug, thiserror::Error)]
+enum FileError {
+    /// Opening or reading it failed: the OS error says why.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("larger than {0} bytes: not a certificate")]
+    TooLarge(u64),
+}
+
+fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, FileError> {
+    let f = std::fs::File::open(path)?;
     let mut data = Vec::new();
-    f.take(cap + 1).read_to_end(&mut data).map_err(|e| e.to_string())?;
+    f.take(cap + 1).read_to_end(&mut data)?;
     if data.len() as u64 > cap {
-        return Err(format!("larger than {cap} bytes: not a certificate"));
+        return Err(FileError::TooLarge(cap));
     }
     Ok(data)
 }

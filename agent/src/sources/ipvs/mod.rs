@@ -4,7 +4,7 @@ use crate::config::Config;
 use crate::model::ipvs::{IpvsState, MAX_VIPS};
 
 #[derive(Debug, thiserror::Error)]
-#[error("reading {path}: {source}")]
+#[error("reading {path}")]
 pub struct IpvsError {
     path: std::path::PathBuf,
     source: std::io::Error,

@@ -4,7 +4,7 @@ use crate::config::Config;
 use crate::model::mounts::{MountState, NfsMount};
 
 #[derive(Debug, thiserror::Error)]
-#[error("reading {path}: {source}")]
+#[error("reading {path}")]
 pub struct MountsError {
     path: std::path::PathBuf,
     source: std::io::Error,
