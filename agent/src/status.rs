@@ -275,7 +275,7 @@ mod tests {
         assert_eq!(
             e,
             "http://h:1 answered with something that is not a routewarden report: missing field `schema_version` at \
-             line 1 column 19"
+             line 1 column 16"
         );
         let snap =
             include_str!("../tests/data/snapshots/kube_proxy_alone_is_healthy_with_mode_backend_and_services.json");
