@@ -531,3 +531,17 @@ routewarden \-\-config /etc/routewarden/config.toml config validate
 .SH "SEE ALSO"
 \fBroutewarden\fR(8)
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interval_says_why_it_is_refused() {
+        assert_eq!(interval("250ms").unwrap(), std::time::Duration::from_millis(250));
+        assert_eq!(interval("1ms").unwrap_err().to_string(), "\"1ms\" is shorter than the 10ms minimum");
+        // clap prints the error's own text: humantime's, whole.
+        assert_eq!(interval("5").unwrap_err().to_string(), humantime::parse_duration("5").unwrap_err().to_string());
+        assert_eq!(crate::model::error_chain(&interval("5").unwrap_err()), "time unit needed, for example 5sec or 5ms");
+    }
+}

@@ -258,6 +258,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_runtime_that_cannot_start_is_said_once() {
+        let e = StatusError::Runtime(std::io::Error::from_raw_os_error(libc::EMFILE));
+        assert_eq!(crate::model::error_chain(&e), "starting the client's runtime: Too many open files (os error 24)");
+    }
+
+    #[test]
     fn urls_are_plain_http_host_and_port() {
         assert_eq!(Target::from_url("http://127.0.0.1:9977"), Ok(Target::Http("127.0.0.1:9977".into())));
         assert_eq!(Target::from_url("http://localhost:9977/"), Ok(Target::Http("localhost:9977".into())));

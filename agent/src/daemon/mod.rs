@@ -952,6 +952,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn serve_errors_say_their_context_and_the_cause_once() {
+        let io = std::io::Error::from_raw_os_error;
+        let chain = |e: ServeError| crate::model::error_chain(&e);
+        assert_eq!(
+            chain(ServeError::Unix { path: "/run/rw.sock".into(), source: io(libc::EADDRINUSE) }),
+            "binding unix socket /run/rw.sock: Address already in use (os error 98)"
+        );
+        assert_eq!(
+            chain(ServeError::Runtime(io(libc::EMFILE))),
+            "starting the async runtime: Too many open files (os error 24)"
+        );
+        assert_eq!(
+            chain(ServeError::Signal { signal: "SIGHUP", source: io(libc::EINVAL) }),
+            "installing the SIGHUP handler: Invalid argument (os error 22)"
+        );
+        let fd = activation::InheritedError::Io { fd: 3, name: "http".into(), source: io(libc::EBADF) };
+        assert_eq!(
+            chain(ServeError::from(fd)),
+            "socket activation: inherited descriptor 3 (\"http\"): Bad file descriptor (os error 9)"
+        );
+        assert_eq!(
+            chain(ServeError::InheritedSocket { role: Role::Unix, source: io(libc::ENOTSOCK) }),
+            "socket activation: the inherited unix socket (daemon.unix_socket) socket: Socket operation on non-socket (os error 88)"
+        );
+        assert_eq!(Panicked { message: Some("boom".into()) }.to_string(), "boom");
+        assert_eq!(Panicked { message: None }.to_string(), "a collection task panicked");
+    }
+
+    #[test]
+    fn a_refused_reload_says_the_files_mistake_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[daemon]\nlisten = \"nowhere\"\n").unwrap();
+        let e = Settings::load(Some(&path)).map_err(ReloadError::from).unwrap_err();
+        let before = match &e {
+            ReloadError::Settings(s) => s.to_string(),
+            ReloadError::Rules(_) => unreachable!(),
+        };
+        assert_eq!(crate::model::error_chain(&e), before);
+        assert!(before.contains("daemon.listen \"nowhere\""), "{before}");
+        assert_eq!(ReloadError::Rules("rule x: bad".into()).to_string(), "journal rules: rule x: bad");
+    }
+
+    #[test]
     fn a_taken_port_is_reported_once_with_the_process_and_user_holding_it() {
         let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = squatter.local_addr().unwrap();

@@ -160,6 +160,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_line_that_is_no_entry_says_so_and_why_once() {
+        let e = parse_entry(b"not json").unwrap_err();
+        assert_eq!(crate::model::error_chain(&e), "not a journalctl JSON entry: expected ident at line 1 column 2");
+    }
+
+    #[test]
     fn parses_strings_bytes_repeated_fields_and_null() {
         let e = parse_entry(br#"{"__CURSOR":"s=1","__REALTIME_TIMESTAMP":"1790000000000000","_SYSTEMD_UNIT":"kubelet.service","MESSAGE":"hello \"x\""}"#).unwrap();
         assert_eq!(

@@ -931,6 +931,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_read_error_says_its_cause_once() {
+        let e = ReadError::from(std::io::Error::from_raw_os_error(libc::EIO));
+        assert_eq!(crate::model::error_chain(&e), "reading the journal: Input/output error (os error 5)");
+        let spawn =
+            ExecError::Spawn { program: "/bin/journalctl".into(), source: std::io::Error::from_raw_os_error(2) };
+        assert_eq!(
+            crate::model::error_chain(&ReadError::from(spawn)),
+            "could not start /bin/journalctl: No such file or directory (os error 2)"
+        );
+    }
+
+    #[test]
     fn arguments_select_units_plus_kernel_and_the_start() {
         let a = journalctl_args(
             &Input::Directory("/j".into()),

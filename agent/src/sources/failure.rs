@@ -121,6 +121,53 @@ mod tests {
     }
 
     #[test]
+    fn each_wrapper_says_its_context_and_the_cause_once() {
+        use crate::sources::links::LinksError;
+        let chain = |e: &dyn Error| crate::model::error_chain(e);
+        let inner = XtablesError::Getsockopt {
+            what: "IPT_SO_GET_INFO",
+            family: Family::Ipv4,
+            table: "nat".into(),
+            source: io(libc::EPERM),
+        };
+        let want = "getsockopt IPT_SO_GET_INFO for the IPv4 table \"nat\": Operation not permitted (os error 1)";
+        assert_eq!(chain(&inner), want);
+        let wrapped: crate::sources::host_view::Guarded<IptablesError> =
+            crate::sources::host_view::Guarded::Source(inner.into());
+        assert_eq!(chain(wrapped.error()), want);
+        let socket = XtablesError::Socket { family: Family::Ipv6, source: io(libc::EAFNOSUPPORT) };
+        assert_eq!(
+            chain(&socket),
+            "opening an IPv6 socket for iptables getsockopt: Address family not supported by protocol (os error 97)"
+        );
+        let names = IptablesError::TableNames { path: "/proc/net/ip_tables_names".into(), source: io(libc::ENOENT) };
+        assert_eq!(chain(&names), "reading /proc/net/ip_tables_names: No such file or directory (os error 2)");
+        let decode = IptablesError::Decode {
+            family: Family::Ipv4,
+            table: "nat".into(),
+            source: DecodeError { offset: 8, what: "an entry shorter than its header" },
+        };
+        assert_eq!(
+            chain(&decode),
+            "decoding the IPv4 table \"nat\" from the kernel: at byte 8: an entry shorter than its header"
+        );
+        assert_eq!(
+            chain(&LinksError::Connect(io(libc::EMFILE))),
+            "opening an rtnetlink socket: Too many open files (os error 24)"
+        );
+        assert_eq!(
+            chain(&RoutesError::Runtime(io(libc::EAGAIN))),
+            "starting the netlink runtime: Resource temporarily unavailable (os error 11)"
+        );
+        let view = HostViewError::BpffsUnreadable { path: "/host/sys/fs/bpf".into(), source: io(libc::EACCES) };
+        let guarded: crate::sources::host_view::Guarded<LinksError> = view.into();
+        assert_eq!(
+            chain(guarded.error()),
+            "cannot stat /host/sys/fs/bpf to tell whether it is a bpffs mount: Permission denied (os error 13)"
+        );
+    }
+
+    #[test]
     fn each_error_gets_its_kind() {
         let missing = ExecError::Spawn { program: "/usr/sbin/nft".into(), source: io(libc::ENOENT) };
         assert_eq!(classify(&missing), Failure::MissingTool { binary: "/usr/sbin/nft".into() });

@@ -60,3 +60,17 @@ fn open(protocol: isize, group: u32, what: &'static str) -> Result<EventSocket, 
     sock.add_membership(group).map_err(err)?;
     Ok(EventSocket { sock, what })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_subscription_names_what_and_the_cause_once() {
+        let e = EventError { what: "link", source: std::io::Error::from_raw_os_error(libc::EPERM) };
+        assert_eq!(
+            crate::model::error_chain(&e),
+            "subscribing to link change events: Operation not permitted (os error 1)"
+        );
+    }
+}

@@ -342,6 +342,28 @@ fn c_string(v: &[u8]) -> Cow<'_, str> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn each_step_is_named_once_with_the_kernels_error() {
+        let io = std::io::Error::from_raw_os_error;
+        let chain = |e: NetlinkError| crate::model::error_chain(&e);
+        assert_eq!(
+            chain(NetlinkError::Socket(io(libc::EPERM))),
+            "opening a NETLINK_NETFILTER socket: Operation not permitted (os error 1)"
+        );
+        assert_eq!(
+            chain(NetlinkError::Send(io(libc::ENOBUFS))),
+            "sending the nftables dump request: No buffer space available (os error 105)"
+        );
+        assert_eq!(
+            chain(NetlinkError::Recv(io(libc::EAGAIN))),
+            "receiving the nftables dump: Resource temporarily unavailable (os error 11)"
+        );
+        assert_eq!(
+            chain(NetlinkError::Kernel(io(libc::EACCES))),
+            "the kernel refused the nftables dump: Permission denied (os error 13)"
+        );
+    }
+
     fn attr(kind: u16, value: &[u8]) -> Vec<u8> {
         let mut a = Vec::new();
         a.extend_from_slice(&u16::try_from(4 + value.len()).unwrap().to_ne_bytes());

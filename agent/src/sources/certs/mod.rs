@@ -153,6 +153,22 @@ mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
+    #[test]
+    fn a_bad_pattern_and_an_unreadable_file_say_their_cause_once() {
+        let source = glob::Pattern::new("/etc/[x").unwrap_err();
+        let e = CertsError { pattern: "/etc/[x".into(), source };
+        assert_eq!(
+            crate::model::error_chain(&e),
+            "invalid certificate path pattern \"/etc/[x\": Pattern syntax error near position 5: invalid range pattern"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let gone = read_capped(&dir.path().join("gone.pem"), 10).unwrap_err();
+        assert_eq!(crate::model::error_chain(&gone), "No such file or directory (os error 2)");
+        std::fs::write(dir.path().join("big.pem"), [b'x'; 11]).unwrap();
+        let big = read_capped(&dir.path().join("big.pem"), 10).unwrap_err();
+        assert_eq!(crate::model::error_chain(&big), "larger than 10 bytes: not a certificate");
+    }
+
     fn cert_pem() -> String {
         let key = rcgen::KeyPair::generate().unwrap();
         rcgen::CertificateParams::new(vec!["node".into()]).unwrap().self_signed(&key).unwrap().pem()

@@ -99,6 +99,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_failed_listing_names_the_directory_and_the_cause_once() {
+        let e = CniError { path: "/etc/cni/net.d".into(), source: std::io::Error::from_raw_os_error(libc::EACCES) };
+        assert_eq!(crate::model::error_chain(&e), "reading /etc/cni/net.d: Permission denied (os error 13)");
+    }
+
+    #[test]
     fn names_the_owner_of_common_configs() {
         let cilium = br#"{"cniVersion":"0.3.1","name":"cilium","plugins":[{"type":"cilium-cni","enable-debug":false},{"type":"portmap","capabilities":{"portMappings":true}}]}"#;
         assert_eq!(parse("05-cilium.conflist", cilium).unwrap().owner, "cilium");

@@ -58,6 +58,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_failed_read_names_the_file_and_the_cause_once() {
+        let e = IpvsError { path: "/proc/net/ip_vs".into(), source: std::io::Error::from_raw_os_error(libc::EACCES) };
+        assert_eq!(crate::model::error_chain(&e), "reading /proc/net/ip_vs: Permission denied (os error 13)");
+    }
+
+    #[test]
     fn counts_virtual_servers_not_real_servers() {
         let text = "IP Virtual Server version 1.2.1 (size=4096)\n\
 Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n\

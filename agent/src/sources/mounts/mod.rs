@@ -40,6 +40,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_failed_read_names_the_file_and_the_cause_once() {
+        let e =
+            MountsError { path: "/proc/1/mountinfo".into(), source: std::io::Error::from_raw_os_error(libc::EACCES) };
+        assert_eq!(crate::model::error_chain(&e), "reading /proc/1/mountinfo: Permission denied (os error 13)");
+    }
+
+    #[test]
     fn finds_nfs_servers_from_addr_or_source() {
         let text = "36 35 98:0 /mnt1 /mnt1 rw,noatime master:1 - ext3 /dev/root rw,errors=continue\n\
 512 30 0:55 / /var/lib/kubelet/pods/x/volumes/kubernetes.io~nfs/data rw,relatime shared:300 - nfs4 10.96.0.20:/export rw,vers=4.2,addr=10.96.0.20,clientaddr=10.0.0.5\n\

@@ -142,6 +142,15 @@ fn read_small(path: &Path) -> std::io::Result<String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_failed_listing_names_the_directory_and_the_cause_once() {
+        let e = ProcsError { path: "/host/proc".into(), source: std::io::Error::from_raw_os_error(libc::ENOENT) };
+        assert_eq!(
+            crate::model::error_chain(&e),
+            "listing processes in /host/proc: No such file or directory (os error 2)"
+        );
+    }
+
     /// A procfs stand-in entry: `comm`, a root `status`, `exe` linking to `exe`, and `cgroup`.
     fn entry(proc: &Path, pid: u32, comm: &str, exe: &str, cgroup: &str) {
         let dir = proc.join(pid.to_string());
