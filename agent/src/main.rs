@@ -34,7 +34,8 @@ fn main() -> ExitCode {
     match run(cli.command, &settings, &cli.config) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("routewarden: {e:#}");
+            // The chain as every other error is shown (anyhow's `{:#}` would repeat a cause a message still prints).
+            eprintln!("routewarden: {}", routewarden::model::error_chain(e.as_ref()));
             ExitCode::from(e.downcast_ref::<UsageError>().map_or(3, |_| EXIT_USAGE))
         }
     }

@@ -476,7 +476,7 @@ fn sources_are_not_interpolated_in_error_messages() {
     let bad: Vec<&String> = found.iter().filter(|f| !INTERPOLATED_SOURCE_EXCEPTIONS.contains(&f.as_str())).collect();
     assert!(
         bad.is_empty(),
-        "a thiserror message prints its own source, so the chain (model::error_chain, anyhow's {{:#}}) prints that \
+        "a thiserror message prints its own source, so the chain (model::error_chain) prints that \
          cause twice: say only the operation and what it was applied to, and leave the cause to #[source]/#[from] \
          (or #[error(transparent)] for a wrapper with nothing of its own to say):\n{}",
         bad.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
