@@ -427,9 +427,13 @@ fn interpolated_sources(src: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for f in files {
         let rel = f.strip_prefix(src).unwrap_or(&f).display().to_string();
-        // Comment lines out (not `code()`: a `//` inside a string such as "http://" is no comment).
-        let text: String = std::fs::read_to_string(&f)
-            .unwrap_or_default()
+        // Comment lines out (not `code()`: a `//` inside a string such as "http://" is no comment); tests (after
+        // `#[cfg(test)]`) may show the old style as an example.
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        let text: String = text
+            .split("#[cfg(test)]")
+            .next()
+            .unwrap_or("")
             .lines()
             .map(|l| if l.trim_start().starts_with("//") { "" } else { l })
             .collect::<Vec<_>>()
@@ -519,6 +523,13 @@ pub enum E {
 pub struct S {
     call: &'static str,
     source: std::io::Error,
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("an example of the old style: {0}")]
+    struct Old(#[from] std::io::Error);
 }
 "#,
     )

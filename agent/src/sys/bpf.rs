@@ -381,17 +381,14 @@ mod tests {
     fn each_call_is_named_once_with_the_kernels_error() {
         let io = std::io::Error::from_raw_os_error;
         let e = BpfError::OpenCgroup { path: "/sys/fs/cgroup".into(), source: io(libc::ENOENT) };
-        assert_eq!(
-            crate::model::error_chain(&e),
-            "opening cgroup /sys/fs/cgroup: No such file or directory (os error 2)"
-        );
+        assert_eq!(crate::sys::chain(&e), "opening cgroup /sys/fs/cgroup: No such file or directory (os error 2)");
         let e = BpfError::Query { path: "/sys/fs/cgroup".into(), source: io(libc::EPERM) };
         assert_eq!(
-            crate::model::error_chain(&e),
+            crate::sys::chain(&e),
             "BPF_PROG_QUERY on cgroup /sys/fs/cgroup: Operation not permitted (os error 1)"
         );
         let e = BtfCallError { call: "BPF_OBJ_GET_INFO_BY_FD (BTF)", source: io(libc::EINVAL) };
-        assert_eq!(crate::model::error_chain(&e), "BPF_OBJ_GET_INFO_BY_FD (BTF): Invalid argument (os error 22)");
+        assert_eq!(crate::sys::chain(&e), "BPF_OBJ_GET_INFO_BY_FD (BTF): Invalid argument (os error 22)");
     }
 
     /// BTF as clang writes it for `int cil_sock4_connect(void)`: INT, FUNC_PROTO, FUNC.

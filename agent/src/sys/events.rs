@@ -68,9 +68,6 @@ mod tests {
     #[test]
     fn a_failed_subscription_names_what_and_the_cause_once() {
         let e = EventError { what: "link", source: std::io::Error::from_raw_os_error(libc::EPERM) };
-        assert_eq!(
-            crate::model::error_chain(&e),
-            "subscribing to link change events: Operation not permitted (os error 1)"
-        );
+        assert_eq!(crate::sys::chain(&e), "subscribing to link change events: Operation not permitted (os error 1)");
     }
 }

@@ -350,12 +350,12 @@ mod tests {
     fn names_a_missing_binary() {
         let err = run(Path::new("/nonexistent/iptables-save"), &[] as &[&str], Duration::from_secs(1)).unwrap_err();
         assert_eq!(
-            crate::model::error_chain(&err),
+            crate::sys::chain(&err),
             "could not start /nonexistent/iptables-save: No such file or directory (os error 2)"
         );
         let io = ExecError::Io { program: "/usr/bin/journalctl".into(), source: std::io::Error::from_raw_os_error(5) };
         assert_eq!(
-            crate::model::error_chain(&io),
+            crate::sys::chain(&io),
             "reading the output of /usr/bin/journalctl: Input/output error (os error 5)"
         );
     }

@@ -345,7 +345,7 @@ mod tests {
     #[test]
     fn each_step_is_named_once_with_the_kernels_error() {
         let io = std::io::Error::from_raw_os_error;
-        let chain = |e: NetlinkError| crate::model::error_chain(&e);
+        let chain = |e: NetlinkError| crate::sys::chain(&e);
         assert_eq!(
             chain(NetlinkError::Socket(io(libc::EPERM))),
             "opening a NETLINK_NETFILTER socket: Operation not permitted (os error 1)"
