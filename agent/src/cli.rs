@@ -542,6 +542,9 @@ mod tests {
         assert_eq!(interval("1ms").unwrap_err().to_string(), "\"1ms\" is shorter than the 10ms minimum");
         // clap prints the error's own text: humantime's, whole.
         assert_eq!(interval("5").unwrap_err().to_string(), humantime::parse_duration("5").unwrap_err().to_string());
-        assert_eq!(crate::model::error_chain(&interval("5").unwrap_err()), "time unit needed, for example 5sec or 5ms");
+        assert_eq!(
+            crate::model::strict_chain(&interval("5").unwrap_err()),
+            "time unit needed, for example 5sec or 5ms"
+        );
     }
 }

@@ -260,7 +260,7 @@ mod tests {
     #[test]
     fn a_runtime_that_cannot_start_is_said_once() {
         let e = StatusError::Runtime(std::io::Error::from_raw_os_error(libc::EMFILE));
-        assert_eq!(crate::model::error_chain(&e), "starting the client's runtime: Too many open files (os error 24)");
+        assert_eq!(crate::model::strict_chain(&e), "starting the client's runtime: Too many open files (os error 24)");
     }
 
     #[test]
@@ -277,7 +277,7 @@ mod tests {
     #[test]
     fn a_report_without_the_daemon_part_or_of_a_later_schema_is_refused() {
         let not_a_report = |source| StatusError::NotAReport { target: Target::Http("h:1".into()), source };
-        let e = crate::model::error_chain(&not_a_report(parse("{\"verdict\":\"ok\"}").unwrap_err()));
+        let e = crate::model::strict_chain(&not_a_report(parse("{\"verdict\":\"ok\"}").unwrap_err()));
         assert_eq!(
             e,
             "http://h:1 answered with something that is not a routewarden report: missing field `schema_version` at \
@@ -287,7 +287,7 @@ mod tests {
             include_str!("../tests/data/snapshots/kube_proxy_alone_is_healthy_with_mode_backend_and_services.json");
         let check = crate::rules::analyse(&serde_json::from_str(snap).unwrap(), "2026-01-01T00:00:00Z".into());
         let mut v = serde_json::to_value(&check).unwrap();
-        let e = crate::model::error_chain(&not_a_report(parse(&v.to_string()).unwrap_err()));
+        let e = crate::model::strict_chain(&not_a_report(parse(&v.to_string()).unwrap_err()));
         assert!(e.ends_with("not a routewarden report: it has no \"daemon\" part (what `check --output json` prints, not a daemon's /status)"), "{e}");
         v["daemon"] = serde_json::to_value(crate::report::DaemonState::default()).unwrap();
         parse(&v.to_string()).unwrap();

@@ -954,7 +954,7 @@ mod tests {
     #[test]
     fn serve_errors_say_their_context_and_the_cause_once() {
         let io = std::io::Error::from_raw_os_error;
-        let chain = |e: ServeError| crate::model::error_chain(&e);
+        let chain = |e: ServeError| crate::model::strict_chain(&e);
         assert_eq!(
             chain(ServeError::Unix { path: "/run/rw.sock".into(), source: io(libc::EADDRINUSE) }),
             "binding unix socket /run/rw.sock: Address already in use (os error 98)"
@@ -990,7 +990,7 @@ mod tests {
             ReloadError::Settings(s) => s.to_string(),
             ReloadError::Rules(_) => unreachable!(),
         };
-        assert_eq!(crate::model::error_chain(&e), before);
+        assert_eq!(crate::model::strict_chain(&e), before);
         assert!(before.contains("daemon.listen \"nowhere\""), "{before}");
         assert_eq!(ReloadError::Rules("rule x: bad".into()).to_string(), "journal rules: rule x: bad");
     }
@@ -1000,7 +1000,7 @@ mod tests {
         let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = squatter.local_addr().unwrap();
         let e = std::net::TcpListener::bind(addr).unwrap_err();
-        let text = crate::model::error_chain(&bind_error(addr, e));
+        let text = crate::model::strict_chain(&bind_error(addr, e));
         let me = format!("pid {} (", std::process::id());
         let uid = format!("uid {}", own_uid());
         assert!(text.contains(&me) && text.contains(&uid) && text.contains(&addr.to_string()), "{text}");

@@ -162,7 +162,7 @@ mod tests {
     #[test]
     fn a_line_that_is_no_entry_says_so_and_why_once() {
         let e = parse_entry(b"not json").unwrap_err();
-        assert_eq!(crate::model::error_chain(&e), "not a journalctl JSON entry: expected ident at line 1 column 2");
+        assert_eq!(crate::model::strict_chain(&e), "not a journalctl JSON entry: expected ident at line 1 column 2");
     }
 
     #[test]

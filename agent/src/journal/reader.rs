@@ -933,11 +933,11 @@ mod tests {
     #[test]
     fn a_read_error_says_its_cause_once() {
         let e = ReadError::from(std::io::Error::from_raw_os_error(libc::EIO));
-        assert_eq!(crate::model::error_chain(&e), "reading the journal: Input/output error (os error 5)");
+        assert_eq!(crate::model::strict_chain(&e), "reading the journal: Input/output error (os error 5)");
         let spawn =
             ExecError::Spawn { program: "/bin/journalctl".into(), source: std::io::Error::from_raw_os_error(2) };
         assert_eq!(
-            crate::model::error_chain(&ReadError::from(spawn)),
+            crate::model::strict_chain(&ReadError::from(spawn)),
             "could not start /bin/journalctl: No such file or directory (os error 2)"
         );
     }

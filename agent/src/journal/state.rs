@@ -324,7 +324,7 @@ mod tests {
             load(&path).unwrap(),
             Some(SavedCursor { cursor: "s=ab;i=1".into(), usec: Some(1_790_000_000_000_000) })
         );
-        let why = |path: &Path| crate::model::error_chain(&load(path).unwrap_err());
+        let why = |path: &Path| crate::model::strict_chain(&load(path).unwrap_err());
         std::fs::write(&path, [0u8; 64]).unwrap();
         assert_eq!(why(&path), format!("not a journal cursor: {:?}", "\0".repeat(40)));
         std::fs::write(&path, "s=1\nnot-a-time\n").unwrap();

@@ -123,7 +123,7 @@ mod tests {
     #[test]
     fn each_wrapper_says_its_context_and_the_cause_once() {
         use crate::sources::links::LinksError;
-        let chain = |e: &dyn Error| crate::model::error_chain(e);
+        let chain = |e: &dyn Error| crate::model::strict_chain(e);
         let inner = XtablesError::Getsockopt {
             what: "IPT_SO_GET_INFO",
             family: Family::Ipv4,

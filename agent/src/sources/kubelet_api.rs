@@ -174,7 +174,7 @@ mod tests {
             .unwrap();
         let l = fetch(&config);
         assert_eq!(known(&l.api_server), ("127.0.0.1".into(), 6444, false));
-        let e = crate::model::error_chain(&l.errors[0]);
+        let e = crate::model::strict_chain(&l.errors[0]);
         assert_eq!(e, "reading /etc/kubernetes/kubelet.conf: 1048577 bytes is more than the 1048576 bytes allowed");
         config.journal.api_server = "https://api.example:6553".into();
         assert_eq!(known(&fetch(&config).api_server), ("api.example".into(), 6553, false));

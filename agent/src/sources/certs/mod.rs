@@ -158,15 +158,15 @@ mod tests {
         let source = glob::Pattern::new("/etc/[x").unwrap_err();
         let e = CertsError { pattern: "/etc/[x".into(), source };
         assert_eq!(
-            crate::model::error_chain(&e),
+            crate::model::strict_chain(&e),
             "invalid certificate path pattern \"/etc/[x\": Pattern syntax error near position 5: invalid range pattern"
         );
         let dir = tempfile::tempdir().unwrap();
         let gone = read_capped(&dir.path().join("gone.pem"), 10).unwrap_err();
-        assert_eq!(crate::model::error_chain(&gone), "No such file or directory (os error 2)");
+        assert_eq!(crate::model::strict_chain(&gone), "No such file or directory (os error 2)");
         std::fs::write(dir.path().join("big.pem"), [b'x'; 11]).unwrap();
         let big = read_capped(&dir.path().join("big.pem"), 10).unwrap_err();
-        assert_eq!(crate::model::error_chain(&big), "larger than 10 bytes: not a certificate");
+        assert_eq!(crate::model::strict_chain(&big), "larger than 10 bytes: not a certificate");
     }
 
     fn cert_pem() -> String {

@@ -79,7 +79,7 @@ mod tests {
         assert_eq!(parse(r#"{"cilium":{}}"#).unwrap().configured_kpr(), None);
         let e = AgentError::BadAnswer { path: "/run/cilium.sock".into(), source: parse("<html>").unwrap_err() };
         assert_eq!(
-            crate::model::error_chain(&e),
+            crate::model::strict_chain(&e),
             "the Cilium agent at /run/cilium.sock answered, but not with a status: not JSON: expected value at line 1 \
              column 1"
         );

@@ -101,7 +101,7 @@ mod tests {
     #[test]
     fn a_failed_listing_names_the_directory_and_the_cause_once() {
         let e = CniError { path: "/etc/cni/net.d".into(), source: std::io::Error::from_raw_os_error(libc::EACCES) };
-        assert_eq!(crate::model::error_chain(&e), "reading /etc/cni/net.d: Permission denied (os error 13)");
+        assert_eq!(crate::model::strict_chain(&e), "reading /etc/cni/net.d: Permission denied (os error 13)");
     }
 
     #[test]
@@ -113,7 +113,7 @@ mod tests {
         assert_eq!(parse("10-canal.conflist", canal).unwrap().owner, "canal");
         let flannel = br#"{"name":"cbr0","cniVersion":"0.3.1","plugins":[{"type":"flannel","delegate":{"hairpinMode":true}},{"type":"portmap"}]}"#;
         assert_eq!(parse("10-flannel.conflist", flannel).unwrap().owner, "flannel");
-        let chain = |e: ConfigError| crate::model::error_chain(&e);
+        let chain = |e: ConfigError| crate::model::strict_chain(&e);
         assert_eq!(
             chain(parse("x.conf", b"{\"name\":\"x\"}").unwrap_err()),
             "no plugin type (neither `plugins[].type` nor `type`)"

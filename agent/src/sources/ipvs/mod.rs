@@ -60,7 +60,7 @@ mod tests {
     #[test]
     fn a_failed_read_names_the_file_and_the_cause_once() {
         let e = IpvsError { path: "/proc/net/ip_vs".into(), source: std::io::Error::from_raw_os_error(libc::EACCES) };
-        assert_eq!(crate::model::error_chain(&e), "reading /proc/net/ip_vs: Permission denied (os error 13)");
+        assert_eq!(crate::model::strict_chain(&e), "reading /proc/net/ip_vs: Permission denied (os error 13)");
     }
 
     #[test]

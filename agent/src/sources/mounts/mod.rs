@@ -43,7 +43,7 @@ mod tests {
     fn a_failed_read_names_the_file_and_the_cause_once() {
         let e =
             MountsError { path: "/proc/1/mountinfo".into(), source: std::io::Error::from_raw_os_error(libc::EACCES) };
-        assert_eq!(crate::model::error_chain(&e), "reading /proc/1/mountinfo: Permission denied (os error 13)");
+        assert_eq!(crate::model::strict_chain(&e), "reading /proc/1/mountinfo: Permission denied (os error 13)");
     }
 
     #[test]

@@ -146,7 +146,7 @@ mod tests {
     fn a_failed_listing_names_the_directory_and_the_cause_once() {
         let e = ProcsError { path: "/host/proc".into(), source: std::io::Error::from_raw_os_error(libc::ENOENT) };
         assert_eq!(
-            crate::model::error_chain(&e),
+            crate::model::strict_chain(&e),
             "listing processes in /host/proc: No such file or directory (os error 2)"
         );
     }
