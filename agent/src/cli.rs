@@ -209,8 +209,8 @@ pub enum Output {
     Json,
 }
 
-fn parse_requirement(s: &str) -> Result<crate::rules::gate::Requirement, String> {
-    s.parse().map_err(|e: crate::rules::gate::RequirementError| e.to_string())
+fn parse_requirement(s: &str) -> Result<crate::rules::gate::Requirement, crate::rules::gate::RequirementError> {
+    s.parse()
 }
 
 /// The routewarden(8) sections clap does not generate, in roff: exit status, signals, files, environment and
@@ -291,12 +291,22 @@ routewarden scan\-journal \-\-directory /var/log/journal
 \fBjournalctl\fR(1)
 "#;
 /// A pause between two looks: a duration of at least 10 ms (0 would spin a core).
-fn interval(text: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+fn interval(text: &str) -> Result<std::time::Duration, IntervalError> {
+    let d = humantime::parse_duration(text)?;
     if d < std::time::Duration::from_millis(10) {
-        return Err(format!("{text:?} is shorter than the 10ms minimum"));
+        return Err(IntervalError::TooShort(text.to_string()));
     }
     Ok(d)
+}
+
+/// Why a `--poll-interval`/`--report-interval` is refused. clap prints only this error's own text (no cause), so
+/// humantime's is kept whole.
+#[derive(Debug, thiserror::Error)]
+pub enum IntervalError {
+    #[error(transparent)]
+    Duration(#[from] humantime::DurationError),
+    #[error("{0:?} is shorter than the 10ms minimum")]
+    TooShort(String),
 }
 
 /// The sections of each subcommand's page (`routewarden-NAME(8)`, by its full name) that clap does not generate,
@@ -521,3 +531,20 @@ routewarden \-\-config /etc/routewarden/config.toml config validate
 .SH "SEE ALSO"
 \fBroutewarden\fR(8)
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interval_says_why_it_is_refused() {
+        assert_eq!(interval("250ms").unwrap(), std::time::Duration::from_millis(250));
+        assert_eq!(interval("1ms").unwrap_err().to_string(), "\"1ms\" is shorter than the 10ms minimum");
+        // clap prints the error's own text: humantime's, whole.
+        assert_eq!(interval("5").unwrap_err().to_string(), humantime::parse_duration("5").unwrap_err().to_string());
+        assert_eq!(
+            crate::model::strict_chain(&interval("5").unwrap_err()),
+            "time unit needed, for example 5sec or 5ms"
+        );
+    }
+}

@@ -27,14 +27,15 @@ fn main() -> ExitCode {
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("routewarden: configuration error: {e}");
+            eprintln!("routewarden: configuration error: {}", routewarden::model::error_chain(&e));
             return ExitCode::from(EXIT_USAGE);
         }
     };
     match run(cli.command, &settings, &cli.config) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("routewarden: {e:#}");
+            // The chain as every other error is shown (anyhow's `{:#}` would repeat a cause a message still prints).
+            eprintln!("routewarden: {}", routewarden::model::error_chain(e.as_ref()));
             ExitCode::from(e.downcast_ref::<UsageError>().map_or(3, |_| EXIT_USAGE))
         }
     }
@@ -52,7 +53,10 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
                 Some(path) => {
                     // Parsed as it is read (no copy of the whole text in memory), at most MAX_SNAPSHOT_BYTES.
                     let file = routewarden::sys::host::open_regular(&path, MAX_SNAPSHOT_BYTES)
-                        .map_err(|e| UsageError(format!("reading snapshot {}: {e}", path.display())))?
+                        .map_err(|e| {
+                            let why = routewarden::model::error_chain(&e);
+                            UsageError(format!("reading snapshot {}: {why}", path.display()))
+                        })?
                         .ok_or_else(|| UsageError(format!("snapshot {} is empty", path.display())))?;
                     let snap: routewarden::model::Snapshot = serde_json::from_reader(std::io::BufReader::new(file))
                         .map_err(|e| {
@@ -84,7 +88,7 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             use routewarden::status::{self, Choice, Target};
             let choice = match (socket, url) {
                 (Some(path), _) => Choice::Socket(path),
-                (None, Some(url)) => Choice::Url(Target::from_url(&url).map_err(UsageError)?),
+                (None, Some(url)) => Choice::Url(Target::from_url(&url).map_err(|e| UsageError(e.to_string()))?),
                 (None, None) => Choice::Default {
                     socket: settings.config.daemon.unix_socket.clone().unwrap_or_else(|| status::DEFAULT_SOCKET.into()),
                     listen: settings.listen,
@@ -93,7 +97,7 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             let answer = match status::fetch(&choice, timeout) {
                 Ok(a) => a,
                 Err(e) => {
-                    eprintln!("routewarden: {e}");
+                    eprintln!("routewarden: {}", routewarden::model::error_chain(&e));
                     return Ok(3);
                 }
             };
@@ -176,7 +180,7 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             let units = settings.journal_units();
             let (rules, unusable) = settings.node_journal_rules(api_server.as_deref()).map_err(UsageError)?;
             for e in unusable {
-                eprintln!("routewarden: the kubelet's API server endpoint: {e}");
+                eprintln!("routewarden: the kubelet's API server endpoint: {}", routewarden::model::error_chain(&e));
             }
             let engine = journal::Engine::new(rules);
             let journalctl = &settings.config.journal.journalctl;

@@ -236,8 +236,8 @@ impl Settings {
             None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
             None => return Settings::validate(Config::default(), Path::new("(defaults)"), None),
         };
-        let text =
-            read_regular(&path, MAX_CONFIG_BYTES).map_err(|what| SettingsError::Read { path: path.clone(), what })?;
+        let text = read_regular(&path, MAX_CONFIG_BYTES)
+            .map_err(|e| SettingsError::Read { path: path.clone(), what: crate::model::error_chain(&e) })?;
         Settings::parse(&text, &path)
     }
 
@@ -650,7 +650,7 @@ fn rules_dir(config: &Config) -> Result<Vec<(PathBuf, Rule)>, RulesError> {
         for f in files {
             let text = read_regular(&f, MAX_CONFIG_BYTES).map_err(|e| RulesError::Invalid {
                 id: f.display().to_string(),
-                why: format!("reading the file: {e}"),
+                why: format!("reading the file: {}", crate::model::error_chain(&e)),
             })?;
             for rule in crate::journal::rules::parse(&text, &f.display().to_string())? {
                 let named = |why: String| RulesError::Invalid { id: format!("{} in {}", rule.id, f.display()), why };

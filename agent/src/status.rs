@@ -33,23 +33,65 @@ impl std::fmt::Display for Target {
 
 impl Target {
     /// `--url`: `http://HOST:PORT`, with an optional trailing `/` (the path asked is always `/status`).
-    pub fn from_url(url: &str) -> Result<Target, String> {
-        let bad = |why: &str| format!("--url {url:?} {why}: give http://HOST:PORT such as http://127.0.0.1:9977");
+    pub fn from_url(url: &str) -> Result<Target, UrlError> {
+        let bad = |why| UrlError { url: url.to_string(), why };
         let Some(rest) = url.strip_prefix("http://") else {
-            return Err(bad(if url.starts_with("https://") {
-                "is https (the daemon's listener is plain HTTP)"
-            } else {
-                "is not an http:// URL"
-            }));
+            return Err(bad(if url.starts_with("https://") { BadUrl::Https } else { BadUrl::NotHttp }));
         };
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         let port_ok =
             authority.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
         if !port_ok || authority.contains(['/', '?', '#', '@', ' ']) {
-            return Err(bad("is not http://HOST:PORT"));
+            return Err(bad(BadUrl::NotHostPort));
         }
         Ok(Target::Http(authority.to_string()))
     }
+}
+
+/// A `--url` that is not `http://HOST:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--url {url:?} {why}: give http://HOST:PORT such as http://127.0.0.1:9977")]
+pub struct UrlError {
+    pub url: String,
+    pub why: BadUrl,
+}
+
+/// What is wrong with a `--url`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadUrl {
+    Https,
+    NotHttp,
+    NotHostPort,
+}
+
+impl std::fmt::Display for BadUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BadUrl::Https => "is https (the daemon's listener is plain HTTP)",
+            BadUrl::NotHttp => "is not an http:// URL",
+            BadUrl::NotHostPort => "is not http://HOST:PORT",
+        })
+    }
+}
+
+/// Why an answer is not a routewarden daemon's report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// serde's text says where and what.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(
+        "schema_version {0}; this routewarden reads versions 1 to {max} (use the daemon's own binary)",
+        max = crate::model::SCHEMA_VERSION
+    )]
+    Schema(u32),
+    #[error("it has no \"daemon\" part (what `check --output json` prints, not a daemon's /status)")]
+    NoDaemonPart,
+    #[error("the answer is not UTF-8")]
+    NotUtf8,
+    /// The request could not be built (the host named is no header value).
+    #[error(transparent)]
+    Request(#[from] hyper::http::Error),
 }
 
 /// What the operator asked for on the command line.
@@ -81,12 +123,12 @@ pub enum StatusError {
     Refused { target: Target, code: u16, body: String },
     #[error("{target} answered with more than {MAX_STATUS_BYTES} bytes: not a routewarden report")]
     TooLarge { target: Target },
-    #[error("{target} answered with something that is not a routewarden report: {why}")]
-    NotAReport { target: Target, why: String },
-    #[error("talking HTTP to {target}: {source}")]
+    #[error("{target} answered with something that is not a routewarden report")]
+    NotAReport { target: Target, source: ReportError },
+    #[error("talking HTTP to {target}")]
     Http { target: Target, source: hyper::Error },
-    #[error("starting the client's runtime: {0}")]
-    Runtime(std::io::Error),
+    #[error("starting the client's runtime")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// The daemon's answer: its report, and the JSON text as it was sent.
@@ -173,7 +215,7 @@ where
         .header(hyper::header::HOST, host)
         .header(hyper::header::ACCEPT, "application/json")
         .body(http_body_util::Empty::<hyper::body::Bytes>::new())
-        .map_err(|e| StatusError::NotAReport { target: target.clone(), why: e.to_string() })?;
+        .map_err(|e| StatusError::NotAReport { target: target.clone(), source: e.into() })?;
     let resp = sender.send_request(req).await.map_err(http)?;
     let code = resp.status().as_u16();
     let body =
@@ -194,23 +236,19 @@ where
         return Err(StatusError::Refused { target: target.clone(), code, body: said });
     }
     let json = String::from_utf8(bytes.to_vec())
-        .map_err(|_| StatusError::NotAReport { target: target.clone(), why: "the answer is not UTF-8".into() })?;
-    let report = parse(&json).map_err(|why| StatusError::NotAReport { target: target.clone(), why })?;
+        .map_err(|_| StatusError::NotAReport { target: target.clone(), source: ReportError::NotUtf8 })?;
+    let report = parse(&json).map_err(|source| StatusError::NotAReport { target: target.clone(), source })?;
     Ok(Answer { target: target.clone(), json, report })
 }
 
 /// The daemon's `/status` text as a report of a schema this routewarden reads, carrying the daemon's state.
-pub fn parse(json: &str) -> Result<Report, String> {
-    let report: Report = serde_json::from_str(json).map_err(|e| e.to_string())?;
+pub fn parse(json: &str) -> Result<Report, ReportError> {
+    let report: Report = serde_json::from_str(json)?;
     if !(1..=crate::model::SCHEMA_VERSION).contains(&report.schema_version) {
-        return Err(format!(
-            "schema_version {}; this routewarden reads versions 1 to {} (use the daemon's own binary)",
-            report.schema_version,
-            crate::model::SCHEMA_VERSION
-        ));
+        return Err(ReportError::Schema(report.schema_version));
     }
     if report.daemon.is_none() {
-        return Err("it has no \"daemon\" part (what `check --output json` prints, not a daemon's /status)".into());
+        return Err(ReportError::NoDaemonPart);
     }
     Ok(report)
 }
@@ -220,30 +258,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_runtime_that_cannot_start_is_said_once() {
+        let e = StatusError::Runtime(std::io::Error::from_raw_os_error(libc::EMFILE));
+        assert_eq!(crate::model::strict_chain(&e), "starting the client's runtime: Too many open files (os error 24)");
+    }
+
+    #[test]
     fn urls_are_plain_http_host_and_port() {
         assert_eq!(Target::from_url("http://127.0.0.1:9977"), Ok(Target::Http("127.0.0.1:9977".into())));
         assert_eq!(Target::from_url("http://localhost:9977/"), Ok(Target::Http("localhost:9977".into())));
         assert_eq!(Target::from_url("http://[::1]:9977"), Ok(Target::Http("[::1]:9977".into())));
         for bad in ["https://127.0.0.1:9977", "127.0.0.1:9977", "http://127.0.0.1", "http://h:1/status", "http://:80"] {
-            let e = Target::from_url(bad).unwrap_err();
+            let e = Target::from_url(bad).unwrap_err().to_string();
             assert!(e.contains(bad) && e.contains("http://HOST:PORT"), "{e}");
         }
     }
 
     #[test]
     fn a_report_without_the_daemon_part_or_of_a_later_schema_is_refused() {
-        let e = parse("{\"verdict\":\"ok\"}").unwrap_err();
-        assert!(e.contains("missing field"), "{e}");
+        let not_a_report = |source| StatusError::NotAReport { target: Target::Http("h:1".into()), source };
+        let e = crate::model::strict_chain(&not_a_report(parse("{\"verdict\":\"ok\"}").unwrap_err()));
+        assert_eq!(
+            e,
+            "http://h:1 answered with something that is not a routewarden report: missing field `schema_version` at \
+             line 1 column 16"
+        );
         let snap =
             include_str!("../tests/data/snapshots/kube_proxy_alone_is_healthy_with_mode_backend_and_services.json");
         let check = crate::rules::analyse(&serde_json::from_str(snap).unwrap(), "2026-01-01T00:00:00Z".into());
         let mut v = serde_json::to_value(&check).unwrap();
-        let e = parse(&v.to_string()).unwrap_err();
-        assert!(e.contains("no \"daemon\" part"), "{e}");
+        let e = crate::model::strict_chain(&not_a_report(parse(&v.to_string()).unwrap_err()));
+        assert!(e.ends_with("not a routewarden report: it has no \"daemon\" part (what `check --output json` prints, not a daemon's /status)"), "{e}");
         v["daemon"] = serde_json::to_value(crate::report::DaemonState::default()).unwrap();
         parse(&v.to_string()).unwrap();
         v["schema_version"] = 99.into();
-        assert!(parse(&v.to_string()).unwrap_err().contains("schema_version 99"));
+        let e = parse(&v.to_string()).unwrap_err().to_string();
+        let max = crate::model::SCHEMA_VERSION;
+        assert_eq!(
+            e,
+            format!("schema_version 99; this routewarden reads versions 1 to {max} (use the daemon's own binary)")
+        );
     }
 
     #[test]

@@ -322,3 +322,219 @@ fn every_rust_file_opens_with_a_module_doc_line() {
         .collect();
     assert!(bad.is_empty(), "files without an opening //! line:\n{}", bad.join("\n"));
 }
+
+/// Error types whose message still interpolates their source, kept until their owners switch them to the style of
+/// `sources_are_not_interpolated_in_error_messages` (remove a line when its type is fixed). `SettingsError` and
+/// `WebConfigError` print their causes in their own text, and `settings.rs` formats `RulesError` with
+/// `to_string()` (and `SettingsError::Many` each mistake so), so `RulesError` keeps its cause in its text until
+/// those print chains; `model::error_chain` skips a cause the text already ends with for them.
+const INTERPOLATED_SOURCE_EXCEPTIONS: &[&str] = &[
+    "journal/rules.rs: Parse",
+    "journal/rules.rs: Regex",
+    "settings.rs: Parse",
+    "settings.rs: Rules",
+    "settings.rs: InlineRule",
+    "settings.rs: Requirement",
+    "settings.rs: WebConfig",
+    "outputs/web_config.rs: Yaml",
+    "outputs/web_config.rs: Hash",
+    "outputs/web_config.rs: Pem",
+    "outputs/web_config.rs: ClientCa",
+    "outputs/web_config.rs: Verifier",
+    "outputs/web_config.rs: Tls",
+];
+
+/// The end (exclusive) of the bracketed group opening at `open` (`(`, `{`, `[` or `<`), skipping string literals.
+fn group_end(s: &[u8], open: usize) -> usize {
+    let mut depth = 0i32;
+    let mut i = open;
+    while i < s.len() {
+        match s[i] {
+            b'"' => {
+                i += 1;
+                while i < s.len() && s[i] != b'"' {
+                    i += if s[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'(' | b'{' | b'[' | b'<' => depth += 1,
+            // `->` is no closing bracket.
+            b'>' if i > 0 && s[i - 1] == b'-' => {}
+            b')' | b'}' | b']' | b'>' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    s.len()
+}
+
+/// `text` split at its top-level commas.
+fn top_level_split(text: &str) -> Vec<&str> {
+    let s = text.as_bytes();
+    let (mut out, mut start, mut i) = (Vec::new(), 0, 0);
+    while i < s.len() {
+        match s[i] {
+            b'"' | b'(' | b'{' | b'[' | b'<' if !(s[i] == b'<' && i > 0 && s[i - 1] == b'-') => {
+                let end = if s[i] == b'"' {
+                    let mut j = i + 1;
+                    while j < s.len() && s[j] != b'"' {
+                        j += if s[j] == b'\\' { 2 } else { 1 };
+                    }
+                    j + 1
+                } else {
+                    group_end(s, i)
+                };
+                i = end;
+                continue;
+            }
+            b',' => {
+                out.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push(&text[start..]);
+    out.into_iter().filter(|f| !f.trim().is_empty()).collect()
+}
+
+/// Whether the message (`attr`: what is inside `#[error(...)]`) names `field`: `{field}`, `{field:?}`, or `.field`
+/// among the format arguments.
+fn names_field(attr: &str, field: &str) -> bool {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    let braced = [format!("{{{field}}}"), format!("{{{field}:")];
+    if braced.iter().any(|b| attr.contains(b.as_str())) {
+        return true;
+    }
+    attr.match_indices(&format!(".{field}")).any(|(i, m)| {
+        let before = attr[..i].chars().next_back().is_none_or(|c| !ident(c));
+        let after = attr[i + m.len()..].chars().next().is_none_or(|c| !ident(c));
+        before && after
+    })
+}
+
+/// thiserror messages that print a field which is also the error's source (`#[source]`, `#[from]` or named
+/// `source`), so a chain would print that cause twice: `file: Variant` for each.
+fn interpolated_sources(src: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let rel = f.strip_prefix(src).unwrap_or(&f).display().to_string();
+        // Comment lines out (not `code()`: a `//` inside a string such as "http://" is no comment); tests (after
+        // `#[cfg(test)]`) may show the old style as an example.
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        let text: String = text
+            .split("#[cfg(test)]")
+            .next()
+            .unwrap_or("")
+            .lines()
+            .map(|l| if l.trim_start().starts_with("//") { "" } else { l })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let s = text.as_bytes();
+        for (at, _) in text.match_indices("#[error(") {
+            let open = at + "#[error".len();
+            let close = group_end(s, open);
+            let attr = &text[open + 1..close.saturating_sub(1)];
+            if attr.trim() == "transparent" {
+                continue;
+            }
+            // The item after the attribute and any others: `struct Name body` or `Variant body`.
+            let mut rest = text[close..].trim_start_matches(']').trim_start();
+            while rest.starts_with("#[") {
+                let end = group_end(rest.as_bytes(), 1);
+                rest = rest[end..].trim_start_matches(']').trim_start();
+            }
+            let rest = rest.trim_start_matches("pub ").trim_start_matches("struct ").trim_start();
+            let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            let after = rest[name.len()..].trim_start();
+            let body = match after.chars().next() {
+                Some('(') | Some('{') => &after[1..group_end(after.as_bytes(), 0) - 1],
+                _ => "",
+            };
+            let tuple = after.starts_with('(');
+            for (i, field) in top_level_split(body).into_iter().enumerate() {
+                let field = field.trim();
+                let marked = field.contains("#[source]") || field.contains("#[from]");
+                let bare = field.rsplit(']').next().unwrap_or(field).trim().trim_start_matches("pub ").trim();
+                let fname = if tuple { i.to_string() } else { bare.split(':').next().unwrap_or("").trim().to_string() };
+                if (marked || (!tuple && fname == "source")) && names_field(attr, &fname) {
+                    out.push(format!("{rel}: {name}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn sources_are_not_interpolated_in_error_messages() {
+    let found = interpolated_sources(&workspace().join("agent/src"));
+    let bad: Vec<&String> = found.iter().filter(|f| !INTERPOLATED_SOURCE_EXCEPTIONS.contains(&f.as_str())).collect();
+    assert!(
+        bad.is_empty(),
+        "a thiserror message prints its own source, so the chain (model::error_chain) prints that \
+         cause twice: say only the operation and what it was applied to, and leave the cause to #[source]/#[from] \
+         (or #[error(transparent)] for a wrapper with nothing of its own to say):\n{}",
+        bad.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+    );
+    let gone: Vec<&&str> = INTERPOLATED_SOURCE_EXCEPTIONS.iter().filter(|e| !found.contains(&e.to_string())).collect();
+    assert!(gone.is_empty(), "fixed: remove them from INTERPOLATED_SOURCE_EXCEPTIONS: {gone:?}");
+}
+
+#[test]
+fn the_source_check_catches_each_way_of_printing_a_source() {
+    let dir = std::env::temp_dir().join(format!("rw-tidy-source-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sys")).unwrap();
+    std::fs::write(
+        dir.join("sys/a.rs"),
+        r#"//! a
+#[derive(Debug, thiserror::Error)]
+pub enum E {
+    #[error("opening {path}: {source}")]
+    Named { path: PathBuf, source: std::io::Error },
+    #[error("reading: {0}")]
+    From(#[from] std::io::Error),
+    #[error("http://x {0:?}")]
+    Marked(#[source] Box<Other<A, B>>),
+    #[error("{}", .inner.len())]
+    Field {
+        #[source]
+        inner: Inner,
+    },
+    // #[error("{0}")] in a comment
+    #[error("opening {path}")]
+    Fine { path: PathBuf, source: std::io::Error },
+    #[error("{0} and {1}")]
+    NotASource(String, u32),
+    #[error(transparent)]
+    Wrapper(#[from] Inner),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{call}: {source}")]
+pub struct S {
+    call: &'static str,
+    source: std::io::Error,
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("an example of the old style: {0}")]
+    struct Old(#[from] std::io::Error);
+}
+"#,
+    )
+    .unwrap();
+    let found = interpolated_sources(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(found, ["sys/a.rs: Named", "sys/a.rs: From", "sys/a.rs: Marked", "sys/a.rs: Field", "sys/a.rs: S"]);
+}

@@ -128,7 +128,7 @@ fn family_name(f: Family) -> String {
 pub enum InheritedError {
     #[error(transparent)]
     Variables(#[from] ActivationError),
-    #[error("inherited descriptor {fd} ({name:?}): {source}")]
+    #[error("inherited descriptor {fd} ({name:?})")]
     Io { fd: i32, name: String, source: std::io::Error },
     #[error(
         "inherited descriptor {fd} ({name:?}) is not a listening stream socket (ListenStream= in the socket unit)"

@@ -73,31 +73,31 @@ pub enum Event {
     /// SIGTERM or SIGINT.
     Stop,
     /// A collection finished (or its task panicked: the message says why).
-    Collected(Result<Box<Snapshot>, String>),
+    Collected(Result<Box<Snapshot>, Panicked>),
 }
 
 /// Why `serve` could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("starting the async runtime: {0}")]
-    Runtime(std::io::Error),
+    #[error("starting the async runtime")]
+    Runtime(#[source] std::io::Error),
     /// `why` is the OS error and, when the port is taken, who holds it: said once (no `source` chain repeating it).
     #[error("binding the HTTP listener {addr}: {why}")]
     Listen { addr: String, why: String },
-    #[error("binding unix socket {path}: {source}")]
+    #[error("binding unix socket {path}")]
     Unix { path: PathBuf, source: std::io::Error },
     #[error("unix socket {path}: the path exists and is not a socket; refusing to replace it")]
     NotASocket { path: PathBuf },
-    #[error("installing the {signal} handler: {source}")]
+    #[error("installing the {signal} handler")]
     Signal { signal: &'static str, source: std::io::Error },
-    #[error("socket activation: {0}")]
+    #[error("socket activation")]
     Inherited(#[from] activation::InheritedError),
     #[error(
         "socket activation: the inherited {role} socket listens on {addr}, which is not loopback; {allow} \
          (or change ListenStream= in routewarden.socket)"
     )]
     InheritedRemote { role: activation::Role, addr: std::net::SocketAddr, allow: &'static str },
-    #[error("socket activation: the inherited {role} socket: {source}")]
+    #[error("socket activation: the inherited {role} socket")]
     InheritedSocket { role: activation::Role, source: std::io::Error },
 }
 
@@ -114,6 +114,24 @@ pub fn run(opts: Options, settings: Settings) -> Result<(), ServeError> {
     // A collection still running (a hanging tool) must not hold up the exit: its own timeouts end it.
     rt.shutdown_timeout(Duration::from_millis(500));
     result
+}
+
+/// A collection that panicked: the panic's message when it had one.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .message.as_deref().unwrap_or("a collection task panicked"))]
+pub struct Panicked {
+    message: Option<String>,
+}
+
+/// Why a reload was refused (the running configuration is kept).
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    /// The configuration file's own text says it all.
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
+    /// The journal rules (rules.d and inline), as `Settings` keeps them: already a whole text.
+    #[error("journal rules: {0}")]
+    Rules(String),
 }
 
 /// How long naming the holder of a taken port may take (a walk of `/proc/*/fd`).
@@ -292,7 +310,7 @@ struct Daemon {
     pending: bool,
     collect_at: Instant,
     render_at: Option<Instant>,
-    collected_tx: mpsc::Sender<Result<Box<Snapshot>, String>>,
+    collected_tx: mpsc::Sender<Result<Box<Snapshot>, Panicked>>,
 }
 
 /// Where events come from.
@@ -300,7 +318,7 @@ struct Inbox {
     kernel: mpsc::Receiver<Kernel>,
     journal: mpsc::Receiver<()>,
     exporter: mpsc::Receiver<()>,
-    collected: mpsc::Receiver<Result<Box<Snapshot>, String>>,
+    collected: mpsc::Receiver<Result<Box<Snapshot>, Panicked>>,
     watchdog: tokio::time::Interval,
     cursor: tokio::time::Interval,
     sigterm: Signal,
@@ -393,6 +411,7 @@ async fn run_async(opts: Options, settings: Settings, mut inherited: activation:
                 let tx = kernel_tx.clone();
                 std::thread::spawn(move || loop {
                     if let Err(e) = sock.wait() {
+                        let e = crate::model::error_chain(&e);
                         log::warn!("{} events stopped: {e}; relying on the periodic resync", sock.what);
                         return;
                     }
@@ -400,12 +419,12 @@ async fn run_async(opts: Options, settings: Settings, mut inherited: activation:
                     let _ = tx.try_send(what);
                 });
             }
-            Err(e) => log::warn!("{e}; relying on the periodic resync"),
+            Err(e) => log::warn!("{}; relying on the periodic resync", crate::model::error_chain(&e)),
         }
     }
     let (journal_tx, journal) = mpsc::channel::<()>(1);
     let (exporter_tx, exporter_rx) = mpsc::channel::<()>(1);
-    let (collected_tx, collected) = mpsc::channel::<Result<Box<Snapshot>, String>>(1);
+    let (collected_tx, collected) = mpsc::channel::<Result<Box<Snapshot>, Panicked>>(1);
     let watchdog = sd_notify::watchdog_enabled();
     // One persistent timer each: a timer re-created on every pass would never fire while other events keep coming.
     let mut watchdog_tick = tokio::time::interval(watchdog.map(|d| d / 2).unwrap_or(Duration::from_secs(3600)));
@@ -609,11 +628,11 @@ impl Daemon {
                 snap
             }))
             .map(Box::new)
-            .map_err(|e| {
-                e.downcast_ref::<&str>()
+            .map_err(|e| Panicked {
+                message: e
+                    .downcast_ref::<&str>()
                     .map(|s| s.to_string())
-                    .or_else(|| e.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a collection task panicked".into())
+                    .or_else(|| e.downcast_ref::<String>().cloned()),
             });
             let _ = tx.blocking_send(result);
         });
@@ -709,9 +728,9 @@ impl Daemon {
             self.notifier.send(&[NotifyState::Reloading]);
         }
         // A broken rules.d file is a failed reload too: `config validate` would refuse the next start.
-        let loaded = Settings::load(self.opts.config_path.as_deref()).map_err(|e| e.to_string()).and_then(|new| {
+        let loaded = Settings::load(self.opts.config_path.as_deref()).map_err(ReloadError::from).and_then(|new| {
             match &new.journal_rules {
-                Err(e) => Err(format!("journal rules: {e}")),
+                Err(e) => Err(ReloadError::Rules(e.clone())),
                 Ok(_) => Ok(new),
             }
         });
@@ -725,6 +744,7 @@ impl Daemon {
                 self.reload_error = None;
             }
             Err(e) => {
+                let e = crate::model::error_chain(&e);
                 log::error!("configuration reload failed, keeping the running configuration: {e}");
                 self.reload_error = Some(e);
             }
@@ -769,7 +789,7 @@ impl JournalWatch {
         let rules = match settings.node_journal_rules(None) {
             Ok((r, unusable)) => {
                 for e in unusable {
-                    log::warn!("the kubelet's API server endpoint: {e}");
+                    log::warn!("the kubelet's API server endpoint: {}", crate::model::error_chain(&e));
                 }
                 log::info!("journal rules: API server endpoint {}", r.api_server.describe());
                 r
@@ -932,11 +952,55 @@ mod tests {
     use super::*;
 
     #[test]
+    fn serve_errors_say_their_context_and_the_cause_once() {
+        let io = std::io::Error::from_raw_os_error;
+        let chain = |e: ServeError| crate::model::strict_chain(&e);
+        assert_eq!(
+            chain(ServeError::Unix { path: "/run/rw.sock".into(), source: io(libc::EADDRINUSE) }),
+            "binding unix socket /run/rw.sock: Address already in use (os error 98)"
+        );
+        assert_eq!(
+            chain(ServeError::Runtime(io(libc::EMFILE))),
+            "starting the async runtime: Too many open files (os error 24)"
+        );
+        assert_eq!(
+            chain(ServeError::Signal { signal: "SIGHUP", source: io(libc::EINVAL) }),
+            "installing the SIGHUP handler: Invalid argument (os error 22)"
+        );
+        let fd = activation::InheritedError::Io { fd: 3, name: "http".into(), source: io(libc::EBADF) };
+        assert_eq!(
+            chain(ServeError::from(fd)),
+            "socket activation: inherited descriptor 3 (\"http\"): Bad file descriptor (os error 9)"
+        );
+        assert_eq!(
+            chain(ServeError::InheritedSocket { role: Role::Unix, source: io(libc::ENOTSOCK) }),
+            "socket activation: the inherited unix socket (daemon.unix_socket) socket: Socket operation on non-socket (os error 88)"
+        );
+        assert_eq!(Panicked { message: Some("boom".into()) }.to_string(), "boom");
+        assert_eq!(Panicked { message: None }.to_string(), "a collection task panicked");
+    }
+
+    #[test]
+    fn a_refused_reload_says_the_files_mistake_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[daemon]\nlisten = \"nowhere\"\n").unwrap();
+        let e = Settings::load(Some(&path)).map_err(ReloadError::from).unwrap_err();
+        let before = match &e {
+            ReloadError::Settings(s) => s.to_string(),
+            ReloadError::Rules(_) => unreachable!(),
+        };
+        assert_eq!(crate::model::strict_chain(&e), before);
+        assert!(before.contains("daemon.listen \"nowhere\""), "{before}");
+        assert_eq!(ReloadError::Rules("rule x: bad".into()).to_string(), "journal rules: rule x: bad");
+    }
+
+    #[test]
     fn a_taken_port_is_reported_once_with_the_process_and_user_holding_it() {
         let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = squatter.local_addr().unwrap();
         let e = std::net::TcpListener::bind(addr).unwrap_err();
-        let text = crate::model::error_chain(&bind_error(addr, e));
+        let text = crate::model::strict_chain(&bind_error(addr, e));
         let me = format!("pid {} (", std::process::id());
         let uid = format!("uid {}", own_uid());
         assert!(text.contains(&me) && text.contains(&uid) && text.contains(&addr.to_string()), "{text}");

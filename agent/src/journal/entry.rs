@@ -124,7 +124,7 @@ impl<'de> Deserialize<'de> for Item {
 
 /// A line that is not a journal entry.
 #[derive(Debug, thiserror::Error)]
-#[error("not a journalctl JSON entry: {0}")]
+#[error("not a journalctl JSON entry")]
 pub struct EntryError(#[from] serde_json::Error);
 
 /// Parses one line of `journalctl --output=json`.
@@ -158,6 +158,12 @@ fn kubernetes_container(name: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_that_is_no_entry_says_so_and_why_once() {
+        let e = parse_entry(b"not json").unwrap_err();
+        assert_eq!(crate::model::strict_chain(&e), "not a journalctl JSON entry: expected ident at line 1 column 2");
+    }
 
     #[test]
     fn parses_strings_bytes_repeated_fields_and_null() {

@@ -77,7 +77,7 @@ pub enum Start {
 pub enum ReadError {
     #[error(transparent)]
     Exec(#[from] ExecError),
-    #[error("reading the journal: {0}")]
+    #[error("reading the journal")]
     Io(#[from] std::io::Error),
     #[error("{program} stopped delivering entries: the journal has entries {behind} s newer than the last one read")]
     Hung { program: PathBuf, behind: u64 },
@@ -615,6 +615,7 @@ fn follow_once(
     let saved = match (in_memory.is_empty() && !refused).then(|| super::state::load(&opts.cursor_file)) {
         Some(Ok(saved)) => saved,
         Some(Err(why)) => {
+            let why = crate::model::error_chain(&why);
             let note = format!(
                 "the saved journal cursor {} cannot be used ({why}): read from the look-back window ({} s) instead",
                 opts.cursor_file.display(),
@@ -729,6 +730,7 @@ fn follow_once(
                     asm.push(e, &mut record)
                 }
                 Err(err) => {
+                    let err = crate::model::error_chain(&err);
                     log::debug!("skipping a journalctl line that is not an entry: {err}");
                     note_line(shared, &mut health, Some((format!("{err}: {}", excerpt(line)), false)), on_change);
                 }
@@ -927,6 +929,18 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_read_error_says_its_cause_once() {
+        let e = ReadError::from(std::io::Error::from_raw_os_error(libc::EIO));
+        assert_eq!(crate::model::strict_chain(&e), "reading the journal: Input/output error (os error 5)");
+        let spawn =
+            ExecError::Spawn { program: "/bin/journalctl".into(), source: std::io::Error::from_raw_os_error(2) };
+        assert_eq!(
+            crate::model::strict_chain(&ReadError::from(spawn)),
+            "could not start /bin/journalctl: No such file or directory (os error 2)"
+        );
+    }
 
     #[test]
     fn arguments_select_units_plus_kernel_and_the_start() {

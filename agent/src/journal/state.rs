@@ -145,27 +145,51 @@ pub struct SavedCursor {
     pub usec: Option<u64>,
 }
 
+/// Why a cursor file's text is no cursor routewarden wrote.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CursorError {
+    #[error("it is empty")]
+    Empty,
+    #[error("a cursor of {0} bytes, longer than {MAX_CURSOR}")]
+    TooLong(usize),
+    /// The first 40 characters.
+    #[error("not a journal cursor: {0:?}")]
+    NotACursor(String),
+    /// The first 40 characters of the second line.
+    #[error("not a time in µs: {0:?}")]
+    NotATime(String),
+    #[error("more than a cursor and its time")]
+    Trailing,
+}
+
+/// Why the cursor file cannot be used: it could not be read, or what it holds is no cursor. Each says it all.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Read(#[from] crate::sys::host::FileError),
+    #[error(transparent)]
+    Parse(#[from] CursorError),
+}
+
 impl SavedCursor {
     /// The cursor and its time, or why this text is no cursor routewarden wrote (NUL bytes a crash left, garbage,
     /// a cursor too long).
-    pub fn parse(text: &str) -> Result<SavedCursor, String> {
+    pub fn parse(text: &str) -> Result<SavedCursor, CursorError> {
         let mut lines = text.lines().map(str::trim);
-        let cursor = lines.next().filter(|c| !c.is_empty()).ok_or("it is empty")?;
+        let cursor = lines.next().filter(|c| !c.is_empty()).ok_or(CursorError::Empty)?;
         // journald's cursors are `s=<hex>;i=<hex>;b=<hex>;m=<hex>;t=<hex>;x=<hex>`.
         if cursor.len() > MAX_CURSOR {
-            return Err(format!("a cursor of {} bytes, longer than {MAX_CURSOR}", cursor.len()));
+            return Err(CursorError::TooLong(cursor.len()));
         }
         if !cursor.contains('=') || !cursor.bytes().all(|b| b.is_ascii_alphanumeric() || b"=;_-".contains(&b)) {
-            return Err(format!("not a journal cursor: {:?}", cursor.chars().take(40).collect::<String>()));
+            return Err(CursorError::NotACursor(cursor.chars().take(40).collect()));
         }
         let usec = match lines.next() {
             None | Some("") => None,
-            Some(u) => {
-                Some(u.parse().map_err(|_| format!("not a time in µs: {:?}", u.chars().take(40).collect::<String>()))?)
-            }
+            Some(u) => Some(u.parse().map_err(|_| CursorError::NotATime(u.chars().take(40).collect()))?),
         };
         if lines.any(|l| !l.is_empty()) {
-            return Err("more than a cursor and its time".into());
+            return Err(CursorError::Trailing);
         }
         Ok(SavedCursor { cursor: cursor.to_string(), usec })
     }
@@ -173,13 +197,13 @@ impl SavedCursor {
 
 /// Reads the cursor file bounded and without blocking (only a regular file of at most [`MAX_CURSOR_FILE`] bytes;
 /// a FIFO or a device is refused at once): `Ok(None)` when there is none, `Err` saying why one cannot be used.
-pub fn load(path: &Path) -> Result<Option<SavedCursor>, String> {
+pub fn load(path: &Path) -> Result<Option<SavedCursor>, LoadError> {
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         _ => {}
     }
     let text = crate::sys::host::read_regular(path, MAX_CURSOR_FILE)?;
-    SavedCursor::parse(&text).map(Some)
+    Ok(Some(SavedCursor::parse(&text)?))
 }
 
 /// Checks that the directory exists (creating it) and takes a byte (a full file system refuses it).
@@ -294,14 +318,26 @@ mod tests {
     fn a_saved_cursor_loads_and_a_damaged_one_says_why() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.cursor");
-        assert_eq!(load(&path), Ok(None));
+        assert_eq!(load(&path).unwrap(), None);
         write_atomically(&path, "s=ab;i=1\n1790000000000000\n").unwrap();
-        assert_eq!(load(&path), Ok(Some(SavedCursor { cursor: "s=ab;i=1".into(), usec: Some(1_790_000_000_000_000) })));
+        assert_eq!(
+            load(&path).unwrap(),
+            Some(SavedCursor { cursor: "s=ab;i=1".into(), usec: Some(1_790_000_000_000_000) })
+        );
+        let why = |path: &Path| crate::model::strict_chain(&load(path).unwrap_err());
         std::fs::write(&path, [0u8; 64]).unwrap();
-        assert!(load(&path).unwrap_err().contains("not a journal cursor"));
+        assert_eq!(why(&path), format!("not a journal cursor: {:?}", "\0".repeat(40)));
         std::fs::write(&path, "s=1\nnot-a-time\n").unwrap();
-        assert!(load(&path).unwrap_err().contains("not a time"));
+        assert_eq!(why(&path), "not a time in µs: \"not-a-time\"");
+        std::fs::write(&path, "s=1\n1\nmore\n").unwrap();
+        assert_eq!(why(&path), "more than a cursor and its time");
+        std::fs::write(&path, b"s=1\n\xff\n").unwrap();
+        assert_eq!(why(&path), "not UTF-8: invalid utf-8 sequence of 1 bytes from index 4");
         std::fs::File::create(&path).unwrap().set_len(1 << 30).unwrap();
-        assert!(load(&path).unwrap_err().contains("more than the 4096 bytes"));
+        assert_eq!(why(&path), "1073741824 bytes is more than the 4096 bytes allowed");
+        assert_eq!(
+            why(dir.path()),
+            "not a regular file (FileType { is_file: false, is_dir: true, is_symlink: false, .. })"
+        );
     }
 }

@@ -163,7 +163,7 @@ impl BearerToken {
     }
 
     fn header(path: &Path) -> Result<hyper::header::HeaderValue, String> {
-        let text = crate::sys::host::read_regular(path, MAX_TOKEN_BYTES)?;
+        let text = crate::sys::host::read_regular(path, MAX_TOKEN_BYTES).map_err(|e| crate::model::error_chain(&e))?;
         let token = text.trim();
         if token.is_empty() {
             return Err("the token file is empty".into());
@@ -246,7 +246,7 @@ pub fn load_or_in_cluster(path: &Path, host_root: &Path) -> Result<Loaded, Clien
 /// `insecure-skip-tls-verify` is refused. Blocking: call it off the async runtime.
 pub fn load(path: &Path, host_root: &Path) -> Result<Loaded, ClientError> {
     let text = crate::sys::host::read_regular(path, MAX_KUBECONFIG_BYTES)
-        .map_err(|what| ClientError::Kubeconfig { path: path.to_path_buf(), what })?;
+        .map_err(|e| ClientError::Kubeconfig { path: path.to_path_buf(), what: crate::model::error_chain(&e) })?;
     from_text(&text, path, host_root)
 }
 
@@ -267,7 +267,7 @@ fn from_text(text: &str, path: &Path, host_root: &Path) -> Result<Loaded, Client
     let read = |field: &str, file: &str| -> Result<String, ClientError> {
         let at = resolve(file);
         crate::sys::host::read_regular(&at, MAX_KUBECONFIG_BYTES)
-            .map_err(|e| fail(format!("{field} {}: {e}", at.display())))
+            .map_err(|e| fail(format!("{field} {}: {}", at.display(), crate::model::error_chain(&e))))
     };
     let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
     for named in &mut kubeconfig.clusters {

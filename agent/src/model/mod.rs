@@ -347,6 +347,11 @@ impl std::fmt::Display for Family {
 }
 
 /// Formats an error and its sources as `outer: inner: innermost`.
+///
+/// Each message says only its own context and leaves its cause to `source()` (aya's style; the tidy test
+/// `sources_are_not_interpolated_in_error_messages` holds it). A cause the text so far already ends with is not
+/// repeated: only for the types that still print their source in their message (`settings.rs`,
+/// `outputs/web_config.rs`, `journal::RulesError`: the tidy test's exceptions), and foreign errors that do so.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
@@ -361,9 +366,51 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// [`error_chain`] for tests of errors in the style it expects: every source once, so the chain with no repeat
+/// skipped is the same text; panics when a message repeats its source.
+#[cfg(test)]
+pub(crate) fn strict_chain(e: &dyn std::error::Error) -> String {
+    let mut plain = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        plain.push_str(": ");
+        plain.push_str(&s.to_string());
+        cur = s.source();
+    }
+    assert_eq!(plain, error_chain(e), "a message repeats its source");
+    plain
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading {path}")]
+    struct Outer {
+        path: &'static str,
+        source: Middle,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("decoding entry 3")]
+    struct Middle(#[source] std::io::Error);
+
+    /// The old style: the message prints the cause that `source()` also returns.
+    #[derive(Debug, thiserror::Error)]
+    #[error("opening {path}: {source}")]
+    struct Repeating {
+        path: &'static str,
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn the_chain_prints_each_cause_once() {
+        let e = Outer { path: "/x", source: Middle(std::io::Error::from_raw_os_error(libc::EIO)) };
+        assert_eq!(strict_chain(&e), "reading /x: decoding entry 3: Input/output error (os error 5)");
+        let old = Repeating { path: "/y", source: std::io::Error::from_raw_os_error(libc::EACCES) };
+        assert_eq!(error_chain(&old), "opening /y: Permission denied (os error 13)");
+    }
 
     #[test]
     fn source_ids_serialise_as_their_names() {

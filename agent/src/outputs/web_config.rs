@@ -133,7 +133,7 @@ impl std::fmt::Debug for WebConfig {
 fn read_bounded(path: &Path) -> Result<Vec<u8>, WebConfigError> {
     crate::sys::host::read_regular(path, MAX_FILE)
         .map(String::into_bytes)
-        .map_err(|what| WebConfigError::Read { path: path.to_path_buf(), what })
+        .map_err(|e| WebConfigError::Read { path: path.to_path_buf(), what: crate::model::error_chain(&e) })
 }
 
 impl WebConfig {

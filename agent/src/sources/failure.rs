@@ -7,7 +7,7 @@ use std::io::ErrorKind;
 
 use crate::model::Failure;
 use crate::sources::host_view::HostViewError;
-use crate::sources::iptables::{entries::DecodeError, ParseError};
+use crate::sources::iptables::{entries::DecodeError, IptablesError, ParseError};
 use crate::sources::routes::RoutesError;
 use crate::sys::exec::ExecError;
 use crate::sys::nfnetlink::NetlinkError;
@@ -52,6 +52,10 @@ fn typed(err: &(dyn Error + 'static)) -> Option<Failure> {
             ExecError::Failed { .. } => Failure::Other,
             ExecError::Io { source, .. } => from_io(source),
         });
+    }
+    // Transparent: the kernel reader's error is inside, not the next in the chain.
+    if let Some(IptablesError::Read(e)) = err.downcast_ref::<IptablesError>() {
+        return typed(e);
     }
     if let Some(e) = err.downcast_ref::<XtablesError>() {
         return Some(match e {
@@ -117,6 +121,53 @@ mod tests {
     }
 
     #[test]
+    fn each_wrapper_says_its_context_and_the_cause_once() {
+        use crate::sources::links::LinksError;
+        let chain = |e: &dyn Error| crate::model::strict_chain(e);
+        let inner = XtablesError::Getsockopt {
+            what: "IPT_SO_GET_INFO",
+            family: Family::Ipv4,
+            table: "nat".into(),
+            source: io(libc::EPERM),
+        };
+        let want = "getsockopt IPT_SO_GET_INFO for the IPv4 table \"nat\": Operation not permitted (os error 1)";
+        assert_eq!(chain(&inner), want);
+        let wrapped: crate::sources::host_view::Guarded<IptablesError> =
+            crate::sources::host_view::Guarded::Source(inner.into());
+        assert_eq!(chain(wrapped.error()), want);
+        let socket = XtablesError::Socket { family: Family::Ipv6, source: io(libc::EAFNOSUPPORT) };
+        assert_eq!(
+            chain(&socket),
+            "opening an IPv6 socket for iptables getsockopt: Address family not supported by protocol (os error 97)"
+        );
+        let names = IptablesError::TableNames { path: "/proc/net/ip_tables_names".into(), source: io(libc::ENOENT) };
+        assert_eq!(chain(&names), "reading /proc/net/ip_tables_names: No such file or directory (os error 2)");
+        let decode = IptablesError::Decode {
+            family: Family::Ipv4,
+            table: "nat".into(),
+            source: DecodeError { offset: 8, what: "an entry shorter than its header" },
+        };
+        assert_eq!(
+            chain(&decode),
+            "decoding the IPv4 table \"nat\" from the kernel: at byte 8: an entry shorter than its header"
+        );
+        assert_eq!(
+            chain(&LinksError::Connect(io(libc::EMFILE))),
+            "opening an rtnetlink socket: Too many open files (os error 24)"
+        );
+        assert_eq!(
+            chain(&RoutesError::Runtime(io(libc::EAGAIN))),
+            "starting the netlink runtime: Resource temporarily unavailable (os error 11)"
+        );
+        let view = HostViewError::BpffsUnreadable { path: "/host/sys/fs/bpf".into(), source: io(libc::EACCES) };
+        let guarded: crate::sources::host_view::Guarded<LinksError> = view.into();
+        assert_eq!(
+            chain(guarded.error()),
+            "cannot stat /host/sys/fs/bpf to tell whether it is a bpffs mount: Permission denied (os error 13)"
+        );
+    }
+
+    #[test]
     fn each_error_gets_its_kind() {
         let missing = ExecError::Spawn { program: "/usr/sbin/nft".into(), source: io(libc::ENOENT) };
         assert_eq!(classify(&missing), Failure::MissingTool { binary: "/usr/sbin/nft".into() });
@@ -145,11 +196,11 @@ mod tests {
         };
         let wrapped: crate::sources::host_view::Guarded<crate::sources::iptables::IptablesError> =
             crate::sources::host_view::Guarded::Source(inner.into());
-        assert_eq!(classify(&wrapped), Failure::PermissionDenied);
+        assert_eq!(classify(wrapped.error()), Failure::PermissionDenied);
         let big = XtablesError::TooLarge { family: Family::Ipv4, table: "nat".into(), size: 9, max: 1 };
         let wrapped: crate::sources::host_view::Guarded<crate::sources::iptables::IptablesError> =
             crate::sources::host_view::Guarded::Source(big.into());
-        assert_eq!(classify(&wrapped), Failure::OverSizeBound { key: Some(IPTABLES_MAX_KEY.into()) });
+        assert_eq!(classify(wrapped.error()), Failure::OverSizeBound { key: Some(IPTABLES_MAX_KEY.into()) });
         let routes = RoutesError::Timeout(Duration::from_secs(10));
         assert_eq!(classify(&routes), Failure::TimedOut { key: Some(COMMAND_TIMEOUT_KEY.into()) });
     }

@@ -43,15 +43,28 @@ pub enum HostViewError {
     },
 }
 
-/// A source's error or the host-view check that stopped it from reading.
-#[derive(Debug, thiserror::Error)]
-/// Both variants keep the wrapped error as their source (not `transparent`), so [`super::failure::classify`] sees its
-/// type; the text is the wrapped error's.
+/// A source's error or the host-view check that stopped it from reading. It adds no words of its own: the failed
+/// slot is made from [`Guarded::error`], so the chain and [`super::failure::classify`] start at the wrapped error.
+#[derive(Debug)]
 pub enum Guarded<E: std::error::Error + 'static> {
-    #[error("{0}")]
-    View(#[from] HostViewError),
-    #[error("{0}")]
-    Source(#[source] E),
+    View(HostViewError),
+    Source(E),
+}
+
+impl<E: std::error::Error + 'static> From<HostViewError> for Guarded<E> {
+    fn from(e: HostViewError) -> Self {
+        Guarded::View(e)
+    }
+}
+
+impl<E: std::error::Error + 'static> Guarded<E> {
+    /// The wrapped error: the check's or the source's.
+    pub fn error(&self) -> &(dyn std::error::Error + 'static) {
+        match self {
+            Guarded::View(e) => e,
+            Guarded::Source(e) => e,
+        }
+    }
 }
 
 /// Runs `f` when `check` passed.

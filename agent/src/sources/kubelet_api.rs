@@ -13,10 +13,10 @@ use crate::model::journal::ApiServer;
 pub const MAX_KUBECONFIG: u64 = 1 << 20;
 
 /// Why a kubeconfig gave no API server.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum KubeconfigError {
-    #[error("reading {path}: {why}")]
-    Read { path: String, why: String },
+    #[error("reading {path}")]
+    Read { path: String, source: crate::sys::host::FileError },
     #[error("{path}: not a kubeconfig: {why}")]
     Yaml { path: String, why: String },
     #[error("{path}: no cluster with a server")]
@@ -65,7 +65,7 @@ pub fn fetch(config: &Config) -> Lookup {
 
 fn read(path: &Path, shown: &str) -> Result<ApiServer, KubeconfigError> {
     let text = crate::sys::host::read_regular(path, MAX_KUBECONFIG)
-        .map_err(|why| KubeconfigError::Read { path: shown.into(), why })?;
+        .map_err(|source| KubeconfigError::Read { path: shown.into(), source })?;
     parse(&text, shown)
 }
 
@@ -174,7 +174,8 @@ mod tests {
             .unwrap();
         let l = fetch(&config);
         assert_eq!(known(&l.api_server), ("127.0.0.1".into(), 6444, false));
-        assert!(l.errors[0].to_string().contains("more than the 1048576 bytes"), "{:?}", l.errors);
+        let e = crate::model::strict_chain(&l.errors[0]);
+        assert_eq!(e, "reading /etc/kubernetes/kubelet.conf: 1048577 bytes is more than the 1048576 bytes allowed");
         config.journal.api_server = "https://api.example:6553".into();
         assert_eq!(known(&fetch(&config).api_server), ("api.example".into(), 6553, false));
     }

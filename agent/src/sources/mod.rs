@@ -35,7 +35,11 @@ pub fn collect_reusing(config: &Config, nft: &mut nftables::Reuse) -> Snapshot {
 
 fn collect_with(config: &Config, nft: Option<&mut nftables::Reuse>) -> Snapshot {
     use host_view::{guarded, network, root};
-    fn run<T, E: std::error::Error + 'static>(s: &Config, id: SourceId, f: impl FnOnce() -> Result<T, E>) -> Source<T> {
+    fn run<T, E: std::error::Error + 'static>(
+        s: &Config,
+        id: SourceId,
+        f: impl FnOnce() -> Result<T, host_view::Guarded<E>>,
+    ) -> Source<T> {
         if s.enabled(id.as_str()) {
             timed(f)
         } else {
@@ -113,12 +117,12 @@ pub fn raw_dumps(config: &Config, snap: &Snapshot) -> std::collections::BTreeMap
 
 /// Runs one fetch, timing it and turning its error (with its whole chain and its [`failure::classify`] kind) into a
 /// failed slot.
-pub fn timed<T, E: std::error::Error + 'static>(f: impl FnOnce() -> Result<T, E>) -> Source<T> {
+pub fn timed<T, E: std::error::Error + 'static>(f: impl FnOnce() -> Result<T, host_view::Guarded<E>>) -> Source<T> {
     let start = std::time::Instant::now();
     let result = f();
     let ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     match result {
         Ok(data) => Source::ok(data, ms),
-        Err(e) => Source::failed(error_chain(&e), failure::classify(&e), ms),
+        Err(e) => Source::failed(error_chain(e.error()), failure::classify(e.error()), ms),
     }
 }

@@ -18,17 +18,17 @@ use aya_obj::generated::{
 /// A BPF operation that failed, naming what it was applied to.
 #[derive(Debug, thiserror::Error)]
 pub enum BpfError {
-    #[error("listing loaded BPF programs (needs CAP_SYS_ADMIN): {0}")]
+    #[error("listing loaded BPF programs (needs CAP_SYS_ADMIN)")]
     Programs(#[source] aya::programs::ProgramError),
-    #[error("opening pinned map {path}: {source}")]
+    #[error("opening pinned map {path}")]
     OpenPin { path: PathBuf, source: aya::maps::MapError },
-    #[error("reading pinned map {path}: {source}")]
+    #[error("reading pinned map {path}")]
     ReadMap { path: PathBuf, source: aya::maps::MapError },
     #[error("pinned map {path} has key size {key} and value size {value}; expected {want_key} and {want_value}")]
     Layout { path: PathBuf, key: u32, value: u32, want_key: u32, want_value: u32 },
-    #[error("opening cgroup {path}: {source}")]
+    #[error("opening cgroup {path}")]
     OpenCgroup { path: PathBuf, source: std::io::Error },
-    #[error("BPF_PROG_QUERY on cgroup {path}: {source}")]
+    #[error("BPF_PROG_QUERY on cgroup {path}")]
     Query { path: PathBuf, source: std::io::Error },
 }
 
@@ -107,7 +107,7 @@ fn obj_info<T>(call: &'static str, fd: BorrowedFd<'_>, info: &mut T) -> Result<(
 
 /// A syscall of the BTF name lookup that failed.
 #[derive(Debug, thiserror::Error)]
-#[error("{call}: {source}")]
+#[error("{call}")]
 pub struct BtfCallError {
     call: &'static str,
     source: std::io::Error,
@@ -376,6 +376,20 @@ fn query_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_call_is_named_once_with_the_kernels_error() {
+        let io = std::io::Error::from_raw_os_error;
+        let e = BpfError::OpenCgroup { path: "/sys/fs/cgroup".into(), source: io(libc::ENOENT) };
+        assert_eq!(crate::sys::chain(&e), "opening cgroup /sys/fs/cgroup: No such file or directory (os error 2)");
+        let e = BpfError::Query { path: "/sys/fs/cgroup".into(), source: io(libc::EPERM) };
+        assert_eq!(
+            crate::sys::chain(&e),
+            "BPF_PROG_QUERY on cgroup /sys/fs/cgroup: Operation not permitted (os error 1)"
+        );
+        let e = BtfCallError { call: "BPF_OBJ_GET_INFO_BY_FD (BTF)", source: io(libc::EINVAL) };
+        assert_eq!(crate::sys::chain(&e), "BPF_OBJ_GET_INFO_BY_FD (BTF): Invalid argument (os error 22)");
+    }
 
     /// BTF as clang writes it for `int cil_sock4_connect(void)`: INT, FUNC_PROTO, FUNC.
     fn btf() -> Vec<u8> {

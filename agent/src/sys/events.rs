@@ -20,7 +20,7 @@ pub struct EventSocket {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("subscribing to {what} change events: {source}")]
+#[error("subscribing to {what} change events")]
 pub struct EventError {
     what: &'static str,
     source: std::io::Error,
@@ -59,4 +59,15 @@ fn open(protocol: isize, group: u32, what: &'static str) -> Result<EventSocket, 
     sock.bind(&SocketAddr::new(0, 0)).map_err(err)?;
     sock.add_membership(group).map_err(err)?;
     Ok(EventSocket { sock, what })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_subscription_names_what_and_the_cause_once() {
+        let e = EventError { what: "link", source: std::io::Error::from_raw_os_error(libc::EPERM) };
+        assert_eq!(crate::sys::chain(&e), "subscribing to link change events: Operation not permitted (os error 1)");
+    }
 }

@@ -17,7 +17,7 @@ use nix::unistd::Pid;
 /// A subprocess that could not run or did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
-    #[error("could not start {program}: {source}")]
+    #[error("could not start {program}")]
     Spawn { program: PathBuf, source: std::io::Error },
     #[error("{program} did not finish within {timeout:?} and was killed")]
     Timeout { program: PathBuf, timeout: Duration },
@@ -25,7 +25,7 @@ pub enum ExecError {
     TooLarge { program: PathBuf, limit: usize },
     #[error("{program} exited with {status}: {stderr}")]
     Failed { program: PathBuf, status: std::process::ExitStatus, stderr: String },
-    #[error("reading the output of {program}: {source}")]
+    #[error("reading the output of {program}")]
     Io { program: PathBuf, source: std::io::Error },
 }
 
@@ -349,7 +349,15 @@ mod tests {
     #[test]
     fn names_a_missing_binary() {
         let err = run(Path::new("/nonexistent/iptables-save"), &[] as &[&str], Duration::from_secs(1)).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/iptables-save"), "{err}");
+        assert_eq!(
+            crate::sys::chain(&err),
+            "could not start /nonexistent/iptables-save: No such file or directory (os error 2)"
+        );
+        let io = ExecError::Io { program: "/usr/bin/journalctl".into(), source: std::io::Error::from_raw_os_error(5) };
+        assert_eq!(
+            crate::sys::chain(&io),
+            "reading the output of /usr/bin/journalctl: Input/output error (os error 5)"
+        );
     }
 
     #[test]

@@ -38,38 +38,55 @@ pub fn set_parent_death_signal() -> std::io::Result<()> {
     prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
 }
 
+/// Why a file the user named could not be read. The path is the caller's to say (it names what the file is for);
+/// an OS error is the cause, not repeated in the message.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// Opening or reading it failed (the OS error says why).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("not a regular file ({0:?})")]
+    NotRegular(std::fs::FileType),
+    #[error("{size} bytes is more than the {cap} bytes allowed")]
+    TooLarge { size: u64, cap: u64 },
+    /// It grew past the bound while it was read.
+    #[error("more than the {cap} bytes allowed")]
+    Grew { cap: u64 },
+    #[error("not UTF-8")]
+    NotUtf8(#[source] std::string::FromUtf8Error),
+}
+
 /// Reads a file the user named (`--config`, `--snapshot`, the files a kubeconfig names): only a regular file or `/dev/null` (a FIFO or another
 /// device would hang or never end), at most `cap` bytes, as UTF-8; the error says which of these it was.
-pub fn read_regular(path: &Path, cap: u64) -> Result<String, String> {
+pub fn read_regular(path: &Path, cap: u64) -> Result<String, FileError> {
     use std::io::Read;
     // `--config /dev/null` is the usual way to say "the defaults".
     let Some(f) = open_regular(path, cap)? else { return Ok(String::new()) };
     let mut data = Vec::new();
-    f.take(cap + 1).read_to_end(&mut data).map_err(|e| e.to_string())?;
+    f.take(cap + 1).read_to_end(&mut data)?;
     if data.len() as u64 > cap {
-        return Err(format!("more than the {cap} bytes allowed"));
+        return Err(FileError::Grew { cap });
     }
-    String::from_utf8(data).map_err(|e| format!("not UTF-8: {e}"))
+    String::from_utf8(data).map_err(FileError::NotUtf8)
 }
 
 /// Opens a file the user named for a streaming read, with the checks of [`read_regular`]: a regular file of at
 /// most `cap` bytes (the reader is limited to `cap + 1` bytes, so a file that grows is cut off, and that shows as
 /// an error of its parser); `None` for `/dev/null`.
-pub fn open_regular(path: &Path, cap: u64) -> Result<Option<std::io::Take<std::fs::File>>, String> {
+pub fn open_regular(path: &Path, cap: u64) -> Result<Option<std::io::Take<std::fs::File>>, FileError> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     // O_NONBLOCK: opening a FIFO waits for a writer otherwise; for a regular file it changes nothing.
-    let f =
-        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| e.to_string())?;
-    let meta = f.metadata().map_err(|e| e.to_string())?;
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let meta = f.metadata()?;
     if !meta.is_file() {
         if path == Path::new("/dev/null") {
             return Ok(None);
         }
-        return Err(format!("not a regular file ({:?})", meta.file_type()));
+        return Err(FileError::NotRegular(meta.file_type()));
     }
     if meta.len() > cap {
-        return Err(format!("{} bytes is more than the {cap} bytes allowed", meta.len()));
+        return Err(FileError::TooLarge { size: meta.len(), cap });
     }
     Ok(Some(f.take(cap + 1)))
 }

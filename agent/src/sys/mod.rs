@@ -31,3 +31,17 @@ pub fn release_memory() {
         libc::malloc_trim(0);
     }
 }
+
+/// An error and every source below it, `outer: inner: innermost`, with no repeat skipped (`model::error_chain`
+/// is a layer up): the tests of this layer's errors read their whole chain with it.
+#[cfg(test)]
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}

@@ -61,14 +61,14 @@ pub struct NftObject {
 /// A netlink exchange that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
-    #[error("opening a NETLINK_NETFILTER socket: {0}")]
-    Socket(std::io::Error),
-    #[error("sending the nftables dump request: {0}")]
-    Send(std::io::Error),
-    #[error("receiving the nftables dump: {0}")]
-    Recv(std::io::Error),
-    #[error("the kernel refused the nftables dump: {0}")]
-    Kernel(std::io::Error),
+    #[error("opening a NETLINK_NETFILTER socket")]
+    Socket(#[source] std::io::Error),
+    #[error("sending the nftables dump request")]
+    Send(#[source] std::io::Error),
+    #[error("receiving the nftables dump")]
+    Recv(#[source] std::io::Error),
+    #[error("the kernel refused the nftables dump")]
+    Kernel(#[source] std::io::Error),
     #[error("malformed netlink message at byte {offset}: {what}")]
     Malformed { offset: usize, what: &'static str },
     #[error("the nftables ruleset kept changing during the dump; gave up after {0} tries")]
@@ -341,6 +341,28 @@ fn c_string(v: &[u8]) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_step_is_named_once_with_the_kernels_error() {
+        let io = std::io::Error::from_raw_os_error;
+        let chain = |e: NetlinkError| crate::sys::chain(&e);
+        assert_eq!(
+            chain(NetlinkError::Socket(io(libc::EPERM))),
+            "opening a NETLINK_NETFILTER socket: Operation not permitted (os error 1)"
+        );
+        assert_eq!(
+            chain(NetlinkError::Send(io(libc::ENOBUFS))),
+            "sending the nftables dump request: No buffer space available (os error 105)"
+        );
+        assert_eq!(
+            chain(NetlinkError::Recv(io(libc::EAGAIN))),
+            "receiving the nftables dump: Resource temporarily unavailable (os error 11)"
+        );
+        assert_eq!(
+            chain(NetlinkError::Kernel(io(libc::EACCES))),
+            "the kernel refused the nftables dump: Permission denied (os error 13)"
+        );
+    }
 
     fn attr(kind: u16, value: &[u8]) -> Vec<u8> {
         let mut a = Vec::new();

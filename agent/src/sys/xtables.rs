@@ -120,11 +120,11 @@ unsafe impl Sync for Buffer {}
 /// A table that could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum XtablesError {
-    #[error("opening an {family} socket for iptables getsockopt: {source}")]
+    #[error("opening an {family} socket for iptables getsockopt")]
     Socket { family: Family, source: std::io::Error },
     #[error("table name {0:?} is empty or longer than 31 bytes")]
     Name(String),
-    #[error("getsockopt {what} for the {family} table {table:?}: {source}")]
+    #[error("getsockopt {what} for the {family} table {table:?}")]
     Getsockopt { what: &'static str, family: Family, table: String, source: std::io::Error },
     #[error("the {family} table {table:?} is {size} bytes, over the bound of {max} bytes")]
     TooLarge { family: Family, table: String, size: usize, max: usize },

@@ -299,6 +299,27 @@ fn scan_journal_with_a_journalctl_that_hangs_ends_at_the_command_timeout() {
 }
 
 #[test]
+fn scan_journal_without_journalctl_says_the_cause_once() {
+    // The OS error is the chain's last link: printed once (it was printed twice when the message repeated it).
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[journal]\njournalctl = \"/nonexistent/journalctl\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_routewarden"))
+        .arg("--config")
+        .arg(&config)
+        .args(["scan-journal", "--directory", "/nonexistent"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(
+        err,
+        "routewarden: scanning the journal: could not start /nonexistent/journalctl: No such file or directory (os \
+         error 2)\n"
+    );
+}
+
+#[test]
 fn man_pages_give_each_command_its_exit_status_and_examples_and_list_every_finding() {
     let dir = tempfile::tempdir().unwrap();
     let (code, _, err) = rw(&["generate-assets", dir.path().to_str().unwrap()]);

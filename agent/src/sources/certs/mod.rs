@@ -37,7 +37,7 @@ impl Default for Bounds {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("invalid certificate path pattern {pattern:?}: {source}")]
+#[error("invalid certificate path pattern {pattern:?}")]
 pub struct CertsError {
     pattern: String,
     source: glob::PatternError,
@@ -106,7 +106,7 @@ pub fn fetch_bounded(config: &Config, bounds: Bounds) -> Result<CertState, Certs
                     state.certificates.extend(certs);
                     state.errors.extend(errors.into_iter().map(|e| (path.clone(), e)));
                 }
-                Err(e) => state.errors.push((path, e)),
+                Err(e) => state.errors.push((path, crate::model::error_chain(&e))),
             }
         }
     }
@@ -128,12 +128,22 @@ fn literal_prefix(path: &Path) -> (PathBuf, Vec<String>) {
     (root, rest)
 }
 
-fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, String> {
-    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+/// Why a certificate file was not read (kept in the state as text, per path).
+#[derive(Debug, thiserror::Error)]
+enum FileError {
+    /// Opening or reading it failed: the OS error says why.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("larger than {0} bytes: not a certificate")]
+    TooLarge(u64),
+}
+
+fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, FileError> {
+    let f = std::fs::File::open(path)?;
     let mut data = Vec::new();
-    f.take(cap + 1).read_to_end(&mut data).map_err(|e| e.to_string())?;
+    f.take(cap + 1).read_to_end(&mut data)?;
     if data.len() as u64 > cap {
-        return Err(format!("larger than {cap} bytes: not a certificate"));
+        return Err(FileError::TooLarge(cap));
     }
     Ok(data)
 }
@@ -142,6 +152,22 @@ fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn a_bad_pattern_and_an_unreadable_file_say_their_cause_once() {
+        let source = glob::Pattern::new("/etc/[x").unwrap_err();
+        let e = CertsError { pattern: "/etc/[x".into(), source };
+        assert_eq!(
+            crate::model::strict_chain(&e),
+            "invalid certificate path pattern \"/etc/[x\": Pattern syntax error near position 5: invalid range pattern"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let gone = read_capped(&dir.path().join("gone.pem"), 10).unwrap_err();
+        assert_eq!(crate::model::strict_chain(&gone), "No such file or directory (os error 2)");
+        std::fs::write(dir.path().join("big.pem"), [b'x'; 11]).unwrap();
+        let big = read_capped(&dir.path().join("big.pem"), 10).unwrap_err();
+        assert_eq!(crate::model::strict_chain(&big), "larger than 10 bytes: not a certificate");
+    }
 
     fn cert_pem() -> String {
         let key = rcgen::KeyPair::generate().unwrap();

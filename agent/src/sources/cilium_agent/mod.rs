@@ -10,15 +10,24 @@ use crate::model::cilium_agent::CiliumAgent;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("the Cilium agent at {path} answered, but not with a status: {why}")]
-    BadAnswer { path: std::path::PathBuf, why: String },
+    #[error("the Cilium agent at {path} answered, but not with a status")]
+    BadAnswer { path: std::path::PathBuf, source: StatusError },
+}
+
+/// Why an answer is not a StatusResponse.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("not JSON")]
+    NotJson(#[source] serde_json::Error),
+    #[error("not a JSON object")]
+    NotAnObject,
 }
 
 pub fn fetch(config: &Config) -> Result<CiliumAgent, AgentError> {
     let path = config.host_path(&config.cilium_socket);
     let timeout = Duration::from_millis(config.kube_proxy.timeout_ms.max(500));
     let Some(body) = get(&path, timeout) else { return Ok(CiliumAgent::default()) };
-    parse(&body).map_err(|why| AgentError::BadAnswer { path, why })
+    parse(&body).map_err(|source| AgentError::BadAnswer { path, source })
 }
 
 /// `GET /v1/healthz` over the unix socket; `None` when nothing answers.
@@ -34,10 +43,10 @@ fn get(path: &std::path::Path, timeout: Duration) -> Option<String> {
 }
 
 /// Reads the kube-proxy replacement part of a StatusResponse (pure).
-pub fn parse(body: &str) -> Result<CiliumAgent, String> {
-    let v: serde_json::Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
+pub fn parse(body: &str) -> Result<CiliumAgent, StatusError> {
+    let v: serde_json::Value = serde_json::from_str(body).map_err(StatusError::NotJson)?;
     if !v.is_object() {
-        return Err("not a JSON object".into());
+        return Err(StatusError::NotAnObject);
     }
     let kpr = &v["kube-proxy-replacement"];
     let enabled = |f: &str| kpr["features"][f]["enabled"].as_bool();
@@ -68,6 +77,12 @@ mod tests {
         let off = r#"{"kube-proxy-replacement":{"mode":"False","features":{"nodePort":{"enabled":false}}}}"#;
         assert_eq!(parse(off).unwrap().configured_kpr(), Some(false));
         assert_eq!(parse(r#"{"cilium":{}}"#).unwrap().configured_kpr(), None);
-        assert!(parse("<html>").unwrap_err().contains("not JSON"));
+        let e = AgentError::BadAnswer { path: "/run/cilium.sock".into(), source: parse("<html>").unwrap_err() };
+        assert_eq!(
+            crate::model::strict_chain(&e),
+            "the Cilium agent at /run/cilium.sock answered, but not with a status: not JSON: expected value at line 1 \
+             column 1"
+        );
+        assert_eq!(parse("[1]").unwrap_err().to_string(), "not a JSON object");
     }
 }

@@ -18,12 +18,12 @@ pub use parse::{parse_save, ParseError};
 /// Why the legacy backend could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum IptablesError {
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     TableNames { path: std::path::PathBuf, source: std::io::Error },
-    /// Not `transparent`: the kernel reader's error stays in the chain, so `failure::classify` sees its type.
-    #[error("{0}")]
+    /// The kernel reader's error says it all; `failure::classify` looks inside for its type.
+    #[error(transparent)]
     Read(#[from] XtablesError),
-    #[error("decoding the {family} table {table:?} from the kernel: {source}")]
+    #[error("decoding the {family} table {table:?} from the kernel")]
     Decode { family: Family, table: String, source: entries::DecodeError },
 }
 

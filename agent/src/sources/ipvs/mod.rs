@@ -4,7 +4,7 @@ use crate::config::Config;
 use crate::model::ipvs::{IpvsState, MAX_VIPS};
 
 #[derive(Debug, thiserror::Error)]
-#[error("reading {path}: {source}")]
+#[error("reading {path}")]
 pub struct IpvsError {
     path: std::path::PathBuf,
     source: std::io::Error,
@@ -56,6 +56,12 @@ fn vip(field: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_read_names_the_file_and_the_cause_once() {
+        let e = IpvsError { path: "/proc/net/ip_vs".into(), source: std::io::Error::from_raw_os_error(libc::EACCES) };
+        assert_eq!(crate::model::strict_chain(&e), "reading /proc/net/ip_vs: Permission denied (os error 13)");
+    }
 
     #[test]
     fn counts_virtual_servers_not_real_servers() {

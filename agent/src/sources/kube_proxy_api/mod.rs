@@ -24,6 +24,22 @@ const OWNER_DEADLINE: Duration = Duration::from_secs(2);
 #[error("invalid address {0:?} in the configuration")]
 pub struct ApiError(String);
 
+/// Why the socket answering on an address is not trusted to speak for kube-proxy (a note in the state, not a
+/// failure of the source).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Untrusted {
+    #[error("no listening socket for it was found in {0}/net/tcp")]
+    NoListener(std::path::PathBuf),
+    #[error("its socket belongs to pid {pid} ({comm}) as uid {uid}")]
+    NotRoot { pid: u32, comm: String, uid: u32 },
+    #[error("no process holding its socket (uid {uid}) could be seen")]
+    NoHolder { uid: u32 },
+    #[error("its socket belongs to {}, not kube-proxy", .holders.join(", "))]
+    NotKubeProxy { holders: Vec<String> },
+    #[error("no owner found")]
+    NoOwner,
+}
+
 pub fn fetch(config: &Config) -> Result<KubeProxyApi, ApiError> {
     let parse = |s: &str| s.parse::<SocketAddr>().map_err(|_| ApiError(s.to_string()));
     let metrics = parse(&config.kube_proxy.metrics_address)?;
@@ -97,10 +113,10 @@ fn get<T>(
 
 /// Who listens on `addr`, when that is a root-owned kube-proxy (or k3s/rke2) process: `pid 42 (kube-proxy), uid
 /// 0`; otherwise why not. Every listening socket that would take a connection to `addr` must be such a socket.
-fn owner(proc_dir: &Path, addr: SocketAddr) -> Result<String, String> {
+fn owner(proc_dir: &Path, addr: SocketAddr) -> Result<String, Untrusted> {
     let listeners: Vec<sockets::Listener> = sockets::listeners(proc_dir).filter(|l| l.accepts(addr)).collect();
     if listeners.is_empty() {
-        return Err(format!("no listening socket for it was found in {}/net/tcp", proc_dir.display()));
+        return Err(Untrusted::NoListener(proc_dir.to_path_buf()));
     }
     let inodes: Vec<u64> = listeners.iter().map(|l| l.inode).collect();
     let holders = sockets::holders(proc_dir, &inodes, Instant::now() + OWNER_DEADLINE, usize::MAX);
@@ -110,17 +126,15 @@ fn owner(proc_dir: &Path, addr: SocketAddr) -> Result<String, String> {
         let good = held.iter().find(|h| TRUSTED.contains(&h.comm.as_str()));
         match good {
             Some(h) if l.uid == 0 => trusted = Some(format!("pid {} ({}), uid 0", h.pid, h.comm)),
-            Some(h) => return Err(format!("its socket belongs to pid {} ({}) as uid {}", h.pid, h.comm, l.uid)),
-            None if held.is_empty() => {
-                return Err(format!("no process holding its socket (uid {}) could be seen", l.uid))
-            }
+            Some(h) => return Err(Untrusted::NotRoot { pid: h.pid, comm: h.comm.clone(), uid: l.uid }),
+            None if held.is_empty() => return Err(Untrusted::NoHolder { uid: l.uid }),
             None => {
-                let who: Vec<String> = held.iter().map(|h| format!("pid {} ({})", h.pid, h.comm)).collect();
-                return Err(format!("its socket belongs to {}, not kube-proxy", who.join(", ")));
+                let holders = held.iter().map(|h| format!("pid {} ({})", h.pid, h.comm)).collect();
+                return Err(Untrusted::NotKubeProxy { holders });
             }
         }
     }
-    trusted.ok_or_else(|| "no owner found".to_string())
+    trusted.ok_or(Untrusted::NoOwner)
 }
 
 #[cfg(test)]
@@ -195,12 +209,13 @@ mod tests {
         let addr: SocketAddr = "127.0.0.1:10249".parse().unwrap();
         assert_eq!(owner(host_proc(0, "kube-proxy").path(), addr), Ok("pid 42 (kube-proxy), uid 0".into()));
         assert_eq!(owner(host_proc(0, "k3s-server").path(), addr), Ok("pid 42 (k3s-server), uid 0".into()));
-        let squatter = owner(host_proc(1000, "python3").path(), addr).unwrap_err();
-        assert!(squatter.contains("pid 42 (python3)"), "{squatter}");
-        let named = owner(host_proc(1000, "kube-proxy").path(), addr).unwrap_err();
-        assert!(named.contains("as uid 1000"), "{named}");
-        let other_port = owner(host_proc(0, "kube-proxy").path(), "127.0.0.1:10256".parse().unwrap()).unwrap_err();
-        assert!(other_port.contains("no listening socket"), "{other_port}");
+        let squatter = owner(host_proc(1000, "python3").path(), addr).unwrap_err().to_string();
+        assert_eq!(squatter, "its socket belongs to pid 42 (python3), not kube-proxy");
+        let named = owner(host_proc(1000, "kube-proxy").path(), addr).unwrap_err().to_string();
+        assert_eq!(named, "its socket belongs to pid 42 (kube-proxy) as uid 1000");
+        let proc = host_proc(0, "kube-proxy");
+        let other_port = owner(proc.path(), "127.0.0.1:10256".parse().unwrap()).unwrap_err().to_string();
+        assert_eq!(other_port, format!("no listening socket for it was found in {}/net/tcp", proc.path().display()));
     }
 
     #[test]

@@ -11,15 +11,15 @@ use rtnetlink::packet_route::tc::{TcAttribute, TcFilterBpfOption, TcOption};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinksError {
-    #[error("starting the netlink runtime: {0}")]
+    #[error("starting the netlink runtime")]
     Runtime(#[source] std::io::Error),
-    #[error("opening an rtnetlink socket: {0}")]
+    #[error("opening an rtnetlink socket")]
     Connect(#[source] std::io::Error),
-    #[error("dumping links: {0}")]
+    #[error("dumping links")]
     Links(#[source] rtnetlink::Error),
-    #[error("dumping addresses: {0}")]
+    #[error("dumping addresses")]
     Addresses(#[source] rtnetlink::Error),
-    #[error("dumping tc filters of {link}: {source}")]
+    #[error("dumping tc filters of {link}")]
     Filters { link: String, source: rtnetlink::Error },
 }
 

@@ -4,7 +4,7 @@ use crate::config::Config;
 use crate::model::mounts::{MountState, NfsMount};
 
 #[derive(Debug, thiserror::Error)]
-#[error("reading {path}: {source}")]
+#[error("reading {path}")]
 pub struct MountsError {
     path: std::path::PathBuf,
     source: std::io::Error,
@@ -38,6 +38,13 @@ pub fn parse(text: &str) -> MountState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_read_names_the_file_and_the_cause_once() {
+        let e =
+            MountsError { path: "/proc/1/mountinfo".into(), source: std::io::Error::from_raw_os_error(libc::EACCES) };
+        assert_eq!(crate::model::strict_chain(&e), "reading /proc/1/mountinfo: Permission denied (os error 13)");
+    }
 
     #[test]
     fn finds_nfs_servers_from_addr_or_source() {

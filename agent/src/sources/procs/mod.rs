@@ -31,7 +31,7 @@ pub const WATCHED: &[&str] = &[
 ];
 
 #[derive(Debug, thiserror::Error)]
-#[error("listing processes in {path}: {source}")]
+#[error("listing processes in {path}")]
 pub struct ProcsError {
     path: std::path::PathBuf,
     source: std::io::Error,
@@ -74,10 +74,8 @@ fn scan(proc: &Path) -> std::io::Result<ProcessState> {
             let comm = comm.to_string();
             match owner(&entry.path()) {
                 Owner::Root => {
-                    let exe = std::fs::read_link(entry.path().join("exe"))
-                        .map(|p| p.display().to_string())
-                        .map_err(|e| e.to_string());
-                    let cgroup = read_small(&entry.path().join("cgroup")).map_err(|e| e.to_string());
+                    let exe = std::fs::read_link(entry.path().join("exe")).map(|p| p.display().to_string());
+                    let cgroup = read_small(&entry.path().join("cgroup"));
                     match origin::judge(&comm, exe, cgroup) {
                         (origin, None) => processes.push(Process { pid, comm, origin: Some(origin) }),
                         (origin, Some(reason)) => {
@@ -143,6 +141,15 @@ fn read_small(path: &Path) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_listing_names_the_directory_and_the_cause_once() {
+        let e = ProcsError { path: "/host/proc".into(), source: std::io::Error::from_raw_os_error(libc::ENOENT) };
+        assert_eq!(
+            crate::model::strict_chain(&e),
+            "listing processes in /host/proc: No such file or directory (os error 2)"
+        );
+    }
 
     /// A procfs stand-in entry: `comm`, a root `status`, `exe` linking to `exe`, and `cgroup`.
     fn entry(proc: &Path, pid: u32, comm: &str, exe: &str, cgroup: &str) {

@@ -32,7 +32,7 @@ pub fn exe_fits(comm: &str, exe: &str) -> bool {
 /// and its cgroup file (`/proc/PID/cgroup`'s text, or why not): its origin, and why it does not count (`None`
 /// when it counts). What cannot be read does not drop it: it counts, and `origin.unchecked` says what was not
 /// checked.
-pub fn judge(comm: &str, exe: Result<String, String>, cgroup: Result<String, String>) -> (Origin, Option<String>) {
+pub fn judge(comm: &str, exe: std::io::Result<String>, cgroup: std::io::Result<String>) -> (Origin, Option<String>) {
     let mut unchecked = Vec::new();
     let mut not_counted = None;
     let exe = match exe {
@@ -56,7 +56,7 @@ pub fn judge(comm: &str, exe: Result<String, String>, cgroup: Result<String, Str
                 (Some(path), kind)
             }
             Err(why) => {
-                unchecked.push(why);
+                unchecked.push(why.to_string());
                 (None, CgroupKind::Unknown)
             }
         },
@@ -76,7 +76,7 @@ pub fn judge(comm: &str, exe: Result<String, String>, cgroup: Result<String, Str
 /// hierarchies (`name=systemd`, `name=openrc`); v1 controller lines only when neither is there (a host with v1
 /// controllers alone). Of those, the most telling wins: a container, then a unit, then another cgroup, then the
 /// root.
-pub fn classify(text: &str) -> Result<(String, CgroupKind), String> {
+pub fn classify(text: &str) -> Result<(String, CgroupKind), CgroupError> {
     let lines: Vec<(&str, &str, &str)> = text
         .lines()
         .filter_map(|l| {
@@ -106,9 +106,18 @@ pub fn classify(text: &str) -> Result<(String, CgroupKind), String> {
     }
     match best {
         Some((_, path, kind)) => Ok((path, kind)),
-        None if lines.is_empty() => Err("its cgroup file has no cgroup line".into()),
-        None => Err("its cgroup is outside routewarden's cgroup namespace".into()),
+        None if lines.is_empty() => Err(CgroupError::NoLine),
+        None => Err(CgroupError::OutsideNamespace),
     }
+}
+
+/// Why a cgroup file tells nothing of where its process came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CgroupError {
+    #[error("its cgroup file has no cgroup line")]
+    NoLine,
+    #[error("its cgroup is outside routewarden's cgroup namespace")]
+    OutsideNamespace,
 }
 
 /// The kind of one cgroup path, judged from its innermost telling component outwards; `None` when the path is
@@ -311,8 +320,8 @@ mod tests {
         assert_eq!(classify("0::/rw-test-42/agents\n").unwrap(), ("/rw-test-42/agents".into(), CgroupKind::Other));
         // A 64-hex directory under nothing known is not a container.
         assert_eq!(kind(&format!("0::/elsewhere/{ID}\n")), CgroupKind::Other);
-        assert!(classify("").unwrap_err().contains("no cgroup line"));
-        assert!(classify("0::/../..\n").unwrap_err().contains("outside"));
+        assert_eq!(classify(""), Err(CgroupError::NoLine));
+        assert_eq!(classify("0::/../..\n"), Err(CgroupError::OutsideNamespace));
     }
 
     #[test]
@@ -330,12 +339,18 @@ mod tests {
         assert!(why.unwrap().contains("its cgroup /rw-test/x is a cgroup of no container runtime"));
 
         // Unreadable: counted, and said.
-        let (o, why) = judge("kubelet", Err("Permission denied (os error 13)".into()), Err("gone".into()));
+        let io = std::io::Error::from_raw_os_error;
+        let (o, why) = judge("kubelet", Err(io(libc::EACCES)), Err(io(libc::ESRCH)));
         assert_eq!(why, None);
         assert_eq!((o.exe, o.kind), (None, CgroupKind::Unknown));
         assert_eq!(
             o.unchecked.as_deref(),
-            Some("its executable cannot be read (Permission denied (os error 13)), its cgroup cannot be read (gone)")
+            Some(
+                "its executable cannot be read (Permission denied (os error 13)), its cgroup cannot be read (No such \
+                 process (os error 3))"
+            )
         );
+        let (o, _) = judge("kubelet", Ok("/usr/bin/kubelet".into()), Ok(String::new()));
+        assert_eq!(o.unchecked.as_deref(), Some("its cgroup file has no cgroup line"));
     }
 }

@@ -16,11 +16,11 @@ use crate::model::routes::{Neighbour, Route, RoutesState, KEPT_DEVICES, MAX_ENTR
 
 #[derive(Debug, thiserror::Error)]
 pub enum RoutesError {
-    #[error("starting the netlink runtime: {0}")]
+    #[error("starting the netlink runtime")]
     Runtime(#[source] std::io::Error),
-    #[error("opening an rtnetlink socket: {0}")]
+    #[error("opening an rtnetlink socket")]
     Connect(#[source] std::io::Error),
-    #[error("dumping {what}: {source}")]
+    #[error("dumping {what}")]
     Dump { what: &'static str, source: rtnetlink::Error },
     #[error("dumping routes and neighbours did not finish within {0:?}")]
     Timeout(std::time::Duration),
