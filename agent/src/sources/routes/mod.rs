@@ -3,9 +3,10 @@
 //! names resolved from a link dump on the same socket; one deadline for the whole dump, and a bound on entries.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures_util::TryStreamExt;
+use ipnet::IpNet;
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourState};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
@@ -67,8 +68,8 @@ async fn fetch_async() -> Result<RoutesState, RoutesError> {
             continue;
         }
         let address = msg.attributes.iter().find_map(|a| match a {
-            NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => Some(a.to_string()),
-            NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => Some(a.to_string()),
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => Some(IpAddr::V4(*a)),
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => Some(IpAddr::V6(*a)),
             _ => None,
         });
         let device = names.get(&msg.header.ifindex).cloned();
@@ -89,11 +90,12 @@ fn kept(device: Option<&str>) -> bool {
     device.is_some_and(|d| KEPT_DEVICES.contains(&d))
 }
 
-/// A route with a gateway, as `destination/len via gateway dev device table N`.
+/// A route with a gateway, as `destination/len via gateway dev device table N`; none for a prefix length the
+/// destination's family cannot have (the kernel gives none).
 fn route(msg: &RouteMessage, names: &HashMap<u32, String>) -> Option<Route> {
     let addr = |a: &RouteAddress| match a {
-        RouteAddress::Inet(a) => Some(a.to_string()),
-        RouteAddress::Inet6(a) => Some(a.to_string()),
+        RouteAddress::Inet(a) => Some(IpAddr::V4(*a)),
+        RouteAddress::Inet6(a) => Some(IpAddr::V6(*a)),
         _ => None,
     };
     let mut destination = None;
@@ -111,10 +113,12 @@ fn route(msg: &RouteMessage, names: &HashMap<u32, String>) -> Option<Route> {
     }
     let gateway = gateway?;
     let len = msg.header.destination_prefix_length;
+    // No destination attribute: the default route of the gateway's family.
     let destination = match destination {
-        Some(d) => format!("{d}/{len}"),
-        None if gateway.contains(':') => format!("::/{len}"),
-        None => format!("0.0.0.0/{len}"),
+        Some(d) => d,
+        None if gateway.is_ipv6() => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
     };
+    let destination = IpNet::new(destination, len).ok()?;
     Some(Route { destination, gateway, device, table })
 }
