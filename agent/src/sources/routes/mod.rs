@@ -122,3 +122,43 @@ fn route(msg: &RouteMessage, names: &HashMap<u32, String>) -> Option<Route> {
     let destination = IpNet::new(destination, len).ok()?;
     Some(Route { destination, gateway, device, table })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(destination: Option<RouteAddress>, len: u8, gateway: RouteAddress) -> RouteMessage {
+        let mut msg = RouteMessage::default();
+        msg.header.destination_prefix_length = len;
+        msg.attributes.extend(destination.map(RouteAttribute::Destination));
+        msg.attributes.extend([RouteAttribute::Gateway(gateway), RouteAttribute::Oif(7), RouteAttribute::Table(254)]);
+        msg
+    }
+
+    /// Destinations are networks with their prefix length; a route without one is its gateway family's default
+    /// route, serialised as it always was (`0.0.0.0/0`, `::/0`).
+    #[test]
+    fn destinations_are_networks_and_a_missing_one_is_the_default_route() {
+        let names = HashMap::from([(7, "antrea-gw0".to_string())]);
+        let v4 = |a: [u8; 4]| RouteAddress::Inet(Ipv4Addr::from(a));
+        let gw6 = RouteAddress::Inet6("fc01::aabb:ccdd:eeff".parse().unwrap());
+        let text = |r: Option<Route>| {
+            let r = r.unwrap();
+            format!("{} via {} dev {} table {}", r.destination, r.gateway, r.device.unwrap_or_default(), r.table)
+        };
+        let cidr = route(&message(Some(v4([10, 96, 0, 0])), 12, v4([169, 254, 0, 253])), &names);
+        assert_eq!(text(cidr), "10.96.0.0/12 via 169.254.0.253 dev antrea-gw0 table 254");
+        assert_eq!(
+            text(route(&message(None, 0, v4([10, 0, 0, 1])), &names)),
+            "0.0.0.0/0 via 10.0.0.1 dev antrea-gw0 table 254"
+        );
+        let default6 = route(&message(None, 0, gw6.clone()), &names).unwrap();
+        assert_eq!(serde_json::to_value(&default6.destination).unwrap(), serde_json::json!("::/0"));
+        assert_eq!(default6.gateway.to_string(), "fc01::aabb:ccdd:eeff");
+        // A prefix longer than the family allows is no network; no gateway, no route.
+        assert!(route(&message(Some(v4([10, 96, 0, 0])), 33, v4([169, 254, 0, 253])), &names).is_none());
+        let mut no_gateway = message(Some(v4([10, 96, 0, 0])), 12, gw6);
+        no_gateway.attributes.retain(|a| !matches!(a, RouteAttribute::Gateway(_)));
+        assert!(route(&no_gateway, &names).is_none());
+    }
+}
