@@ -153,7 +153,7 @@ mod tests {
             "0.0.0.0/0 via 10.0.0.1 dev antrea-gw0 table 254"
         );
         let default6 = route(&message(None, 0, gw6.clone()), &names).unwrap();
-        assert_eq!(serde_json::to_value(&default6.destination).unwrap(), serde_json::json!("::/0"));
+        assert_eq!(serde_json::to_value(default6.destination).unwrap(), serde_json::json!("::/0"));
         assert_eq!(default6.gateway.to_string(), "fc01::aabb:ccdd:eeff");
         // A prefix longer than the family allows is no network; no gateway, no route.
         assert!(route(&message(Some(v4([10, 96, 0, 0])), 33, v4([169, 254, 0, 253])), &names).is_none());
