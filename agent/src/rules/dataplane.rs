@@ -2,7 +2,7 @@
 //! what Cilium does, and (through `rules::proxies`) every other Service proxy. Unknown stays unknown: a failed source never turns into "absent".
 
 use crate::model::bpf::FrontendCounts;
-use crate::model::links::{Link, LinksState};
+use crate::model::links::{Direction, Link, LinksState, Mechanism};
 use crate::model::{Backend, Family, Snapshot};
 use crate::report::{AttachMode, Dataplane, DeviceMode, ProxyMode};
 use crate::rules::chains::Signals;
@@ -241,7 +241,7 @@ impl Facts {
                 let mut nodeport = false;
                 let mut xdp = false;
                 for l in links.links.iter().filter(|l| is_native(l)) {
-                    for p in l.programs.iter().filter(|p| p.direction == "ingress") {
+                    for p in l.programs.iter().filter(|p| p.direction == Direction::Ingress) {
                         let name = prog_name(p.prog_id, &p.name);
                         if name.starts_with("cil_from_netdev") && fronts.external() > 0 {
                             nodeport = true;
@@ -309,9 +309,9 @@ fn attach_mode(links: &LinksState, name: &dyn Fn(u32, &str) -> String) -> Option
     let (mut tc, mut tcx) = (false, false);
     for p in links.links.iter().flat_map(|l| &l.programs) {
         if name(p.prog_id, &p.name).starts_with("cil_") {
-            match p.mechanism.as_str() {
-                "tcx" => tcx = true,
-                _ => tc = true,
+            match p.mechanism {
+                Mechanism::Tcx => tcx = true,
+                Mechanism::Tc => tc = true,
             }
         }
     }

@@ -6,8 +6,10 @@
 //! `detect` is a conductor: one function per proxy says what it found (the proxy, notes on look-alikes, whether a
 //! source it needed failed), in the order the notes are reported.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 use crate::model::bpf::BpfState;
-use crate::model::links::LinksState;
+use crate::model::links::{Direction, LinksState};
 use crate::model::nftables::NftablesState;
 use crate::model::procs::ProcessState;
 use crate::model::Snapshot;
@@ -34,7 +36,10 @@ const OVN_SERVICE_CHAINS: &[&str] = &["OVN-KUBE-NODEPORT", "OVN-KUBE-EXTERNALIP"
 
 /// Antrea's virtual Service IPs, the gateway of its Service CIDR route per enabled family (`VirtualServiceIPv4`
 /// and `VirtualServiceIPv6` in `pkg/agent/config`; the NodePort DNAT address 169.254.0.252 is another one).
-const ANTREA_VIRTUAL_SERVICE_IPS: &[&str] = &["169.254.0.253", "fc01::aabb:ccdd:eeff"];
+const ANTREA_VIRTUAL_SERVICE_IPS: &[IpAddr] = &[
+    IpAddr::V4(Ipv4Addr::new(169, 254, 0, 253)),
+    IpAddr::V6(Ipv6Addr::new(0xfc01, 0, 0, 0, 0, 0xaabb, 0xccdd, 0xeeff)),
+];
 
 /// Processes that embed kube-proxy (k3s, rke2) and so hold its health port themselves.
 const EMBEDDED_KUBE_PROXY: &[&str] =
@@ -175,7 +180,7 @@ fn kube_proxy(node: &Node, kp: &KubeProxy, kp_evidence: &[String]) -> Option<Ser
         _ => {}
     }
     let services = match (kp.mode, vips_on(node.links, "kube-ipvs0")) {
-        (ProxyMode::Ipvs, Some(vips)) => Some(ipvs_vips_in(node.snap, &vips)),
+        (ProxyMode::Ipvs, Some(vips)) => Some(ipvs_vips_in(node.snap, vips)),
         (m, _) if m.is_present() => Some(kp.services),
         _ => None,
     };
@@ -228,7 +233,7 @@ fn kube_router(node: &Node) -> Found {
     let chains = node.chains_named(KUBE_ROUTER_PROXY_CHAINS);
     let services = match (node.links, node.snap.ipvs.get()) {
         (Some(_), Some(_)) => {
-            Some(vips_on(node.links, "kube-dummy-if").map(|v| ipvs_vips_in(node.snap, &v)).unwrap_or(0))
+            Some(vips_on(node.links, "kube-dummy-if").map(|v| ipvs_vips_in(node.snap, v)).unwrap_or(0))
         }
         _ => None,
     };
@@ -304,7 +309,7 @@ fn antrea(node: &Node) -> Found {
     }
     // Whether proxyAll is on: `None` while routes could not be read and nothing else tells.
     let mut proxy_all = None;
-    let virtual_ip = |a: &str| ANTREA_VIRTUAL_SERVICE_IPS.contains(&a);
+    let virtual_ip = |a: &IpAddr| ANTREA_VIRTUAL_SERVICE_IPS.contains(a);
     match node.snap.routes.get() {
         Some(r) => {
             proxy_all = Some(false);
@@ -404,7 +409,7 @@ fn loxilb(node: &Node) -> Option<ServiceProxy> {
             let n = name(p.prog_id, &p.name);
             if n.starts_with("tc_packet_func") {
                 evidence.push(format!("{n} ({} {}, prog id {}) on {}", p.mechanism, p.direction, p.prog_id, l.name));
-                on_link |= p.direction == "ingress";
+                on_link |= p.direction == Direction::Ingress;
             }
         }
         if let Some(id) = l.xdp_prog_id {
@@ -530,15 +535,15 @@ fn is_data_device(name: &str) -> bool {
 }
 
 /// The addresses on link `name`, when the link exists and has some.
-fn vips_on(links: Option<&LinksState>, name: &str) -> Option<Vec<String>> {
+fn vips_on<'a>(links: Option<&'a LinksState>, name: &str) -> Option<&'a [IpAddr]> {
     let l = links?.get(name)?;
-    (!l.addresses.is_empty()).then(|| l.addresses.clone())
+    (!l.addresses.is_empty()).then_some(l.addresses.as_slice())
 }
 
 /// IPVS virtual servers whose address is one of `vips`.
-fn ipvs_vips_in(snap: &Snapshot, vips: &[String]) -> u32 {
-    let vips: std::collections::HashSet<&str> = vips.iter().map(String::as_str).collect();
-    let n = snap.ipvs.get().map(|i| i.vips.iter().filter(|v| vips.contains(v.as_str())).count()).unwrap_or(0);
+fn ipvs_vips_in(snap: &Snapshot, vips: &[IpAddr]) -> u32 {
+    let vips: std::collections::HashSet<&IpAddr> = vips.iter().collect();
+    let n = snap.ipvs.get().map(|i| i.vips.iter().filter(|v| vips.contains(v)).count()).unwrap_or(0);
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 

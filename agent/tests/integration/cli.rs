@@ -226,6 +226,48 @@ fn a_snapshot_with_a_cluster_ip_that_is_no_address_is_refused_naming_the_file() 
     assert!(code == 1 && out.contains("nfs.clusterip-socket-lb"), "{code} {out}{err}");
 }
 
+/// An address, network or attachment kind in links, IPVS or routes that is not one (a hand-edited or damaged
+/// snapshot) refuses the file, naming it: read as a string it matched nothing and could turn a conflict into a
+/// single proxy or hide Antrea's proxyAll.
+#[test]
+fn a_snapshot_with_a_link_ipvs_or_route_address_that_is_no_address_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let recording = |name: &str| format!("{}/tests/data/snapshots/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let kube_router = "conflict_when_kube_router_runs_next_to_kube_proxy_ipvs";
+    let antrea = "antrea_proxy_all_alone_is_healthy";
+    let tcx = "conflict_when_cilium_balances_nodeports_in_bpf_on_the_nic_over_tcx";
+    // (recording, text there once, its damaged form, what the error says)
+    let cases = [
+        (kube_router, "\"vips\": [", "\"vips\": [\"10.96.0.300\", ", "invalid IP address syntax"),
+        (kube_router, "\"addresses\": [", "\"addresses\": [\"kube-ipvs0\", ", "invalid IP address syntax"),
+        (antrea, "\"destination\": \"10.96.0.0/12\"", "\"destination\": \"10.96.0.0/33\"", "invalid IP address syntax"),
+        (antrea, "\"destination\": \"10.96.0.0/12\"", "\"destination\": \"default\"", "invalid IP address syntax"),
+        (antrea, "\"gateway\": \"169.254.0.253\"", "\"gateway\": \"169.254.0.253/32\"", "invalid IP address syntax"),
+        (antrea, "\"address\": \"169.254.0.253\"", "\"address\": \"169.254.0.2533\"", "invalid IP address syntax"),
+        (tcx, "\"mechanism\": \"tcx\"", "\"mechanism\": \"xdp\"", "unknown variant `xdp`"),
+        (tcx, "\"direction\": \"ingress\"", "\"direction\": \"in\"", "unknown variant `in`"),
+    ];
+    let mut accepted = Vec::new();
+    for (name, from, to, says) in cases {
+        let text = std::fs::read_to_string(recording(name)).unwrap();
+        assert!(text.contains(from), "{name} has no {from}");
+        let f = dir.path().join("node-7.json");
+        std::fs::write(&f, text.replacen(from, to, 1)).unwrap();
+        let (code, _, err) = rw(&["--config", "/dev/null", "check", "--snapshot", f.to_str().unwrap()]);
+        if !(code == 64 && err.contains("node-7.json") && err.contains(says)) {
+            accepted.push(format!("{name} with {to}: exit {code}, {err}"));
+        }
+    }
+    assert!(accepted.is_empty(), "not refused as they should be:\n{}", accepted.join("\n"));
+    // The recordings themselves load and give their decisions.
+    for (name, want_code, want) in
+        [(kube_router, 2, "kube-router"), (antrea, 0, "antrea (proxy-all mode)"), (tcx, 2, "cilium")]
+    {
+        let (code, out, err) = rw(&["--config", "/dev/null", "check", "--snapshot", &recording(name)]);
+        assert!(code == want_code && out.contains(want), "{name}: {code} {out}{err}");
+    }
+}
+
 #[test]
 fn a_zero_poll_interval_and_a_nonsense_listen_address_are_usage_errors() {
     let (code, _, err) = rw(&["wait", "--poll-interval", "0", "--for", "chain:nat/KUBE-SERVICES"]);

@@ -2,7 +2,7 @@
 //! addresses of the IPVS VIP links.
 
 use crate::model::ipvs::MAX_VIPS;
-use crate::model::links::{Link, LinksState, TcProgram, VIP_LINKS};
+use crate::model::links::{Direction, Link, LinksState, Mechanism, TcProgram, VIP_LINKS};
 use crate::sys::bpf;
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::AddressAttribute;
@@ -72,7 +72,7 @@ async fn fetch_async() -> Result<LinksState, LinksError> {
                     // IPv6 link-local addresses are the kernel's own, never a Service VIP.
                     let link_local = matches!(a, std::net::IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
                     if !link_local && link.addresses.len() < MAX_VIPS {
-                        link.addresses.push(a.to_string());
+                        link.addresses.push(a);
                     }
                 }
             }
@@ -81,8 +81,8 @@ async fn fetch_async() -> Result<LinksState, LinksError> {
     for link in &mut links {
         let index = i32::try_from(link.index).unwrap_or(0);
         for (direction, req) in [
-            ("ingress", handle.traffic_filter(index).get().ingress()),
-            ("egress", handle.traffic_filter(index).get().egress()),
+            (Direction::Ingress, handle.traffic_filter(index).get().ingress()),
+            (Direction::Egress, handle.traffic_filter(index).get().egress()),
         ] {
             let mut filters = req.execute();
             loop {
@@ -105,9 +105,9 @@ async fn fetch_async() -> Result<LinksState, LinksError> {
             }
         }
         let (ingress, egress) = bpf::tcx_programs(&link.name);
-        for (direction, progs) in [("ingress", ingress), ("egress", egress)] {
+        for (direction, progs) in [(Direction::Ingress, ingress), (Direction::Egress, egress)] {
             for (prog_id, name) in progs {
-                link.programs.push(TcProgram { direction: direction.into(), mechanism: "tcx".into(), prog_id, name });
+                link.programs.push(TcProgram { direction, mechanism: Mechanism::Tcx, prog_id, name });
             }
         }
     }
@@ -117,7 +117,7 @@ async fn fetch_async() -> Result<LinksState, LinksError> {
 }
 
 /// The BPF program of a tc filter message, if it is a bpf filter with a program.
-fn bpf_filter(attrs: &[TcAttribute], direction: &str) -> Option<TcProgram> {
+fn bpf_filter(attrs: &[TcAttribute], direction: Direction) -> Option<TcProgram> {
     let mut name = String::new();
     let mut id = None;
     for attr in attrs {
@@ -131,7 +131,7 @@ fn bpf_filter(attrs: &[TcAttribute], direction: &str) -> Option<TcProgram> {
             }
         }
     }
-    id.map(|prog_id| TcProgram { direction: direction.into(), mechanism: "tc".into(), prog_id, name })
+    id.map(|prog_id| TcProgram { direction, mechanism: Mechanism::Tc, prog_id, name })
 }
 
 fn kind_name(kind: &InfoKind) -> String {
