@@ -5,10 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use serde::Serialize;
-
 use super::entry::Entry;
 use super::rules::RuleSet;
+use crate::model::journal::Episode;
 use crate::model::Severity;
 use crate::report::{Finding, FindingId};
 
@@ -34,32 +33,6 @@ struct RuleState {
     subjects: BTreeMap<String, u64>,
     sample: String,
     episode: Option<Open>,
-}
-
-/// One matched entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Match {
-    pub realtime_usec: u64,
-    pub unit: String,
-    pub rule: String,
-}
-
-/// A finding's span: from when it started to its last match (or, for a correlation, the last moment all its
-/// parts were recurring together).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Episode {
-    pub id: String,
-    pub severity: Severity,
-    /// RFC 3339, seconds.
-    pub start: String,
-    pub end: String,
-    pub start_usec: u64,
-    pub end_usec: u64,
-    /// Matching lines in the episode (of a correlation: of its parts).
-    pub count: u64,
-    pub sample: String,
-    /// Still open at the time the engine was last advanced to.
-    pub ongoing: bool,
 }
 
 /// How many closed episodes are kept (the oldest go first; `episodes_dropped` counts them).

@@ -148,7 +148,7 @@ fn proxy_line(p: &ServiceProxy) -> String {
 }
 
 /// A journal scan: matches per rule, then the findings.
-pub fn scan(sc: &crate::journal::reader::Scan) -> String {
+pub fn scan(sc: &crate::report::JournalScan) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -156,7 +156,7 @@ pub fn scan(sc: &crate::journal::reader::Scan) -> String {
         sc.entries,
         if sc.bad_lines > 0 { format!(", {} lines were not journal entries", sc.bad_lines) } else { String::new() },
         if sc.overlong_lines > 0 {
-            format!(", {} lines longer than {} bytes were skipped", sc.overlong_lines, crate::journal::reader::MAX_LINE)
+            format!(", {} lines longer than {} bytes were skipped", sc.overlong_lines, crate::model::journal::MAX_LINE)
         } else {
             String::new()
         }
