@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Severity;
+use super::{Severity, Timestamp};
 
 /// A rules file: `[[rules]]` entries.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -202,9 +202,9 @@ pub struct Match {
 pub struct Episode {
     pub id: String,
     pub severity: Severity,
-    /// RFC 3339, seconds.
-    pub start: String,
-    pub end: String,
+    /// Written as RFC 3339, seconds.
+    pub start: Timestamp,
+    pub end: Timestamp,
     pub start_usec: u64,
     pub end_usec: u64,
     /// Matching lines in the episode (of a correlation: of its parts).

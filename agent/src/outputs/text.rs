@@ -176,7 +176,7 @@ pub fn scan(sc: &crate::report::JournalScan) -> String {
                 Severity::Warning => "WARNING",
                 Severity::Critical => "CRITICAL",
             };
-            let end = if e.ongoing { format!("{} (ongoing)", e.end) } else { e.end.clone() };
+            let end = if e.ongoing { format!("{} (ongoing)", e.end) } else { e.end.to_string() };
             let _ = writeln!(s, "  {} .. {}  {sev} {} ({} lines)", e.start, end, e.id, e.count);
             let _ = writeln!(s, "      {}", e.sample);
         }
