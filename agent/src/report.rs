@@ -86,6 +86,35 @@ pub struct JournalCounters {
     pub overlong_lines: u64,
 }
 
+/// What `scan-journal` found in a saved journal (its JSON output).
+#[derive(Debug, Serialize)]
+pub struct JournalScan {
+    /// The API server endpoint the rules' `{apiserver}` stood for, and where it came from.
+    pub api_server: String,
+    pub entries: u64,
+    /// Lines that were not journal entries (reported, not fatal).
+    pub bad_lines: u64,
+    /// Lines longer than [`MAX_LINE`](crate::model::journal::MAX_LINE), skipped unread (reported, not fatal).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub overlong_lines: u64,
+    pub matches: Vec<crate::model::journal::Match>,
+    pub counts: BTreeMap<String, u64>,
+    /// Findings active at the newest entry's time.
+    pub findings: Vec<Finding>,
+    /// Every episode of every finding over the journal's span, in time order.
+    pub episodes: Vec<crate::model::journal::Episode>,
+    /// Episodes beyond the engine's bound, left out (oldest first).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub episodes_dropped: u64,
+    /// Journal files journalctl said it ignores, and why.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ignored_files: crate::model::journal::IgnoredFiles,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// The node gate (`[gate] requirements`, else `no-conflict` and `service-proxy`) as the daemon last checked it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeGateReport {

@@ -5,11 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use serde::Serialize;
-
 use super::entry::Entry;
 use super::rules::RuleSet;
-use crate::model::Severity;
+use crate::model::journal::Episode;
+use crate::model::{Severity, Timestamp};
 use crate::report::{Finding, FindingId};
 
 /// An episode not yet closed.
@@ -34,32 +33,6 @@ struct RuleState {
     subjects: BTreeMap<String, u64>,
     sample: String,
     episode: Option<Open>,
-}
-
-/// One matched entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Match {
-    pub realtime_usec: u64,
-    pub unit: String,
-    pub rule: String,
-}
-
-/// A finding's span: from when it started to its last match (or, for a correlation, the last moment all its
-/// parts were recurring together).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Episode {
-    pub id: String,
-    pub severity: Severity,
-    /// RFC 3339, seconds.
-    pub start: String,
-    pub end: String,
-    pub start_usec: u64,
-    pub end_usec: u64,
-    /// Matching lines in the episode (of a correlation: of its parts).
-    pub count: u64,
-    pub sample: String,
-    /// Still open at the time the engine was last advanced to.
-    pub ongoing: bool,
 }
 
 /// How many closed episodes are kept (the oldest go first; `episodes_dropped` counts them).
@@ -300,7 +273,7 @@ impl Engine {
                     "{} matching journal lines in the last {} s, active since {}",
                     s.hits.len(),
                     r.window_secs,
-                    rfc3339(start)
+                    time(start)
                 ));
                 if !s.subjects.is_empty() {
                     evidence.push(format!("about: {}", s.subjects.keys().cloned().collect::<Vec<_>>().join(", ")));
@@ -310,7 +283,7 @@ impl Engine {
                 evidence.push(format!(
                     "{} all recurring together since {} (silence of more than {} s would end it)",
                     r.all_of.join(" and "),
-                    rfc3339(start),
+                    time(start),
                     r.recur_secs()
                 ));
             }
@@ -330,8 +303,8 @@ fn episode(id: &str, severity: Severity, ep: &Open, end: u64, ongoing: bool) -> 
     Episode {
         id: id.to_string(),
         severity,
-        start: rfc3339(ep.start),
-        end: rfc3339(end),
+        start: time(ep.start),
+        end: time(end),
         start_usec: ep.start,
         end_usec: end,
         count: ep.count,
@@ -348,9 +321,9 @@ fn push_bounded(list: &mut VecDeque<Episode>, dropped: &mut u64, e: Episode) {
     list.push_back(e);
 }
 
-fn rfc3339(usec: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(usec);
-    humantime::format_rfc3339_seconds(t).to_string()
+/// The time of a journal entry (µs), in whole seconds.
+fn time(usec: u64) -> Timestamp {
+    Timestamp::from_unix(usec / USEC)
 }
 
 #[cfg(test)]

@@ -8,6 +8,6 @@ pub mod reader;
 pub mod rules;
 pub mod state;
 
-pub use engine::{Engine, Match};
+pub use engine::Engine;
 pub use entry::{parse_entry, Entry};
 pub use rules::{RuleSet, RulesError};

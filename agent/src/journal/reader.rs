@@ -9,14 +9,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use super::assemble::Assembler;
-use super::engine::{Engine, Episode, Match};
+use super::engine::Engine;
 use super::entry::{parse_entry, Entry};
 use super::rules::RuleSet;
 use super::state::{Change, CursorStore, SavedCursor};
-use crate::report::Finding;
+use crate::model::journal::Match;
+use crate::model::journal::{Ignored, IgnoredFiles, MAX_LINE};
+use crate::report::{Finding, JournalScan as Scan};
 use crate::sys::exec::{self, ExecError};
 
 /// Where entries come from.
@@ -85,35 +85,6 @@ pub enum ReadError {
     CursorRefused(String),
     #[error("{program} printed nothing for {} s: killed", secs.as_secs_f64())]
     Stalled { program: PathBuf, secs: Duration },
-}
-
-/// Result of `scan-journal`.
-#[derive(Debug, Serialize)]
-pub struct Scan {
-    /// The API server endpoint the rules' `{apiserver}` stood for, and where it came from.
-    pub api_server: String,
-    pub entries: u64,
-    /// Lines that were not journal entries (reported, not fatal).
-    pub bad_lines: u64,
-    /// Lines longer than [`MAX_LINE`], skipped unread (reported, not fatal).
-    #[serde(skip_serializing_if = "is_zero")]
-    pub overlong_lines: u64,
-    pub matches: Vec<Match>,
-    pub counts: std::collections::BTreeMap<String, u64>,
-    /// Findings active at the newest entry's time.
-    pub findings: Vec<Finding>,
-    /// Every episode of every finding over the journal's span, in time order.
-    pub episodes: Vec<Episode>,
-    /// Episodes beyond the engine's bound, left out (oldest first).
-    #[serde(skip_serializing_if = "is_zero")]
-    pub episodes_dropped: u64,
-    /// Journal files journalctl said it ignores, and why.
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub ignored_files: IgnoredFiles,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 /// Runs every rule over a saved journal (or stdin). Findings are those active at the newest entry's time;
@@ -278,28 +249,7 @@ impl StallWatch {
     }
 }
 
-/// The longest journalctl line read: journald keeps a stream line to 48 KiB (`LineMax=`), which JSON can make
-/// about 4 times longer as an array of bytes. A longer line is skipped to its newline without being buffered, and
-/// counted.
-pub const MAX_LINE: usize = 1 << 20;
-
-/// Why journalctl ignores a journal file, as it warns on stderr (systemd `src/shared/journal-util.c`,
-/// `journal_access_check_and_warn`, the same words from v246 to v257) and keeps going without it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Ignored {
-    /// "uses an unsupported feature": written by a newer systemd than this journalctl. Every entry in it is
-    /// unread, for as long as this journalctl runs: the journal source fails.
-    UnsupportedFeature,
-    /// "is truncated" (a file being created or cut short), "corrupted" (typically an old `.journal~` left by an
-    /// unclean shutdown), "Too many journal files": said in the source's note; the source stays ok.
-    Truncated,
-    Corrupted,
-    TooManyFiles,
-}
-
-/// Journal files a journalctl said it ignores, at most [`MAX_IGNORED`] kept.
-pub type IgnoredFiles = std::collections::BTreeMap<String, Ignored>;
+/// At most this many ignored journal files are kept.
 const MAX_IGNORED: usize = 32;
 
 /// The file and why, from one line of journalctl's stderr (`None` for any other line).

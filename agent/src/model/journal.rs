@@ -1,8 +1,10 @@
-//! Journal rules in their configured form (TOML `[[rules]]`); `journal::rules` compiles them.
+//! Journal rules in their configured form (TOML `[[rules]]`); `journal::rules` compiles them. And what reading a
+//! journal yields besides findings: matched entries, episodes, the files journalctl ignores, the line bound
+//! (`journal::reader` fills them; `report::JournalScan` and the outputs carry them).
 
 use serde::{Deserialize, Serialize};
 
-use super::Severity;
+use super::{Severity, Timestamp};
 
 /// A rules file: `[[rules]]` entries.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -180,3 +182,52 @@ impl ApiServer {
 /// (microk8s), and 8080 on loopback only (the old insecure port: pods' probes use 8080 too).
 pub const FALLBACK_API_SERVER: &str =
     r#"(?:[^\s"\\/]*:(?:6443|443|8443|9345|6444|16443)|(?:127\.0\.0\.1|localhost|\[::1\]):8080)"#;
+
+/// The longest journalctl line read: journald keeps a stream line to 48 KiB (`LineMax=`), which JSON can make
+/// about 4 times longer as an array of bytes. A longer line is skipped to its newline without being buffered, and
+/// counted.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// One matched entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Match {
+    pub realtime_usec: u64,
+    pub unit: String,
+    pub rule: String,
+}
+
+/// A finding's span: from when it started to its last match (or, for a correlation, the last moment all its
+/// parts were recurring together).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Episode {
+    pub id: String,
+    pub severity: Severity,
+    /// Written as RFC 3339, seconds.
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub start_usec: u64,
+    pub end_usec: u64,
+    /// Matching lines in the episode (of a correlation: of its parts).
+    pub count: u64,
+    pub sample: String,
+    /// Still open at the time the engine was last advanced to.
+    pub ongoing: bool,
+}
+
+/// Why journalctl ignores a journal file, as it warns on stderr (systemd `src/shared/journal-util.c`,
+/// `journal_access_check_and_warn`, the same words from v246 to v257) and keeps going without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ignored {
+    /// "uses an unsupported feature": written by a newer systemd than this journalctl. Every entry in it is
+    /// unread, for as long as this journalctl runs: the journal source fails.
+    UnsupportedFeature,
+    /// "is truncated" (a file being created or cut short), "corrupted" (typically an old `.journal~` left by an
+    /// unclean shutdown), "Too many journal files": said in the source's note; the source stays ok.
+    Truncated,
+    Corrupted,
+    TooManyFiles,
+}
+
+/// Journal files a journalctl said it ignores, and why (the reader keeps a bounded number).
+pub type IgnoredFiles = std::collections::BTreeMap<String, Ignored>;

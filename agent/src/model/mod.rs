@@ -19,6 +19,7 @@ pub mod mounts;
 pub mod nftables;
 pub mod procs;
 pub mod routes;
+pub mod timestamp;
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +35,7 @@ use mounts::MountState;
 use nftables::NftablesState;
 use procs::ProcessState;
 use routes::RoutesState;
+pub use timestamp::Timestamp;
 
 /// Version of the snapshot and report JSON layout; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -43,8 +45,8 @@ pub const SCHEMA_VERSION: u32 = 2;
 pub struct Snapshot {
     pub schema_version: u32,
     pub node: String,
-    /// RFC 3339 time at which collection started.
-    pub collected_at: String,
+    /// The time collection started (RFC 3339 text in JSON; a snapshot with another text fails to load).
+    pub collected_at: Timestamp,
     pub iptables_legacy: Source<IptablesState>,
     pub nftables: Source<NftablesState>,
     pub links: Source<LinksState>,
@@ -429,5 +431,46 @@ mod tests {
         sorted_ids.sort();
         names.sort();
         assert_eq!(sorted_ids.into_iter().map(SourceId::as_str).collect::<Vec<_>>(), names, "declaration order");
+    }
+
+    /// A snapshot with every source disabled, collected at `at` (JSON text).
+    fn snapshot_at(at: &str) -> String {
+        format!(
+            r#"{{"schema_version":2,"node":"n","collected_at":{at},"iptables_legacy":{{"status":"disabled"}},
+            "nftables":{{"status":"disabled"}},"links":{{"status":"disabled"}},"ipvs":{{"status":"disabled"}},
+            "bpf":{{"status":"disabled"}},"processes":{{"status":"disabled"}}}}"#
+        )
+    }
+
+    #[test]
+    fn every_recorded_snapshot_loads_and_writes_its_collection_time_back_unchanged() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/snapshots");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let raw: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let snap: Snapshot = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let again = serde_json::to_value(&snap).unwrap();
+            assert_eq!(again["collected_at"], raw["collected_at"], "{}", path.display());
+            seen += 1;
+        }
+        assert!(seen > 10, "{seen} snapshots in {dir}");
+    }
+
+    #[test]
+    fn a_snapshot_with_a_malformed_collection_time_fails_to_load_naming_it() {
+        let ok: Snapshot = serde_json::from_str(&snapshot_at(r#""2026-01-01T00:00:00Z""#)).unwrap();
+        assert_eq!(ok.collected_at.unix(), 1_767_225_600);
+        for bad in [r#""t""#, r#""2026-01-01 00:00:00""#, "1767225600", "null"] {
+            let e = serde_json::from_str::<Snapshot>(&snapshot_at(bad)).map(|s| s.collected_at).unwrap_err();
+            let e = e.to_string();
+            assert!(e.contains(bad.trim_matches('"')) || e.contains("expected a string"), "{bad}: {e}");
+        }
+        let e = serde_json::from_str::<Snapshot>(&snapshot_at(r#""t""#)).unwrap_err().to_string();
+        assert!(e.starts_with(r#""t" is not an RFC 3339 time such as 2026-01-01T00:00:00Z"#), "{e}");
     }
 }

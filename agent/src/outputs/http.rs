@@ -549,7 +549,7 @@ mod tests {
         assert!(body.contains("first collection"), "{body}");
 
         let snap: crate::model::Snapshot = serde_json::from_str(
-            r#"{"schema_version":1,"node":"n","collected_at":"t","iptables_legacy":{"status":"disabled"},
+            r#"{"schema_version":1,"node":"n","collected_at":"2026-01-01T00:00:00Z","iptables_legacy":{"status":"disabled"},
             "nftables":{"status":"disabled"},"links":{"status":"disabled"},"ipvs":{"status":"disabled"},
             "bpf":{"status":"disabled"},"processes":{"status":"disabled"}}"#,
         )

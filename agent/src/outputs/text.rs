@@ -148,7 +148,7 @@ fn proxy_line(p: &ServiceProxy) -> String {
 }
 
 /// A journal scan: matches per rule, then the findings.
-pub fn scan(sc: &crate::journal::reader::Scan) -> String {
+pub fn scan(sc: &crate::report::JournalScan) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -156,7 +156,7 @@ pub fn scan(sc: &crate::journal::reader::Scan) -> String {
         sc.entries,
         if sc.bad_lines > 0 { format!(", {} lines were not journal entries", sc.bad_lines) } else { String::new() },
         if sc.overlong_lines > 0 {
-            format!(", {} lines longer than {} bytes were skipped", sc.overlong_lines, crate::journal::reader::MAX_LINE)
+            format!(", {} lines longer than {} bytes were skipped", sc.overlong_lines, crate::model::journal::MAX_LINE)
         } else {
             String::new()
         }
@@ -176,7 +176,7 @@ pub fn scan(sc: &crate::journal::reader::Scan) -> String {
                 Severity::Warning => "WARNING",
                 Severity::Critical => "CRITICAL",
             };
-            let end = if e.ongoing { format!("{} (ongoing)", e.end) } else { e.end.clone() };
+            let end = if e.ongoing { format!("{} (ongoing)", e.end) } else { e.end.to_string() };
             let _ = writeln!(s, "  {} .. {}  {sev} {} ({} lines)", e.start, end, e.id, e.count);
             let _ = writeln!(s, "      {}", e.sample);
         }

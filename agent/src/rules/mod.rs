@@ -23,11 +23,7 @@ pub fn analyse(snap: &Snapshot, generated_at: String) -> Report {
     let (mut findings, conflicts) = findings::evaluate(snap, &facts);
     facts.dataplane.conflicts = conflicts;
     // Time-dependent rules judge the snapshot at the time it was taken, wherever it is analysed.
-    let now = humantime::parse_rfc3339(&snap.collected_at)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs() as i64);
-    findings.extend(neighbours::evaluate(snap, &facts.dataplane, now));
+    findings.extend(neighbours::evaluate(snap, &facts.dataplane, Some(snap.collected_at.unix_signed())));
     // No healthy verdict rests on a source that was not read.
     findings.extend(coverage::evaluate(snap));
     let sources = snap

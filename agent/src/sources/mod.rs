@@ -49,7 +49,7 @@ fn collect_with(config: &Config, nft: Option<&mut nftables::Reuse>) -> Snapshot 
     Snapshot {
         schema_version: SCHEMA_VERSION,
         node: crate::sys::host::hostname(),
-        collected_at: crate::sys::now_rfc3339(),
+        collected_at: crate::model::Timestamp::from_unix(crate::sys::now_unix_secs()),
         iptables_legacy: run(config, SourceId::IptablesLegacy, || guarded(network(config), || iptables::fetch(config))),
         nftables: run(config, SourceId::Nftables, || {
             guarded(network(config), || match nft {

@@ -1,22 +1,14 @@
 //! The generated references (as rust-analyzer checks its generated docs): the findings pages in `docs/findings/`
-//! (from `catalogue` and the default journal rules) and `docs/metrics.md` (from the daemon's real registry, fed
-//! every recorded snapshot's report) are generated here and compared with the committed files; a file that
+//! (from `catalogue` and the default journal rules) and `docs/metrics.md` (from the table that describes the daemon's
+//! registry, `outputs::metrics::FAMILIES`) are generated here and compared with the committed files; a file that
 //! differs is rewritten and the test fails naming it, so one run of
 //! `cargo test -p routewarden --test integration reference` regenerates them all. Also: the alerts each page names
 //! exist, every alert on a finding id is named on that id's page, and every alert has a `runbook_url` to a page
 //! that exists, under the workspace's `repository`.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use routewarden::model::kubernetes::ExporterStatus;
-use routewarden::model::Snapshot;
-use routewarden::outputs::metrics::Metrics;
 use routewarden::outputs::reference;
-use routewarden::report::Certificate;
-use routewarden::report::JournalCounters;
-use routewarden::rules::assemble;
-use routewarden::sys::process::ProcessStats;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
@@ -61,92 +53,9 @@ fn the_findings_reference_is_up_to_date() {
     fail_if_updated(updated);
 }
 
-/// Every recorded snapshot's report, the journal, the process and the Kubernetes exporter through one registry,
-/// so that every family has samples and its labels show.
-fn fed_metrics() -> Vec<String> {
-    let dir = Path::new(ROOT).join("agent/tests/data/snapshots");
-    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    names.sort();
-    let mut m = Metrics::new();
-    m.enable_kubernetes(true);
-    m.enable_metrics_auth();
-    // The daemon's parts, as `rules::assemble` adds them: journal counters, the exporter with its taint.
-    let daemon = |base: &routewarden::report::Report| {
-        let journal = assemble::Journal::Running {
-            error: None,
-            note: None,
-            findings: Vec::new(),
-            counters: JournalCounters {
-                matches: BTreeMap::from([("cni.not-ready".to_string(), 1)]),
-                lines: BTreeMap::from([("kubelet.service".to_string(), 1)]),
-                lag_seconds: 0.0,
-                not_entries: 1,
-                overlong_lines: 1,
-            },
-        };
-        let exporter = ExporterStatus {
-            up: Some(true),
-            last_success_unix: Some(1.0),
-            requests_ok: 1,
-            requests_failed: 1,
-            taint: Some(routewarden::model::kubernetes::TaintState::Absent),
-            ..Default::default()
-        };
-        let gate = routewarden::rules::gate::NodeGate::Met;
-        assemble::assemble(
-            base,
-            assemble::Inputs {
-                churn_flips: &[],
-                journal,
-                exporter: Some(exporter),
-                node_gate: &gate,
-                collections: 1,
-                rule_changes: 1,
-                last_collection_unix: 1.0,
-                metrics_auth: Some(routewarden::report::AuthCounters { accepted: 1, ..Default::default() }),
-                now_unix: 1.0,
-            },
-        )
-    };
-    let mut renders = Vec::new();
-    let mut last = None;
-    for path in names {
-        let snap: Snapshot = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let report = routewarden::rules::analyse(&snap, "2026-01-01T00:00:00Z".into());
-        m.update(&daemon(&report));
-        renders.push(m.render().0);
-        last = Some(report);
-    }
-    // No recorded world watches certificates: one certificate shows that family's labels.
-    let mut report = last.unwrap();
-    report.certificates.push(Certificate {
-        path: "/var/lib/kubelet/pki/kubelet-client-current.pem".into(),
-        location: "pem 0".into(),
-        subject: "CN=system:node:n1".into(),
-        issuer: "CN=kubernetes".into(),
-        serial: "01".into(),
-        not_after: 1,
-    });
-    m.update(&daemon(&report));
-    m.update_process(&ProcessStats {
-        cpu_seconds: Some(1.0),
-        resident_bytes: Some(1),
-        virtual_bytes: Some(1),
-        start_time_seconds: Some(1.0),
-        open_fds: Some(1),
-        max_fds: Some(1),
-    });
-    renders.push(m.render().0);
-    renders
-}
-
 #[test]
 fn the_metrics_reference_is_up_to_date() {
-    let text = reference::metrics_reference(&fed_metrics());
+    let text = reference::metrics_reference();
     fail_if_updated(ensure_file_contents("docs/metrics.md", &text).into_iter().collect());
 }
 
