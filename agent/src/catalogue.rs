@@ -306,6 +306,17 @@ fn list(mut items: Vec<String>) -> String {
 pub mod source_failed {
     use crate::model::{Failure, SourceId};
 
+    /// The summary for `source`.
+    pub fn summary(source: SourceId) -> String {
+        format!("could not read source {}; conclusions that depend on it are unknown", source.as_str())
+    }
+
+    /// The evidence line of a failure without an error text.
+    pub const NO_ERROR: &str = "no error text";
+
+    /// The journal source's remedy (the follower could not start, or stopped, or its cursor was not saved).
+    pub const JOURNAL_REMEDY: &str = "check that journalctl runs and that the state directory is writable";
+
     /// The remedy for `sources`, which all failed with `failure`.
     pub fn remedy(failure: &Failure, sources: &[SourceId]) -> String {
         let names = super::list(sources.iter().map(|s| s.as_str().to_string()).collect());
@@ -775,6 +786,225 @@ pub mod agent_down {
     pub fn no_process(agent: &str) -> String {
         format!("no {agent} process")
     }
+}
+
+/// `certificate.expired`: certificates past their notAfter, or not valid yet. The evidence names each certificate
+/// ([`certificate_expired::certificate`]) and its date, formatted by the rules.
+pub mod certificate_expired {
+    use std::path::Path;
+
+    /// `count` certificates expired or not yet valid.
+    pub fn summary(count: usize) -> String {
+        format!("{count} certificates are expired or not yet valid")
+    }
+
+    /// How the evidence names one certificate.
+    pub fn certificate(path: &Path, location: &str, subject: &str, issuer: &str) -> String {
+        format!("{} ({location}): {subject}, issued by {issuer}", path.display())
+    }
+
+    /// The certificate (as [`certificate`] names it) expired at `date`.
+    pub fn expired(what: &str, date: &str) -> String {
+        format!("{what}: expired {date}")
+    }
+
+    /// The certificate is not valid before `date`.
+    pub fn not_yet_valid(what: &str, date: &str) -> String {
+        format!("{what}: not valid before {date}")
+    }
+
+    /// Also [`super::certificate_expiring`]'s.
+    pub const REMEDY: &str = "renew: kubeadm certs renew all (control plane), or let the kubelet rotate its client \
+         certificate (rotateCertificates: true) and check it can reach the API server; restart the components after";
+}
+
+/// `certificate.expiring`: certificates expiring within `certificates.critical_days` or `warning_days`.
+pub mod certificate_expiring {
+    /// `count` certificates expire soon.
+    pub fn summary(count: usize) -> String {
+        format!("{count} certificates expire soon")
+    }
+
+    /// The certificate (as [`super::certificate_expired::certificate`] names it) expires at `date`, `days` from now.
+    pub fn expires(what: &str, date: &str, days: i64) -> String {
+        format!("{what}: expires {date} ({days} days)")
+    }
+
+    pub const REMEDY: &str = super::certificate_expired::REMEDY;
+}
+
+/// `certificate.unreadable`: files under `certificates.paths` that could not be read or parsed.
+pub mod certificate_unreadable {
+    use std::path::Path;
+
+    /// `count` files could not be read.
+    pub fn summary(count: usize) -> String {
+        format!("{count} certificate files could not be read")
+    }
+
+    /// One file and why.
+    pub fn evidence(path: &Path, error: &str) -> String {
+        format!("{}: {error}", path.display())
+    }
+
+    pub const REMEDY: &str =
+        "check the files (openssl x509 -noout -text -in FILE) or remove the path from certificates.paths";
+}
+
+/// `nfs.clusterip-socket-lb`: NFS mounted from a ClusterIP while Cilium's socket-LB translates connections.
+pub mod nfs_clusterip_socket_lb {
+    pub const SUMMARY: &str = "NFS is mounted from a Service ClusterIP while Cilium socket-LB is active; the kernel \
+         NFS client's connections can be translated once and then hang when the backend moves";
+
+    /// One mount whose server is a ClusterIP.
+    pub fn mounted(mount_point: &str, fstype: &str, server: &str) -> String {
+        format!("{mount_point} ({fstype}) mounted from ClusterIP {server}")
+    }
+
+    pub const REMEDY: &str = "mount the NFS server by an address that is not a ClusterIP (its pod or external IP, or \
+         a headless Service), or exclude the host namespace from socket-LB (socketLB.hostNamespaceOnly=true)";
+}
+
+/// `cni.config-missing`: the kubelet runs and the CNI directory holds no usable configuration.
+pub mod cni_config_missing {
+    use std::path::Path;
+
+    pub const SUMMARY: &str = "the kubelet runs but there is no usable CNI configuration: pods cannot get a network \
+         and the node stays NotReady";
+
+    /// `dir` holds `files` configuration files, none usable.
+    pub fn none_usable(dir: &Path, files: usize) -> String {
+        format!("{}: {files} config files, none usable", dir.display())
+    }
+
+    /// `dir` is not there.
+    pub fn absent(dir: &Path) -> String {
+        format!("{} does not exist", dir.display())
+    }
+
+    /// Why one file is not usable.
+    pub fn file_error(file: &str, error: &str) -> String {
+        format!("{file}: {error}")
+    }
+
+    pub const REMEDY: &str =
+        "check the CNI DaemonSet's pod on this node (it writes the config when it starts) and its logs";
+}
+
+/// `kube-proxy.mode-mismatch`: kube-proxy's `/proxyMode` against the mode its rules show.
+pub mod mode_mismatch {
+    /// kube-proxy says `reported`; its rules show the mode `found`, or none.
+    pub fn summary(reported: &str, found: Option<&str>) -> String {
+        format!(
+            "kube-proxy says it runs in {reported} mode, but its rules show {}",
+            found.unwrap_or("no Service rules")
+        )
+    }
+
+    /// What `/proxyMode` answered, and from whose socket when that is known.
+    pub fn answered(reported: &str, owner: Option<&str>) -> String {
+        match owner {
+            Some(owner) => format!("/proxyMode answered {reported} from the socket of {owner}"),
+            None => format!("/proxyMode answered {reported}"),
+        }
+    }
+
+    pub const REMEDY: &str = "the rules of the other mode are leftovers (run kube-proxy --cleanup for them), or \
+         kube-proxy has not synced yet: check its logs";
+}
+
+/// `kube-proxy.untrusted-answer`: an answer on kube-proxy's ports from a socket no kube-proxy holds (the evidence is
+/// the source's own lines).
+pub mod untrusted_answer {
+    pub const SUMMARY: &str = "something answered on kube-proxy's ports from a socket that is not kube-proxy's; the \
+         answer was ignored";
+
+    pub const REMEDY: &str = "find the process listening there (ss -ltnp); kube-proxy's ports are unprivileged, so \
+         any local user can answer on them when kube-proxy does not";
+}
+
+/// `kube-proxy.unhealthy`: kube-proxy runs and its `/healthz` does not answer 200.
+pub mod unhealthy {
+    pub const SUMMARY: &str = "kube-proxy's /healthz does not answer 200: its rules are not in sync";
+
+    /// What `/healthz` answered.
+    pub fn answered(status: u16) -> String {
+        format!("/healthz answered {status}")
+    }
+
+    pub const REMEDY: &str = "read kube-proxy's logs (kubectl -n kube-system logs -l k8s-app=kube-proxy)";
+}
+
+/// `coverage.incomplete`: sources that were not read, and why.
+pub mod coverage_incomplete {
+    use crate::model::SourceId;
+
+    /// Why a source was not read: it is disabled.
+    pub const DISABLED: &str = "disabled";
+    /// Why a source was not read: it said ok and carried no data.
+    pub const OK_WITHOUT_DATA: &str = "ok without data";
+
+    /// Only sources the dataplane decision does not rest on (`others`) were not read.
+    pub fn others(others: &[&str]) -> String {
+        format!("not looked at: {}", others.join(", "))
+    }
+
+    /// A source the dataplane decision rests on was not read; `all` names every source not read.
+    pub fn decisive(all: &[&str]) -> String {
+        format!("who programs Service routing is not fully known: not looked at: {}", all.join(", "))
+    }
+
+    /// One source not read, and why ([`DISABLED`], [`OK_WITHOUT_DATA`]).
+    pub fn evidence(source: SourceId, why: &str) -> String {
+        format!("source {source}: {why}")
+    }
+
+    pub const REMEDY: &str = "remove the source from disabled_sources (or take the snapshot again with it enabled); \
+         what a source that was not read would show is unknown, not absent";
+}
+
+/// `service-routing.churn`: kube-proxy's chains (or IPVS services) deleted and re-created between collections, and
+/// the likely other party (docs/DATAPLANE-FACTS.md section 10) as (who, what to do).
+pub mod churn {
+    /// kube-router's service proxy next to kube-proxy in IPVS mode.
+    pub const KUBE_ROUTER: (&str, &str) = (
+        "kube-router's service proxy (it and kube-proxy in IPVS mode delete each other's IPVS services)",
+        "run kube-router with --run-service-proxy=false, or remove kube-proxy",
+    );
+
+    /// Calico's eBPF dataplane with Felix's kube-proxy cleanup on.
+    pub const CALICO_EBPF: (&str, &str) = (
+        "Calico's eBPF dataplane (Felix's BPFKubeProxyIptablesCleanupEnabled deletes kube-proxy's KUBE-* chains and \
+         its nftables tables while kube-proxy re-creates them)",
+        "remove kube-proxy from this node, or set BPFKubeProxyIptablesCleanupEnabled=false if it must stay",
+    );
+
+    /// The evidence line: how many came back (`count`), and the first few (`examples`).
+    pub fn flipped(count: usize, examples: &[&str]) -> String {
+        format!(
+            "{count} kube-proxy chains or IPVS services were deleted and re-created between scans (e.g. {})",
+            examples.join(", ")
+        )
+    }
+
+    /// The evidence line naming the likely other party.
+    pub fn likely_other_party(who: &str) -> String {
+        format!("likely other party: {who}")
+    }
+
+    /// The summary, with the likely other party when one is known.
+    pub fn summary(party: Option<&str>) -> String {
+        match party {
+            Some(who) => format!("kube-proxy's rules keep disappearing and coming back: {who} fights it"),
+            None => {
+                "kube-proxy's chains keep disappearing and coming back: something else flushes or rewrites them".into()
+            }
+        }
+    }
+
+    /// The remedy when no other party is known (else the party's own).
+    pub const REMEDY: &str = "look for a second writer of iptables on this node (another proxy, a CNI cleanup job, \
+         `iptables-save | grep -v KUBE | iptables-restore` in a script)";
 }
 
 #[cfg(test)]
