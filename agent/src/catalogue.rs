@@ -17,10 +17,36 @@ pub struct FindingDoc {
     pub meaning: &'static str,
     /// What the finding's `evidence` lines show.
     pub evidence: &'static str,
-    /// What usually fixes it (the finding's own `remedy` is more precise).
-    pub remedy: &'static str,
+    /// What fixes it: the rule's own remedy where the finding always carries the same one, else what usually does
+    /// (the finding's own `remedy` is more precise).
+    pub remedy: Remedy,
     /// The alerts of `packaging/prometheus/routewarden-alerts.yaml` that fire on it.
     pub alerts: &'static [&'static str],
+}
+
+/// What the reference says fixes a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remedy {
+    /// The remedy every such finding carries, the rule's own text (one of this file's constants): the reference shows
+    /// it as the finding does, capitalised and ended with a full stop, so the two cannot drift apart.
+    Rule(&'static str),
+    /// The finding's remedy follows what was read (the failure's kind, the pair of proxies, ...): what usually
+    /// fixes it, written for the reference.
+    Usually(&'static str),
+}
+
+impl Remedy {
+    /// The reference's sentence.
+    pub fn text(self) -> String {
+        match self {
+            Remedy::Rule(r) => {
+                let mut chars = r.chars();
+                let first: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+                format!("{first}{}.", chars.as_str())
+            }
+            Remedy::Usually(r) => r.to_string(),
+        }
+    }
 }
 
 /// The catalogue entry of a built-in id; `None` for a journal rule's id (its rule file documents it).
@@ -33,13 +59,14 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
                 certificates, mounts, cni, journal, ...) failed. Nothing is concluded from it: a conflict or a \
                 missing proxy that would show only there is unknown, and `check` exits 3.",
             evidence: "The error chain of the failed read (the tool, the file or the syscall, and why).",
-            remedy: "The remedy follows the error's kind (`sources.<name>.failure.kind` in the JSON report): permission \
+            remedy: Remedy::Usually("The remedy follows the error's kind (`sources.<name>.failure.kind` in the JSON \
+                report): permission \
                 denied names the capability each source needs (CAP_NET_ADMIN for iptables-legacy and nftables, \
                 CAP_SYS_ADMIN for bpf) or root; a missing tool names the binary and its Debian and RPM package; over \
                 a size bound or a deadline names the configuration key that raises it (`iptables_legacy_max_bytes`, \
                 `command_timeout_secs`); not found names the path's key; a parse error is a bug to report with the \
                 file; in a container, the mount the host view lacks. Sources that failed the same way share one \
-                remedy, printed once by `check`.",
+                remedy, printed once by `check`."),
             alerts: &["RoutewardenSourceFailing"],
         },
         FindingId::ServiceRoutingConflict => FindingDoc {
@@ -52,8 +79,9 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
                 depends on hook order: connections break or go to stale backends.",
             evidence: "Each proxy's rules, programs or links (chain counts, program ids and attach points, VIP \
                 links), its process, and any other process on kube-proxy's health port 10256.",
-            remedy: "Keep one proxy. For kube-proxy next to a kube-proxy replacement: delete the kube-proxy \
-                DaemonSet, then run `kube-proxy --cleanup` on each node. The finding's remedy names the pair's fix.",
+            remedy: Remedy::Usually("Keep one proxy. For kube-proxy next to a kube-proxy replacement: delete the \
+                kube-proxy \
+                DaemonSet, then run `kube-proxy --cleanup` on each node. The finding's remedy names the pair's fix."),
             alerts: &["RoutewardenServiceRoutingConflict", "RoutewardenServiceProxyConflict"],
         },
         FindingId::ServiceRoutingOverlap => FindingDoc {
@@ -64,7 +92,7 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
                 that imports kube-proxy's IPVS services): each takes its part of the traffic, as their projects \
                 document.",
             evidence: "What each proxy programs.",
-            remedy: "Nothing to do.",
+            remedy: Remedy::Usually("Nothing to do."),
             alerts: &[],
         },
         FindingId::ServiceRoutingPartial => FindingDoc {
@@ -75,8 +103,9 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
                 Kubernetes node without kube-proxy (it balances its LoadBalancer services, and ClusterIPs only as it \
                 imports them from kube-proxy's IPVS mode), so ClusterIP traffic goes nowhere.",
             evidence: "The proxy's programs or rules, and the absence of kube-proxy.",
-            remedy: "Enable the CNI's full replacement (Cilium kubeProxyReplacement, Antrea proxyAll) or deploy \
-                kube-proxy (in IPVS mode next to LoxiLB's service-proxy mode).",
+            remedy: Remedy::Usually("Enable the CNI's full replacement (Cilium kubeProxyReplacement, Antrea \
+                proxyAll) or deploy \
+                kube-proxy (in IPVS mode next to LoxiLB's service-proxy mode)."),
             alerts: &[],
         },
         FindingId::ServiceRoutingMissing => FindingDoc {
@@ -86,8 +115,9 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             meaning: "No Service proxy was found (or only a kube-proxy that runs without rules): ClusterIPs and \
                 NodePorts do not work on this node.",
             evidence: "What was looked at, and the kubelet's process or files.",
-            remedy: "Deploy kube-proxy or a kube-proxy replacement, or find why its pod is not running on this node \
-                (kubectl -n kube-system get pods -o wide).",
+            remedy: Remedy::Usually("Deploy kube-proxy or a kube-proxy replacement, or find why its pod is not \
+                running on this node \
+                (kubectl -n kube-system get pods -o wide)."),
             alerts: &["RoutewardenServiceRoutingMissing"],
         },
         FindingId::ServiceRoutingChurn => FindingDoc {
@@ -96,7 +126,8 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             meaning: "Between two collections kube-proxy's chains disappeared and came back: another agent is \
                 deleting them (Calico's kube-proxy cleanup, kube-router's IPVS sync).",
             evidence: "The chains that flipped and the likely other party.",
-            remedy: "Stop the other agent's cleanup or remove kube-proxy; the finding's remedy names the party.",
+            remedy: Remedy::Usually("Stop the other agent's cleanup or remove kube-proxy; the finding's remedy \
+                names the party."),
             alerts: &[],
         },
         FindingId::KubeProxyStaleRules => FindingDoc {
@@ -106,7 +137,8 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
                 traffic to endpoints that no longer get updated. Also raised for iptables-mode chains left over from \
                 an earlier mode while kube-proxy now runs in IPVS or nftables mode.",
             evidence: "The chains or tables found, per backend.",
-            remedy: "Run `kube-proxy --cleanup` on the node (with the mode it ran in), or restart kube-proxy.",
+            remedy: Remedy::Usually("Run `kube-proxy --cleanup` on the node (with the mode it ran in), or restart \
+                kube-proxy."),
             alerts: &["RoutewardenStaleKubeProxyRules"],
         },
         FindingId::KubeProxyModeMismatch => FindingDoc {
@@ -115,8 +147,9 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             meaning: "kube-proxy's `/proxyMode` names a mode whose rules are missing, or another mode's rules are \
                 there too: leftovers of an earlier mode.",
             evidence: "kube-proxy's answer and the rules of each mode.",
-            remedy: "The other mode's rules are leftovers: run `kube-proxy --cleanup` for them, or fix kube-proxy's \
-                configured mode.",
+            remedy: Remedy::Usually("The other mode's rules are leftovers: run `kube-proxy --cleanup` for them, or \
+                fix kube-proxy's \
+                configured mode."),
             alerts: &[],
         },
         FindingId::KubeProxyUnhealthy => FindingDoc {
@@ -124,7 +157,7 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             severity: "warning",
             meaning: "kube-proxy's `/healthz` (port 10256) fails: its rules are not kept in sync.",
             evidence: "kube-proxy's answer.",
-            remedy: "Read kube-proxy's logs (kubectl -n kube-system logs -l k8s-app=kube-proxy).",
+            remedy: Remedy::Rule(unhealthy::REMEDY),
             alerts: &["RoutewardenKubeProxyUnhealthy"],
         },
         FindingId::KubeProxyIpvsDeprecated => FindingDoc {
@@ -135,8 +168,9 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
                 mode kube-proxy's maintainers point to. Nothing is wrong today: the verdict and the Node conditions \
                 are unchanged.",
             evidence: "kube-proxy's mode and the Services it balances in IPVS.",
-            remedy: "Plan the move to nftables mode (`mode: nftables` in the KubeProxyConfiguration; kernel 5.13 or \
-                newer), or iptables mode on older kernels, before the release that turns IPVS off.",
+            remedy: Remedy::Usually("Plan the move to nftables mode (`mode: nftables` in the \
+                KubeProxyConfiguration; kernel 5.13 or \
+                newer), or iptables mode on older kernels, before the release that turns IPVS off."),
             alerts: &[],
         },
         FindingId::IptablesMixedBackends => FindingDoc {
@@ -144,12 +178,13 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             severity: "warning",
             meaning: "KUBE-* chains exist in iptables-legacy and iptables-nft: one set is stale and may win.",
             evidence: "The chains found in each backend.",
-            remedy: "The remedy names what was read: which backend holds how many KUBE-SVC-* chains, where the \
+            remedy: Remedy::Usually("The remedy names what was read: which backend holds how many KUBE-SVC-* \
+                chains, where the \
                 kubelet's KUBE-IPTABLES-HINT is (the backend kube-proxy's iptables-wrapper follows), and which \
                 backend the node's `iptables` writes (its update-alternatives symlink chain, `iptables_command`). \
                 Keep the kubelet's backend and remove the other backend's KUBE-* chains with that backend's own \
                 tools (`iptables-legacy-save | grep -v KUBE | iptables-legacy-restore`, or the -nft ones); when the \
-                node's `iptables` points elsewhere, `update-alternatives --set iptables` it to the kubelet's.",
+                node's `iptables` points elsewhere, `update-alternatives --set iptables` it to the kubelet's."),
             alerts: &["RoutewardenIptablesMixedBackends"],
         },
         FindingId::CertificateExpired => FindingDoc {
@@ -157,7 +192,7 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             severity: "critical",
             meaning: "A certificate under `certificates.paths` is past its notAfter (or not yet valid).",
             evidence: "The file, subject, issuer, serial and end date.",
-            remedy: "Renew it (kubeadm certs renew, or re-join the node) and check the node's clock.",
+            remedy: Remedy::Usually("Renew it (kubeadm certs renew, or re-join the node) and check the node's clock."),
             alerts: &["RoutewardenCertificateExpiringCritical", "RoutewardenCriticalFinding"],
         },
         FindingId::CertificateExpiring => FindingDoc {
@@ -166,8 +201,9 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
                 (7)",
             meaning: "A certificate under `certificates.paths` will expire soon.",
             evidence: "The file, subject, issuer, serial and end date.",
-            remedy: "Renew it before it expires (kubeadm certs renew; the kubelet rotates its own client \
-                certificate when rotation works).",
+            remedy: Remedy::Usually("Renew it before it expires (kubeadm certs renew; the kubelet rotates its own \
+                client \
+                certificate when rotation works)."),
             alerts: &["RoutewardenCertificateExpiring", "RoutewardenCertificateExpiringCritical", "RoutewardenCriticalFinding"],
         },
         FindingId::CertificateUnreadable => FindingDoc {
@@ -176,7 +212,7 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             meaning: "A file matched by `certificates.paths` could not be read or parsed (a per-file problem, \
                 never a failed source), or the walk stopped at a bound.",
             evidence: "The path and the reason.",
-            remedy: "Check the file, or narrow `certificates.paths`.",
+            remedy: Remedy::Rule(certificate_unreadable::REMEDY),
             alerts: &[],
         },
         FindingId::NfsClusteripSocketLb => FindingDoc {
@@ -185,8 +221,7 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             meaning: "An NFS mount's server is a Service ClusterIP while Cilium's socket-LB is attached: kernel NFS \
                 traffic is not translated by socket-LB, and the mount hangs when the backend moves.",
             evidence: "The mount, its server address and the Service range it falls in.",
-            remedy: "Mount the NFS server by an address that is not a ClusterIP, or set Cilium's \
-                socketLB.hostNamespaceOnly.",
+            remedy: Remedy::Rule(nfs_clusterip_socket_lb::REMEDY),
             alerts: &["RoutewardenNfsClusterIpSocketLb"],
         },
         FindingId::CniConfigMissing => FindingDoc {
@@ -195,8 +230,7 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             meaning: "The CNI configuration directory (`cni_dir`) has no usable configuration while the kubelet \
                 runs: new pods get no network.",
             evidence: "The directory's files and why none is usable.",
-            remedy: "Check the CNI DaemonSet's pod on this node (it writes the configuration when it starts) and \
-                its logs.",
+            remedy: Remedy::Rule(cni_config_missing::REMEDY),
             alerts: &["RoutewardenCriticalFinding"],
         },
         FindingId::KubeProxyUntrustedAnswer => FindingDoc {
@@ -205,7 +239,7 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             meaning: "Something answered on 10249 or 10256 but the listening socket is not held by a root-owned \
                 kube-proxy, k3s or rke2 process: its answer was ignored.",
             evidence: "The port, the process holding it and what it answered.",
-            remedy: "Find the process listening there (ss -ltnp).",
+            remedy: Remedy::Rule(untrusted_answer::REMEDY),
             alerts: &[],
         },
         FindingId::CoverageIncomplete => FindingDoc {
@@ -215,7 +249,7 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             meaning: "A source was disabled, or said ok without data: the verdict cannot be ok, since what was not \
                 read cannot be vouched for.",
             evidence: "The sources not looked at.",
-            remedy: "Remove the source from `disabled_sources`, or take the snapshot again with it enabled.",
+            remedy: Remedy::Rule(coverage_incomplete::REMEDY),
             alerts: &[],
         },
         FindingId::ServiceProxyAgentDown => FindingDoc {
@@ -226,7 +260,7 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
                 loxilb) does not run: nothing keeps them up to date. Cilium's socket-LB and tc programs keep balancing \
                 from their pinned maps meanwhile, and a kube-proxy that also runs is still in conflict with them.",
             evidence: "What is programmed, and that the process list has no agent.",
-            remedy: "Check the agent's pod on this node and its logs.",
+            remedy: Remedy::Usually("Check the agent's pod on this node and its logs."),
             alerts: &[],
         },
         FindingId::Journal(_) => return None,
@@ -1015,9 +1049,16 @@ mod tests {
     fn every_built_in_id_has_an_entry_and_journal_ids_none() {
         for id in FindingId::BUILT_IN {
             let d = doc(&id).unwrap();
-            assert!(!d.title.is_empty() && !d.meaning.is_empty() && !d.remedy.is_empty(), "{id}");
+            assert!(!d.title.is_empty() && !d.meaning.is_empty() && !d.remedy.text().is_empty(), "{id}");
         }
         assert_eq!(doc(&FindingId::Journal("cni.not-ready".into())), None);
+    }
+
+    #[test]
+    fn a_rule_s_remedy_reads_as_a_sentence_and_prose_as_written() {
+        assert_eq!(Remedy::Rule(unhealthy::REMEDY).text(), format!("R{}.", &unhealthy::REMEDY[1..]));
+        assert_eq!(Remedy::Rule("élan").text(), "Élan.");
+        assert_eq!(Remedy::Usually("Nothing to do.").text(), "Nothing to do.");
     }
 
     #[test]
