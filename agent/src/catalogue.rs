@@ -17,10 +17,36 @@ pub struct FindingDoc {
     pub meaning: &'static str,
     /// What the finding's `evidence` lines show.
     pub evidence: &'static str,
-    /// What usually fixes it (the finding's own `remedy` is more precise).
-    pub remedy: &'static str,
+    /// What fixes it: the rule's own remedy where the finding always carries the same one, else what usually does
+    /// (the finding's own `remedy` is more precise).
+    pub remedy: Remedy,
     /// The alerts of `packaging/prometheus/routewarden-alerts.yaml` that fire on it.
     pub alerts: &'static [&'static str],
+}
+
+/// What the reference says fixes a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remedy {
+    /// The remedy every such finding carries, the rule's own text (one of this file's constants): the reference shows
+    /// it as the finding does, capitalised and ended with a full stop, so the two cannot drift apart.
+    Rule(&'static str),
+    /// The finding's remedy follows what was read (the failure's kind, the pair of proxies, ...): what usually
+    /// fixes it, written for the reference.
+    Usually(&'static str),
+}
+
+impl Remedy {
+    /// The reference's sentence.
+    pub fn text(self) -> String {
+        match self {
+            Remedy::Rule(r) => {
+                let mut chars = r.chars();
+                let first: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+                format!("{first}{}.", chars.as_str())
+            }
+            Remedy::Usually(r) => r.to_string(),
+        }
+    }
 }
 
 /// The catalogue entry of a built-in id; `None` for a journal rule's id (its rule file documents it).
@@ -33,13 +59,14 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
                 certificates, mounts, cni, journal, ...) failed. Nothing is concluded from it: a conflict or a \
                 missing proxy that would show only there is unknown, and `check` exits 3.",
             evidence: "The error chain of the failed read (the tool, the file or the syscall, and why).",
-            remedy: "The remedy follows the error's kind (`sources.<name>.failure.kind` in the JSON report): permission \
+            remedy: Remedy::Usually("The remedy follows the error's kind (`sources.<name>.failure.kind` in the JSON \
+                report): permission \
                 denied names the capability each source needs (CAP_NET_ADMIN for iptables-legacy and nftables, \
                 CAP_SYS_ADMIN for bpf) or root; a missing tool names the binary and its Debian and RPM package; over \
                 a size bound or a deadline names the configuration key that raises it (`iptables_legacy_max_bytes`, \
                 `command_timeout_secs`); not found names the path's key; a parse error is a bug to report with the \
                 file; in a container, the mount the host view lacks. Sources that failed the same way share one \
-                remedy, printed once by `check`.",
+                remedy, printed once by `check`."),
             alerts: &["RoutewardenSourceFailing"],
         },
         FindingId::ServiceRoutingConflict => FindingDoc {
@@ -52,8 +79,9 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
                 depends on hook order: connections break or go to stale backends.",
             evidence: "Each proxy's rules, programs or links (chain counts, program ids and attach points, VIP \
                 links), its process, and any other process on kube-proxy's health port 10256.",
-            remedy: "Keep one proxy. For kube-proxy next to a kube-proxy replacement: delete the kube-proxy \
-                DaemonSet, then run `kube-proxy --cleanup` on each node. The finding's remedy names the pair's fix.",
+            remedy: Remedy::Usually("Keep one proxy. For kube-proxy next to a kube-proxy replacement: delete the \
+                kube-proxy \
+                DaemonSet, then run `kube-proxy --cleanup` on each node. The finding's remedy names the pair's fix."),
             alerts: &["RoutewardenServiceRoutingConflict", "RoutewardenServiceProxyConflict"],
         },
         FindingId::ServiceRoutingOverlap => FindingDoc {
@@ -64,7 +92,7 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
                 that imports kube-proxy's IPVS services): each takes its part of the traffic, as their projects \
                 document.",
             evidence: "What each proxy programs.",
-            remedy: "Nothing to do.",
+            remedy: Remedy::Usually("Nothing to do."),
             alerts: &[],
         },
         FindingId::ServiceRoutingPartial => FindingDoc {
@@ -75,8 +103,9 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
                 Kubernetes node without kube-proxy (it balances its LoadBalancer services, and ClusterIPs only as it \
                 imports them from kube-proxy's IPVS mode), so ClusterIP traffic goes nowhere.",
             evidence: "The proxy's programs or rules, and the absence of kube-proxy.",
-            remedy: "Enable the CNI's full replacement (Cilium kubeProxyReplacement, Antrea proxyAll) or deploy \
-                kube-proxy (in IPVS mode next to LoxiLB's service-proxy mode).",
+            remedy: Remedy::Usually("Enable the CNI's full replacement (Cilium kubeProxyReplacement, Antrea \
+                proxyAll) or deploy \
+                kube-proxy (in IPVS mode next to LoxiLB's service-proxy mode)."),
             alerts: &[],
         },
         FindingId::ServiceRoutingMissing => FindingDoc {
@@ -86,8 +115,9 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             meaning: "No Service proxy was found (or only a kube-proxy that runs without rules): ClusterIPs and \
                 NodePorts do not work on this node.",
             evidence: "What was looked at, and the kubelet's process or files.",
-            remedy: "Deploy kube-proxy or a kube-proxy replacement, or find why its pod is not running on this node \
-                (kubectl -n kube-system get pods -o wide).",
+            remedy: Remedy::Usually("Deploy kube-proxy or a kube-proxy replacement, or find why its pod is not \
+                running on this node \
+                (kubectl -n kube-system get pods -o wide)."),
             alerts: &["RoutewardenServiceRoutingMissing"],
         },
         FindingId::ServiceRoutingChurn => FindingDoc {
@@ -96,7 +126,8 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             meaning: "Between two collections kube-proxy's chains disappeared and came back: another agent is \
                 deleting them (Calico's kube-proxy cleanup, kube-router's IPVS sync).",
             evidence: "The chains that flipped and the likely other party.",
-            remedy: "Stop the other agent's cleanup or remove kube-proxy; the finding's remedy names the party.",
+            remedy: Remedy::Usually("Stop the other agent's cleanup or remove kube-proxy; the finding's remedy \
+                names the party."),
             alerts: &[],
         },
         FindingId::KubeProxyStaleRules => FindingDoc {
@@ -106,7 +137,8 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
                 traffic to endpoints that no longer get updated. Also raised for iptables-mode chains left over from \
                 an earlier mode while kube-proxy now runs in IPVS or nftables mode.",
             evidence: "The chains or tables found, per backend.",
-            remedy: "Run `kube-proxy --cleanup` on the node (with the mode it ran in), or restart kube-proxy.",
+            remedy: Remedy::Usually("Run `kube-proxy --cleanup` on the node (with the mode it ran in), or restart \
+                kube-proxy."),
             alerts: &["RoutewardenStaleKubeProxyRules"],
         },
         FindingId::KubeProxyModeMismatch => FindingDoc {
@@ -115,8 +147,9 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             meaning: "kube-proxy's `/proxyMode` names a mode whose rules are missing, or another mode's rules are \
                 there too: leftovers of an earlier mode.",
             evidence: "kube-proxy's answer and the rules of each mode.",
-            remedy: "The other mode's rules are leftovers: run `kube-proxy --cleanup` for them, or fix kube-proxy's \
-                configured mode.",
+            remedy: Remedy::Usually("The other mode's rules are leftovers: run `kube-proxy --cleanup` for them, or \
+                fix kube-proxy's \
+                configured mode."),
             alerts: &[],
         },
         FindingId::KubeProxyUnhealthy => FindingDoc {
@@ -124,7 +157,7 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             severity: "warning",
             meaning: "kube-proxy's `/healthz` (port 10256) fails: its rules are not kept in sync.",
             evidence: "kube-proxy's answer.",
-            remedy: "Read kube-proxy's logs (kubectl -n kube-system logs -l k8s-app=kube-proxy).",
+            remedy: Remedy::Rule(unhealthy::REMEDY),
             alerts: &["RoutewardenKubeProxyUnhealthy"],
         },
         FindingId::KubeProxyIpvsDeprecated => FindingDoc {
@@ -135,8 +168,9 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
                 mode kube-proxy's maintainers point to. Nothing is wrong today: the verdict and the Node conditions \
                 are unchanged.",
             evidence: "kube-proxy's mode and the Services it balances in IPVS.",
-            remedy: "Plan the move to nftables mode (`mode: nftables` in the KubeProxyConfiguration; kernel 5.13 or \
-                newer), or iptables mode on older kernels, before the release that turns IPVS off.",
+            remedy: Remedy::Usually("Plan the move to nftables mode (`mode: nftables` in the \
+                KubeProxyConfiguration; kernel 5.13 or \
+                newer), or iptables mode on older kernels, before the release that turns IPVS off."),
             alerts: &[],
         },
         FindingId::IptablesMixedBackends => FindingDoc {
@@ -144,12 +178,13 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             severity: "warning",
             meaning: "KUBE-* chains exist in iptables-legacy and iptables-nft: one set is stale and may win.",
             evidence: "The chains found in each backend.",
-            remedy: "The remedy names what was read: which backend holds how many KUBE-SVC-* chains, where the \
+            remedy: Remedy::Usually("The remedy names what was read: which backend holds how many KUBE-SVC-* \
+                chains, where the \
                 kubelet's KUBE-IPTABLES-HINT is (the backend kube-proxy's iptables-wrapper follows), and which \
                 backend the node's `iptables` writes (its update-alternatives symlink chain, `iptables_command`). \
                 Keep the kubelet's backend and remove the other backend's KUBE-* chains with that backend's own \
                 tools (`iptables-legacy-save | grep -v KUBE | iptables-legacy-restore`, or the -nft ones); when the \
-                node's `iptables` points elsewhere, `update-alternatives --set iptables` it to the kubelet's.",
+                node's `iptables` points elsewhere, `update-alternatives --set iptables` it to the kubelet's."),
             alerts: &["RoutewardenIptablesMixedBackends"],
         },
         FindingId::CertificateExpired => FindingDoc {
@@ -157,7 +192,7 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             severity: "critical",
             meaning: "A certificate under `certificates.paths` is past its notAfter (or not yet valid).",
             evidence: "The file, subject, issuer, serial and end date.",
-            remedy: "Renew it (kubeadm certs renew, or re-join the node) and check the node's clock.",
+            remedy: Remedy::Usually("Renew it (kubeadm certs renew, or re-join the node) and check the node's clock."),
             alerts: &["RoutewardenCertificateExpiringCritical", "RoutewardenCriticalFinding"],
         },
         FindingId::CertificateExpiring => FindingDoc {
@@ -166,8 +201,9 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
                 (7)",
             meaning: "A certificate under `certificates.paths` will expire soon.",
             evidence: "The file, subject, issuer, serial and end date.",
-            remedy: "Renew it before it expires (kubeadm certs renew; the kubelet rotates its own client \
-                certificate when rotation works).",
+            remedy: Remedy::Usually("Renew it before it expires (kubeadm certs renew; the kubelet rotates its own \
+                client \
+                certificate when rotation works)."),
             alerts: &["RoutewardenCertificateExpiring", "RoutewardenCertificateExpiringCritical", "RoutewardenCriticalFinding"],
         },
         FindingId::CertificateUnreadable => FindingDoc {
@@ -176,7 +212,7 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             meaning: "A file matched by `certificates.paths` could not be read or parsed (a per-file problem, \
                 never a failed source), or the walk stopped at a bound.",
             evidence: "The path and the reason.",
-            remedy: "Check the file, or narrow `certificates.paths`.",
+            remedy: Remedy::Rule(certificate_unreadable::REMEDY),
             alerts: &[],
         },
         FindingId::NfsClusteripSocketLb => FindingDoc {
@@ -185,8 +221,7 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             meaning: "An NFS mount's server is a Service ClusterIP while Cilium's socket-LB is attached: kernel NFS \
                 traffic is not translated by socket-LB, and the mount hangs when the backend moves.",
             evidence: "The mount, its server address and the Service range it falls in.",
-            remedy: "Mount the NFS server by an address that is not a ClusterIP, or set Cilium's \
-                socketLB.hostNamespaceOnly.",
+            remedy: Remedy::Rule(nfs_clusterip_socket_lb::REMEDY),
             alerts: &["RoutewardenNfsClusterIpSocketLb"],
         },
         FindingId::CniConfigMissing => FindingDoc {
@@ -195,8 +230,7 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             meaning: "The CNI configuration directory (`cni_dir`) has no usable configuration while the kubelet \
                 runs: new pods get no network.",
             evidence: "The directory's files and why none is usable.",
-            remedy: "Check the CNI DaemonSet's pod on this node (it writes the configuration when it starts) and \
-                its logs.",
+            remedy: Remedy::Rule(cni_config_missing::REMEDY),
             alerts: &["RoutewardenCriticalFinding"],
         },
         FindingId::KubeProxyUntrustedAnswer => FindingDoc {
@@ -205,7 +239,7 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             meaning: "Something answered on 10249 or 10256 but the listening socket is not held by a root-owned \
                 kube-proxy, k3s or rke2 process: its answer was ignored.",
             evidence: "The port, the process holding it and what it answered.",
-            remedy: "Find the process listening there (ss -ltnp).",
+            remedy: Remedy::Rule(untrusted_answer::REMEDY),
             alerts: &[],
         },
         FindingId::CoverageIncomplete => FindingDoc {
@@ -215,7 +249,7 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
             meaning: "A source was disabled, or said ok without data: the verdict cannot be ok, since what was not \
                 read cannot be vouched for.",
             evidence: "The sources not looked at.",
-            remedy: "Remove the source from `disabled_sources`, or take the snapshot again with it enabled.",
+            remedy: Remedy::Rule(coverage_incomplete::REMEDY),
             alerts: &[],
         },
         FindingId::ServiceProxyAgentDown => FindingDoc {
@@ -226,7 +260,7 @@ pub fn doc(id: &FindingId) -> Option<FindingDoc> {
                 loxilb) does not run: nothing keeps them up to date. Cilium's socket-LB and tc programs keep balancing \
                 from their pinned maps meanwhile, and a kube-proxy that also runs is still in conflict with them.",
             evidence: "What is programmed, and that the process list has no agent.",
-            remedy: "Check the agent's pod on this node and its logs.",
+            remedy: Remedy::Usually("Check the agent's pod on this node and its logs."),
             alerts: &[],
         },
         FindingId::Journal(_) => return None,
@@ -305,6 +339,17 @@ fn list(mut items: Vec<String>) -> String {
 /// `source.failed`: the remedy follows the failure's kind; sources that failed alike share one text naming them all.
 pub mod source_failed {
     use crate::model::{Failure, SourceId};
+
+    /// The summary for `source`.
+    pub fn summary(source: SourceId) -> String {
+        format!("could not read source {}; conclusions that depend on it are unknown", source.as_str())
+    }
+
+    /// The evidence line of a failure without an error text.
+    pub const NO_ERROR: &str = "no error text";
+
+    /// The journal source's remedy (the follower could not start, or stopped, or its cursor was not saved).
+    pub const JOURNAL_REMEDY: &str = "check that journalctl runs and that the state directory is writable";
 
     /// The remedy for `sources`, which all failed with `failure`.
     pub fn remedy(failure: &Failure, sources: &[SourceId]) -> String {
@@ -777,6 +822,225 @@ pub mod agent_down {
     }
 }
 
+/// `certificate.expired`: certificates past their notAfter, or not valid yet. The evidence names each certificate
+/// ([`certificate_expired::certificate`]) and its date, formatted by the rules.
+pub mod certificate_expired {
+    use std::path::Path;
+
+    /// `count` certificates expired or not yet valid.
+    pub fn summary(count: usize) -> String {
+        format!("{count} certificates are expired or not yet valid")
+    }
+
+    /// How the evidence names one certificate.
+    pub fn certificate(path: &Path, location: &str, subject: &str, issuer: &str) -> String {
+        format!("{} ({location}): {subject}, issued by {issuer}", path.display())
+    }
+
+    /// The certificate (as [`certificate`] names it) expired at `date`.
+    pub fn expired(what: &str, date: &str) -> String {
+        format!("{what}: expired {date}")
+    }
+
+    /// The certificate is not valid before `date`.
+    pub fn not_yet_valid(what: &str, date: &str) -> String {
+        format!("{what}: not valid before {date}")
+    }
+
+    /// Also [`super::certificate_expiring`]'s.
+    pub const REMEDY: &str = "renew: kubeadm certs renew all (control plane), or let the kubelet rotate its client \
+         certificate (rotateCertificates: true) and check it can reach the API server; restart the components after";
+}
+
+/// `certificate.expiring`: certificates expiring within `certificates.critical_days` or `warning_days`.
+pub mod certificate_expiring {
+    /// `count` certificates expire soon.
+    pub fn summary(count: usize) -> String {
+        format!("{count} certificates expire soon")
+    }
+
+    /// The certificate (as [`super::certificate_expired::certificate`] names it) expires at `date`, `days` from now.
+    pub fn expires(what: &str, date: &str, days: i64) -> String {
+        format!("{what}: expires {date} ({days} days)")
+    }
+
+    pub const REMEDY: &str = super::certificate_expired::REMEDY;
+}
+
+/// `certificate.unreadable`: files under `certificates.paths` that could not be read or parsed.
+pub mod certificate_unreadable {
+    use std::path::Path;
+
+    /// `count` files could not be read.
+    pub fn summary(count: usize) -> String {
+        format!("{count} certificate files could not be read")
+    }
+
+    /// One file and why.
+    pub fn evidence(path: &Path, error: &str) -> String {
+        format!("{}: {error}", path.display())
+    }
+
+    pub const REMEDY: &str =
+        "check the files (openssl x509 -noout -text -in FILE) or remove the path from certificates.paths";
+}
+
+/// `nfs.clusterip-socket-lb`: NFS mounted from a ClusterIP while Cilium's socket-LB translates connections.
+pub mod nfs_clusterip_socket_lb {
+    pub const SUMMARY: &str = "NFS is mounted from a Service ClusterIP while Cilium socket-LB is active; the kernel \
+         NFS client's connections can be translated once and then hang when the backend moves";
+
+    /// One mount whose server is a ClusterIP.
+    pub fn mounted(mount_point: &str, fstype: &str, server: &str) -> String {
+        format!("{mount_point} ({fstype}) mounted from ClusterIP {server}")
+    }
+
+    pub const REMEDY: &str = "mount the NFS server by an address that is not a ClusterIP (its pod or external IP, or \
+         a headless Service), or exclude the host namespace from socket-LB (socketLB.hostNamespaceOnly=true)";
+}
+
+/// `cni.config-missing`: the kubelet runs and the CNI directory holds no usable configuration.
+pub mod cni_config_missing {
+    use std::path::Path;
+
+    pub const SUMMARY: &str = "the kubelet runs but there is no usable CNI configuration: pods cannot get a network \
+         and the node stays NotReady";
+
+    /// `dir` holds `files` configuration files, none usable.
+    pub fn none_usable(dir: &Path, files: usize) -> String {
+        format!("{}: {files} config files, none usable", dir.display())
+    }
+
+    /// `dir` is not there.
+    pub fn absent(dir: &Path) -> String {
+        format!("{} does not exist", dir.display())
+    }
+
+    /// Why one file is not usable.
+    pub fn file_error(file: &str, error: &str) -> String {
+        format!("{file}: {error}")
+    }
+
+    pub const REMEDY: &str =
+        "check the CNI DaemonSet's pod on this node (it writes the config when it starts) and its logs";
+}
+
+/// `kube-proxy.mode-mismatch`: kube-proxy's `/proxyMode` against the mode its rules show.
+pub mod mode_mismatch {
+    /// kube-proxy says `reported`; its rules show the mode `found`, or none.
+    pub fn summary(reported: &str, found: Option<&str>) -> String {
+        format!(
+            "kube-proxy says it runs in {reported} mode, but its rules show {}",
+            found.unwrap_or("no Service rules")
+        )
+    }
+
+    /// What `/proxyMode` answered, and from whose socket when that is known.
+    pub fn answered(reported: &str, owner: Option<&str>) -> String {
+        match owner {
+            Some(owner) => format!("/proxyMode answered {reported} from the socket of {owner}"),
+            None => format!("/proxyMode answered {reported}"),
+        }
+    }
+
+    pub const REMEDY: &str = "the rules of the other mode are leftovers (run kube-proxy --cleanup for them), or \
+         kube-proxy has not synced yet: check its logs";
+}
+
+/// `kube-proxy.untrusted-answer`: an answer on kube-proxy's ports from a socket no kube-proxy holds (the evidence is
+/// the source's own lines).
+pub mod untrusted_answer {
+    pub const SUMMARY: &str = "something answered on kube-proxy's ports from a socket that is not kube-proxy's; the \
+         answer was ignored";
+
+    pub const REMEDY: &str = "find the process listening there (ss -ltnp); kube-proxy's ports are unprivileged, so \
+         any local user can answer on them when kube-proxy does not";
+}
+
+/// `kube-proxy.unhealthy`: kube-proxy runs and its `/healthz` does not answer 200.
+pub mod unhealthy {
+    pub const SUMMARY: &str = "kube-proxy's /healthz does not answer 200: its rules are not in sync";
+
+    /// What `/healthz` answered.
+    pub fn answered(status: u16) -> String {
+        format!("/healthz answered {status}")
+    }
+
+    pub const REMEDY: &str = "read kube-proxy's logs (kubectl -n kube-system logs -l k8s-app=kube-proxy)";
+}
+
+/// `coverage.incomplete`: sources that were not read, and why.
+pub mod coverage_incomplete {
+    use crate::model::SourceId;
+
+    /// Why a source was not read: it is disabled.
+    pub const DISABLED: &str = "disabled";
+    /// Why a source was not read: it said ok and carried no data.
+    pub const OK_WITHOUT_DATA: &str = "ok without data";
+
+    /// Only sources the dataplane decision does not rest on (`others`) were not read.
+    pub fn others(others: &[&str]) -> String {
+        format!("not looked at: {}", others.join(", "))
+    }
+
+    /// A source the dataplane decision rests on was not read; `all` names every source not read.
+    pub fn decisive(all: &[&str]) -> String {
+        format!("who programs Service routing is not fully known: not looked at: {}", all.join(", "))
+    }
+
+    /// One source not read, and why ([`DISABLED`], [`OK_WITHOUT_DATA`]).
+    pub fn evidence(source: SourceId, why: &str) -> String {
+        format!("source {source}: {why}")
+    }
+
+    pub const REMEDY: &str = "remove the source from disabled_sources (or take the snapshot again with it enabled); \
+         what a source that was not read would show is unknown, not absent";
+}
+
+/// `service-routing.churn`: kube-proxy's chains (or IPVS services) deleted and re-created between collections, and
+/// the likely other party (docs/DATAPLANE-FACTS.md section 10) as (who, what to do).
+pub mod churn {
+    /// kube-router's service proxy next to kube-proxy in IPVS mode.
+    pub const KUBE_ROUTER: (&str, &str) = (
+        "kube-router's service proxy (it and kube-proxy in IPVS mode delete each other's IPVS services)",
+        "run kube-router with --run-service-proxy=false, or remove kube-proxy",
+    );
+
+    /// Calico's eBPF dataplane with Felix's kube-proxy cleanup on.
+    pub const CALICO_EBPF: (&str, &str) = (
+        "Calico's eBPF dataplane (Felix's BPFKubeProxyIptablesCleanupEnabled deletes kube-proxy's KUBE-* chains and \
+         its nftables tables while kube-proxy re-creates them)",
+        "remove kube-proxy from this node, or set BPFKubeProxyIptablesCleanupEnabled=false if it must stay",
+    );
+
+    /// The evidence line: how many came back (`count`), and the first few (`examples`).
+    pub fn flipped(count: usize, examples: &[&str]) -> String {
+        format!(
+            "{count} kube-proxy chains or IPVS services were deleted and re-created between scans (e.g. {})",
+            examples.join(", ")
+        )
+    }
+
+    /// The evidence line naming the likely other party.
+    pub fn likely_other_party(who: &str) -> String {
+        format!("likely other party: {who}")
+    }
+
+    /// The summary, with the likely other party when one is known.
+    pub fn summary(party: Option<&str>) -> String {
+        match party {
+            Some(who) => format!("kube-proxy's rules keep disappearing and coming back: {who} fights it"),
+            None => {
+                "kube-proxy's chains keep disappearing and coming back: something else flushes or rewrites them".into()
+            }
+        }
+    }
+
+    /// The remedy when no other party is known (else the party's own).
+    pub const REMEDY: &str = "look for a second writer of iptables on this node (another proxy, a CNI cleanup job, \
+         `iptables-save | grep -v KUBE | iptables-restore` in a script)";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -785,9 +1049,16 @@ mod tests {
     fn every_built_in_id_has_an_entry_and_journal_ids_none() {
         for id in FindingId::BUILT_IN {
             let d = doc(&id).unwrap();
-            assert!(!d.title.is_empty() && !d.meaning.is_empty() && !d.remedy.is_empty(), "{id}");
+            assert!(!d.title.is_empty() && !d.meaning.is_empty() && !d.remedy.text().is_empty(), "{id}");
         }
         assert_eq!(doc(&FindingId::Journal("cni.not-ready".into())), None);
+    }
+
+    #[test]
+    fn a_rule_s_remedy_reads_as_a_sentence_and_prose_as_written() {
+        assert_eq!(Remedy::Rule(unhealthy::REMEDY).text(), format!("R{}.", &unhealthy::REMEDY[1..]));
+        assert_eq!(Remedy::Rule("élan").text(), "Élan.");
+        assert_eq!(Remedy::Usually("Nothing to do.").text(), "Nothing to do.");
     }
 
     #[test]

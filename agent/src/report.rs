@@ -458,18 +458,6 @@ impl Report {
     }
 }
 
-/// The `source.failed` finding for a source that could not be read; `remedy` says what usually helps.
-pub fn source_failed(source: SourceId, error: &str, remedy: &str) -> Finding {
-    let name = source.as_str();
-    Finding {
-        id: FindingId::SourceFailed,
-        severity: Severity::Warning,
-        summary: format!("could not read source {name}; conclusions that depend on it are unknown"),
-        evidence: vec![if error.is_empty() { "no error text".to_string() } else { error.to_string() }],
-        remedy: remedy.to_string(),
-    }
-}
-
 /// The verdict for a set of findings: the worst severity, with info counting as ok.
 pub fn verdict(findings: &[Finding]) -> Verdict {
     match findings.iter().map(|f| f.severity).max() {

@@ -66,7 +66,7 @@ impl Entry {
                 }
                 out.push(("What it means", meaning));
                 out.push(("Evidence", d.evidence.to_string()));
-                out.push(("Remedy", d.remedy.to_string()));
+                out.push(("Remedy", d.remedy.text()));
             }
             (None, Some(r)) => {
                 out.push(("Severity", severity_name(r.severity).to_string()));

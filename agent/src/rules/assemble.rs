@@ -42,9 +42,6 @@ pub struct Inputs<'a> {
     pub now_unix: f64,
 }
 
-/// What the journal source's failure asks the operator to check.
-pub const JOURNAL_REMEDY: &str = "check that journalctl runs and that the state directory is writable";
-
 /// The report the daemon publishes: `base` (a collection's report) with the churn finding, the journal's source
 /// and findings, the exporter's source, the node gate and the daemon's counters, and the verdict over all of it.
 pub fn assemble(base: &Report, inputs: Inputs<'_>) -> Report {
@@ -62,10 +59,10 @@ pub fn assemble(base: &Report, inputs: Inputs<'_>) -> Report {
         }
     };
     if status == SourceStatus::Failed {
-        report.findings.push(crate::report::source_failed(
+        report.findings.push(super::remedy::source_failed(
             SourceId::Journal,
             error.as_deref().unwrap_or(""),
-            JOURNAL_REMEDY,
+            crate::catalogue::source_failed::JOURNAL_REMEDY,
         ));
     }
     report.sources.insert(

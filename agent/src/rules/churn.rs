@@ -1,11 +1,13 @@
 //! Rule churn between collections: kube-proxy chains (and IPVS services) that are deleted and re-created between
 //! scans are a sign that two owners fight (something flushes kube-proxy's rules, kube-proxy puts them back); the
-//! finding names the likely other party from the proxies found. Pure.
+//! finding names the likely other party from the proxies found. Pure. The texts are the catalogue's
+//! (`catalogue::churn`).
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
+use crate::catalogue::churn as text;
 use crate::model::{Snapshot, SourceStatus};
 use crate::report::{Finding, FindingId, ProxyKind, Report, Severity};
 
@@ -58,17 +60,10 @@ fn other_party(report: &Report, flips: &[&str]) -> Option<(&'static str, &'stati
     let ipvs = flips.iter().any(|f| f.starts_with(IPVS_PREFIX));
     let rules = flips.iter().any(|f| !f.starts_with(IPVS_PREFIX));
     if ipvs && has(ProxyKind::KubeRouter) {
-        return Some((
-            "kube-router's service proxy (it and kube-proxy in IPVS mode delete each other's IPVS services)",
-            "run kube-router with --run-service-proxy=false, or remove kube-proxy",
-        ));
+        return Some(text::KUBE_ROUTER);
     }
     if rules && has(ProxyKind::CalicoEbpf) {
-        return Some((
-            "Calico's eBPF dataplane (Felix's BPFKubeProxyIptablesCleanupEnabled deletes kube-proxy's KUBE-* chains and \
-             its nftables tables while kube-proxy re-creates them)",
-            "remove kube-proxy from this node, or set BPFKubeProxyIptablesCleanupEnabled=false if it must stay",
-        ));
+        return Some(text::CALICO_EBPF);
     }
     None
 }
@@ -132,11 +127,7 @@ pub fn apply(report: &mut Report, flips: &[&str]) {
     if flips.is_empty() {
         return;
     }
-    let evidence = format!(
-        "{} kube-proxy chains or IPVS services were deleted and re-created between scans (e.g. {})",
-        flips.len(),
-        flips.iter().take(3).copied().collect::<Vec<_>>().join(", ")
-    );
+    let evidence = text::flipped(flips.len(), &flips[..flips.len().min(3)]);
     let party = other_party(report, flips);
     let mut evidence = vec![evidence];
     // Who holds kube-proxy's health port is evidence of the other party too.
@@ -150,7 +141,7 @@ pub fn apply(report: &mut Report, flips: &[&str]) {
             .cloned(),
     );
     if let Some((who, _)) = party {
-        evidence.push(format!("likely other party: {who}"));
+        evidence.push(text::likely_other_party(who));
     }
     // kube-proxy's rules flip-flopping next to Calico's eBPF dataplane is the documented fight (Felix's cleanup
     // on): the pair's conflict is critical, as when its rules are gone, once both agents are seen running.
@@ -174,22 +165,12 @@ pub fn apply(report: &mut Report, flips: &[&str]) {
     if let Some(f) = target.and_then(|i| report.findings.get_mut(i)) {
         f.evidence.extend(evidence);
     } else {
-        let summary = match party {
-            Some((who, _)) => format!("kube-proxy's rules keep disappearing and coming back: {who} fights it"),
-            None => {
-                "kube-proxy's chains keep disappearing and coming back: something else flushes or rewrites them".into()
-            }
-        };
         report.findings.push(Finding {
             id: FindingId::ServiceRoutingChurn,
             severity: Severity::Warning,
-            summary,
+            summary: text::summary(party.map(|(who, _)| who)),
             evidence,
-            remedy: party.map(|(_, fix)| fix.to_string()).unwrap_or_else(|| {
-                "look for a second writer of iptables on this node (another proxy, a CNI cleanup job, \
-                 `iptables-save | grep -v KUBE | iptables-restore` in a script)"
-                    .into()
-            }),
+            remedy: party.map_or(text::REMEDY, |(_, fix)| fix).to_string(),
         });
     }
 }

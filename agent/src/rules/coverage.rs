@@ -1,7 +1,9 @@
 //! Coverage: no healthy verdict rests on a source that was not read. A source that is disabled, or says `ok`
 //! without data, is unknown, like a failed one (which `source.failed` already reports): the sources that decide
-//! who programs Service routing make the verdict a warning, the others are named as not looked at. Pure.
+//! who programs Service routing make the verdict a warning, the others are named as not looked at. Pure. The texts
+//! are the catalogue's (`catalogue::coverage_incomplete`).
 
+use crate::catalogue::coverage_incomplete as text;
 use crate::model::{Snapshot, SourceId, SourceStatus};
 use crate::report::{Finding, FindingId, Severity};
 
@@ -9,12 +11,12 @@ use crate::report::{Finding, FindingId, Severity};
 const DECISIVE: [SourceId; 6] =
     [SourceId::IptablesLegacy, SourceId::Nftables, SourceId::Links, SourceId::Ipvs, SourceId::Bpf, SourceId::Processes];
 
-/// Each collected source that was not read, and why: (source, "disabled" or "ok without data").
+/// Each collected source that was not read, and why: (source, [`text::DISABLED`] or [`text::OK_WITHOUT_DATA`]).
 fn not_read(snap: &Snapshot) -> Vec<(SourceId, &'static str)> {
     fn why<T>(s: &crate::model::Source<T>) -> Option<&'static str> {
         match s.status {
-            SourceStatus::Disabled => Some("disabled"),
-            SourceStatus::Ok if s.data.is_none() => Some("ok without data"),
+            SourceStatus::Disabled => Some(text::DISABLED),
+            SourceStatus::Ok if s.data.is_none() => Some(text::OK_WITHOUT_DATA),
             _ => None,
         }
     }
@@ -45,24 +47,16 @@ pub fn evaluate(snap: &Snapshot) -> Vec<Finding> {
     let others: Vec<&str> =
         missing.iter().filter(|(id, _)| !DECISIVE.contains(id)).map(|(id, _)| id.as_str()).collect();
     let (severity, summary) = if decisive.is_empty() {
-        (Severity::Info, format!("not looked at: {}", others.join(", ")))
+        (Severity::Info, text::others(&others))
     } else {
-        (
-            Severity::Warning,
-            format!(
-                "who programs Service routing is not fully known: not looked at: {}",
-                missing.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>().join(", ")
-            ),
-        )
+        (Severity::Warning, text::decisive(&missing.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>()))
     };
     vec![Finding {
         id: FindingId::CoverageIncomplete,
         severity,
         summary,
-        evidence: missing.iter().map(|(id, why)| format!("source {id}: {why}")).collect(),
-        remedy: "remove the source from disabled_sources (or take the snapshot again with it enabled); what a \
-                 source that was not read would show is unknown, not absent"
-            .into(),
+        evidence: missing.iter().map(|(id, why)| text::evidence(*id, why)).collect(),
+        remedy: text::REMEDY.into(),
     }]
 }
 

@@ -1,10 +1,12 @@
 //! Failures next to Service routing: certificates expiring or expired, NFS mounts to a ClusterIP under Cilium
-//! socket-LB, a missing CNI configuration, and kube-proxy's own view disagreeing with its rules. Pure.
+//! socket-LB, a missing CNI configuration, and kube-proxy's own view disagreeing with its rules. Pure. The texts are
+//! the catalogue's (`crate::catalogue`).
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::catalogue as text;
 use crate::model::Snapshot;
 use crate::report::{Certificate, Dataplane, Finding, FindingId, ProxyMode, Severity};
 
@@ -71,28 +73,25 @@ fn certificate_expiry(snap: &Snapshot, _dp: &Dataplane, now: Option<i64>) -> Vec
         let mut critical = Vec::new();
         let mut warning = Vec::new();
         for c in &certs.certificates {
-            let what = format!("{} ({}): {}, issued by {}", c.path.display(), c.location, c.subject, c.issuer);
+            let what = text::certificate_expired::certificate(&c.path, &c.location, &c.subject, &c.issuer);
             let left = c.not_after - now;
             if left < 0 {
-                expired.push(format!("{what}: expired {}", date(c.not_after)));
+                expired.push(text::certificate_expired::expired(&what, &date(c.not_after)));
             } else if c.not_before > now {
-                expired.push(format!("{what}: not valid before {}", date(c.not_before)));
+                expired.push(text::certificate_expired::not_yet_valid(&what, &date(c.not_before)));
             } else if left < (certs.critical_days as i64).saturating_mul(DAY) {
-                critical.push(format!("{what}: expires {} ({} days)", date(c.not_after), left / DAY));
+                critical.push(text::certificate_expiring::expires(&what, &date(c.not_after), left / DAY));
             } else if left < (certs.warning_days as i64).saturating_mul(DAY) {
-                warning.push(format!("{what}: expires {} ({} days)", date(c.not_after), left / DAY));
+                warning.push(text::certificate_expiring::expires(&what, &date(c.not_after), left / DAY));
             }
         }
-        let remedy =
-            "renew: kubeadm certs renew all (control plane), or let the kubelet rotate its client certificate \
-                      (rotateCertificates: true) and check it can reach the API server; restart the components after";
         if !expired.is_empty() {
             out.push(Finding {
                 id: FindingId::CertificateExpired,
                 severity: Severity::Critical,
-                summary: format!("{} certificates are expired or not yet valid", expired.len()),
+                summary: text::certificate_expired::summary(expired.len()),
                 evidence: expired,
-                remedy: remedy.into(),
+                remedy: text::certificate_expired::REMEDY.into(),
             });
         }
         for (sev, list) in [(Severity::Critical, critical), (Severity::Warning, warning)] {
@@ -100,9 +99,9 @@ fn certificate_expiry(snap: &Snapshot, _dp: &Dataplane, now: Option<i64>) -> Vec
                 out.push(Finding {
                     id: FindingId::CertificateExpiring,
                     severity: sev,
-                    summary: format!("{} certificates expire soon", list.len()),
+                    summary: text::certificate_expiring::summary(list.len()),
                     evidence: list,
-                    remedy: remedy.into(),
+                    remedy: text::certificate_expiring::REMEDY.into(),
                 });
             }
         }
@@ -118,11 +117,9 @@ fn certificates_unreadable(snap: &Snapshot, _dp: &Dataplane, _now: Option<i64>) 
             out.push(Finding {
                 id: FindingId::CertificateUnreadable,
                 severity: Severity::Warning,
-                summary: format!("{} certificate files could not be read", certs.errors.len()),
-                evidence: certs.errors.iter().map(|(p, e)| format!("{}: {e}", p.display())).collect(),
-                remedy:
-                    "check the files (openssl x509 -noout -text -in FILE) or remove the path from certificates.paths"
-                        .into(),
+                summary: text::certificate_unreadable::summary(certs.errors.len()),
+                evidence: certs.errors.iter().map(|(p, e)| text::certificate_unreadable::evidence(p, e)).collect(),
+                remedy: text::certificate_unreadable::REMEDY.into(),
             });
         }
     }
@@ -148,19 +145,15 @@ fn nfs_to_a_clusterip_under_socket_lb(snap: &Snapshot, dp: &Dataplane, _now: Opt
                     .parse::<IpAddr>()
                     .is_ok_and(|ip| cluster_ips.binary_search(&ip).is_ok() || cidrs.iter().any(|c| c.contains(&ip)))
             })
-            .map(|m| format!("{} ({}) mounted from ClusterIP {}", m.mount_point, m.fstype, m.server))
+            .map(|m| text::nfs_clusterip_socket_lb::mounted(&m.mount_point, &m.fstype, &m.server))
             .collect();
         if !hits.is_empty() {
             out.push(Finding {
                 id: FindingId::NfsClusteripSocketLb,
                 severity: Severity::Warning,
-                summary: "NFS is mounted from a Service ClusterIP while Cilium socket-LB is active; the kernel NFS client's \
-                          connections can be translated once and then hang when the backend moves"
-                    .into(),
+                summary: text::nfs_clusterip_socket_lb::SUMMARY.into(),
                 evidence: hits,
-                remedy: "mount the NFS server by an address that is not a ClusterIP (its pod or external IP, or a \
-                         headless Service), or exclude the host namespace from socket-LB (socketLB.hostNamespaceOnly=true)"
-                    .into(),
+                remedy: text::nfs_clusterip_socket_lb::REMEDY.into(),
             });
         }
     }
@@ -174,21 +167,17 @@ fn cni_config_missing(snap: &Snapshot, _dp: &Dataplane, _now: Option<i64>) -> Ve
         let kubelet = snap.processes.get().is_some_and(|p| !p.pids("kubelet").is_empty());
         if cni.active.is_none() && kubelet {
             let mut evidence = vec![if cni.present {
-                format!("{}: {} config files, none usable", cni.dir.display(), cni.files.len())
+                text::cni_config_missing::none_usable(&cni.dir, cni.files.len())
             } else {
-                format!("{} does not exist", cni.dir.display())
+                text::cni_config_missing::absent(&cni.dir)
             }];
-            evidence.extend(cni.errors.iter().map(|(f, e)| format!("{f}: {e}")));
+            evidence.extend(cni.errors.iter().map(|(f, e)| text::cni_config_missing::file_error(f, e)));
             out.push(Finding {
                 id: FindingId::CniConfigMissing,
                 severity: Severity::Critical,
-                summary:
-                    "the kubelet runs but there is no usable CNI configuration: pods cannot get a network and the \
-                          node stays NotReady"
-                        .into(),
+                summary: text::cni_config_missing::SUMMARY.into(),
                 evidence,
-                remedy: "check the CNI DaemonSet's pod on this node (it writes the config when it starts) and its logs"
-                    .into(),
+                remedy: text::cni_config_missing::REMEDY.into(),
             });
         }
     }
@@ -205,17 +194,12 @@ fn kube_proxy_mode_mismatch(snap: &Snapshot, dp: &Dataplane, _now: Option<i64>) 
             out.push(Finding {
                 id: FindingId::KubeProxyModeMismatch,
                 severity: Severity::Warning,
-                summary: format!(
-                    "kube-proxy says it runs in {reported} mode, but its rules show {}",
-                    found.unwrap_or("no Service rules")
-                ),
-                evidence: vec![match snap.kube_proxy_api.get().and_then(|a| a.owner.as_deref()) {
-                    Some(owner) => format!("/proxyMode answered {reported} from the socket of {owner}"),
-                    None => format!("/proxyMode answered {reported}"),
-                }],
-                remedy: "the rules of the other mode are leftovers (run kube-proxy --cleanup for them), or kube-proxy \
-                         has not synced yet: check its logs"
-                    .into(),
+                summary: text::mode_mismatch::summary(reported, found),
+                evidence: vec![text::mode_mismatch::answered(
+                    reported,
+                    snap.kube_proxy_api.get().and_then(|a| a.owner.as_deref()),
+                )],
+                remedy: text::mode_mismatch::REMEDY.into(),
             });
         }
     }
@@ -229,13 +213,9 @@ fn kube_proxy_untrusted_answer(snap: &Snapshot, _dp: &Dataplane, _now: Option<i6
         out.push(Finding {
             id: FindingId::KubeProxyUntrustedAnswer,
             severity: Severity::Info,
-            summary: "something answered on kube-proxy's ports from a socket that is not kube-proxy's; the answer \
-                      was ignored"
-                .into(),
+            summary: text::untrusted_answer::SUMMARY.into(),
             evidence: api.ignored.clone(),
-            remedy: "find the process listening there (ss -ltnp); kube-proxy's ports are unprivileged, so any local \
-                     user can answer on them when kube-proxy does not"
-                .into(),
+            remedy: text::untrusted_answer::REMEDY.into(),
         });
     }
     out
@@ -249,9 +229,9 @@ fn kube_proxy_unhealthy(_snap: &Snapshot, dp: &Dataplane, _now: Option<i64>) -> 
         out.push(Finding {
             id: FindingId::KubeProxyUnhealthy,
             severity: Severity::Warning,
-            summary: "kube-proxy's /healthz does not answer 200: its rules are not in sync".into(),
-            evidence: vec![format!("/healthz answered {}", kp.healthz_status.unwrap_or(0))],
-            remedy: "read kube-proxy's logs (kubectl -n kube-system logs -l k8s-app=kube-proxy)".into(),
+            summary: text::unhealthy::SUMMARY.into(),
+            evidence: vec![text::unhealthy::answered(kp.healthz_status.unwrap_or(0))],
+            remedy: text::unhealthy::REMEDY.into(),
         });
     }
     out

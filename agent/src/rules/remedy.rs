@@ -1,12 +1,12 @@
-//! Remedies that follow what was read: `source.failed` findings whose remedy follows the actual error
-//! ([`Failure`]), sources that failed the same way sharing one remedy text naming them all (so `check`'s text can
-//! print it once); and `iptables.mixed-backends`' choice of the backend to keep. The texts are the catalogue's
-//! (`catalogue::source_failed`, `catalogue::mixed_backends`).
+//! Remedies that follow what was read: `source.failed` findings (built here, for the snapshot's sources and the
+//! daemon's journal) whose remedy follows the actual error ([`Failure`]), sources that failed the same way sharing
+//! one remedy text naming them all (so `check`'s text can print it once); and `iptables.mixed-backends`' choice of
+//! the backend to keep. The texts are the catalogue's (`catalogue::source_failed`, `catalogue::mixed_backends`).
 
 use crate::catalogue::mixed_backends as text;
 use crate::model::iptables::CommandBackend;
 use crate::model::{Backend, Failure, Family, Snapshot, SourceId, SourceStatus};
-use crate::report::Finding;
+use crate::report::{Finding, FindingId, Severity};
 use crate::rules::dataplane::BackendSignals;
 
 /// One `source.failed` finding per failed source of the snapshot, in the snapshot's order.
@@ -22,9 +22,21 @@ pub fn source_failures(snap: &Snapshot) -> Vec<Finding> {
         .iter()
         .map(|(id, error, failure)| {
             let group: Vec<SourceId> = failed.iter().filter(|(_, _, f)| f == failure).map(|(s, _, _)| *s).collect();
-            crate::report::source_failed(*id, error, &crate::catalogue::source_failed::remedy(failure, &group))
+            source_failed(*id, error, &crate::catalogue::source_failed::remedy(failure, &group))
         })
         .collect()
+}
+
+/// The `source.failed` finding for a source that could not be read; `remedy` says what usually helps.
+pub fn source_failed(source: SourceId, error: &str, remedy: &str) -> Finding {
+    use crate::catalogue::source_failed as text;
+    Finding {
+        id: FindingId::SourceFailed,
+        severity: Severity::Warning,
+        summary: text::summary(source),
+        evidence: vec![if error.is_empty() { text::NO_ERROR.to_string() } else { error.to_string() }],
+        remedy: remedy.to_string(),
+    }
 }
 
 /// `iptables.mixed-backends`' remedy from what was read: which backend holds which kube-proxy chains, where the
