@@ -1,5 +1,7 @@
-//! The kubelet journal: entries from `journalctl --output=json`, rules (TOML, defaults shipped), the engine that
-//! turns matches into findings, and the reader that follows or scans a journal.
+//! The kubelet journal: `entry` parses `journalctl --output=json` lines, `assemble` joins a writer's continuation
+//! lines into one record, `rules` loads the rules (TOML: `default_rules.toml` shipped, `rules.d`, inline),
+//! `engine` turns matches into findings and episodes, `reader` follows (the daemon) or scans (`scan-journal`) a
+//! journal through journalctl, and `state` keeps the follower's cursor in the state directory.
 
 pub mod assemble;
 pub mod engine;

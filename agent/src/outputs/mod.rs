@@ -1,4 +1,8 @@
-//! Outputs: how a report leaves the process. Text for people at a terminal, JSON for tools.
+//! Outputs: how a report leaves the process. `text` for people at a terminal (and `routewarden status`'s daemon
+//! part), JSON through serde, `metrics` (the families as a table, fed by `Metrics::update(&Report)`), `http` the
+//! loopback and unix-socket endpoints and the one accept loop, `metrics_listener` the TLS fleet listener with
+//! `web_config`'s TLS and basic auth, `state` the pre-rendered report the handlers read, `reference` the generated
+//! docs (findings pages, man page, metrics and configuration references).
 
 pub mod http;
 pub mod metrics;

@@ -1,7 +1,13 @@
-//! Rules: pure functions from a [`Snapshot`] to a [`Report`]. No I/O here.
+//! Rules: pure functions from a [`Snapshot`] to a [`Report`]. No I/O here, and no other module builds a report.
 //!
-//! `dataplane` reads the snapshot into who programs Service routing; `findings` turns that into findings;
-//! [`analyse`] is a collection's report, and `assemble` the daemon's, with what it adds besides the snapshot.
+//! The decisions in order: `chains` says who owns an iptables chain; `dataplane` reads the snapshot into facts
+//! (which kube-proxy mode on which backend, Cilium's datapath); `proxies` finds every Service proxy, one function
+//! per proxy; `findings` turns the facts into findings, one function per row of docs/DATAPLANE-FACTS.md's
+//! decision tables; `neighbours` checks what fails next to Service routing (certificates, NFS, CNI config,
+//! kube-proxy's own API); `coverage` keeps an unread source from looking healthy; `remedy` builds the
+//! `source.failed` findings from each failure's kind. [`analyse`] is a collection's report; `churn` compares
+//! collections; `gate` checks startup requirements and the node gate; `assemble` is the daemon's report, from a
+//! collection's and what the daemon adds besides the snapshot. The words come from `catalogue`.
 
 pub mod assemble;
 pub mod chains;

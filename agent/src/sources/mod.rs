@@ -1,6 +1,10 @@
 //! Sources: one module per thing routewarden reads on the node, each a tiny `fetch` (I/O) plus a pure `parse`.
 //!
-//! `collect` runs them all and fills a [`Snapshot`]; a source that fails marks itself failed and the others go on.
+//! `collect` runs them all and fills a [`Snapshot`]; a source that fails marks itself failed and the others go on,
+//! and `failure` turns its typed error chain into the closed `Failure` kind the snapshot carries. `host_view`
+//! checks that a source sees the host, not a container; `procs::origin` judges whether a process named like an
+//! agent came from where that agent runs. `kubelet_api` is no snapshot source: it reads the kubelet's kubeconfig
+//! for the API server the journal rules' `{apiserver}` stands for.
 
 pub mod bpf;
 pub mod certs;

@@ -1,7 +1,12 @@
-//! The thin layer between routewarden and the operating system: subprocesses, netlink sockets (through
-//! netlink-sys), BPF queries (aya and one raw BPF_PROG_QUERY), the host name and the clock.
+//! The thin layer between routewarden and the operating system; the only place with `unsafe` (each block with a
+//! SAFETY comment) and subprocesses.
 //!
-//! Nothing here interprets what it reads; sources call these and hand bytes or plain records to pure parsers.
+//! `exec` runs every tool (deadline, size bound, process group); `xtables` reads legacy iptables with getsockopt;
+//! `nfnetlink` dumps nftables names and generations; `events` subscribes to link and nftables changes; `bpf` queries
+//! programs, pinned maps and attachments (aya plus raw `BPF_PROG_QUERY` and a bounded BTF reader for full names);
+//! `host` reads host facts and bounded files; `process` this process's own stats; `activation` the descriptors
+//! socket activation passes. Nothing here interprets what it reads; sources call these and hand bytes or plain
+//! records to pure parsers.
 
 pub mod activation;
 pub mod bpf;
