@@ -41,8 +41,8 @@ pub struct MetricsListener {
 pub enum SettingsError {
     #[error("{path}: {source}")]
     Parse { path: PathBuf, source: Box<toml::de::Error> },
-    #[error("{path}: disabled_sources names unknown source {name:?} (known: {known})")]
-    UnknownSource { path: PathBuf, name: String, known: String },
+    #[error("{path}: disabled_sources names unknown source {name:?}{hint} (known: {known})")]
+    UnknownSource { path: PathBuf, name: String, hint: Hint, known: String },
     #[error("{path}: {key} = {value} is too large (at most 86400)")]
     TooLarge { path: PathBuf, key: &'static str, value: u64 },
     #[error("{path}: {key} must be at least 1")]
@@ -254,11 +254,16 @@ impl Settings {
             }
         };
         let mut errors = unknown_keys(&doc, text, path);
+        let (unknown, sources_span) = unknown_sources(&doc, text, path);
+        errors.extend(unknown);
         let config = match toml::from_str::<Config>(text) {
             Ok(config) => config,
             Err(e) => {
-                // An unknown field is already reported above, with its hint; anything else (a wrong type) is added.
-                if errors.is_empty() || !e.message().contains("unknown field") {
+                // An unknown field or source is already reported above, with its hint; anything else (a wrong type)
+                // is added.
+                let in_sources =
+                    sources_span.zip(e.span()).is_some_and(|(s, at)| s.start <= at.start && at.end <= s.end);
+                if errors.is_empty() || !(e.message().contains("unknown field") || in_sources) {
                     errors.push(parse_error(e));
                 }
                 return Err(many(errors));
@@ -276,12 +281,6 @@ impl Settings {
     fn validate(config: Config, path: &Path, origin: Option<PathBuf>) -> Result<Settings, SettingsError> {
         let p = || path.to_path_buf();
         let mut errors = Vec::new();
-        for name in &config.disabled_sources {
-            if SourceId::from_name(name).is_none_or(|id| matches!(id, SourceId::Journal | SourceId::Kubernetes)) {
-                let known = SourceId::COLLECTED.map(SourceId::as_str).join(", ");
-                errors.push(SettingsError::UnknownSource { path: p(), name: name.clone(), known });
-            }
-        }
         let d = &config.daemon;
         for (key, value) in [
             ("command_timeout_secs", config.command_timeout_secs),
@@ -473,6 +472,40 @@ fn walk_keys(
     }
 }
 
+/// Every name in `disabled_sources` that is no collected source, each with its line and column and the nearest
+/// name; and where the value is, so the same mistake is not reported again by the deserializer.
+fn unknown_sources(
+    doc: &toml_edit::ImDocument<&str>,
+    text: &str,
+    path: &Path,
+) -> (Vec<SettingsError>, Option<std::ops::Range<usize>>) {
+    let Some(item) = doc.as_table().get("disabled_sources") else { return (Vec::new(), None) };
+    let Some(array) = item.as_array() else { return (Vec::new(), item.span()) };
+    let names = SourceId::COLLECTED.map(SourceId::as_str);
+    let errors = array
+        .iter()
+        .filter_map(|v| {
+            let name = v.as_str()?;
+            crate::config::collected_source(name).err()?;
+            let hint = Hint(nearest(name, names.into_iter()).map(str::to_string));
+            let e = SettingsError::UnknownSource {
+                path: path.into(),
+                name: name.into(),
+                hint,
+                known: crate::config::known_sources(),
+            };
+            Some(match v.span() {
+                Some(span) => {
+                    let (line, column) = position(text, span.start);
+                    SettingsError::At { line, column, inner: Box::new(e) }
+                }
+                None => e,
+            })
+        })
+        .collect();
+    (errors, item.span())
+}
+
 /// The 1-based line and column of byte `offset` in `text`.
 fn position(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset).unwrap_or(text);
@@ -511,7 +544,6 @@ fn error_key(e: &SettingsError) -> Option<String> {
         }
         SettingsError::Kubernetes { key, .. } => (*key).to_string(),
         SettingsError::Thresholds { .. } => "certificates.critical_days".into(),
-        SettingsError::UnknownSource { .. } => "disabled_sources".into(),
         SettingsError::Cidr { .. } => "service_cidrs".into(),
         SettingsError::ApiServer { .. } => "journal.api_server".into(),
         SettingsError::Requirement { .. } => "gate.requirements".into(),
@@ -860,6 +892,35 @@ mod tests {
         assert!(err.to_string().contains("\"ebpf\"") && err.to_string().contains("bpf, processes"), "{err}");
         let err = Settings::parse("disabled_sources = [\"journal\"]", Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().contains("\"journal\""), "{err}");
+    }
+
+    /// The key, each bad name (with its place and the nearest name) and the valid names, once each; a valid
+    /// configuration has the set of ids.
+    #[test]
+    fn unknown_disabled_sources_are_refused_naming_the_key_the_name_and_the_valid_names() {
+        let text = "host_root = \"/\"\ndisabled_sources = [\"ipvs\",\n  \"ebpf\", \"journal\"]\n";
+        let err = Settings::parse(text, Path::new("/etc/rw.toml")).unwrap_err().to_string();
+        let known = "iptables-legacy, nftables, links, ipvs, bpf, processes, certificates, mounts, cni, \
+                     kube-proxy-api, cilium-agent, routes";
+        assert_eq!(
+            err,
+            format!(
+                "2 mistakes:\n  /etc/rw.toml: disabled_sources names unknown source \"ebpf\" (did you mean \"bpf\"?) \
+                 (known: {known}) (line 3, column 3)\n  /etc/rw.toml: disabled_sources names unknown source \
+                 \"journal\" (known: {known}) (line 3, column 11)"
+            )
+        );
+        // With an unknown key, both are reported; a wrong type elsewhere too.
+        let err = Settings::parse("disabled_sources = [\"ebpf\"]\nbpf_fs = 1\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().starts_with("2 mistakes:") && err.to_string().contains("bpf_fs"), "{err}");
+        let err = Settings::parse("command_timeout_secs = \"x\"\ndisabled_sources = [\"ebpf\"]\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("2 mistakes:") && err.contains("command_timeout_secs"), "{err}");
+        let err = Settings::parse("disabled_sources = \"ipvs\"\n", Path::new("c.toml")).unwrap_err().to_string();
+        assert!(err.contains("disabled_sources") && err.contains("sequence"), "{err}");
+        let s = Settings::parse("disabled_sources = [\"routes\", \"kube-proxy-api\"]\n", Path::new("c.toml")).unwrap();
+        assert_eq!(s.config.disabled_sources, [SourceId::KubeProxyApi, SourceId::Routes].into());
     }
 
     #[test]

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 /// The agent's top-level modules by layer; a module may use `crate::` paths only into lower layers (and itself).
 const LAYERS: &[(&str, u8)] = &[
-    ("config", 1),
     ("model", 1),
     ("sys", 1),
+    ("config", 2),
     ("report", 2),
     ("catalogue", 3),
     ("sources", 3),

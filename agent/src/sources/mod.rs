@@ -36,7 +36,7 @@ pub fn collect_reusing(config: &Config, nft: &mut nftables::Reuse) -> Snapshot {
 fn collect_with(config: &Config, nft: Option<&mut nftables::Reuse>) -> Snapshot {
     use host_view::{guarded, network, root};
     fn run<T, E: std::error::Error + 'static>(s: &Config, id: SourceId, f: impl FnOnce() -> Result<T, E>) -> Source<T> {
-        if s.enabled(id.as_str()) {
+        if s.enabled(id) {
             timed(f)
         } else {
             Source::disabled()
