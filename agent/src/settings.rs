@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{Config, DEFAULT_PATH};
 use crate::journal::{RuleSet, RulesError};
+use crate::kubernetes::{ExporterSettings, NodeName, TaintKey};
 use crate::model::journal::Rule;
 use crate::model::SourceId;
 use crate::outputs::web_config::{WebConfig, WebConfigError};
@@ -20,13 +21,33 @@ pub struct Settings {
     /// The journal rules: the defaults, then `journal.rules_dir/*.toml` in name order, then inline rules. A broken
     /// file in `rules_dir` is an error here, not a failed load: only the journal depends on it (the daemon reports
     /// the journal source failed; `config validate` and `scan-journal` refuse).
-    pub journal_rules: Result<RuleSet, String>,
+    pub journal_rules: Result<RuleSet, JournalRulesError>,
     /// Where the file came from (`None`: built-in defaults).
     pub path: Option<PathBuf>,
     /// `[metrics]`: the network listener's address and its web configuration, loaded (`None`: no listener).
     pub metrics: Option<MetricsListener>,
     /// `daemon.listen`, parsed.
     pub listen: std::net::SocketAddr,
+    /// `[kubernetes]`, as the exporter and `untaint` read it.
+    pub kubernetes: ExporterSettings,
+}
+
+/// Why the journal rules in force could not be compiled (a broken file in `journal.rules_dir`): the journal alone
+/// fails. Shared, as `Settings` is cloned.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("journal rules")]
+pub struct JournalRulesError(#[source] pub std::sync::Arc<RulesError>);
+
+/// Why the journal rules for this node could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeRulesError {
+    #[error(transparent)]
+    Rules(#[from] JournalRulesError),
+    #[error("--api-server {0:?} is not an http(s)://host[:port] URL such as https://10.0.0.1:6443")]
+    ApiServer(String),
+    /// The rules compiled with `{apiserver}` standing for the API server found.
+    #[error("journal rules")]
+    ForApiServer(#[source] RulesError),
 }
 
 /// The network metrics listener, validated.
@@ -100,61 +121,39 @@ pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 pub use crate::sys::host::read_regular;
 
-/// `[kubernetes]`: a node name the API server would accept (a DNS subdomain), a kubeconfig path.
-fn kubernetes(k: &crate::config::Kubernetes, path: &Path) -> Result<(), SettingsError> {
+/// `[kubernetes]`: a node name the API server would accept (a DNS subdomain), a kubeconfig path, a taint key; the
+/// kubeconfigs joined under host_root.
+fn kubernetes(config: &Config, path: &Path) -> Result<ExporterSettings, SettingsError> {
+    let k = &config.kubernetes;
     let err = |key, value: String, why| SettingsError::Kubernetes { path: path.into(), key, value, why };
-    let n = &k.node_name;
-    let dns = n.len() <= 253
-        && n.split('.').all(|l| {
-            !l.is_empty()
-                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        });
-    if !n.is_empty() && !dns {
-        return Err(err(
-            "kubernetes.node_name",
-            n.clone(),
-            "not a Node name (lower-case letters, digits, '-' and '.')",
-        ));
-    }
+    let node_name = match k.node_name.as_str() {
+        "" => None,
+        n => Some(NodeName::parse(n).ok_or_else(|| {
+            err("kubernetes.node_name", n.to_string(), "not a Node name (lower-case letters, digits, '-' and '.')")
+        })?),
+    };
     if k.kubeconfig.as_os_str().is_empty() {
         return Err(err("kubernetes.kubeconfig", String::new(), "empty: name the kubeconfig file"));
     }
-    if !is_taint_key(&k.taint_key) {
-        return Err(err(
+    let taint_key = TaintKey::parse(&k.taint_key).ok_or_else(|| {
+        err(
             "kubernetes.taint_key",
             k.taint_key.clone(),
             "not a taint key (an optional DNS prefix and '/', then up to 63 letters, digits, '-', '_' or '.' that \
              start and end with a letter or digit)",
-        ));
-    }
-    Ok(())
-}
-
-/// A taint key as the API server validates it: a qualified name, `[prefix/]name`.
-fn is_taint_key(key: &str) -> bool {
-    let (prefix, name) = match key.split_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, key),
-    };
-    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    let name_ok = !name.is_empty()
-        && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        && alnum(name.chars().next())
-        && alnum(name.chars().last());
-    let prefix_ok = prefix.is_none_or(|p| {
-        !p.is_empty()
-            && p.len() <= 253
-            && p.split('.').all(|l| {
-                !l.is_empty()
-                    && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                    && !l.starts_with('-')
-                    && !l.ends_with('-')
-            })
-    });
-    name_ok && prefix_ok
+        )
+    })?;
+    Ok(ExporterSettings {
+        kubeconfigs: [
+            config.host_path(&k.kubeconfig),
+            config.host_path(Path::new(crate::config::KUBELET_KUBECONFIG_FALLBACK)),
+        ],
+        host_root: config.host_root.clone(),
+        node_name,
+        heartbeat: std::time::Duration::from_secs(k.heartbeat_secs),
+        taint: k.taint,
+        taint_key,
+    })
 }
 
 /// The metrics listener's port when `metrics.listen` names none: its own, so that `0.0.0.0` never collides with
@@ -334,20 +333,21 @@ impl Settings {
             None
         });
         let listen = daemon_listener(&config, path, metrics.as_ref()).map_err(|e| errors.push(e)).ok();
-        if let Err(e) = kubernetes(&config.kubernetes, path) {
-            errors.push(e);
-        }
+        let kubernetes = kubernetes(&config, path).map_err(|e| errors.push(e)).ok();
         let journal_rules = match journal_rules(&config, path) {
-            Ok(rules) => rules.map_err(|e| crate::model::error_chain(&e)),
+            Ok(rules) => Some(rules.map_err(|e| JournalRulesError(std::sync::Arc::new(e)))),
             Err(e) => {
                 errors.push(e);
-                Err(String::new())
+                None
             }
         };
-        let Some(listen) = listen.filter(|_| errors.is_empty()) else {
+        let (Some(listen), Some(kubernetes), Some(journal_rules)) = (listen, kubernetes, journal_rules) else {
             return Err(many(errors));
         };
-        Ok(Settings { config, gate, journal_rules, path: origin, metrics, listen })
+        if !errors.is_empty() {
+            return Err(many(errors));
+        }
+        Ok(Settings { config, gate, journal_rules, path: origin, metrics, listen, kubernetes })
     }
 
     /// The directory for state: `$STATE_DIRECTORY` when systemd set it, else `daemon.state_dir`.
@@ -364,19 +364,17 @@ impl Settings {
     pub fn node_journal_rules(
         &self,
         api_server: Option<&str>,
-    ) -> Result<(RuleSet, Vec<crate::sources::kubelet_api::KubeconfigError>), String> {
-        let rules = self.journal_rules.as_ref().map_err(|e| format!("journal rules: {e}"))?;
+    ) -> Result<(RuleSet, Vec<crate::sources::kubelet_api::KubeconfigError>), NodeRulesError> {
+        let rules = self.journal_rules.as_ref().map_err(|e| e.clone())?;
         let mut config = self.config.clone();
         if let Some(a) = api_server {
             if crate::model::journal::ApiServer::from_url(a, "").is_none() {
-                return Err(format!(
-                    "--api-server {a:?} is not an http(s)://host[:port] URL such as https://10.0.0.1:6443"
-                ));
+                return Err(NodeRulesError::ApiServer(a.to_string()));
             }
             config.journal.api_server = a.to_string();
         }
         let found = crate::sources::kubelet_api::fetch(&config);
-        let rules = rules.for_api_server(&found.api_server).map_err(|e| format!("journal rules: {e}"))?;
+        let rules = rules.for_api_server(&found.api_server).map_err(NodeRulesError::ForApiServer)?;
         Ok((rules, found.errors))
     }
 
@@ -717,6 +715,7 @@ fn check_rule(rule: &Rule) -> Result<(), RulesError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn the_node_journal_rules_name_the_kubelets_api_server() {
@@ -736,7 +735,7 @@ mod tests {
         assert!(rules.api_server.describe().starts_with("https://lb.example:6553 (from /etc/kubernetes/kubelet.conf"));
         let (rules, _) = s.node_journal_rules(Some("https://10.0.0.9:5000")).unwrap();
         assert!(matches!(rules.api_server, ApiServer::Known { port: 5000, .. }), "--api-server wins");
-        let e = s.node_journal_rules(Some("10.0.0.9:5000")).unwrap_err();
+        let e = s.node_journal_rules(Some("10.0.0.9:5000")).unwrap_err().to_string();
         assert!(e.contains("--api-server \"10.0.0.9:5000\""), "{e}");
         let e =
             Settings::parse(&format!("{text}[journal]\napi_server = \"lb:6443\"\n"), Path::new("c.toml")).unwrap_err();
@@ -749,7 +748,14 @@ mod tests {
         std::fs::write(dir.path().join("10-bad.toml"), "[[rules]]\nid = \"b\"\n").unwrap();
         let text = format!("[journal]\nrules_dir = \"{}\"\n", dir.path().display());
         let s = Settings::parse(&text, Path::new("c.toml")).unwrap();
-        let err = s.journal_rules.unwrap_err();
+        // The text the daemon's STATUS= line, `config validate` and the journal source show: the typed error's
+        // chain, each cause once.
+        let e = s.node_journal_rules(None).unwrap_err();
+        assert!(matches!(e, NodeRulesError::Rules(_)), "{e:?}");
+        let chain = crate::model::error_chain(&e);
+        let err = s.journal_rules.map_err(|e| crate::model::error_chain(&e)).unwrap_err();
+        assert_eq!(chain, err);
+        assert!(err.starts_with("journal rules: ") && err.matches("journal rules").count() == 1, "{err}");
         assert!(err.contains("10-bad.toml") && err.contains("severity"), "{err}");
     }
 
@@ -769,12 +775,20 @@ mod tests {
         assert!(Settings::parse(&text, Path::new("c.toml")).unwrap().journal_rules.is_ok());
         // Over the bound through a second file: the journal fails, naming that file.
         std::fs::write(dir.path().join("20-b.toml"), rules(600, MAX_USER_RULES - 600 + 1)).unwrap();
-        let err = Settings::parse(&text, Path::new("c.toml")).unwrap().journal_rules.unwrap_err();
+        let err = Settings::parse(&text, Path::new("c.toml"))
+            .unwrap()
+            .journal_rules
+            .map_err(|e| crate::model::error_chain(&e))
+            .unwrap_err();
         assert!(err.contains("20-b.toml") && err.contains("too many journal rules"), "{err}");
         // Files and inline rules share the bound.
         std::fs::remove_file(dir.path().join("20-b.toml")).unwrap();
         let inline = rules(600, MAX_USER_RULES - 600 + 1).replace("[[rules]]", "[[journal.rules]]");
-        let err = Settings::parse(&format!("{text}{inline}"), Path::new("c.toml")).unwrap().journal_rules.unwrap_err();
+        let err = Settings::parse(&format!("{text}{inline}"), Path::new("c.toml"))
+            .unwrap()
+            .journal_rules
+            .map_err(|e| crate::model::error_chain(&e))
+            .unwrap_err();
         assert!(err.contains("too many journal rules"), "{err}");
         // Inline rules alone over it: the configuration itself is refused.
         let inline = rules(0, MAX_USER_RULES + 1).replace("[[rules]]", "[[journal.rules]]");
@@ -787,7 +801,11 @@ mod tests {
             many.join(", ")
         );
         std::fs::write(dir.path().join("10-a.toml"), one).unwrap();
-        let err = Settings::parse(&text, Path::new("c.toml")).unwrap().journal_rules.unwrap_err();
+        let err = Settings::parse(&text, Path::new("c.toml"))
+            .unwrap()
+            .journal_rules
+            .map_err(|e| crate::model::error_chain(&e))
+            .unwrap_err();
         assert!(err.contains("10-a.toml") && err.contains("patterns"), "{err}");
     }
 
@@ -973,6 +991,19 @@ mod tests {
         assert!(parse("[kubernetes]\ntaint_key = \"NotReady_1\"\n").is_ok());
         let err = parse("[kubernetes]\ntoken = \"x\"\n").unwrap_err().to_string();
         assert!(err.contains("unknown key") && err.contains("kubernetes.token"), "{err}");
+        // What the exporter reads: the kubeconfigs under host_root, the heartbeat as a duration, names checked.
+        let e = parse(
+            "host_root = \"/host\"\n[kubernetes]\nkubeconfig = \"/k.conf\"\nnode_name = \"w-1\"\nheartbeat_secs = 60\n\
+             taint = true\n",
+        )
+        .unwrap()
+        .kubernetes;
+        assert_eq!(e.kubeconfigs, [PathBuf::from("/host/k.conf"), PathBuf::from("/host/var/lib/kubelet/kubeconfig")]);
+        assert_eq!(e.host_root, Path::new("/host"));
+        assert_eq!((e.node_name.as_ref().map(NodeName::as_str), e.heartbeat), (Some("w-1"), Duration::from_secs(60)));
+        assert_eq!(e.managed_taint().map(TaintKey::as_str), Some("routewarden.io/service-routing-not-ready"));
+        let e = parse("").unwrap().kubernetes;
+        assert_eq!((e.node_name.as_ref(), e.managed_taint()), (None, None));
         let err = parse("disabled_sources = [\"kubernetes\"]\n").unwrap_err().to_string();
         assert!(err.contains("unknown source"), "the exporter is switched by kubernetes.enabled: {err}");
     }

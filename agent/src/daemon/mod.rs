@@ -432,7 +432,7 @@ async fn run_async(opts: Options, settings: Settings, mut inherited: activation:
     }
     let exporter = settings.config.kubernetes.enabled.then(|| {
         log::info!("exporting findings to the Kubernetes API as Node conditions and Events");
-        Exporter::start(&settings.config.kubernetes, &settings.config.host_root, move || {
+        Exporter::start(&settings.kubernetes, move || {
             // A full queue already holds a pending re-render.
             let _ = exporter_tx.try_send(());
         })
@@ -711,7 +711,7 @@ impl Daemon {
         // A broken rules.d file is a failed reload too: `config validate` would refuse the next start.
         let loaded = Settings::load(self.opts.config_path.as_deref()).map_err(|e| e.to_string()).and_then(|new| {
             match &new.journal_rules {
-                Err(e) => Err(format!("journal rules: {e}")),
+                Err(e) => Err(crate::model::error_chain(e)),
                 Ok(_) => Ok(new),
             }
         });
@@ -774,7 +774,7 @@ impl JournalWatch {
                 log::info!("journal rules: API server endpoint {}", r.api_server.describe());
                 r
             }
-            Err(e) => return JournalWatch::Failed(e),
+            Err(e) => return JournalWatch::Failed(crate::model::error_chain(&e)),
         };
         let state = settings.state_dir();
         let input = match &config.journal.directory {
