@@ -9,7 +9,10 @@ use crate::journal::{RuleSet, RulesError};
 use crate::kubernetes::{ExporterSettings, NodeName, TaintKey};
 use crate::model::journal::Rule;
 use crate::model::SourceId;
-use crate::outputs::web_config::{WebConfig, WebConfigError};
+use crate::outputs::web_config::WebConfig;
+use web_config::WebConfigError;
+
+pub mod web_config;
 use crate::rules::gate::{Requirement, RequirementError};
 
 /// The configuration in force, validated.
@@ -217,7 +220,7 @@ fn metrics_listener(config: &Config, path: &Path) -> Result<Option<MetricsListen
     let listen = parse_metrics_listen(&m.listen)
         .ok_or_else(|| SettingsError::MetricsListen { path: p(), value: m.listen.clone() })?;
     let web = match &m.web_config {
-        Some(w) => Some(WebConfig::load(w).map_err(|source| SettingsError::WebConfig { path: p(), source })?),
+        Some(w) => Some(web_config::load(w).map_err(|source| SettingsError::WebConfig { path: p(), source })?),
         None => None,
     };
     let tls = web.as_ref().is_some_and(|w| w.tls.is_some());
