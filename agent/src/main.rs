@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("routewarden: configuration error: {e}");
+            eprintln!("routewarden: configuration error: {}", e.chain());
             return ExitCode::from(EXIT_USAGE);
         }
     };

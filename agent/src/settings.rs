@@ -60,10 +60,11 @@ pub struct MetricsListener {
     pub web: Option<WebConfig>,
 }
 
-/// A configuration that could not be loaded, naming the file and the key.
+/// A configuration that could not be loaded, naming the file and the key; the cause, when there is one, is the
+/// error's source (print it with [`SettingsError::chain`]).
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Parse { path: PathBuf, source: Box<toml::de::Error> },
     #[error("{path}: disabled_sources names unknown source {name:?}{hint} (known: {known})")]
     UnknownSource { path: PathBuf, name: String, hint: Hint, known: String },
@@ -75,11 +76,11 @@ pub enum SettingsError {
     Cidr { path: PathBuf, value: String },
     #[error("{path}: journal.api_server {value:?} is not an http(s)://host[:port] URL such as https://10.0.0.1:6443")]
     ApiServer { path: PathBuf, value: String },
-    #[error("{path}: journal rules: {source}")]
+    #[error("{path}: journal rules")]
     Rules { path: PathBuf, source: RulesError },
-    #[error("{path}: journal.rules[{index}]: {source}")]
+    #[error("{path}: journal.rules[{index}]")]
     InlineRule { path: PathBuf, index: usize, source: Box<toml::de::Error> },
-    #[error("{path}: gate.requirements: {source}")]
+    #[error("{path}: gate.requirements")]
     Requirement { path: PathBuf, source: RequirementError },
     #[error("{path}: daemon.listen {value:?} is not an address such as 127.0.0.1:9977 or localhost:9977")]
     Listen { path: PathBuf, value: String },
@@ -103,17 +104,19 @@ pub enum SettingsError {
     Thresholds { path: PathBuf, critical: u64, warning: u64 },
     #[error("reading {path}: {what}")]
     Read { path: PathBuf, what: String },
-    #[error("{inner} (line {line}, column {column})")]
+    /// A mistake and where in the file it is: the mistake's whole text, then the place.
+    #[error("{} (line {line}, column {column})", inner.chain())]
     At { line: usize, column: usize, inner: Box<SettingsError> },
     #[error("{path}, line {line}, column {column}: unknown key {key:?}{hint}")]
     UnknownKey { path: PathBuf, line: usize, column: usize, key: String, hint: Hint },
-    #[error("{} mistakes:\n  {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
+    /// Each mistake's whole text, one a line.
+    #[error("{} mistakes:\n  {}", .0.len(), .0.iter().map(SettingsError::chain).collect::<Vec<_>>().join("\n  "))]
     Many(Vec<SettingsError>),
     #[error("{path}: metrics.listen {value:?} is not an address such as 10.0.0.5:9978 or 0.0.0.0")]
     MetricsListen { path: PathBuf, value: String },
     #[error("{path}: metrics.listen {value} is not loopback: set metrics.web_config to a web configuration with tls_server_config (or allow_plaintext = true to serve it without TLS)")]
     Plaintext { path: PathBuf, value: String },
-    #[error("{path}: metrics.web_config: {source}")]
+    #[error("{path}: metrics.web_config")]
     WebConfig { path: PathBuf, source: WebConfigError },
     #[error("{path}: {key} {value:?}: {why}")]
     Kubernetes { path: PathBuf, key: &'static str, value: String, why: &'static str },
@@ -392,6 +395,11 @@ impl Settings {
 }
 
 impl SettingsError {
+    /// The text users see: the error and each of its causes once.
+    pub fn chain(&self) -> String {
+        crate::model::error_chain(self)
+    }
+
     /// The error itself, without the line it was found at.
     pub fn inner(&self) -> &SettingsError {
         match self {
@@ -742,7 +750,7 @@ mod tests {
         assert!(e.contains("--api-server \"10.0.0.9:5000\""), "{e}");
         let e =
             Settings::parse(&format!("{text}[journal]\napi_server = \"lb:6443\"\n"), Path::new("c.toml")).unwrap_err();
-        assert!(e.to_string().contains("journal.api_server \"lb:6443\""), "{e}");
+        assert!(e.chain().contains("journal.api_server \"lb:6443\""), "{e}");
     }
 
     #[test]
@@ -795,7 +803,7 @@ mod tests {
         assert!(err.contains("too many journal rules"), "{err}");
         // Inline rules alone over it: the configuration itself is refused.
         let inline = rules(0, MAX_USER_RULES + 1).replace("[[rules]]", "[[journal.rules]]");
-        let err = Settings::parse(&inline, Path::new("c.toml")).unwrap_err().to_string();
+        let err = Settings::parse(&inline, Path::new("c.toml")).unwrap_err().chain();
         assert!(err.contains("c.toml") && err.contains("too many journal rules"), "{err}");
         // Patterns count too: one rule with a pattern list over the bound.
         let many: Vec<String> = (0..=MAX_USER_PATTERNS).map(|i| format!("\"p{i}q\"")).collect();
@@ -823,14 +831,14 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused_with_file_line_and_key() {
         let err = Settings::parse("host_root = \"/\"\nbpf_fs = \"/x\"\n", Path::new("/etc/rw.toml")).unwrap_err();
-        let text = err.to_string();
+        let text = err.chain();
         assert!(text.contains("/etc/rw.toml") && text.contains("line 2") && text.contains("bpf_fs"), "{text}");
     }
 
     #[test]
     fn every_unknown_key_is_reported_with_its_place_and_the_nearest_known_key() {
         let text = "bpf_fs = \"/x\"\n[daemon]\nlisten = \"127.0.0.1:9977\"\nresync_sec = 5\n[metrics]\n  web_cofig = \"/w\"\nzzz = 1\n";
-        let err = Settings::parse(text, Path::new("/etc/rw.toml")).unwrap_err().to_string();
+        let err = Settings::parse(text, Path::new("/etc/rw.toml")).unwrap_err().chain();
         assert!(err.starts_with("4 mistakes:"), "{err}");
         assert!(
             err.contains("/etc/rw.toml, line 1, column 1: unknown key \"bpf_fs\" (did you mean \"bpffs\"?)"),
@@ -860,7 +868,7 @@ mod tests {
     #[test]
     fn every_bad_value_is_reported_with_its_line() {
         let text = "command_timeout_secs = 0\nservice_cidrs = [\"10.0.0.0/99\"]\n[daemon]\nlisten = \"nonsense\"\n[metrics]\nlisten = \"also nonsense\"\n";
-        let err = Settings::parse(text, Path::new("c.toml")).unwrap_err().to_string();
+        let err = Settings::parse(text, Path::new("c.toml")).unwrap_err().chain();
         assert!(err.starts_with("4 mistakes:"), "{err}");
         assert!(err.contains("command_timeout_secs must be at least 1 (line 1, column 1)"), "{err}");
         assert!(err.contains("\"10.0.0.0/99\" is not a CIDR such as 10.96.0.0/12 (line 2, column 1)"), "{err}");
@@ -898,6 +906,44 @@ mod tests {
         assert_eq!(back, s.config);
     }
 
+    /// Every error of this file whose cause is its source says only its own context; the chain prints the cause
+    /// once (the texts are those the messages used to interpolate).
+    #[test]
+    fn each_cause_is_printed_once_by_the_chain_and_never_by_the_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let web = |yaml: &str| {
+            let p = dir.path().join(format!("web-{}.yml", yaml.len()));
+            std::fs::write(&p, yaml).unwrap();
+            format!("[metrics]\nlisten = \"127.0.0.1:9978\"\nweb_config = \"{}\"\n", p.display())
+        };
+        let pem = dir.path().join("bad.crt");
+        std::fs::write(&pem, "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n").unwrap();
+        let cases = [
+            ("command_timeout_secs = \"ten\"\n".to_string(), "invalid type"),
+            ("[[journal.rules]]\nid = \"x\"\nseverity = \"warning\"\n".into(), "summary"),
+            ("[gate]\nrequirements = [\"chain:nat\"]\n".into(), "chain:nat"),
+            (web("basic_auth_users:\n  p: plaintext\n"), "basic_auth_users.p"),
+            (web("basic_auth_users: [a]\n"), "basic_auth_users"),
+            (web(&format!("tls_server_config:\n  cert_file: {0}\n  key_file: {0}\n", pem.display())), "PEM"),
+        ];
+        for (text, want) in cases {
+            let err = Settings::parse(&text, Path::new("c.toml")).unwrap_err();
+            let chain = err.chain();
+            assert!(chain.starts_with("c.toml") && chain.contains(want), "{text}: {chain}");
+            let mut cur: Option<&dyn std::error::Error> = Some(err.inner());
+            let mut causes = 0;
+            while let Some(e) = cur {
+                if let Some(cause) = e.source().map(ToString::to_string).filter(|c| !c.is_empty()) {
+                    causes += 1;
+                    assert!(!e.to_string().contains(&cause), "{e} repeats its cause {cause}");
+                    assert_eq!(chain.matches(&cause).count(), 1, "{cause} in {chain}");
+                }
+                cur = e.source();
+            }
+            assert!(causes > 0, "{text}: {chain}");
+        }
+    }
+
     #[test]
     fn edit_distance_and_nearest_key() {
         assert_eq!(edit_distance("kitten", "sitting"), 3);
@@ -908,11 +954,11 @@ mod tests {
     #[test]
     fn wrong_types_and_unknown_sources_are_refused() {
         let err = Settings::parse("command_timeout_secs = \"ten\"", Path::new("c.toml")).unwrap_err();
-        assert!(err.to_string().contains("command_timeout_secs"), "{err}");
+        assert!(err.chain().contains("command_timeout_secs"), "{err}");
         let err = Settings::parse("disabled_sources = [\"ebpf\"]", Path::new("c.toml")).unwrap_err();
-        assert!(err.to_string().contains("\"ebpf\"") && err.to_string().contains("bpf, processes"), "{err}");
+        assert!(err.chain().contains("\"ebpf\"") && err.chain().contains("bpf, processes"), "{err}");
         let err = Settings::parse("disabled_sources = [\"journal\"]", Path::new("c.toml")).unwrap_err();
-        assert!(err.to_string().contains("\"journal\""), "{err}");
+        assert!(err.chain().contains("\"journal\""), "{err}");
     }
 
     /// The key, each bad name (with its place and the nearest name) and the valid names, once each; a valid
@@ -920,7 +966,7 @@ mod tests {
     #[test]
     fn unknown_disabled_sources_are_refused_naming_the_key_the_name_and_the_valid_names() {
         let text = "host_root = \"/\"\ndisabled_sources = [\"ipvs\",\n  \"ebpf\", \"journal\"]\n";
-        let err = Settings::parse(text, Path::new("/etc/rw.toml")).unwrap_err().to_string();
+        let err = Settings::parse(text, Path::new("/etc/rw.toml")).unwrap_err().chain();
         let known = "iptables-legacy, nftables, links, ipvs, bpf, processes, certificates, mounts, cni, \
                      kube-proxy-api, cilium-agent, routes";
         assert_eq!(
@@ -933,12 +979,12 @@ mod tests {
         );
         // With an unknown key, both are reported; a wrong type elsewhere too.
         let err = Settings::parse("disabled_sources = [\"ebpf\"]\nbpf_fs = 1\n", Path::new("c.toml")).unwrap_err();
-        assert!(err.to_string().starts_with("2 mistakes:") && err.to_string().contains("bpf_fs"), "{err}");
+        assert!(err.chain().starts_with("2 mistakes:") && err.chain().contains("bpf_fs"), "{err}");
         let err = Settings::parse("command_timeout_secs = \"x\"\ndisabled_sources = [\"ebpf\"]\n", Path::new("c.toml"))
             .unwrap_err()
-            .to_string();
+            .chain();
         assert!(err.starts_with("2 mistakes:") && err.contains("command_timeout_secs"), "{err}");
-        let err = Settings::parse("disabled_sources = \"ipvs\"\n", Path::new("c.toml")).unwrap_err().to_string();
+        let err = Settings::parse("disabled_sources = \"ipvs\"\n", Path::new("c.toml")).unwrap_err().chain();
         assert!(err.contains("disabled_sources") && err.contains("sequence"), "{err}");
         let s = Settings::parse("disabled_sources = [\"routes\", \"kube-proxy-api\"]\n", Path::new("c.toml")).unwrap();
         assert_eq!(s.config.disabled_sources, [SourceId::KubeProxyApi, SourceId::Routes].into());
@@ -950,10 +996,10 @@ mod tests {
         assert!(matches!(err.inner(), SettingsError::Cidr { .. }), "{err}");
         assert!(Settings::parse("service_cidrs = [\"10.96.0.0/12\", \"fd00::/108\"]", Path::new("c.toml")).is_ok());
         let err = Settings::parse("[gate]\nrequirements = [\"chain:nat\"]", Path::new("c.toml")).unwrap_err();
-        assert!(err.to_string().contains("gate.requirements"), "{err}");
+        assert!(err.chain().contains("gate.requirements"), "{err}");
         let err = Settings::parse("[[journal.rules]]\nid = \"x\"\nseverity = \"warning\"\n", Path::new("c.toml"))
             .unwrap_err();
-        assert!(err.to_string().contains("journal.rules[0]") && err.to_string().contains("summary"), "{err}");
+        assert!(err.chain().contains("journal.rules[0]") && err.chain().contains("summary"), "{err}");
         let err = Settings::parse(
             "[[journal.rules]]\nid = \"x\"\nseverity = \"warning\"\nsummary = \"s\"\npattern = \"(\"\n",
             Path::new("c.toml"),
@@ -974,25 +1020,25 @@ mod tests {
         let ok =
             parse("[kubernetes]\nenabled = true\nnode_name = \"worker-1.example\"\nheartbeat_secs = 60\n").unwrap();
         assert!(ok.config.kubernetes.enabled);
-        let err = parse("[kubernetes]\nnode_name = \"Worker_1\"\n").unwrap_err().to_string();
+        let err = parse("[kubernetes]\nnode_name = \"Worker_1\"\n").unwrap_err().chain();
         assert!(err.contains("kubernetes.node_name") && err.contains("Worker_1"), "{err}");
         for bad in ["0", "9", "86401", "9223372036854775807"] {
-            let err = parse(&format!("[kubernetes]\nheartbeat_secs = {bad}\n")).unwrap_err().to_string();
+            let err = parse(&format!("[kubernetes]\nheartbeat_secs = {bad}\n")).unwrap_err().chain();
             assert!(err.contains("kubernetes.heartbeat_secs") && err.contains("10 to 86400"), "{bad}: {err}");
         }
         assert!(parse("[kubernetes]\nheartbeat_secs = 86400\n").is_ok());
         assert!(parse("[kubernetes]\nheartbeat_secs = 10\n").is_ok());
-        let err = parse("[kubernetes]\nkubeconfig = \"\"\n").unwrap_err().to_string();
+        let err = parse("[kubernetes]\nkubeconfig = \"\"\n").unwrap_err().chain();
         assert!(err.contains("kubernetes.kubeconfig"), "{err}");
         assert_eq!(k.taint_key, "routewarden.io/service-routing-not-ready");
         assert!(!k.taint);
         for bad in ["", "a/b/c", "Example.com/x", "x/-a", "-a", &"a".repeat(64)] {
-            let err = parse(&format!("[kubernetes]\ntaint_key = \"{bad}\"\n")).unwrap_err().to_string();
+            let err = parse(&format!("[kubernetes]\ntaint_key = \"{bad}\"\n")).unwrap_err().chain();
             assert!(err.contains("kubernetes.taint_key"), "{bad}: {err}");
         }
         assert!(parse("[kubernetes]\ntaint = true\ntaint_key = \"example.com/not-ready\"\n").is_ok());
         assert!(parse("[kubernetes]\ntaint_key = \"NotReady_1\"\n").is_ok());
-        let err = parse("[kubernetes]\ntoken = \"x\"\n").unwrap_err().to_string();
+        let err = parse("[kubernetes]\ntoken = \"x\"\n").unwrap_err().chain();
         assert!(err.contains("unknown key") && err.contains("kubernetes.token"), "{err}");
         // What the exporter reads: the kubeconfigs under host_root, the heartbeat as a duration, names checked.
         let e = parse(
@@ -1007,7 +1053,7 @@ mod tests {
         assert_eq!(e.managed_taint().map(TaintKey::as_str), Some("routewarden.io/service-routing-not-ready"));
         let e = parse("").unwrap().kubernetes;
         assert_eq!((e.node_name.as_ref(), e.managed_taint()), (None, None));
-        let err = parse("disabled_sources = [\"kubernetes\"]\n").unwrap_err().to_string();
+        let err = parse("disabled_sources = [\"kubernetes\"]\n").unwrap_err().chain();
         assert!(err.contains("unknown source"), "the exporter is switched by kubernetes.enabled: {err}");
     }
 
@@ -1015,16 +1061,16 @@ mod tests {
     fn the_two_listeners_never_share_a_port_and_daemon_listen_stays_local_unless_told() {
         let parse = |t: &str| Settings::parse(t, Path::new("c.toml"));
         // Issue 24: this collided with the default daemon.listen and `serve` exited 3.
-        let err = parse("[metrics]\nlisten = \"0.0.0.0:9977\"\nallow_plaintext = true\n").unwrap_err().to_string();
+        let err = parse("[metrics]\nlisten = \"0.0.0.0:9977\"\nallow_plaintext = true\n").unwrap_err().chain();
         assert!(err.contains("daemon.listen") && err.contains("metrics.listen") && err.contains("9977"), "{err}");
         let err = parse("[daemon]\nlisten = \"127.0.0.1:9000\"\n[metrics]\nlisten = \"127.0.0.1:9000\"\n")
             .unwrap_err()
-            .to_string();
+            .chain();
         assert!(err.contains("same port"), "{err}");
         let err =
             parse("[daemon]\nlisten = \"[::1]:9000\"\n[metrics]\nlisten = \"[::]:9000\"\nallow_plaintext = true\n")
                 .unwrap_err()
-                .to_string();
+                .chain();
         assert!(err.contains("same port"), "{err}");
         // Without a port the metrics listener takes its own.
         let s = parse("[metrics]\nlisten = \"0.0.0.0\"\nallow_plaintext = true\n").unwrap();
@@ -1035,7 +1081,7 @@ mod tests {
         assert!(parse("[daemon]\nlisten = \"127.0.0.1:9000\"\n[metrics]\nlisten = \"127.0.0.2:9000\"\n").is_ok());
 
         // daemon.listen: non-loopback refused with the reason, unless allow_remote; localhost:PORT accepted.
-        let err = parse("[daemon]\nlisten = \"0.0.0.0:9977\"\n").unwrap_err().to_string();
+        let err = parse("[daemon]\nlisten = \"0.0.0.0:9977\"\n").unwrap_err().chain();
         assert!(err.contains("not loopback") && err.contains("without authentication"), "{err}");
         assert!(err.contains("daemon.allow_remote"), "{err}");
         let s = parse("[daemon]\nlisten = \"0.0.0.0:9977\"\nallow_remote = true\n").unwrap();
@@ -1051,19 +1097,19 @@ mod tests {
     fn a_network_metrics_listener_needs_tls_unless_plaintext_is_allowed() {
         let parse = |t: &str| Settings::parse(t, Path::new("c.toml"));
         assert!(parse("").unwrap().metrics.is_none(), "no network listener by default");
-        let err = parse("[metrics]\nlisten = \"0.0.0.0:9977\"\n").unwrap_err().to_string();
+        let err = parse("[metrics]\nlisten = \"0.0.0.0:9977\"\n").unwrap_err().chain();
         assert!(err.contains("c.toml") && err.contains("not loopback") && err.contains("web_config"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let users_only = dir.path().join("web.yml");
         std::fs::write(&users_only, format!("basic_auth_users:\n  p: {}\n", bcrypt::hash("x", 4).unwrap())).unwrap();
         let t = format!("[metrics]\nlisten = \"10.0.0.5:9977\"\nweb_config = \"{}\"\n", users_only.display());
-        assert!(parse(&t).unwrap_err().to_string().contains("not loopback"), "basic auth without TLS is plaintext");
+        assert!(parse(&t).unwrap_err().chain().contains("not loopback"), "basic auth without TLS is plaintext");
         let m = parse("[metrics]\nlisten = \"0.0.0.0:9979\"\nallow_plaintext = true\n").unwrap().metrics.unwrap();
         assert_eq!(m.listen.port(), 9979);
         assert!(parse("[metrics]\nlisten = \"127.0.0.1:9978\"\n").unwrap().metrics.unwrap().web.is_none());
-        assert!(parse("[metrics]\nlisten = \"nonsense\"\n").unwrap_err().to_string().contains("metrics.listen"));
+        assert!(parse("[metrics]\nlisten = \"nonsense\"\n").unwrap_err().chain().contains("metrics.listen"));
         let missing = "[metrics]\nlisten = \"127.0.0.1:9978\"\nweb_config = \"/nonexistent/web.yml\"\n";
-        let err = parse(missing).unwrap_err().to_string();
+        let err = parse(missing).unwrap_err().chain();
         assert!(err.contains("metrics.web_config") && err.contains("/nonexistent/web.yml"), "{err}");
     }
 }

@@ -709,11 +709,11 @@ impl Daemon {
             self.notifier.send(&[NotifyState::Reloading]);
         }
         // A broken rules.d file is a failed reload too: `config validate` would refuse the next start.
-        let loaded = Settings::load(self.opts.config_path.as_deref()).map_err(|e| e.to_string()).and_then(|new| {
-            match &new.journal_rules {
-                Err(e) => Err(crate::model::error_chain(e)),
-                Ok(_) => Ok(new),
-            }
+        let loaded = Settings::load(self.opts.config_path.as_deref()).map_err(|e| e.chain()).and_then(|new| match &new
+            .journal_rules
+        {
+            Err(e) => Err(crate::model::error_chain(e)),
+            Ok(_) => Ok(new),
         });
         match loaded {
             Ok(new) => {

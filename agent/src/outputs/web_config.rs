@@ -91,20 +91,20 @@ impl std::fmt::Debug for BcryptHash {
 }
 
 /// A TLS server configuration that could not be built from valid settings: a file it names cannot be read or
-/// used.
+/// used (the cause, when there is one, is the error's source).
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("reading {path}: {what}")]
     Read { path: PathBuf, what: String },
     #[error("{path}: no PEM certificate in it")]
     NoCertificate { path: PathBuf },
-    #[error("{path}: PEM: {source}")]
+    #[error("{path}: PEM")]
     Pem { path: PathBuf, source: rustls_pki_types::pem::Error },
-    #[error("{path}: client CA: {source}")]
+    #[error("{path}: client CA")]
     ClientCa { path: PathBuf, source: rustls::Error },
-    #[error("{path}: client certificate verifier: {source}")]
+    #[error("{path}: client certificate verifier")]
     Verifier { path: PathBuf, source: rustls::server::VerifierBuilderError },
-    #[error("{path}: TLS: {source}")]
+    #[error("{path}: TLS")]
     Tls { path: PathBuf, source: rustls::Error },
 }
 
@@ -260,7 +260,9 @@ impl CertPair {
                 log::info!("metrics listener: certificate {} reloaded", self.cert.display());
                 cur.1 = Arc::new(pair);
             }
-            Err(e) => log::warn!("metrics listener: keeping the previous certificate: {e}"),
+            Err(e) => {
+                log::warn!("metrics listener: keeping the previous certificate: {}", crate::model::error_chain(&e))
+            }
         }
     }
 

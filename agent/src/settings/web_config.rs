@@ -61,14 +61,15 @@ struct WebConfigFile {
     basic_auth_users: BTreeMap<String, String>,
 }
 
-/// A web configuration that cannot be used, naming the file and what is wrong.
+/// A web configuration that cannot be used, naming the file and what is wrong; the cause, when there is one, is
+/// the error's source.
 #[derive(Debug, thiserror::Error)]
 pub enum WebConfigError {
     #[error("reading {path}: {what}")]
     Read { path: PathBuf, what: String },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Yaml { path: PathBuf, source: Box<serde_saphyr::Error> },
-    #[error("{path}: basic_auth_users.{user}: not a bcrypt hash ($2a$, $2b$ or $2y$): {source}")]
+    #[error("{path}: basic_auth_users.{user}: not a bcrypt hash ($2a$, $2b$ or $2y$)")]
     Hash { path: PathBuf, user: String, source: bcrypt::BcryptError },
     #[error("{path}: basic_auth_users: a user name must not be empty or contain ':'")]
     UserName { path: PathBuf },
@@ -202,7 +203,9 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("web.yml") && err.contains("min_version is above max_version"), "{err}");
-        let err = read(&write(dir.path(), "web.yml", "basic_auth_users:\n  \"a:b\": x\n")).unwrap_err().to_string();
+        let err = read(&write(dir.path(), "web.yml", "basic_auth_users:\n  \"a:b\": x\n"))
+            .map_err(|e| crate::model::error_chain(&e))
+            .unwrap_err();
         assert!(err.contains("web.yml: basic_auth_users: a user name"), "{err}");
     }
 
@@ -269,12 +272,12 @@ mod tests {
             ("basic_auth_users: [a, b]\n", "basic_auth_users"),
         ];
         for (yaml, want) in cases {
-            let err = load(dir.path(), yaml).unwrap_err().to_string();
+            let err = load(dir.path(), yaml).map_err(|e| crate::model::error_chain(&e)).unwrap_err();
             assert!(err.contains("web.yml") || err.contains(dir.path().to_str().unwrap()), "{yaml}: {err}");
             assert!(err.contains(want), "{yaml}: want {want:?} in {err}");
         }
         let big = write(dir.path(), "big.yml", &"#".repeat(2 << 20));
-        assert!(super::load(&big).unwrap_err().to_string().contains("bytes allowed"));
+        assert!(super::load(&big).map_err(|e| crate::model::error_chain(&e)).unwrap_err().contains("bytes allowed"));
     }
 
     #[test]
@@ -285,7 +288,7 @@ mod tests {
         let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
         assert!(made.success());
         let start = std::time::Instant::now();
-        let err = super::load(&fifo).unwrap_err().to_string();
+        let err = super::load(&fifo).map_err(|e| crate::model::error_chain(&e)).unwrap_err();
         assert!(err.contains("fifo.pem") && err.contains("not a regular file"), "{err}");
         for (cert, key) in [("fifo.pem", "tls.key"), ("tls.crt", "fifo.pem")] {
             let err = load(dir.path(), &format!("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n"))
