@@ -94,14 +94,20 @@ pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
     Ok(WebConfig::build(&read(path)?)?)
 }
 
-/// Reads `path` (a regular file of at most [`MAX_FILE`] bytes; blank means no TLS and no users) and validates it.
+/// Reads `path` (a regular file of at most [`MAX_FILE`] bytes) and validates it.
 pub fn read(path: &Path) -> Result<WebSettings, WebConfigError> {
     let text = crate::sys::host::read_regular(path, MAX_FILE)
         .map_err(|what| WebConfigError::Read { path: path.to_path_buf(), what })?;
+    parse(&text, path)
+}
+
+/// Parses and validates the text of the web configuration at `path` (which names it in errors and whose
+/// directory relative paths are taken from); blank means no TLS and no users. Pure: no file is read.
+pub fn parse(text: &str, path: &Path) -> Result<WebSettings, WebConfigError> {
     let file: WebConfigFile = if text.bytes().all(|b| b.is_ascii_whitespace()) {
         WebConfigFile::default()
     } else {
-        serde_saphyr::from_str(&text)
+        serde_saphyr::from_str(text)
             .map_err(|source| WebConfigError::Yaml { path: path.into(), source: Box::new(source) })?
     };
     validate(file, path)
@@ -175,6 +181,18 @@ mod tests {
 
     fn load(dir: &Path, yaml: &str) -> Result<WebConfig, WebConfigError> {
         super::load(&write(dir, "web.yml", yaml))
+    }
+
+    /// The `web_config` fuzzing target's seed is a configuration the parser takes whole (so mutations start from
+    /// every part of it).
+    #[test]
+    fn the_fuzzing_seed_is_a_valid_web_configuration() {
+        let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/web_config/web.yml");
+        let text = std::fs::read_to_string(seed).unwrap();
+        let s = parse(&text, Path::new("/etc/routewarden/web.yml")).unwrap();
+        let tls = s.tls.unwrap();
+        assert_eq!(tls.client_certs, ClientCerts::Required { ca_file: "/etc/routewarden/scrapers-ca.pem".into() });
+        assert_eq!(s.users.len(), 1);
     }
 
     #[test]
