@@ -1,10 +1,13 @@
 //! The configuration file's data: where routewarden looks on the node. Plain serde data (TOML, unknown keys
 //! refused, every field defaulted); `settings` loads and validates it, each subsystem checking its own part.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::model::SourceId;
 
 /// The default configuration file, read when it exists and no `--config` is given.
 pub const DEFAULT_PATH: &str = "/etc/routewarden/config.toml";
@@ -28,8 +31,9 @@ pub struct Config {
     /// Seconds a single external command may run before it is killed. Default 10.
     pub command_timeout_secs: u64,
     /// Sources not to read at all (reported as disabled): iptables-legacy, nftables, links, ipvs, bpf, processes,
-    /// certificates, mounts, cni, kube-proxy-api, cilium-agent, routes.
-    pub disabled_sources: Vec<String>,
+    /// certificates, mounts, cni, kube-proxy-api, cilium-agent, routes. Any other name is refused.
+    #[serde(deserialize_with = "collected_sources")]
+    pub disabled_sources: BTreeSet<SourceId>,
     pub binaries: Binaries,
     pub daemon: Daemon,
     pub gate: Gate,
@@ -320,7 +324,7 @@ impl Default for Config {
                 "/run/calico/cgroup".into(),
             ],
             command_timeout_secs: 10,
-            disabled_sources: Vec::new(),
+            disabled_sources: BTreeSet::new(),
             binaries: Binaries::default(),
             daemon: Daemon::default(),
             gate: Gate::default(),
@@ -367,6 +371,33 @@ impl Default for Binaries {
     }
 }
 
+/// A name in `disabled_sources` that is no source one collection reads (the journal and the Kubernetes exporter
+/// have switches of their own).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown source {name:?} (known: {})", known_sources())]
+pub struct UnknownSource {
+    pub name: String,
+}
+
+/// The names `disabled_sources` accepts, in the order a collection reads them.
+pub fn known_sources() -> String {
+    SourceId::COLLECTED.map(SourceId::as_str).join(", ")
+}
+
+/// The collected source named `name`.
+pub fn collected_source(name: &str) -> Result<SourceId, UnknownSource> {
+    SourceId::COLLECTED
+        .into_iter()
+        .find(|id| id.as_str() == name)
+        .ok_or_else(|| UnknownSource { name: name.to_string() })
+}
+
+/// `disabled_sources`: names of collected sources only.
+fn collected_sources<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeSet<SourceId>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    names.iter().map(|n| collected_source(n).map_err(serde::de::Error::custom)).collect()
+}
+
 /// `p` below `root`: the one join of a node path under `host_root` (an absolute `p` loses its leading `/`).
 pub fn under_root(root: &Path, p: &Path) -> PathBuf {
     root.join(p.strip_prefix("/").unwrap_or(p))
@@ -382,9 +413,9 @@ impl Config {
         Duration::from_secs(self.command_timeout_secs)
     }
 
-    /// Whether the source named `source` is to be read (not in `disabled_sources`).
-    pub fn enabled(&self, source: &str) -> bool {
-        !self.disabled_sources.iter().any(|s| s == source)
+    /// Whether `source` is to be read (not in `disabled_sources`).
+    pub fn enabled(&self, source: SourceId) -> bool {
+        !self.disabled_sources.contains(&source)
     }
 
     /// The effective configuration (this file over the defaults) as TOML, for `routewarden config show`; `origin`
@@ -609,6 +640,21 @@ mod tests {
         assert!(text.contains("keys = [\n    \"x\",\n]"), "{text}");
         // Today's configuration has nothing to redact.
         assert!(!Config::default().effective_toml(None).contains("<redacted>"));
+    }
+
+    #[test]
+    fn disabled_sources_are_collected_sources_by_name() {
+        let c: Config = toml::from_str("disabled_sources = [\"ipvs\", \"cilium-agent\", \"ipvs\"]").unwrap();
+        assert_eq!(c.disabled_sources, BTreeSet::from([SourceId::Ipvs, SourceId::CiliumAgent]));
+        assert!(!c.enabled(SourceId::Ipvs) && c.enabled(SourceId::Bpf));
+        assert!(toml::to_string(&c).unwrap().contains("disabled_sources = [\"cilium-agent\", \"ipvs\"]"));
+        for bad in ["ebpf", "journal", "kubernetes", "IPVS"] {
+            let err = toml::from_str::<Config>(&format!("disabled_sources = [\"{bad}\"]")).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("unknown source \"{bad}\"")) && err.contains("ipvs, bpf, processes"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

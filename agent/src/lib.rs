@@ -1,8 +1,8 @@
 //! routewarden as a library: the pipeline sources -> snapshot -> rules -> report -> outputs.
 //!
 //! Layers, each importing only the ones below it (checked by the tidy test in `xtask/src/tidy.rs`):
-//! 1. `config` (plain serde data), `model` (the snapshot and its state types), `sys` (the OS);
-//! 2. `report` (the JSON contract);
+//! 1. `model` (the snapshot and its state types), `sys` (the OS);
+//! 2. `config` (plain serde data in the model's terms), `report` (the JSON contract);
 //! 3. `sources` (I/O into the model), `journal` (the kubelet journal), `catalogue` (what each finding id means, for
 //!    the generated references, and the decision table's finding texts);
 //! 4. `rules` (pure analysis and the gate check);

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("routewarden: configuration error: {}", routewarden::model::error_chain(&e));
+            eprintln!("routewarden: configuration error: {}", e.chain());
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -151,8 +151,8 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
             Ok(0)
         }
         Command::Untaint => {
-            let k = &settings.config.kubernetes;
-            match routewarden::kubernetes::untaint(k, &settings.config.host_root)? {
+            let k = &settings.kubernetes;
+            match routewarden::kubernetes::untaint(k)? {
                 routewarden::kubernetes::Untainted::Removed { node } => {
                     write_stdout(&format!("removed taint {}:NoSchedule from Node {node}\n", k.taint_key))?
                 }
@@ -178,7 +178,9 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
                 _ => journal::reader::Input::System,
             };
             let units = settings.journal_units();
-            let (rules, unusable) = settings.node_journal_rules(api_server.as_deref()).map_err(UsageError)?;
+            let (rules, unusable) = settings
+                .node_journal_rules(api_server.as_deref())
+                .map_err(|e| UsageError(routewarden::model::error_chain(&e)))?;
             for e in unusable {
                 eprintln!("routewarden: the kubelet's API server endpoint: {}", routewarden::model::error_chain(&e));
             }
@@ -210,7 +212,7 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
         }
         Command::Config { action: ConfigAction::Validate } => {
             // Loading validated the file and every part (main exits 64 on error); the rule files are checked here.
-            settings.journal_rules.as_ref().map_err(|e| UsageError(format!("journal rules: {e}")))?;
+            settings.journal_rules.as_ref().map_err(|e| UsageError(routewarden::model::error_chain(e)))?;
             write_stdout("configuration is valid\n")?;
             Ok(0)
         }

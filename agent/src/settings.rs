@@ -6,9 +6,13 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{Config, DEFAULT_PATH};
 use crate::journal::{RuleSet, RulesError};
+use crate::kubernetes::{ExporterSettings, NodeName, TaintKey};
 use crate::model::journal::Rule;
 use crate::model::SourceId;
-use crate::outputs::web_config::{WebConfig, WebConfigError};
+use crate::outputs::web_config::WebConfig;
+use web_config::WebConfigError;
+
+pub mod web_config;
 use crate::rules::gate::{Requirement, RequirementError};
 
 /// The configuration in force, validated.
@@ -20,13 +24,33 @@ pub struct Settings {
     /// The journal rules: the defaults, then `journal.rules_dir/*.toml` in name order, then inline rules. A broken
     /// file in `rules_dir` is an error here, not a failed load: only the journal depends on it (the daemon reports
     /// the journal source failed; `config validate` and `scan-journal` refuse).
-    pub journal_rules: Result<RuleSet, String>,
+    pub journal_rules: Result<RuleSet, JournalRulesError>,
     /// Where the file came from (`None`: built-in defaults).
     pub path: Option<PathBuf>,
     /// `[metrics]`: the network listener's address and its web configuration, loaded (`None`: no listener).
     pub metrics: Option<MetricsListener>,
     /// `daemon.listen`, parsed.
     pub listen: std::net::SocketAddr,
+    /// `[kubernetes]`, as the exporter and `untaint` read it.
+    pub kubernetes: ExporterSettings,
+}
+
+/// Why the journal rules in force could not be compiled (a broken file in `journal.rules_dir`): the journal alone
+/// fails. Shared, as `Settings` is cloned.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("journal rules")]
+pub struct JournalRulesError(#[source] pub std::sync::Arc<RulesError>);
+
+/// Why the journal rules for this node could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeRulesError {
+    #[error(transparent)]
+    Rules(#[from] JournalRulesError),
+    #[error("--api-server {0:?} is not an http(s)://host[:port] URL such as https://10.0.0.1:6443")]
+    ApiServer(String),
+    /// The rules compiled with `{apiserver}` standing for the API server found.
+    #[error("journal rules")]
+    ForApiServer(#[source] RulesError),
 }
 
 /// The network metrics listener, validated.
@@ -36,13 +60,14 @@ pub struct MetricsListener {
     pub web: Option<WebConfig>,
 }
 
-/// A configuration that could not be loaded, naming the file and the key.
+/// A configuration that could not be loaded, naming the file and the key; the cause, when there is one, is the
+/// error's source (print it with [`SettingsError::chain`]).
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Parse { path: PathBuf, source: Box<toml::de::Error> },
-    #[error("{path}: disabled_sources names unknown source {name:?} (known: {known})")]
-    UnknownSource { path: PathBuf, name: String, known: String },
+    #[error("{path}: disabled_sources names unknown source {name:?}{hint} (known: {known})")]
+    UnknownSource { path: PathBuf, name: String, hint: Hint, known: String },
     #[error("{path}: {key} = {value} is too large (at most 86400)")]
     TooLarge { path: PathBuf, key: &'static str, value: u64 },
     #[error("{path}: {key} must be at least 1")]
@@ -51,11 +76,11 @@ pub enum SettingsError {
     Cidr { path: PathBuf, value: String },
     #[error("{path}: journal.api_server {value:?} is not an http(s)://host[:port] URL such as https://10.0.0.1:6443")]
     ApiServer { path: PathBuf, value: String },
-    #[error("{path}: journal rules: {source}")]
+    #[error("{path}: journal rules")]
     Rules { path: PathBuf, source: RulesError },
-    #[error("{path}: journal.rules[{index}]: {source}")]
+    #[error("{path}: journal.rules[{index}]")]
     InlineRule { path: PathBuf, index: usize, source: Box<toml::de::Error> },
-    #[error("{path}: gate.requirements: {source}")]
+    #[error("{path}: gate.requirements")]
     Requirement { path: PathBuf, source: RequirementError },
     #[error("{path}: daemon.listen {value:?} is not an address such as 127.0.0.1:9977 or localhost:9977")]
     Listen { path: PathBuf, value: String },
@@ -79,17 +104,19 @@ pub enum SettingsError {
     Thresholds { path: PathBuf, critical: u64, warning: u64 },
     #[error("reading {path}: {what}")]
     Read { path: PathBuf, what: String },
-    #[error("{inner} (line {line}, column {column})")]
+    /// A mistake and where in the file it is: the mistake's whole text, then the place.
+    #[error("{} (line {line}, column {column})", inner.chain())]
     At { line: usize, column: usize, inner: Box<SettingsError> },
     #[error("{path}, line {line}, column {column}: unknown key {key:?}{hint}")]
     UnknownKey { path: PathBuf, line: usize, column: usize, key: String, hint: Hint },
-    #[error("{} mistakes:\n  {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
+    /// Each mistake's whole text, one a line.
+    #[error("{} mistakes:\n  {}", .0.len(), .0.iter().map(SettingsError::chain).collect::<Vec<_>>().join("\n  "))]
     Many(Vec<SettingsError>),
     #[error("{path}: metrics.listen {value:?} is not an address such as 10.0.0.5:9978 or 0.0.0.0")]
     MetricsListen { path: PathBuf, value: String },
     #[error("{path}: metrics.listen {value} is not loopback: set metrics.web_config to a web configuration with tls_server_config (or allow_plaintext = true to serve it without TLS)")]
     Plaintext { path: PathBuf, value: String },
-    #[error("{path}: metrics.web_config: {source}")]
+    #[error("{path}: metrics.web_config")]
     WebConfig { path: PathBuf, source: WebConfigError },
     #[error("{path}: {key} {value:?}: {why}")]
     Kubernetes { path: PathBuf, key: &'static str, value: String, why: &'static str },
@@ -100,61 +127,39 @@ pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 pub use crate::sys::host::read_regular;
 
-/// `[kubernetes]`: a node name the API server would accept (a DNS subdomain), a kubeconfig path.
-fn kubernetes(k: &crate::config::Kubernetes, path: &Path) -> Result<(), SettingsError> {
+/// `[kubernetes]`: a node name the API server would accept (a DNS subdomain), a kubeconfig path, a taint key; the
+/// kubeconfigs joined under host_root.
+fn kubernetes(config: &Config, path: &Path) -> Result<ExporterSettings, SettingsError> {
+    let k = &config.kubernetes;
     let err = |key, value: String, why| SettingsError::Kubernetes { path: path.into(), key, value, why };
-    let n = &k.node_name;
-    let dns = n.len() <= 253
-        && n.split('.').all(|l| {
-            !l.is_empty()
-                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        });
-    if !n.is_empty() && !dns {
-        return Err(err(
-            "kubernetes.node_name",
-            n.clone(),
-            "not a Node name (lower-case letters, digits, '-' and '.')",
-        ));
-    }
+    let node_name = match k.node_name.as_str() {
+        "" => None,
+        n => Some(NodeName::parse(n).ok_or_else(|| {
+            err("kubernetes.node_name", n.to_string(), "not a Node name (lower-case letters, digits, '-' and '.')")
+        })?),
+    };
     if k.kubeconfig.as_os_str().is_empty() {
         return Err(err("kubernetes.kubeconfig", String::new(), "empty: name the kubeconfig file"));
     }
-    if !is_taint_key(&k.taint_key) {
-        return Err(err(
+    let taint_key = TaintKey::parse(&k.taint_key).ok_or_else(|| {
+        err(
             "kubernetes.taint_key",
             k.taint_key.clone(),
             "not a taint key (an optional DNS prefix and '/', then up to 63 letters, digits, '-', '_' or '.' that \
              start and end with a letter or digit)",
-        ));
-    }
-    Ok(())
-}
-
-/// A taint key as the API server validates it: a qualified name, `[prefix/]name`.
-fn is_taint_key(key: &str) -> bool {
-    let (prefix, name) = match key.split_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, key),
-    };
-    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    let name_ok = !name.is_empty()
-        && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        && alnum(name.chars().next())
-        && alnum(name.chars().last());
-    let prefix_ok = prefix.is_none_or(|p| {
-        !p.is_empty()
-            && p.len() <= 253
-            && p.split('.').all(|l| {
-                !l.is_empty()
-                    && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                    && !l.starts_with('-')
-                    && !l.ends_with('-')
-            })
-    });
-    name_ok && prefix_ok
+        )
+    })?;
+    Ok(ExporterSettings {
+        kubeconfigs: [
+            config.host_path(&k.kubeconfig),
+            config.host_path(Path::new(crate::config::KUBELET_KUBECONFIG_FALLBACK)),
+        ],
+        host_root: config.host_root.clone(),
+        node_name,
+        heartbeat: std::time::Duration::from_secs(k.heartbeat_secs),
+        taint: k.taint,
+        taint_key,
+    })
 }
 
 /// The metrics listener's port when `metrics.listen` names none: its own, so that `0.0.0.0` never collides with
@@ -218,7 +223,7 @@ fn metrics_listener(config: &Config, path: &Path) -> Result<Option<MetricsListen
     let listen = parse_metrics_listen(&m.listen)
         .ok_or_else(|| SettingsError::MetricsListen { path: p(), value: m.listen.clone() })?;
     let web = match &m.web_config {
-        Some(w) => Some(WebConfig::load(w).map_err(|source| SettingsError::WebConfig { path: p(), source })?),
+        Some(w) => Some(web_config::load(w).map_err(|source| SettingsError::WebConfig { path: p(), source })?),
         None => None,
     };
     let tls = web.as_ref().is_some_and(|w| w.tls.is_some());
@@ -254,11 +259,16 @@ impl Settings {
             }
         };
         let mut errors = unknown_keys(&doc, text, path);
+        let (unknown, sources_span) = unknown_sources(&doc, text, path);
+        errors.extend(unknown);
         let config = match toml::from_str::<Config>(text) {
             Ok(config) => config,
             Err(e) => {
-                // An unknown field is already reported above, with its hint; anything else (a wrong type) is added.
-                if errors.is_empty() || !e.message().contains("unknown field") {
+                // An unknown field or source is already reported above, with its hint; anything else (a wrong type)
+                // is added.
+                let in_sources =
+                    sources_span.zip(e.span()).is_some_and(|(s, at)| s.start <= at.start && at.end <= s.end);
+                if errors.is_empty() || !(e.message().contains("unknown field") || in_sources) {
                     errors.push(parse_error(e));
                 }
                 return Err(many(errors));
@@ -276,12 +286,6 @@ impl Settings {
     fn validate(config: Config, path: &Path, origin: Option<PathBuf>) -> Result<Settings, SettingsError> {
         let p = || path.to_path_buf();
         let mut errors = Vec::new();
-        for name in &config.disabled_sources {
-            if SourceId::from_name(name).is_none_or(|id| matches!(id, SourceId::Journal | SourceId::Kubernetes)) {
-                let known = SourceId::COLLECTED.map(SourceId::as_str).join(", ");
-                errors.push(SettingsError::UnknownSource { path: p(), name: name.clone(), known });
-            }
-        }
         let d = &config.daemon;
         for (key, value) in [
             ("command_timeout_secs", config.command_timeout_secs),
@@ -335,20 +339,21 @@ impl Settings {
             None
         });
         let listen = daemon_listener(&config, path, metrics.as_ref()).map_err(|e| errors.push(e)).ok();
-        if let Err(e) = kubernetes(&config.kubernetes, path) {
-            errors.push(e);
-        }
+        let kubernetes = kubernetes(&config, path).map_err(|e| errors.push(e)).ok();
         let journal_rules = match journal_rules(&config, path) {
-            Ok(rules) => rules.map_err(|e| crate::model::error_chain(&e)),
+            Ok(rules) => Some(rules.map_err(|e| JournalRulesError(std::sync::Arc::new(e)))),
             Err(e) => {
                 errors.push(e);
-                Err(String::new())
+                None
             }
         };
-        let Some(listen) = listen.filter(|_| errors.is_empty()) else {
+        let (Some(listen), Some(kubernetes), Some(journal_rules)) = (listen, kubernetes, journal_rules) else {
             return Err(many(errors));
         };
-        Ok(Settings { config, gate, journal_rules, path: origin, metrics, listen })
+        if !errors.is_empty() {
+            return Err(many(errors));
+        }
+        Ok(Settings { config, gate, journal_rules, path: origin, metrics, listen, kubernetes })
     }
 
     /// The directory for state: `$STATE_DIRECTORY` when systemd set it, else `daemon.state_dir`.
@@ -365,19 +370,17 @@ impl Settings {
     pub fn node_journal_rules(
         &self,
         api_server: Option<&str>,
-    ) -> Result<(RuleSet, Vec<crate::sources::kubelet_api::KubeconfigError>), String> {
-        let rules = self.journal_rules.as_ref().map_err(|e| format!("journal rules: {e}"))?;
+    ) -> Result<(RuleSet, Vec<crate::sources::kubelet_api::KubeconfigError>), NodeRulesError> {
+        let rules = self.journal_rules.as_ref().map_err(|e| e.clone())?;
         let mut config = self.config.clone();
         if let Some(a) = api_server {
             if crate::model::journal::ApiServer::from_url(a, "").is_none() {
-                return Err(format!(
-                    "--api-server {a:?} is not an http(s)://host[:port] URL such as https://10.0.0.1:6443"
-                ));
+                return Err(NodeRulesError::ApiServer(a.to_string()));
             }
             config.journal.api_server = a.to_string();
         }
         let found = crate::sources::kubelet_api::fetch(&config);
-        let rules = rules.for_api_server(&found.api_server).map_err(|e| format!("journal rules: {e}"))?;
+        let rules = rules.for_api_server(&found.api_server).map_err(NodeRulesError::ForApiServer)?;
         Ok((rules, found.errors))
     }
 
@@ -392,6 +395,11 @@ impl Settings {
 }
 
 impl SettingsError {
+    /// The text users see: the error and each of its causes once.
+    pub fn chain(&self) -> String {
+        crate::model::error_chain(self)
+    }
+
     /// The error itself, without the line it was found at.
     pub fn inner(&self) -> &SettingsError {
         match self {
@@ -473,6 +481,40 @@ fn walk_keys(
     }
 }
 
+/// Every name in `disabled_sources` that is no collected source, each with its line and column and the nearest
+/// name; and where the value is, so the same mistake is not reported again by the deserializer.
+fn unknown_sources(
+    doc: &toml_edit::ImDocument<&str>,
+    text: &str,
+    path: &Path,
+) -> (Vec<SettingsError>, Option<std::ops::Range<usize>>) {
+    let Some(item) = doc.as_table().get("disabled_sources") else { return (Vec::new(), None) };
+    let Some(array) = item.as_array() else { return (Vec::new(), item.span()) };
+    let names = SourceId::COLLECTED.map(SourceId::as_str);
+    let errors = array
+        .iter()
+        .filter_map(|v| {
+            let name = v.as_str()?;
+            crate::config::collected_source(name).err()?;
+            let hint = Hint(nearest(name, names.into_iter()).map(str::to_string));
+            let e = SettingsError::UnknownSource {
+                path: path.into(),
+                name: name.into(),
+                hint,
+                known: crate::config::known_sources(),
+            };
+            Some(match v.span() {
+                Some(span) => {
+                    let (line, column) = position(text, span.start);
+                    SettingsError::At { line, column, inner: Box::new(e) }
+                }
+                None => e,
+            })
+        })
+        .collect();
+    (errors, item.span())
+}
+
 /// The 1-based line and column of byte `offset` in `text`.
 fn position(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset).unwrap_or(text);
@@ -511,7 +553,6 @@ fn error_key(e: &SettingsError) -> Option<String> {
         }
         SettingsError::Kubernetes { key, .. } => (*key).to_string(),
         SettingsError::Thresholds { .. } => "certificates.critical_days".into(),
-        SettingsError::UnknownSource { .. } => "disabled_sources".into(),
         SettingsError::Cidr { .. } => "service_cidrs".into(),
         SettingsError::ApiServer { .. } => "journal.api_server".into(),
         SettingsError::Requirement { .. } => "gate.requirements".into(),
@@ -685,6 +726,7 @@ fn check_rule(rule: &Rule) -> Result<(), RulesError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn the_node_journal_rules_name_the_kubelets_api_server() {
@@ -704,11 +746,11 @@ mod tests {
         assert!(rules.api_server.describe().starts_with("https://lb.example:6553 (from /etc/kubernetes/kubelet.conf"));
         let (rules, _) = s.node_journal_rules(Some("https://10.0.0.9:5000")).unwrap();
         assert!(matches!(rules.api_server, ApiServer::Known { port: 5000, .. }), "--api-server wins");
-        let e = s.node_journal_rules(Some("10.0.0.9:5000")).unwrap_err();
+        let e = s.node_journal_rules(Some("10.0.0.9:5000")).unwrap_err().to_string();
         assert!(e.contains("--api-server \"10.0.0.9:5000\""), "{e}");
         let e =
             Settings::parse(&format!("{text}[journal]\napi_server = \"lb:6443\"\n"), Path::new("c.toml")).unwrap_err();
-        assert!(e.to_string().contains("journal.api_server \"lb:6443\""), "{e}");
+        assert!(e.chain().contains("journal.api_server \"lb:6443\""), "{e}");
     }
 
     #[test]
@@ -717,7 +759,14 @@ mod tests {
         std::fs::write(dir.path().join("10-bad.toml"), "[[rules]]\nid = \"b\"\n").unwrap();
         let text = format!("[journal]\nrules_dir = \"{}\"\n", dir.path().display());
         let s = Settings::parse(&text, Path::new("c.toml")).unwrap();
-        let err = s.journal_rules.unwrap_err();
+        // The text the daemon's STATUS= line, `config validate` and the journal source show: the typed error's
+        // chain, each cause once.
+        let e = s.node_journal_rules(None).unwrap_err();
+        assert!(matches!(e, NodeRulesError::Rules(_)), "{e:?}");
+        let chain = crate::model::error_chain(&e);
+        let err = s.journal_rules.map_err(|e| crate::model::error_chain(&e)).unwrap_err();
+        assert_eq!(chain, err);
+        assert!(err.starts_with("journal rules: ") && err.matches("journal rules").count() == 1, "{err}");
         assert!(err.contains("10-bad.toml") && err.contains("severity"), "{err}");
     }
 
@@ -737,16 +786,24 @@ mod tests {
         assert!(Settings::parse(&text, Path::new("c.toml")).unwrap().journal_rules.is_ok());
         // Over the bound through a second file: the journal fails, naming that file.
         std::fs::write(dir.path().join("20-b.toml"), rules(600, MAX_USER_RULES - 600 + 1)).unwrap();
-        let err = Settings::parse(&text, Path::new("c.toml")).unwrap().journal_rules.unwrap_err();
+        let err = Settings::parse(&text, Path::new("c.toml"))
+            .unwrap()
+            .journal_rules
+            .map_err(|e| crate::model::error_chain(&e))
+            .unwrap_err();
         assert!(err.contains("20-b.toml") && err.contains("too many journal rules"), "{err}");
         // Files and inline rules share the bound.
         std::fs::remove_file(dir.path().join("20-b.toml")).unwrap();
         let inline = rules(600, MAX_USER_RULES - 600 + 1).replace("[[rules]]", "[[journal.rules]]");
-        let err = Settings::parse(&format!("{text}{inline}"), Path::new("c.toml")).unwrap().journal_rules.unwrap_err();
+        let err = Settings::parse(&format!("{text}{inline}"), Path::new("c.toml"))
+            .unwrap()
+            .journal_rules
+            .map_err(|e| crate::model::error_chain(&e))
+            .unwrap_err();
         assert!(err.contains("too many journal rules"), "{err}");
         // Inline rules alone over it: the configuration itself is refused.
         let inline = rules(0, MAX_USER_RULES + 1).replace("[[rules]]", "[[journal.rules]]");
-        let err = Settings::parse(&inline, Path::new("c.toml")).unwrap_err().to_string();
+        let err = Settings::parse(&inline, Path::new("c.toml")).unwrap_err().chain();
         assert!(err.contains("c.toml") && err.contains("too many journal rules"), "{err}");
         // Patterns count too: one rule with a pattern list over the bound.
         let many: Vec<String> = (0..=MAX_USER_PATTERNS).map(|i| format!("\"p{i}q\"")).collect();
@@ -755,7 +812,11 @@ mod tests {
             many.join(", ")
         );
         std::fs::write(dir.path().join("10-a.toml"), one).unwrap();
-        let err = Settings::parse(&text, Path::new("c.toml")).unwrap().journal_rules.unwrap_err();
+        let err = Settings::parse(&text, Path::new("c.toml"))
+            .unwrap()
+            .journal_rules
+            .map_err(|e| crate::model::error_chain(&e))
+            .unwrap_err();
         assert!(err.contains("10-a.toml") && err.contains("patterns"), "{err}");
     }
 
@@ -770,14 +831,14 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused_with_file_line_and_key() {
         let err = Settings::parse("host_root = \"/\"\nbpf_fs = \"/x\"\n", Path::new("/etc/rw.toml")).unwrap_err();
-        let text = err.to_string();
+        let text = err.chain();
         assert!(text.contains("/etc/rw.toml") && text.contains("line 2") && text.contains("bpf_fs"), "{text}");
     }
 
     #[test]
     fn every_unknown_key_is_reported_with_its_place_and_the_nearest_known_key() {
         let text = "bpf_fs = \"/x\"\n[daemon]\nlisten = \"127.0.0.1:9977\"\nresync_sec = 5\n[metrics]\n  web_cofig = \"/w\"\nzzz = 1\n";
-        let err = Settings::parse(text, Path::new("/etc/rw.toml")).unwrap_err().to_string();
+        let err = Settings::parse(text, Path::new("/etc/rw.toml")).unwrap_err().chain();
         assert!(err.starts_with("4 mistakes:"), "{err}");
         assert!(
             err.contains("/etc/rw.toml, line 1, column 1: unknown key \"bpf_fs\" (did you mean \"bpffs\"?)"),
@@ -807,7 +868,7 @@ mod tests {
     #[test]
     fn every_bad_value_is_reported_with_its_line() {
         let text = "command_timeout_secs = 0\nservice_cidrs = [\"10.0.0.0/99\"]\n[daemon]\nlisten = \"nonsense\"\n[metrics]\nlisten = \"also nonsense\"\n";
-        let err = Settings::parse(text, Path::new("c.toml")).unwrap_err().to_string();
+        let err = Settings::parse(text, Path::new("c.toml")).unwrap_err().chain();
         assert!(err.starts_with("4 mistakes:"), "{err}");
         assert!(err.contains("command_timeout_secs must be at least 1 (line 1, column 1)"), "{err}");
         assert!(err.contains("\"10.0.0.0/99\" is not a CIDR such as 10.96.0.0/12 (line 2, column 1)"), "{err}");
@@ -845,6 +906,44 @@ mod tests {
         assert_eq!(back, s.config);
     }
 
+    /// Every error of this file whose cause is its source says only its own context; the chain prints the cause
+    /// once (the texts are those the messages used to interpolate).
+    #[test]
+    fn each_cause_is_printed_once_by_the_chain_and_never_by_the_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let web = |yaml: &str| {
+            let p = dir.path().join(format!("web-{}.yml", yaml.len()));
+            std::fs::write(&p, yaml).unwrap();
+            format!("[metrics]\nlisten = \"127.0.0.1:9978\"\nweb_config = \"{}\"\n", p.display())
+        };
+        let pem = dir.path().join("bad.crt");
+        std::fs::write(&pem, "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n").unwrap();
+        let cases = [
+            ("command_timeout_secs = \"ten\"\n".to_string(), "invalid type"),
+            ("[[journal.rules]]\nid = \"x\"\nseverity = \"warning\"\n".into(), "summary"),
+            ("[gate]\nrequirements = [\"chain:nat\"]\n".into(), "chain:nat"),
+            (web("basic_auth_users:\n  p: plaintext\n"), "basic_auth_users.p"),
+            (web("basic_auth_users: [a]\n"), "basic_auth_users"),
+            (web(&format!("tls_server_config:\n  cert_file: {0}\n  key_file: {0}\n", pem.display())), "PEM"),
+        ];
+        for (text, want) in cases {
+            let err = Settings::parse(&text, Path::new("c.toml")).unwrap_err();
+            let chain = err.chain();
+            assert!(chain.starts_with("c.toml") && chain.contains(want), "{text}: {chain}");
+            let mut cur: Option<&dyn std::error::Error> = Some(err.inner());
+            let mut causes = 0;
+            while let Some(e) = cur {
+                if let Some(cause) = e.source().map(ToString::to_string).filter(|c| !c.is_empty()) {
+                    causes += 1;
+                    assert!(!e.to_string().contains(&cause), "{e} repeats its cause {cause}");
+                    assert_eq!(chain.matches(&cause).count(), 1, "{cause} in {chain}");
+                }
+                cur = e.source();
+            }
+            assert!(causes > 0, "{text}: {chain}");
+        }
+    }
+
     #[test]
     fn edit_distance_and_nearest_key() {
         assert_eq!(edit_distance("kitten", "sitting"), 3);
@@ -855,11 +954,40 @@ mod tests {
     #[test]
     fn wrong_types_and_unknown_sources_are_refused() {
         let err = Settings::parse("command_timeout_secs = \"ten\"", Path::new("c.toml")).unwrap_err();
-        assert!(err.to_string().contains("command_timeout_secs"), "{err}");
+        assert!(err.chain().contains("command_timeout_secs"), "{err}");
         let err = Settings::parse("disabled_sources = [\"ebpf\"]", Path::new("c.toml")).unwrap_err();
-        assert!(err.to_string().contains("\"ebpf\"") && err.to_string().contains("bpf, processes"), "{err}");
+        assert!(err.chain().contains("\"ebpf\"") && err.chain().contains("bpf, processes"), "{err}");
         let err = Settings::parse("disabled_sources = [\"journal\"]", Path::new("c.toml")).unwrap_err();
-        assert!(err.to_string().contains("\"journal\""), "{err}");
+        assert!(err.chain().contains("\"journal\""), "{err}");
+    }
+
+    /// The key, each bad name (with its place and the nearest name) and the valid names, once each; a valid
+    /// configuration has the set of ids.
+    #[test]
+    fn unknown_disabled_sources_are_refused_naming_the_key_the_name_and_the_valid_names() {
+        let text = "host_root = \"/\"\ndisabled_sources = [\"ipvs\",\n  \"ebpf\", \"journal\"]\n";
+        let err = Settings::parse(text, Path::new("/etc/rw.toml")).unwrap_err().chain();
+        let known = "iptables-legacy, nftables, links, ipvs, bpf, processes, certificates, mounts, cni, \
+                     kube-proxy-api, cilium-agent, routes";
+        assert_eq!(
+            err,
+            format!(
+                "2 mistakes:\n  /etc/rw.toml: disabled_sources names unknown source \"ebpf\" (did you mean \"bpf\"?) \
+                 (known: {known}) (line 3, column 3)\n  /etc/rw.toml: disabled_sources names unknown source \
+                 \"journal\" (known: {known}) (line 3, column 11)"
+            )
+        );
+        // With an unknown key, both are reported; a wrong type elsewhere too.
+        let err = Settings::parse("disabled_sources = [\"ebpf\"]\nbpf_fs = 1\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.chain().starts_with("2 mistakes:") && err.chain().contains("bpf_fs"), "{err}");
+        let err = Settings::parse("command_timeout_secs = \"x\"\ndisabled_sources = [\"ebpf\"]\n", Path::new("c.toml"))
+            .unwrap_err()
+            .chain();
+        assert!(err.starts_with("2 mistakes:") && err.contains("command_timeout_secs"), "{err}");
+        let err = Settings::parse("disabled_sources = \"ipvs\"\n", Path::new("c.toml")).unwrap_err().chain();
+        assert!(err.contains("disabled_sources") && err.contains("sequence"), "{err}");
+        let s = Settings::parse("disabled_sources = [\"routes\", \"kube-proxy-api\"]\n", Path::new("c.toml")).unwrap();
+        assert_eq!(s.config.disabled_sources, [SourceId::KubeProxyApi, SourceId::Routes].into());
     }
 
     #[test]
@@ -868,10 +996,10 @@ mod tests {
         assert!(matches!(err.inner(), SettingsError::Cidr { .. }), "{err}");
         assert!(Settings::parse("service_cidrs = [\"10.96.0.0/12\", \"fd00::/108\"]", Path::new("c.toml")).is_ok());
         let err = Settings::parse("[gate]\nrequirements = [\"chain:nat\"]", Path::new("c.toml")).unwrap_err();
-        assert!(err.to_string().contains("gate.requirements"), "{err}");
+        assert!(err.chain().contains("gate.requirements"), "{err}");
         let err = Settings::parse("[[journal.rules]]\nid = \"x\"\nseverity = \"warning\"\n", Path::new("c.toml"))
             .unwrap_err();
-        assert!(err.to_string().contains("journal.rules[0]") && err.to_string().contains("summary"), "{err}");
+        assert!(err.chain().contains("journal.rules[0]") && err.chain().contains("summary"), "{err}");
         let err = Settings::parse(
             "[[journal.rules]]\nid = \"x\"\nseverity = \"warning\"\nsummary = \"s\"\npattern = \"(\"\n",
             Path::new("c.toml"),
@@ -892,27 +1020,40 @@ mod tests {
         let ok =
             parse("[kubernetes]\nenabled = true\nnode_name = \"worker-1.example\"\nheartbeat_secs = 60\n").unwrap();
         assert!(ok.config.kubernetes.enabled);
-        let err = parse("[kubernetes]\nnode_name = \"Worker_1\"\n").unwrap_err().to_string();
+        let err = parse("[kubernetes]\nnode_name = \"Worker_1\"\n").unwrap_err().chain();
         assert!(err.contains("kubernetes.node_name") && err.contains("Worker_1"), "{err}");
         for bad in ["0", "9", "86401", "9223372036854775807"] {
-            let err = parse(&format!("[kubernetes]\nheartbeat_secs = {bad}\n")).unwrap_err().to_string();
+            let err = parse(&format!("[kubernetes]\nheartbeat_secs = {bad}\n")).unwrap_err().chain();
             assert!(err.contains("kubernetes.heartbeat_secs") && err.contains("10 to 86400"), "{bad}: {err}");
         }
         assert!(parse("[kubernetes]\nheartbeat_secs = 86400\n").is_ok());
         assert!(parse("[kubernetes]\nheartbeat_secs = 10\n").is_ok());
-        let err = parse("[kubernetes]\nkubeconfig = \"\"\n").unwrap_err().to_string();
+        let err = parse("[kubernetes]\nkubeconfig = \"\"\n").unwrap_err().chain();
         assert!(err.contains("kubernetes.kubeconfig"), "{err}");
         assert_eq!(k.taint_key, "routewarden.io/service-routing-not-ready");
         assert!(!k.taint);
         for bad in ["", "a/b/c", "Example.com/x", "x/-a", "-a", &"a".repeat(64)] {
-            let err = parse(&format!("[kubernetes]\ntaint_key = \"{bad}\"\n")).unwrap_err().to_string();
+            let err = parse(&format!("[kubernetes]\ntaint_key = \"{bad}\"\n")).unwrap_err().chain();
             assert!(err.contains("kubernetes.taint_key"), "{bad}: {err}");
         }
         assert!(parse("[kubernetes]\ntaint = true\ntaint_key = \"example.com/not-ready\"\n").is_ok());
         assert!(parse("[kubernetes]\ntaint_key = \"NotReady_1\"\n").is_ok());
-        let err = parse("[kubernetes]\ntoken = \"x\"\n").unwrap_err().to_string();
+        let err = parse("[kubernetes]\ntoken = \"x\"\n").unwrap_err().chain();
         assert!(err.contains("unknown key") && err.contains("kubernetes.token"), "{err}");
-        let err = parse("disabled_sources = [\"kubernetes\"]\n").unwrap_err().to_string();
+        // What the exporter reads: the kubeconfigs under host_root, the heartbeat as a duration, names checked.
+        let e = parse(
+            "host_root = \"/host\"\n[kubernetes]\nkubeconfig = \"/k.conf\"\nnode_name = \"w-1\"\nheartbeat_secs = 60\n\
+             taint = true\n",
+        )
+        .unwrap()
+        .kubernetes;
+        assert_eq!(e.kubeconfigs, [PathBuf::from("/host/k.conf"), PathBuf::from("/host/var/lib/kubelet/kubeconfig")]);
+        assert_eq!(e.host_root, Path::new("/host"));
+        assert_eq!((e.node_name.as_ref().map(NodeName::as_str), e.heartbeat), (Some("w-1"), Duration::from_secs(60)));
+        assert_eq!(e.managed_taint().map(TaintKey::as_str), Some("routewarden.io/service-routing-not-ready"));
+        let e = parse("").unwrap().kubernetes;
+        assert_eq!((e.node_name.as_ref(), e.managed_taint()), (None, None));
+        let err = parse("disabled_sources = [\"kubernetes\"]\n").unwrap_err().chain();
         assert!(err.contains("unknown source"), "the exporter is switched by kubernetes.enabled: {err}");
     }
 
@@ -920,16 +1061,16 @@ mod tests {
     fn the_two_listeners_never_share_a_port_and_daemon_listen_stays_local_unless_told() {
         let parse = |t: &str| Settings::parse(t, Path::new("c.toml"));
         // Issue 24: this collided with the default daemon.listen and `serve` exited 3.
-        let err = parse("[metrics]\nlisten = \"0.0.0.0:9977\"\nallow_plaintext = true\n").unwrap_err().to_string();
+        let err = parse("[metrics]\nlisten = \"0.0.0.0:9977\"\nallow_plaintext = true\n").unwrap_err().chain();
         assert!(err.contains("daemon.listen") && err.contains("metrics.listen") && err.contains("9977"), "{err}");
         let err = parse("[daemon]\nlisten = \"127.0.0.1:9000\"\n[metrics]\nlisten = \"127.0.0.1:9000\"\n")
             .unwrap_err()
-            .to_string();
+            .chain();
         assert!(err.contains("same port"), "{err}");
         let err =
             parse("[daemon]\nlisten = \"[::1]:9000\"\n[metrics]\nlisten = \"[::]:9000\"\nallow_plaintext = true\n")
                 .unwrap_err()
-                .to_string();
+                .chain();
         assert!(err.contains("same port"), "{err}");
         // Without a port the metrics listener takes its own.
         let s = parse("[metrics]\nlisten = \"0.0.0.0\"\nallow_plaintext = true\n").unwrap();
@@ -940,7 +1081,7 @@ mod tests {
         assert!(parse("[daemon]\nlisten = \"127.0.0.1:9000\"\n[metrics]\nlisten = \"127.0.0.2:9000\"\n").is_ok());
 
         // daemon.listen: non-loopback refused with the reason, unless allow_remote; localhost:PORT accepted.
-        let err = parse("[daemon]\nlisten = \"0.0.0.0:9977\"\n").unwrap_err().to_string();
+        let err = parse("[daemon]\nlisten = \"0.0.0.0:9977\"\n").unwrap_err().chain();
         assert!(err.contains("not loopback") && err.contains("without authentication"), "{err}");
         assert!(err.contains("daemon.allow_remote"), "{err}");
         let s = parse("[daemon]\nlisten = \"0.0.0.0:9977\"\nallow_remote = true\n").unwrap();
@@ -956,19 +1097,19 @@ mod tests {
     fn a_network_metrics_listener_needs_tls_unless_plaintext_is_allowed() {
         let parse = |t: &str| Settings::parse(t, Path::new("c.toml"));
         assert!(parse("").unwrap().metrics.is_none(), "no network listener by default");
-        let err = parse("[metrics]\nlisten = \"0.0.0.0:9977\"\n").unwrap_err().to_string();
+        let err = parse("[metrics]\nlisten = \"0.0.0.0:9977\"\n").unwrap_err().chain();
         assert!(err.contains("c.toml") && err.contains("not loopback") && err.contains("web_config"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let users_only = dir.path().join("web.yml");
         std::fs::write(&users_only, format!("basic_auth_users:\n  p: {}\n", bcrypt::hash("x", 4).unwrap())).unwrap();
         let t = format!("[metrics]\nlisten = \"10.0.0.5:9977\"\nweb_config = \"{}\"\n", users_only.display());
-        assert!(parse(&t).unwrap_err().to_string().contains("not loopback"), "basic auth without TLS is plaintext");
+        assert!(parse(&t).unwrap_err().chain().contains("not loopback"), "basic auth without TLS is plaintext");
         let m = parse("[metrics]\nlisten = \"0.0.0.0:9979\"\nallow_plaintext = true\n").unwrap().metrics.unwrap();
         assert_eq!(m.listen.port(), 9979);
         assert!(parse("[metrics]\nlisten = \"127.0.0.1:9978\"\n").unwrap().metrics.unwrap().web.is_none());
-        assert!(parse("[metrics]\nlisten = \"nonsense\"\n").unwrap_err().to_string().contains("metrics.listen"));
+        assert!(parse("[metrics]\nlisten = \"nonsense\"\n").unwrap_err().chain().contains("metrics.listen"));
         let missing = "[metrics]\nlisten = \"127.0.0.1:9978\"\nweb_config = \"/nonexistent/web.yml\"\n";
-        let err = parse(missing).unwrap_err().to_string();
+        let err = parse(missing).unwrap_err().chain();
         assert!(err.contains("metrics.web_config") && err.contains("/nonexistent/web.yml"), "{err}");
     }
 }

@@ -85,8 +85,8 @@ pub fn human_duration(ms: u64) -> String {
 pub fn narrowed(config: &Config, reqs: &[Requirement]) -> Config {
     let mut c = config.clone();
     for id in SourceId::COLLECTED {
-        if !reqs.iter().any(|r| r.sources().contains(&id)) && c.enabled(id.as_str()) {
-            c.disabled_sources.push(id.as_str().to_string());
+        if !reqs.iter().any(|r| r.sources().contains(&id)) && c.enabled(id) {
+            c.disabled_sources.insert(id);
         }
     }
     c

@@ -21,6 +21,7 @@ pub const TARGETS: &[&str] = &[
     "journal_records",
     "xtables_entries",
     "kubeconfig",
+    "web_config",
 ];
 
 /// The shipped journal rules, compiled once per fuzzing process (each input gets a fresh engine).
@@ -67,6 +68,9 @@ pub fn run(name: &str, data: &[u8]) {
                 let report = routewarden::rules::analyse(&snap, String::new());
                 let _ = routewarden::outputs::text::render(&report);
             }
+        }
+        "web_config" => {
+            let _ = routewarden::settings::web_config::parse(&text(), Path::new("/etc/routewarden/web.yml"));
         }
         "kubeconfig" => {
             // A kubeconfig's server, as the journal rules' `{apiserver}`: whatever URL is accepted must give

@@ -129,9 +129,9 @@ enum ReloadError {
     /// The configuration file's own text says it all.
     #[error(transparent)]
     Settings(#[from] crate::settings::SettingsError),
-    /// The journal rules (rules.d and inline), as `Settings` keeps them: already a whole text.
-    #[error("journal rules: {0}")]
-    Rules(String),
+    /// The journal rules (rules.d and inline), as `Settings` keeps them.
+    #[error(transparent)]
+    Rules(crate::settings::JournalRulesError),
 }
 
 /// How long naming the holder of a taken port may take (a walk of `/proc/*/fd`).
@@ -451,7 +451,7 @@ async fn run_async(opts: Options, settings: Settings, mut inherited: activation:
     }
     let exporter = settings.config.kubernetes.enabled.then(|| {
         log::info!("exporting findings to the Kubernetes API as Node conditions and Events");
-        Exporter::start(&settings.config.kubernetes, &settings.config.host_root, move || {
+        Exporter::start(&settings.kubernetes, move || {
             // A full queue already holds a pending re-render.
             let _ = exporter_tx.try_send(());
         })
@@ -794,7 +794,7 @@ impl JournalWatch {
                 log::info!("journal rules: API server endpoint {}", r.api_server.describe());
                 r
             }
-            Err(e) => return JournalWatch::Failed(e),
+            Err(e) => return JournalWatch::Failed(crate::model::error_chain(&e)),
         };
         let state = settings.state_dir();
         let input = match &config.journal.directory {
@@ -992,7 +992,9 @@ mod tests {
         };
         assert_eq!(crate::model::strict_chain(&e), before);
         assert!(before.contains("daemon.listen \"nowhere\""), "{before}");
-        assert_eq!(ReloadError::Rules("rule x: bad".into()).to_string(), "journal rules: rule x: bad");
+        let bad = crate::journal::rules::RulesError::Invalid { id: "x".into(), why: "bad".into() };
+        let e = ReloadError::Rules(crate::settings::JournalRulesError(std::sync::Arc::new(bad)));
+        assert_eq!(crate::model::strict_chain(&e), "journal rules: rule x: bad");
     }
 
     #[test]

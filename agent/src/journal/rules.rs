@@ -34,9 +34,9 @@ pub const DEFAULT_RULES: &str = include_str!("default_rules.toml");
 /// A rule set that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
-    #[error("{origin}: {source}")]
+    #[error("{origin}")]
     Parse { origin: String, source: Box<toml::de::Error> },
-    #[error("rule {id}: invalid {what}: {source}")]
+    #[error("rule {id}: invalid {what}")]
     Regex { id: String, what: &'static str, source: Box<regex::Error> },
     #[error("rule {id}: {why}")]
     Invalid { id: String, why: String },
@@ -357,13 +357,13 @@ mod tests {
         let r = |extra: &str| {
             parse(&format!("[[rules]]\nid = \"x\"\nseverity = \"warning\"\nsummary = \"s\"\n{extra}"), "t").unwrap()
         };
-        let e = RuleSet::compile(r("pattern = \"(\"")).unwrap_err().to_string();
+        let e = crate::model::strict_chain(&RuleSet::compile(r("pattern = \"(\"")).unwrap_err());
         assert!(e.contains("rule x") && e.contains("pattern"), "{e}");
-        let e = RuleSet::compile(r("")).unwrap_err().to_string();
+        let e = crate::model::strict_chain(&RuleSet::compile(r("")).unwrap_err());
         assert!(e.contains("exactly one"), "{e}");
-        let e = RuleSet::compile(r("all_of = [\"nope\"]")).unwrap_err().to_string();
+        let e = crate::model::strict_chain(&RuleSet::compile(r("all_of = [\"nope\"]")).unwrap_err());
         assert!(e.contains("\"nope\""), "{e}");
-        let e = parse("[[rules]]\nid = 1\n", "rules.d/a.toml").unwrap_err().to_string();
+        let e = crate::model::strict_chain(&parse("[[rules]]\nid = 1\n", "rules.d/a.toml").unwrap_err());
         assert!(e.contains("rules.d/a.toml"), "{e}");
     }
 
@@ -544,7 +544,7 @@ mod tests {
             "u",
         )
         .unwrap();
-        let e = RuleSet::compile(bad).unwrap_err().to_string();
+        let e = crate::model::strict_chain(&RuleSet::compile(bad).unwrap_err());
         assert!(e.contains("rule x") && e.contains("unless"), "{e}");
     }
 

@@ -42,6 +42,18 @@ pub enum ClientError {
     Deadline { op: &'static str, secs: u64 },
 }
 
+/// A bearer token file that cannot be used (the text never holds the token).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Reading it failed (not a regular file, larger than [`MAX_TOKEN_BYTES`], ...): what the read says.
+    #[error("{0}")]
+    Read(String),
+    #[error("the token file is empty")]
+    Empty,
+    #[error("the token holds characters an HTTP header cannot")]
+    NotAHeader,
+}
+
 /// Removes secrets from error texts.
 #[derive(Clone, Default)]
 pub struct Redactor {
@@ -122,18 +134,13 @@ fn replace_ignoring_case(text: &str, lower: &str) -> String {
     out
 }
 
-/// The kubeconfig to read: `configured` under `host_root`, else the kubelet's other one.
-pub fn kubeconfig_path(host_root: &Path, configured: &Path) -> PathBuf {
-    let join = |p: &Path| crate::config::under_root(host_root, p);
-    let first = join(configured);
-    if first.exists() {
-        return first;
-    }
-    let fallback = join(Path::new(crate::config::KUBELET_KUBECONFIG_FALLBACK));
-    if fallback.exists() {
-        fallback
+/// The kubeconfig to read: the configured one (already under the host root), else the kubelet's other one, else
+/// the configured one (whose error then names it).
+pub fn kubeconfig_path([configured, fallback]: &[PathBuf; 2]) -> PathBuf {
+    if !configured.exists() && fallback.exists() {
+        fallback.clone()
     } else {
-        first
+        configured.clone()
     }
 }
 
@@ -157,19 +164,20 @@ pub struct BearerToken {
 
 impl BearerToken {
     /// Reads the token file at `path` (already resolved under the host root).
-    pub fn read(path: &Path) -> Result<BearerToken, String> {
+    pub fn read(path: &Path) -> Result<BearerToken, TokenError> {
         let value = Self::header(path)?;
         Ok(BearerToken { path: path.to_path_buf(), current: std::sync::Mutex::new((value, std::time::Instant::now())) })
     }
 
-    fn header(path: &Path) -> Result<hyper::header::HeaderValue, String> {
-        let text = crate::sys::host::read_regular(path, MAX_TOKEN_BYTES).map_err(|e| crate::model::error_chain(&e))?;
+    fn header(path: &Path) -> Result<hyper::header::HeaderValue, TokenError> {
+        let text = crate::sys::host::read_regular(path, MAX_TOKEN_BYTES)
+            .map_err(|e| TokenError::Read(crate::model::error_chain(&e)))?;
         let token = text.trim();
         if token.is_empty() {
-            return Err("the token file is empty".into());
+            return Err(TokenError::Empty);
         }
-        let mut value = hyper::header::HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| "the token holds characters an HTTP header cannot".to_string())?;
+        let mut value =
+            hyper::header::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| TokenError::NotAHeader)?;
         value.set_sensitive(true);
         Ok(value)
     }
@@ -366,9 +374,9 @@ pub fn node_from_certificate(pem: &[u8]) -> Option<String> {
 
 /// The node name: the configured one, else the kubelet's identity, else the host name lowercased (as the
 /// kubelet registers it: `Worker-1` is the Node `worker-1`).
-pub fn node_name(configured: &str, kubelet: Option<&str>, hostname: &str) -> String {
-    if !configured.is_empty() {
-        return configured.to_string();
+pub fn node_name(configured: Option<&str>, kubelet: Option<&str>, hostname: &str) -> String {
+    if let Some(n) = configured.filter(|n| !n.is_empty()) {
+        return n.to_string();
     }
     match kubelet.filter(|n| !n.is_empty()) {
         Some(n) => n.to_string(),
@@ -591,12 +599,24 @@ mod tests {
     }
 
     #[test]
+    fn the_configured_kubeconfig_is_read_else_the_kubelets_other_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let [configured, fallback] = [dir.path().join("kubelet.conf"), dir.path().join("kubeconfig")];
+        let both = [configured.clone(), fallback.clone()];
+        assert_eq!(kubeconfig_path(&both), configured, "neither: the configured one, which the error names");
+        std::fs::write(&fallback, "").unwrap();
+        assert_eq!(kubeconfig_path(&both), fallback);
+        std::fs::write(&configured, "").unwrap();
+        assert_eq!(kubeconfig_path(&both), configured);
+    }
+
+    #[test]
     fn the_node_name_is_configured_else_the_kubelets_else_the_host_name() {
-        assert_eq!(node_name("set", Some("kubelet"), "host"), "set");
-        assert_eq!(node_name("", Some("kubelet"), "host"), "kubelet");
-        assert_eq!(node_name("", None, "host"), "host");
-        assert_eq!(node_name("", None, "Worker-1"), "worker-1", "the kubelet lowercases the host name");
-        assert_eq!(node_name("", Some("worker-2"), "Worker-1"), "worker-2");
+        assert_eq!(node_name(Some("set"), Some("kubelet"), "host"), "set");
+        assert_eq!(node_name(None, Some("kubelet"), "host"), "kubelet");
+        assert_eq!(node_name(None, None, "host"), "host");
+        assert_eq!(node_name(None, None, "Worker-1"), "worker-1", "the kubelet lowercases the host name");
+        assert_eq!(node_name(None, Some("worker-2"), "Worker-1"), "worker-2");
     }
 
     #[test]
@@ -730,6 +750,22 @@ mod tests {
         .unwrap();
         let token = host.path().join("var/lib/kubelet/token");
         (host, path, token)
+    }
+
+    #[test]
+    fn a_token_file_that_cannot_be_used_says_why_without_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, " \n").unwrap();
+        assert_eq!(BearerToken::read(&token).err(), Some(TokenError::Empty));
+        std::fs::write(&token, "secret\u{1}token\n").unwrap();
+        let e = BearerToken::read(&token).err().unwrap();
+        assert_eq!(e, TokenError::NotAHeader);
+        assert!(!e.to_string().contains("secret"), "{e}");
+        let e = BearerToken::read(&dir.path().join("absent")).err().unwrap();
+        assert!(matches!(&e, TokenError::Read(_)), "{e:?}");
+        std::fs::write(&token, "tok-1\n").unwrap();
+        assert_eq!(BearerToken::read(&token).unwrap().authorization().to_str().unwrap(), "Bearer tok-1");
     }
 
     /// Issue 27: kube-rs read `tokenFile` itself, unbounded, at every connection. Each of these loaded "fine"

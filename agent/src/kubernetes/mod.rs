@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod client;
 pub mod conditions;
 pub mod events;
+pub mod settings;
 pub mod taint;
 
 use std::collections::VecDeque;
@@ -21,7 +22,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::config;
 use crate::model::kubernetes::{ExporterStatus, TaintState};
 use crate::report::Report;
 use crate::rules::gate::NodeGate;
@@ -29,6 +29,7 @@ use backoff::Backoff;
 use client::{ApiClient, ClientError};
 use conditions::Conditions;
 use events::{Action, Dedup, EventKey, Origin, RateLimit, Standing};
+pub use settings::{ExporterSettings, NodeName, TaintKey};
 
 /// Events waiting for the API server; older ones are dropped beyond this.
 pub const MAX_QUEUED_EVENTS: usize = 64;
@@ -55,26 +56,21 @@ pub struct Exporter {
 impl Exporter {
     /// Starts the exporter on the current tokio runtime.
     /// `changed` is called (from the task) when its up/down state or error changes, so the daemon re-renders.
-    pub fn start(
-        cfg: &config::Kubernetes,
-        host_root: &std::path::Path,
-        changed: impl Fn() + Send + Sync + 'static,
-    ) -> Exporter {
+    pub fn start(settings: &ExporterSettings, changed: impl Fn() + Send + Sync + 'static) -> Exporter {
         // kube's rustls client uses the process's provider: ring, never aws-lc-rs (a second install is a no-op).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let changed: Arc<dyn Fn() + Send + Sync> = Arc::new(changed);
         let (reports, rx) = watch::channel(None);
         let status = Arc::new(Mutex::new(ExporterStatus {
-            taint: cfg.taint.then_some(TaintState::Unknown),
+            taint: settings.taint.then_some(TaintState::Unknown),
             ..ExporterStatus::default()
         }));
-        let path = client::kubeconfig_path(host_root, &cfg.kubeconfig);
         let task = Task {
-            path,
-            host_root: host_root.to_path_buf(),
-            node_setting: cfg.node_name.clone(),
-            heartbeat: Duration::from_secs(cfg.heartbeat_secs),
-            taint_key: cfg.taint.then(|| cfg.taint_key.clone()),
+            path: client::kubeconfig_path(&settings.kubeconfigs),
+            host_root: settings.host_root.clone(),
+            node_setting: settings.node_name.clone(),
+            heartbeat: settings.heartbeat,
+            taint_key: settings.managed_taint().map(|k| k.as_str().to_string()),
             gate: None,
             node_taints: None,
             status: Arc::clone(&status),
@@ -138,7 +134,7 @@ impl Drop for Exporter {
 struct Task {
     path: PathBuf,
     host_root: PathBuf,
-    node_setting: String,
+    node_setting: Option<NodeName>,
     heartbeat: Duration,
     /// With `[kubernetes] taint`: the taint's key.
     taint_key: Option<String>,
@@ -291,7 +287,8 @@ impl Task {
                 },
             )??;
             let host = crate::sys::host::hostname();
-            let node = client::node_name(&self.node_setting, loaded.kubelet_node.as_deref(), &host);
+            let configured = self.node_setting.as_ref().map(NodeName::as_str);
+            let node = client::node_name(configured, loaded.kubelet_node.as_deref(), &host);
             let api = ApiClient::connect(loaded, &self.path).await?;
             self.set_status(|s| s.node = node.clone());
             self.origin = Some(Origin { node, uid: None });
@@ -418,21 +415,22 @@ pub enum Untainted {
 /// Removes routewarden's taint from the Node now, whatever the gate says (`routewarden untaint`, for an operator
 /// who stopped or removed routewarden): the same kubeconfig, node name and merge patch as the exporter, retried
 /// on 409. Blocking: runs its own runtime, each exchange within the client's deadlines.
-pub fn untaint(cfg: &config::Kubernetes, host_root: &std::path::Path) -> Result<Untainted, ClientError> {
+pub fn untaint(settings: &ExporterSettings) -> Result<Untainted, ClientError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| ClientError::Api { op: "starting the client's runtime", what: e.to_string() })?;
-    let path = client::kubeconfig_path(host_root, &cfg.kubeconfig);
+    let path = client::kubeconfig_path(&settings.kubeconfigs);
     rt.block_on(async {
-        let loaded = client::load_or_in_cluster(&path, host_root)?;
-        let node = client::node_name(&cfg.node_name, loaded.kubelet_node.as_deref(), &crate::sys::host::hostname());
+        let loaded = client::load_or_in_cluster(&path, &settings.host_root)?;
+        let configured = settings.node_name.as_ref().map(NodeName::as_str);
+        let node = client::node_name(configured, loaded.kubelet_node.as_deref(), &crate::sys::host::hostname());
         let api = ApiClient::connect(loaded, &path).await?;
         let mut tries = 0;
         loop {
             let view = api.get_node(&node).await?;
-            let Some(body) = taint::patch(&view.taints, &cfg.taint_key, false) else {
+            let Some(body) = taint::patch(&view.taints, settings.taint_key.as_str(), false) else {
                 return Ok(Untainted::NotThere { node });
             };
             match api.patch_taints(&node, &body).await {
@@ -481,18 +479,24 @@ mod tests {
     use super::*;
     use crate::report::{FindingId, Severity};
 
+    /// Settings naming a kubeconfig that is not there, under `root`.
+    fn absent_kubeconfig(root: &std::path::Path) -> ExporterSettings {
+        ExporterSettings {
+            kubeconfigs: [root.join("etc/kubernetes/absent.conf"), root.join("var/lib/kubelet/kubeconfig")],
+            host_root: root.to_path_buf(),
+            node_name: NodeName::parse("node-a"),
+            heartbeat: Duration::from_secs(300),
+            taint: false,
+            taint_key: TaintKey::parse(crate::config::DEFAULT_TAINT_KEY).unwrap(),
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn without_a_kubeconfig_it_reports_failed_and_publishing_never_waits() {
         let root = tempfile::tempdir().unwrap();
-        let cfg = config::Kubernetes {
-            enabled: true,
-            kubeconfig: "/etc/kubernetes/absent.conf".into(),
-            node_name: "node-a".into(),
-            heartbeat_secs: 300,
-            ..config::Kubernetes::default()
-        };
+        let cfg = absent_kubeconfig(root.path());
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-        let e = Exporter::start(&cfg, root.path(), move || {
+        let e = Exporter::start(&cfg, move || {
             let _ = tx.try_send(());
         });
         let report = conditions::tests::report(&[(
@@ -523,15 +527,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_ended_exporter_task_shows_as_the_source_failed() {
         let root = tempfile::tempdir().unwrap();
-        let cfg = config::Kubernetes {
-            enabled: true,
-            kubeconfig: "/etc/kubernetes/absent.conf".into(),
-            node_name: "node-a".into(),
-            heartbeat_secs: 300,
-            ..config::Kubernetes::default()
-        };
+        let cfg = absent_kubeconfig(root.path());
         let (tx, mut rx) = tokio::sync::mpsc::channel(8);
-        let e = Exporter::start(&cfg, root.path(), move || {
+        let e = Exporter::start(&cfg, move || {
             let _ = tx.try_send(());
         });
         e.kill_task();

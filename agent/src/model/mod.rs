@@ -352,8 +352,8 @@ impl std::fmt::Display for Family {
 ///
 /// Each message says only its own context and leaves its cause to `source()` (aya's style; the tidy test
 /// `sources_are_not_interpolated_in_error_messages` holds it). A cause the text so far already ends with is not
-/// repeated: only for the types that still print their source in their message (`settings.rs`,
-/// `outputs/web_config.rs`, `journal::RulesError`: the tidy test's exceptions), and foreign errors that do so.
+/// repeated: ours never need this, but foreign errors do (kube's `ServiceError: {0}` prints its source and also
+/// returns it).
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();

@@ -767,10 +767,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_metrics_router_challenges_requests_without_valid_credentials() {
-        let dir = tempfile::tempdir().unwrap();
-        let web = dir.path().join("web.yml");
-        std::fs::write(&web, format!("basic_auth_users:\n  prometheus: {}\n", bcrypt::hash("pw", 4).unwrap())).unwrap();
-        let auth = crate::outputs::web_config::WebConfig::load(&web).unwrap().auth;
+        let auth = Some(crate::outputs::web_config::tests::basic_auth("prometheus", "pw", 4));
         let m = metrics_router(Shared::new(60), auth);
         let resp = m.clone().oneshot(get("/metrics")).await.unwrap();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
@@ -787,10 +784,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_flood_of_wrong_passwords_runs_two_bcrypt_checks_at_a_time_and_the_rest_wait_or_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let web = dir.path().join("web.yml");
-        std::fs::write(&web, format!("basic_auth_users:\n  prometheus: {}\n", bcrypt::hash("pw", 6).unwrap())).unwrap();
-        let auth = crate::outputs::web_config::WebConfig::load(&web).unwrap().auth.unwrap();
+        let auth = crate::outputs::web_config::tests::basic_auth("prometheus", "pw", 6);
         let m = metrics_router(Shared::new(60), Some(Arc::clone(&auth)));
         let wrong = || {
             axum::http::Request::get("/metrics")
@@ -832,10 +826,7 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_used_up_its_failed_attempts_is_refused_without_a_check_and_others_are_not() {
         // Before: every wrong password from one address ran a bcrypt verification, without end.
-        let dir = tempfile::tempdir().unwrap();
-        let web = dir.path().join("web.yml");
-        std::fs::write(&web, format!("basic_auth_users:\n  prometheus: {}\n", bcrypt::hash("pw", 4).unwrap())).unwrap();
-        let auth = crate::outputs::web_config::WebConfig::load(&web).unwrap().auth.unwrap();
+        let auth = crate::outputs::web_config::tests::basic_auth("prometheus", "pw", 4);
         let m = metrics_router(Shared::new(60), Some(Arc::clone(&auth)));
         let (right, wrong) = ("cHJvbWV0aGV1czpwdw==", "cHJvbWV0aGV1czpubw==");
         // A right password first: remembered, and it costs the client nothing.
@@ -866,10 +857,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_listener_hands_each_request_its_client_address() {
         // The limit needs the address of a real TCP connection (before: no request knew it).
-        let dir = tempfile::tempdir().unwrap();
-        let web = dir.path().join("web.yml");
-        std::fs::write(&web, format!("basic_auth_users:\n  prometheus: {}\n", bcrypt::hash("pw", 4).unwrap())).unwrap();
-        let auth = crate::outputs::web_config::WebConfig::load(&web).unwrap().auth.unwrap();
+        let auth = crate::outputs::web_config::tests::basic_auth("prometheus", "pw", 4);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (_stop, stop) = watch::channel(false);

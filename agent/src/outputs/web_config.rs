@@ -1,6 +1,7 @@
-//! The network metrics listener's security: a Prometheus exporter-toolkit web configuration file (the format
-//! node_exporter reads: `tls_server_config` and bcrypt `basic_auth_users`) parsed, validated, and turned into a
-//! rustls `ServerConfig` (whose certificate and key are re-read when their files change) and a basic-auth check.
+//! The network metrics listener's security, built from the web configuration `settings` read and validated
+//! (`WebSettings`: the Prometheus exporter-toolkit file node_exporter reads, `tls_server_config` and bcrypt
+//! `basic_auth_users`): a rustls `ServerConfig` (whose certificate and key are re-read when their files change)
+//! and a basic-auth check with its middleware.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
@@ -20,90 +21,90 @@ use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use serde::Deserialize;
 
-/// Files larger than this (the web configuration, a certificate, a key) are refused.
+/// Files larger than this (a certificate, a key) are refused.
 const MAX_FILE: u64 = 1 << 20;
 /// Verified credentials kept (as SHA-256 digests) so a scrape does not pay bcrypt's cost every time.
 const MAX_CACHED: usize = 64;
 
-/// `client_auth_type`, as Go's `crypto/tls` names it. `RequestClientCert` and `RequireAnyClientCert` accept a
-/// certificate without verifying it; routewarden refuses them rather than pretend to check something.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum ClientAuth {
-    NoClientCert,
-    RequestClientCert,
-    RequireAnyClientCert,
-    VerifyClientCertIfGiven,
-    RequireAndVerifyClientCert,
+/// A web configuration as `settings` validated it: what the metrics listener serves with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSettings {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// `tls_server_config`, when set.
+    pub tls: Option<TlsSettings>,
+    /// `basic_auth_users`: user name (not empty, without ':') to bcrypt hash.
+    pub users: BTreeMap<String, BcryptHash>,
 }
 
-/// `min_version` / `max_version`. rustls speaks TLS 1.2 and 1.3 only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-pub enum TlsVersion {
-    TLS10,
-    TLS11,
-    TLS12,
-    TLS13,
-}
-
-/// `tls_server_config`, the subset routewarden implements (an unknown key is an error, as in exporter-toolkit).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsFile {
+/// `tls_server_config`, validated: the files resolved against the web configuration's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
-    #[serde(default)]
-    pub client_ca_file: Option<PathBuf>,
-    #[serde(default)]
-    pub client_auth_type: Option<ClientAuth>,
-    #[serde(default)]
-    pub min_version: Option<TlsVersion>,
-    #[serde(default)]
-    pub max_version: Option<TlsVersion>,
+    pub client_certs: ClientCerts,
+    /// The protocol versions offered, `min_version` to `max_version` (min never above max).
+    pub min_version: TlsVersion,
+    pub max_version: TlsVersion,
 }
 
-/// The web configuration file as written.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebConfigFile {
-    #[serde(default)]
-    pub tls_server_config: Option<TlsFile>,
-    /// User name to bcrypt hash.
-    #[serde(default)]
-    pub basic_auth_users: BTreeMap<String, String>,
+/// Which client certificates the listener asks for; a certificate it accepts is always verified against the CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCerts {
+    /// `NoClientCert`.
+    NotAsked,
+    /// `VerifyClientCertIfGiven`: a client without one is let through (to basic auth, if any).
+    VerifiedIfGiven { ca_file: PathBuf },
+    /// `RequireAndVerifyClientCert`.
+    Required { ca_file: PathBuf },
 }
 
-/// A web configuration that cannot be used, naming the file and what is wrong.
+/// The TLS versions rustls speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// A bcrypt hash (`$2a$`, `$2b$` or `$2y$`), checked for its form.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BcryptHash(String);
+
+impl BcryptHash {
+    /// `hash` when it has a bcrypt hash's form.
+    pub fn parse(hash: &str) -> Result<BcryptHash, bcrypt::BcryptError> {
+        hash.parse::<bcrypt::HashParts>()?;
+        Ok(BcryptHash(hash.to_string()))
+    }
+
+    fn cost(&self) -> Option<u32> {
+        self.0.parse::<bcrypt::HashParts>().ok().map(|h| h.get_cost())
+    }
+}
+
+/// Never the hash itself.
+impl std::fmt::Debug for BcryptHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BcryptHash(..)")
+    }
+}
+
+/// A TLS server configuration that could not be built from valid settings: a file it names cannot be read or
+/// used (the cause, when there is one, is the error's source).
 #[derive(Debug, thiserror::Error)]
-pub enum WebConfigError {
-    #[error("reading {path}: {what}")]
-    Read { path: PathBuf, what: String },
-    #[error("{path}: {source}")]
-    Yaml { path: PathBuf, source: Box<serde_saphyr::Error> },
-    #[error("{path}: basic_auth_users.{user}: not a bcrypt hash ($2a$, $2b$ or $2y$): {source}")]
-    Hash { path: PathBuf, user: String, source: bcrypt::BcryptError },
-    #[error("{path}: basic_auth_users: a user name must not be empty or contain ':'")]
-    UserName { path: PathBuf },
-    #[error("{path}: tls_server_config.client_auth_type {kind:?} accepts client certificates without verifying them; use RequireAndVerifyClientCert or VerifyClientCertIfGiven with client_ca_file")]
-    UnverifiedClientAuth { path: PathBuf, kind: ClientAuth },
-    #[error("{path}: tls_server_config.client_auth_type {kind:?} needs client_ca_file")]
-    NoClientCa { path: PathBuf, kind: ClientAuth },
-    #[error("{path}: tls_server_config.client_ca_file is set but client_auth_type is NoClientCert")]
-    CaWithoutAuth { path: PathBuf },
-    #[error("{path}: tls_server_config: {key} {version:?} is not supported (TLS12 and TLS13 are)")]
-    Version { path: PathBuf, key: &'static str, version: TlsVersion },
-    #[error("{path}: tls_server_config: min_version is above max_version")]
-    VersionRange { path: PathBuf },
+pub enum TlsError {
+    #[error("reading {path}")]
+    Read { path: PathBuf, source: crate::sys::host::FileError },
     #[error("{path}: no PEM certificate in it")]
     NoCertificate { path: PathBuf },
-    #[error("{path}: PEM: {source}")]
+    #[error("{path}: PEM")]
     Pem { path: PathBuf, source: rustls_pki_types::pem::Error },
-    #[error("{path}: client CA: {source}")]
+    #[error("{path}: client CA")]
     ClientCa { path: PathBuf, source: rustls::Error },
-    #[error("{path}: client certificate verifier: {source}")]
+    #[error("{path}: client certificate verifier")]
     Verifier { path: PathBuf, source: rustls::server::VerifierBuilderError },
-    #[error("{path}: TLS: {source}")]
+    #[error("{path}: TLS")]
     Tls { path: PathBuf, source: rustls::Error },
 }
 
@@ -112,8 +113,8 @@ pub enum WebConfigError {
 pub struct WebConfig {
     pub path: PathBuf,
     pub tls: Option<Arc<ServerConfig>>,
-    /// Whether client certificates are required (for logs and tests).
-    pub client_auth: ClientAuth,
+    /// Which client certificates are asked for (for logs and tests).
+    pub client_certs: ClientCerts,
     pub auth: Option<Arc<BasicAuth>>,
 }
 
@@ -122,7 +123,7 @@ impl std::fmt::Debug for WebConfig {
         f.debug_struct("WebConfig")
             .field("path", &self.path)
             .field("tls", &self.tls.is_some())
-            .field("client_auth", &self.client_auth)
+            .field("client_certs", &self.client_certs)
             .field("basic_auth_users", &self.auth.as_ref().map(|a| a.users.len()))
             .finish()
     }
@@ -130,104 +131,56 @@ impl std::fmt::Debug for WebConfig {
 
 /// Reads a file the web configuration names like every other user-named file: a regular file only (opened
 /// non-blocking, so a FIFO put there is an error at once instead of a hang), at most [`MAX_FILE`] bytes.
-fn read_bounded(path: &Path) -> Result<Vec<u8>, WebConfigError> {
+fn read_bounded(path: &Path) -> Result<Vec<u8>, TlsError> {
     crate::sys::host::read_regular(path, MAX_FILE)
         .map(String::into_bytes)
-        .map_err(|e| WebConfigError::Read { path: path.to_path_buf(), what: crate::model::error_chain(&e) })
+        .map_err(|source| TlsError::Read { path: path.to_path_buf(), source })
 }
 
 impl WebConfig {
-    /// Reads and validates `path`; relative certificate paths are taken from the file's directory (as
-    /// exporter-toolkit does).
-    pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
-        let bytes = read_bounded(path)?;
-        let file: WebConfigFile = if bytes.iter().all(u8::is_ascii_whitespace) {
-            WebConfigFile::default()
-        } else {
-            serde_saphyr::from_slice(&bytes)
-                .map_err(|source| WebConfigError::Yaml { path: path.into(), source: Box::new(source) })?
+    /// The listener's TLS (reading the certificate, key and client CA) and basic auth, from validated settings.
+    pub fn build(settings: &WebSettings) -> Result<WebConfig, TlsError> {
+        let (tls, client_certs) = match &settings.tls {
+            None => (None, ClientCerts::NotAsked),
+            Some(t) => (Some(Arc::new(server_config(t, &settings.path)?)), t.client_certs.clone()),
         };
-        WebConfig::build(file, path)
-    }
-
-    fn build(file: WebConfigFile, path: &Path) -> Result<WebConfig, WebConfigError> {
-        let p = || path.to_path_buf();
-        for (user, hash) in &file.basic_auth_users {
-            if user.is_empty() || user.contains(':') {
-                return Err(WebConfigError::UserName { path: p() });
-            }
-            hash.parse::<bcrypt::HashParts>().map_err(|source| WebConfigError::Hash {
-                path: p(),
-                user: user.clone(),
-                source,
-            })?;
-        }
-        let dir = path.parent().unwrap_or(Path::new("/"));
-        let (tls, client_auth) = match &file.tls_server_config {
-            None => (None, ClientAuth::NoClientCert),
-            Some(t) => {
-                let (config, kind) = server_config(t, dir, path)?;
-                (Some(Arc::new(config)), kind)
-            }
-        };
-        let auth = (!file.basic_auth_users.is_empty()).then(|| Arc::new(BasicAuth::new(file.basic_auth_users)));
-        Ok(WebConfig { path: p(), tls, client_auth, auth })
+        let auth = (!settings.users.is_empty()).then(|| Arc::new(BasicAuth::new(settings.users.clone())));
+        Ok(WebConfig { path: settings.path.clone(), tls, client_certs, auth })
     }
 }
 
-fn server_config(t: &TlsFile, dir: &Path, path: &Path) -> Result<(ServerConfig, ClientAuth), WebConfigError> {
-    let p = || path.to_path_buf();
-    let kind = match (t.client_auth_type, &t.client_ca_file) {
-        (Some(k), _) => k,
-        (None, Some(_)) => ClientAuth::RequireAndVerifyClientCert,
-        (None, None) => ClientAuth::NoClientCert,
-    };
-    if matches!(kind, ClientAuth::RequestClientCert | ClientAuth::RequireAnyClientCert) {
-        return Err(WebConfigError::UnverifiedClientAuth { path: p(), kind });
-    }
-    if kind == ClientAuth::NoClientCert && t.client_ca_file.is_some() {
-        return Err(WebConfigError::CaWithoutAuth { path: p() });
-    }
-    let min = t.min_version.unwrap_or(TlsVersion::TLS12);
-    let max = t.max_version.unwrap_or(TlsVersion::TLS13);
-    for (key, v) in [("min_version", min), ("max_version", max)] {
-        if v < TlsVersion::TLS12 {
-            return Err(WebConfigError::Version { path: p(), key, version: v });
-        }
-    }
-    if min > max {
-        return Err(WebConfigError::VersionRange { path: p() });
-    }
+fn server_config(t: &TlsSettings, path: &Path) -> Result<ServerConfig, TlsError> {
     let versions: Vec<&'static rustls::SupportedProtocolVersion> =
-        [(TlsVersion::TLS12, &rustls::version::TLS12), (TlsVersion::TLS13, &rustls::version::TLS13)]
+        [(TlsVersion::Tls12, &rustls::version::TLS12), (TlsVersion::Tls13, &rustls::version::TLS13)]
             .into_iter()
-            .filter(|(v, _)| (min..=max).contains(v))
+            .filter(|(v, _)| (t.min_version..=t.max_version).contains(v))
             .map(|(_, s)| s)
             .collect();
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cert = RotatingCert::load(dir.join(&t.cert_file), dir.join(&t.key_file), Arc::clone(&provider))?;
+    let cert = RotatingCert::load(t.cert_file.clone(), t.key_file.clone(), Arc::clone(&provider))?;
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&versions)
-        .map_err(|source| WebConfigError::Tls { path: p(), source })?;
-    let builder = match kind {
-        ClientAuth::VerifyClientCertIfGiven | ClientAuth::RequireAndVerifyClientCert => {
-            let Some(ca) = &t.client_ca_file else { return Err(WebConfigError::NoClientCa { path: p(), kind }) };
-            let ca_path = dir.join(ca);
+        .map_err(|source| TlsError::Tls { path: path.to_path_buf(), source })?;
+    let builder = match &t.client_certs {
+        ClientCerts::VerifiedIfGiven { ca_file } | ClientCerts::Required { ca_file } => {
             let mut roots = RootCertStore::empty();
-            for c in certificates(&ca_path)? {
-                roots.add(c).map_err(|source| WebConfigError::ClientCa { path: ca_path.clone(), source })?;
+            for c in certificates(ca_file)? {
+                roots.add(c).map_err(|source| TlsError::ClientCa { path: ca_file.clone(), source })?;
             }
             let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let v = if kind == ClientAuth::VerifyClientCertIfGiven { v.allow_unauthenticated() } else { v };
-            let v = v.build().map_err(|source| WebConfigError::Verifier { path: ca_path.clone(), source })?;
+            let v = match t.client_certs {
+                ClientCerts::VerifiedIfGiven { .. } => v.allow_unauthenticated(),
+                _ => v,
+            };
+            let v = v.build().map_err(|source| TlsError::Verifier { path: ca_file.clone(), source })?;
             builder.with_client_cert_verifier(v)
         }
-        _ => builder.with_no_client_auth(),
+        ClientCerts::NotAsked => builder.with_no_client_auth(),
     };
     let mut config = builder.with_cert_resolver(Arc::new(cert));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok((config, kind))
+    Ok(config)
 }
 
 /// The server's certificate chain and key, re-read when either file changes: certificates are renewed in place
@@ -266,7 +219,7 @@ fn stamp(cert: &Path, key: &Path) -> Option<Stamp> {
 }
 
 impl RotatingCert {
-    fn load(cert: PathBuf, key: PathBuf, provider: Arc<CryptoProvider>) -> Result<RotatingCert, WebConfigError> {
+    fn load(cert: PathBuf, key: PathBuf, provider: Arc<CryptoProvider>) -> Result<RotatingCert, TlsError> {
         let at = stamp(&cert, &key);
         let first = certified_key(&cert, &key, &provider)?;
         let pair = Arc::new(CertPair { cert, key, provider, current: Mutex::new((at, Arc::new(first))) });
@@ -307,7 +260,9 @@ impl CertPair {
                 log::info!("metrics listener: certificate {} reloaded", self.cert.display());
                 cur.1 = Arc::new(pair);
             }
-            Err(e) => log::warn!("metrics listener: keeping the previous certificate: {e}"),
+            Err(e) => {
+                log::warn!("metrics listener: keeping the previous certificate: {}", crate::model::error_chain(&e))
+            }
         }
     }
 
@@ -325,20 +280,19 @@ impl ResolvesServerCert for RotatingCert {
 }
 
 /// A certificate chain and its private key, which must match.
-fn certified_key(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedKey, WebConfigError> {
+fn certified_key(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
     let certs = certificates(cert)?;
     let der = PrivateKeyDer::from_pem_slice(&read_bounded(key)?)
-        .map_err(|source| WebConfigError::Pem { path: key.to_path_buf(), source })?;
-    CertifiedKey::from_der(certs, der, provider)
-        .map_err(|source| WebConfigError::Tls { path: key.to_path_buf(), source })
+        .map_err(|source| TlsError::Pem { path: key.to_path_buf(), source })?;
+    CertifiedKey::from_der(certs, der, provider).map_err(|source| TlsError::Tls { path: key.to_path_buf(), source })
 }
 
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, WebConfigError> {
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_slice_iter(&read_bounded(path)?)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| WebConfigError::Pem { path: path.to_path_buf(), source })?;
+        .map_err(|source| TlsError::Pem { path: path.to_path_buf(), source })?;
     if certs.is_empty() {
-        return Err(WebConfigError::NoCertificate { path: path.to_path_buf() });
+        return Err(TlsError::NoCertificate { path: path.to_path_buf() });
     }
     Ok(certs)
 }
@@ -347,7 +301,7 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, WebConfigEr
 /// tens of milliseconds by design; Prometheus sends the same credentials every scrape). An unknown user is
 /// checked against a dummy hash so that the answer takes as long as for a known one.
 pub struct BasicAuth {
-    users: BTreeMap<String, String>,
+    users: BTreeMap<String, BcryptHash>,
     dummy: Option<String>,
     verified: Mutex<HashSet<[u8; 32]>>,
     /// The verifiers' queue, started on first use.
@@ -430,8 +384,8 @@ pub enum Verdict {
 }
 
 impl BasicAuth {
-    fn new(users: BTreeMap<String, String>) -> BasicAuth {
-        let cost = users.values().filter_map(|h| h.parse::<bcrypt::HashParts>().ok()).map(|h| h.get_cost()).max();
+    fn new(users: BTreeMap<String, BcryptHash>) -> BasicAuth {
+        let cost = users.values().filter_map(BcryptHash::cost).max();
         let dummy = cost.and_then(|c| bcrypt::hash("routewarden-dummy", c).ok());
         BasicAuth {
             users,
@@ -580,7 +534,7 @@ impl BasicAuth {
 
     fn bcrypt(&self, user: &str, password: &[u8]) -> bool {
         match self.users.get(user) {
-            Some(hash) => bcrypt::verify(password, hash).unwrap_or(false),
+            Some(hash) => bcrypt::verify(password, &hash.0).unwrap_or(false),
             None => {
                 if let Some(d) = &self.dummy {
                     let _ = bcrypt::verify(password, d);
@@ -654,20 +608,20 @@ pub async fn require_basic_auth(State(auth): State<Arc<BasicAuth>>, req: Request
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Held by a test to hold up every certificate watcher's look, as a hung file system would.
     pub(super) static STALL: Mutex<()> = Mutex::new(());
 
-    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    pub(crate) fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
         p
     }
 
     /// A CA, a server certificate it signed, and the files; returns the directory.
-    fn pki() -> tempfile::TempDir {
+    pub(crate) fn pki() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let (ca, cert, key) = signed_pair();
         write(dir.path(), "ca.pem", &ca);
@@ -676,47 +630,31 @@ mod tests {
         dir
     }
 
-    fn load(dir: &Path, yaml: &str) -> Result<WebConfig, WebConfigError> {
-        WebConfig::load(&write(dir, "web.yml", yaml))
+    /// TLS with `tls.crt` and `tls.key` in `dir`, no client certificates, no users.
+    fn tls_only(dir: &Path) -> WebConfig {
+        let tls = TlsSettings {
+            cert_file: dir.join("tls.crt"),
+            key_file: dir.join("tls.key"),
+            client_certs: ClientCerts::NotAsked,
+            min_version: TlsVersion::Tls12,
+            max_version: TlsVersion::Tls13,
+        };
+        WebConfig::build(&WebSettings { path: dir.join("web.yml"), tls: Some(tls), users: BTreeMap::new() }).unwrap()
     }
 
-    fn basic(user: &str, password: &str) -> HeaderValue {
+    /// Basic auth with one user whose bcrypt hash (of `cost`) is of `password`.
+    pub(crate) fn basic_auth(user: &str, password: &str, cost: u32) -> Arc<BasicAuth> {
+        let hash = BcryptHash::parse(&bcrypt::hash(password, cost).unwrap()).unwrap();
+        Arc::new(BasicAuth::new(BTreeMap::from([(user.to_string(), hash)])))
+    }
+
+    pub(crate) fn basic(user: &str, password: &str) -> HeaderValue {
         let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         HeaderValue::from_str(&format!("Basic {b}")).unwrap()
     }
 
-    #[test]
-    fn tls_with_relative_paths_client_ca_and_users_loads() {
-        let dir = pki();
-        let hash = bcrypt::hash("s3cret", 4).unwrap();
-        let w = load(
-            dir.path(),
-            &format!(
-                "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  client_ca_file: ca.pem\n\
-                 basic_auth_users:\n  prometheus: {hash}\n"
-            ),
-        )
-        .unwrap();
-        assert!(w.tls.is_some());
-        // exporter-toolkit's default when a client CA is given.
-        assert_eq!(w.client_auth, ClientAuth::RequireAndVerifyClientCert);
-        let auth = w.auth.unwrap();
-        assert!(auth.check(Some(&basic("prometheus", "s3cret"))));
-        assert!(auth.check(Some(&basic("prometheus", "s3cret"))), "the cached credential");
-        assert!(!auth.check(Some(&basic("prometheus", "wrong"))));
-        assert!(!auth.check(Some(&basic("nobody", "s3cret"))));
-        assert!(!auth.check(None));
-        assert!(!auth.check(Some(&HeaderValue::from_static("Bearer abc"))));
-        assert!(!auth.check(Some(&HeaderValue::from_static("Basic !!!"))));
-        // htpasswd writes $2y$ hashes (the same algorithm as $2b$).
-        let y = hash.replacen("$2b$", "$2y$", 1);
-        assert!(y.starts_with("$2y$"), "{y}");
-        let w = load(dir.path(), &format!("basic_auth_users:\n  ops: \"{y}\"\n")).unwrap();
-        assert!(w.auth.unwrap().check(Some(&basic("ops", "s3cret"))));
-    }
-
     /// A server certificate for `localhost` signed by a new CA: (CA PEM, certificate PEM, key PEM).
-    fn signed_pair() -> (String, String, String) {
+    pub(crate) fn signed_pair() -> (String, String, String) {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -759,7 +697,7 @@ mod tests {
         let (ca1, cert1, key1) = signed_pair();
         write(dir.path(), "tls.crt", &cert1);
         write(dir.path(), "tls.key", &key1);
-        let w = load(dir.path(), "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n").unwrap();
+        let w = tls_only(dir.path());
         let tls = w.tls.unwrap();
         let der = |pem: &str| CertificateDer::from_pem_slice(pem.as_bytes()).unwrap().to_vec();
         assert_eq!(presented(Arc::clone(&tls), &ca1).await.unwrap(), der(&cert1));
@@ -814,7 +752,7 @@ mod tests {
         let (ca1, cert1, key1) = signed_pair();
         write(dir.path(), "tls.crt", &cert1);
         write(dir.path(), "tls.key", &key1);
-        let w = load(dir.path(), "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n").unwrap();
+        let w = tls_only(dir.path());
         let tls = w.tls.unwrap();
         let stall = STALL.lock().unwrap();
         let (ca2, cert2, key2) = signed_pair();
@@ -836,65 +774,5 @@ mod tests {
         }
         let der = CertificateDer::from_pem_slice(cert2.as_bytes()).unwrap().to_vec();
         assert_eq!(served.unwrap(), der);
-    }
-
-    #[test]
-    fn an_empty_file_means_plain_http_without_users() {
-        let dir = tempfile::tempdir().unwrap();
-        let w = load(dir.path(), "\n").unwrap();
-        assert!(w.tls.is_none() && w.auth.is_none());
-    }
-
-    #[test]
-    fn bad_files_name_the_key_and_the_file() {
-        let dir = pki();
-        let cases = [
-            ("tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  cipher_suites: [x]\n", "cipher_suites"),
-            ("basic_auth_users:\n  prometheus: plaintext\n", "basic_auth_users.prometheus: not a bcrypt hash"),
-            ("tls_server_config:\n  cert_file: missing.crt\n  key_file: tls.key\n", "missing.crt"),
-            ("tls_server_config:\n  cert_file: tls.key\n  key_file: tls.key\n", "no PEM certificate"),
-            ("tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.crt\n", "tls.crt"),
-            (
-                "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  client_auth_type: RequireAnyClientCert\n",
-                "without verifying",
-            ),
-            (
-                "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  client_auth_type: RequireAndVerifyClientCert\n",
-                "needs client_ca_file",
-            ),
-            (
-                "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  client_auth_type: NoClientCert\n  client_ca_file: ca.pem\n",
-                "client_auth_type is NoClientCert",
-            ),
-            ("tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  min_version: TLS10\n", "TLS10"),
-            ("tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n  client_auth_type: Sometimes\n", "Sometimes"),
-            ("basic_auth_users: [a, b]\n", "basic_auth_users"),
-        ];
-        for (yaml, want) in cases {
-            let err = load(dir.path(), yaml).unwrap_err().to_string();
-            assert!(err.contains("web.yml") || err.contains(dir.path().to_str().unwrap()), "{yaml}: {err}");
-            assert!(err.contains(want), "{yaml}: want {want:?} in {err}");
-        }
-        let big = write(dir.path(), "big.yml", &"#".repeat(2 << 20));
-        assert!(WebConfig::load(&big).unwrap_err().to_string().contains("bytes allowed"));
-    }
-
-    #[test]
-    fn a_fifo_named_as_certificate_key_or_the_file_itself_is_an_error_at_once() {
-        let dir = pki();
-        let fifo = dir.path().join("fifo.pem");
-        #[allow(clippy::disallowed_methods)] // a test's own helper tool
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
-        assert!(made.success());
-        let start = std::time::Instant::now();
-        let err = WebConfig::load(&fifo).unwrap_err().to_string();
-        assert!(err.contains("fifo.pem") && err.contains("not a regular file"), "{err}");
-        for (cert, key) in [("fifo.pem", "tls.key"), ("tls.crt", "fifo.pem")] {
-            let err = load(dir.path(), &format!("tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n"))
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("fifo.pem") && err.contains("not a regular file"), "{err}");
-        }
-        assert!(start.elapsed() < std::time::Duration::from_secs(5), "no hang on a FIFO");
     }
 }

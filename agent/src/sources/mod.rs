@@ -44,7 +44,7 @@ fn collect_with(config: &Config, nft: Option<&mut nftables::Reuse>) -> Snapshot 
         id: SourceId,
         f: impl FnOnce() -> Result<T, host_view::Guarded<E>>,
     ) -> Source<T> {
-        if s.enabled(id.as_str()) {
+        if s.enabled(id) {
             timed(f)
         } else {
             Source::disabled()
