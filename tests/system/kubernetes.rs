@@ -174,6 +174,8 @@ fn the_api_server_away_for_a_minute_never_holds_up_the_local_endpoints_and_a_tok
     std::fs::write(w.dir.path().join("kubeconfig"), server.kubeconfig(&Auth::Token(token.into()))).unwrap();
     server.wait_for(40, "ServiceRoutingConflict=True", |s| is(s, "ServiceRoutingConflict", "True"));
     assert!(server.requests().iter().any(|r| r.auth == "token"));
+    // The round goes on to the conflict's Event after the condition; only a whole round is a success to remember.
+    wait_source(&d, "ok");
 
     // The API server goes away for a minute; meanwhile the conflict is resolved.
     server.stop();
