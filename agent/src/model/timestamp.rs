@@ -21,8 +21,14 @@ pub struct TimestampError {
 
 impl Timestamp {
     /// The time `secs` seconds after the Unix epoch.
-    pub fn from_unix(secs: u64) -> Timestamp {
+    pub const fn from_unix(secs: u64) -> Timestamp {
         Timestamp(secs)
+    }
+
+    /// The time `secs` seconds after the Unix epoch, signed as certificates' times are; a time before the epoch
+    /// is the epoch (the earliest this type writes).
+    pub fn from_unix_signed(secs: i64) -> Timestamp {
+        Timestamp(u64::try_from(secs).unwrap_or(0))
     }
 
     /// Seconds since the Unix epoch.
@@ -44,7 +50,7 @@ impl Timestamp {
 }
 
 impl fmt::Display for Timestamp {
-    /// RFC 3339 in UTC with whole seconds, as `sys::now_rfc3339` writes report times.
+    /// RFC 3339 in UTC with whole seconds (`2026-01-01T00:00:00Z`): snapshot and report times, certificate dates.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = UNIX_EPOCH.checked_add(Duration::from_secs(self.0)).unwrap_or(UNIX_EPOCH);
         write!(f, "{}", humantime::format_rfc3339_seconds(t))
@@ -78,6 +84,14 @@ mod tests {
             assert_eq!(serde_json::from_str::<Timestamp>(&format!("\"{text}\"")).unwrap(), t);
         }
         assert!(Timestamp::parse("2026-01-01T00:00:00Z").unwrap() < Timestamp::parse("2026-01-01T00:00:01Z").unwrap());
+    }
+
+    #[test]
+    fn signed_times_before_the_epoch_are_the_epoch() {
+        assert_eq!(Timestamp::from_unix_signed(-1).to_string(), "1970-01-01T00:00:00Z");
+        assert_eq!(Timestamp::from_unix_signed(1_767_225_600), Timestamp::from_unix(1_767_225_600));
+        // RFC 5280's "no well-defined expiration date", 99991231235959Z.
+        assert_eq!(Timestamp::from_unix_signed(253_402_300_799).to_string(), "9999-12-31T23:59:59Z");
     }
 
     #[test]

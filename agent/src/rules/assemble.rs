@@ -118,7 +118,7 @@ mod tests {
     fn base() -> Report {
         let snap = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/snapshots/kube_router_alone_is_healthy.json");
         let snap: crate::model::Snapshot = serde_json::from_str(&std::fs::read_to_string(snap).unwrap()).unwrap();
-        super::super::analyse(&snap, "t".into())
+        super::super::analyse(&snap, crate::model::Timestamp::from_unix(0))
     }
 
     fn inputs<'a>(journal: Journal, exporter: Option<ExporterStatus>, gate: &'a NodeGate) -> Inputs<'a> {
