@@ -276,6 +276,8 @@ mod tests {
                     cert("soon", now - DAY, now + 3 * DAY + 5),
                     cert("later", now - DAY, now + 20 * DAY),
                     cert("ancient", -DAY, -1),
+                    // Past what RFC 3339 writes (a crafted file, or a snapshot edited by hand): no panic.
+                    cert("far", i64::MAX, i64::MAX),
                 ]}}
         }))
         .unwrap();
@@ -293,6 +295,10 @@ mod tests {
                 (
                     Severity::Critical,
                     "/pki/ancient.crt (pem): CN=ancient, issued by CN=ca: expired 1970-01-01T00:00:00Z"
+                ),
+                (
+                    Severity::Critical,
+                    "/pki/far.crt (pem): CN=far, issued by CN=ca: not valid before 9999-12-31T23:59:59Z"
                 ),
                 (
                     Severity::Critical,
