@@ -1,5 +1,6 @@
-//! A point in time as the snapshot carries it (`collected_at`): whole Unix seconds in memory, RFC 3339 text in
-//! JSON (`2026-01-01T00:00:00Z`, UTC, seconds), so rules compare numbers and recorded snapshots keep their text.
+//! A point in time as the snapshot and the report carry it (`collected_at`, `generated_at`): whole Unix seconds in
+//! memory, RFC 3339 text in JSON (`2026-01-01T00:00:00Z`, UTC, seconds), so rules compare numbers and recorded
+//! snapshots and reports keep their text. The rules write certificates' dates with it too.
 
 use std::fmt;
 use std::time::{Duration, UNIX_EPOCH};
