@@ -114,7 +114,7 @@ fn main() {
         let chains: usize = state.tables.iter().map(|t| t.chains.len()).sum();
         snap.nftables = Source::ok(state, 0);
         let held = mark() - base;
-        let report = routewarden::rules::analyse(&snap, String::new());
+        let report = routewarden::rules::analyse(&snap, snap.collected_at);
         let analyse = PEAK.load(Relaxed) - base - held;
         mark();
         let json = routewarden::outputs::json(&report);

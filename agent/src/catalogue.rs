@@ -823,9 +823,11 @@ pub mod agent_down {
 }
 
 /// `certificate.expired`: certificates past their notAfter, or not valid yet. The evidence names each certificate
-/// ([`certificate_expired::certificate`]) and its date, formatted by the rules.
+/// ([`certificate_expired::certificate`]) and its date (a `Timestamp`, written as RFC 3339).
 pub mod certificate_expired {
     use std::path::Path;
+
+    use crate::model::Timestamp;
 
     /// `count` certificates expired or not yet valid.
     pub fn summary(count: usize) -> String {
@@ -838,12 +840,12 @@ pub mod certificate_expired {
     }
 
     /// The certificate (as [`certificate`] names it) expired at `date`.
-    pub fn expired(what: &str, date: &str) -> String {
+    pub fn expired(what: &str, date: Timestamp) -> String {
         format!("{what}: expired {date}")
     }
 
     /// The certificate is not valid before `date`.
-    pub fn not_yet_valid(what: &str, date: &str) -> String {
+    pub fn not_yet_valid(what: &str, date: Timestamp) -> String {
         format!("{what}: not valid before {date}")
     }
 
@@ -854,13 +856,15 @@ pub mod certificate_expired {
 
 /// `certificate.expiring`: certificates expiring within `certificates.critical_days` or `warning_days`.
 pub mod certificate_expiring {
+    use crate::model::Timestamp;
+
     /// `count` certificates expire soon.
     pub fn summary(count: usize) -> String {
         format!("{count} certificates expire soon")
     }
 
     /// The certificate (as [`super::certificate_expired::certificate`] names it) expires at `date`, `days` from now.
-    pub fn expires(what: &str, date: &str, days: i64) -> String {
+    pub fn expires(what: &str, date: Timestamp, days: i64) -> String {
         format!("{what}: expires {date} ({days} days)")
     }
 

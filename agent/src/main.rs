@@ -76,7 +76,8 @@ fn run(command: Command, settings: &Settings, config_path: &Option<std::path::Pa
                 }
                 None => sources::collect(&settings.config),
             };
-            let report = rules::analyse(&snap, routewarden::sys::now_rfc3339());
+            let report =
+                rules::analyse(&snap, routewarden::model::Timestamp::from_unix(routewarden::sys::now_unix_secs()));
             let text = match output {
                 Output::Text => outputs::text::render(&report),
                 Output::Json => outputs::json(&report) + "\n",

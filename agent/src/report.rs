@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::model::Severity;
-use crate::model::{SourceId, SourceStatus};
+use crate::model::{SourceId, SourceStatus, Timestamp};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub schema_version: u32,
     pub node: String,
-    pub generated_at: String,
+    /// When the report was made (RFC 3339 text in JSON, as it always was).
+    pub generated_at: Timestamp,
     pub sources: BTreeMap<SourceId, SourceReport>,
     pub dataplane: Dataplane,
     pub findings: Vec<Finding>,
@@ -287,6 +288,26 @@ pub struct ServiceProxy {
     /// Whether its agent process runs; null when processes could not be read.
     pub agent_running: Option<bool>,
     pub evidence: Vec<String>,
+    /// Another process holding this proxy's health port (kube-proxy's), also one line of `evidence`. Not in the
+    /// JSON: the rule churn reads it from the report the daemon has just analysed.
+    #[serde(skip)]
+    pub health_port_held_by: Option<HealthPortHolder>,
+}
+
+/// A process other than kube-proxy listening on kube-proxy's health port (Calico and Cilium bind it too,
+/// calico#10748).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthPortHolder {
+    pub port: u16,
+    pub comm: String,
+    pub pid: u32,
+}
+
+impl std::fmt::Display for HealthPortHolder {
+    /// The evidence line, in kube-proxy's evidence and again in the churn finding's.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, ":{} (kube-proxy's health port) is held by {} (pid {})", self.port, self.comm, self.pid)
+    }
 }
 
 /// Two proxies in conflict, in [`ProxyKind`] order.

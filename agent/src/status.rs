@@ -285,7 +285,8 @@ mod tests {
         );
         let snap =
             include_str!("../tests/data/snapshots/kube_proxy_alone_is_healthy_with_mode_backend_and_services.json");
-        let check = crate::rules::analyse(&serde_json::from_str(snap).unwrap(), "2026-01-01T00:00:00Z".into());
+        let at = crate::model::Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
+        let check = crate::rules::analyse(&serde_json::from_str(snap).unwrap(), at);
         let mut v = serde_json::to_value(&check).unwrap();
         let e = crate::model::strict_chain(&not_a_report(parse(&v.to_string()).unwrap_err()));
         assert!(e.ends_with("not a routewarden report: it has no \"daemon\" part (what `check --output json` prints, not a daemon's /status)"), "{e}");
@@ -301,12 +302,33 @@ mod tests {
     }
 
     #[test]
+    fn a_reports_time_is_rfc3339_text_and_an_older_daemons_report_still_loads() {
+        let snap =
+            include_str!("../tests/data/snapshots/kube_proxy_alone_is_healthy_with_mode_backend_and_services.json");
+        let at = crate::model::Timestamp::parse("2026-12-06T14:00:00Z").unwrap();
+        let mut r = crate::rules::analyse(&serde_json::from_str(snap).unwrap(), at);
+        r.daemon = Some(crate::report::DaemonState::default());
+        let mut v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["generated_at"], "2026-12-06T14:00:00Z");
+        assert_eq!(parse(&v.to_string()).unwrap().generated_at, at);
+        // An older daemon wrote `sys::now_rfc3339()` there as a plain string: the same text loads and writes back.
+        let older = crate::sys::now_rfc3339();
+        v["generated_at"] = older.clone().into();
+        let back = parse(&v.to_string()).unwrap();
+        assert_eq!(serde_json::to_value(&back).unwrap()["generated_at"], older.as_str());
+        // Something that is no time is refused, naming it.
+        v["generated_at"] = "yesterday".into();
+        let e = crate::model::error_chain(&parse(&v.to_string()).unwrap_err());
+        assert!(e.contains("\"yesterday\" is not an RFC 3339 time"), "{e}");
+    }
+
+    #[test]
     fn the_daemon_part_shows_the_journal_and_the_exporter_as_they_are() {
         use crate::model::kubernetes::{ExporterStatus, TaintState};
         use crate::report::{DaemonState, JournalCounters};
         let snap =
             include_str!("../tests/data/snapshots/kube_proxy_alone_is_healthy_with_mode_backend_and_services.json");
-        let mut r = crate::rules::analyse(&serde_json::from_str(snap).unwrap(), String::new());
+        let mut r = crate::rules::analyse(&serde_json::from_str(snap).unwrap(), crate::model::Timestamp::from_unix(0));
         r.daemon = Some(DaemonState {
             collections: 7,
             rule_changes: 3,

@@ -96,7 +96,7 @@ pub fn narrowed(config: &Config, reqs: &[Requirement]) -> Config {
 /// since `nft`'s last read.
 pub fn evaluate(config: &Config, reqs: &[Requirement], nft: &mut sources::nftables::Reuse) -> Vec<(String, Check)> {
     let snap = sources::collect_reusing(config, nft);
-    let report = rules::analyse(&snap, String::new());
+    let report = rules::analyse(&snap, snap.collected_at);
     reqs.iter().map(|r| (r.to_string(), check(r, &snap, &report))).collect()
 }
 

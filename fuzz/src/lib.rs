@@ -65,7 +65,7 @@ pub fn run(name: &str, data: &[u8]) {
         }
         "snapshot" => {
             if let Ok(snap) = serde_json::from_slice::<routewarden::model::Snapshot>(data) {
-                let report = routewarden::rules::analyse(&snap, String::new());
+                let report = routewarden::rules::analyse(&snap, snap.collected_at);
                 let _ = routewarden::outputs::text::render(&report);
             }
         }

@@ -641,7 +641,7 @@ impl Daemon {
     fn collected(&mut self, snap: Snapshot) {
         self.collecting = None;
         self.render_at = None;
-        let report = rules::analyse(&snap, crate::sys::now_rfc3339());
+        let report = rules::analyse(&snap, crate::model::Timestamp::from_unix(crate::sys::now_unix_secs()));
         self.counters.rule_changes += self.churn.observe(rules::churn::kube_proxy_chains(&snap));
         self.counters.collections += 1;
         self.counters.last_collection_unix = now_unix();

@@ -1,10 +1,14 @@
-//! A point in time as the snapshot carries it (`collected_at`): whole Unix seconds in memory, RFC 3339 text in
-//! JSON (`2026-01-01T00:00:00Z`, UTC, seconds), so rules compare numbers and recorded snapshots keep their text.
+//! A point in time as the snapshot and the report carry it (`collected_at`, `generated_at`): whole Unix seconds in
+//! memory, RFC 3339 text in JSON (`2026-01-01T00:00:00Z`, UTC, seconds), so rules compare numbers and recorded
+//! snapshots and reports keep their text. The rules write certificates' dates with it too.
 
 use std::fmt;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// 9999-12-31T23:59:59Z, the last second RFC 3339 writes.
+const LAST_SECOND: u64 = 253_402_300_799;
 
 /// Whole seconds since the Unix epoch, never before it (RFC 3339 text has no earlier form here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -21,8 +25,14 @@ pub struct TimestampError {
 
 impl Timestamp {
     /// The time `secs` seconds after the Unix epoch.
-    pub fn from_unix(secs: u64) -> Timestamp {
+    pub const fn from_unix(secs: u64) -> Timestamp {
         Timestamp(secs)
+    }
+
+    /// The time `secs` seconds after the Unix epoch, signed as certificates' times are; a time before the epoch
+    /// is the epoch (the earliest this type writes).
+    pub fn from_unix_signed(secs: i64) -> Timestamp {
+        Timestamp(u64::try_from(secs).unwrap_or(0))
     }
 
     /// Seconds since the Unix epoch.
@@ -44,9 +54,11 @@ impl Timestamp {
 }
 
 impl fmt::Display for Timestamp {
-    /// RFC 3339 in UTC with whole seconds, as `sys::now_rfc3339` writes report times.
+    /// RFC 3339 in UTC with whole seconds (`2026-01-01T00:00:00Z`): snapshot and report times, certificate dates.
+    /// A time after 9999-12-31T23:59:59Z (only a crafted certificate or snapshot has one) is written as that
+    /// second: RFC 3339 has no later text, and humantime's formatter fails on it (`to_string` would panic).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = UNIX_EPOCH.checked_add(Duration::from_secs(self.0)).unwrap_or(UNIX_EPOCH);
+        let t = UNIX_EPOCH.checked_add(Duration::from_secs(self.0.min(LAST_SECOND))).unwrap_or(UNIX_EPOCH);
         write!(f, "{}", humantime::format_rfc3339_seconds(t))
     }
 }
@@ -78,6 +90,18 @@ mod tests {
             assert_eq!(serde_json::from_str::<Timestamp>(&format!("\"{text}\"")).unwrap(), t);
         }
         assert!(Timestamp::parse("2026-01-01T00:00:00Z").unwrap() < Timestamp::parse("2026-01-01T00:00:01Z").unwrap());
+    }
+
+    #[test]
+    fn times_before_the_epoch_are_the_epoch_and_after_9999_its_last_second() {
+        assert_eq!(Timestamp::from_unix_signed(-1).to_string(), "1970-01-01T00:00:00Z");
+        assert_eq!(Timestamp::from_unix_signed(1_767_225_600), Timestamp::from_unix(1_767_225_600));
+        // RFC 5280's "no well-defined expiration date", 99991231235959Z.
+        assert_eq!(Timestamp::from_unix_signed(253_402_300_799).to_string(), "9999-12-31T23:59:59Z");
+        // Later than RFC 3339's last second (humantime refuses to write it): that second, not a panic.
+        assert_eq!(Timestamp::from_unix_signed(253_402_300_800).to_string(), "9999-12-31T23:59:59Z");
+        assert_eq!(Timestamp::from_unix_signed(i64::MAX).to_string(), "9999-12-31T23:59:59Z");
+        assert_eq!(Timestamp::from_unix(u64::MAX).to_string(), "9999-12-31T23:59:59Z");
     }
 
     #[test]

@@ -554,7 +554,7 @@ mod tests {
             "bpf":{"status":"disabled"},"processes":{"status":"disabled"}}"#,
         )
         .unwrap();
-        let report = crate::rules::analyse(&snap, "t".into());
+        let report = crate::rules::analyse(&snap, crate::model::Timestamp::from_unix(0));
         shared.publish(Published {
             status: "{\"compact\":1}".into(),
             status_pretty: "{\n  \"pretty\": 1\n}".into(),

@@ -914,7 +914,7 @@ mod tests {
             "/tests/data/snapshots/conflict_when_kube_proxy_runs_next_to_cilium_socket_lb.json"
         );
         let snap: crate::model::Snapshot = serde_json::from_str(&std::fs::read_to_string(snap).unwrap()).unwrap();
-        let mut r = crate::rules::analyse(&snap, "t".into());
+        let mut r = crate::rules::analyse(&snap, crate::model::Timestamp::from_unix(0));
         r.certificates.push(crate::report::Certificate {
             path: "/etc/kubernetes/pki/ca.crt".into(),
             location: String::new(),
@@ -1068,7 +1068,7 @@ mod tests {
             "bpf":{"status":"disabled"},"processes":{"status":"disabled"}}"#,
         )
         .unwrap();
-        let mut r = crate::rules::analyse(&snap, "t".into());
+        let mut r = crate::rules::analyse(&snap, crate::model::Timestamp::from_unix(0));
         let proxy = |proxy, mode, services| ServiceProxy {
             proxy,
             mode,
@@ -1076,6 +1076,7 @@ mod tests {
             services,
             agent_running: Some(true),
             evidence: Vec::new(),
+            health_port_held_by: None,
         };
         r.dataplane.proxies = vec![
             proxy(ProxyKind::KubeProxy, ServiceProxyMode::Ipvs, Some(3)),

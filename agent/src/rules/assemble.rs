@@ -5,7 +5,7 @@
 //! once, over every finding.
 
 use crate::model::kubernetes::ExporterStatus;
-use crate::model::{SourceId, SourceStatus};
+use crate::model::{SourceId, SourceStatus, Timestamp};
 use crate::report::{verdict, AuthCounters, DaemonState, Finding, JournalCounters, Report, SourceReport};
 
 use super::gate::NodeGate;
@@ -81,10 +81,11 @@ pub fn assemble(base: &Report, inputs: Inputs<'_>) -> Report {
             note: None,
         },
         Some(s) => {
-            let last = s.last_success_unix.and_then(|t| {
-                let at = std::time::UNIX_EPOCH.checked_add(std::time::Duration::try_from_secs_f64(t).ok()?)?;
-                Some(humantime::format_rfc3339_seconds(at).to_string())
-            });
+            // Whole seconds, as RFC 3339 (a negative or not-a-number time is none).
+            let last = s
+                .last_success_unix
+                .and_then(|t| std::time::Duration::try_from_secs_f64(t).ok())
+                .map(|d| Timestamp::from_unix(d.as_secs()).to_string());
             let (status, error) = match s.up {
                 Some(true) => (SourceStatus::Ok, None),
                 Some(false) => (SourceStatus::Failed, s.last_error.clone()),
@@ -118,7 +119,7 @@ mod tests {
     fn base() -> Report {
         let snap = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/snapshots/kube_router_alone_is_healthy.json");
         let snap: crate::model::Snapshot = serde_json::from_str(&std::fs::read_to_string(snap).unwrap()).unwrap();
-        super::super::analyse(&snap, "t".into())
+        super::super::analyse(&snap, crate::model::Timestamp::from_unix(0))
     }
 
     fn inputs<'a>(journal: Journal, exporter: Option<ExporterStatus>, gate: &'a NodeGate) -> Inputs<'a> {
@@ -193,5 +194,11 @@ mod tests {
         let before = ExporterStatus::default();
         let r = assemble(&b, inputs(Journal::Disabled, Some(before), &NodeGate::Met));
         assert_eq!(r.sources[&SourceId::Kubernetes].error.as_deref(), Some("no exchange with the API server yet"));
+        // The last success in whole seconds; a time the clock cannot have given is none.
+        for (t, text) in [(1_767_225_600.9, Some("2026-01-01T00:00:00Z")), (-1.0, None), (f64::NAN, None)] {
+            let s = ExporterStatus { up: Some(true), last_success_unix: Some(t), ..ExporterStatus::default() };
+            let r = assemble(&b, inputs(Journal::Disabled, Some(s), &NodeGate::Met));
+            assert_eq!(r.sources[&SourceId::Kubernetes].last_success.as_deref(), text, "{t}");
+        }
     }
 }

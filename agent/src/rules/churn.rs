@@ -132,13 +132,7 @@ pub fn apply(report: &mut Report, flips: &[&str]) {
     let mut evidence = vec![evidence];
     // Who holds kube-proxy's health port is evidence of the other party too.
     evidence.extend(
-        report
-            .dataplane
-            .proxies
-            .iter()
-            .flat_map(|p| p.evidence.iter())
-            .filter(|e| e.contains("kube-proxy's health port"))
-            .cloned(),
+        report.dataplane.proxies.iter().filter_map(|p| p.health_port_held_by.as_ref()).map(ToString::to_string),
     );
     if let Some((who, _)) = party {
         evidence.push(text::likely_other_party(who));
@@ -198,6 +192,7 @@ mod tests {
             services: None,
             agent_running: Some(true),
             evidence: Vec::new(),
+            health_port_held_by: None,
         }
     }
 
@@ -226,7 +221,7 @@ mod tests {
             "bpf":{"status":"disabled"},"processes":{"status":"disabled"}}"#,
         )
         .unwrap();
-        let mut report = crate::rules::analyse(&snap, "t".into());
+        let mut report = crate::rules::analyse(&snap, crate::model::Timestamp::from_unix(0));
         apply(&mut report, &[]);
         assert!(report.finding(&FindingId::ServiceRoutingChurn).is_none());
         apply(&mut report, &["nft ipv4 nat KUBE-SERVICES"]);
@@ -250,7 +245,7 @@ mod tests {
     fn churn_names_the_likely_other_party() {
         let snap = no_sources();
         use crate::report::ServiceProxyMode as M;
-        let mut report = crate::rules::analyse(&snap, "t".into());
+        let mut report = crate::rules::analyse(&snap, crate::model::Timestamp::from_unix(0));
         report.dataplane.proxies =
             vec![proxy(ProxyKind::KubeProxy, M::Iptables), proxy(ProxyKind::CalicoEbpf, M::Ebpf)];
         apply(&mut report, &["nft ipv4 nat KUBE-SERVICES"]);
@@ -259,17 +254,17 @@ mod tests {
         assert!(f.remedy.contains("BPFKubeProxyIptablesCleanupEnabled=false"), "{f:?}");
 
         // IPVS services coming back next to kube-router; chains coming back there name nobody in particular.
-        let mut report = crate::rules::analyse(&snap, "t".into());
+        let mut report = crate::rules::analyse(&snap, crate::model::Timestamp::from_unix(0));
         report.dataplane.proxies = vec![proxy(ProxyKind::KubeProxy, M::Ipvs), proxy(ProxyKind::KubeRouter, M::Ipvs)];
         apply(&mut report, &["ipvs service 10.96.0.1"]);
         let f = report.finding(&FindingId::ServiceRoutingChurn).unwrap();
         assert!(f.evidence[1].contains("kube-router") && f.remedy.contains("--run-service-proxy=false"), "{f:?}");
-        let mut report = crate::rules::analyse(&snap, "t".into());
+        let mut report = crate::rules::analyse(&snap, crate::model::Timestamp::from_unix(0));
         report.dataplane.proxies = vec![proxy(ProxyKind::KubeRouter, M::Ipvs)];
         apply(&mut report, &["nft ipv4 nat KUBE-SERVICES"]);
         assert!(report.finding(&FindingId::ServiceRoutingChurn).unwrap().summary.contains("something else"));
         // kube-router alone re-creating its own IPVS services: no kube-proxy, no fight with it to name.
-        let mut report = crate::rules::analyse(&snap, "t".into());
+        let mut report = crate::rules::analyse(&snap, crate::model::Timestamp::from_unix(0));
         report.dataplane.proxies = vec![proxy(ProxyKind::KubeRouter, M::Ipvs)];
         apply(&mut report, &["ipvs service 10.96.0.1"]);
         let f = report.finding(&FindingId::ServiceRoutingChurn).unwrap();
@@ -277,10 +272,39 @@ mod tests {
     }
 
     #[test]
+    fn who_holds_kube_proxys_health_port_is_carried_as_data_not_found_by_its_text() {
+        // Calico's world recorded by the system tests: calico-node (pid 102) listens on :10256.
+        let path = format!(
+            "{}/tests/data/snapshots/conflict_when_kube_proxy_runs_next_to_calico_ebpf.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let snap: Snapshot = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut report = crate::rules::analyse(&snap, snap.collected_at);
+        let line = ":10256 (kube-proxy's health port) is held by calico-node (pid 102)";
+        let kp = report.dataplane.proxies.iter().find(|p| p.proxy == ProxyKind::KubeProxy).unwrap();
+        assert_eq!(kp.health_port_held_by.as_ref().map(ToString::to_string).as_deref(), Some(line));
+        assert!(kp.evidence.iter().any(|e| e == line), "{kp:?}");
+        apply(&mut report, &["nft ipv4 nat KUBE-SERVICES"]);
+        let f = report.findings.iter().find(|f| f.evidence.iter().any(|e| e.contains("KUBE-SERVICES"))).unwrap();
+        let at = f.evidence.iter().position(|e| e.contains("KUBE-SERVICES")).unwrap();
+        assert_eq!(f.evidence[at + 1], line, "{f:?}");
+
+        // Evidence that only reads like it names no holder.
+        use crate::report::ServiceProxyMode as M;
+        let mut report = crate::rules::analyse(&no_sources(), crate::model::Timestamp::from_unix(0));
+        let mut cilium = proxy(ProxyKind::Cilium, M::KubeProxyReplacement);
+        cilium.evidence = vec!["socket-LB answers on kube-proxy's health port range".into()];
+        report.dataplane.proxies = vec![cilium];
+        apply(&mut report, &["nft ipv4 nat KUBE-SERVICES"]);
+        let f = report.finding(&FindingId::ServiceRoutingChurn).unwrap();
+        assert_eq!(f.evidence.len(), 1, "{f:?}");
+    }
+
+    #[test]
     fn kube_proxy_rules_flip_flopping_next_to_calico_make_the_pair_critical() {
         let snap = no_sources();
         use crate::report::ServiceProxyMode as M;
-        let mut report = crate::rules::analyse(&snap, "t".into());
+        let mut report = crate::rules::analyse(&snap, crate::model::Timestamp::from_unix(0));
         report.dataplane.proxies =
             vec![proxy(ProxyKind::KubeProxy, M::Iptables), proxy(ProxyKind::CalicoEbpf, M::Ebpf)];
         let conflict = |summary: &str| Finding {
@@ -322,7 +346,7 @@ mod tests {
                 continue;
             }
             let snap: Snapshot = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            let report = crate::rules::analyse(&snap, "t".into());
+            let report = crate::rules::analyse(&snap, crate::model::Timestamp::from_unix(0));
             let found: Vec<&Finding> =
                 report.findings.iter().filter(|f| f.id == FindingId::ServiceRoutingConflict).collect();
             assert_eq!(found.len(), report.dataplane.conflicts.len(), "{}", path.display());

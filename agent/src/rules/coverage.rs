@@ -79,7 +79,7 @@ mod tests {
     #[test]
     fn every_source_read_says_nothing() {
         assert_eq!(evaluate(&bare()), Vec::new());
-        assert_eq!(crate::rules::analyse(&healthy(), String::new()).verdict, Verdict::Ok);
+        assert_eq!(crate::rules::analyse(&healthy(), crate::model::Timestamp::from_unix(0)).verdict, Verdict::Ok);
     }
 
     #[test]
@@ -101,7 +101,7 @@ mod tests {
         let mut empty = healthy();
         empty.processes.data = None;
         for snap in [only_nft, all, empty] {
-            let r = crate::rules::analyse(&snap, String::new());
+            let r = crate::rules::analyse(&snap, crate::model::Timestamp::from_unix(0));
             assert_ne!(r.verdict, Verdict::Ok, "{:?}", r.findings);
             assert_ne!(r.exit_code(), 0);
             assert!(r.finding(&FindingId::CoverageIncomplete).is_some_and(|f| f.summary.contains("not looked at")));

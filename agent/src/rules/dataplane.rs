@@ -364,7 +364,7 @@ mod tests {
             for k in kinds {
                 pods.next().unwrap().kind = Some(k.to_string());
             }
-            let r = crate::rules::analyse(&s, "t".into());
+            let r = crate::rules::analyse(&s, crate::model::Timestamp::from_unix(0));
             (r.dataplane.cilium.attach_mode, r.dataplane.cilium.device_mode, r.dataplane.cilium.kube_proxy_replacement)
         };
         assert_eq!(decide(["veth", "veth"]), (Some(AttachMode::Tcx), Some(DeviceMode::Veth), Some(true)));

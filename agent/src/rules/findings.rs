@@ -466,6 +466,7 @@ mod tests {
             services: None,
             agent_running: agent,
             evidence: vec![format!("{proxy:?}")],
+            health_port_held_by: None,
         }
     }
 

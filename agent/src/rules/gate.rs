@@ -321,7 +321,7 @@ mod tests {
             let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
             v["routes"] = serde_json::json!({"status": "failed", "error": "netlink: denied"});
             let snap: Snapshot = serde_json::from_value(v).unwrap();
-            let report = crate::rules::analyse(&snap, "t".into());
+            let report = crate::rules::analyse(&snap, crate::model::Timestamp::from_unix(0));
             check(&Requirement::NoConflict, &snap, &report)
         };
         assert_eq!(at("kube_proxy_alone_is_healthy_with_mode_backend_and_services"), Check::Met("no conflict".into()));

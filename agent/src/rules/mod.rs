@@ -20,16 +20,16 @@ pub mod neighbours;
 pub mod proxies;
 pub mod remedy;
 
-use crate::model::Snapshot;
+use crate::model::{Snapshot, Timestamp};
 use crate::report::{verdict, Report, SourceReport};
 
 /// Analyses one snapshot. `generated_at` is passed in so the function stays pure.
-pub fn analyse(snap: &Snapshot, generated_at: String) -> Report {
+pub fn analyse(snap: &Snapshot, generated_at: Timestamp) -> Report {
     let mut facts = dataplane::Facts::of(snap);
     let (mut findings, conflicts) = findings::evaluate(snap, &facts);
     facts.dataplane.conflicts = conflicts;
     // Time-dependent rules judge the snapshot at the time it was taken, wherever it is analysed.
-    findings.extend(neighbours::evaluate(snap, &facts.dataplane, Some(snap.collected_at.unix_signed())));
+    findings.extend(neighbours::evaluate(snap, &facts.dataplane, snap.collected_at));
     // No healthy verdict rests on a source that was not read.
     findings.extend(coverage::evaluate(snap));
     let sources = snap

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::catalogue as text;
-use crate::model::Snapshot;
+use crate::model::{Snapshot, Timestamp};
 use crate::report::{Certificate, Dataplane, Finding, FindingId, ProxyMode, Severity};
 
 const DAY: i64 = 86_400;
@@ -40,14 +40,9 @@ pub fn certificates(snap: &Snapshot) -> Vec<Certificate> {
     out
 }
 
-fn date(unix: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(unix).unwrap_or(0));
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
 /// One row of the neighbours' decision table: the findings it raises for a snapshot, its dataplane and the
 /// snapshot's collection time.
-type Check = fn(&Snapshot, &Dataplane, Option<i64>) -> Vec<Finding>;
+type Check = fn(&Snapshot, &Dataplane, Timestamp) -> Vec<Finding>;
 
 /// Every check, in the order their findings are reported.
 const CHECKS: &[Check] = &[
@@ -60,15 +55,16 @@ const CHECKS: &[Check] = &[
     kube_proxy_unhealthy,
 ];
 
-/// `now` is the snapshot's collection time; without it (an unreadable `collected_at`) expiry is not judged.
-pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: Option<i64>) -> Vec<Finding> {
+/// `now` is the snapshot's collection time (`collected_at`): certificates are judged as of then.
+pub fn evaluate(snap: &Snapshot, dp: &Dataplane, now: Timestamp) -> Vec<Finding> {
     CHECKS.iter().flat_map(|check| check(snap, dp, now)).collect()
 }
 
 /// Certificates expired, not yet valid, or expiring within the configured days.
-fn certificate_expiry(snap: &Snapshot, _dp: &Dataplane, now: Option<i64>) -> Vec<Finding> {
+fn certificate_expiry(snap: &Snapshot, _dp: &Dataplane, now: Timestamp) -> Vec<Finding> {
     let mut out = Vec::new();
-    if let (Some(certs), Some(now)) = (snap.certificates.get(), now) {
+    let now = now.unix_signed();
+    if let Some(certs) = snap.certificates.get() {
         let mut expired = Vec::new();
         let mut critical = Vec::new();
         let mut warning = Vec::new();
@@ -76,13 +72,22 @@ fn certificate_expiry(snap: &Snapshot, _dp: &Dataplane, now: Option<i64>) -> Vec
             let what = text::certificate_expired::certificate(&c.path, &c.location, &c.subject, &c.issuer);
             let left = c.not_after - now;
             if left < 0 {
-                expired.push(text::certificate_expired::expired(&what, &date(c.not_after)));
+                expired.push(text::certificate_expired::expired(&what, Timestamp::from_unix_signed(c.not_after)));
             } else if c.not_before > now {
-                expired.push(text::certificate_expired::not_yet_valid(&what, &date(c.not_before)));
+                expired
+                    .push(text::certificate_expired::not_yet_valid(&what, Timestamp::from_unix_signed(c.not_before)));
             } else if left < (certs.critical_days as i64).saturating_mul(DAY) {
-                critical.push(text::certificate_expiring::expires(&what, &date(c.not_after), left / DAY));
+                critical.push(text::certificate_expiring::expires(
+                    &what,
+                    Timestamp::from_unix_signed(c.not_after),
+                    left / DAY,
+                ));
             } else if left < (certs.warning_days as i64).saturating_mul(DAY) {
-                warning.push(text::certificate_expiring::expires(&what, &date(c.not_after), left / DAY));
+                warning.push(text::certificate_expiring::expires(
+                    &what,
+                    Timestamp::from_unix_signed(c.not_after),
+                    left / DAY,
+                ));
             }
         }
         if !expired.is_empty() {
@@ -110,7 +115,7 @@ fn certificate_expiry(snap: &Snapshot, _dp: &Dataplane, now: Option<i64>) -> Vec
 }
 
 /// Certificate files that could not be read or parsed.
-fn certificates_unreadable(snap: &Snapshot, _dp: &Dataplane, _now: Option<i64>) -> Vec<Finding> {
+fn certificates_unreadable(snap: &Snapshot, _dp: &Dataplane, _now: Timestamp) -> Vec<Finding> {
     let mut out = Vec::new();
     if let Some(certs) = snap.certificates.get() {
         if !certs.errors.is_empty() {
@@ -127,7 +132,7 @@ fn certificates_unreadable(snap: &Snapshot, _dp: &Dataplane, _now: Option<i64>) 
 }
 
 /// NFS mounted from a ClusterIP while Cilium's socket-LB translates connections.
-fn nfs_to_a_clusterip_under_socket_lb(snap: &Snapshot, dp: &Dataplane, _now: Option<i64>) -> Vec<Finding> {
+fn nfs_to_a_clusterip_under_socket_lb(snap: &Snapshot, dp: &Dataplane, _now: Timestamp) -> Vec<Finding> {
     let mut out = Vec::new();
     if let (Some(mounts), Some(true)) = (snap.mounts.get(), dp.cilium.socket_lb) {
         let mut cluster_ips: Vec<IpAddr> = snap
@@ -161,7 +166,7 @@ fn nfs_to_a_clusterip_under_socket_lb(snap: &Snapshot, dp: &Dataplane, _now: Opt
 }
 
 /// A kubelet without a usable CNI configuration.
-fn cni_config_missing(snap: &Snapshot, _dp: &Dataplane, _now: Option<i64>) -> Vec<Finding> {
+fn cni_config_missing(snap: &Snapshot, _dp: &Dataplane, _now: Timestamp) -> Vec<Finding> {
     let mut out = Vec::new();
     if let Some(cni) = snap.cni.get() {
         let kubelet = snap.processes.get().is_some_and(|p| !p.pids("kubelet").is_empty());
@@ -185,7 +190,7 @@ fn cni_config_missing(snap: &Snapshot, _dp: &Dataplane, _now: Option<i64>) -> Ve
 }
 
 /// kube-proxy's `/proxyMode` against the mode its rules show.
-fn kube_proxy_mode_mismatch(snap: &Snapshot, dp: &Dataplane, _now: Option<i64>) -> Vec<Finding> {
+fn kube_proxy_mode_mismatch(snap: &Snapshot, dp: &Dataplane, _now: Timestamp) -> Vec<Finding> {
     let mut out = Vec::new();
     let kp = &dp.kube_proxy;
     if let Some(reported) = &kp.reported_mode {
@@ -207,7 +212,7 @@ fn kube_proxy_mode_mismatch(snap: &Snapshot, dp: &Dataplane, _now: Option<i64>) 
 }
 
 /// Answers on kube-proxy's ports from a socket no kube-proxy holds.
-fn kube_proxy_untrusted_answer(snap: &Snapshot, _dp: &Dataplane, _now: Option<i64>) -> Vec<Finding> {
+fn kube_proxy_untrusted_answer(snap: &Snapshot, _dp: &Dataplane, _now: Timestamp) -> Vec<Finding> {
     let mut out = Vec::new();
     if let Some(api) = snap.kube_proxy_api.get().filter(|a| !a.ignored.is_empty()) {
         out.push(Finding {
@@ -222,7 +227,7 @@ fn kube_proxy_untrusted_answer(snap: &Snapshot, _dp: &Dataplane, _now: Option<i6
 }
 
 /// kube-proxy running while its `/healthz` does not answer 200.
-fn kube_proxy_unhealthy(_snap: &Snapshot, dp: &Dataplane, _now: Option<i64>) -> Vec<Finding> {
+fn kube_proxy_unhealthy(_snap: &Snapshot, dp: &Dataplane, _now: Timestamp) -> Vec<Finding> {
     let mut out = Vec::new();
     let kp = &dp.kube_proxy;
     if kp.healthz_status.is_some_and(|c| c != 200) && !kp.pids.is_empty() {
@@ -250,5 +255,60 @@ mod tests {
         assert!(has(&parse_cidr("fd00::/108").unwrap(), "fd00::20"));
         assert!(parse_cidr("10.96.0.0/33").is_none() && parse_cidr("nope").is_none());
         assert_eq!(parse_cidr("10.0.0.1"), Some("10.0.0.1/32".parse().unwrap()));
+    }
+
+    #[test]
+    fn certificate_dates_are_written_as_rfc3339_as_of_the_collection() {
+        let now: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+        let cert = |cn: &str, not_before: i64, not_after: i64| {
+            serde_json::json!({"path": format!("/pki/{cn}.crt"), "location": "pem", "subject": format!("CN={cn}"),
+                "issuer": "CN=ca", "not_before": not_before, "not_after": not_after})
+        };
+        let snap: Snapshot = serde_json::from_value(serde_json::json!({
+            "schema_version": 2, "node": "n", "collected_at": "2026-01-01T00:00:00Z",
+            "iptables_legacy": {"status": "disabled"}, "nftables": {"status": "disabled"},
+            "links": {"status": "disabled"}, "ipvs": {"status": "disabled"}, "bpf": {"status": "disabled"},
+            "processes": {"status": "disabled"},
+            "certificates": {"status": "ok", "duration_ms": 0, "data": {"warning_days": 28, "critical_days": 7,
+                "errors": [], "certificates": [
+                    cert("old", now - 400 * DAY, now - 1),
+                    cert("early", now + DAY, now + 400 * DAY),
+                    cert("soon", now - DAY, now + 3 * DAY + 5),
+                    cert("later", now - DAY, now + 20 * DAY),
+                    cert("ancient", -DAY, -1),
+                    // Past what RFC 3339 writes (a crafted file, or a snapshot edited by hand): no panic.
+                    cert("far", i64::MAX, i64::MAX),
+                ]}}
+        }))
+        .unwrap();
+        let findings = evaluate(&snap, &Dataplane::default(), snap.collected_at);
+        let evidence: Vec<(Severity, &str)> =
+            findings.iter().flat_map(|f| f.evidence.iter().map(|e| (f.severity, e.as_str()))).collect();
+        assert_eq!(
+            evidence,
+            [
+                (Severity::Critical, "/pki/old.crt (pem): CN=old, issued by CN=ca: expired 2025-12-31T23:59:59Z"),
+                (
+                    Severity::Critical,
+                    "/pki/early.crt (pem): CN=early, issued by CN=ca: not valid before 2026-01-02T00:00:00Z"
+                ),
+                (
+                    Severity::Critical,
+                    "/pki/ancient.crt (pem): CN=ancient, issued by CN=ca: expired 1970-01-01T00:00:00Z"
+                ),
+                (
+                    Severity::Critical,
+                    "/pki/far.crt (pem): CN=far, issued by CN=ca: not valid before 9999-12-31T23:59:59Z"
+                ),
+                (
+                    Severity::Critical,
+                    "/pki/soon.crt (pem): CN=soon, issued by CN=ca: expires 2026-01-04T00:00:05Z (3 days)"
+                ),
+                (
+                    Severity::Warning,
+                    "/pki/later.crt (pem): CN=later, issued by CN=ca: expires 2026-01-21T00:00:00Z (20 days)"
+                ),
+            ]
+        );
     }
 }

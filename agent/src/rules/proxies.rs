@@ -13,7 +13,9 @@ use crate::model::links::{Direction, LinksState};
 use crate::model::nftables::NftablesState;
 use crate::model::procs::ProcessState;
 use crate::model::Snapshot;
-use crate::report::{Cilium, KubeProxy, ProxyKind, ProxyMode, ServiceProxy, ServiceProxyMode, Traffic};
+use crate::report::{
+    Cilium, HealthPortHolder, KubeProxy, ProxyKind, ProxyMode, ServiceProxy, ServiceProxyMode, Traffic,
+};
 
 /// What the proxies need besides the report's view: whether a kubelet is there, and notes for people (stale
 /// pins) that prove no proxy.
@@ -165,13 +167,13 @@ fn kube_proxy(node: &Node, kp: &KubeProxy, kp_evidence: &[String]) -> Option<Ser
     };
     let mut evidence = kp_evidence.to_vec();
     // A socket whose process is not visible (another pid namespace) says nothing; k3s and rke2 embed kube-proxy.
-    if let Some(h) = node.procs.and_then(|p| p.healthz_port.as_ref()) {
-        if let (Some(comm), Some(pid)) = (&h.comm, h.pid) {
-            if !EMBEDDED_KUBE_PROXY.contains(&comm.as_str()) {
-                evidence.push(format!(":{} (kube-proxy's health port) is held by {comm} (pid {pid})", h.port));
-            }
+    let health_port_held_by = node.procs.and_then(|p| p.healthz_port.as_ref()).and_then(|h| match (&h.comm, h.pid) {
+        (Some(comm), Some(pid)) if !EMBEDDED_KUBE_PROXY.contains(&comm.as_str()) => {
+            Some(HealthPortHolder { port: h.port, comm: comm.clone(), pid })
         }
-    }
+        _ => None,
+    });
+    evidence.extend(health_port_held_by.as_ref().map(ToString::to_string));
     match kp.mode {
         ProxyMode::None => {
             evidence.push("no kube-proxy Service rules right now (deleted by another writer, or not synced yet)".into())
@@ -191,6 +193,7 @@ fn kube_proxy(node: &Node, kp: &KubeProxy, kp_evidence: &[String]) -> Option<Ser
         services,
         agent_running: kp.running,
         evidence,
+        health_port_held_by,
     })
 }
 
@@ -221,6 +224,7 @@ fn cilium(cil: &Cilium, cil_evidence: &[String]) -> Option<ServiceProxy> {
         services: cil.services,
         agent_running: cil.agent_running,
         evidence: cil_evidence.to_vec(),
+        health_port_held_by: None,
     })
 }
 
@@ -280,6 +284,7 @@ fn kube_router(node: &Node) -> Found {
                 services: Some(n),
                 agent_running: node.running("kube-router"),
                 evidence,
+                health_port_held_by: None,
             }))
         }
         _ => Found::default(),
@@ -356,6 +361,7 @@ fn antrea(node: &Node) -> Found {
             services: None,
             agent_running: antrea_agent,
             evidence,
+            health_port_held_by: None,
         }),
         incomplete,
         not_proxies: Vec::new(),
@@ -389,6 +395,7 @@ fn ovn_kubernetes(node: &Node) -> Option<ServiceProxy> {
         services: None,
         agent_running: ovnkube,
         evidence,
+        health_port_held_by: None,
     })
 }
 
@@ -441,6 +448,7 @@ fn loxilb(node: &Node) -> Option<ServiceProxy> {
         services: None,
         agent_running: node.running("loxilb"),
         evidence,
+        health_port_held_by: None,
     })
 }
 
@@ -523,6 +531,7 @@ fn calico_ebpf(node: &Node) -> Found {
         services: (!maps.is_empty()).then_some(frontends),
         agent_running: node.running("calico-node"),
         evidence,
+        health_port_held_by: None,
     }))
 }
 
@@ -577,7 +586,7 @@ mod tests {
         let path = format!("{}/tests/data/snapshots/{name}.json", env!("CARGO_MANIFEST_DIR"));
         let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         edit(&mut v);
-        crate::rules::analyse(&serde_json::from_value(v).unwrap(), "t".into())
+        crate::rules::analyse(&serde_json::from_value(v).unwrap(), crate::model::Timestamp::from_unix(0))
     }
 
     fn ids(r: &Report) -> Vec<(String, Severity)> {

@@ -9,15 +9,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use expect_test::expect_file;
-use routewarden::model::Snapshot;
+use routewarden::model::{Snapshot, Timestamp};
 use routewarden::outputs::text;
 use routewarden::report::Report;
 use routewarden::rules::analyse;
 
 const SNAPSHOTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/snapshots");
 
-/// The report time; the recordings' own collection time (normalised) drives the time-dependent rules.
-const ANALYSED_AT: &str = "2026-01-01T00:00:00Z";
+/// The report time, 2026-01-01T00:00:00Z; the recordings' own collection time (normalised) drives the
+/// time-dependent rules.
+const ANALYSED_AT: Timestamp = Timestamp::from_unix(1_767_225_600);
 
 /// The names of the recordings (`<name>.json`), sorted.
 fn recordings() -> Vec<String> {
@@ -78,7 +79,7 @@ fn every_recorded_world_gives_its_expected_decision() {
     let mut differ = Vec::new();
     for name in &names {
         let (_, snap) = load(name);
-        let report = analyse(&snap, ANALYSED_AT.into());
+        let report = analyse(&snap, ANALYSED_AT);
         let expected = Path::new(SNAPSHOTS).join(format!("{name}.expected.txt"));
         let actual = decision(&report);
         // Check every recording, then list the ones that differ (each prints its own diff).
@@ -104,7 +105,7 @@ fn every_recorded_world_gives_its_expected_decision() {
 fn the_binary_decides_on_a_recording_as_the_library_does() {
     for name in recordings() {
         let (path, snap) = load(&name);
-        let report = analyse(&snap, ANALYSED_AT.into());
+        let report = analyse(&snap, ANALYSED_AT);
         let out = Command::new(env!("CARGO_BIN_EXE_routewarden"))
             .args(["--config", "/dev/null", "check", "--output", "json", "--snapshot"])
             .arg(&path)
