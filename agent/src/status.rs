@@ -311,8 +311,9 @@ mod tests {
         let mut v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["generated_at"], "2026-12-06T14:00:00Z");
         assert_eq!(parse(&v.to_string()).unwrap().generated_at, at);
-        // An older daemon wrote `sys::now_rfc3339()` there as a plain string: the same text loads and writes back.
-        let older = crate::sys::now_rfc3339();
+        // An older daemon wrote humantime's RFC 3339 seconds there as a plain string: the same text loads and
+        // writes back.
+        let older = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         v["generated_at"] = older.clone().into();
         let back = parse(&v.to_string()).unwrap();
         assert_eq!(serde_json::to_value(&back).unwrap()["generated_at"], older.as_str());

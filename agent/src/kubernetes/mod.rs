@@ -308,7 +308,7 @@ impl Task {
             self.node_taints = Some(view.taints);
             self.node_read = true;
         }
-        let now = crate::sys::now_rfc3339();
+        let now = crate::model::Timestamp::from_unix(crate::sys::now_unix_secs()).to_string();
         if let Some(desired) = &self.desired {
             let plan = self.conditions.plan(desired, &now, heartbeat);
             if !plan.is_empty() {

@@ -27,11 +27,6 @@ pub fn now_unix_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// Wall-clock time as RFC 3339 with seconds, for report and snapshot times.
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-}
-
 /// Hands freed memory back to the kernel: glibc keeps it in per-thread arenas otherwise, and the daemon's RSS
 /// would sit at the peak of the largest collection.
 pub fn release_memory() {
