@@ -157,7 +157,9 @@ pub fn apply(report: &mut Report, flips: &[&str]) {
     }
     let target = fought.map(|(_, i)| i).or_else(|| nth_conflict(&report.findings, 0));
     if let Some(f) = target.and_then(|i| report.findings.get_mut(i)) {
-        f.evidence.extend(evidence);
+        // A conflict may already carry the same line (it copies its proxies' evidence): said once.
+        let new: Vec<String> = evidence.into_iter().filter(|e| !f.evidence.contains(e)).collect();
+        f.evidence.extend(new);
     } else {
         report.findings.push(Finding {
             id: FindingId::ServiceRoutingChurn,
@@ -286,8 +288,16 @@ mod tests {
         assert!(kp.evidence.iter().any(|e| e == line), "{kp:?}");
         apply(&mut report, &["nft ipv4 nat KUBE-SERVICES"]);
         let f = report.findings.iter().find(|f| f.evidence.iter().any(|e| e.contains("KUBE-SERVICES"))).unwrap();
-        let at = f.evidence.iter().position(|e| e.contains("KUBE-SERVICES")).unwrap();
-        assert_eq!(f.evidence[at + 1], line, "{f:?}");
+        // The conflict already says who holds the port (its proxies' evidence): churn does not say it again.
+        assert_eq!(f.evidence.iter().filter(|e| *e == line).count(), 1, "{f:?}");
+        // Without a conflict to join, the churn warning carries the line itself, after the flips.
+        let mut alone = crate::rules::analyse(&snap, snap.collected_at);
+        alone.findings.retain(|f| f.id != FindingId::ServiceRoutingConflict);
+        alone.dataplane.conflicts.clear();
+        apply(&mut alone, &["nft ipv4 nat KUBE-SERVICES"]);
+        let churn = alone.findings.iter().find(|f| f.id == FindingId::ServiceRoutingChurn).unwrap();
+        let at = churn.evidence.iter().position(|e| e.contains("KUBE-SERVICES")).unwrap();
+        assert_eq!(churn.evidence[at + 1], line, "{churn:?}");
 
         // Evidence that only reads like it names no holder.
         use crate::report::ServiceProxyMode as M;
