@@ -94,7 +94,7 @@ pub struct ApiServer {
     pki: Arc<Pki>,
     token: Option<String>,
     rt: tokio::runtime::Runtime,
-    stop: Option<tokio::sync::watch::Sender<bool>>,
+    stop: Option<(tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
 
 impl ApiServer {
@@ -145,7 +145,7 @@ impl ApiServer {
         let state = Arc::clone(&self.state);
         let token = self.token.clone();
         let node = self.node_name.clone();
-        self.rt.spawn(async move {
+        let task = self.rt.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
             let acceptor = tokio_rustls::TlsAcceptor::from(tls);
             let mut conns = tokio::task::JoinSet::new();
@@ -172,8 +172,9 @@ impl ApiServer {
             }
             // Stopped: every open connection goes too, as when an API server dies.
             conns.abort_all();
+            while conns.join_next().await.is_some() {}
         });
-        self.stop = Some(stop_tx);
+        self.stop = Some((stop_tx, task));
     }
 
     fn server_config(&self) -> rustls::ServerConfig {
@@ -188,12 +189,12 @@ impl ApiServer {
         rustls::ServerConfig::builder().with_client_cert_verifier(verifier).with_single_cert(vec![cert], key).unwrap()
     }
 
-    /// Stops answering: the port is closed and open connections are cut.
+    /// Stops answering: returns once the port is closed and open connections are cut.
     pub fn stop(&mut self) {
-        if let Some(s) = self.stop.take() {
+        if let Some((s, task)) = self.stop.take() {
             let _ = s.send(true);
+            let _ = self.rt.block_on(task);
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 
     /// Starts again on the same port, with the same objects.

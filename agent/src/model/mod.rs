@@ -471,6 +471,9 @@ mod tests {
             assert!(e.contains(bad.trim_matches('"')) || e.contains("expected a string"), "{bad}: {e}");
         }
         let e = serde_json::from_str::<Snapshot>(&snapshot_at(r#""t""#)).unwrap_err().to_string();
-        assert!(e.starts_with(r#""t" is not an RFC 3339 time such as 2026-01-01T00:00:00Z"#), "{e}");
+        assert!(
+            e.starts_with(r#""t" is not an RFC 3339 time in UTC (ending in Z) such as 2026-01-01T00:00:00Z"#),
+            "{e}"
+        );
     }
 }

@@ -16,7 +16,7 @@ pub struct Timestamp(u64);
 
 /// A time that is not RFC 3339 UTC text.
 #[derive(Debug, thiserror::Error)]
-#[error("{text:?} is not an RFC 3339 time such as 2026-01-01T00:00:00Z")]
+#[error("{text:?} is not an RFC 3339 time in UTC (ending in Z) such as 2026-01-01T00:00:00Z")]
 pub struct TimestampError {
     text: String,
     #[source]
