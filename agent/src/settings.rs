@@ -260,6 +260,8 @@ impl Settings {
         };
         let mut errors = unknown_keys(&doc, text, path);
         let (unknown, sources_span) = unknown_sources(&doc, text, path);
+        // Only an unknown name is said there already; a wrong type in `disabled_sources` is toml's to say.
+        let sources_span = sources_span.filter(|_| !unknown.is_empty());
         errors.extend(unknown);
         let config = match toml::from_str::<Config>(text) {
             Ok(config) => config,
@@ -631,9 +633,10 @@ fn journal_rules(config: &Config, path: &Path) -> Result<Result<RuleSet, RulesEr
                     .iter()
                     .find_map(|(f, _)| {
                         let own = files.iter().filter(|(g, _)| g == f).map(|(_, r)| r.clone()).collect();
-                        RuleSet::with_defaults(own)
-                            .err()
-                            .map(|e| RulesError::Invalid { id: format!("in {}", f.display()), why: e.to_string() })
+                        RuleSet::with_defaults(own).err().map(|e| RulesError::Invalid {
+                            id: format!("in {}", f.display()),
+                            why: crate::model::error_chain(&e),
+                        })
                     })
                     .unwrap_or(e),
             }
@@ -986,6 +989,10 @@ mod tests {
         assert!(err.starts_with("2 mistakes:") && err.contains("command_timeout_secs"), "{err}");
         let err = Settings::parse("disabled_sources = \"ipvs\"\n", Path::new("c.toml")).unwrap_err().chain();
         assert!(err.contains("disabled_sources") && err.contains("sequence"), "{err}");
+        // A wrong type there is said next to another mistake, not held back as an unknown name would be.
+        let err =
+            Settings::parse("disabled_sources = \"ipvs\"\nbpf_fs = 1\n", Path::new("c.toml")).unwrap_err().chain();
+        assert!(err.starts_with("2 mistakes:") && err.contains("sequence") && err.contains("bpf_fs"), "{err}");
         let s = Settings::parse("disabled_sources = [\"routes\", \"kube-proxy-api\"]\n", Path::new("c.toml")).unwrap();
         assert_eq!(s.config.disabled_sources, [SourceId::KubeProxyApi, SourceId::Routes].into());
     }
