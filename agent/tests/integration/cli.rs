@@ -329,14 +329,8 @@ fn scan_journal_with_a_journalctl_that_hangs_ends_at_the_command_timeout() {
     std::fs::write(&config, format!("command_timeout_secs = 1\n[journal]\njournalctl = \"{}\"\n", fake.display()))
         .unwrap();
     let started = std::time::Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_routewarden"))
-        .arg("--config")
-        .arg(&config)
-        .args(["scan-journal", "--directory", "/nonexistent"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let (code, _, err) = scan_with(Some(&config), &["--directory", "/nonexistent"]);
+    assert_eq!(code, 3, "{err}");
     assert!(err.contains("printed nothing for 1 s"), "{err}");
     assert!(started.elapsed() < std::time::Duration::from_secs(300), "scan-journal waited for the hanging journalctl");
 }
@@ -347,14 +341,8 @@ fn scan_journal_without_journalctl_says_the_cause_once() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     std::fs::write(&config, "[journal]\njournalctl = \"/nonexistent/journalctl\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_routewarden"))
-        .arg("--config")
-        .arg(&config)
-        .args(["scan-journal", "--directory", "/nonexistent"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let (code, _, err) = scan_with(Some(&config), &["--directory", "/nonexistent"]);
+    assert_eq!(code, 3, "{err}");
     assert_eq!(
         err,
         "routewarden: scanning the journal: could not start /nonexistent/journalctl: No such file or directory (os \
@@ -406,7 +394,7 @@ Dec 06 10:00:02 node1 kubelet[812]: I1206 10:00:02.000001     812 kubelet.go:240
     assert!(err.contains("-o json"), "{err}");
 }
 
-/// Runs `scan-journal` with the real journalctl and `args`; returns (exit code, stdout, stderr).
+/// Runs `scan-journal` with `config` (else none: the real journalctl) and `args`; returns (exit code, stdout, stderr).
 fn scan_with(config: Option<&std::path::Path>, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_routewarden"))
         .arg("--config")
